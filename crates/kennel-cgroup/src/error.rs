@@ -1,0 +1,39 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Errors from reading or writing cgroup files.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// A cgroup file or directory could not be read, written or created.
+    #[error("cgroup {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// No cgroup hierarchy is mounted at all.
+    #[error(
+        "no cgroup filesystem is mounted (expected cgroup2 or cgroup v1 under /sys/fs/cgroup)"
+    )]
+    NotMounted,
+    /// A controller Kennel needs for a limit is not available.
+    #[error("the cgroup controller '{controller}' is not available{hint}")]
+    MissingController {
+        controller: &'static str,
+        hint: String,
+    },
+    /// A cgroup still had processes after they were killed.
+    #[error("cgroup {path} still has processes")]
+    Busy { path: PathBuf },
+}
+
+pub type Result<T, E = CgroupError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> CgroupError {
+    let path = path.into();
+    move |source| CgroupError::Io { op, path, source }
+}

@@ -1,0 +1,148 @@
+//! The resource model, written in each hierarchy's own dialect.
+
+use std::fs;
+use std::path::Path;
+
+use crate::error::{io_err, CgroupError, Result};
+use crate::host::{Hierarchy, HierarchyKind, Host};
+
+/// A CPU bandwidth limit: `quota_us` of CPU time per `period_us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuLimit {
+    pub quota_us: u64,
+    pub period_us: u64,
+}
+
+impl CpuLimit {
+    /// The standard 100 ms period.
+    pub const PERIOD_US: u64 = 100_000;
+
+    /// `cpus` CPUs' worth of time (1.5 = one and a half CPUs).
+    pub fn from_cpus(cpus: f64) -> Self {
+        let quota = (cpus * Self::PERIOD_US as f64).round().max(1000.0) as u64;
+        CpuLimit {
+            quota_us: quota,
+            period_us: Self::PERIOD_US,
+        }
+    }
+}
+
+/// Limits for one cgroup. `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory in bytes (RAM, page cache and kernel memory).
+    pub memory: Option<u64>,
+    /// Swap in bytes on top of `memory`. Needs `memory` on cgroup v1.
+    pub swap: Option<u64>,
+    pub cpu: Option<CpuLimit>,
+    /// Processes and threads.
+    pub pids: Option<u64>,
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    fs::write(&path, value).map_err(io_err("write", path))
+}
+
+fn missing(controller: &'static str) -> CgroupError {
+    CgroupError::MissingController {
+        controller,
+        hint: " on this host: mount it (cgroup v1) or enable it in the parent's \
+               cgroup.subtree_control (cgroup v2)"
+            .into(),
+    }
+}
+
+fn v2_max(v: Option<u64>) -> String {
+    v.map_or_else(|| "max".to_string(), |n| n.to_string())
+}
+
+fn v1_max(v: Option<u64>) -> String {
+    v.map_or_else(|| "-1".to_string(), |n| n.to_string())
+}
+
+/// Writes `limits` into the cgroup `rel` of every hierarchy that holds the
+/// controllers. Unlimited values are written too, so this also updates a
+/// live cgroup.
+pub(crate) fn apply(host: &Host, rel: &Path, limits: &Limits) -> Result<()> {
+    let dir_of = |h: &Hierarchy| h.mount_point.join(rel);
+    let mem_needed = limits.memory.is_some() || limits.swap.is_some();
+    match host.hierarchy_for("memory") {
+        Some(h) => {
+            let d = dir_of(h);
+            if h.kind == HierarchyKind::V2 {
+                write(&d, "memory.max", &v2_max(limits.memory))?;
+                if d.join("memory.swap.max").exists() {
+                    write(&d, "memory.swap.max", &v2_max(limits.swap))?;
+                }
+            } else {
+                // memsw must always be >= the memory limit: open it up first.
+                let memsw = d.join("memory.memsw.limit_in_bytes");
+                let has_memsw = memsw.exists();
+                if has_memsw {
+                    write(&d, "memory.memsw.limit_in_bytes", "-1")?;
+                }
+                write(&d, "memory.limit_in_bytes", &v1_max(limits.memory))?;
+                if has_memsw {
+                    let total = match (limits.memory, limits.swap) {
+                        (Some(m), Some(s)) => Some(m.saturating_add(s)),
+                        _ => None,
+                    };
+                    write(&d, "memory.memsw.limit_in_bytes", &v1_max(total))?;
+                }
+            }
+        }
+        None if mem_needed => return Err(missing("memory")),
+        None => {}
+    }
+    match host.hierarchy_for("cpu") {
+        Some(h) => {
+            let d = dir_of(h);
+            if h.kind == HierarchyKind::V2 {
+                let v = match limits.cpu {
+                    Some(c) => format!("{} {}", c.quota_us, c.period_us),
+                    None => format!("max {}", CpuLimit::PERIOD_US),
+                };
+                write(&d, "cpu.max", &v)?;
+            } else {
+                let (quota, period) = match limits.cpu {
+                    Some(c) => (c.quota_us.to_string(), c.period_us),
+                    None => ("-1".to_string(), CpuLimit::PERIOD_US),
+                };
+                write(&d, "cpu.cfs_period_us", &period.to_string())?;
+                write(&d, "cpu.cfs_quota_us", &quota)?;
+            }
+        }
+        None if limits.cpu.is_some() => return Err(missing("cpu")),
+        None => {}
+    }
+    match host.hierarchy_for("pids") {
+        Some(h) => write(&dir_of(h), "pids.max", &v2_max(limits.pids))?,
+        None if limits.pids.is_some() => return Err(missing("pids")),
+        None => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpus_to_quota() {
+        assert_eq!(CpuLimit::from_cpus(1.0).quota_us, 100_000);
+        assert_eq!(CpuLimit::from_cpus(1.5).quota_us, 150_000);
+        assert_eq!(
+            CpuLimit::from_cpus(0.001).quota_us,
+            1000,
+            "kernel minimum is 1 ms"
+        );
+    }
+
+    #[test]
+    fn unlimited_spellings() {
+        assert_eq!(v2_max(None), "max");
+        assert_eq!(v1_max(None), "-1");
+        assert_eq!(v2_max(Some(5)), "5");
+    }
+}

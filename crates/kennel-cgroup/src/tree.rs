@@ -1,0 +1,390 @@
+//! One Kennel-made cgroup across every mounted hierarchy.
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{open, Mode, OFlags};
+
+use crate::error::{io_err, CgroupError, Result};
+use crate::host::{Hierarchy, HierarchyKind, Host};
+use crate::limits::{self, Limits};
+
+/// Controllers Kennel enables for its cgroups on cgroup v2.
+const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
+
+/// Files a delegated cgroup's owner may write (cgroup v2, see
+/// Documentation/admin-guide/cgroup-v2.rst "Delegation"); the kernel lists
+/// more in /sys/kernel/cgroup/delegate.
+const V2_DELEGATE: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
+const V1_DELEGATE: &[&str] = &[
+    "cgroup.procs",
+    "tasks",
+    "cgroup.clone_children",
+    "notify_on_release",
+];
+
+/// Resource usage of a cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Memory charged, in bytes.
+    pub memory: Option<u64>,
+    /// Processes and threads.
+    pub tasks: Option<u64>,
+}
+
+/// Everything a new process needs to enter a cgroup in every hierarchy
+/// without the global cgroup lock.
+///
+/// Moving a process with `cgroup.procs` takes the kernel's
+/// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace
+/// period (10-20 ms) on every first move after a quiet spell. Two ways
+/// avoid it, and a start uses both:
+///
+/// * cgroup v2: the parent creates the child directly in the cgroup with
+///   `clone3(CLONE_INTO_CGROUP)` ([`Placement::clone_into`]);
+/// * cgroup v1: the single-threaded child moves *itself* by writing `0` to
+///   each hierarchy's `tasks` file ([`Placement::join_self`]), which the
+///   kernel does without that lock. The files are opened by the (root)
+///   parent, so the child may be unprivileged by then.
+#[derive(Debug)]
+pub struct Placement {
+    clone_into: Option<OwnedFd>,
+    tasks: Vec<(PathBuf, OwnedFd)>,
+}
+
+impl Placement {
+    fn open(targets: &[(&Hierarchy, PathBuf)]) -> Result<Self> {
+        let mut clone_into = None;
+        let mut tasks = Vec::new();
+        for (h, dir) in targets {
+            if h.kind == HierarchyKind::V2 {
+                if clone_into.is_none() {
+                    let fd = open(
+                        dir,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| io_err("open", dir)(e.into()))?;
+                    clone_into = Some(fd);
+                }
+            } else {
+                let p = dir.join("tasks");
+                let fd = open(&p, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_err("open", &p)(e.into()))?;
+                tasks.push((p, fd));
+            }
+        }
+        Ok(Placement { clone_into, tasks })
+    }
+
+    /// The cgroup v2 directory to pass to `clone3(CLONE_INTO_CGROUP)`.
+    pub fn clone_into(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.clone_into.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Moves the calling thread (which must be its process's only thread)
+    /// into the cgroup of every v1 hierarchy.
+    pub fn join_self(&self) -> Result<()> {
+        for (p, fd) in &self.tasks {
+            rustix::io::write(fd, b"0").map_err(|e| io_err("join", p)(e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The cgroup `rel` in every hierarchy of a [`Host`].
+#[derive(Debug, Clone)]
+pub struct Cgroup<'h> {
+    host: &'h Host,
+    rel: PathBuf,
+}
+
+impl<'h> Cgroup<'h> {
+    pub(crate) fn new(host: &'h Host, rel: &str) -> Self {
+        Cgroup {
+            host,
+            rel: PathBuf::from(rel.trim_start_matches('/')),
+        }
+    }
+
+    /// The path below each hierarchy's root, e.g. `kennel/101`.
+    pub fn rel(&self) -> &Path {
+        &self.rel
+    }
+
+    fn dir(&self, h: &Hierarchy) -> PathBuf {
+        h.mount_point.join(&self.rel)
+    }
+
+    /// The directory of this cgroup in every hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.host
+            .hierarchies()
+            .iter()
+            .map(|h| self.dir(h))
+            .collect()
+    }
+
+    pub fn exists(&self) -> bool {
+        self.host.hierarchies().iter().any(|h| self.dir(h).is_dir())
+    }
+
+    /// Creates the cgroup (and missing parents) in every hierarchy. On v2,
+    /// enables Kennel's controllers in every parent Kennel created; on v1,
+    /// fills new cpusets with their parent's CPUs and memory nodes.
+    pub fn create(&self) -> Result<()> {
+        for h in self.host.hierarchies() {
+            let mut path = h.mount_point.clone();
+            let comps: Vec<_> = self.rel.components().collect();
+            for (i, c) in comps.iter().enumerate() {
+                let parent = path.clone();
+                path.push(c);
+                let leaf = i + 1 == comps.len();
+                match fs::create_dir(&path) {
+                    Ok(()) => {
+                        if h.has_controller("cpuset") && h.kind != HierarchyKind::V2 {
+                            copy_cpuset(&parent, &path)?;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io_err("create", &path)(e)),
+                }
+                if !leaf && h.kind == HierarchyKind::V2 {
+                    enable_v2_controllers(&path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `limits` (see [`Limits`]).
+    pub fn apply_limits(&self, limits: &Limits) -> Result<()> {
+        limits::apply(self.host, &self.rel, limits)
+    }
+
+    /// Hands the cgroup to `uid`/`gid` (the VE's root) so that the VE can
+    /// manage its own sub-cgroups, while the limit files stay root's.
+    pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
+        let extra = fs::read_to_string("/sys/kernel/cgroup/delegate").unwrap_or_default();
+        for h in self.host.hierarchies() {
+            let d = self.dir(h);
+            chown(&d, uid, gid)?;
+            let files: Vec<&str> = match h.kind {
+                HierarchyKind::V2 => V2_DELEGATE
+                    .iter()
+                    .copied()
+                    .chain(extra.split_whitespace())
+                    .collect(),
+                HierarchyKind::V1 { .. } => V1_DELEGATE.to_vec(),
+            };
+            for f in files {
+                let p = d.join(f);
+                if p.exists() {
+                    chown(&p, uid, gid)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How a new process gets into this cgroup without waiting; see
+    /// [`Placement`].
+    pub fn placement(&self) -> Result<Placement> {
+        let targets: Vec<(&Hierarchy, PathBuf)> = self
+            .host
+            .hierarchies()
+            .iter()
+            .map(|h| (h, self.dir(h)))
+            .collect();
+        Placement::open(&targets)
+    }
+
+    /// Like [`Cgroup::placement`], but into the cgroups that process
+    /// `peer` is in, which must lie inside this cgroup. Used by `exec`: on
+    /// cgroup v2 a VE whose init enabled controllers cannot take processes
+    /// in its top cgroup, so new processes join init's own (leaf) cgroup.
+    pub fn placement_beside(&self, peer: i32) -> Result<Placement> {
+        let proc_path = format!("/proc/{peer}/cgroup");
+        let text = fs::read_to_string(&proc_path).map_err(io_err("read", &proc_path))?;
+        let mut targets = Vec::new();
+        for h in self.host.hierarchies() {
+            let mut target = self.dir(h);
+            for line in text.lines() {
+                let mut parts = line.splitn(3, ':');
+                let (_, field, path) = (parts.next(), parts.next(), parts.next());
+                let (Some(field), Some(path)) = (field, path) else {
+                    continue;
+                };
+                if !h.matches_proc_field(field) {
+                    continue;
+                }
+                let rel = Path::new(path.trim_start_matches('/'));
+                if rel.starts_with(&self.rel) && !path.contains("/../") {
+                    target = h.mount_point.join(rel);
+                }
+                break;
+            }
+            targets.push((h, target));
+        }
+        Placement::open(&targets)
+    }
+
+    /// Memory and task counts.
+    pub fn usage(&self) -> Usage {
+        let read = |h: Option<&Hierarchy>, v1: &str, v2: &str| -> Option<u64> {
+            let h = h?;
+            let f = if h.kind == HierarchyKind::V2 { v2 } else { v1 };
+            fs::read_to_string(self.dir(h).join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Usage {
+            memory: read(
+                self.host.hierarchy_for("memory"),
+                "memory.usage_in_bytes",
+                "memory.current",
+            ),
+            tasks: read(
+                self.host.hierarchy_for("pids"),
+                "pids.current",
+                "pids.current",
+            ),
+        }
+    }
+
+    /// Every PID in this cgroup and its descendants, in any hierarchy.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for h in self.host.hierarchies() {
+            collect_pids(&self.dir(h), &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Kills every process in the cgroup (a repair path: normally killing
+    /// the VE's init ends its whole PID namespace).
+    pub fn kill_all(&self) -> Result<()> {
+        for h in self.host.hierarchies() {
+            let k = self.dir(h).join("cgroup.kill");
+            if h.kind == HierarchyKind::V2 && k.exists() {
+                let _ = fs::write(&k, "1");
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return Ok(());
+            }
+            for pid in pids {
+                if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupError::Busy {
+                    path: self.rel.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Removes the cgroup and everything below it in every hierarchy,
+    /// waiting up to `timeout` for exiting processes to leave.
+    pub fn remove(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        for h in self.host.hierarchies() {
+            let d = self.dir(h);
+            loop {
+                match remove_tree(&d) {
+                    Ok(()) => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        return Err(CgroupError::Busy { path: d });
+                    }
+                    Err(e) => return Err(io_err("remove", d)(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err("chown", path))
+}
+
+fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let src = parent.join(f);
+        let v = fs::read_to_string(&src).map_err(io_err("read", &src))?;
+        let dst = child.join(f);
+        fs::write(&dst, v.trim()).map_err(io_err("write", dst))?;
+    }
+    Ok(())
+}
+
+fn enable_v2_controllers(dir: &Path) -> Result<()> {
+    let avail = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let want: Vec<String> = V2_CONTROLLERS
+        .iter()
+        .filter(|c| avail.split_whitespace().any(|a| a == **c))
+        .filter(|c| !enabled.split_whitespace().any(|a| a == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    let p = dir.join("cgroup.subtree_control");
+    fs::write(&p, want.join(" ")).map_err(io_err("write", p))
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(
+            text.lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .filter(|&p| p > 0),
+        );
+    }
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_pids(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// rmdir of a cgroup tree, deepest first. A missing directory is fine.
+fn remove_tree(dir: &Path) -> io::Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            remove_tree(&e.path())?;
+        }
+    }
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}

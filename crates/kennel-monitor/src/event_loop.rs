@@ -1,0 +1,122 @@
+//! The monitor's poll loop.
+
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::net::{
+    accept_with, sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags,
+};
+use rustix::process::{waitid, WaitId, WaitIdOptions};
+
+use crate::ring::Ring;
+
+pub(crate) struct Inherited {
+    pub pidfd: OwnedFd,
+    pub master: OwnedFd,
+    pub peer: OwnedFd,
+    pub listener: OwnedFd,
+}
+
+/// Runs until the VE's init has ended and been reaped; returns how it
+/// ended (`exited N`, `signal N`).
+pub(crate) fn run(fds: Inherited, id: &str) -> String {
+    let _ = rustix::io::ioctl_fionbio(&fds.master, true);
+    let mut ring = Ring::default();
+    let mut client: Option<OwnedFd> = None;
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfds = vec![
+            PollFd::new(&fds.pidfd, PollFlags::IN),
+            PollFd::new(&fds.listener, PollFlags::IN),
+        ];
+        match &client {
+            Some(c) => pfds.push(PollFd::new(c, PollFlags::IN)),
+            None => pfds.push(PollFd::new(&fds.master, PollFlags::IN)),
+        }
+        match poll(&mut pfds, None) {
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(e) => {
+                eprintln!("kennel-monitor: VE {id}: poll: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+        }
+        let rev: Vec<PollFlags> = pfds.iter().map(|p| p.revents()).collect();
+        drop(pfds);
+        if !rev[0].is_empty() {
+            return reap(fds.pidfd.as_fd());
+        }
+        if !rev[1].is_empty() {
+            if let Ok(conn) = accept_with(&fds.listener, SocketFlags::CLOEXEC) {
+                if client.is_some() {
+                    let _ = rustix::net::send(&conn, b"BUSY", SendFlags::NOSIGNAL);
+                } else if lend_console(conn.as_fd(), fds.master.as_fd(), &ring.contents()) {
+                    client = Some(conn);
+                }
+            }
+        }
+        if !rev[2].is_empty() {
+            match &client {
+                Some(c) => {
+                    // The client only ever closes its end; any readiness
+                    // here means it is gone.
+                    match rustix::io::read(c, &mut buf) {
+                        Ok(0) | Err(_) => client = None,
+                        Ok(_) => {}
+                    }
+                }
+                None => match rustix::io::read(&fds.master, &mut buf) {
+                    Ok(n) if n > 0 => ring.push(&buf[..n]),
+                    _ => {}
+                },
+            }
+        }
+        let _ = &fds.peer;
+    }
+}
+
+/// Sends the console master and the backlog to a `kennel console` client.
+fn lend_console(conn: BorrowedFd<'_>, master: BorrowedFd<'_>, backlog: &[u8]) -> bool {
+    let mut hello = [0u8; 6];
+    hello[..2].copy_from_slice(b"OK");
+    hello[2..].copy_from_slice(&(backlog.len() as u32).to_le_bytes());
+    let fds = [master];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    anc.push(SendAncillaryMessage::ScmRights(&fds));
+    if sendmsg(conn, &[IoSlice::new(&hello)], &mut anc, SendFlags::NOSIGNAL).is_err() {
+        return false;
+    }
+    let mut rest = backlog;
+    while !rest.is_empty() {
+        match rustix::net::send(conn, rest, SendFlags::NOSIGNAL) {
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn reap(pidfd: BorrowedFd<'_>) -> String {
+    loop {
+        match waitid(WaitId::PidFd(pidfd), WaitIdOptions::EXITED) {
+            Ok(Some(st)) => {
+                if let Some(code) = st.exit_status() {
+                    return format!("exited {code}");
+                }
+                if let Some(sig) = st.terminating_signal() {
+                    return format!("signal {sig}");
+                }
+                return "ended".into();
+            }
+            Ok(None) => continue,
+            Err(Errno::INTR) => continue,
+            Err(e) => return format!("unknown ({e})"),
+        }
+    }
+}

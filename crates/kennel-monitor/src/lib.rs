@@ -1,0 +1,54 @@
+//! The per-VE monitor.
+//!
+//! One monitor runs for every running VE, so it is kept small: one thread,
+//! no async runtime, no allocation after start-up beyond the console
+//! backlog, and only `rustix` for system calls. `kennel start` execs it
+//! once the VE's init runs (see `kennel_runtime::launch`), handing it:
+//!
+//! | fd | what |
+//! |----|------|
+//! | 3 | pidfd of the VE's init (its child) |
+//! | 4 | console pty master |
+//! | 5 | console pty peer (held so the master never sees a hangup) |
+//! | 6 | listening socket for `kennel console` |
+//!
+//! Its loop keeps the last [`ring::CAPACITY`] bytes of console output,
+//! lends the console to one `kennel console` client at a time, and reaps
+//! init. When init ends it closes everything and execs the command it was
+//! given after `--` (kennel's teardown), adding how init ended.
+
+mod args;
+mod event_loop;
+mod ring;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// Runs the monitor; never returns.
+pub fn main() -> ! {
+    let args = match args::Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("kennel-monitor: {msg}");
+            eprintln!("usage: kennel-monitor --id ID --run-dir DIR -- TEARDOWN-COMMAND...");
+            eprintln!("(started by `kennel start`; not meant to be run by hand)");
+            std::process::exit(2);
+        }
+    };
+    // SAFETY: `kennel start` passes these descriptors to the monitor and
+    // nothing else in this process refers to them.
+    let fds = unsafe {
+        event_loop::Inherited {
+            pidfd: OwnedFd::from_raw_fd(3),
+            master: OwnedFd::from_raw_fd(4),
+            peer: OwnedFd::from_raw_fd(5),
+            listener: OwnedFd::from_raw_fd(6),
+        }
+    };
+    let how = event_loop::run(fds, &args.id);
+    let err = args.exec_teardown(&how);
+    eprintln!(
+        "kennel-monitor: VE {}: cannot run the teardown {:?}: {err}",
+        args.id, args.teardown
+    );
+    std::process::exit(1);
+}

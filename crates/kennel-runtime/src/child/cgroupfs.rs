@@ -1,0 +1,76 @@
+//! Step 4: the VE's view of the cgroup hierarchies.
+//!
+//! The VE is in its own cgroup namespace rooted at its Kennel cgroup, so a
+//! fresh cgroup mount shows only the VE's subtree. The layout mirrors the
+//! host's (systemd inside decides between unified, hybrid and legacy mode
+//! by what it finds): cgroup2 at /sys/fs/cgroup on a pure v2 host; else a
+//! read-only tmpfs holding one mount per hierarchy.
+
+use std::os::fd::AsFd;
+
+use kennel_cgroup::{HierarchyKind, Host};
+use rustix::fs::{mkdirat, openat, symlinkat, Mode, OFlags};
+
+use super::kernfs::mount_and_open;
+use super::mnt::{new_fs, NOSUID_NODEV_NOEXEC};
+use super::rootfs::VeRoot;
+use crate::error::{Context, Result, RuntimeError};
+
+pub fn mount(root: &VeRoot, host: &Host) -> Result<()> {
+    let r = root.fd.as_fd();
+    if host.is_pure_v2() {
+        let fs = new_fs("cgroup2", &[], &[], NOSUID_NODEV_NOEXEC)?;
+        mount_and_open(r, "sys/fs/cgroup", fs, 0o755)?;
+        return Ok(());
+    }
+    let fs = new_fs(
+        "tmpfs",
+        &[],
+        &[("mode", "0755"), ("size", "64k")],
+        NOSUID_NODEV_NOEXEC,
+    )?;
+    let cg = mount_and_open(r, "sys/fs/cgroup", fs, 0o755)?;
+    let dir = openat(
+        cg.as_fd(),
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /sys/fs/cgroup".into())?;
+    for h in host.hierarchies() {
+        let Some(sub) = h
+            .subdir()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+        else {
+            continue;
+        };
+        mkdirat(dir.as_fd(), sub, Mode::from_raw_mode(0o755))
+            .ctx(|| format!("create /sys/fs/cgroup/{sub}"))?;
+        let fs = match &h.kind {
+            HierarchyKind::V2 => new_fs("cgroup2", &[], &[], NOSUID_NODEV_NOEXEC)?,
+            HierarchyKind::V1 { name } => {
+                let flags: Vec<&str> = if h.controllers.is_empty() {
+                    vec!["none"]
+                } else {
+                    h.controllers.iter().map(String::as_str).collect()
+                };
+                let strings: Vec<(&str, &str)> =
+                    name.iter().map(|n| ("name", n.as_str())).collect();
+                new_fs("cgroup", &flags, &strings, NOSUID_NODEV_NOEXEC)?
+            }
+        };
+        mount_and_open(cg.as_fd(), sub, fs, 0o755)?;
+        // cpu,cpuacct style mounts get one symlink per controller.
+        if sub.contains(',') {
+            for c in sub.split(',') {
+                let _ = symlinkat(sub, dir.as_fd(), c);
+            }
+        }
+    }
+    kennel_sys::mount::set_readonly(cg.as_fd()).map_err(|source| RuntimeError::Sys {
+        what: "make /sys/fs/cgroup read-only".into(),
+        source,
+    })?;
+    Ok(())
+}

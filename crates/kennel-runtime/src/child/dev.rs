@@ -1,0 +1,150 @@
+//! Step 3: `/dev` (tmpfs with the host's harmless nodes, a private devpts,
+//! the console) and `/run`.
+//!
+//! A user namespace cannot create usable device nodes, so the nodes are the
+//! host's own, bind-mounted one by one. Only these exist: null, zero, full,
+//! random, urandom, tty, and the VE's own ptys.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{openat, symlinkat, Mode, OFlags};
+use rustix::mount::MountAttrFlags;
+use rustix::pty::{ioctl_tiocgptpeer, unlockpt, OpenptFlags};
+
+use super::kernfs::mount_and_open;
+use super::mnt::{attach, clone_of, new_fs, open_target, Make};
+use super::rootfs::VeRoot;
+use crate::error::{Context, Result, RuntimeError};
+
+/// Host device nodes bound into every VE.
+pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+const NOSUID_NOEXEC: MountAttrFlags =
+    MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
+const NOSUID_NODEV: MountAttrFlags =
+    MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV);
+
+/// The VE's console: a pty from its own devpts. Init gets the peer
+/// (`/dev/console`), the monitor the master.
+#[derive(Debug)]
+pub struct Console {
+    pub master: OwnedFd,
+    pub peer: OwnedFd,
+}
+
+fn missing(what: &str) -> RuntimeError {
+    RuntimeError::Setup(format!("{what} could not be created"))
+}
+
+pub fn mount_dev(root: &VeRoot) -> Result<Console> {
+    let fs = new_fs(
+        "tmpfs",
+        &[],
+        &[("mode", "0755"), ("size", "4m"), ("nr_inodes", "4096")],
+        NOSUID_NOEXEC,
+    )?;
+    let dev = mount_and_open(root.fd.as_fd(), "dev", fs, 0o755)?;
+    let d = dev.as_fd();
+    for n in NODES {
+        let host = rustix::fs::open(
+            format!("/dev/{n}"),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open host /dev/{n}"))?;
+        let target = open_target(d, n, Make::File)?.ok_or_else(|| missing(n))?;
+        let m = clone_of(host.as_fd(), "")?;
+        attach(m.as_fd(), target.as_fd(), &format!("/dev/{n}"))?;
+    }
+    let pts_fs = new_fs(
+        "devpts",
+        &["newinstance"],
+        &[
+            ("ptmxmode", "0666"),
+            ("mode", "0620"),
+            ("gid", "5"),
+            ("max", "1024"),
+        ],
+        NOSUID_NOEXEC,
+    )?;
+    let pts = mount_and_open(d, "pts", pts_fs, 0o755)?;
+    let console = open_console(pts.as_fd())?;
+    let cons_target =
+        open_target(d, "console", Make::File)?.ok_or_else(|| missing("/dev/console"))?;
+    let cm = clone_of(console.peer.as_fd(), "")?;
+    attach(cm.as_fd(), cons_target.as_fd(), "/dev/console")?;
+    let dir = rustix::fs::openat(
+        d,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /dev".into())?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlinkat(target, dir.as_fd(), link).ctx(|| format!("create /dev/{link}"))?;
+    }
+    let shm = new_fs("tmpfs", &[], &[("mode", "1777")], NOSUID_NODEV)?;
+    mount_and_open(d, "shm", shm, 0o1777)?;
+    Ok(console)
+}
+
+/// Allocates the console pty from the VE's devpts (so it is `/dev/pts/0`
+/// inside and owned by the VE's root).
+fn open_console(pts: BorrowedFd<'_>) -> Result<Console> {
+    let master = openat(
+        pts,
+        "ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open the VE's /dev/pts/ptmx".into())?;
+    unlockpt(&master).ctx(|| "unlock the console pty".into())?;
+    let peer = ioctl_tiocgptpeer(
+        &master,
+        OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+    )
+    .ctx(|| "open the console pty's peer".into())?;
+    let size = rustix::termios::Winsize {
+        ws_row: 25,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let _ = rustix::termios::tcsetwinsize(&master, size);
+    Ok(Console { master, peer })
+}
+
+/// `/run`, with systemd's container-interface file `/run/host/container-manager`.
+pub fn mount_run(root: &VeRoot) -> Result<()> {
+    let fs = new_fs(
+        "tmpfs",
+        &[],
+        &[("mode", "0755"), ("size", "20%"), ("nr_inodes", "400k")],
+        NOSUID_NODEV,
+    )?;
+    let run = mount_and_open(root.fd.as_fd(), "run", fs, 0o755)?;
+    let run = openat(
+        run.as_fd(),
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /run".into())?;
+    rustix::fs::mkdirat(run.as_fd(), "host", Mode::from_raw_mode(0o755))
+        .ctx(|| "create /run/host".into())?;
+    let f = openat(
+        run.as_fd(),
+        "host/container-manager",
+        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o444),
+    )
+    .ctx(|| "create /run/host/container-manager".into())?;
+    rustix::io::write(&f, b"kennel\n").ctx(|| "write /run/host/container-manager".into())?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Step 2: `/proc` and `/sys`.
+//!
+//! `/proc` is the VE's own (its PID namespace); parts that describe or act
+//! on the host are hidden or read-only. `/sys` is the VE's own (its network
+//! namespace) and read-only, which also tells systemd not to run udev.
+//! The lists and the reason for each entry are in docs/SECURITY.md.
+//!
+//! Every mount is attached first and refined afterwards: older kernels
+//! (6.1) cannot mount onto a detached tree.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::mount::MountAttrFlags;
+
+use super::mnt::{attach, clone_of, new_fs, open_target, Make, NOSUID_NODEV_NOEXEC};
+use super::rootfs::VeRoot;
+use crate::error::{Result, RuntimeError};
+
+/// Files in /proc replaced by `/dev/null`: they expose host memory, keys,
+/// timers or scheduler state.
+pub const PROC_HIDDEN_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "timer_stats",
+    "kpagecount",
+    "kpageflags",
+    "kpagecgroup",
+];
+
+/// Directories in /proc covered by an empty read-only tmpfs: host hardware.
+pub const PROC_HIDDEN_DIRS: &[&str] = &["acpi", "scsi", "asound", "driver"];
+
+/// Entries in /proc made read-only: host-wide knobs. `sys/net` is put back
+/// writable on top: it belongs to the VE's own network namespace.
+pub const PROC_READONLY: &[&str] = &["sysrq-trigger", "bus", "fs", "irq", "sys"];
+
+/// Directories in /sys covered by an empty read-only tmpfs.
+pub const SYS_HIDDEN_DIRS: &[&str] = &[
+    "firmware",
+    "devices/virtual/powercap",
+    "kernel/debug",
+    "kernel/tracing",
+    "kernel/security",
+];
+
+/// Mounts a new filesystem at `rel` below `root` and returns a descriptor
+/// of its root directory.
+pub(crate) fn mount_and_open(
+    root: BorrowedFd<'_>,
+    rel: &str,
+    fs: OwnedFd,
+    mode: u32,
+) -> Result<OwnedFd> {
+    let target = open_target(root, rel, Make::Dir(mode))?
+        .ok_or_else(|| RuntimeError::Setup(format!("/{rel} missing")))?;
+    attach(fs.as_fd(), target.as_fd(), &format!("/{rel}"))?;
+    open_target(root, rel, Make::Nothing)?
+        .ok_or_else(|| RuntimeError::Setup(format!("/{rel} vanished")))
+}
+
+pub fn mount_proc(root: &VeRoot) -> Result<()> {
+    let fs = new_fs("proc", &[], &[], NOSUID_NODEV_NOEXEC)?;
+    let proc = mount_and_open(root.fd.as_fd(), "proc", fs, 0o555)?;
+    let p = proc.as_fd();
+    // A writable copy of sys/net, taken before /proc/sys turns read-only.
+    let net = clone_of(p, "sys/net")?;
+    for name in PROC_READONLY {
+        if let Some(t) = open_target(p, name, Make::Nothing)? {
+            let ro = clone_of(p, name)?;
+            kennel_sys::mount::set_readonly(ro.as_fd()).map_err(|source| RuntimeError::Sys {
+                what: format!("make /proc/{name} read-only"),
+                source,
+            })?;
+            attach(ro.as_fd(), t.as_fd(), &format!("read-only /proc/{name}"))?;
+        }
+    }
+    if let Some(t) = open_target(p, "sys/net", Make::Nothing)? {
+        attach(net.as_fd(), t.as_fd(), "/proc/sys/net")?;
+    }
+    let host_null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::Sys {
+        what: "open host /dev/null".into(),
+        source: e.into(),
+    })?;
+    for name in PROC_HIDDEN_FILES {
+        if let Some(t) = open_target(p, name, Make::Nothing)? {
+            let m = clone_of(host_null.as_fd(), "")?;
+            attach(
+                m.as_fd(),
+                t.as_fd(),
+                &format!("/dev/null over /proc/{name}"),
+            )?;
+        }
+    }
+    for name in PROC_HIDDEN_DIRS {
+        hide_dir(p, name, "proc")?;
+    }
+    Ok(())
+}
+
+pub fn mount_sys(root: &VeRoot) -> Result<()> {
+    let fs = new_fs(
+        "sysfs",
+        &[],
+        &[],
+        NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )?;
+    let sys = mount_and_open(root.fd.as_fd(), "sys", fs, 0o555)?;
+    for name in SYS_HIDDEN_DIRS {
+        hide_dir(sys.as_fd(), name, "sys")?;
+    }
+    Ok(())
+}
+
+/// Covers directory `name` below `dir` with an empty read-only tmpfs.
+fn hide_dir(dir: BorrowedFd<'_>, name: &str, what: &str) -> Result<()> {
+    let Some(t) = open_target(dir, name, Make::Nothing)? else {
+        return Ok(());
+    };
+    let empty = new_fs(
+        "tmpfs",
+        &[],
+        &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0555")],
+        NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )?;
+    attach(empty.as_fd(), t.as_fd(), &format!("empty /{what}/{name}"))
+}

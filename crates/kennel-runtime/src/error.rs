@@ -1,0 +1,53 @@
+use std::io;
+
+/// Errors from starting, joining or talking to a VE.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A system call failed; `what` says what Kennel was doing.
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The VE's setup inside its namespaces failed; the message comes from
+    /// the VE's side of the start.
+    #[error("VE setup failed: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Cgroup(#[from] kennel_cgroup::CgroupError),
+    #[error(transparent)]
+    Storage(#[from] kennel_storage::StorageError),
+    #[error("seccomp: {0}")]
+    Seccomp(String),
+    /// The VE is not running (its init is gone).
+    #[error("the VE is not running")]
+    NotRunning,
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// Adds "what Kennel was doing" to an I/O error.
+pub(crate) trait Context<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| RuntimeError::Sys {
+            what: what(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for rustix::io::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| RuntimeError::Sys {
+            what: what(),
+            source: e.into(),
+        })
+    }
+}

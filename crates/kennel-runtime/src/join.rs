@@ -1,0 +1,354 @@
+//! Entering a running VE: `kennel exec` and `kennel enter`.
+//!
+//! ```text
+//! kennel exec ──setns(pidfd, PID)──fork into init's cgroup──► child: join the v1 cgroups,
+//!      │                                   setns(pidfd, USER|MNT|UTS|IPC|NET|CGROUP),
+//!      │                                   uid/gid 0 of the VE, [pty from the VE's devpts],
+//!      │                                   close host fds, caps, seccomp, execvp
+//!      └── waits (relaying the pty) and exits with the command's status
+//! ```
+//!
+//! The child is not dumpable until it execs, so nothing in the VE can
+//! ptrace it or open its `/proc/PID/exe` (the kennel binary) or its file
+//! descriptors in the meantime. With a pty, the command's standard streams
+//! are a pty of the VE's own devpts: no host terminal ever enters the VE.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use kennel_cgroup::{Cgroup, Placement};
+use kennel_sys::clone::{clone3, CloneOptions, Forked};
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+use rustix::thread::{move_into_thread_name_spaces, ThreadNameSpaceType};
+
+use crate::error::{Context, Result, RuntimeError};
+use crate::pty::{self, RawTerminal, RelayEnd, RelayOptions};
+use crate::{procfs, sync};
+
+/// Exit status kennel uses when it could not start the command (like
+/// `env`): 126 cannot run it, 127 not found.
+pub const EXIT_CANNOT_RUN: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// One command to run in a VE.
+#[derive(Debug)]
+pub struct JoinSpec<'a> {
+    pub init_pid: i32,
+    pub init_start: u64,
+    pub cgroup: Cgroup<'a>,
+    pub seccomp: &'a [kennel_sys::seccomp::SockFilter],
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// Give the command a pty from the VE and relay this terminal to it.
+    pub tty: bool,
+}
+
+/// Runs the command and returns its exit status (128+N if killed by
+/// signal N).
+pub fn exec(spec: &JoinSpec<'_>) -> Result<i32> {
+    let pid = Pid::from_raw(spec.init_pid).ok_or(RuntimeError::NotRunning)?;
+    let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|_| RuntimeError::NotRunning)?;
+    // Checked after pidfd_open: from here on the pidfd pins this process.
+    if !procfs::is_same_process(spec.init_pid, spec.init_start) {
+        return Err(RuntimeError::NotRunning);
+    }
+    move_into_thread_name_spaces(pidfd.as_fd(), ThreadNameSpaceType::PROCESS_ID)
+        .ctx(|| "join the VE's PID namespace".into())?;
+    let pair = if spec.tty {
+        Some(
+            rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .ctx(|| "create a socket pair".into())?,
+        )
+    } else {
+        None
+    };
+    // Block the signals we forward before forking; the child unblocks all.
+    let sigfd = kennel_sys::signal::signalfd_for(&[
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGWINCH,
+    ])
+    .ctx(|| "set up signal handling".into())?;
+    let place = spec.cgroup.placement_beside(spec.init_pid)?;
+    let fork = clone3(&CloneOptions {
+        flags: 0,
+        pidfd: true,
+        cgroup: place.clone_into(),
+    })
+    .ctx(|| "fork".into())?;
+    match fork {
+        Forked::Child => {
+            drop(sigfd);
+            let sock = pair.map(|(_, theirs)| theirs);
+            let err = child(
+                spec,
+                &place,
+                pidfd.as_fd(),
+                sock.as_ref().map(|s| s.as_fd()),
+            );
+            let code = match err.raw_os_error() {
+                Some(libc::ENOENT) => EXIT_NOT_FOUND,
+                _ => EXIT_CANNOT_RUN,
+            };
+            let _ = rustix::io::write(
+                rustix::stdio::stderr(),
+                format!("kennel: {err}\n").as_bytes(),
+            );
+            // SAFETY: _exit in a forked child (see child::run).
+            unsafe { libc::_exit(code) }
+        }
+        Forked::Parent {
+            pid: child_pid,
+            pidfd: child_fd,
+        } => {
+            let child_fd = child_fd.ok_or_else(|| RuntimeError::Other("no pidfd".into()))?;
+            let result = match pair {
+                Some((ours, theirs)) => {
+                    drop(theirs);
+                    parent_tty(ours.as_fd(), child_fd.as_fd(), sigfd.as_fd())
+                }
+                None => parent_plain(child_pid, child_fd.as_fd(), sigfd.as_fd()),
+            };
+            let status = wait_status(child_fd.as_fd());
+            result?;
+            status
+        }
+    }
+}
+
+/// The child: becomes a process of the VE and execs the command. Returns
+/// only with the error that stopped it.
+fn child(
+    spec: &JoinSpec<'_>,
+    place: &Placement,
+    pidfd: BorrowedFd<'_>,
+    sock: Option<BorrowedFd<'_>>,
+) -> std::io::Error {
+    match child_setup(spec, place, pidfd, sock) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn child_setup(
+    spec: &JoinSpec<'_>,
+    place: &Placement,
+    pidfd: BorrowedFd<'_>,
+    sock: Option<BorrowedFd<'_>>,
+) -> std::io::Result<std::convert::Infallible> {
+    use std::io::{Error, ErrorKind};
+    let wrap = |what: &str, e: std::io::Error| Error::new(e.kind(), format!("{what}: {e}"));
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+    place.join_self().map_err(|e| Error::other(e.to_string()))?;
+    let all = ThreadNameSpaceType::USER
+        | ThreadNameSpaceType::MOUNT
+        | ThreadNameSpaceType::HOST_NAME_AND_NIS_DOMAIN_NAME
+        | ThreadNameSpaceType::INTER_PROCESS_COMMUNICATION
+        | ThreadNameSpaceType::NETWORK
+        | ThreadNameSpaceType::CONTROL_GROUP;
+    move_into_thread_name_spaces(pidfd, all)
+        .map_err(|e| wrap("join the VE's namespaces", e.into()))?;
+    let (zu, zg) = (rustix::process::Uid::ROOT, rustix::process::Gid::ROOT);
+    rustix::thread::set_thread_res_gid(zg, zg, zg)?;
+    rustix::thread::set_thread_res_uid(zu, zu, zu)?;
+    rustix::thread::set_thread_groups(&[])?;
+    if rustix::process::chdir(spec.cwd.as_str()).is_err() {
+        rustix::process::chdir("/")?;
+    }
+    if let Some(sock) = sock {
+        let master = rustix::fs::open(
+            "/dev/pts/ptmx",
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| wrap("open the VE's /dev/pts/ptmx", e.into()))?;
+        rustix::pty::unlockpt(&master)?;
+        let peer = rustix::pty::ioctl_tiocgptpeer(
+            &master,
+            rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::CLOEXEC,
+        )?;
+        send_fd(sock, master.as_fd())?;
+        drop(master);
+        rustix::process::setsid()?;
+        rustix::process::ioctl_tiocsctty(&peer)?;
+        for fd in 0..3 {
+            // SAFETY: replaces standard streams; no Rust object owns 0-2 here.
+            if unsafe { libc::dup2(peer.as_raw_fd(), fd) } < 0 {
+                return Err(Error::last_os_error());
+            }
+        }
+    }
+    kennel_sys::fd::close_all_from(3, &[])?;
+    kennel_sys::signal::reset_all()?;
+    crate::policy::caps::drop_bounding().map_err(|e| Error::other(e.to_string()))?;
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| Error::new(ErrorKind::InvalidInput, "argument with a NUL byte"))?;
+    let Some(cmd) = argv.first() else {
+        return Err(Error::new(ErrorKind::InvalidInput, "no command"));
+    };
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .filter_map(|e| CString::new(e.as_str()).ok())
+        .collect();
+    let argv_p: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(Some(std::ptr::null()))
+        .collect();
+    let env_p: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(Some(std::ptr::null()))
+        .collect();
+    kennel_sys::seccomp::install(spec.seccomp)?;
+    // SAFETY: NULL-terminated argv/envp of live NUL-terminated strings.
+    // execvpe searches PATH from `env`... glibc uses the caller's PATH, so
+    // environ is replaced first.
+    unsafe {
+        set_environ(&env_p);
+        libc::execvp(cmd.as_ptr(), argv_p.as_ptr());
+    }
+    let e = Error::last_os_error();
+    Err(Error::new(
+        e.kind(),
+        format!("cannot run {}: {e}", spec.argv[0]),
+    ))
+}
+
+/// Replaces the process environment (so that `execvp` searches the VE's
+/// PATH and the command receives exactly `env`).
+///
+/// # Safety
+/// Single-threaded callers only; `env` must outlive the exec.
+unsafe fn set_environ(env: &[*const libc::c_char]) {
+    extern "C" {
+        static mut environ: *const *const libc::c_char;
+    }
+    // SAFETY: the caller is single-threaded and keeps `env` alive; glibc
+    // reads `environ` in execvp.
+    unsafe { environ = env.as_ptr() };
+}
+
+fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let fds = [fd];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    anc.push(SendAncillaryMessage::ScmRights(&fds));
+    sendmsg(
+        sock,
+        &[std::io::IoSlice::new(b"M")],
+        &mut anc,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Option<OwnedFd>> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::mem::MaybeUninit;
+    let mut buf = [0u8; 8];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?;
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut r) = m {
+            return Ok(r.next());
+        }
+    }
+    Ok(None)
+}
+
+/// Without a pty: forward termination signals, let the terminal deliver
+/// Ctrl-C to the child directly (same process group), wait.
+fn parent_plain(child_pid: i32, child_fd: BorrowedFd<'_>, sigfd: BorrowedFd<'_>) -> Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    loop {
+        let mut fds = [
+            PollFd::new(&child_fd, PollFlags::IN),
+            PollFd::new(&sigfd, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e).ctx(|| "wait for the command".into()),
+        }
+        if !fds[0].revents().is_empty() {
+            return Ok(());
+        }
+        while let Some(sig) = kennel_sys::signal::read_signalfd(sigfd) {
+            if sig == libc::SIGTERM || sig == libc::SIGHUP {
+                let _ = rustix::process::pidfd_send_signal(
+                    child_fd,
+                    rustix::process::Signal::from_named_raw(sig)
+                        .unwrap_or(rustix::process::Signal::TERM),
+                );
+            }
+            let _ = child_pid;
+        }
+    }
+}
+
+/// With a pty: raw terminal, relay until the command ends.
+fn parent_tty(sock: BorrowedFd<'_>, child_fd: BorrowedFd<'_>, sigfd: BorrowedFd<'_>) -> Result<()> {
+    let master = match sync::wait_readable(sock, std::time::Duration::from_secs(30)) {
+        Ok(true) => recv_fd(sock).ctx(|| "receive the pty".into())?,
+        _ => None,
+    };
+    let Some(master) = master else {
+        // The child failed before it had a pty; its message is on stderr.
+        return Ok(());
+    };
+    let stdin = rustix::stdio::stdin();
+    pty::copy_winsize(stdin, master.as_fd());
+    let raw = RawTerminal::enable(stdin);
+    let end = pty::relay(
+        master.as_fd(),
+        &RelayOptions {
+            until: Some(child_fd),
+            signals: Some(sigfd),
+            escape: None,
+        },
+    )
+    .ctx(|| "relay the terminal".into())?;
+    drop(raw);
+    if let RelayEnd::Signal(sig) = end {
+        if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+            let _ = rustix::process::pidfd_send_signal(child_fd, s);
+        }
+    }
+    Ok(())
+}
+
+/// Reaps the child and turns its end into a shell-style exit status.
+fn wait_status(child_fd: BorrowedFd<'_>) -> Result<i32> {
+    let st = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(child_fd),
+        rustix::process::WaitIdOptions::EXITED,
+    )
+    .ctx(|| "wait for the command".into())?
+    .ok_or_else(|| RuntimeError::Other("the command vanished".into()))?;
+    if let Some(code) = st.exit_status() {
+        return Ok(code);
+    }
+    if let Some(sig) = st.terminating_signal() {
+        return Ok(128 + sig);
+    }
+    Ok(EXIT_CANNOT_RUN)
+}

@@ -1,0 +1,377 @@
+//! Starting a VE, as seen from the host.
+//!
+//! ```text
+//! kennel start ──fork──► monitor ──clone3(NEWUSER|NEWPID|NEWUTS|NEWIPC|NEWNET)──► VE init
+//!      │                   │ private mount ns; id maps; cgroups;       │ waits for "go"
+//!      │                   │ idmapped template + overlay root ──go──►  │ child::* steps
+//!      │                   │ ◄──console pty── ◄──EOF on exec──────────  │ execve(/sbin/init)
+//!      │ ◄──"ok PID"────── │ back to the host mount ns; state.json
+//!      exit 0              exec kennel-monitor (pidfd, console, socket)
+//! ```
+//!
+//! The monitor does the host-side work in a private mount namespace, so
+//! the VE's mounts never appear in the host's: they live only in the VE's
+//! own namespace and vanish with it.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use kennel_cgroup::{Host, Placement};
+use kennel_storage::layers::{mount_root, RootMount, VeLayers};
+use kennel_sys::clone::{clone3, CloneOptions, Forked};
+use kennel_sys::ns::unshare_namespaces as unshare;
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{mount_change, MountPropagationFlags};
+use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType, UnshareFlags};
+
+use crate::error::{Context, Result, RuntimeError};
+use crate::procfs;
+use crate::spec::StartSpec;
+use crate::state::{RunState, MONITOR_SOCKET};
+use crate::sync::{self, FromChild};
+
+/// How long the VE side may take from clone to exec of init.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Descriptor numbers the monitor program finds its inheritance at.
+pub const MONITOR_FD_PIDFD: RawFd = 3;
+pub const MONITOR_FD_CONSOLE: RawFd = 4;
+pub const MONITOR_FD_CONSOLE_PEER: RawFd = 5;
+pub const MONITOR_FD_SOCKET: RawFd = 6;
+
+/// A started VE.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub init_pid: i32,
+    pub monitor_pid: i32,
+}
+
+/// Starts the VE described by `spec`, whose cgroups (`cgroup`, and the
+/// monitors' `monitor_cgroup`) already exist with their limits. Returns
+/// once the VE's init is running. The caller must be single-threaded.
+pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
+    let (rd, wr) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
+    let monitor_place = host.cgroup(&spec.monitor_cgroup).placement()?;
+    tracing::debug!("start: forking the monitor");
+    let fork = clone3(&CloneOptions {
+        flags: 0,
+        pidfd: true,
+        cgroup: monitor_place.clone_into(),
+    })
+    .ctx(|| "fork the VE's monitor".into())?;
+    match fork {
+        Forked::Child => {
+            drop(rd);
+            monitor_main(spec, host, &monitor_place, wr)
+        }
+        Forked::Parent { pid, .. } => {
+            drop(wr);
+            let line = sync::read_report(&rd, SETUP_TIMEOUT + Duration::from_secs(10))
+                .ctx(|| "wait for the VE's monitor".into())?;
+            if let Some(rest) = line.strip_prefix("ok ") {
+                let init_pid = rest.trim().parse().map_err(|_| {
+                    RuntimeError::Other(format!("bad report from the monitor: {line}"))
+                })?;
+                Ok(Started {
+                    init_pid,
+                    monitor_pid: pid,
+                })
+            } else if let Some(msg) = line.strip_prefix("err ") {
+                Err(RuntimeError::Setup(msg.to_string()))
+            } else {
+                Err(RuntimeError::Setup(
+                    "the VE's monitor exited without a report".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// The monitor: join its cgroups, set the VE up from the host side, then become
+/// `kennel-monitor`. Never returns.
+fn monitor_main(spec: &StartSpec, host: &Host, place: &Placement, report: OwnedFd) -> ! {
+    match prepare_and_launch(spec, host, place, &report) {
+        Ok(handover) => {
+            sync::report(&report, &format!("ok {}", handover.init_pid));
+            drop(report);
+            let err = exec_monitor(spec, &handover);
+            // The VE runs but nobody watches it: end it rather than leave an
+            // orphan, and let the next command tidy up.
+            let _ = rustix::process::pidfd_send_signal(
+                handover.pidfd.as_fd(),
+                rustix::process::Signal::KILL,
+            );
+            eprintln!(
+                "kennel: cannot run the monitor {}: {err}",
+                spec.monitor_exe.display()
+            );
+            // SAFETY: _exit in a forked child: see child::run.
+            unsafe { libc::_exit(1) }
+        }
+        Err(e) => {
+            sync::report(&report, &format!("err {e}"));
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+/// What the monitor program inherits.
+struct Handover {
+    init_pid: i32,
+    pidfd: OwnedFd,
+    master: OwnedFd,
+    peer: OwnedFd,
+    socket: OwnedFd,
+}
+
+fn prepare_and_launch(
+    spec: &StartSpec,
+    host: &Host,
+    place: &Placement,
+    report: &OwnedFd,
+) -> Result<Handover> {
+    place.join_self()?;
+    // From here on only the report pipe is open (`place`'s descriptors are
+    // closed too; this process never returns, so they are never dropped).
+    detach_from_caller(report.as_raw_fd(), &spec.run_dir.join("monitor.log"))?;
+    let ve_place = host.cgroup(&spec.cgroup).placement()?;
+    tracing::debug!("monitor: detached, in its cgroup");
+    let host_mnt = rustix::fs::open(
+        "/proc/self/ns/mnt",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open the host's mount namespace".into())?;
+    unshare(UnshareFlags::NEWNS).ctx(|| "create the monitor's private mount namespace".into())?;
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .ctx(|| "make the monitor's mounts private".into())?;
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "create the start channel".into())?;
+    let flags = (libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWNET) as u64;
+    let child = clone3(&CloneOptions {
+        flags,
+        pidfd: true,
+        cgroup: ve_place.clone_into(),
+    })
+    .ctx(|| "create the VE's namespaces".into())?;
+    let (pid, pidfd) = match child {
+        Forked::Child => {
+            drop(ours);
+            crate::child::run(spec, host, &ve_place, theirs)
+        }
+        Forked::Parent { pid, pidfd } => (
+            pid,
+            pidfd.ok_or_else(|| RuntimeError::Other("no pidfd".into()))?,
+        ),
+    };
+    drop(theirs);
+    tracing::debug!("monitor: cloned init {pid}");
+    let kill_child = |e: RuntimeError| {
+        let _ = rustix::process::pidfd_send_signal(pidfd.as_fd(), rustix::process::Signal::KILL);
+        let _ = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        );
+        e
+    };
+    let console = host_side(spec, pid, ours.as_fd()).map_err(&kill_child)?;
+    tracing::debug!("monitor: init exec'd");
+    move_into_link_name_space(host_mnt.as_fd(), Some(LinkNameSpaceType::Mount))
+        .ctx(|| "return to the host's mount namespace".into())
+        .map_err(&kill_child)?;
+    let socket = listen(spec).map_err(&kill_child)?;
+    let state = RunState {
+        init_pid: pid,
+        init_start: procfs::start_time(pid).unwrap_or(0),
+        monitor_pid: rustix::process::getpid().as_raw_nonzero().get(),
+        monitor_start: procfs::start_time(rustix::process::getpid().as_raw_nonzero().get())
+            .unwrap_or(0),
+        started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        cgroup: spec.cgroup.clone(),
+    };
+    state
+        .save(&spec.run_dir)
+        .ctx(|| format!("write {}", spec.run_dir.display()))
+        .map_err(&kill_child)?;
+    Ok(Handover {
+        init_pid: pid,
+        pidfd,
+        master: console.0,
+        peer: console.1,
+        socket,
+    })
+}
+
+/// The host side of the start, while the child waits: id maps, cgroups,
+/// the root mount; then "go", and wait for the console and the exec.
+fn host_side(spec: &StartSpec, pid: i32, sock: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd)> {
+    for (file, line) in [
+        ("uid_map", spec.idmap.uid_line()),
+        ("gid_map", spec.idmap.gid_line()),
+    ] {
+        let p = format!("/proc/{pid}/{file}");
+        std::fs::write(&p, line).ctx(|| format!("write {p}"))?;
+    }
+    tracing::debug!("monitor: id maps written");
+    let userns = rustix::fs::open(
+        format!("/proc/{pid}/ns/user"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open the VE's user namespace".into())?;
+    let layers = VeLayers::new(&spec.root.layers_dir);
+    let lower = spec.lower_mountpoint();
+    let target = spec.root_mountpoint();
+    for d in [&lower, &target] {
+        std::fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
+    }
+    mount_root(
+        &RootMount {
+            template: &spec.root.template,
+            layers: &layers,
+            mode: spec.root.mode,
+            lower_mountpoint: &lower,
+            target: &target,
+        },
+        Some(userns.as_fd()),
+    )?;
+    tracing::debug!("monitor: root mounted");
+    sync::send_go(sock).ctx(|| "release the VE".into())?;
+    let mut console = None;
+    loop {
+        match sync::recv_from_child(sock, SETUP_TIMEOUT).ctx(|| "wait for the VE's setup".into())? {
+            FromChild::Console { master, peer } => console = Some((master, peer)),
+            FromChild::Error(msg) => return Err(RuntimeError::Setup(msg)),
+            FromChild::Eof => break,
+        }
+    }
+    console.ok_or_else(|| RuntimeError::Setup("the VE's init ended before it started".into()))
+}
+
+/// The monitor must not keep the caller's terminal, session or files.
+/// Standard error goes to `log` (the VE's monitor.log).
+fn detach_from_caller(keep: RawFd, log: &std::path::Path) -> Result<()> {
+    let _ = rustix::process::setsid();
+    let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| "open /dev/null".into())?;
+    let log = rustix::fs::open(
+        log,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .ctx(|| format!("open {}", log.display()))?;
+    for (fd, src) in [(0, &null), (1, &null), (2, &log)] {
+        // SAFETY: replaces standard streams; nothing in this process owns
+        // descriptors 0-2 as Rust objects.
+        unsafe { libc::dup2(src.as_raw_fd(), fd) };
+    }
+    drop(null);
+    drop(log);
+    kennel_sys::fd::close_all_from(3, &[keep]).ctx(|| "close inherited descriptors".into())?;
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGPIPE,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ] {
+        kennel_sys::signal::ignore(sig);
+    }
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0o022) };
+    Ok(())
+}
+
+/// The monitor's control socket (console attach), root-only.
+fn listen(spec: &StartSpec) -> Result<OwnedFd> {
+    use rustix::net::{bind, listen as sock_listen, socket_with, SocketAddrUnix};
+    let path = spec.run_dir.join(MONITOR_SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let s = socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "create the monitor socket".into())?;
+    let addr = SocketAddrUnix::new(&path).ctx(|| format!("socket path {}", path.display()))?;
+    bind(&s, &addr).ctx(|| format!("bind {}", path.display()))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .ctx(|| format!("chmod {}", path.display()))?;
+    sock_listen(&s, 4).ctx(|| "listen on the monitor socket".into())?;
+    Ok(s)
+}
+
+/// Becomes the `kennel-monitor` program; returns only on failure.
+fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
+    let fds = [
+        (h.pidfd.as_raw_fd(), MONITOR_FD_PIDFD),
+        (h.master.as_raw_fd(), MONITOR_FD_CONSOLE),
+        (h.peer.as_raw_fd(), MONITOR_FD_CONSOLE_PEER),
+        (h.socket.as_raw_fd(), MONITOR_FD_SOCKET),
+    ];
+    // Move everything above the target range first so dup2 never clobbers
+    // a source.
+    let mut moved = Vec::new();
+    for (src, _) in fds {
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own to one >= 100.
+        let d = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 100) };
+        if d < 0 {
+            return std::io::Error::last_os_error();
+        }
+        moved.push(d);
+    }
+    for (d, (_, target)) in moved.iter().zip(fds) {
+        // SAFETY: dup2 onto the fixed numbers 3..6; the originals stay open
+        // and close on exec.
+        if unsafe { libc::dup2(*d, target) } < 0 {
+            return std::io::Error::last_os_error();
+        }
+    }
+    let exe = match CString::new(spec.monitor_exe.as_os_str().as_encoded_bytes()) {
+        Ok(e) => e,
+        Err(_) => return std::io::Error::other("monitor path has a NUL byte"),
+    };
+    let mut args = vec![exe.clone(), c"--id".to_owned()];
+    args.extend(CString::new(spec.id.as_str()).ok());
+    args.push(c"--run-dir".to_owned());
+    args.extend(CString::new(spec.run_dir.as_os_str().as_encoded_bytes()).ok());
+    args.push(c"--".to_owned());
+    args.extend(
+        spec.monitor_args
+            .iter()
+            .filter_map(|a| CString::new(a.as_str()).ok()),
+    );
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(Some(std::ptr::null()))
+        .collect();
+    let env = [
+        c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".as_ptr(),
+        std::ptr::null(),
+    ];
+    // SAFETY: NULL-terminated argv/envp of live NUL-terminated strings;
+    // execve only returns on failure.
+    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr()) };
+    std::io::Error::last_os_error()
+}

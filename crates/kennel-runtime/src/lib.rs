@@ -1,0 +1,33 @@
+//! Kennel's runtime: everything that happens in processes, in the order a
+//! VE starts.
+//!
+//! * [`launch`]: the start path as seen from the host. `kennel start` forks
+//!   the VE's monitor; the monitor clones the VE's init into new user, PID,
+//!   UTS, IPC and network namespaces, writes its id maps, joins it to its
+//!   cgroups, mounts its root, and finally becomes the small
+//!   `kennel-monitor` program.
+//! * [`child`]: the start path as seen from inside the VE, one module per
+//!   step: mount namespace and root ([`child::rootfs`]), `/proc` and `/sys`
+//!   ([`child::kernfs`]), cgroupfs ([`child::cgroupfs`]), `/dev` and the
+//!   console ([`child::dev`]), `pivot_root` ([`child::pivot`]), and the last
+//!   steps before exec'ing init ([`child::finish`]).
+//! * [`policy`]: the capability bounding set and seccomp filter shared by a
+//!   VE's init and every process `kennel exec` starts in it.
+//! * [`join`]: `kennel exec` / `enter`: entering a running VE.
+//! * [`console`] and [`pty`]: attaching a terminal to a VE.
+//! * [`state`]: what a running VE's run directory records, and how the
+//!   kernel is asked whether it is still true.
+
+pub mod child;
+pub mod console;
+mod error;
+pub mod join;
+pub mod launch;
+pub mod policy;
+pub mod procfs;
+pub mod pty;
+pub mod spec;
+pub mod state;
+mod sync;
+
+pub use error::{Result, RuntimeError};

@@ -1,0 +1,133 @@
+//! The default seccomp filter of a VE: allow everything except system
+//! calls whose effect reaches beyond the VE.
+//!
+//! Compiled once per start with libseccomp; the VE's init and every
+//! `kennel exec` load the same compiled program.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+
+use crate::error::{Result, RuntimeError};
+
+/// System calls that fail with EPERM, and why.
+pub const DENIED: &[(&str, &str)] = &[
+    ("kexec_load", "replaces the host's kernel"),
+    ("kexec_file_load", "replaces the host's kernel"),
+    ("init_module", "loads code into the host's kernel"),
+    ("finit_module", "loads code into the host's kernel"),
+    ("delete_module", "unloads host kernel modules"),
+    ("iopl", "raw I/O port access"),
+    ("ioperm", "raw I/O port access"),
+    ("swapon", "host swap devices"),
+    ("swapoff", "host swap devices"),
+    ("acct", "host-wide process accounting"),
+    ("syslog", "reads and clears the host's kernel log"),
+    (
+        "open_by_handle_at",
+        "opens files by handle, bypassing the VE's mount tree (the 'shocker' escape)",
+    ),
+    ("lookup_dcookie", "host-wide profiling"),
+    (
+        "perf_event_open",
+        "observes the host (performance counters, tracepoints)",
+    ),
+    ("vm86", "32-bit virtual 8086 mode (i386 entry points only)"),
+    ("vm86old", "as vm86"),
+    ("uselib", "obsolete library loader"),
+    ("nfsservctl", "obsolete kernel NFS server control"),
+];
+
+/// System calls that fail with ENOSYS (as if the kernel lacked them, so
+/// programs use their fallback), and why.
+pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
+    (
+        "io_uring_setup",
+        "io_uring is a large kernel attack surface; programs fall back to classic I/O",
+    ),
+    ("io_uring_enter", "as io_uring_setup"),
+    ("io_uring_register", "as io_uring_setup"),
+];
+
+/// `umount2(..., MNT_FORCE)` fails with EPERM: a forced unmount acts on
+/// the filesystem for every mount of it, not just the VE's.
+const MNT_FORCE: u64 = 1;
+
+/// Compiles the default filter for the native architecture plus the
+/// 32-bit x86 ABIs (so 32-bit programs in a VE work and cannot bypass it).
+pub fn compile_default() -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
+    let err = |e: libseccomp::error::SeccompError| RuntimeError::Seccomp(e.to_string());
+    let mut f = ScmpFilterContext::new(ScmpAction::Allow).map_err(err)?;
+    // Never set no_new_privs: setuid programs in the VE (su, passwd) must
+    // keep working; init holds CAP_SYS_ADMIN in its user namespace instead.
+    f.set_ctl_nnp(false).map_err(err)?;
+    if cfg!(target_arch = "x86_64") {
+        f.add_arch(ScmpArch::X86).map_err(err)?;
+        f.add_arch(ScmpArch::X32).map_err(err)?;
+    }
+    for (errno, list) in [(libc::EPERM, DENIED), (libc::ENOSYS, NOT_IMPLEMENTED)] {
+        for (call, _) in list {
+            // Unknown on every arch in the filter: nothing to deny.
+            let Ok(sc) = ScmpSyscall::from_name(call) else {
+                continue;
+            };
+            f.add_rule(ScmpAction::Errno(errno), sc).map_err(err)?;
+        }
+    }
+    let umount2 = ScmpSyscall::from_name("umount2").map_err(err)?;
+    f.add_rule_conditional(
+        ScmpAction::Errno(libc::EPERM),
+        umount2,
+        &[ScmpArgCompare::new(
+            1,
+            ScmpCompareOp::MaskedEqual(MNT_FORCE),
+            MNT_FORCE,
+        )],
+    )
+    .map_err(err)?;
+    let mut out = memfd()?;
+    f.export_bpf(&out).map_err(err)?;
+    let mut bytes = Vec::new();
+    out.seek(SeekFrom::Start(0))
+        .map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
+    out.read_to_end(&mut bytes)
+        .map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
+    kennel_sys::seccomp::parse(&bytes).map_err(|e| RuntimeError::Seccomp(e.to_string()))
+}
+
+fn memfd() -> Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create("kennel-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::Seccomp(format!("memfd: {e}")))?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Serialises a program for the VE's run directory (`seccomp.bpf`).
+pub fn to_bytes(prog: &[kennel_sys::seccomp::SockFilter]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prog.len() * kennel_sys::seccomp::INSN_LEN);
+    for i in prog {
+        out.extend_from_slice(&i.code.to_ne_bytes());
+        out.push(i.jt);
+        out.push(i.jf);
+        out.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_and_round_trips() {
+        let prog = compile_default().expect("compile");
+        assert!(prog.len() > 10);
+        let back = kennel_sys::seccomp::parse(&to_bytes(&prog)).expect("parse");
+        assert_eq!(back.len(), prog.len());
+        assert!(back
+            .iter()
+            .zip(&prog)
+            .all(|(a, b)| a.code == b.code && a.k == b.k && a.jt == b.jt && a.jf == b.jf));
+    }
+}

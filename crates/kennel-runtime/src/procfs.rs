@@ -1,0 +1,58 @@
+//! The two facts Kennel reads from `/proc/PID/stat`: whether a PID is still
+//! the process Kennel started (its start time), and its state.
+
+use std::fs;
+
+/// Start time of `pid` in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`), or `None` if there is no such process.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&text)
+}
+
+fn parse_start_time(stat: &str) -> Option<u64> {
+    // The command name (field 2) may contain spaces and ')': skip to the
+    // last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // rest starts at field 3; start time is field 22.
+    rest.split(' ').nth(22 - 3)?.parse().ok()
+}
+
+/// True if `pid` exists and started at `start` (so it was not reused).
+pub fn is_same_process(pid: i32, start: u64) -> bool {
+    pid > 0 && start_time(pid) == Some(start)
+}
+
+/// Seconds since boot, from `/proc/uptime`.
+pub fn uptime_secs() -> Option<f64> {
+    fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`).
+pub fn ticks_per_sec() -> u64 {
+    rustix::param::clock_ticks_per_second()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_start_time_with_odd_comm() {
+        let stat = "123 (a b) c) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(parse_start_time(stat), Some(98765));
+    }
+
+    #[test]
+    fn own_process_is_same() {
+        let me = std::process::id() as i32;
+        let st = start_time(me).expect("own start time");
+        assert!(is_same_process(me, st));
+        assert!(!is_same_process(me, st + 1));
+    }
+}

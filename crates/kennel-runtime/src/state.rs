@@ -1,0 +1,123 @@
+//! `state.json` in a VE's run directory: which processes make up a running
+//! VE. Written once by the monitor when the VE has started; the kernel
+//! decides whether it is still true ([`RunState::liveness`]).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::procfs;
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXIT_FILE: &str = "exit.json";
+pub const MONITOR_SOCKET: &str = "monitor.sock";
+pub const SECCOMP_FILE: &str = "seccomp.bpf";
+
+/// A running VE's processes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunState {
+    pub init_pid: i32,
+    /// Start time of init in clock ticks since boot (guards PID reuse).
+    pub init_start: u64,
+    pub monitor_pid: i32,
+    pub monitor_start: u64,
+    /// RFC 3339 time the VE started.
+    pub started_at: String,
+    /// The VE's cgroup below each hierarchy.
+    pub cgroup: String,
+}
+
+/// What the kernel says about a recorded VE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Init and its monitor are alive.
+    Running,
+    /// Init is alive but its monitor is gone (killed): still running, but
+    /// the console is lost and teardown falls to the next command.
+    RunningWithoutMonitor,
+    /// Init is gone but the monitor is still tearing down.
+    Stopping,
+    /// Neither is alive: the record is stale.
+    Dead,
+}
+
+/// How the VE's init ended, written by `kennel` when the monitor hands the
+/// VE's teardown to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub at: String,
+    /// `exited 0`, `killed by SIGKILL`, `reboot`, ...
+    pub how: String,
+}
+
+impl RunState {
+    pub fn load(run_dir: &Path) -> io::Result<Option<Self>> {
+        load_json(&run_dir.join(STATE_FILE))
+    }
+
+    pub fn save(&self, run_dir: &Path) -> io::Result<()> {
+        save_json(&run_dir.join(STATE_FILE), self)
+    }
+
+    pub fn liveness(&self) -> Liveness {
+        let init =
+            procfs::is_same_process(self.init_pid, self.init_start) && !is_zombie(self.init_pid);
+        let monitor = procfs::is_same_process(self.monitor_pid, self.monitor_start);
+        match (init, monitor) {
+            (true, true) => Liveness::Running,
+            (true, false) => Liveness::RunningWithoutMonitor,
+            (false, true) => Liveness::Stopping,
+            (false, false) => Liveness::Dead,
+        }
+    }
+
+    /// Seconds the VE has been up, from init's start time.
+    pub fn uptime_secs(&self) -> Option<u64> {
+        let up = procfs::uptime_secs()?;
+        let started = self.init_start as f64 / procfs::ticks_per_sec() as f64;
+        Some((up - started).max(0.0) as u64)
+    }
+}
+
+impl ExitRecord {
+    pub fn load(run_dir: &Path) -> io::Result<Option<Self>> {
+        load_json(&run_dir.join(EXIT_FILE))
+    }
+
+    pub fn save(&self, run_dir: &Path) -> io::Result<()> {
+        save_json(&run_dir.join(EXIT_FILE), self)
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s.get(i + 2..i + 3).map(|c| c == "Z"))
+        })
+        .unwrap_or(false)
+}
+
+fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `value` to `path` atomically (temporary file + rename).
+fn save_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
+    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}

@@ -1,0 +1,177 @@
+//! The messages that cross process boundaries during a start:
+//!
+//! * monitor -> VE child, over a `SOCK_SEQPACKET` pair: [`GO`] once the host
+//!   side (id maps, cgroups, root mount) is ready;
+//! * VE child -> monitor: either an error text, or the console pty (master
+//!   and peer descriptors); then end-of-file when `execve` of init closes
+//!   the child's close-on-exec end;
+//! * monitor -> `kennel start`, over a pipe: one line, `ok PID` or
+//!   `err MESSAGE`.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+
+pub(crate) const GO: &[u8] = b"go";
+const ERR_PREFIX: &[u8] = b"E";
+const CONSOLE: &[u8] = b"C";
+
+/// What the VE child sent.
+#[derive(Debug)]
+pub(crate) enum FromChild {
+    Console {
+        master: OwnedFd,
+        peer: OwnedFd,
+    },
+    Error(String),
+    /// The child exec'd its init (or died without a word).
+    Eof,
+}
+
+pub(crate) fn send_go(sock: BorrowedFd<'_>) -> io::Result<()> {
+    sendmsg(
+        sock,
+        &[IoSlice::new(GO)],
+        &mut SendAncillaryBuffer::default(),
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// Blocks until the monitor says go. Any other outcome (the monitor died)
+/// is an error.
+pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<()> {
+    let mut buf = [0u8; 8];
+    let n = rustix::io::read(sock, &mut buf)?;
+    if &buf[..n] == GO {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the monitor went away",
+        ))
+    }
+}
+
+pub(crate) fn send_error(sock: BorrowedFd<'_>, msg: &str) {
+    let mut m = ERR_PREFIX.to_vec();
+    m.extend_from_slice(msg.as_bytes());
+    m.truncate(4000);
+    let _ = sendmsg(
+        sock,
+        &[IoSlice::new(&m)],
+        &mut SendAncillaryBuffer::default(),
+        SendFlags::NOSIGNAL,
+    );
+}
+
+pub(crate) fn send_console(
+    sock: BorrowedFd<'_>,
+    master: BorrowedFd<'_>,
+    peer: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let fds = [master, peer];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    anc.push(SendAncillaryMessage::ScmRights(&fds));
+    sendmsg(
+        sock,
+        &[IoSlice::new(CONSOLE)],
+        &mut anc,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// Receives the child's next message, waiting at most `timeout`.
+pub(crate) fn recv_from_child(sock: BorrowedFd<'_>, timeout: Duration) -> io::Result<FromChild> {
+    if !wait_readable(sock, timeout)? {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the VE did not finish its setup in time",
+        ));
+    }
+    let mut buf = [0u8; 4096];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?;
+    let n = msg.bytes;
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(r) = m {
+            fds.extend(r);
+        }
+    }
+    if n == 0 {
+        return Ok(FromChild::Eof);
+    }
+    let data = &buf[..n];
+    if let Some(text) = data.strip_prefix(ERR_PREFIX) {
+        return Ok(FromChild::Error(String::from_utf8_lossy(text).into_owned()));
+    }
+    if data == CONSOLE && fds.len() == 2 {
+        let peer = fds.pop();
+        let master = fds.pop();
+        if let (Some(master), Some(peer)) = (master, peer) {
+            return Ok(FromChild::Console { master, peer });
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "unexpected message from the VE",
+    ))
+}
+
+/// Waits until `fd` is readable (or hung up); false on timeout.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: timeout.subsec_nanos() as i64,
+    };
+    loop {
+        match poll(&mut fds, Some(&ts)) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Writes the one-line report to `kennel start`.
+pub(crate) fn report<Fd: AsFd>(pipe: Fd, line: &str) {
+    let mut s = line.replace('\n', " ");
+    s.push('\n');
+    let _ = rustix::io::write(pipe, s.as_bytes());
+}
+
+/// Reads the one-line report (up to end-of-file).
+pub(crate) fn read_report<Fd: AsFd>(pipe: Fd, timeout: Duration) -> io::Result<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if !wait_readable(pipe.as_fd(), timeout)? {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer from the VE's monitor",
+            ));
+        }
+        let n = rustix::io::read(pipe.as_fd(), &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.contains(&b'\n') {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
+}

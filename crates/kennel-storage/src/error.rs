@@ -1,0 +1,38 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Errors from templates and VE layers.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("template '{0}' does not exist (see `kennel template list`; create it with `kennel template create` or `kennel template import`)")]
+    NoSuchTemplate(String),
+    #[error("template '{0}' already exists (remove it first with `kennel template remove {0}`)")]
+    TemplateExists(String),
+    #[error("invalid template name '{0}': use 1-64 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit")]
+    BadTemplateName(String),
+    #[error("unknown template source '{0}': use `busybox` or `debian-12` (or import a tarball with `kennel template import`)")]
+    UnknownSource(String),
+    #[error("{0}")]
+    Tool(String),
+    #[error("archive {path}: {reason}")]
+    Archive { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.into();
+    move |source| StorageError::Io { op, path, source }
+}

@@ -1,0 +1,22 @@
+//! Kennel's storage: OS templates and the per-VE layers built on them.
+//!
+//! * [`template`]: the template store, and the three ways a template is
+//!   made (busybox from the host, debootstrap, import of an untrusted
+//!   tarball through [`unpack`]).
+//! * [`layers`]: a VE's own writable layer (overlayfs upper and work
+//!   directories) and the mount that puts it over the shared, read-only,
+//!   idmapped template tree.
+//!
+//! A template is unpacked once and never written again; VEs only ever add
+//! files to their own upper layer, so creating a VE copies nothing and VEs
+//! of one template share its page cache.
+
+mod error;
+pub mod init_kind;
+pub mod layers;
+pub mod template;
+pub mod unpack;
+mod util;
+
+pub use error::{Result, StorageError};
+pub use init_kind::InitKind;

@@ -1,0 +1,39 @@
+//! File-descriptor hygiene: close everything a child must not inherit.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Closes every file descriptor from `first` upwards except those in `keep`.
+///
+/// Used before exec'ing anything inside a VE so that no host descriptor
+/// leaks into it.
+pub fn close_all_from(first: RawFd, keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = first;
+    for &k in &keep {
+        if k > lo {
+            close_range(lo as u32, (k - 1) as u32)?;
+        }
+        lo = k + 1;
+    }
+    close_range(lo as u32, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range(2) only closes descriptors of this process; callers
+    // own every descriptor in the range by construction (they are about to
+    // exec or are a freshly forked child), so no live Rust object is left
+    // holding a closed descriptor that it will use again.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    crate::check(ret).map(drop)
+}
+
+/// Clears `FD_CLOEXEC` so that `fd` survives an exec (for handing a
+/// descriptor to the monitor binary).
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD with 0 only changes a flag on the descriptor.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    crate::check(ret as libc::c_long).map(drop)
+}

@@ -1,0 +1,249 @@
+//! A VE's configuration: one human-readable TOML file (`ve.conf`),
+//! written atomically.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use kennel_storage::layers::LayerMode;
+use kennel_storage::InitKind;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, VeError};
+use crate::id::VeId;
+use crate::units::Size;
+
+/// Resource limits (the full resource model is its own issue). Absent
+/// means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// RAM (memory cgroup limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Size>,
+    /// Swap on top of `memory` (default 0 when `memory` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap: Option<Size>,
+    /// CPU time, in CPUs (1.5 = one and a half CPUs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Processes and threads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numproc: Option<u64>,
+}
+
+/// The VE's host id range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRange {
+    pub uid_base: u32,
+    pub gid_base: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    pub kind: InitKind,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub layer: LayerMode,
+}
+
+/// The whole configuration of one VE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VeConfig {
+    pub id: VeId,
+    pub uuid: String,
+    pub hostname: String,
+    pub template: String,
+    pub created: String,
+    #[serde(default)]
+    pub resources: Resources,
+    pub idmap: IdRange,
+    pub init: InitConfig,
+    pub storage: StorageConfig,
+}
+
+pub const MIN_MEMORY: u64 = 16 << 20;
+
+impl Resources {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(m) = self.memory {
+            if m.bytes() < MIN_MEMORY {
+                return Err(VeError::BadInput(format!(
+                    "memory {m} is too small: a VE needs at least 16M"
+                )));
+            }
+        }
+        if self.swap.is_some() && self.memory.is_none() {
+            return Err(VeError::BadInput(
+                "--swap needs --memory (swap is counted on top of memory)".into(),
+            ));
+        }
+        if self.numproc == Some(0) {
+            return Err(VeError::BadInput("numproc must be at least 1".into()));
+        }
+        if let Some(c) = self.cpus {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(VeError::BadInput(format!("invalid CPU count {c}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cgroup limits these resources mean.
+    pub fn limits(&self) -> kennel_cgroup::Limits {
+        kennel_cgroup::Limits {
+            memory: self.memory.map(Size::bytes),
+            swap: self.memory.map(|_| self.swap.map_or(0, Size::bytes)),
+            cpu: self.cpus.map(kennel_cgroup::CpuLimit::from_cpus),
+            pids: self.numproc,
+        }
+    }
+}
+
+/// Hostnames: RFC 1123 labels joined by dots, at most 64 characters.
+pub fn validate_hostname(h: &str) -> Result<()> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if h.is_empty() || h.len() > 64 || !h.split('.').all(label_ok) {
+        return Err(VeError::BadInput(format!(
+            "invalid hostname '{h}': use letters, digits and '-', in dot-separated labels, at most 64 characters"
+        )));
+    }
+    Ok(())
+}
+
+const HEADER: &str = "# Kennel VE configuration. Edit only while the VE is stopped;\n# `kennel config ID` shows it, `kennel start ID` applies it.\n\n";
+
+impl VeConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path)
+            .map_err(crate::error::io(format!("read {}", path.display())))?;
+        let cfg: VeConfig = toml::from_str(&text).map_err(|e| {
+            VeError::BadInput(format!("{}: {}", path.display(), e.to_string().trim()))
+        })?;
+        cfg.resources.validate()?;
+        validate_hostname(&cfg.hostname)?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        let body = toml::to_string_pretty(self).map_err(|e| VeError::BadInput(e.to_string()))?;
+        Ok(format!("{HEADER}{body}"))
+    }
+
+    /// Writes the file atomically: a temporary file, fsync, rename, fsync
+    /// of the directory. A crash leaves the old or the new file, never a
+    /// mix.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = self.to_toml()?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".ve.conf.tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            crate::error::io(format!("write {}", path.display()))(e)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> VeConfig {
+        VeConfig {
+            id: VeId::parse("101").expect("id"),
+            uuid: "0f0e0d0c-0b0a-4908-8706-050403020100".into(),
+            hostname: "web1".into(),
+            template: "debian-12".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            resources: Resources {
+                memory: Some(Size(512 << 20)),
+                swap: None,
+                cpus: Some(1.5),
+                numproc: Some(512),
+            },
+            idmap: IdRange {
+                uid_base: 100_000_000,
+                gid_base: 100_000_000,
+                size: 65536,
+            },
+            init: InitConfig {
+                kind: InitKind::Systemd,
+                path: "/sbin/init".into(),
+            },
+            storage: StorageConfig {
+                layer: LayerMode::Idmapped,
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips_and_is_readable() {
+        let c = sample();
+        let text = c.to_toml().expect("toml");
+        assert!(text.contains("memory = \"512M\""), "{text}");
+        assert!(text.contains("hostname = \"web1\""));
+        let back: VeConfig = toml::from_str(&text).expect("parse");
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn saves_atomically() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("ve.conf");
+        sample().save(&p).expect("save");
+        assert_eq!(VeConfig::load(&p).expect("load"), sample());
+        assert_eq!(
+            fs::read_dir(d.path()).expect("ls").count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let text = sample()
+            .to_toml()
+            .expect("toml")
+            .replace("hostname", "hostnme");
+        assert!(toml::from_str::<VeConfig>(&text).is_err());
+    }
+
+    #[test]
+    fn hostnames() {
+        for ok in ["web1", "a.example.net", "x-y"] {
+            assert!(validate_hostname(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a_b", "a..b", "a b", &"x".repeat(65)] {
+            assert!(validate_hostname(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_default_swap_to_zero() {
+        let l = sample().resources.limits();
+        assert_eq!(l.memory, Some(512 << 20));
+        assert_eq!(l.swap, Some(0));
+        assert_eq!(l.pids, Some(512));
+    }
+}

@@ -1,0 +1,177 @@
+//! `kennel check`: what this host offers and what Kennel needs.
+
+use std::fs;
+use std::path::Path;
+
+use super::Kennel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckLevel {
+    Ok,
+    /// Works, with a limitation.
+    Warn,
+    /// VEs cannot start.
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub level: CheckLevel,
+    pub detail: String,
+}
+
+fn check(name: &'static str, level: CheckLevel, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        level,
+        detail: detail.into(),
+    }
+}
+
+fn kernel_version() -> (u32, u32, String) {
+    let rel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse::<u32>().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0), rel)
+}
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+impl Kennel {
+    /// Checks the host; any [`CheckLevel::Fail`] means VEs cannot start.
+    pub fn check(&self) -> Vec<Check> {
+        use CheckLevel::{Fail, Warn};
+        let ok = CheckLevel::Ok;
+        let mut out = Vec::new();
+        let (maj, min, rel) = kernel_version();
+        out.push(if (maj, min) >= (5, 19) {
+            check(
+                "kernel",
+                ok,
+                format!("{rel} (idmapped overlay layers need 5.19)"),
+            )
+        } else {
+            check(
+                "kernel",
+                Fail,
+                format!("{rel}: Kennel needs Linux 5.19 or newer"),
+            )
+        });
+        let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        out.push(match userns {
+            Some(n) if n > 0 => check("user namespaces", ok, format!("max_user_namespaces = {n}")),
+            _ => check(
+                "user namespaces",
+                Fail,
+                "disabled: set sysctl user.max_user_namespaces to a positive number",
+            ),
+        });
+        match self.cgroups() {
+            Ok(h) => {
+                let missing: Vec<&str> = ["memory", "cpu", "pids"]
+                    .into_iter()
+                    .filter(|c| h.hierarchy_for(c).is_none())
+                    .collect();
+                out.push(if missing.is_empty() {
+                    check(
+                        "cgroups",
+                        ok,
+                        format!("{} with memory, cpu and pids", h.layout_name()),
+                    )
+                } else {
+                    check(
+                        "cgroups",
+                        Warn,
+                        format!(
+                            "{}; missing controllers {}: limits on them fail",
+                            h.layout_name(),
+                            missing.join(", ")
+                        ),
+                    )
+                });
+            }
+            Err(e) => out.push(check("cgroups", Fail, e.to_string())),
+        }
+        let fss = fs::read_to_string("/proc/filesystems").unwrap_or_default();
+        out.push(if fss.lines().any(|l| l.ends_with("\toverlay")) {
+            check("overlayfs", ok, "available")
+        } else {
+            check(
+                "overlayfs",
+                Warn,
+                "not loaded yet (modprobe overlay); VEs need it",
+            )
+        });
+        let lib = self.paths.lib.clone();
+        let probe = if lib.exists() {
+            lib.clone()
+        } else {
+            lib.ancestors()
+                .find(|p| p.exists())
+                .unwrap_or(Path::new("/"))
+                .to_path_buf()
+        };
+        out.push(match kennel_storage::layers::idmap_supported(&probe) {
+            Ok(true) => check(
+                "idmapped mounts",
+                ok,
+                format!("supported on {}", probe.display()),
+            ),
+            Ok(false) => check(
+                "idmapped mounts",
+                Warn,
+                format!(
+                    "not supported on {}: VEs use shifted layers (slower create)",
+                    probe.display()
+                ),
+            ),
+            Err(e) => check("idmapped mounts", Warn, format!("cannot tell: {e}")),
+        });
+        out.push(
+            if Path::new("/proc/sys/kernel/seccomp/actions_avail").exists() {
+                check("seccomp", ok, "filters available")
+            } else {
+                check("seccomp", Fail, "the kernel has no seccomp filter support")
+            },
+        );
+        out.push(if self.exe.monitor.is_file() {
+            check("monitor", ok, self.exe.monitor.display().to_string())
+        } else {
+            check(
+                "monitor",
+                Fail,
+                format!("{} is missing", self.exe.monitor.display()),
+            )
+        });
+        out.push(if on_path("busybox") {
+            check("busybox", ok, "present (template create busybox)")
+        } else {
+            check(
+                "busybox",
+                Warn,
+                "missing: apt-get install busybox-static (for `template create busybox`)",
+            )
+        });
+        out.push(if on_path("debootstrap") {
+            check("debootstrap", ok, "present (template create debian-12)")
+        } else {
+            check(
+                "debootstrap",
+                Warn,
+                "missing: apt-get install debootstrap (for `template create debian-12`)",
+            )
+        });
+        out
+    }
+}

@@ -1,0 +1,94 @@
+//! `kennel create`: a new VE from a template. Copies nothing: the VE gets
+//! an empty writable layer over the shared template.
+
+use std::fs;
+
+use kennel_storage::layers::{idmap_supported, prepare_shifted, LayerMode, VeLayers};
+use kennel_storage::template::Store;
+
+use super::{sweep_leftovers, Kennel};
+use crate::config::{validate_hostname, IdRange, InitConfig, Resources, StorageConfig, VeConfig};
+use crate::error::{io, Result, VeError};
+use crate::id::VeId;
+use crate::idmap;
+
+/// What `kennel create` asks for.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub id: VeId,
+    pub template: String,
+    pub hostname: Option<String>,
+    pub resources: Resources,
+}
+
+impl Kennel {
+    pub fn create(&self, req: &CreateRequest) -> Result<VeConfig> {
+        let hostname = req.hostname.clone().unwrap_or_else(|| req.id.to_string());
+        validate_hostname(&hostname)?;
+        req.resources.validate()?;
+        let store = Store::new(self.paths.templates());
+        let template = store.get(&req.template)?;
+        let _host = self.lock_host()?;
+        let ves = self.paths.ves();
+        fs::create_dir_all(&ves).map_err(io(format!("create {}", ves.display())))?;
+        sweep_leftovers(&ves);
+        let dest = self.paths.ve_dir(&req.id);
+        if dest.exists() {
+            return Err(VeError::Exists(req.id.to_string()));
+        }
+        let used: Vec<IdRange> = self
+            .ids()?
+            .iter()
+            .filter_map(|id| self.config(id).ok())
+            .map(|c| c.idmap)
+            .collect();
+        let range = idmap::allocate(&self.host, &used)?;
+        let cfg = VeConfig {
+            id: req.id.clone(),
+            uuid: uuid::Uuid::new_v4().to_string(),
+            hostname,
+            template: req.template.clone(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            resources: req.resources.clone(),
+            idmap: range,
+            init: InitConfig {
+                kind: template.meta.init,
+                path: "/sbin/init".into(),
+            },
+            storage: StorageConfig {
+                layer: if idmap_supported(&template.rootfs)? {
+                    LayerMode::Idmapped
+                } else {
+                    LayerMode::Shifted
+                },
+            },
+        };
+        // Build under a staging name, then rename: a crash never leaves a
+        // half-made VE under its real id.
+        let staging = ves.join(format!(".{}.tmp-{}", req.id, std::process::id()));
+        let build = || -> Result<()> {
+            fs::create_dir(&staging).map_err(io(format!("create {}", staging.display())))?;
+            let layers = VeLayers::new(staging.join("fs"));
+            layers.create((range.uid_base, range.gid_base))?;
+            if cfg.storage.layer == LayerMode::Shifted {
+                prepare_shifted(
+                    &template.rootfs,
+                    &layers,
+                    &staging.join("shift"),
+                    range.uid_base,
+                )?;
+            }
+            cfg.save(&staging.join("ve.conf"))?;
+            fs::rename(&staging, &dest).map_err(io(format!(
+                "rename {} to {}",
+                staging.display(),
+                dest.display()
+            )))
+        };
+        if let Err(e) = build() {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        Ok(cfg)
+    }
+}

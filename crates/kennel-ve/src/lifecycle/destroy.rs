@@ -1,0 +1,37 @@
+//! `kennel destroy`: remove a VE and everything it wrote.
+
+use std::fs;
+
+use super::status::VeState;
+use super::{sweep_leftovers, Kennel};
+use crate::error::{io, Result, VeError};
+use crate::id::VeId;
+
+impl Kennel {
+    /// Deletes VE `id`. A running VE is refused unless `force`, which kills
+    /// it first.
+    pub fn destroy(&self, id: &VeId, force: bool) -> Result<()> {
+        let cfg = self.config(id)?;
+        let _lock = self.lock_ve(id)?;
+        let state = self.settle(id)?;
+        if state != VeState::Stopped {
+            if !force {
+                return Err(VeError::Running(id.to_string()));
+            }
+            self.stop_locked(id, cfg.init.kind, None)?;
+        }
+        let dir = self.paths.ve_dir(id);
+        // Rename first: a crash half-way leaves a `.ID.deleted-PID`
+        // directory that the next create or destroy sweeps, never a
+        // half-deleted VE under its id.
+        let trash = self
+            .paths
+            .ves()
+            .join(format!(".{id}.deleted-{}", std::process::id()));
+        fs::rename(&dir, &trash).map_err(io(format!("rename {}", dir.display())))?;
+        fs::remove_dir_all(&trash).map_err(io(format!("remove {}", trash.display())))?;
+        let _ = fs::remove_dir_all(self.paths.ve_run(id));
+        sweep_leftovers(&self.paths.ves());
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! `kennel exec`, `kennel enter` and `kennel console`.
+
+use kennel_runtime::join::JoinSpec;
+use kennel_runtime::state::SECCOMP_FILE;
+
+use super::status::VeState;
+use super::Kennel;
+use crate::error::{Result, VeError};
+use crate::id::VeId;
+
+/// A command to run in a VE.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    /// Extra `KEY=value` on top of the defaults.
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub tty: bool,
+    /// `TERM` to pass when `tty` (the user's terminal type).
+    pub term: Option<String>,
+}
+
+const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Kennel {
+    /// Runs a command in VE `id`; returns its exit status.
+    pub fn exec(&self, id: &VeId, req: &ExecRequest) -> Result<i32> {
+        self.config(id)?;
+        let (state, run) = self.state_of(id)?;
+        let run = match (state, run) {
+            (VeState::Running | VeState::RunningWithoutMonitor, Some(r)) => r,
+            _ => return Err(VeError::NotRunning(id.to_string())),
+        };
+        let run_dir = self.paths.ve_run(id);
+        let seccomp = match std::fs::read(run_dir.join(SECCOMP_FILE)) {
+            Ok(b) => kennel_sys::seccomp::parse(&b)
+                .map_err(crate::error::io("read the VE's seccomp program"))?,
+            Err(_) => kennel_runtime::policy::seccomp::compile_default()?,
+        };
+        let mut env = vec![
+            PATH.to_string(),
+            "HOME=/root".into(),
+            "container=kennel".into(),
+        ];
+        if req.tty {
+            env.push(format!("TERM={}", req.term.as_deref().unwrap_or("xterm")));
+        }
+        for e in &req.env {
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        let host = self.cgroups()?;
+        let spec = JoinSpec {
+            init_pid: run.init_pid,
+            init_start: run.init_start,
+            cgroup: host.cgroup(&self.ve_cgroup(id)),
+            seccomp: &seccomp,
+            argv: req.argv.clone(),
+            env,
+            cwd: req.cwd.clone(),
+            tty: req.tty,
+        };
+        match kennel_runtime::join::exec(&spec) {
+            Err(kennel_runtime::RuntimeError::NotRunning) => {
+                Err(VeError::NotRunning(id.to_string()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The login shell to use for `kennel enter`: the VE root's shell from
+    /// its /etc/passwd is not trusted blindly; bash if present, else sh.
+    pub fn enter_argv(&self) -> Vec<String> {
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi".into(),
+        ]
+    }
+
+    /// Attaches the caller's terminal to VE `id`'s console.
+    pub fn console(&self, id: &VeId, escape: u8) -> Result<kennel_runtime::pty::RelayEnd> {
+        self.config(id)?;
+        let (state, _) = self.state_of(id)?;
+        match state {
+            VeState::Running => {}
+            VeState::RunningWithoutMonitor => return Err(VeError::HostUnsupported(format!(
+                "VE {id}'s monitor is gone, and the console with it: restart the VE to get it back"
+            ))),
+            _ => return Err(VeError::NotRunning(id.to_string())),
+        }
+        Ok(kennel_runtime::console::attach(
+            &self.paths.ve_run(id),
+            escape,
+        )?)
+    }
+}

@@ -1,0 +1,174 @@
+//! The VE lifecycle: the library API behind every `kennel` command.
+//!
+//! Every command goes through [`Kennel`], which knows the state root, the
+//! host settings and where the monitor program is. Commands that change a
+//! VE take its lock; allocations (ids, id ranges) also take the host lock.
+//! Whether a VE runs is always asked of the kernel (see
+//! `kennel_runtime::state`), never taken from a file alone.
+
+mod check;
+mod create;
+mod destroy;
+mod exec;
+mod start;
+mod status;
+mod stop;
+mod teardown;
+mod templates;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub use check::{Check, CheckLevel};
+pub use create::CreateRequest;
+pub use exec::ExecRequest;
+pub use status::{VeState, VeStatus};
+pub use stop::StopOutcome;
+
+use crate::config::VeConfig;
+use crate::error::{io, Result, VeError};
+use crate::host_config::HostConfig;
+use crate::id::VeId;
+use crate::lock::{Lock, WAIT};
+use crate::paths::Paths;
+
+/// The programs Kennel runs: itself (for the teardown the monitor calls)
+/// and the monitor.
+#[derive(Debug, Clone)]
+pub struct Executables {
+    pub kennel: PathBuf,
+    pub monitor: PathBuf,
+}
+
+impl Executables {
+    /// `kennel-monitor` next to the running `kennel`.
+    pub fn beside_current() -> Result<Self> {
+        let kennel = std::env::current_exe().map_err(io("find the kennel executable"))?;
+        let monitor = kennel.with_file_name("kennel-monitor");
+        Ok(Executables { kennel, monitor })
+    }
+}
+
+/// One Kennel state root on this host.
+#[derive(Debug)]
+pub struct Kennel {
+    paths: Paths,
+    host: HostConfig,
+    exe: Executables,
+    cgroups: OnceLock<kennel_cgroup::Host>,
+}
+
+impl Kennel {
+    /// Opens the state root (`None`: the default one). Fails unless run as
+    /// root.
+    pub fn open(root: Option<&Path>, exe: Executables) -> Result<Self> {
+        if !rustix::process::geteuid().is_root() {
+            return Err(VeError::NotRoot);
+        }
+        if let Some(r) = root {
+            let s = r.to_string_lossy();
+            if !r.is_absolute() || s.contains([':', ',', '\n']) {
+                return Err(VeError::BadInput(format!(
+                    "invalid state root '{s}': use an absolute path without ':' or ','"
+                )));
+            }
+        }
+        let paths = Paths::new(root);
+        let host = HostConfig::load(&paths)?;
+        Ok(Kennel {
+            paths,
+            host,
+            exe,
+            cgroups: OnceLock::new(),
+        })
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// The host's cgroup hierarchies (detected once).
+    pub fn cgroups(&self) -> Result<&kennel_cgroup::Host> {
+        if let Some(h) = self.cgroups.get() {
+            return Ok(h);
+        }
+        let h = kennel_cgroup::Host::detect()?;
+        Ok(self.cgroups.get_or_init(|| h))
+    }
+
+    fn cgroup_parent(&self) -> String {
+        self.host.cgroup_parent(&self.paths)
+    }
+
+    fn ve_cgroup(&self, id: &VeId) -> String {
+        format!("{}/{}", self.cgroup_parent(), id)
+    }
+
+    fn monitor_cgroup(&self) -> String {
+        format!("{}/_monitor", self.cgroup_parent())
+    }
+
+    /// The configuration of VE `id`, or [`VeError::NoSuchVe`].
+    pub fn config(&self, id: &VeId) -> Result<VeConfig> {
+        let p = self.paths.ve_config(id);
+        if !p.exists() {
+            return Err(VeError::NoSuchVe(id.to_string()));
+        }
+        VeConfig::load(&p)
+    }
+
+    /// Ids of all VEs, sorted (numbers numerically).
+    pub fn ids(&self) -> Result<Vec<VeId>> {
+        let dir = self.paths.ves();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(format!("read {}", dir.display()))(e)),
+        };
+        let mut ids: Vec<VeId> = rd
+            .flatten()
+            .filter_map(|e| VeId::parse(&e.file_name().to_string_lossy()).ok())
+            .filter(|id| self.paths.ve_config(id).exists())
+            .collect();
+        ids.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        Ok(ids)
+    }
+
+    fn lock_ve(&self, id: &VeId) -> Result<Lock> {
+        Lock::acquire(
+            &self.paths.locks().join(format!("ve-{id}")),
+            WAIT,
+            id.as_str(),
+        )
+    }
+
+    fn lock_host(&self) -> Result<Lock> {
+        Lock::acquire(
+            &self.paths.locks().join("host"),
+            WAIT,
+            "host (allocation lock)",
+        )
+    }
+}
+
+/// Removes `.NAME.tmp-PID` and `.NAME.deleted-PID` directories whose
+/// process is gone (left by a crash).
+pub(crate) fn sweep_leftovers(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix('.') else {
+            continue;
+        };
+        let pid = rest
+            .rsplit_once(".tmp-")
+            .or_else(|| rest.rsplit_once(".deleted-"))
+            .and_then(|(_, p)| p.parse::<i32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `kennel start`.
+
+use std::fs;
+use std::time::Duration;
+
+use kennel_runtime::spec::{IdMap, InitSpec, RootSpec, StartSpec};
+use kennel_runtime::state::SECCOMP_FILE;
+use kennel_storage::template::Store;
+
+use super::status::VeState;
+use super::Kennel;
+use crate::config::VeConfig;
+use crate::error::{io, Result, VeError};
+use crate::id::VeId;
+
+/// The environment of every VE's init (systemd's container interface).
+fn init_env(cfg: &VeConfig) -> Vec<String> {
+    vec![
+        "container=kennel".into(),
+        format!("container_uuid={}", cfg.uuid),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "TERM=linux".into(),
+    ]
+}
+
+impl Kennel {
+    /// Starts VE `id` and returns once its init runs.
+    pub fn start(&self, id: &VeId) -> Result<kennel_runtime::launch::Started> {
+        let cfg = self.config(id)?;
+        let _lock = self.lock_ve(id)?;
+        self.start_locked(&cfg)
+    }
+
+    /// Starts a VE whose lock the caller holds.
+    pub(crate) fn start_locked(&self, cfg: &VeConfig) -> Result<kennel_runtime::launch::Started> {
+        let id = &cfg.id;
+        match self.settle(id)? {
+            VeState::Stopped => {}
+            VeState::Running | VeState::RunningWithoutMonitor => {
+                return Err(VeError::AlreadyRunning(id.to_string()))
+            }
+            VeState::Stopping => return Err(VeError::Busy(id.to_string())),
+        }
+        if !self.exe.monitor.is_file() {
+            return Err(VeError::HostUnsupported(format!(
+                "the monitor program {} is missing: install kennel-monitor next to kennel",
+                self.exe.monitor.display()
+            )));
+        }
+        tracing::debug!("start: VE {id} is stopped");
+        let template = Store::new(self.paths.templates()).get(&cfg.template)?;
+        let host = self.cgroups()?;
+        host.cgroup(&self.monitor_cgroup()).create()?;
+        let cg_rel = self.ve_cgroup(id);
+        let cg = host.cgroup(&cg_rel);
+        let run_dir = self.paths.ve_run(id);
+        let fail = |e: VeError| -> VeError {
+            let _ = cg.remove(Duration::from_secs(2));
+            let _ = fs::remove_dir_all(&run_dir);
+            match e {
+                VeError::Runtime(kennel_runtime::RuntimeError::Setup(reason)) => {
+                    VeError::StartFailed {
+                        id: id.to_string(),
+                        reason,
+                    }
+                }
+                other => other,
+            }
+        };
+        let prepared = (|| -> Result<StartSpec> {
+            cg.create()?;
+            cg.apply_limits(&cfg.resources.limits())?;
+            cg.delegate(cfg.idmap.uid_base, cfg.idmap.gid_base)?;
+            let _ = fs::remove_dir_all(&run_dir);
+            fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
+            tracing::debug!("start: cgroups ready");
+            let seccomp = kennel_runtime::policy::seccomp::compile_default()?;
+            tracing::debug!("start: seccomp compiled");
+            let sp = run_dir.join(SECCOMP_FILE);
+            fs::write(&sp, kennel_runtime::policy::seccomp::to_bytes(&seccomp))
+                .map_err(io(format!("write {}", sp.display())))?;
+            Ok(StartSpec {
+                id: id.to_string(),
+                hostname: cfg.hostname.clone(),
+                idmap: IdMap {
+                    uid_base: cfg.idmap.uid_base,
+                    gid_base: cfg.idmap.gid_base,
+                    size: cfg.idmap.size,
+                },
+                root: RootSpec {
+                    template: template.rootfs.clone(),
+                    layers_dir: self.paths.ve_layers(id),
+                    mode: cfg.storage.layer,
+                },
+                init: InitSpec {
+                    path: cfg.init.path.clone(),
+                    args: Vec::new(),
+                    env: init_env(cfg),
+                },
+                cgroup: cg_rel.clone(),
+                monitor_cgroup: self.monitor_cgroup(),
+                run_dir: run_dir.clone(),
+                seccomp,
+                monitor_exe: self.exe.monitor.clone(),
+                monitor_args: self.teardown_command(id),
+            })
+        })();
+        let spec = prepared.map_err(fail)?;
+        kennel_runtime::launch::start(&spec, host).map_err(|e| fail(e.into()))
+    }
+
+    /// The command the monitor runs when the VE's init ends.
+    fn teardown_command(&self, id: &VeId) -> Vec<String> {
+        let mut v = vec![self.exe.kennel.to_string_lossy().into_owned()];
+        if let Some(r) = &self.paths.custom_root {
+            v.push("--root".into());
+            v.push(r.to_string_lossy().into_owned());
+        }
+        v.push("__ve-exited".into());
+        v.push(id.to_string());
+        v
+    }
+}

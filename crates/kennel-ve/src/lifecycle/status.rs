@@ -1,0 +1,117 @@
+//! `kennel status` and `kennel list`: what the kernel says about VEs.
+
+use std::time::{Duration, Instant};
+
+use kennel_cgroup::Usage;
+use kennel_runtime::state::{ExitRecord, Liveness, RunState};
+
+use super::Kennel;
+use crate::config::VeConfig;
+use crate::error::Result;
+use crate::id::VeId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VeState {
+    Running,
+    /// Running, but its monitor was killed: no console; `stop` still works.
+    RunningWithoutMonitor,
+    /// Init has ended and the monitor is tearing down.
+    Stopping,
+    Stopped,
+}
+
+impl VeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VeState::Running => "running",
+            VeState::RunningWithoutMonitor => "running (monitor lost)",
+            VeState::Stopping => "stopping",
+            VeState::Stopped => "stopped",
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        matches!(self, VeState::Running | VeState::RunningWithoutMonitor)
+    }
+}
+
+/// A VE's configuration and live facts.
+#[derive(Debug, Clone)]
+pub struct VeStatus {
+    pub config: VeConfig,
+    pub state: VeState,
+    pub run: Option<RunState>,
+    pub usage: Usage,
+    pub uptime_secs: Option<u64>,
+    pub last_exit: Option<ExitRecord>,
+}
+
+impl Kennel {
+    pub(crate) fn run_state(&self, id: &VeId) -> Result<Option<RunState>> {
+        RunState::load(&self.paths.ve_run(id))
+            .map_err(crate::error::io(format!("read the run state of VE {id}")))
+    }
+
+    /// The state of VE `id` as the kernel sees it.
+    pub(crate) fn state_of(&self, id: &VeId) -> Result<(VeState, Option<RunState>)> {
+        let run = self.run_state(id)?;
+        let state = match run.as_ref().map(RunState::liveness) {
+            None | Some(Liveness::Dead) => VeState::Stopped,
+            Some(Liveness::Running) => VeState::Running,
+            Some(Liveness::RunningWithoutMonitor) => VeState::RunningWithoutMonitor,
+            Some(Liveness::Stopping) => VeState::Stopping,
+        };
+        Ok((state, run))
+    }
+
+    /// Like [`Kennel::state_of`], but first waits (briefly) for a monitor
+    /// that is tearing down, and repairs what a crash left: a dead VE's
+    /// cgroups and run state. The caller holds the VE's lock.
+    pub(crate) fn settle(&self, id: &VeId) -> Result<VeState> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (state, run) = self.state_of(id)?;
+            match state {
+                VeState::Stopping if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                VeState::Stopped => {
+                    if run.is_some() || self.cgroups()?.cgroup(&self.ve_cgroup(id)).exists() {
+                        self.cleanup_host_side(id, None)?;
+                    }
+                    return Ok(VeState::Stopped);
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Status of one VE.
+    pub fn status(&self, id: &VeId) -> Result<VeStatus> {
+        let config = self.config(id)?;
+        let (state, run) = self.state_of(id)?;
+        let usage = if state.is_running() {
+            self.cgroups()?.cgroup(&self.ve_cgroup(id)).usage()
+        } else {
+            Usage::default()
+        };
+        let uptime_secs = run
+            .as_ref()
+            .filter(|_| state.is_running())
+            .and_then(RunState::uptime_secs);
+        let last_exit = ExitRecord::load(&self.paths.ve_run(id)).ok().flatten();
+        Ok(VeStatus {
+            config,
+            state,
+            run: run.filter(|_| state.is_running()),
+            usage,
+            uptime_secs,
+            last_exit,
+        })
+    }
+
+    /// Status of every VE.
+    pub fn list(&self) -> Result<Vec<VeStatus>> {
+        self.ids()?.iter().map(|id| self.status(id)).collect()
+    }
+}

@@ -1,0 +1,172 @@
+//! `kennel stop`, `kill` and `restart`.
+
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use kennel_storage::InitKind;
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+
+use super::status::VeState;
+use super::Kennel;
+use crate::error::{io, Result, VeError};
+use crate::id::VeId;
+
+/// How long the monitor gets to tear down after init ended.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(15);
+
+/// How a stop went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// Init shut down by itself within the timeout.
+    Clean,
+    /// The timeout passed and the VE was killed.
+    Killed,
+}
+
+impl Kennel {
+    /// Asks the VE's init to shut down, waits up to `timeout`, then kills.
+    pub fn stop(&self, id: &VeId, timeout: Duration) -> Result<StopOutcome> {
+        let cfg = self.config(id)?;
+        let _lock = self.lock_ve(id)?;
+        self.stop_locked(id, cfg.init.kind, Some(timeout))
+    }
+
+    /// Kills the VE at once (SIGKILL to init ends its whole PID namespace).
+    pub fn kill(&self, id: &VeId) -> Result<()> {
+        let cfg = self.config(id)?;
+        let _lock = self.lock_ve(id)?;
+        self.stop_locked(id, cfg.init.kind, None).map(drop)
+    }
+
+    /// Stop (if running) and start again.
+    pub fn restart(&self, id: &VeId, timeout: Duration) -> Result<kennel_runtime::launch::Started> {
+        let cfg = self.config(id)?;
+        let _lock = self.lock_ve(id)?;
+        match self.stop_locked(id, cfg.init.kind, Some(timeout)) {
+            Ok(_) | Err(VeError::NotRunning(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start_locked(&cfg)
+    }
+
+    /// `timeout: None` kills without asking.
+    pub(crate) fn stop_locked(
+        &self,
+        id: &VeId,
+        init: InitKind,
+        timeout: Option<Duration>,
+    ) -> Result<StopOutcome> {
+        let state = self.settle(id)?;
+        if state == VeState::Stopped {
+            return Err(VeError::NotRunning(id.to_string()));
+        }
+        let Some(run) = self.run_state(id)? else {
+            return Err(VeError::NotRunning(id.to_string()));
+        };
+        let init_fd = open_pidfd(run.init_pid, run.init_start);
+        let monitor_fd = open_pidfd(run.monitor_pid, run.monitor_start);
+        let mut outcome = StopOutcome::Clean;
+        if let Some(fd) = &init_fd {
+            let asked = match timeout {
+                Some(t) if !t.is_zero() => {
+                    self.ask_to_shut_down(id, fd, init)?;
+                    wait_exit(fd, t)
+                }
+                _ => false,
+            };
+            if !asked {
+                outcome = StopOutcome::Killed;
+                let _ = pidfd_send_signal(fd, Signal::KILL);
+                if !wait_exit(fd, Duration::from_secs(10)) {
+                    return Err(VeError::HostUnsupported(format!(
+                        "VE {id}'s init did not die after SIGKILL"
+                    )));
+                }
+            }
+        }
+        match &monitor_fd {
+            Some(m) if wait_exit(m, TEARDOWN_WAIT) => {}
+            // No monitor (it was killed) or it hangs: tear down here.
+            _ => self.cleanup_host_side(
+                id,
+                Some(if outcome == StopOutcome::Killed {
+                    "killed by kennel"
+                } else {
+                    "stopped"
+                }),
+            )?,
+        }
+        // The monitor may have left a busy cgroup behind in a corner case.
+        self.settle(id)?;
+        Ok(outcome)
+    }
+
+    /// Sends the shutdown request each init understands.
+    fn ask_to_shut_down(&self, id: &VeId, init_fd: &OwnedFd, kind: InitKind) -> Result<()> {
+        let sig = match kind {
+            // systemd: SIGRTMIN+3 = poweroff (systemd.io/CONTAINER_INTERFACE).
+            InitKind::Systemd => kennel_sys::signal::rtmin_plus(3),
+            // busybox init: SIGUSR2 = poweroff.
+            InitKind::Busybox => libc::SIGUSR2,
+            // sysvinit has no poweroff signal: run `telinit 0` inside.
+            InitKind::Sysvinit => return self.telinit_zero(id),
+            InitKind::Unknown => libc::SIGTERM,
+        };
+        let s = Signal::from_named_raw(sig).or_else(|| {
+            // Real-time signals have no rustix name; build them unchecked.
+            // SAFETY: `sig` is SIGRTMIN+3, a valid signal number.
+            Some(unsafe { Signal::from_raw_unchecked(sig) })
+        });
+        if let Some(s) = s {
+            pidfd_send_signal(init_fd, s)
+                .map_err(|e| io(format!("signal VE {id}'s init"))(e.into()))?;
+        }
+        Ok(())
+    }
+
+    fn telinit_zero(&self, id: &VeId) -> Result<()> {
+        let status = std::process::Command::new(&self.exe.kennel)
+            .args(
+                self.paths
+                    .custom_root
+                    .iter()
+                    .flat_map(|r| ["--root".into(), r.clone().into_os_string()]),
+            )
+            .arg("exec")
+            .arg(id.as_str())
+            .args(["--", "/sbin/telinit", "0"])
+            .stdin(std::process::Stdio::null())
+            .status()
+            .map_err(io("run telinit 0"))?;
+        if !status.success() {
+            tracing::warn!("telinit 0 in VE {id} failed ({status})");
+        }
+        Ok(())
+    }
+}
+
+/// A pidfd for `pid` if it is still the process that started at `start`.
+fn open_pidfd(pid: i32, start: u64) -> Option<OwnedFd> {
+    let fd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+    kennel_runtime::procfs::is_same_process(pid, start).then_some(fd)
+}
+
+/// Waits until the process behind `fd` has exited; false on timeout.
+fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut p = [PollFd::new(fd, PollFlags::IN)];
+        match poll(&mut p, Some(&ts)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}

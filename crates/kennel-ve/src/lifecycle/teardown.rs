@@ -1,0 +1,107 @@
+//! What happens on the host when a VE ends: `kennel __ve-exited`, which the
+//! VE's monitor execs into once it has reaped init, and the same cleanup
+//! when a command finds a VE that died without its monitor.
+//!
+//! Mounts and namespaces need no cleanup: they only ever existed in the
+//! VE's own namespaces, which the kernel frees with the VE's last process.
+//! What remains on the host is the VE's cgroups and its run directory.
+
+use std::fs;
+use std::time::Duration;
+
+use kennel_runtime::state::{ExitRecord, EXIT_FILE, STATE_FILE};
+
+use super::Kennel;
+use crate::error::Result;
+use crate::id::VeId;
+use crate::lock::Lock;
+
+impl Kennel {
+    /// Called by the monitor (as the monitor's process) after the VE's
+    /// init ended; `how` is the monitor's account (`exited 0`, `signal 9`).
+    /// Does not take the VE lock: `kennel stop` holds it while it waits for
+    /// exactly this. A VE that rebooted itself is started again.
+    pub fn ve_exited(&self, id: &VeId, how: &str) -> Result<()> {
+        let what = describe_exit(how);
+        self.cleanup_host_side(id, Some(&what))?;
+        if what == "rebooted" {
+            // Start again unless a command is working on the VE right now
+            // (it would have its own plan, e.g. a stop).
+            if let Some(_lock) = Lock::try_acquire(&self.paths.locks().join(format!("ve-{id}"))) {
+                let cfg = self.config(id)?;
+                self.start_locked(&cfg)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the host-side remains of a VE that is no longer running:
+    /// kills stragglers, removes its cgroups and run files, and records how
+    /// it ended (`how`), keeping only `exit.json` and the monitor log.
+    pub(crate) fn cleanup_host_side(&self, id: &VeId, how: Option<&str>) -> Result<()> {
+        let run_dir = self.paths.ve_run(id);
+        if let Some(how) = how {
+            let rec = ExitRecord {
+                at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                how: how.to_string(),
+            };
+            if run_dir.is_dir() {
+                let _ = rec.save(&run_dir);
+            }
+        }
+        let host = self.cgroups()?;
+        let cg = host.cgroup(&self.ve_cgroup(id));
+        if cg.exists() {
+            if cg.remove(Duration::from_secs(2)).is_err() {
+                cg.kill_all()?;
+                cg.remove(Duration::from_secs(5))?;
+            }
+        }
+        if let Ok(rd) = fs::read_dir(&run_dir) {
+            for e in rd.flatten() {
+                let name = e.file_name();
+                if name == EXIT_FILE || name == "monitor.log" || name == STATE_FILE {
+                    continue;
+                }
+                let p = e.path();
+                if p.is_dir() {
+                    let _ = fs::remove_dir(&p);
+                } else {
+                    let _ = fs::remove_file(&p);
+                }
+            }
+        }
+        // Last: the state file is what says "this VE ran".
+        let _ = fs::remove_file(run_dir.join(STATE_FILE));
+        Ok(())
+    }
+}
+
+/// Turns the monitor's `exited N` / `signal N` into words. In a PID
+/// namespace, reboot(2) ends init with SIGHUP (restart) or SIGINT (power
+/// off / halt).
+fn describe_exit(how: &str) -> String {
+    let mut w = how.split_whitespace();
+    match (w.next(), w.next().and_then(|n| n.parse::<i32>().ok())) {
+        (Some("exited"), Some(code)) => format!("init exited with status {code}"),
+        (Some("signal"), Some(libc::SIGHUP)) => "rebooted".into(),
+        (Some("signal"), Some(libc::SIGINT)) => "powered off".into(),
+        (Some("signal"), Some(libc::SIGKILL)) => "killed (SIGKILL)".into(),
+        (Some("signal"), Some(n)) => format!("init killed by signal {n}"),
+        _ => how.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_words() {
+        assert_eq!(describe_exit("exited 0"), "init exited with status 0");
+        assert_eq!(describe_exit("signal 1"), "rebooted");
+        assert_eq!(describe_exit("signal 2"), "powered off");
+        assert_eq!(describe_exit("signal 9"), "killed (SIGKILL)");
+        assert_eq!(describe_exit("weird"), "weird");
+    }
+}

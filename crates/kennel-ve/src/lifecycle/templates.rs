@@ -1,0 +1,66 @@
+//! Templates, as the lifecycle sees them: a template in use by a VE cannot
+//! be removed.
+
+use kennel_storage::template::{Source, Store, Template};
+
+use super::Kennel;
+use crate::error::{Result, VeError};
+
+impl Kennel {
+    pub fn template_store(&self) -> Store {
+        Store::new(self.paths.templates())
+    }
+
+    /// Builds template `name` from the source called `source` (`busybox`,
+    /// `debian-12`).
+    pub fn template_create(
+        &self,
+        name: &str,
+        source: &str,
+        mirror: Option<String>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Template> {
+        let src = Source::named(source, mirror, self.paths.cache().join("debootstrap"))?;
+        Ok(self.template_store().create(name, &src, progress)?)
+    }
+
+    /// Imports a root filesystem tarball as template `name`.
+    pub fn template_import(
+        &self,
+        name: &str,
+        tarball: &std::path::Path,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Template> {
+        if !tarball.is_file() {
+            return Err(VeError::BadInput(format!(
+                "{} is not a file",
+                tarball.display()
+            )));
+        }
+        Ok(self
+            .template_store()
+            .create(name, &Source::Tarball(tarball.to_path_buf()), progress)?)
+    }
+
+    /// Removes template `name` unless a VE uses it.
+    pub fn template_remove(&self, name: &str) -> Result<()> {
+        let store = self.template_store();
+        store.get(name)?;
+        let _host = self.lock_host()?;
+        let users: Vec<String> = self
+            .ids()?
+            .iter()
+            .filter_map(|id| self.config(id).ok())
+            .filter(|c| c.template == name)
+            .map(|c| c.id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(VeError::BadInput(format!(
+                "template '{name}' is used by VE {}: destroy {} first",
+                users.join(", "),
+                if users.len() == 1 { "it" } else { "them" }
+            )));
+        }
+        Ok(store.remove(name)?)
+    }
+}

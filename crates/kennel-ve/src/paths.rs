@@ -1,0 +1,115 @@
+//! Where Kennel keeps everything. One root moves all of it (`--root DIR`
+//! or `KENNEL_ROOT`): `DIR/lib` and `DIR/run`; the default is
+//! `/var/lib/kennel` and `/run/kennel`.
+//!
+//! ```text
+//! <lib>/kennel.toml              host settings (optional)
+//! <lib>/templates/<name>/        templates (kennel-storage)
+//! <lib>/ve/<id>/ve.conf          a VE's configuration
+//! <lib>/ve/<id>/fs/{upper,work}  its own layer
+//! <lib>/cache/                   downloads (debootstrap packages)
+//! <run>/ve/<id>/                 a running VE: state.json, monitor.sock,
+//!                                seccomp.bpf, exit.json, mount points
+//! <run>/locks/                   lock files
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::id::VeId;
+
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub lib: PathBuf,
+    pub run: PathBuf,
+    /// True when a custom root is in use (tests, second instances).
+    pub custom_root: Option<PathBuf>,
+}
+
+impl Paths {
+    pub fn new(root: Option<&Path>) -> Self {
+        match root {
+            Some(r) => Paths {
+                lib: r.join("lib"),
+                run: r.join("run"),
+                custom_root: Some(r.to_path_buf()),
+            },
+            None => Paths {
+                lib: PathBuf::from("/var/lib/kennel"),
+                run: PathBuf::from("/run/kennel"),
+                custom_root: None,
+            },
+        }
+    }
+
+    pub fn templates(&self) -> PathBuf {
+        self.lib.join("templates")
+    }
+
+    pub fn ves(&self) -> PathBuf {
+        self.lib.join("ve")
+    }
+
+    pub fn ve_dir(&self, id: &VeId) -> PathBuf {
+        self.ves().join(id.as_str())
+    }
+
+    pub fn ve_config(&self, id: &VeId) -> PathBuf {
+        self.ve_dir(id).join("ve.conf")
+    }
+
+    pub fn ve_layers(&self, id: &VeId) -> PathBuf {
+        self.ve_dir(id).join("fs")
+    }
+
+    pub fn ve_run(&self, id: &VeId) -> PathBuf {
+        self.run.join("ve").join(id.as_str())
+    }
+
+    pub fn locks(&self) -> PathBuf {
+        self.run.join("locks")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.lib.join("cache")
+    }
+
+    pub fn host_config(&self) -> PathBuf {
+        self.lib.join("kennel.toml")
+    }
+
+    /// The default cgroup parent: `kennel` for the default root, and
+    /// `kennel-<hash>` for a custom one, so that two roots on one host (a
+    /// test suite, say) never share cgroups.
+    pub fn default_cgroup_parent(&self) -> String {
+        match &self.custom_root {
+            None => "kennel".into(),
+            Some(r) => format!(
+                "kennel-{:08x}",
+                fnv1a(r.as_os_str().as_encoded_bytes()) as u32
+            ),
+        }
+    }
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_get_their_own_cgroups() {
+        let a = Paths::new(Some(Path::new("/tmp/a")));
+        let b = Paths::new(Some(Path::new("/tmp/b")));
+        assert_ne!(a.default_cgroup_parent(), b.default_cgroup_parent());
+        assert_eq!(Paths::new(None).default_cgroup_parent(), "kennel");
+        assert_eq!(a.lib, Path::new("/tmp/a/lib"));
+    }
+}

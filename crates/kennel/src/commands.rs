@@ -1,0 +1,389 @@
+//! One function per command: call the library, print the result.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use kennel_ve::config::Resources;
+use kennel_ve::lifecycle::{
+    CheckLevel, CreateRequest, ExecRequest, Executables, StopOutcome, VeStatus,
+};
+use kennel_ve::units::{human, parse_cpus, Size};
+use kennel_ve::{Kennel, VeError, VeId};
+use serde_json::json;
+
+use crate::cli::{Cli, Command, TemplateCommand};
+use crate::output;
+
+/// Runs the command; the `Ok` value is the process exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    let quiet = cli.quiet;
+    let say = |msg: String| {
+        if !quiet {
+            println!("{msg}");
+        }
+    };
+    let k = Kennel::open(cli.root.as_deref(), Executables::beside_current()?)?;
+    match cli.command {
+        Command::Template(t) => template(&k, t, quiet),
+        Command::Create(a) => {
+            let id = VeId::parse(&a.id)?;
+            let resources = Resources {
+                memory: a.memory.as_deref().map(Size::parse).transpose()?,
+                swap: a.swap.as_deref().map(Size::parse).transpose()?,
+                cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
+                numproc: a
+                    .numproc
+                    .as_deref()
+                    .map(|n| {
+                        n.trim().parse::<u64>().map_err(|_| {
+                            VeError::BadInput(format!(
+                                "invalid --numproc '{n}': use a whole number such as 512"
+                            ))
+                        })
+                    })
+                    .transpose()?,
+            };
+            let cfg = k.create(&CreateRequest {
+                id,
+                template: a.template,
+                hostname: a.hostname,
+                resources,
+            })?;
+            say(format!(
+                "Created VE {} from template {} (hostname {}, host ids {}-{}, {} layer)",
+                cfg.id,
+                cfg.template,
+                cfg.hostname,
+                cfg.idmap.uid_base,
+                cfg.idmap.uid_base as u64 + cfg.idmap.size as u64 - 1,
+                cfg.storage.layer.as_str()
+            ));
+            Ok(0)
+        }
+        Command::Start(a) => {
+            let id = VeId::parse(&a.id)?;
+            let s = k.start(&id)?;
+            say(format!("Started VE {id} (init pid {})", s.init_pid));
+            Ok(0)
+        }
+        Command::Stop(a) => {
+            let id = VeId::parse(&a.id)?;
+            match k.stop(&id, Duration::from_secs(a.timeout))? {
+                StopOutcome::Clean => say(format!("Stopped VE {id}")),
+                StopOutcome::Killed => say(format!(
+                    "Killed VE {id}: it did not shut down within {}s",
+                    a.timeout
+                )),
+            }
+            Ok(0)
+        }
+        Command::Restart(a) => {
+            let id = VeId::parse(&a.id)?;
+            let s = k.restart(&id, Duration::from_secs(a.timeout))?;
+            say(format!("Restarted VE {id} (init pid {})", s.init_pid));
+            Ok(0)
+        }
+        Command::Kill(a) => {
+            let id = VeId::parse(&a.id)?;
+            k.kill(&id)?;
+            say(format!("Killed VE {id}"));
+            Ok(0)
+        }
+        Command::Status(a) => {
+            let id = VeId::parse(&a.id)?;
+            let st = k.status(&id)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&status_json(&st))?);
+            } else {
+                println!("{}", status_line(&st));
+            }
+            Ok(0)
+        }
+        Command::Exec(a) => {
+            let id = VeId::parse(&a.id)?;
+            let tty = if a.tty {
+                true
+            } else if a.no_tty {
+                false
+            } else {
+                std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+            };
+            for e in &a.env {
+                if !e.contains('=') || e.starts_with('=') {
+                    bail!(VeError::BadInput(format!(
+                        "invalid --env '{e}': use KEY=value"
+                    )));
+                }
+            }
+            k.exec(
+                &id,
+                &ExecRequest {
+                    argv: a.command,
+                    env: a.env,
+                    cwd: a.workdir,
+                    tty,
+                    term: std::env::var("TERM").ok(),
+                },
+            )
+            .map_err(Into::into)
+        }
+        Command::Enter(a) => {
+            let id = VeId::parse(&a.id)?;
+            let tty = std::io::stdin().is_terminal();
+            k.exec(
+                &id,
+                &ExecRequest {
+                    argv: k.enter_argv(),
+                    env: Vec::new(),
+                    cwd: "/root".into(),
+                    tty,
+                    term: std::env::var("TERM").ok(),
+                },
+            )
+            .map_err(Into::into)
+        }
+        Command::Console(a) => {
+            let id = VeId::parse(&a.id)?;
+            let esc = parse_escape(&a.escape)?;
+            if !quiet {
+                eprintln!("Connected to VE {id}'s console. Detach with {}.", a.escape);
+            }
+            let end = k.console(&id, esc)?;
+            if !quiet {
+                match end {
+                    kennel_runtime::pty::RelayEnd::Detached => {
+                        eprintln!("\r\nDetached from VE {id}'s console.")
+                    }
+                    _ => eprintln!("\r\nVE {id}'s console closed."),
+                }
+            }
+            Ok(0)
+        }
+        Command::List(a) => list(&k, a),
+        Command::Config(a) => {
+            let id = VeId::parse(&a.id)?;
+            let cfg = k.config(&id)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&cfg_json(&cfg))?);
+            } else {
+                print!("{}", cfg.to_toml()?);
+            }
+            Ok(0)
+        }
+        Command::Destroy(a) => {
+            let id = VeId::parse(&a.id)?;
+            k.destroy(&id, a.force)?;
+            say(format!("Destroyed VE {id}"));
+            Ok(0)
+        }
+        Command::Check => {
+            let checks = k.check();
+            let mut worst = 0;
+            for c in &checks {
+                let (mark, code) = match c.level {
+                    CheckLevel::Ok => ("ok  ", 0),
+                    CheckLevel::Warn => ("warn", 0),
+                    CheckLevel::Fail => ("FAIL", 10),
+                };
+                worst = worst.max(code);
+                println!("{mark}  {:<16} {}", c.name, c.detail);
+            }
+            Ok(worst)
+        }
+        Command::VeExited(a) => {
+            let id = VeId::parse(&a.id)?;
+            k.ve_exited(&id, &a.how)
+                .with_context(|| format!("teardown of VE {id}"))?;
+            Ok(0)
+        }
+    }
+}
+
+fn template(k: &Kennel, cmd: TemplateCommand, quiet: bool) -> Result<i32> {
+    let mut progress = |m: &str| {
+        if !quiet {
+            eprintln!("==> {m}");
+        }
+    };
+    match cmd {
+        TemplateCommand::Create { name, from, mirror } => {
+            let source = from.unwrap_or_else(|| name.clone());
+            let t = k.template_create(&name, &source, mirror, &mut progress)?;
+            if !quiet {
+                println!(
+                    "Created template {} ({}, init {}, {})",
+                    t.meta.name,
+                    human(t.meta.size_bytes),
+                    t.meta.init.as_str(),
+                    t.meta.source
+                );
+            }
+        }
+        TemplateCommand::Import { name, tarball } => {
+            let t = k.template_import(&name, &tarball, &mut progress)?;
+            if !quiet {
+                println!(
+                    "Imported template {} ({}, init {})",
+                    t.meta.name,
+                    human(t.meta.size_bytes),
+                    t.meta.init.as_str()
+                );
+            }
+        }
+        TemplateCommand::List { json } => {
+            let ts = k.template_store().list()?;
+            if json {
+                let v: Vec<_> = ts
+                    .iter()
+                    .map(|t| json!({"name": t.meta.name, "os": t.meta.os, "init": t.meta.init.as_str(), "size_bytes": t.meta.size_bytes, "created": t.meta.created, "source": t.meta.source}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let rows = ts
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.meta.name.clone(),
+                            t.meta.init.as_str().into(),
+                            human(t.meta.size_bytes),
+                            t.meta.os.clone(),
+                            t.meta.created.clone(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    output::table(&["NAME", "INIT", "SIZE", "OS", "CREATED"], rows, &[2], true)
+                );
+            }
+        }
+        TemplateCommand::Remove { name } => {
+            k.template_remove(&name)?;
+            if !quiet {
+                println!("Removed template {name}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
+    let fields = output::parse_fields(a.output.as_deref().unwrap_or(output::DEFAULT_FIELDS))
+        .map_err(VeError::BadInput)?;
+    let all = k.list()?;
+    let shown: Vec<&VeStatus> = all
+        .iter()
+        .filter(|s| a.all || s.state.is_running())
+        .collect();
+    if a.json {
+        let v: Vec<serde_json::Value> = shown
+            .iter()
+            .map(|s| {
+                serde_json::Value::Object(
+                    fields
+                        .iter()
+                        .map(|f| (f.to_string(), output::field_json(s, f)))
+                        .collect(),
+                )
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let headers: Vec<&str> = fields
+        .iter()
+        .filter_map(|f| output::FIELDS.iter().find(|(n, _)| n == f).map(|(_, h)| *h))
+        .collect();
+    let rows = shown
+        .iter()
+        .map(|s| fields.iter().map(|f| output::field_text(s, f)).collect())
+        .collect();
+    let numeric: Vec<usize> = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            matches!(
+                **f,
+                "procs" | "memory" | "memlimit" | "cpus" | "numproc" | "uid_base"
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let t = output::table(&headers, rows, &numeric, !a.no_header);
+    if !t.is_empty() {
+        println!("{t}");
+    }
+    Ok(0)
+}
+
+fn status_line(st: &VeStatus) -> String {
+    let id = &st.config.id;
+    if st.state.is_running() {
+        let pid = st.run.as_ref().map_or(0, |r| r.init_pid);
+        format!(
+            "VE {id} {} (init pid {pid}, up {}, {} processes, {} memory)",
+            st.state.as_str(),
+            st.uptime_secs.map_or("-".into(), output::uptime),
+            st.usage.tasks.map_or("-".into(), |n| n.to_string()),
+            st.usage.memory.map_or("-".into(), human)
+        )
+    } else {
+        match &st.last_exit {
+            Some(e) => format!(
+                "VE {id} {} (last run: {} at {})",
+                st.state.as_str(),
+                e.how,
+                e.at
+            ),
+            None => format!("VE {id} {}", st.state.as_str()),
+        }
+    }
+}
+
+fn status_json(st: &VeStatus) -> serde_json::Value {
+    json!({
+        "id": st.config.id.as_str(),
+        "state": st.state.as_str(),
+        "running": st.state.is_running(),
+        "init_pid": st.run.as_ref().map(|r| r.init_pid),
+        "monitor_pid": st.run.as_ref().map(|r| r.monitor_pid),
+        "started_at": st.run.as_ref().map(|r| r.started_at.clone()),
+        "uptime_secs": st.uptime_secs,
+        "procs": st.usage.tasks,
+        "memory_bytes": st.usage.memory,
+        "hostname": st.config.hostname,
+        "template": st.config.template,
+        "last_exit": st.last_exit.as_ref().map(|e| json!({"at": e.at, "how": e.how})),
+    })
+}
+
+fn cfg_json(c: &kennel_ve::config::VeConfig) -> serde_json::Value {
+    json!({
+        "id": c.id.as_str(),
+        "uuid": c.uuid,
+        "hostname": c.hostname,
+        "template": c.template,
+        "created": c.created,
+        "resources": {
+            "memory_bytes": c.resources.memory.map(|m| m.bytes()),
+            "swap_bytes": c.resources.swap.map(|m| m.bytes()),
+            "cpus": c.resources.cpus,
+            "numproc": c.resources.numproc,
+        },
+        "idmap": {"uid_base": c.idmap.uid_base, "gid_base": c.idmap.gid_base, "size": c.idmap.size},
+        "init": {"kind": c.init.kind.as_str(), "path": c.init.path},
+        "storage": {"layer": c.storage.layer.as_str()},
+    })
+}
+
+/// `^]` -> 0x1d, `^A` -> 0x01.
+fn parse_escape(s: &str) -> Result<u8> {
+    let b = s.as_bytes();
+    if b.len() == 2 && b[0] == b'^' && (0x40..=0x5f).contains(&b[1].to_ascii_uppercase()) {
+        return Ok(b[1].to_ascii_uppercase() - 0x40);
+    }
+    bail!(VeError::BadInput(format!(
+        "invalid --escape '{s}': use ^ and a letter or one of [\\]^_, e.g. ^]"
+    )))
+}

@@ -1,0 +1,68 @@
+//! `kennel`: the command line. Parses arguments, calls the `kennel-ve`
+//! library, prints tables or JSON, and turns errors into one line and a
+//! documented exit status (docs/CLI.md).
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            let code = exit_code_of(&err);
+            eprintln!("kennel: {}", one_line(&err));
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn init_logging() {
+    // KENNEL_LOG=debug shows each step with microsecond timestamps.
+    match tracing_subscriber::EnvFilter::try_from_env("KENNEL_LOG") {
+        Ok(filter) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+        Err(_) => {
+            let filter = tracing_subscriber::EnvFilter::new("warn");
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .without_time()
+                .try_init();
+        }
+    }
+}
+
+/// The documented exit status for an error (docs/CLI.md).
+fn exit_code_of(err: &anyhow::Error) -> i32 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<kennel_ve::VeError>())
+        .map_or(1, |e| e.kind().exit_code())
+}
+
+/// The error and its causes on one line, without repeating a cause that
+/// the message above already contains.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out.replace('\n', " ")
+}

@@ -1,0 +1,151 @@
+//! Tables and JSON for `list`, `status` and `template list`.
+
+use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+use kennel_ve::lifecycle::VeStatus;
+use kennel_ve::units::human;
+use serde_json::{json, Value};
+
+/// Every column `kennel list -o` knows, with its header.
+pub const FIELDS: &[(&str, &str)] = &[
+    ("id", "ID"),
+    ("state", "STATE"),
+    ("hostname", "HOSTNAME"),
+    ("template", "TEMPLATE"),
+    ("procs", "PROCS"),
+    ("memory", "MEMORY"),
+    ("memlimit", "MEMLIMIT"),
+    ("cpus", "CPUS"),
+    ("numproc", "NUMPROC"),
+    ("uptime", "UPTIME"),
+    ("init", "INIT"),
+    ("uid_base", "UID_BASE"),
+    ("layer", "LAYER"),
+    ("uuid", "UUID"),
+    ("created", "CREATED"),
+];
+
+pub const DEFAULT_FIELDS: &str = "id,state,hostname,procs,memory";
+
+/// Checks a `-o` list; unknown names are an error naming the valid ones.
+pub fn parse_fields(spec: &str) -> Result<Vec<&'static str>, String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|f| {
+            FIELDS
+                .iter()
+                .find(|(n, _)| *n == f)
+                .map(|(n, _)| *n)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown field '{f}' for -o: use {}",
+                        FIELDS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+        })
+        .collect()
+}
+
+pub fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d{h}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// One field as JSON (numbers stay numbers; missing is null).
+pub fn field_json(st: &VeStatus, f: &str) -> Value {
+    let c = &st.config;
+    match f {
+        "id" => json!(c.id.as_str()),
+        "state" => json!(st.state.as_str()),
+        "hostname" => json!(c.hostname),
+        "template" => json!(c.template),
+        "procs" => json!(st.usage.tasks),
+        "memory" => json!(st.usage.memory),
+        "memlimit" => json!(c.resources.memory.map(|m| m.bytes())),
+        "cpus" => json!(c.resources.cpus),
+        "numproc" => json!(c.resources.numproc),
+        "uptime" => json!(st.uptime_secs),
+        "init" => json!(c.init.kind.as_str()),
+        "uid_base" => json!(c.idmap.uid_base),
+        "layer" => json!(c.storage.layer.as_str()),
+        "uuid" => json!(c.uuid),
+        "created" => json!(c.created),
+        _ => Value::Null,
+    }
+}
+
+/// One field as table text ("-" when not applicable).
+pub fn field_text(st: &VeStatus, f: &str) -> String {
+    let c = &st.config;
+    let dash = || "-".to_string();
+    match f {
+        "procs" => st.usage.tasks.map_or_else(dash, |n| n.to_string()),
+        "memory" => st.usage.memory.map_or_else(dash, human),
+        "memlimit" => c.resources.memory.map_or_else(dash, |m| m.to_string()),
+        "cpus" => c.resources.cpus.map_or_else(dash, |v| v.to_string()),
+        "numproc" => c.resources.numproc.map_or_else(dash, |v| v.to_string()),
+        "uptime" => st.uptime_secs.map_or_else(dash, uptime),
+        other => match field_json(st, other) {
+            Value::String(s) => s,
+            Value::Null => dash(),
+            v => v.to_string(),
+        },
+    }
+}
+
+/// A borderless, vzlist-like table.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>, numeric: &[usize], header: bool) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if header {
+        t.set_header(headers.to_vec());
+    }
+    for r in rows {
+        t.add_row(r);
+    }
+    for &i in numeric {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields() {
+        assert_eq!(parse_fields("id,state").ok(), Some(vec!["id", "state"]));
+        let e = parse_fields("id,bogus").err().unwrap_or_default();
+        assert!(
+            e.contains("unknown field 'bogus'") && e.contains("hostname"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn uptimes() {
+        assert_eq!(uptime(5), "5s");
+        assert_eq!(uptime(65), "1m05s");
+        assert_eq!(uptime(3 * 3600 + 60), "3h01m");
+        assert_eq!(uptime(2 * 86400 + 3600), "2d1h");
+    }
+}
