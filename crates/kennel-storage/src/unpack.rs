@@ -265,7 +265,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
         report.entries += 1;
     }
     // Deepest first, so a read-only parent never blocks its children.
-    dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
     for d in dirs {
         if let Ok(fd) = openat2(
             root.as_fd(),

@@ -36,7 +36,7 @@ pub fn install(prog: &[SockFilter]) -> io::Result<()> {
 /// Parses a program serialised as by `seccomp_export_bpf` (native endian,
 /// 8 bytes per instruction).
 pub fn parse(bytes: &[u8]) -> io::Result<Vec<SockFilter>> {
-    if bytes.is_empty() || bytes.len() % INSN_LEN != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(INSN_LEN) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "seccomp program has a truncated instruction",

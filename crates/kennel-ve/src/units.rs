@@ -73,7 +73,7 @@ impl fmt::Display for Size {
     /// The largest unit that divides the size exactly (`512M`), else bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, m) in UNITS {
-            if self.0 >= *m && self.0 % m == 0 {
+            if self.0 >= *m && self.0.is_multiple_of(*m) {
                 return write!(f, "{}{name}", self.0 / m);
             }
         }

@@ -51,11 +51,9 @@ impl Kennel {
         }
         let host = self.cgroups()?;
         let cg = host.cgroup(&self.ve_cgroup(id));
-        if cg.exists() {
-            if cg.remove(Duration::from_secs(2)).is_err() {
-                cg.kill_all()?;
-                cg.remove(Duration::from_secs(5))?;
-            }
+        if cg.exists() && cg.remove(Duration::from_secs(2)).is_err() {
+            cg.kill_all()?;
+            cg.remove(Duration::from_secs(5))?;
         }
         if let Ok(rd) = fs::read_dir(&run_dir) {
             for e in rd.flatten() {
