@@ -44,6 +44,10 @@ pub fn main() -> ! {
             listener: OwnedFd::from_raw_fd(6),
         }
     };
+    // The teardown command must not inherit the console or the pidfd.
+    for fd in [&fds.pidfd, &fds.master, &fds.peer, &fds.listener] {
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+    }
     let how = event_loop::run(fds, &args.id);
     let err = args.exec_teardown(&how);
     eprintln!(

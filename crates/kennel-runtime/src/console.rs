@@ -30,8 +30,9 @@ pub const HELLO_OK: &[u8; 2] = b"OK";
 pub const HELLO_BUSY: &[u8; 4] = b"BUSY";
 
 /// Attaches stdin/stdout to the console of the VE whose run directory is
-/// `run_dir` until the user types `escape` or the VE stops.
-pub fn attach(run_dir: &Path, escape: u8) -> Result<RelayEnd> {
+/// `run_dir` until the user types `escape` or the VE stops. `on_connect`
+/// runs once the monitor has handed the console over.
+pub fn attach(run_dir: &Path, escape: u8, on_connect: &mut dyn FnMut()) -> Result<RelayEnd> {
     let path = run_dir.join(MONITOR_SOCKET);
     let sock = socket_with(
         AddressFamily::UNIX,
@@ -48,6 +49,7 @@ pub fn attach(run_dir: &Path, escape: u8) -> Result<RelayEnd> {
         ))
     })?;
     let (master, backlog_len) = hello(sock.as_fd())?;
+    on_connect();
     let stdout = rustix::stdio::stdout();
     let mut left = backlog_len;
     let mut buf = [0u8; 4096];

@@ -95,9 +95,10 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<i32> {
                 pidfd.as_fd(),
                 sock.as_ref().map(|s| s.as_fd()),
             );
-            let code = match err.raw_os_error() {
-                Some(libc::ENOENT) => EXIT_NOT_FOUND,
-                _ => EXIT_CANNOT_RUN,
+            let code = if err.kind() == std::io::ErrorKind::NotFound {
+                EXIT_NOT_FOUND
+            } else {
+                EXIT_CANNOT_RUN
             };
             let _ = rustix::io::write(
                 rustix::stdio::stderr(),

@@ -64,7 +64,8 @@ impl RunState {
     pub fn liveness(&self) -> Liveness {
         let init =
             procfs::is_same_process(self.init_pid, self.init_start) && !is_zombie(self.init_pid);
-        let monitor = procfs::is_same_process(self.monitor_pid, self.monitor_start);
+        let monitor = procfs::is_same_process(self.monitor_pid, self.monitor_start)
+            && !is_zombie(self.monitor_pid);
         match (init, monitor) {
             (true, true) => Liveness::Running,
             (true, false) => Liveness::RunningWithoutMonitor,

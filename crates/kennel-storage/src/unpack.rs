@@ -96,7 +96,11 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
         .entries()
         .map_err(|e| archive_err(format!("not a tar archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| archive_err(format!("corrupt archive: {e}")))?;
+        let mut entry = entry.map_err(|e| {
+            let mut why = e.to_string();
+            why.truncate(80);
+            archive_err(format!("not a tar archive, or a corrupt one ({why})"))
+        })?;
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         let comps = match clean_path(&raw) {

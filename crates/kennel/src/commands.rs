@@ -146,10 +146,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Console(a) => {
             let id = VeId::parse(&a.id)?;
             let esc = parse_escape(&a.escape)?;
-            if !quiet {
-                eprintln!("Connected to VE {id}'s console. Detach with {}.", a.escape);
-            }
-            let end = k.console(&id, esc)?;
+            let mut connected = || {
+                if !quiet {
+                    eprintln!("Connected to VE {id}'s console. Detach with {}.", a.escape);
+                }
+            };
+            let end = k.console(&id, esc, &mut connected)?;
             if !quiet {
                 match end {
                     kennel_runtime::pty::RelayEnd::Detached => {

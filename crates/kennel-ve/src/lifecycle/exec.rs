@@ -80,19 +80,27 @@ impl Kennel {
     }
 
     /// Attaches the caller's terminal to VE `id`'s console.
-    pub fn console(&self, id: &VeId, escape: u8) -> Result<kennel_runtime::pty::RelayEnd> {
+    pub fn console(
+        &self,
+        id: &VeId,
+        escape: u8,
+        on_connect: &mut dyn FnMut(),
+    ) -> Result<kennel_runtime::pty::RelayEnd> {
         self.config(id)?;
         let (state, _) = self.state_of(id)?;
         match state {
             VeState::Running => {}
-            VeState::RunningWithoutMonitor => return Err(VeError::HostUnsupported(format!(
+            VeState::RunningWithoutMonitor => {
+                return Err(VeError::HostUnsupported(format!(
                 "VE {id}'s monitor is gone, and the console with it: restart the VE to get it back"
-            ))),
+            )))
+            }
             _ => return Err(VeError::NotRunning(id.to_string())),
         }
         Ok(kennel_runtime::console::attach(
             &self.paths.ve_run(id),
             escape,
+            on_connect,
         )?)
     }
 }

@@ -1,0 +1,195 @@
+//! Bad input and wrong states: one clear line, the documented exit status,
+//! and nothing changed on the host.
+
+mod common;
+
+use std::fs;
+use std::process::{Command, Stdio};
+
+use common::TestRoot;
+
+/// Everything below the root except lock files, which are harmless and
+/// kept on purpose.
+fn snapshot(root: &TestRoot) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.components().any(|c| c.as_os_str() == "locks") {
+                continue;
+            }
+            out.push(
+                p.strip_prefix(&root.dir)
+                    .expect("below root")
+                    .display()
+                    .to_string(),
+            );
+            if e.file_type().expect("type").is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn cgroups_of(root: &TestRoot, id: &str) -> Vec<std::path::PathBuf> {
+    root.cgroup_dirs(id)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect()
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let root = TestRoot::new("errors");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    let before = snapshot(&root);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["create", "Bad_Id", "--template", "busybox"],
+            2,
+            "invalid VE id",
+        ),
+        (&["create", "-x", "--template", "busybox"], 2, ""),
+        (
+            &["create", "102", "--template", "nope"],
+            9,
+            "template 'nope' does not exist",
+        ),
+        (
+            &["create", "102", "--template", "busybox", "--memory", "12Q"],
+            2,
+            "invalid size '12Q'",
+        ),
+        (
+            &["create", "102", "--template", "busybox", "--memory", "1M"],
+            2,
+            "too small",
+        ),
+        (
+            &["create", "102", "--template", "busybox", "--cpus", "0"],
+            2,
+            "CPU count",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "--template",
+                "busybox",
+                "--numproc",
+                "lots",
+            ],
+            2,
+            "--numproc",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "--template",
+                "busybox",
+                "--hostname",
+                "bad_host",
+            ],
+            2,
+            "invalid hostname",
+        ),
+        (
+            &["create", "101", "--template", "busybox"],
+            5,
+            "already exists",
+        ),
+        (&["start", "999"], 4, "VE 999 does not exist"),
+        (&["stop", "101"], 7, "is not running"),
+        (&["exec", "101", "--", "true"], 7, "is not running"),
+        (&["console", "101"], 7, "is not running"),
+        (&["list", "-o", "id,bogus"], 2, "unknown field 'bogus'"),
+        (
+            &["template", "create", "x", "--from", "windows"],
+            9,
+            "unknown template source",
+        ),
+        (
+            &["template", "import", "x", "/nonexistent.tar"],
+            2,
+            "is not a file",
+        ),
+        (&["template", "remove", "busybox"], 2, "used by VE 101"),
+        (&["destroy", "999"], 4, "does not exist"),
+    ];
+    for (args, code, msg) in cases {
+        let err = root.fails(args, *code);
+        assert!(
+            err.contains(msg),
+            "kennel {args:?}: message {err:?} should contain {msg:?}"
+        );
+        assert_eq!(
+            snapshot(&root),
+            before,
+            "kennel {args:?} changed the state root"
+        );
+        assert!(
+            cgroups_of(&root, "102").is_empty(),
+            "kennel {args:?} left cgroups"
+        );
+    }
+    root.finish();
+}
+
+#[test]
+fn wrong_states_are_refused() {
+    let root = TestRoot::new("states");
+    root.start_busybox("101", &[]);
+    let err = root.fails(&["start", "101"], 6);
+    assert!(err.contains("already running"), "{err}");
+    let err = root.fails(&["destroy", "101"], 6);
+    assert!(err.contains("is running"), "{err}");
+    assert!(
+        root.dir.join("lib/ve/101/ve.conf").exists(),
+        "a refused destroy keeps the VE"
+    );
+    root.ok(&["stop", "101", "--timeout", "10"]);
+    root.fails(&["stop", "101"], 7);
+    root.fails(&["kill", "101"], 7);
+    root.finish();
+}
+
+#[test]
+fn bad_root_is_refused() {
+    let out = Command::new(common::KENNEL)
+        .args(["--root", "relative/dir", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid state root"));
+}
+
+#[test]
+fn non_root_is_refused() {
+    let dir = common::test_dir().join(format!("nonroot-{}", std::process::id()));
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            common::KENNEL,
+            "--root",
+        ])
+        .arg(&dir)
+        .args(["list"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must run as root"));
+    assert!(!dir.exists(), "a refused command creates nothing");
+}

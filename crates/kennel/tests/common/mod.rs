@@ -1,0 +1,372 @@
+//! Shared helpers for Kennel's integration tests: a private state root per
+//! test, running the real `kennel` binary, a pty for interactive commands,
+//! the Debian template fixture, and the leak check every test ends with.
+//!
+//! Environment:
+//! * `KENNEL_TEST_DIR`: where test roots live (default /var/tmp/kennel-tests;
+//!   needs a filesystem with idmapped mounts, e.g. ext4).
+//! * `KENNEL_TEST_CACHE`: where the Debian template tarball is kept between
+//!   runs (default /var/tmp/kennel-test-cache).
+#![allow(dead_code)]
+
+pub mod pty;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const KENNEL: &str = env!("CARGO_BIN_EXE_kennel");
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub fn test_dir() -> PathBuf {
+    std::env::var_os("KENNEL_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/kennel-tests"))
+}
+
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("KENNEL_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/kennel-test-cache"))
+}
+
+/// True on a pure cgroup v2 host (the cgroup2 VM).
+pub fn pure_v2() -> bool {
+    fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "))
+        })
+        .unwrap_or(false)
+}
+
+/// A private Kennel state root for one test.
+pub struct TestRoot {
+    pub dir: PathBuf,
+    finished: bool,
+}
+
+impl TestRoot {
+    pub fn new(name: &str) -> Self {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = test_dir().join(format!("{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create test root");
+        TestRoot {
+            dir,
+            finished: false,
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(KENNEL);
+        c.arg("--root")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .env_remove("KENNEL_ROOT")
+            .env_remove("KENNEL_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run kennel")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kennel {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and asserts the exit status `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "kennel {args:?}: expected exit {code}, got {}; stderr: {err}",
+            out.status
+        );
+        let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("==> ")).collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "errors are one line (besides progress): {err:?}"
+        );
+        assert!(errors[0].starts_with("kennel: "), "{err:?}");
+        err
+    }
+
+    /// Makes the busybox template once for this root.
+    pub fn busybox(&self) {
+        if !self.dir.join("lib/templates/busybox").exists() {
+            self.ok(&["template", "create", "busybox"]);
+        }
+    }
+
+    /// Creates and starts a busybox VE.
+    pub fn start_busybox(&self, id: &str, extra: &[&str]) {
+        self.busybox();
+        let mut args = vec!["create", id, "--template", "busybox"];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+        self.ok(&["start", id]);
+    }
+
+    /// `sh -c SCRIPT` inside VE `id`; asserts success, returns stdout.
+    pub fn sh(&self, id: &str, script: &str) -> String {
+        self.ok(&["exec", id, "--", "/bin/sh", "-c", script])
+    }
+
+    pub fn status(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["status", id, "--json"])).expect("status json")
+    }
+
+    pub fn init_pid(&self, id: &str) -> i32 {
+        self.status(id)["init_pid"]
+            .as_i64()
+            .expect("running VE has an init pid") as i32
+    }
+
+    pub fn monitor_pid(&self, id: &str) -> i32 {
+        self.status(id)["monitor_pid"]
+            .as_i64()
+            .expect("running VE has a monitor") as i32
+    }
+
+    pub fn config(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["config", id, "--json"])).expect("config json")
+    }
+
+    /// The cgroup parent Kennel uses for this root (mirrors
+    /// `Paths::default_cgroup_parent`; `cgroup_parent_matches` checks it).
+    pub fn cgroup_parent(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.dir.as_os_str().as_encoded_bytes() {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("kennel-{:08x}", h as u32)
+    }
+
+    /// `<hierarchy mount point>/<parent>` for every cgroup hierarchy.
+    pub fn cgroup_dirs(&self, rel: &str) -> Vec<PathBuf> {
+        cgroup_mounts()
+            .into_iter()
+            .map(|m| m.join(self.cgroup_parent()).join(rel))
+            .collect()
+    }
+
+    /// Stops and destroys every VE, then checks that nothing of this root
+    /// remains on the host: processes, mounts, cgroups. Panics on a leak.
+    pub fn finish(mut self) {
+        self.finished = true;
+        let ranges = self.teardown();
+        let leaks = self.leaks(&ranges);
+        self.remove_cgroup_parent();
+        let _ = fs::remove_dir_all(&self.dir);
+        assert!(
+            leaks.is_empty(),
+            "leaks after the test:\n{}",
+            leaks.join("\n")
+        );
+    }
+
+    /// Kills and destroys all VEs; returns their id ranges.
+    fn teardown(&self) -> Vec<(u64, u64)> {
+        let mut ranges = Vec::new();
+        let list = self.run(&["list", "--all", "--json", "-o", "id,state,uid_base"]);
+        let v: Value = serde_json::from_slice(&list.stdout).unwrap_or(Value::Null);
+        for ve in v.as_array().into_iter().flatten() {
+            let id = ve["id"].as_str().unwrap_or_default().to_string();
+            if let Some(b) = ve["uid_base"].as_u64() {
+                ranges.push((b, b + 65536));
+            }
+            let _ = self.run(&["destroy", "--force", &id]);
+        }
+        ranges
+    }
+
+    /// What this root left behind.
+    pub fn leaks(&self, ranges: &[(u64, u64)]) -> Vec<String> {
+        let mut out = Vec::new();
+        let root = self.dir.to_string_lossy().to_string();
+        if let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") {
+            for l in mi.lines().filter(|l| l.contains(&root)) {
+                out.push(format!("mount: {l}"));
+            }
+        }
+        let parent = self.cgroup_parent();
+        for pid in processes() {
+            if !pid_alive(pid) {
+                continue; // a zombie waiting for the host's PID 1 to reap it
+            }
+            let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cg.contains(&parent) || String::from_utf8_lossy(&cmd).contains(&root) {
+                out.push(format!(
+                    "process {pid} ({}) still runs",
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                ));
+            }
+        }
+        let _ = ranges;
+        for d in self.cgroup_dirs("") {
+            if let Ok(rd) = fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
+                        && e.file_name() != "_monitor"
+                    {
+                        out.push(format!("cgroup {} remains", e.path().display()));
+                    }
+                }
+            }
+            let procs = fs::read_to_string(d.join("_monitor/cgroup.procs")).unwrap_or_default();
+            if !procs.trim().is_empty() {
+                out.push(format!(
+                    "monitor processes remain in {}: {}",
+                    d.display(),
+                    procs.trim()
+                ));
+            }
+        }
+        out
+    }
+
+    fn remove_cgroup_parent(&self) {
+        for d in self.cgroup_dirs("") {
+            let _ = fs::remove_dir(d.join("_monitor"));
+            let _ = fs::remove_dir(&d);
+        }
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        if !self.finished {
+            // A failed test: clean up as well as we can, without asserting.
+            self.teardown();
+            self.remove_cgroup_parent();
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Mount points of the host's cgroup hierarchies.
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mi.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap_or("")))
+        })
+        .collect()
+}
+
+/// Every process on the host, except this test process.
+pub fn processes() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|&p| p != me)
+        .collect()
+}
+
+/// Waits until `f` is true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+/// The Debian 12 template as a tarball, built once per machine (debootstrap,
+/// about a minute) and kept in [`cache_dir`]. Tests import it, which also
+/// exercises `template import` on a real distribution.
+pub fn debian_tarball() -> PathBuf {
+    let cache = cache_dir();
+    fs::create_dir_all(&cache).expect("create test cache");
+    let tarball = cache.join("debian-12.tar.zst");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache.join(".lock"))
+        .expect("lock file");
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("lock cache");
+    if tarball.exists() {
+        return tarball;
+    }
+    let root = cache.join("build-root");
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(root.join("lib/cache")).expect("mkdir");
+    let debs = cache.join("debs");
+    fs::create_dir_all(&debs).expect("mkdir debs");
+    std::os::unix::fs::symlink(&debs, root.join("lib/cache/debootstrap")).expect("link deb cache");
+    let st = Command::new(KENNEL)
+        .args(["--root"])
+        .arg(&root)
+        .args(["template", "create", "debian-12"])
+        .status()
+        .expect("run kennel template create debian-12");
+    assert!(
+        st.success(),
+        "building the Debian template failed (is debootstrap installed and the mirror reachable?)"
+    );
+    let tmp = cache.join("debian-12.tar.zst.tmp");
+    let st = Command::new("tar")
+        .args([
+            "--zstd",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=security.capability",
+            "-C",
+        ])
+        .arg(root.join("lib/templates/debian-12/rootfs"))
+        .args(["-cf"])
+        .arg(&tmp)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar of the Debian template failed");
+    fs::rename(&tmp, &tarball).expect("rename tarball");
+    let _ = Command::new(KENNEL)
+        .arg("--root")
+        .arg(&root)
+        .args(["template", "remove", "debian-12"])
+        .status();
+    let _ = fs::remove_dir_all(&root);
+    let mut f = fs::File::create(cache.join("README")).expect("readme");
+    let _ = writeln!(f, "Kennel test cache: debian-12.tar.zst is made by the test suite (tests/common). Delete to rebuild.");
+    tarball
+}

@@ -1,0 +1,264 @@
+//! The VE lifecycle end to end: create, start, stop, restart, kill,
+//! destroy; VEs outliving the CLI; repair after crashes; concurrency; and
+//! that a stopped VE leaves nothing on the host.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::{pid_alive, wait_for, TestRoot};
+
+#[test]
+fn full_lifecycle_leaves_nothing_behind() {
+    let root = TestRoot::new("life");
+    root.busybox();
+    root.ok(&[
+        "create",
+        "101",
+        "--template",
+        "busybox",
+        "--hostname",
+        "web1",
+        "--memory",
+        "64M",
+        "--cpus",
+        "0.5",
+        "--numproc",
+        "64",
+    ]);
+    let conf = fs::read_to_string(root.dir.join("lib/ve/101/ve.conf")).expect("ve.conf");
+    assert!(
+        conf.contains("hostname = \"web1\"") && conf.contains("memory = \"64M\""),
+        "{conf}"
+    );
+    assert!(
+        root.ok(&["list"]).trim().lines().count() <= 1,
+        "a stopped VE is not in the default list"
+    );
+    assert!(root.ok(&["list", "--all"]).contains("101"));
+    root.ok(&["start", "101"]);
+    // The VE outlives the CLI that started it.
+    let st = root.status("101");
+    assert_eq!(st["state"], "running");
+    let (init, monitor) = (root.init_pid("101"), root.monitor_pid("101"));
+    assert!(pid_alive(init) && pid_alive(monitor));
+    let list = root.ok(&["list", "-o", "id,state,hostname,procs,memory"]);
+    assert!(
+        list.contains("101") && list.contains("running") && list.contains("web1"),
+        "{list}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&root.ok(&["list", "--json"])).expect("json");
+    assert!(json[0]["procs"].as_u64().expect("procs") >= 2);
+    assert!(
+        root.cgroup_dirs("101").iter().all(|d| d.is_dir()),
+        "the VE has a cgroup in every hierarchy"
+    );
+    root.ok(&["stop", "101", "--timeout", "20"]);
+    assert!(
+        !pid_alive(init) && !pid_alive(monitor),
+        "init and monitor are gone"
+    );
+    assert!(
+        root.cgroup_dirs("101").iter().all(|d| !d.exists()),
+        "the VE's cgroups are gone"
+    );
+    let st = root.status("101");
+    assert_eq!(st["state"], "stopped");
+    assert_eq!(
+        st["last_exit"]["how"], "powered off",
+        "busybox init was asked to power off"
+    );
+    root.ok(&["restart", "101"]);
+    let init2 = root.init_pid("101");
+    assert_ne!(init, init2);
+    root.ok(&["restart", "101", "--timeout", "10"]);
+    assert_ne!(
+        init2,
+        root.init_pid("101"),
+        "restart of a running VE starts a new init"
+    );
+    root.ok(&["kill", "101"]);
+    assert_eq!(root.status("101")["state"], "stopped");
+    root.ok(&["destroy", "101"]);
+    assert!(!root.dir.join("lib/ve/101").exists());
+    root.fails(&["status", "101"], 4);
+    root.finish();
+}
+
+#[test]
+fn a_ve_that_powers_off_or_reboots_itself() {
+    let root = TestRoot::new("life-self");
+    root.start_busybox("101", &[]);
+    let init = root.init_pid("101");
+    // reboot inside: the monitor tears down and starts the VE again.
+    let _ = root.run(&["exec", "101", "--", "reboot"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || !pid_alive(init)),
+        "old init ends"
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || root.status("101")["init_pid"]
+            .as_i64()
+            .is_some_and(|p| p as i32 != init)),
+        "the VE came back after its reboot"
+    );
+    let init2 = root.init_pid("101");
+    // poweroff inside: the VE stops and the monitor cleans up.
+    let _ = root.run(&["exec", "101", "--", "poweroff"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || root.status("101")["state"]
+            == "stopped"),
+        "VE stopped by itself"
+    );
+    assert!(!pid_alive(init2));
+    assert_eq!(root.status("101")["last_exit"]["how"], "powered off");
+    assert!(
+        root.cgroup_dirs("101").iter().all(|d| !d.exists()),
+        "the monitor removed the VE's cgroups"
+    );
+    root.finish();
+}
+
+#[test]
+fn killed_monitor_and_stale_state_are_repaired() {
+    let root = TestRoot::new("life-repair");
+    root.start_busybox("101", &[]);
+    let init = root.init_pid("101");
+    let monitor = root.monitor_pid("101");
+    // SIGKILL the monitor: the VE keeps running without it.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(monitor).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill monitor");
+    assert!(wait_for(Duration::from_secs(5), || !pid_alive(monitor)));
+    assert_eq!(root.status("101")["state"], "running (monitor lost)");
+    assert_eq!(
+        root.sh("101", "echo alive").trim(),
+        "alive",
+        "exec still works"
+    );
+    root.fails(&["console", "101"], 10);
+    // stop cleans up what the monitor would have.
+    root.ok(&["stop", "101", "--timeout", "10"]);
+    assert!(!pid_alive(init));
+    assert!(root.cgroup_dirs("101").iter().all(|d| !d.exists()));
+    // A stale state file (PIDs of a previous boot) reads as stopped, and
+    // start repairs it.
+    let run = root.dir.join("run/ve/101");
+    fs::create_dir_all(&run).expect("mkdir");
+    fs::write(run.join("state.json"), r#"{"init_pid": 999999, "init_start": 1, "monitor_pid": 999998, "monitor_start": 1, "started_at": "x", "cgroup": "x"}"#)
+        .expect("write");
+    assert_eq!(root.status("101")["state"], "stopped");
+    root.ok(&["start", "101"]);
+    // Half-made VEs and half-deleted ones from crashed commands are swept.
+    let stale = root.dir.join("lib/ve/.102.tmp-999999");
+    fs::create_dir_all(stale.join("fs")).expect("mkdir");
+    let trash = root.dir.join("lib/ve/.103.deleted-999999");
+    fs::create_dir_all(&trash).expect("mkdir");
+    root.ok(&["create", "102", "--template", "busybox"]);
+    assert!(
+        !stale.exists() && !trash.exists(),
+        "leftovers of crashed commands are swept"
+    );
+    assert!(!root.ok(&["list", "--all"]).contains("103"));
+    root.finish();
+}
+
+#[test]
+fn concurrent_commands_do_not_corrupt_a_ve() {
+    let root = TestRoot::new("life-race");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    let children: Vec<_> = (0..4)
+        .map(|_| root.cmd().args(["start", "101"]).output_async())
+        .collect();
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait").status.code())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "exactly one start wins: {codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| matches!(c, Some(0) | Some(6) | Some(11))),
+        "the others are refused cleanly: {codes:?}"
+    );
+    let monitors = common::processes()
+        .into_iter()
+        .filter(|p| {
+            fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c).contains("kennel-monitor")
+                        && String::from_utf8_lossy(&c).contains(&*root.dir.to_string_lossy())
+                })
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(monitors, 1, "one VE, one monitor");
+    // Concurrent creates of one id: one wins, the config stays valid.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            root.cmd()
+                .args(["create", "102", "--template", "busybox"])
+                .output_async()
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait").status.code())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    root.ok(&["config", "102"]);
+    root.finish();
+}
+
+trait Spawn {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl Spawn for std::process::Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn")
+    }
+}
+
+#[test]
+fn start_stop_cycles_leave_no_trace() {
+    let root = TestRoot::new("life-cycles");
+    root.start_busybox("101", &[]);
+    root.ok(&["kill", "101"]);
+    for _ in 0..20 {
+        root.ok(&["start", "101"]);
+        root.ok(&["kill", "101"]);
+    }
+    let leaks = root.leaks(&[]);
+    assert!(leaks.is_empty(), "{leaks:?}");
+    root.finish();
+}
+
+#[test]
+fn cgroup_parent_matches() {
+    let root = TestRoot::new("life-cg");
+    root.start_busybox("101", &[]);
+    let pid = root.init_pid("101");
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert!(
+        cg.contains(&format!("{}/101", root.cgroup_parent())),
+        "{cg}"
+    );
+    root.finish();
+}

@@ -1,0 +1,137 @@
+//! Resource limits applied at start really confine the VE (cgroup v1 here,
+//! cgroup v2 in the VM run).
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::TestRoot;
+
+/// The first of `files` found in VE `id`'s cgroup in any hierarchy.
+fn cg_read(root: &TestRoot, id: &str, files: &[&str]) -> String {
+    for d in root.cgroup_dirs(id) {
+        for f in files {
+            if let Ok(v) = fs::read_to_string(d.join(f)) {
+                return v;
+            }
+        }
+    }
+    panic!("none of {files:?} in VE {id}'s cgroups");
+}
+
+#[test]
+fn memory_limit_stops_allocation() {
+    let root = TestRoot::new("lim-mem");
+    root.start_busybox("101", &["--memory", "32M"]);
+    let lim = cg_read(&root, "101", &["memory.max", "memory.limit_in_bytes"]);
+    assert_eq!(lim.trim(), (32u64 << 20).to_string());
+    // tmpfs pages are charged to the VE: filling /dev/shm past the limit fails.
+    let out = root.run(&[
+        "exec",
+        "101",
+        "--",
+        "/bin/sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=64 2>&1; ls -l /dev/shm/fill",
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let size: u64 = root
+        .sh("101", "stat -c %s /dev/shm/fill 2>/dev/null || echo 0")
+        .trim()
+        .parse()
+        .expect("size");
+    assert!(
+        size < 40 << 20,
+        "the VE wrote {size} bytes past a 32M limit: {text}"
+    );
+    assert!(
+        !out.status.success() || text.contains("No space") || text.contains("Killed"),
+        "dd must fail: {text}"
+    );
+    // v2: memory.events; v1: memory.oom_control. Both count OOM kills.
+    let events = cg_read(&root, "101", &["memory.events", "memory.oom_control"]);
+    let kills = events
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        kills > 0,
+        "the memory cgroup recorded an OOM kill: {events}"
+    );
+    root.finish();
+}
+
+#[test]
+fn numproc_limit_stops_forks() {
+    let root = TestRoot::new("lim-pids");
+    root.start_busybox("101", &["--numproc", "16"]);
+    assert_eq!(cg_read(&root, "101", &["pids.max"]).trim(), "16");
+    // The shell forks sleepers until the kernel refuses (busybox sh then
+    // gives up with "can't fork").
+    let out = root.run(&["exec", "101", "--", "/bin/sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; echo spawned-all"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("spawned-all") && text.contains("fork"),
+        "forks past the limit must fail: {text}"
+    );
+    let procs = root
+        .cgroup_dirs("101")
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map(|t| t.lines().count())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (8..=16).contains(&procs),
+        "{procs} processes in a VE limited to 16"
+    );
+    let cur: u32 = cg_read(&root, "101", &["pids.current"])
+        .trim()
+        .parse()
+        .expect("pids.current");
+    assert!(cur <= 16);
+    root.finish();
+}
+
+#[test]
+fn cpu_limit_throttles() {
+    let root = TestRoot::new("lim-cpu");
+    root.start_busybox("101", &["--cpus", "0.25"]);
+    let quota = cg_read(&root, "101", &["cpu.max", "cpu.cfs_quota_us"]);
+    assert!(
+        quota.trim() == "25000 100000" || quota.trim() == "25000",
+        "{quota}"
+    );
+    let usage = |root: &TestRoot| -> u64 {
+        let stat = cg_read(root, "101", &["cpu.stat"]);
+        stat.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .map(|v| v.trim().parse::<u64>().expect("usage") * 1000)
+            .unwrap_or_else(|| {
+                cg_read(root, "101", &["cpuacct.usage"])
+                    .trim()
+                    .parse()
+                    .expect("cpuacct.usage")
+            })
+    };
+    let before = usage(&root);
+    let t0 = Instant::now();
+    root.sh("101", "timeout 2 sh -c 'while :; do :; done' || true");
+    let wall = t0.elapsed();
+    let used = Duration::from_nanos(usage(&root) - before);
+    assert!(
+        used < wall.mul_f64(0.45),
+        "a VE limited to 0.25 CPUs used {used:?} of CPU in {wall:?}"
+    );
+    let stat = cg_read(&root, "101", &["cpu.stat"]);
+    assert!(
+        stat.lines()
+            .any(|l| l.starts_with("nr_throttled") && !l.ends_with(" 0")),
+        "{stat}"
+    );
+    root.finish();
+}

@@ -1,0 +1,316 @@
+//! Templates: building, importing untrusted tarballs without ever writing
+//! outside the template, and VEs that share a template instead of copying it.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::TestRoot;
+
+/// A raw tar stream builder that writes names exactly as given (the `tar`
+/// crate's builder refuses the hostile names these tests need).
+#[derive(Default)]
+struct RawTar(Vec<u8>);
+
+impl RawTar {
+    fn add(
+        &mut self,
+        name: &str,
+        kind: tar::EntryType,
+        data: &[u8],
+        link: Option<&str>,
+        mode: u32,
+        uid: u64,
+    ) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_mtime(1_700_000_000);
+        {
+            let old = h.as_old_mut();
+            old.name = [0; 100];
+            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                old.linkname = [0; 100];
+                old.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+        }
+        if kind == tar::EntryType::Char {
+            h.set_device_major(8).expect("major");
+            h.set_device_minor(0).expect("minor");
+        }
+        h.set_cksum();
+        self.0.extend_from_slice(h.as_bytes());
+        self.0.extend_from_slice(data);
+        self.0.resize(self.0.len().div_ceil(512) * 512, 0);
+        self
+    }
+
+    fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        self.add(name, tar::EntryType::Regular, data, None, 0o644, 0)
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut v = self.0.clone();
+        v.extend_from_slice(&[0u8; 1024]);
+        v
+    }
+}
+
+fn find_named(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_name() == name {
+            out.push(p.clone());
+        }
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            find_named(&p, name, out);
+        }
+    }
+}
+
+#[test]
+fn hostile_tarball_writes_nothing_outside_the_template() {
+    let root = TestRoot::new("tpl-hostile");
+    // A directory outside the template that the archive aims at.
+    let outside = root.dir.join("outside");
+    fs::create_dir_all(&outside).expect("mkdir");
+    let victim = outside.join("victim.txt");
+    fs::write(&victim, "original").expect("write");
+    let outside_s = outside.display().to_string();
+    let mut t = RawTar::default();
+    t.add("./", tar::EntryType::Directory, b"", None, 0o755, 0)
+        .file("/abs-escape", b"absolute")
+        .file("../dotdot-escape", b"x")
+        .file("a/../../dotdot-escape2", b"x")
+        .add(
+            "link",
+            tar::EntryType::Symlink,
+            b"",
+            Some(&outside_s),
+            0o777,
+            0,
+        )
+        .file("link/through-symlink", b"pwned")
+        .add(
+            "up",
+            tar::EntryType::Symlink,
+            b"",
+            Some("../../../../../../../.."),
+            0o777,
+            0,
+        )
+        .file("up/through-up", b"pwned")
+        .add(
+            "hl",
+            tar::EntryType::Link,
+            b"",
+            Some(&victim.display().to_string()[1..]),
+            0o644,
+            0,
+        )
+        .add(
+            "hl2",
+            tar::EntryType::Link,
+            b"",
+            Some("../../outside/victim.txt"),
+            0o644,
+            0,
+        )
+        .add("dev/sda", tar::EntryType::Char, b"", None, 0o666, 0)
+        .add(
+            "replaced",
+            tar::EntryType::Symlink,
+            b"",
+            Some(&victim.display().to_string()),
+            0o777,
+            0,
+        )
+        .file("replaced", b"new content")
+        .add("etc", tar::EntryType::Directory, b"", None, 0o755, 0)
+        .add(
+            "etc/owned",
+            tar::EntryType::Regular,
+            b"mine",
+            None,
+            0o4750,
+            1000,
+        )
+        .add(
+            "sbin/init",
+            tar::EntryType::Symlink,
+            b"",
+            Some("/bin/busybox"),
+            0o777,
+            0,
+        );
+    let tarball = root.dir.join("hostile.tar");
+    fs::write(&tarball, t.finish()).expect("write tar");
+    let out = root.ok(&[
+        "template",
+        "import",
+        "hostile",
+        tarball.to_str().expect("path"),
+    ]);
+    assert!(out.contains("Imported template hostile"), "{out}");
+    let rootfs = root.dir.join("lib/templates/hostile/rootfs");
+    // Nothing escaped: the outside directory is exactly as before.
+    let names: Vec<_> = fs::read_dir(&outside)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["victim.txt"], "files appeared outside the template");
+    assert_eq!(
+        fs::read_to_string(&victim).expect("read"),
+        "original",
+        "a symlink was written through"
+    );
+    for name in [
+        "dotdot-escape",
+        "dotdot-escape2",
+        "through-up",
+        "abs-escape",
+    ] {
+        let mut found = Vec::new();
+        find_named(&root.dir, name, &mut found);
+        assert!(
+            found.iter().all(|p| p.starts_with(&rootfs)),
+            "{name} landed outside the template: {found:?}"
+        );
+    }
+    assert!(!root.dir.join("lib/templates/dotdot-escape").exists());
+    assert!(
+        rootfs.join("abs-escape").is_file(),
+        "absolute names land inside"
+    );
+    assert!(
+        rootfs.join("up").is_symlink() && rootfs.join("through-up").is_file(),
+        "symlinks resolve inside the template"
+    );
+    // "link/through-symlink" resolves to a directory that does not exist
+    // inside the template: it is refused or lands inside, never outside.
+    let mut found = Vec::new();
+    find_named(&root.dir, "through-symlink", &mut found);
+    assert!(found.iter().all(|p| p.starts_with(&rootfs)), "{found:?}");
+    // Hard links never reach a file outside.
+    for hl in ["hl", "hl2"] {
+        if let Ok(md) = fs::metadata(rootfs.join(hl)) {
+            assert_ne!(
+                md.ino(),
+                fs::metadata(&victim).expect("victim").ino(),
+                "{hl} links to a host file"
+            );
+        }
+    }
+    // Device nodes are skipped; /dev is emptied for every template.
+    assert!(!rootfs.join("dev/sda").exists());
+    assert!(rootfs.join("replaced").is_file() && !rootfs.join("replaced").is_symlink());
+    // Ownership and modes are kept (set-user-ID included).
+    let md = fs::metadata(rootfs.join("etc/owned")).expect("owned");
+    assert_eq!((md.uid(), md.mode() & 0o7777), (1000, 0o4750));
+    root.finish();
+}
+
+#[test]
+fn tarballs_in_three_formats_make_bootable_templates() {
+    let root = TestRoot::new("tpl-import");
+    root.busybox();
+    let tar = root.dir.join("bb.tar");
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(root.dir.join("lib/templates/busybox/rootfs"))
+        .args(["-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let raw = fs::read(&tar).expect("read tar");
+    let gz = root.dir.join("bb.tar.gz");
+    let mut e = flate2::write::GzEncoder::new(
+        fs::File::create(&gz).expect("create"),
+        flate2::Compression::fast(),
+    );
+    e.write_all(&raw).expect("gz");
+    e.finish().expect("gz finish");
+    let zst = root.dir.join("bb.tar.zst");
+    fs::write(&zst, zstd::encode_all(&raw[..], 3).expect("zstd")).expect("write zst");
+    for (name, file) in [("bb-tar", &tar), ("bb-gz", &gz), ("bb-zst", &zst)] {
+        root.ok(&["template", "import", name, file.to_str().expect("path")]);
+        let id = format!("ve-{name}");
+        root.ok(&["create", &id, "--template", name]);
+        root.ok(&["start", &id]);
+        assert_eq!(root.sh(&id, "echo booted").trim(), "booted");
+        root.ok(&["destroy", "--force", &id]);
+    }
+    let list = root.ok(&["template", "list"]);
+    assert!(
+        list.contains("bb-zst") && list.contains("busybox"),
+        "{list}"
+    );
+    // Not a tar archive at all.
+    let junk = root.dir.join("junk.tar");
+    fs::write(&junk, vec![0x42u8; 4096]).expect("write");
+    root.fails(
+        &["template", "import", "junk", junk.to_str().expect("path")],
+        9,
+    );
+    assert!(
+        !root.dir.join("lib/templates/junk").exists(),
+        "a failed import leaves nothing"
+    );
+    root.finish();
+}
+
+#[test]
+fn ves_share_their_template_instead_of_copying_it() {
+    let root = TestRoot::new("tpl-share");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    let upper = root.dir.join("lib/ve/101/fs/upper");
+    assert_eq!(
+        fs::read_dir(&upper).expect("upper").count(),
+        0,
+        "a new VE's own layer is empty: nothing was copied"
+    );
+    root.ok(&["start", "101"]);
+    root.start_busybox("102", &[]);
+    let tpl_ino = fs::metadata(root.dir.join("lib/templates/busybox/rootfs/bin/busybox"))
+        .expect("template busybox")
+        .ino();
+    for id in ["101", "102"] {
+        let ino: u64 = root
+            .sh(id, "stat -c %i /bin/busybox")
+            .trim()
+            .parse()
+            .expect("inode");
+        assert_eq!(
+            ino, tpl_ino,
+            "VE {id} reads the template's own file (shared page cache)"
+        );
+    }
+    // Writes stay in the VE's own layer; the template and the other VE are untouched.
+    root.sh("101", "echo changed > /etc/hostname.local; rm /etc/shells");
+    assert!(root
+        .dir
+        .join("lib/templates/busybox/rootfs/etc/shells")
+        .exists());
+    assert_eq!(
+        root.sh("102", "cat /etc/shells | head -1").trim(),
+        "/bin/sh"
+    );
+    root.fails(&["template", "remove", "busybox"], 2);
+    root.ok(&["destroy", "--force", "101"]);
+    root.ok(&["destroy", "--force", "102"]);
+    root.ok(&["template", "remove", "busybox"]);
+    assert!(!root.dir.join("lib/templates/busybox").exists());
+    root.finish();
+}

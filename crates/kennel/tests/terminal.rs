@@ -1,0 +1,124 @@
+//! Interactive use: `kennel enter`, `kennel exec -t` and `kennel console`,
+//! each driven through a real pseudo-terminal.
+
+mod common;
+
+use std::time::Duration;
+
+use common::pty::PtySession;
+use common::TestRoot;
+
+const T: Duration = Duration::from_secs(10);
+
+#[test]
+fn enter_gives_a_root_shell_on_the_ves_own_pty() {
+    let root = TestRoot::new("term-enter");
+    root.start_busybox("101", &[]);
+    let mut s = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args(["enter", "101"]);
+        c
+    });
+    s.send(b"echo MARK$((6*7)) $(id -u) $(tty) $(stty size)\n");
+    let out = s.expect("MARK42", T);
+    s.expect("/dev/pts/", T);
+    assert!(out.contains("MARK42 0 /dev/pts/"), "{out}");
+    s.expect("30 100", T); // the window size of our terminal reached the VE
+    s.send(b"ls /proc/self/fd | wc -l\n");
+    s.send(b"exit 5\n");
+    let st = s.wait(T);
+    assert_eq!(st.code(), Some(5), "enter returns the shell's status");
+    root.finish();
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    let root = TestRoot::new("term-exec");
+    root.start_busybox("101", &[]);
+    let mut s = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args([
+            "exec",
+            "-t",
+            "101",
+            "--",
+            "/bin/sh",
+            "-c",
+            "tty; [ -t 0 ] && echo IS_TTY; read x; echo got:$x",
+        ]);
+        c
+    });
+    s.expect("IS_TTY", T);
+    s.send(b"abc\n");
+    s.expect("got:abc", T);
+    assert!(
+        s.seen.contains("/dev/pts/"),
+        "the command's terminal is a pty of the VE: {}",
+        s.seen
+    );
+    assert_eq!(s.wait(T).code(), Some(0));
+    root.finish();
+}
+
+#[test]
+fn console_shows_the_getty_and_detaches() {
+    let root = TestRoot::new("term-console");
+    root.start_busybox("101", &[]);
+    // Give root a password so that we can log in on the console.
+    root.sh(
+        "101",
+        "h=$(mkpasswd -m sha512 s3cret) && sed -i \"s|^root:[^:]*:|root:$h:|\" /etc/shadow",
+    );
+    let mut s = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args(["console", "101"]);
+        c
+    });
+    s.expect("Connected to VE 101's console", T);
+    s.send(b"\n");
+    s.expect("login:", T);
+    s.send(b"root\n");
+    s.expect("Password:", T);
+    s.send(b"s3cret\n");
+    s.send(b"echo ON-$(tty)\n");
+    s.expect("ON-/dev/console", T);
+    s.send(&[0x1d]); // Ctrl-]
+    s.expect("Detached from VE 101's console", T);
+    assert_eq!(s.wait(T).code(), Some(0));
+    // While nobody is attached the monitor keeps the console's output; the
+    // next client sees it replayed.
+    root.sh("101", "echo WHILE-DETACHED > /dev/console");
+    let mut s2 = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args(["console", "101"]);
+        c
+    });
+    s2.expect("WHILE-DETACHED", T);
+    // ...but only one at a time.
+    let busy = root.run(&["console", "101"]);
+    assert_eq!(
+        busy.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
+    s2.send(&[0x1d]);
+    s2.wait(T);
+    root.finish();
+}
+
+#[test]
+fn console_ends_when_the_ve_stops() {
+    let root = TestRoot::new("term-console-stop");
+    root.start_busybox("101", &[]);
+    let mut s = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args(["console", "101"]);
+        c
+    });
+    s.expect("Connected", T);
+    root.ok(&["kill", "101"]);
+    s.wait(T);
+    root.finish();
+}
