@@ -152,8 +152,7 @@ fn attach_idmapped(src: &Path, userns: BorrowedFd<'_>, at: &Path) -> Result<()> 
 }
 
 fn mount_overlay(lower: &Path, layers: &VeLayers, metacopy: bool, target: &Path) -> Result<()> {
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
-        .map_err(|e| io_err("open overlay filesystem for", target)(e.into()))?;
+    let fs = open_overlay().map_err(|e| io_err("open overlay filesystem for", target)(e.into()))?;
     let set = |k: &str, v: &Path| -> Result<()> {
         fsconfig_set_string(fs.as_fd(), k, v).map_err(|e| io_err("configure overlay", v)(e.into()))
     };
@@ -181,6 +180,19 @@ fn mount_overlay(lower: &Path, layers: &VeLayers, metacopy: bool, target: &Path)
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
     .map_err(|e| io_err("attach overlay at", target)(e.into()))
+}
+
+/// `fsopen("overlay")`. When overlayfs is a module, the first user loads
+/// it; a second caller racing with that load can get ENODEV although the
+/// module is a moment away, so retry briefly.
+fn open_overlay() -> rustix::io::Result<OwnedFd> {
+    for _ in 0..50 {
+        match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
+            Err(rustix::io::Errno::NODEV) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => return other,
+        }
+    }
+    fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
 }
 
 /// A user namespace whose only purpose is to carry the id mapping

@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::time::Duration;
 
 use common::{pid_alive, wait_for, TestRoot};
 
@@ -95,11 +94,11 @@ fn a_ve_that_powers_off_or_reboots_itself() {
     // reboot inside: the monitor tears down and starts the VE again.
     let _ = root.run(&["exec", "101", "--", "reboot"]);
     assert!(
-        wait_for(Duration::from_secs(15), || !pid_alive(init)),
+        wait_for(common::secs(15), || !pid_alive(init)),
         "old init ends"
     );
     assert!(
-        wait_for(Duration::from_secs(15), || root.status("101")["init_pid"]
+        wait_for(common::secs(15), || root.status("101")["init_pid"]
             .as_i64()
             .is_some_and(|p| p as i32 != init)),
         "the VE came back after its reboot"
@@ -108,7 +107,7 @@ fn a_ve_that_powers_off_or_reboots_itself() {
     // poweroff inside: the VE stops and the monitor cleans up.
     let _ = root.run(&["exec", "101", "--", "poweroff"]);
     assert!(
-        wait_for(Duration::from_secs(15), || root.status("101")["state"]
+        wait_for(common::secs(15), || root.status("101")["state"]
             == "stopped"),
         "VE stopped by itself"
     );
@@ -133,7 +132,7 @@ fn killed_monitor_and_stale_state_are_repaired() {
         rustix::process::Signal::KILL,
     )
     .expect("kill monitor");
-    assert!(wait_for(Duration::from_secs(5), || !pid_alive(monitor)));
+    assert!(wait_for(common::secs(5), || !pid_alive(monitor)));
     assert_eq!(root.status("101")["state"], "running (monitor lost)");
     assert_eq!(
         root.sh("101", "echo alive").trim(),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::TestRoot;
 
@@ -109,7 +109,7 @@ fn debian_boots_systemd_to_running_and_powers_off() {
         out.contains("Stopped VE 200"),
         "systemd shut down by itself, without a kill: {out}"
     );
-    assert!(t0.elapsed() < Duration::from_secs(120));
+    assert!(t0.elapsed() < common::secs(120));
     assert_eq!(root.status("200")["last_exit"]["how"], "powered off");
     root.finish();
 }

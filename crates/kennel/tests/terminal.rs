@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::pty::PtySession;
 use common::TestRoot;
 
-const T: Duration = Duration::from_secs(10);
+fn t() -> Duration {
+    common::secs(10)
+}
 
 #[test]
 fn enter_gives_a_root_shell_on_the_ves_own_pty() {
@@ -20,13 +22,13 @@ fn enter_gives_a_root_shell_on_the_ves_own_pty() {
         c
     });
     s.send(b"echo MARK$((6*7)) $(id -u) $(tty) $(stty size)\n");
-    let out = s.expect("MARK42", T);
-    s.expect("/dev/pts/", T);
+    let out = s.expect("MARK42", t());
+    s.expect("/dev/pts/", t());
     assert!(out.contains("MARK42 0 /dev/pts/"), "{out}");
-    s.expect("30 100", T); // the window size of our terminal reached the VE
+    s.expect("30 100", t()); // the window size of our terminal reached the VE
     s.send(b"ls /proc/self/fd | wc -l\n");
     s.send(b"exit 5\n");
-    let st = s.wait(T);
+    let st = s.wait(t());
     assert_eq!(st.code(), Some(5), "enter returns the shell's status");
     root.finish();
 }
@@ -48,15 +50,15 @@ fn exec_with_a_terminal() {
         ]);
         c
     });
-    s.expect("IS_TTY", T);
+    s.expect("IS_TTY", t());
     s.send(b"abc\n");
-    s.expect("got:abc", T);
+    s.expect("got:abc", t());
     assert!(
         s.seen.contains("/dev/pts/"),
         "the command's terminal is a pty of the VE: {}",
         s.seen
     );
-    assert_eq!(s.wait(T).code(), Some(0));
+    assert_eq!(s.wait(t()).code(), Some(0));
     root.finish();
 }
 
@@ -74,17 +76,17 @@ fn console_shows_the_getty_and_detaches() {
         c.args(["console", "101"]);
         c
     });
-    s.expect("Connected to VE 101's console", T);
+    s.expect("Connected to VE 101's console", t());
     s.send(b"\n");
-    s.expect("login:", T);
+    s.expect("login:", t());
     s.send(b"root\n");
-    s.expect("Password:", T);
+    s.expect("Password:", t());
     s.send(b"s3cret\n");
     s.send(b"echo ON-$(tty)\n");
-    s.expect("ON-/dev/console", T);
+    s.expect("ON-/dev/console", t());
     s.send(&[0x1d]); // Ctrl-]
-    s.expect("Detached from VE 101's console", T);
-    assert_eq!(s.wait(T).code(), Some(0));
+    s.expect("Detached from VE 101's console", t());
+    assert_eq!(s.wait(t()).code(), Some(0));
     // While nobody is attached the monitor keeps the console's output; the
     // next client sees it replayed.
     root.sh("101", "echo WHILE-DETACHED > /dev/console");
@@ -93,7 +95,7 @@ fn console_shows_the_getty_and_detaches() {
         c.args(["console", "101"]);
         c
     });
-    s2.expect("WHILE-DETACHED", T);
+    s2.expect("WHILE-DETACHED", t());
     // ...but only one at a time.
     let busy = root.run(&["console", "101"]);
     assert_eq!(
@@ -104,7 +106,7 @@ fn console_shows_the_getty_and_detaches() {
     );
     assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
     s2.send(&[0x1d]);
-    s2.wait(T);
+    s2.wait(t());
     root.finish();
 }
 
@@ -117,8 +119,8 @@ fn console_ends_when_the_ve_stops() {
         c.args(["console", "101"]);
         c
     });
-    s.expect("Connected", T);
+    s.expect("Connected", t());
     root.ok(&["kill", "101"]);
-    s.wait(T);
+    s.wait(t());
     root.finish();
 }

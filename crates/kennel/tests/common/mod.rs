@@ -36,6 +36,13 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/tmp/kennel-test-cache"))
 }
 
+/// `secs` seconds, stretched inside the cgroup v2 VM, whose emulated CPU
+/// runs several times slower than this host's.
+pub fn secs(secs: u64) -> Duration {
+    let factor = if std::env::var_os("KP_GUEST").is_some() { 8 } else { 1 };
+    Duration::from_secs(secs * factor)
+}
+
 /// True on a pure cgroup v2 host (the cgroup2 VM).
 pub fn pure_v2() -> bool {
     fs::read_to_string("/proc/self/mountinfo")
@@ -317,6 +324,10 @@ pub fn debian_tarball() -> PathBuf {
     let cache = cache_dir();
     fs::create_dir_all(&cache).expect("create test cache");
     let tarball = cache.join("debian-12.tar.zst");
+    // The cache may be read-only (the cgroup v2 VM sees the host's).
+    if tarball.exists() {
+        return tarball;
+    }
     let lock = fs::OpenOptions::new()
         .create(true)
         .truncate(false)

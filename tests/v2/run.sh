@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs Kennel's test suite on a pure cgroup v2 kernel: boots the team's
+# throw-away VM (../shared/tools/cgroup2-vm, see ../shared/docs/testing.md)
+# and runs every host-built test binary inside it, with the test state on
+# an ext4 image in the guest (tests/v2/guest-env.sh).
+#
+#   tests/v2/run.sh                 all test binaries
+#   tests/v2/run.sh lifecycle       only binaries whose name contains "lifecycle"
+#
+# Needs the Debian template tarball in the host's test cache (the host run
+# of the suite makes it; the guest has no network).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+VM=${KENNEL_CGROUP2_VM:-$top/../shared/tools/cgroup2-vm/run.sh}
+[ -f "$VM" ] || { echo "tests/v2: the cgroup2 VM tool is missing at $VM (set KENNEL_CGROUP2_VM)" >&2; exit 2; }
+filter=${1:-}
+cache=${KENNEL_TEST_CACHE:-/var/tmp/kennel-test-cache}
+
+cd "$top"
+# Build on the host; list the test executables.
+mapfile -t bins < <(cargo test --workspace --no-run --message-format=json 2>/dev/null \
+    | jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and .executable != null) | .executable' \
+    | sort -u | grep -- "$filter" || true)
+[ ${#bins[@]} -gt 0 ] || { echo "tests/v2: no test binaries match '$filter'" >&2; exit 2; }
+if [ ! -f "$cache/debian-12.tar.zst" ]; then
+    echo "tests/v2: building the Debian template fixture on the host first" >&2
+    cargo test -p kennel --test systemd >/dev/null
+fi
+
+# Set up the VM (cached under /var/tmp/cgroup2-vm after the first time).
+KP=${KP:-/var/tmp/cgroup2-vm}
+if [ ! -f "$KP/initrd.cpio.gz" ]; then
+    bash "$VM" setup
+    bash "$VM" initrd
+fi
+
+script=$(mktemp -p /var/tmp kennel-v2-XXXXXX.sh)
+trap 'rm -f "$script"' EXIT
+{
+    echo "set -u"
+    echo ". $top/tests/v2/guest-env.sh || exit 125"
+    echo "export KENNEL_TEST_DIR=\$KENNEL_V2_MNT/tests KENNEL_TEST_CACHE=$cache RUST_BACKTRACE=1"
+    echo "mkdir -p \$KENNEL_TEST_DIR"
+    echo "cd $top && failed=0"
+    for b in "${bins[@]}"; do
+        echo "echo '=== v2: $(basename "$b")'; $b --test-threads=2 || failed=\$((failed+1))"
+    done
+    echo "echo \"=== v2: \$failed test binaries failed\"; exit \$failed"
+} > "$script"
+# KP_MEM: the Debian template is imported into a RAM-backed image.
+KP_MEM=${KP_MEM:-3072} KP_TIMEOUT=${KP_TIMEOUT:-2400} KP_QEMU_EXTRA=${KP_QEMU_EXTRA:-"-cpu qemu64,+rdrand"} \
+    bash "$VM" boot "sh $script"
