@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Kennel in one command: install what is needed, build, make the busybox
+# template, create and start a VE, show that it is isolated, enter it.
+#
+#   sudo scripts/quickstart.sh          (KENNEL_ROOT=DIR to keep state elsewhere)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+echo "==> building (cargo build --release)"
+cargo build --release -q
+install -m 0755 target/release/kennel target/release/kennel-monitor /usr/local/bin/
+K=/usr/local/bin/kennel
+$K check
+$K template list | grep -q '^ *busybox ' || $K template create busybox
+$K config demo >/dev/null 2>&1 || $K create demo --template busybox --hostname demo --memory 256M --numproc 256
+$K status demo | grep -q running || $K start demo
+$K status demo
+echo "==> inside VE demo: its own hostname, PID 1, root user mapped to an unprivileged host uid, loopback only"
+$K exec demo -- sh -c 'echo "hostname: $(hostname)"; echo "processes:"; ps; echo "uid map: $(cat /proc/self/uid_map)"; echo "network: $(ls /sys/class/net)"'
+echo "==> on the host, the VE's init runs as uid $(awk '/^Uid:/ {print $2}' /proc/"$($K status demo --json | jq .init_pid)"/status)"
+if [ -t 0 ]; then
+    echo "==> entering VE demo (exit to leave; 'kennel stop demo' and 'kennel destroy demo' to clean up)"
+    exec $K enter demo
+fi

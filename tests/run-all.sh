@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Kennel's whole test suite, as CI runs it (.ci/run):
+#   1. install what the tests need (Debian packages);
+#   2. formatting and lints;
+#   3. unit and integration tests on this host (real VEs; cgroup v1/hybrid here);
+#   4. the same test binaries on a pure cgroup v2 kernel in a VM (tests/v2/run.sh).
+#
+#   sudo tests/run-all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+echo "==> cargo fmt --check, cargo clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+echo "==> tests on this host ($(uname -r))"
+cargo test --workspace
+echo "==> tests on a pure cgroup v2 kernel (VM)"
+tests/v2/run.sh
+echo "==> all tests passed"
