@@ -18,4 +18,4 @@ mod tree;
 pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
 pub use limits::{CpuLimit, Limits};
-pub use tree::{Cgroup, Placement, Usage};
+pub use tree::{Cgroup, Part, Placement, Usage};

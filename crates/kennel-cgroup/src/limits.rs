@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::error::{io_err, CgroupError, Result};
 use crate::host::{Hierarchy, HierarchyKind, Host};
+use crate::tree::Part;
 
 /// A CPU bandwidth limit: `quota_us` of CPU time per `period_us`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +63,17 @@ fn v1_max(v: Option<u64>) -> String {
 }
 
 /// Writes `limits` into the cgroup `rel` of every hierarchy that holds the
-/// controllers. Unlimited values are written too, so this also updates a
-/// live cgroup.
-pub(crate) fn apply(host: &Host, rel: &Path, limits: &Limits) -> Result<()> {
+/// controllers. Unlimited values are written too (so this also updates a
+/// live cgroup) unless `fresh`: a new cgroup is unlimited already.
+pub(crate) fn apply(host: &Host, rel: &Path, limits: &Limits, fresh: bool, part: Part) -> Result<()> {
     let dir_of = |h: &Hierarchy| h.mount_point.join(rel);
+    // A controller in a hierarchy outside `part` is someone else's job.
+    let of = |c: &str| host.hierarchy_for(c).map(|h| (part.covers(h), h));
     let mem_needed = limits.memory.is_some() || limits.swap.is_some();
-    match host.hierarchy_for("memory") {
-        Some(h) => {
+    match of("memory") {
+        Some((false, _)) => {}
+        Some(_) if fresh && !mem_needed => {}
+        Some((true, h)) => {
             let d = dir_of(h);
             if h.kind == HierarchyKind::V2 {
                 write(&d, "memory.max", &v2_max(limits.memory))?;
@@ -95,8 +100,10 @@ pub(crate) fn apply(host: &Host, rel: &Path, limits: &Limits) -> Result<()> {
         None if mem_needed => return Err(missing("memory")),
         None => {}
     }
-    match host.hierarchy_for("cpu") {
-        Some(h) => {
+    match of("cpu") {
+        Some((false, _)) => {}
+        Some(_) if fresh && limits.cpu.is_none() => {}
+        Some((true, h)) => {
             let d = dir_of(h);
             if h.kind == HierarchyKind::V2 {
                 let v = match limits.cpu {
@@ -116,8 +123,10 @@ pub(crate) fn apply(host: &Host, rel: &Path, limits: &Limits) -> Result<()> {
         None if limits.cpu.is_some() => return Err(missing("cpu")),
         None => {}
     }
-    match host.hierarchy_for("pids") {
-        Some(h) => write(&dir_of(h), "pids.max", &v2_max(limits.pids))?,
+    match of("pids") {
+        Some((false, _)) => {}
+        Some(_) if fresh && limits.pids.is_none() => {}
+        Some((true, h)) => write(&dir_of(h), "pids.max", &v2_max(limits.pids))?,
         None if limits.pids.is_some() => return Err(missing("pids")),
         None => {}
     }

@@ -17,14 +17,32 @@ const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
 
 /// Files a delegated cgroup's owner may write (cgroup v2, see
 /// Documentation/admin-guide/cgroup-v2.rst "Delegation"); the kernel lists
-/// more in /sys/kernel/cgroup/delegate.
+/// more in /sys/kernel/cgroup/delegate. On v1 owning the directory is
+/// enough to create and fill sub-cgroups (moving a process needs write
+/// access to the destination only); `tasks` lets the VE's init move itself
+/// in (see [`Placement::join_self`]).
 const V2_DELEGATE: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
-const V1_DELEGATE: &[&str] = &[
-    "cgroup.procs",
-    "tasks",
-    "cgroup.clone_children",
-    "notify_on_release",
-];
+const V1_DELEGATE: &[&str] = &["tasks"];
+
+/// Which of a host's hierarchies an operation touches. A start creates
+/// the cgroup v2 part before the VE's init is cloned into it, and the v1
+/// part in parallel with the rest of the start (see `kennel_runtime::launch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    All,
+    V2,
+    V1,
+}
+
+impl Part {
+    pub(crate) fn covers(self, h: &Hierarchy) -> bool {
+        match self {
+            Part::All => true,
+            Part::V2 => h.kind == HierarchyKind::V2,
+            Part::V1 => h.kind != HierarchyKind::V2,
+        }
+    }
+}
 
 /// Resource usage of a cgroup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,8 +65,8 @@ pub struct Usage {
 ///   `clone3(CLONE_INTO_CGROUP)` ([`Placement::clone_into`]);
 /// * cgroup v1: the single-threaded child moves *itself* by writing `0` to
 ///   each hierarchy's `tasks` file ([`Placement::join_self`]), which the
-///   kernel does without that lock. The files are opened by the (root)
-///   parent, so the child may be unprivileged by then.
+///   kernel does without that lock. The files are opened by root, or by
+///   the VE's root once [`Cgroup::delegate`] handed them over.
 #[derive(Debug)]
 pub struct Placement {
     clone_into: Option<OwnedFd>,
@@ -84,6 +102,13 @@ impl Placement {
     pub fn clone_into(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         self.clone_into.as_ref().map(|f| f.as_fd())
+    }
+
+    /// The descriptors this placement holds (to keep them across a
+    /// close-everything-else).
+    pub fn raw_fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+        use std::os::fd::AsRawFd;
+        self.clone_into.iter().chain(self.tasks.iter().map(|(_, f)| f)).map(|f| f.as_raw_fd())
     }
 
     /// Moves the calling thread (which must be its process's only thread)
@@ -137,23 +162,33 @@ impl<'h> Cgroup<'h> {
     /// enables Kennel's controllers in every parent Kennel created; on v1,
     /// fills new cpusets with their parent's CPUs and memory nodes.
     pub fn create(&self) -> Result<()> {
-        for h in self.host.hierarchies() {
+        self.create_part(Part::All)
+    }
+
+    /// [`Cgroup::create`] for the hierarchies of `part` only.
+    pub fn create_part(&self, part: Part) -> Result<()> {
+        for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
+            let leaf = self.dir(h);
+            // Usually only the leaf is missing: one mkdir per hierarchy.
+            match fs::create_dir(&leaf) {
+                Ok(()) => {
+                    self.created(h, &leaf)?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("create", &leaf)(e)),
+            }
             let mut path = h.mount_point.clone();
             let comps: Vec<_> = self.rel.components().collect();
             for (i, c) in comps.iter().enumerate() {
-                let parent = path.clone();
                 path.push(c);
-                let leaf = i + 1 == comps.len();
                 match fs::create_dir(&path) {
-                    Ok(()) => {
-                        if h.has_controller("cpuset") && h.kind != HierarchyKind::V2 {
-                            copy_cpuset(&parent, &path)?;
-                        }
-                    }
+                    Ok(()) => self.created(h, &path)?,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(io_err("create", &path)(e)),
                 }
-                if !leaf && h.kind == HierarchyKind::V2 {
+                if i + 1 < comps.len() && h.kind == HierarchyKind::V2 {
                     enable_v2_controllers(&path)?;
                 }
             }
@@ -161,30 +196,55 @@ impl<'h> Cgroup<'h> {
         Ok(())
     }
 
-    /// Writes `limits` (see [`Limits`]).
+    /// A v1 cpuset starts with no CPUs and no memory nodes: give it its
+    /// parent's.
+    fn created(&self, h: &Hierarchy, dir: &Path) -> Result<()> {
+        if h.has_controller("cpuset") && h.kind != HierarchyKind::V2 {
+            if let Some(parent) = dir.parent() {
+                copy_cpuset(parent, dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `limits` (see [`Limits`]) into a live cgroup.
     pub fn apply_limits(&self, limits: &Limits) -> Result<()> {
-        limits::apply(self.host, &self.rel, limits)
+        limits::apply(self.host, &self.rel, limits, false, Part::All)
+    }
+
+    /// Writes the limits that are set into a cgroup just created (which is
+    /// unlimited until now).
+    pub fn apply_new_limits(&self, limits: &Limits, part: Part) -> Result<()> {
+        limits::apply(self.host, &self.rel, limits, true, part)
+    }
+
+    /// A new VE cgroup in the hierarchies of `part`: created, limited and
+    /// delegated to the VE's root (`owner`).
+    pub fn prepare(&self, limits: &Limits, owner: (u32, u32), part: Part) -> Result<()> {
+        self.create_part(part)?;
+        self.apply_new_limits(limits, part)?;
+        self.delegate(owner.0, owner.1, part)
     }
 
     /// Hands the cgroup to `uid`/`gid` (the VE's root) so that the VE can
     /// manage its own sub-cgroups, while the limit files stay root's.
-    pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
-        let extra = fs::read_to_string("/sys/kernel/cgroup/delegate").unwrap_or_default();
-        for h in self.host.hierarchies() {
+    pub fn delegate(&self, uid: u32, gid: u32, part: Part) -> Result<()> {
+        let mut extra = None;
+        for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
             let d = self.dir(h);
             chown(&d, uid, gid)?;
-            let files: Vec<&str> = match h.kind {
-                HierarchyKind::V2 => V2_DELEGATE
-                    .iter()
-                    .copied()
-                    .chain(extra.split_whitespace())
-                    .collect(),
-                HierarchyKind::V1 { .. } => V1_DELEGATE.to_vec(),
+            let files: Vec<&str> = if h.kind == HierarchyKind::V2 {
+                let extra =
+                    extra.get_or_insert_with(|| fs::read_to_string("/sys/kernel/cgroup/delegate").unwrap_or_default());
+                V2_DELEGATE.iter().copied().chain(extra.split_whitespace()).collect()
+            } else {
+                V1_DELEGATE.to_vec()
             };
             for f in files {
                 let p = d.join(f);
-                if p.exists() {
-                    chown(&p, uid, gid)?;
+                match std::os::unix::fs::chown(&p, Some(uid), Some(gid)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("chown", p)(e)),
+                    _ => {}
                 }
             }
         }
@@ -194,12 +254,13 @@ impl<'h> Cgroup<'h> {
     /// How a new process gets into this cgroup without waiting; see
     /// [`Placement`].
     pub fn placement(&self) -> Result<Placement> {
-        let targets: Vec<(&Hierarchy, PathBuf)> = self
-            .host
-            .hierarchies()
-            .iter()
-            .map(|h| (h, self.dir(h)))
-            .collect();
+        self.placement_part(Part::All)
+    }
+
+    /// [`Cgroup::placement`] for the hierarchies of `part` only.
+    pub fn placement_part(&self, part: Part) -> Result<Placement> {
+        let targets: Vec<(&Hierarchy, PathBuf)> =
+            self.host.hierarchies().iter().filter(|h| part.covers(h)).map(|h| (h, self.dir(h))).collect();
         Placement::open(&targets)
     }
 

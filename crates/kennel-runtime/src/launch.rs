@@ -17,14 +17,13 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use kennel_cgroup::{Host, Placement};
+use kennel_cgroup::{Host, Part, Placement};
 use kennel_storage::layers::{mount_root, RootMount, VeLayers};
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
-use kennel_sys::ns::unshare_namespaces as unshare;
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{mount_change, MountPropagationFlags};
+use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-use rustix::thread::{move_into_link_name_space, LinkNameSpaceType, UnshareFlags};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
 use crate::error::{Context, Result, RuntimeError};
 use crate::procfs;
@@ -52,8 +51,14 @@ pub struct Started {
 /// monitors' `monitor_cgroup`) already exist with their limits. Returns
 /// once the VE's init is running. The caller must be single-threaded.
 pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
-    let (rd, wr) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
+    let ve_cg = host.cgroup(&spec.cgroup);
+    host.cgroup(&spec.monitor_cgroup).create()?;
+    // The v2 part must exist before init is cloned into it; the v1 part
+    // (ten hierarchies on a hybrid host) is made below while the monitor
+    // and the VE get going.
+    ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::V2)?;
+    let (rd, wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
+    let (cg_rd, cg_wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
     let monitor_place = host.cgroup(&spec.monitor_cgroup).placement()?;
     tracing::debug!("start: forking the monitor");
     let fork = clone3(&CloneOptions {
@@ -65,38 +70,53 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
     match fork {
         Forked::Child => {
             drop(rd);
-            monitor_main(spec, host, &monitor_place, wr)
+            drop(cg_wr);
+            monitor_main(spec, host, &monitor_place, wr, cg_rd)
         }
         Forked::Parent { pid, .. } => {
             drop(wr);
+            drop(cg_rd);
+            let prepared = ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::V1);
+            tracing::debug!("start: v1 cgroups ready");
+            let note = match &prepared {
+                Ok(()) => CGROUPS_READY.to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = rustix::io::write(&cg_wr, note.as_bytes());
+            drop(cg_wr);
             let line = sync::read_report(&rd, SETUP_TIMEOUT + Duration::from_secs(10))
                 .ctx(|| "wait for the VE's monitor".into())?;
+            prepared?;
             if let Some(rest) = line.strip_prefix("ok ") {
-                let init_pid = rest.trim().parse().map_err(|_| {
-                    RuntimeError::Other(format!("bad report from the monitor: {line}"))
-                })?;
-                Ok(Started {
-                    init_pid,
-                    monitor_pid: pid,
-                })
+                let init_pid = rest
+                    .trim()
+                    .parse()
+                    .map_err(|_| RuntimeError::Other(format!("bad report from the monitor: {line}")))?;
+                Ok(Started { init_pid, monitor_pid: pid })
             } else if let Some(msg) = line.strip_prefix("err ") {
                 Err(RuntimeError::Setup(msg.to_string()))
             } else {
-                Err(RuntimeError::Setup(
-                    "the VE's monitor exited without a report".into(),
-                ))
+                Err(RuntimeError::Setup("the VE's monitor exited without a report".into()))
             }
         }
     }
 }
 
+/// What `kennel start` writes to the monitor once the VE's v1 cgroups are
+/// ready (anything else is the reason they are not).
+const CGROUPS_READY: &str = "y";
+
 /// The monitor: join its cgroups, set the VE up from the host side, then become
 /// `kennel-monitor`. Never returns.
-fn monitor_main(spec: &StartSpec, host: &Host, place: &Placement, report: OwnedFd) -> ! {
-    match prepare_and_launch(spec, host, place, &report) {
+fn monitor_main(spec: &StartSpec, host: &Host, place: &Placement, report: OwnedFd, cgroups: OwnedFd) -> ! {
+    match prepare_and_launch(spec, host, place, &report, &cgroups) {
         Ok(handover) => {
             sync::report(&report, &format!("ok {}", handover.init_pid));
             drop(report);
+            // Off the start's critical path: the monitor's own v1 cgroups.
+            if let Err(e) = place.join_self() {
+                eprintln!("kennel: monitor of VE {}: {e}", spec.id);
+            }
             let err = exec_monitor(spec, &handover);
             // The VE runs but nobody watches it: end it rather than leave an
             // orphan, and let the next command tidy up.
@@ -133,12 +153,13 @@ fn prepare_and_launch(
     host: &Host,
     place: &Placement,
     report: &OwnedFd,
+    cgroups: &OwnedFd,
 ) -> Result<Handover> {
-    place.join_self()?;
-    // From here on only the report pipe is open (`place`'s descriptors are
-    // closed too; this process never returns, so they are never dropped).
-    detach_from_caller(report.as_raw_fd(), &spec.run_dir.join("monitor.log"))?;
-    let ve_place = host.cgroup(&spec.cgroup).placement()?;
+    // From here on only the report pipe and the monitor's cgroup files are
+    // open.
+    let keep: Vec<RawFd> = [report.as_raw_fd(), cgroups.as_raw_fd()].into_iter().chain(place.raw_fds()).collect();
+    detach_from_caller(&keep, &spec.run_dir.join("monitor.log"))?;
+    let ve_place = host.cgroup(&spec.cgroup).placement_part(Part::V2)?;
     tracing::debug!("monitor: detached, in its cgroup");
     let host_mnt = rustix::fs::open(
         "/proc/self/ns/mnt",
@@ -146,12 +167,6 @@ fn prepare_and_launch(
         Mode::empty(),
     )
     .ctx(|| "open the host's mount namespace".into())?;
-    unshare(UnshareFlags::NEWNS).ctx(|| "create the monitor's private mount namespace".into())?;
-    mount_change(
-        "/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-    )
-    .ctx(|| "make the monitor's mounts private".into())?;
     let (ours, theirs) = socketpair(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
@@ -159,11 +174,9 @@ fn prepare_and_launch(
         None,
     )
     .ctx(|| "create the start channel".into())?;
-    let flags = (libc::CLONE_NEWUSER
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWNET) as u64;
+    // The network namespace is unshared by the child itself, in parallel
+    // with the host-side work below (it is the costliest namespace).
+    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
     let child = clone3(&CloneOptions {
         flags,
         pidfd: true,
@@ -173,7 +186,7 @@ fn prepare_and_launch(
     let (pid, pidfd) = match child {
         Forked::Child => {
             drop(ours);
-            crate::child::run(spec, host, &ve_place, theirs)
+            crate::child::run(spec, host, theirs)
         }
         Forked::Parent { pid, pidfd } => (
             pid,
@@ -190,25 +203,26 @@ fn prepare_and_launch(
         );
         e
     };
-    let console = host_side(spec, pid, ours.as_fd()).map_err(&kill_child)?;
-    tracing::debug!("monitor: init exec'd");
-    move_into_link_name_space(host_mnt.as_fd(), Some(LinkNameSpaceType::Mount))
-        .ctx(|| "return to the host's mount namespace".into())
-        .map_err(&kill_child)?;
+    host_side(spec, pid, ours.as_fd(), host_mnt.as_fd(), cgroups.as_fd()).map_err(&kill_child)?;
+    // While the VE sets itself up: the console socket, and the state file
+    // under a temporary name.
     let socket = listen(spec).map_err(&kill_child)?;
+    let me = rustix::process::getpid().as_raw_nonzero().get();
     let state = RunState {
         init_pid: pid,
         init_start: procfs::start_time(pid).unwrap_or(0),
-        monitor_pid: rustix::process::getpid().as_raw_nonzero().get(),
-        monitor_start: procfs::start_time(rustix::process::getpid().as_raw_nonzero().get())
-            .unwrap_or(0),
+        monitor_pid: me,
+        monitor_start: procfs::start_time(me).unwrap_or(0),
         started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         cgroup: spec.cgroup.clone(),
     };
-    state
-        .save(&spec.run_dir)
+    let pending = state
+        .save_pending(&spec.run_dir)
         .ctx(|| format!("write {}", spec.run_dir.display()))
         .map_err(&kill_child)?;
+    let console = wait_for_exec(ours.as_fd()).map_err(&kill_child)?;
+    tracing::debug!("monitor: init exec'd");
+    pending.commit().ctx(|| format!("write {}", spec.run_dir.display())).map_err(&kill_child)?;
     Ok(Handover {
         init_pid: pid,
         pidfd,
@@ -218,30 +232,41 @@ fn prepare_and_launch(
     })
 }
 
-/// The host side of the start, while the child waits: id maps, cgroups,
-/// the root mount; then "go", and wait for the console and the exec.
-fn host_side(spec: &StartSpec, pid: i32, sock: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd)> {
-    for (file, line) in [
-        ("uid_map", spec.idmap.uid_line()),
-        ("gid_map", spec.idmap.gid_line()),
-    ] {
+/// The host side of the start: id maps; then, once the child has its own
+/// mount namespace, the VE's root mounted straight into it (so the VE's
+/// mounts never exist in the host's namespace); then "go".
+fn host_side(
+    spec: &StartSpec,
+    pid: i32,
+    sock: BorrowedFd<'_>,
+    host_mnt: BorrowedFd<'_>,
+    cgroups: BorrowedFd<'_>,
+) -> Result<()> {
+    for (file, line) in [("uid_map", spec.idmap.uid_line()), ("gid_map", spec.idmap.gid_line())] {
         let p = format!("/proc/{pid}/{file}");
         std::fs::write(&p, line).ctx(|| format!("write {p}"))?;
     }
     tracing::debug!("monitor: id maps written");
-    let userns = rustix::fs::open(
-        format!("/proc/{pid}/ns/user"),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open the VE's user namespace".into())?;
-    let layers = VeLayers::new(&spec.root.layers_dir);
     let lower = spec.lower_mountpoint();
     let target = spec.root_mountpoint();
     for d in [&lower, &target] {
         std::fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
     }
-    mount_root(
+    let open_ns = |ns: &str| {
+        rustix::fs::open(format!("/proc/{pid}/ns/{ns}"), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .ctx(|| format!("open the VE's {ns} namespace"))
+    };
+    let userns = open_ns("user")?;
+    match sync::recv_from_child(sock, SETUP_TIMEOUT).ctx(|| "wait for the VE's mount namespace".into())? {
+        FromChild::Ready => {}
+        FromChild::Error(msg) => return Err(RuntimeError::Setup(msg)),
+        _ => return Err(RuntimeError::Setup("the VE ended during its setup".into())),
+    }
+    let ve_mnt = open_ns("mnt")?;
+    move_into_link_name_space(ve_mnt.as_fd(), Some(LinkNameSpaceType::Mount))
+        .ctx(|| "enter the VE's mount namespace".into())?;
+    let layers = VeLayers::new(&spec.root.layers_dir);
+    let mounted = mount_root(
         &RootMount {
             template: &spec.root.template,
             layers: &layers,
@@ -250,15 +275,37 @@ fn host_side(spec: &StartSpec, pid: i32, sock: BorrowedFd<'_>) -> Result<(OwnedF
             target: &target,
         },
         Some(userns.as_fd()),
-    )?;
+    )
+    .map_err(RuntimeError::from)
+    .and_then(|()| {
+        rustix::fs::open(&target, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .ctx(|| "open the VE's root".into())
+    });
+    // Back home whatever happened: nothing else may run in the VE's namespace.
+    move_into_link_name_space(host_mnt, Some(LinkNameSpaceType::Mount))
+        .ctx(|| "return to the host's mount namespace".into())?;
+    let root = mounted?;
     tracing::debug!("monitor: root mounted");
-    sync::send_go(sock).ctx(|| "release the VE".into())?;
+    sync::send_go(sock, root.as_fd()).ctx(|| "release the VE".into())?;
+    // The VE joins its v1 cgroups late in its setup; tell it when `kennel
+    // start` has made them.
+    let note = sync::read_report(cgroups, SETUP_TIMEOUT).ctx(|| "wait for the VE's cgroups".into())?;
+    if note != CGROUPS_READY {
+        return Err(RuntimeError::Setup(format!("cgroups: {note}")));
+    }
+    sync::send_cgroups_ready(sock).ctx(|| "tell the VE its cgroups are ready".into())
+}
+
+/// Waits for the child's console and then the end-of-file that its exec
+/// of init causes.
+fn wait_for_exec(sock: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd)> {
     let mut console = None;
     loop {
         match sync::recv_from_child(sock, SETUP_TIMEOUT).ctx(|| "wait for the VE's setup".into())? {
             FromChild::Console { master, peer } => console = Some((master, peer)),
             FromChild::Error(msg) => return Err(RuntimeError::Setup(msg)),
             FromChild::Eof => break,
+            FromChild::Ready => {}
         }
     }
     console.ok_or_else(|| RuntimeError::Setup("the VE's init ended before it started".into()))
@@ -266,7 +313,7 @@ fn host_side(spec: &StartSpec, pid: i32, sock: BorrowedFd<'_>) -> Result<(OwnedF
 
 /// The monitor must not keep the caller's terminal, session or files.
 /// Standard error goes to `log` (the VE's monitor.log).
-fn detach_from_caller(keep: RawFd, log: &std::path::Path) -> Result<()> {
+fn detach_from_caller(keep: &[RawFd], log: &std::path::Path) -> Result<()> {
     let _ = rustix::process::setsid();
     let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
         .ctx(|| "open /dev/null".into())?;
@@ -283,7 +330,7 @@ fn detach_from_caller(keep: RawFd, log: &std::path::Path) -> Result<()> {
     }
     drop(null);
     drop(log);
-    kennel_sys::fd::close_all_from(3, &[keep]).ctx(|| "close inherited descriptors".into())?;
+    kennel_sys::fd::close_all_from(3, keep).ctx(|| "close inherited descriptors".into())?;
     for sig in [
         libc::SIGHUP,
         libc::SIGINT,

@@ -57,8 +57,9 @@ pub struct StartSpec {
     pub idmap: IdMap,
     pub root: RootSpec,
     pub init: InitSpec,
-    /// The VE's cgroup below each hierarchy (`kennel/101`).
+    /// The VE's cgroup below each hierarchy (`kennel/101`), and its limits.
     pub cgroup: String,
+    pub limits: kennel_cgroup::Limits,
     /// Where monitors live (`kennel/_monitor`).
     pub monitor_cgroup: String,
     /// The VE's run directory (state, sockets, mount points).

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::procfs;
 
 pub const STATE_FILE: &str = "state.json";
+pub const PENDING_STATE_FILE: &str = "state.json.pending";
 pub const EXIT_FILE: &str = "exit.json";
 pub const MONITOR_SOCKET: &str = "monitor.sock";
 pub const SECCOMP_FILE: &str = "seccomp.bpf";
@@ -27,6 +28,19 @@ pub struct RunState {
     pub started_at: String,
     /// The VE's cgroup below each hierarchy.
     pub cgroup: String,
+}
+
+/// A state file written but not yet in place.
+#[derive(Debug)]
+pub struct PendingState {
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl PendingState {
+    pub fn commit(self) -> io::Result<()> {
+        fs::rename(&self.tmp, &self.dest)
+    }
 }
 
 /// What the kernel says about a recorded VE.
@@ -59,6 +73,17 @@ impl RunState {
 
     pub fn save(&self, run_dir: &Path) -> io::Result<()> {
         save_json(&run_dir.join(STATE_FILE), self)
+    }
+
+    /// Writes the state under a temporary name; [`PendingState::commit`]
+    /// makes it the VE's state with one rename.
+    pub fn save_pending(&self, run_dir: &Path) -> io::Result<PendingState> {
+        let tmp = run_dir.join(PENDING_STATE_FILE);
+        fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
+        Ok(PendingState {
+            tmp,
+            dest: run_dir.join(STATE_FILE),
+        })
     }
 
     pub fn liveness(&self) -> Liveness {

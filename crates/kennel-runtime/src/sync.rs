@@ -1,7 +1,10 @@
 //! The messages that cross process boundaries during a start:
 //!
-//! * monitor -> VE child, over a `SOCK_SEQPACKET` pair: [`GO`] once the host
-//!   side (id maps, cgroups, root mount) is ready;
+//! * VE child -> monitor, over a `SOCK_SEQPACKET` pair: "ready" once it has
+//!   its own mount namespace;
+//! * monitor -> VE child: [`GO`] with a descriptor of the VE's root, which
+//!   the monitor has mounted into the child's mount namespace; later "cg"
+//!   once the VE's v1 cgroups exist (they are made in parallel);
 //! * VE child -> monitor: either an error text, or the console pty (master
 //!   and peer descriptors); then end-of-file when `execve` of init closes
 //!   the child's close-on-exec end;
@@ -19,12 +22,15 @@ use rustix::net::{
 };
 
 pub(crate) const GO: &[u8] = b"go";
+const READY: &[u8] = b"R";
+const CGROUPS: &[u8] = b"cg";
 const ERR_PREFIX: &[u8] = b"E";
 const CONSOLE: &[u8] = b"C";
 
 /// What the VE child sent.
 #[derive(Debug)]
 pub(crate) enum FromChild {
+    Ready,
     Console {
         master: OwnedFd,
         peer: OwnedFd,
@@ -34,29 +40,59 @@ pub(crate) enum FromChild {
     Eof,
 }
 
-pub(crate) fn send_go(sock: BorrowedFd<'_>) -> io::Result<()> {
-    sendmsg(
-        sock,
-        &[IoSlice::new(GO)],
-        &mut SendAncillaryBuffer::default(),
-        SendFlags::NOSIGNAL,
-    )?;
+/// Monitor -> child: the root is mounted in the child's mount namespace;
+/// `root` is a descriptor of it.
+pub(crate) fn send_go(sock: BorrowedFd<'_>, root: BorrowedFd<'_>) -> io::Result<()> {
+    let fds = [root];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    anc.push(SendAncillaryMessage::ScmRights(&fds));
+    sendmsg(sock, &[IoSlice::new(GO)], &mut anc, SendFlags::NOSIGNAL)?;
     Ok(())
 }
 
-/// Blocks until the monitor says go. Any other outcome (the monitor died)
-/// is an error.
-pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<()> {
+/// Blocks until the monitor says go; returns the VE's root. Any other
+/// outcome (the monitor died) is an error.
+pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut buf = [0u8; 8];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let n = recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?.bytes;
+    let mut root = None;
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut r) = m {
+            root = r.next();
+        }
+    }
+    match root {
+        Some(fd) if &buf[..n] == GO => Ok(fd),
+        _ => Err(io::Error::new(io::ErrorKind::BrokenPipe, "the monitor went away")),
+    }
+}
+
+/// Monitor -> child: the VE's v1 cgroups exist now.
+pub(crate) fn send_cgroups_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
+    sendmsg(sock, &[IoSlice::new(CGROUPS)], &mut SendAncillaryBuffer::default(), SendFlags::NOSIGNAL)?;
+    Ok(())
+}
+
+/// Blocks until the monitor says the VE's cgroups exist.
+pub(crate) fn wait_cgroups_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
     let mut buf = [0u8; 8];
     let n = rustix::io::read(sock, &mut buf)?;
-    if &buf[..n] == GO {
+    if &buf[..n] == CGROUPS {
         Ok(())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::BrokenPipe,
-            "the monitor went away",
-        ))
+        Err(io::Error::new(io::ErrorKind::BrokenPipe, "the monitor went away"))
     }
+}
+
+/// Child -> monitor: the child has its own mount namespace, ready for the
+/// root mount.
+pub(crate) fn send_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
+    sendmsg(sock, &[IoSlice::new(READY)], &mut SendAncillaryBuffer::default(), SendFlags::NOSIGNAL)?;
+    Ok(())
 }
 
 pub(crate) fn send_error(sock: BorrowedFd<'_>, msg: &str) {
@@ -115,6 +151,9 @@ pub(crate) fn recv_from_child(sock: BorrowedFd<'_>, timeout: Duration) -> io::Re
     let data = &buf[..n];
     if let Some(text) = data.strip_prefix(ERR_PREFIX) {
         return Ok(FromChild::Error(String::from_utf8_lossy(text).into_owned()));
+    }
+    if data == READY {
+        return Ok(FromChild::Ready);
     }
     if data == CONSOLE && fds.len() == 2 {
         let peer = fds.pop();

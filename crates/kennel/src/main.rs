@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    match commands::run(cli) {
+    tracing::debug!("kennel: arguments parsed");
+    let result = commands::run(cli);
+    tracing::debug!("kennel: done");
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             let code = exit_code_of(&err);

@@ -17,9 +17,11 @@ pub fn exec_init(
 ) -> Result<std::convert::Infallible> {
     rustix::system::sethostname(spec.hostname.as_bytes()).ctx(|| "set the hostname".into())?;
     sync_etc_hostname(&spec.hostname);
+    tracing::debug!("ve: hostname");
     kennel_sys::keyring::join_new_session_keyring()
         .ctx(|| "create the VE's session keyring".into())?;
     kennel_net::loopback_up().ctx(|| "bring up the VE's loopback".into())?;
+    tracing::debug!("ve: keyring, lo");
     sync::send_console(sock.as_fd(), console.master.as_fd(), console.peer.as_fd())
         .ctx(|| "hand the console to the monitor".into())?;
     drop(console.master);

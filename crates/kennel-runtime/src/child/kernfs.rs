@@ -17,18 +17,9 @@ use super::rootfs::VeRoot;
 use crate::error::{Result, RuntimeError};
 
 /// Files in /proc replaced by `/dev/null`: they expose host memory, keys,
-/// timers or scheduler state.
-pub const PROC_HIDDEN_FILES: &[&str] = &[
-    "kcore",
-    "keys",
-    "timer_list",
-    "sched_debug",
-    "latency_stats",
-    "timer_stats",
-    "kpagecount",
-    "kpageflags",
-    "kpagecgroup",
-];
+/// timers or scheduler state to any reader. (Files only the host's root
+/// may open, such as /proc/kpageflags, are already out of a VE's reach.)
+pub const PROC_HIDDEN_FILES: &[&str] = &["kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats"];
 
 /// Directories in /proc covered by an empty read-only tmpfs: host hardware.
 pub const PROC_HIDDEN_DIRS: &[&str] = &["acpi", "scsi", "asound", "driver"];
@@ -37,14 +28,10 @@ pub const PROC_HIDDEN_DIRS: &[&str] = &["acpi", "scsi", "asound", "driver"];
 /// writable on top: it belongs to the VE's own network namespace.
 pub const PROC_READONLY: &[&str] = &["sysrq-trigger", "bus", "fs", "irq", "sys"];
 
-/// Directories in /sys covered by an empty read-only tmpfs.
-pub const SYS_HIDDEN_DIRS: &[&str] = &[
-    "firmware",
-    "devices/virtual/powercap",
-    "kernel/debug",
-    "kernel/tracing",
-    "kernel/security",
-];
+/// Directories in /sys covered by an empty read-only tmpfs: firmware
+/// tables and power counters (an energy side channel). A fresh sysfs
+/// holds no debugfs, tracefs or securityfs: those are separate mounts.
+pub const SYS_HIDDEN_DIRS: &[&str] = &["firmware", "devices/virtual/powercap"];
 
 /// Mounts a new filesystem at `rel` below `root` and returns a descriptor
 /// of its root directory.

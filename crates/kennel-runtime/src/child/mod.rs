@@ -1,13 +1,15 @@
 //! The start path inside the VE: the code the VE's future init runs between
 //! `clone3` and `execve`, one module per step, in this order:
 //!
-//! 0. join the VE's v1 cgroups (see `kennel_cgroup::Placement`);
-//! 1. [`rootfs`]: become the VE's root user, take a private mount namespace
-//!    and cgroup namespace, and open the VE's root (mounted by the monitor).
+//! 1. [`rootfs`]: take its own mount and network namespaces; the monitor
+//!    mounts the VE's root into that mount namespace and hands over a
+//!    descriptor of it; become the VE's root user.
 //! 2. [`kernfs`]: `/proc` (with masked and read-only parts) and `/sys`.
 //! 3. [`dev`]: a tmpfs `/dev` with the host's harmless device nodes, a
 //!    private devpts, the console pty, `/dev/shm`; and `/run`.
-//! 4. [`cgroupfs`]: the VE's own view of every cgroup hierarchy.
+//! 4. join the VE's v1 cgroups (see `kennel_cgroup::Placement`; `kennel
+//!    start` makes them while steps 1-3 run), take the cgroup namespace,
+//!    and mount [`cgroupfs`]: the VE's own view of every hierarchy.
 //! 5. [`pivot`]: `pivot_root` into the VE's root and drop the host's tree.
 //! 6. [`finish`]: hostname, keyring, loopback, console handover,
 //!    capabilities, seccomp, and exec of init.
@@ -28,18 +30,13 @@ pub mod rootfs;
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::error::Result;
+use crate::error::{Context, Result};
 use crate::spec::StartSpec;
 use crate::sync;
 
 /// Runs the VE side of a start in the freshly cloned child; never returns.
-pub(crate) fn run(
-    spec: &StartSpec,
-    host: &kennel_cgroup::Host,
-    place: &kennel_cgroup::Placement,
-    sock: OwnedFd,
-) -> ! {
-    let err = match setup(spec, host, place, &sock) {
+pub(crate) fn run(spec: &StartSpec, host: &kennel_cgroup::Host, sock: OwnedFd) -> ! {
+    let err = match setup(spec, host, &sock) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -49,23 +46,36 @@ pub(crate) fn run(
     unsafe { libc::_exit(1) }
 }
 
-fn setup(
-    spec: &StartSpec,
-    host: &kennel_cgroup::Host,
-    place: &kennel_cgroup::Placement,
-    sock: &OwnedFd,
-) -> Result<std::convert::Infallible> {
-    // Into the VE's cgroups (v1) while the monitor works on the host side;
-    // cgroup v2 placement happened at clone time.
-    place.join_self()?;
-    sync::wait_go(sock.as_fd())
+fn setup(spec: &StartSpec, host: &kennel_cgroup::Host, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    rootfs::private_namespaces()?;
+    sync::send_ready(sock.as_fd()).ctx(|| "tell the monitor".into())?;
+    // The network namespace (owned by the VE's user namespace) is the
+    // costliest: made here while the monitor mounts the root.
+    kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWNET)
+        .ctx(|| "create the VE's network namespace".into())?;
+    let fd = sync::wait_go(sock.as_fd())
         .map_err(|e| crate::RuntimeError::Setup(format!("waiting for the monitor: {e}")))?;
-    let root = rootfs::enter(spec)?;
+    let root = rootfs::VeRoot { fd };
+    rootfs::become_root()?;
+    tracing::debug!("ve: go");
     kernfs::mount_proc(&root)?;
+    tracing::debug!("ve: /proc");
     kernfs::mount_sys(&root)?;
+    tracing::debug!("ve: /sys");
     let console = dev::mount_dev(&root)?;
+    tracing::debug!("ve: /dev");
     dev::mount_run(&root)?;
+    tracing::debug!("ve: /run");
+    // Into the VE's v1 cgroups once `kennel start` has made them (the v2
+    // one was joined at clone time); then the cgroup namespace rooted there.
+    sync::wait_cgroups_ready(sock.as_fd()).ctx(|| "wait for the VE's cgroups".into())?;
+    host.cgroup(&spec.cgroup).placement_part(kennel_cgroup::Part::V1)?.join_self()?;
+    kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWCGROUP)
+        .ctx(|| "create the VE's cgroup namespace".into())?;
+    tracing::debug!("ve: cgroups joined");
     cgroupfs::mount(&root, host)?;
+    tracing::debug!("ve: cgroupfs");
     pivot::pivot(&root)?;
+    tracing::debug!("ve: pivoted");
     finish::exec_init(spec, sock, console)
 }

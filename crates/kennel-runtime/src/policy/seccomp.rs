@@ -103,6 +103,46 @@ fn memfd() -> Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
+/// The default program, compiled once per policy and kept in `dir` (a
+/// root-only directory): a start then reads a few hundred bytes instead of
+/// running libseccomp's compiler.
+pub fn default_cached(dir: &std::path::Path) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
+    let path = dir.join(format!("default-{:016x}.bpf", fingerprint()));
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(prog) = kennel_sys::seccomp::parse(&bytes) {
+            return Ok(prog);
+        }
+    }
+    let prog = compile_default()?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let saved = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, to_bytes(&prog)))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(prog)
+}
+
+/// Identifies the policy (lists, architecture, Kennel version) so that a
+/// changed policy never reuses an old program.
+fn fingerprint() -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for x in b {
+            h ^= *x as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (call, _) in DENIED.iter().chain(NOT_IMPLEMENTED) {
+        eat(call.as_bytes());
+        eat(b"/");
+    }
+    eat(std::env::consts::ARCH.as_bytes());
+    eat(env!("CARGO_PKG_VERSION").as_bytes());
+    h
+}
+
 /// Serialises a program for the VE's run directory (`seccomp.bpf`).
 pub fn to_bytes(prog: &[kennel_sys::seccomp::SockFilter]) -> Vec<u8> {
     let mut out = Vec::with_capacity(prog.len() * kennel_sys::seccomp::INSN_LEN);

@@ -76,6 +76,14 @@ impl Kennel {
         }
         let paths = Paths::new(root);
         let host = HostConfig::load(&paths)?;
+        // State and sockets are root's alone.
+        for d in [&paths.lib, &paths.run] {
+            if !d.exists() {
+                fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
+                fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                    .map_err(io(format!("chmod {}", d.display())))?;
+            }
+        }
         Ok(Kennel {
             paths,
             host,

@@ -50,13 +50,12 @@ impl Kennel {
         tracing::debug!("start: VE {id} is stopped");
         let template = Store::new(self.paths.templates()).get(&cfg.template)?;
         let host = self.cgroups()?;
-        host.cgroup(&self.monitor_cgroup()).create()?;
         let cg_rel = self.ve_cgroup(id);
         let cg = host.cgroup(&cg_rel);
         let run_dir = self.paths.ve_run(id);
         let fail = |e: VeError| -> VeError {
             let _ = cg.remove(Duration::from_secs(2));
-            let _ = fs::remove_dir_all(&run_dir);
+            super::teardown::clear_run_files(&run_dir);
             match e {
                 VeError::Runtime(kennel_runtime::RuntimeError::Setup(reason)) => {
                     VeError::StartFailed {
@@ -68,17 +67,15 @@ impl Kennel {
             }
         };
         let prepared = (|| -> Result<StartSpec> {
-            cg.create()?;
-            cg.apply_limits(&cfg.resources.limits())?;
-            cg.delegate(cfg.idmap.uid_base, cfg.idmap.gid_base)?;
-            let _ = fs::remove_dir_all(&run_dir);
             fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
-            tracing::debug!("start: cgroups ready");
-            let seccomp = kennel_runtime::policy::seccomp::compile_default()?;
+            let seccomp = kennel_runtime::policy::seccomp::default_cached(&self.paths.run.join("seccomp"))?;
             tracing::debug!("start: seccomp compiled");
+            // For `kennel exec`; rewritten only when the policy changed.
             let sp = run_dir.join(SECCOMP_FILE);
-            fs::write(&sp, kennel_runtime::policy::seccomp::to_bytes(&seccomp))
-                .map_err(io(format!("write {}", sp.display())))?;
+            let bytes = kennel_runtime::policy::seccomp::to_bytes(&seccomp);
+            if fs::read(&sp).ok().as_deref() != Some(bytes.as_slice()) {
+                fs::write(&sp, bytes).map_err(io(format!("write {}", sp.display())))?;
+            }
             Ok(StartSpec {
                 id: id.to_string(),
                 hostname: cfg.hostname.clone(),
@@ -98,6 +95,7 @@ impl Kennel {
                     env: init_env(cfg),
                 },
                 cgroup: cg_rel.clone(),
+                limits: cfg.resources.limits(),
                 monitor_cgroup: self.monitor_cgroup(),
                 run_dir: run_dir.clone(),
                 seccomp,

@@ -9,7 +9,7 @@
 use std::fs;
 use std::time::Duration;
 
-use kennel_runtime::state::{ExitRecord, EXIT_FILE, STATE_FILE};
+use kennel_runtime::state::{ExitRecord, MONITOR_SOCKET, PENDING_STATE_FILE, STATE_FILE};
 
 use super::Kennel;
 use crate::error::Result;
@@ -55,24 +55,20 @@ impl Kennel {
             cg.kill_all()?;
             cg.remove(Duration::from_secs(5))?;
         }
-        if let Ok(rd) = fs::read_dir(&run_dir) {
-            for e in rd.flatten() {
-                let name = e.file_name();
-                if name == EXIT_FILE || name == "monitor.log" || name == STATE_FILE {
-                    continue;
-                }
-                let p = e.path();
-                if p.is_dir() {
-                    let _ = fs::remove_dir(&p);
-                } else {
-                    let _ = fs::remove_file(&p);
-                }
-            }
-        }
-        // Last: the state file is what says "this VE ran".
-        let _ = fs::remove_file(run_dir.join(STATE_FILE));
+        clear_run_files(&run_dir);
         Ok(())
     }
+}
+
+/// Removes the files that say a VE runs (its state and monitor socket). The
+/// rest of the run directory stays for the next start: the exit record,
+/// the monitor's log, the seccomp program, the (empty) mount points.
+pub(crate) fn clear_run_files(run_dir: &std::path::Path) {
+    for f in [MONITOR_SOCKET, PENDING_STATE_FILE] {
+        let _ = fs::remove_file(run_dir.join(f));
+    }
+    // Last: the state file is what says "this VE ran".
+    let _ = fs::remove_file(run_dir.join(STATE_FILE));
 }
 
 /// Turns the monitor's `exited N` / `signal N` into words. In a PID
