@@ -17,7 +17,7 @@ need_root
 KB_ROOT=${KB_ROOT:-/var/tmp/kennel-bench}
 KB_RESULTS=${KB_RESULTS:-$KB_ROOT/results}
 mkdir -p "$KB_ROOT" "$KB_RESULTS"
-KENNEL=${KENNEL:-$KB_TOP/target/release/kennel}
+KENNEL=${KENNEL:-$KB_TOP/target/x86_64-unknown-linux-gnu/release/kennel}
 [ -x "$KENNEL" ] || (cd "$KB_TOP" && cargo build --release -q)
 k() { "$KENNEL" --root "$KB_ROOT/state" -q "$@"; }
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "==> building (cargo build --release)"
 cargo build --release -q
-install -m 0755 target/release/kennel target/release/kennel-monitor /usr/local/bin/
+install -m 0755 target/x86_64-unknown-linux-gnu/release/kennel target/x86_64-unknown-linux-gnu/release/kennel-monitor /usr/local/bin/
 K=/usr/local/bin/kennel
 $K check
 $K template list | grep -q '^ *busybox ' || $K template create busybox

@@ -65,7 +65,13 @@ fn v1_max(v: Option<u64>) -> String {
 /// Writes `limits` into the cgroup `rel` of every hierarchy that holds the
 /// controllers. Unlimited values are written too (so this also updates a
 /// live cgroup) unless `fresh`: a new cgroup is unlimited already.
-pub(crate) fn apply(host: &Host, rel: &Path, limits: &Limits, fresh: bool, part: Part) -> Result<()> {
+pub(crate) fn apply(
+    host: &Host,
+    rel: &Path,
+    limits: &Limits,
+    fresh: bool,
+    part: Part,
+) -> Result<()> {
     let dir_of = |h: &Hierarchy| h.mount_point.join(rel);
     // A controller in a hierarchy outside `part` is someone else's job.
     let of = |c: &str| host.hierarchy_for(c).map(|h| (part.covers(h), h));

@@ -24,22 +24,28 @@ const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
 const V2_DELEGATE: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
 const V1_DELEGATE: &[&str] = &["tasks"];
 
-/// Which of a host's hierarchies an operation touches. A start creates
-/// the cgroup v2 part before the VE's init is cloned into it, and the v1
-/// part in parallel with the rest of the start (see `kennel_runtime::launch`).
+/// Which of a host's hierarchies an operation touches. A start makes the
+/// [`Part::Early`] part before the VE's init exists, and the
+/// [`Part::Late`] part in parallel with the rest of the start (see
+/// `kennel_runtime::launch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     All,
-    V2,
-    V1,
+    /// cgroup v2 (the VE's init is cloned straight into it) and the v1
+    /// memory hierarchy (so that everything the VE allocates from its
+    /// first moment is charged to it).
+    Early,
+    /// The other v1 hierarchies.
+    Late,
 }
 
 impl Part {
     pub(crate) fn covers(self, h: &Hierarchy) -> bool {
+        let early = h.kind == HierarchyKind::V2 || h.has_controller("memory");
         match self {
             Part::All => true,
-            Part::V2 => h.kind == HierarchyKind::V2,
-            Part::V1 => h.kind != HierarchyKind::V2,
+            Part::Early => early,
+            Part::Late => !early,
         }
     }
 }
@@ -108,7 +114,10 @@ impl Placement {
     /// close-everything-else).
     pub fn raw_fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
         use std::os::fd::AsRawFd;
-        self.clone_into.iter().chain(self.tasks.iter().map(|(_, f)| f)).map(|f| f.as_raw_fd())
+        self.clone_into
+            .iter()
+            .chain(self.tasks.iter().map(|(_, f)| f))
+            .map(|f| f.as_raw_fd())
     }
 
     /// Moves the calling thread (which must be its process's only thread)
@@ -234,16 +243,23 @@ impl<'h> Cgroup<'h> {
             let d = self.dir(h);
             chown(&d, uid, gid)?;
             let files: Vec<&str> = if h.kind == HierarchyKind::V2 {
-                let extra =
-                    extra.get_or_insert_with(|| fs::read_to_string("/sys/kernel/cgroup/delegate").unwrap_or_default());
-                V2_DELEGATE.iter().copied().chain(extra.split_whitespace()).collect()
+                let extra = extra.get_or_insert_with(|| {
+                    fs::read_to_string("/sys/kernel/cgroup/delegate").unwrap_or_default()
+                });
+                V2_DELEGATE
+                    .iter()
+                    .copied()
+                    .chain(extra.split_whitespace())
+                    .collect()
             } else {
                 V1_DELEGATE.to_vec()
             };
             for f in files {
                 let p = d.join(f);
                 match std::os::unix::fs::chown(&p, Some(uid), Some(gid)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("chown", p)(e)),
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(io_err("chown", p)(e))
+                    }
                     _ => {}
                 }
             }
@@ -259,8 +275,13 @@ impl<'h> Cgroup<'h> {
 
     /// [`Cgroup::placement`] for the hierarchies of `part` only.
     pub fn placement_part(&self, part: Part) -> Result<Placement> {
-        let targets: Vec<(&Hierarchy, PathBuf)> =
-            self.host.hierarchies().iter().filter(|h| part.covers(h)).map(|h| (h, self.dir(h))).collect();
+        let targets: Vec<(&Hierarchy, PathBuf)> = self
+            .host
+            .hierarchies()
+            .iter()
+            .filter(|h| part.covers(h))
+            .map(|h| (h, self.dir(h)))
+            .collect();
         Placement::open(&targets)
     }
 

@@ -21,8 +21,8 @@ use kennel_cgroup::{Host, Part, Placement};
 use kennel_storage::layers::{mount_root, RootMount, VeLayers};
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
 use rustix::fs::{Mode, OFlags};
-use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
 use crate::error::{Context, Result, RuntimeError};
@@ -53,10 +53,11 @@ pub struct Started {
 pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
     let ve_cg = host.cgroup(&spec.cgroup);
     host.cgroup(&spec.monitor_cgroup).create()?;
-    // The v2 part must exist before init is cloned into it; the v1 part
-    // (ten hierarchies on a hybrid host) is made below while the monitor
-    // and the VE get going.
-    ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::V2)?;
+    // The early part must exist before init is cloned (see `Part`); the
+    // rest (most of the v1 hierarchies on a hybrid host) is made below
+    // while the monitor and the VE get going.
+    ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Early)?;
+    let ve_place = ve_cg.placement_part(Part::Early)?;
     let (rd, wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
     let (cg_rd, cg_wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
     let monitor_place = host.cgroup(&spec.monitor_cgroup).placement()?;
@@ -71,12 +72,12 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
         Forked::Child => {
             drop(rd);
             drop(cg_wr);
-            monitor_main(spec, host, &monitor_place, wr, cg_rd)
+            monitor_main(spec, host, &monitor_place, &ve_place, wr, cg_rd)
         }
         Forked::Parent { pid, .. } => {
             drop(wr);
             drop(cg_rd);
-            let prepared = ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::V1);
+            let prepared = ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Late);
             tracing::debug!("start: v1 cgroups ready");
             let note = match &prepared {
                 Ok(()) => CGROUPS_READY.to_string(),
@@ -88,15 +89,19 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
                 .ctx(|| "wait for the VE's monitor".into())?;
             prepared?;
             if let Some(rest) = line.strip_prefix("ok ") {
-                let init_pid = rest
-                    .trim()
-                    .parse()
-                    .map_err(|_| RuntimeError::Other(format!("bad report from the monitor: {line}")))?;
-                Ok(Started { init_pid, monitor_pid: pid })
+                let init_pid = rest.trim().parse().map_err(|_| {
+                    RuntimeError::Other(format!("bad report from the monitor: {line}"))
+                })?;
+                Ok(Started {
+                    init_pid,
+                    monitor_pid: pid,
+                })
             } else if let Some(msg) = line.strip_prefix("err ") {
                 Err(RuntimeError::Setup(msg.to_string()))
             } else {
-                Err(RuntimeError::Setup("the VE's monitor exited without a report".into()))
+                Err(RuntimeError::Setup(
+                    "the VE's monitor exited without a report".into(),
+                ))
             }
         }
     }
@@ -108,8 +113,15 @@ const CGROUPS_READY: &str = "y";
 
 /// The monitor: join its cgroups, set the VE up from the host side, then become
 /// `kennel-monitor`. Never returns.
-fn monitor_main(spec: &StartSpec, host: &Host, place: &Placement, report: OwnedFd, cgroups: OwnedFd) -> ! {
-    match prepare_and_launch(spec, host, place, &report, &cgroups) {
+fn monitor_main(
+    spec: &StartSpec,
+    host: &Host,
+    place: &Placement,
+    ve_place: &Placement,
+    report: OwnedFd,
+    cgroups: OwnedFd,
+) -> ! {
+    match prepare_and_launch(spec, host, place, ve_place, &report, &cgroups) {
         Ok(handover) => {
             sync::report(&report, &format!("ok {}", handover.init_pid));
             drop(report);
@@ -152,14 +164,18 @@ fn prepare_and_launch(
     spec: &StartSpec,
     host: &Host,
     place: &Placement,
+    ve_place: &Placement,
     report: &OwnedFd,
     cgroups: &OwnedFd,
 ) -> Result<Handover> {
     // From here on only the report pipe and the monitor's cgroup files are
     // open.
-    let keep: Vec<RawFd> = [report.as_raw_fd(), cgroups.as_raw_fd()].into_iter().chain(place.raw_fds()).collect();
+    let keep: Vec<RawFd> = [report.as_raw_fd(), cgroups.as_raw_fd()]
+        .into_iter()
+        .chain(place.raw_fds())
+        .chain(ve_place.raw_fds())
+        .collect();
     detach_from_caller(&keep, &spec.run_dir.join("monitor.log"))?;
-    let ve_place = host.cgroup(&spec.cgroup).placement_part(Part::V2)?;
     tracing::debug!("monitor: detached, in its cgroup");
     let host_mnt = rustix::fs::open(
         "/proc/self/ns/mnt",
@@ -176,7 +192,8 @@ fn prepare_and_launch(
     .ctx(|| "create the start channel".into())?;
     // The network namespace is unshared by the child itself, in parallel
     // with the host-side work below (it is the costliest namespace).
-    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
+    let flags =
+        (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
     let child = clone3(&CloneOptions {
         flags,
         pidfd: true,
@@ -186,7 +203,7 @@ fn prepare_and_launch(
     let (pid, pidfd) = match child {
         Forked::Child => {
             drop(ours);
-            crate::child::run(spec, host, theirs)
+            crate::child::run(spec, host, ve_place, theirs)
         }
         Forked::Parent { pid, pidfd } => (
             pid,
@@ -222,7 +239,10 @@ fn prepare_and_launch(
         .map_err(&kill_child)?;
     let console = wait_for_exec(ours.as_fd()).map_err(&kill_child)?;
     tracing::debug!("monitor: init exec'd");
-    pending.commit().ctx(|| format!("write {}", spec.run_dir.display())).map_err(&kill_child)?;
+    pending
+        .commit()
+        .ctx(|| format!("write {}", spec.run_dir.display()))
+        .map_err(&kill_child)?;
     Ok(Handover {
         init_pid: pid,
         pidfd,
@@ -242,7 +262,10 @@ fn host_side(
     host_mnt: BorrowedFd<'_>,
     cgroups: BorrowedFd<'_>,
 ) -> Result<()> {
-    for (file, line) in [("uid_map", spec.idmap.uid_line()), ("gid_map", spec.idmap.gid_line())] {
+    for (file, line) in [
+        ("uid_map", spec.idmap.uid_line()),
+        ("gid_map", spec.idmap.gid_line()),
+    ] {
         let p = format!("/proc/{pid}/{file}");
         std::fs::write(&p, line).ctx(|| format!("write {p}"))?;
     }
@@ -253,11 +276,17 @@ fn host_side(
         std::fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
     }
     let open_ns = |ns: &str| {
-        rustix::fs::open(format!("/proc/{pid}/ns/{ns}"), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| format!("open the VE's {ns} namespace"))
+        rustix::fs::open(
+            format!("/proc/{pid}/ns/{ns}"),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open the VE's {ns} namespace"))
     };
     let userns = open_ns("user")?;
-    match sync::recv_from_child(sock, SETUP_TIMEOUT).ctx(|| "wait for the VE's mount namespace".into())? {
+    match sync::recv_from_child(sock, SETUP_TIMEOUT)
+        .ctx(|| "wait for the VE's mount namespace".into())?
+    {
         FromChild::Ready => {}
         FromChild::Error(msg) => return Err(RuntimeError::Setup(msg)),
         _ => return Err(RuntimeError::Setup("the VE ended during its setup".into())),
@@ -278,8 +307,12 @@ fn host_side(
     )
     .map_err(RuntimeError::from)
     .and_then(|()| {
-        rustix::fs::open(&target, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| "open the VE's root".into())
+        rustix::fs::open(
+            &target,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open the VE's root".into())
     });
     // Back home whatever happened: nothing else may run in the VE's namespace.
     move_into_link_name_space(host_mnt, Some(LinkNameSpaceType::Mount))
@@ -289,7 +322,8 @@ fn host_side(
     sync::send_go(sock, root.as_fd()).ctx(|| "release the VE".into())?;
     // The VE joins its v1 cgroups late in its setup; tell it when `kennel
     // start` has made them.
-    let note = sync::read_report(cgroups, SETUP_TIMEOUT).ctx(|| "wait for the VE's cgroups".into())?;
+    let note =
+        sync::read_report(cgroups, SETUP_TIMEOUT).ctx(|| "wait for the VE's cgroups".into())?;
     if note != CGROUPS_READY {
         return Err(RuntimeError::Setup(format!("cgroups: {note}")));
     }

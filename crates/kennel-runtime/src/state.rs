@@ -79,7 +79,10 @@ impl RunState {
     /// makes it the VE's state with one rename.
     pub fn save_pending(&self, run_dir: &Path) -> io::Result<PendingState> {
         let tmp = run_dir.join(PENDING_STATE_FILE);
-        fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )?;
         Ok(PendingState {
             tmp,
             dest: run_dir.join(STATE_FILE),

@@ -67,13 +67,21 @@ pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     }
     match root {
         Some(fd) if &buf[..n] == GO => Ok(fd),
-        _ => Err(io::Error::new(io::ErrorKind::BrokenPipe, "the monitor went away")),
+        _ => Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the monitor went away",
+        )),
     }
 }
 
 /// Monitor -> child: the VE's v1 cgroups exist now.
 pub(crate) fn send_cgroups_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
-    sendmsg(sock, &[IoSlice::new(CGROUPS)], &mut SendAncillaryBuffer::default(), SendFlags::NOSIGNAL)?;
+    sendmsg(
+        sock,
+        &[IoSlice::new(CGROUPS)],
+        &mut SendAncillaryBuffer::default(),
+        SendFlags::NOSIGNAL,
+    )?;
     Ok(())
 }
 
@@ -84,14 +92,22 @@ pub(crate) fn wait_cgroups_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
     if &buf[..n] == CGROUPS {
         Ok(())
     } else {
-        Err(io::Error::new(io::ErrorKind::BrokenPipe, "the monitor went away"))
+        Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the monitor went away",
+        ))
     }
 }
 
 /// Child -> monitor: the child has its own mount namespace, ready for the
 /// root mount.
 pub(crate) fn send_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
-    sendmsg(sock, &[IoSlice::new(READY)], &mut SendAncillaryBuffer::default(), SendFlags::NOSIGNAL)?;
+    sendmsg(
+        sock,
+        &[IoSlice::new(READY)],
+        &mut SendAncillaryBuffer::default(),
+        SendFlags::NOSIGNAL,
+    )?;
     Ok(())
 }
 

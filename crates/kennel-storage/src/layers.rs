@@ -188,7 +188,9 @@ fn mount_overlay(lower: &Path, layers: &VeLayers, metacopy: bool, target: &Path)
 fn open_overlay() -> rustix::io::Result<OwnedFd> {
     for _ in 0..50 {
         match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
-            Err(rustix::io::Errno::NODEV) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(rustix::io::Errno::NODEV) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
             other => return other,
         }
     }

@@ -22,18 +22,38 @@ fn ves_work_the_same_on_a_filesystem_without_idmapped_mounts() {
     let tpl = root.dir.join("lib/templates/busybox/rootfs");
     // A set-user-ID file in the template must stay set-user-ID in the VE.
     fs::copy(tpl.join("bin/busybox"), tpl.join("bin/suid-busybox")).expect("copy");
-    let st = std::process::Command::new("chmod").arg("4755").arg(tpl.join("bin/suid-busybox")).status().expect("chmod");
+    let st = std::process::Command::new("chmod")
+        .arg("4755")
+        .arg(tpl.join("bin/suid-busybox"))
+        .status()
+        .expect("chmod");
     assert!(st.success());
     root.ok(&["create", "101", "--template", "busybox"]);
-    let layer = root.config("101")["storage"]["layer"].as_str().expect("layer").to_string();
+    let layer = root.config("101")["storage"]["layer"]
+        .as_str()
+        .expect("layer")
+        .to_string();
     if std::env::var_os("KP_GUEST").is_some() {
-        assert_eq!(layer, "shifted", "the VM's tmpfs cannot be idmapped: the fallback must be used");
+        assert_eq!(
+            layer, "shifted",
+            "the VM's tmpfs cannot be idmapped: the fallback must be used"
+        );
     }
     root.ok(&["start", "101"]);
-    assert_eq!(root.sh("101", "stat -c %u:%g /etc/passwd /bin/busybox").split_whitespace().collect::<Vec<_>>(), ["0:0", "0:0"]);
-    assert_eq!(root.sh("101", "stat -c %a /bin/suid-busybox").trim(), "4755");
+    assert_eq!(
+        root.sh("101", "stat -c %u:%g /etc/passwd /bin/busybox")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0:0", "0:0"]
+    );
+    assert_eq!(
+        root.sh("101", "stat -c %a /bin/suid-busybox").trim(),
+        "4755"
+    );
     root.sh("101", "echo hi > /root/new; chown 1000:1000 /root/new");
-    let base = root.config("101")["idmap"]["uid_base"].as_u64().expect("base") as u32;
+    let base = root.config("101")["idmap"]["uid_base"]
+        .as_u64()
+        .expect("base") as u32;
     let md = fs::metadata(root.dir.join("lib/ve/101/fs/upper/root/new")).expect("new file");
     assert_eq!((md.uid(), md.gid()), (base + 1000, base + 1000));
     // The template itself is never changed.
@@ -41,8 +61,13 @@ fn ves_work_the_same_on_a_filesystem_without_idmapped_mounts() {
     assert_eq!((t.uid(), t.gid()), (0, 0));
     if layer == "shifted" {
         // Data is still the template's: only metadata was copied.
-        let up = fs::metadata(root.dir.join("lib/ve/101/fs/upper/bin/busybox")).expect("upper busybox");
-        assert!(up.blocks() == 0, "a shifted layer holds metadata only ({} blocks)", up.blocks());
+        let up =
+            fs::metadata(root.dir.join("lib/ve/101/fs/upper/bin/busybox")).expect("upper busybox");
+        assert!(
+            up.blocks() == 0,
+            "a shifted layer holds metadata only ({} blocks)",
+            up.blocks()
+        );
     }
     root.finish();
 }

@@ -19,7 +19,14 @@ use crate::error::{Result, RuntimeError};
 /// Files in /proc replaced by `/dev/null`: they expose host memory, keys,
 /// timers or scheduler state to any reader. (Files only the host's root
 /// may open, such as /proc/kpageflags, are already out of a VE's reach.)
-pub const PROC_HIDDEN_FILES: &[&str] = &["kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats"];
+pub const PROC_HIDDEN_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "timer_stats",
+];
 
 /// Directories in /proc covered by an empty read-only tmpfs: host hardware.
 pub const PROC_HIDDEN_DIRS: &[&str] = &["acpi", "scsi", "asound", "driver"];
@@ -86,8 +93,9 @@ pub fn mount_proc(root: &VeRoot) -> Result<()> {
             )?;
         }
     }
+    let mut hider = Hider::default();
     for name in PROC_HIDDEN_DIRS {
-        hide_dir(p, name, "proc")?;
+        hider.hide(p, name, "proc")?;
     }
     Ok(())
 }
@@ -100,22 +108,44 @@ pub fn mount_sys(root: &VeRoot) -> Result<()> {
         NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
     )?;
     let sys = mount_and_open(root.fd.as_fd(), "sys", fs, 0o555)?;
+    let mut hider = Hider::default();
     for name in SYS_HIDDEN_DIRS {
-        hide_dir(sys.as_fd(), name, "sys")?;
+        hider.hide(sys.as_fd(), name, "sys")?;
     }
     Ok(())
 }
 
 /// Covers directory `name` below `dir` with an empty read-only tmpfs.
-fn hide_dir(dir: BorrowedFd<'_>, name: &str, what: &str) -> Result<()> {
-    let Some(t) = open_target(dir, name, Make::Nothing)? else {
-        return Ok(());
-    };
-    let empty = new_fs(
-        "tmpfs",
-        &[],
-        &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0555")],
-        NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
-    )?;
-    attach(empty.as_fd(), t.as_fd(), &format!("empty /{what}/{name}"))
+/// Covers directories with an empty read-only tmpfs: one filesystem per
+/// VE, attached once and then cloned (a mount costs far less than a
+/// superblock, and one runs per VE).
+#[derive(Debug, Default)]
+struct Hider {
+    first: Option<OwnedFd>,
+}
+
+impl Hider {
+    fn hide(&mut self, dir: BorrowedFd<'_>, name: &str, what: &str) -> Result<()> {
+        let Some(t) = open_target(dir, name, Make::Nothing)? else {
+            return Ok(());
+        };
+        let what = format!("empty /{what}/{name}");
+        match &self.first {
+            Some(first) => {
+                let m = clone_of(first.as_fd(), "")?;
+                attach(m.as_fd(), t.as_fd(), &what)
+            }
+            None => {
+                let empty = new_fs(
+                    "tmpfs",
+                    &[],
+                    &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0555")],
+                    NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
+                )?;
+                attach(empty.as_fd(), t.as_fd(), &what)?;
+                self.first = open_target(dir, name, Make::Nothing)?;
+                Ok(())
+            }
+        }
+    }
 }

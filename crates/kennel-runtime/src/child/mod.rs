@@ -7,9 +7,10 @@
 //! 2. [`kernfs`]: `/proc` (with masked and read-only parts) and `/sys`.
 //! 3. [`dev`]: a tmpfs `/dev` with the host's harmless device nodes, a
 //!    private devpts, the console pty, `/dev/shm`; and `/run`.
-//! 4. join the VE's v1 cgroups (see `kennel_cgroup::Placement`; `kennel
-//!    start` makes them while steps 1-3 run), take the cgroup namespace,
-//!    and mount [`cgroupfs`]: the VE's own view of every hierarchy.
+//! 4. join the rest of the VE's v1 cgroups (see `kennel_cgroup::Part`;
+//!    `kennel start` makes them while steps 1-3 run; the memory cgroup was
+//!    joined first thing), take the cgroup namespace, and mount
+//!    [`cgroupfs`]: the VE's own view of every hierarchy.
 //! 5. [`pivot`]: `pivot_root` into the VE's root and drop the host's tree.
 //! 6. [`finish`]: hostname, keyring, loopback, console handover,
 //!    capabilities, seccomp, and exec of init.
@@ -35,8 +36,13 @@ use crate::spec::StartSpec;
 use crate::sync;
 
 /// Runs the VE side of a start in the freshly cloned child; never returns.
-pub(crate) fn run(spec: &StartSpec, host: &kennel_cgroup::Host, sock: OwnedFd) -> ! {
-    let err = match setup(spec, host, &sock) {
+pub(crate) fn run(
+    spec: &StartSpec,
+    host: &kennel_cgroup::Host,
+    early: &kennel_cgroup::Placement,
+    sock: OwnedFd,
+) -> ! {
+    let err = match setup(spec, host, early, &sock) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -46,7 +52,14 @@ pub(crate) fn run(spec: &StartSpec, host: &kennel_cgroup::Host, sock: OwnedFd) -
     unsafe { libc::_exit(1) }
 }
 
-fn setup(spec: &StartSpec, host: &kennel_cgroup::Host, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+fn setup(
+    spec: &StartSpec,
+    host: &kennel_cgroup::Host,
+    early: &kennel_cgroup::Placement,
+    sock: &OwnedFd,
+) -> Result<std::convert::Infallible> {
+    // Charged to the VE from here on (v1 memory; v2 came with the clone).
+    early.join_self()?;
     rootfs::private_namespaces()?;
     sync::send_ready(sock.as_fd()).ctx(|| "tell the monitor".into())?;
     // The network namespace (owned by the VE's user namespace) is the
@@ -69,7 +82,9 @@ fn setup(spec: &StartSpec, host: &kennel_cgroup::Host, sock: &OwnedFd) -> Result
     // Into the VE's v1 cgroups once `kennel start` has made them (the v2
     // one was joined at clone time); then the cgroup namespace rooted there.
     sync::wait_cgroups_ready(sock.as_fd()).ctx(|| "wait for the VE's cgroups".into())?;
-    host.cgroup(&spec.cgroup).placement_part(kennel_cgroup::Part::V1)?.join_self()?;
+    host.cgroup(&spec.cgroup)
+        .placement_part(kennel_cgroup::Part::Late)?
+        .join_self()?;
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWCGROUP)
         .ctx(|| "create the VE's cgroup namespace".into())?;
     tracing::debug!("ve: cgroups joined");

@@ -21,8 +21,11 @@ pub struct VeRoot {
 /// creator of a user namespace holds every capability in it from the start.
 pub fn private_namespaces() -> Result<()> {
     unshare(UnshareFlags::NEWNS).ctx(|| "create the VE's mount namespace".into())?;
-    mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-        .ctx(|| "make the VE's mounts private".into())
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .ctx(|| "make the VE's mounts private".into())
 }
 
 /// Becomes uid/gid 0 of the VE's user namespace (the monitor has written

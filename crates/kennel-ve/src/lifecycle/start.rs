@@ -68,7 +68,8 @@ impl Kennel {
         };
         let prepared = (|| -> Result<StartSpec> {
             fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
-            let seccomp = kennel_runtime::policy::seccomp::default_cached(&self.paths.run.join("seccomp"))?;
+            let seccomp =
+                kennel_runtime::policy::seccomp::default_cached(&self.paths.run.join("seccomp"))?;
             tracing::debug!("start: seccomp compiled");
             // For `kennel exec`; rewritten only when the policy changed.
             let sp = run_dir.join(SECCOMP_FILE);

@@ -39,7 +39,11 @@ pub fn cache_dir() -> PathBuf {
 /// `secs` seconds, stretched inside the cgroup v2 VM, whose emulated CPU
 /// runs several times slower than this host's.
 pub fn secs(secs: u64) -> Duration {
-    let factor = if std::env::var_os("KP_GUEST").is_some() { 8 } else { 1 };
+    let factor = if std::env::var_os("KP_GUEST").is_some() {
+        8
+    } else {
+        1
+    };
     Duration::from_secs(secs * factor)
 }
 
