@@ -8,6 +8,8 @@
 //! * `KENNEL_TEST_CACHE`: where the Debian template tarball is kept between
 //!   runs (default /var/tmp/kennel-test-cache).
 #![allow(dead_code)]
+// Test helpers: a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod pty;
 
