@@ -1,5 +1,6 @@
 //! Bad input and wrong states: one clear line, the documented exit status,
 //! and nothing changed on the host.
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 

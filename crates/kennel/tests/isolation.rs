@@ -2,6 +2,7 @@
 //! cgroup and user namespaces; a masked /proc, read-only /sys, a minimal
 //! /dev; a reduced capability bounding set and a seccomp filter; and
 //! `kennel exec` lands in exactly the same confinement.
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 

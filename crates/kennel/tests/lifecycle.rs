@@ -1,6 +1,7 @@
 //! The VE lifecycle end to end: create, start, stop, restart, kill,
 //! destroy; VEs outliving the CLI; repair after crashes; concurrency; and
 //! that a stopped VE leaves nothing on the host.
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 

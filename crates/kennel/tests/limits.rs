@@ -1,5 +1,6 @@
 //! Resource limits applied at start really confine the VE (cgroup v1 here,
 //! cgroup v2 in the VM run).
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 

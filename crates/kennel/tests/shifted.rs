@@ -6,6 +6,7 @@
 //! The state root here lives on tmpfs: on the cgroup v2 VM's 6.1 kernel
 //! tmpfs has no idmapped mounts, so this exercises the fallback there; on a
 //! newer host kernel it exercises the idmapped path on tmpfs.
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 

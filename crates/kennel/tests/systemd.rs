@@ -2,6 +2,7 @@
 //! cleanly — on this host's cgroup layout and (in the VM run) on pure
 //! cgroup v2. Uses the Debian template fixture (debootstrap, once per
 //! machine; see tests/common).
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 

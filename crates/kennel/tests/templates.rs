@@ -1,5 +1,6 @@
 //! Templates: building, importing untrusted tarballs without ever writing
 //! outside the template, and VEs that share a template instead of copying it.
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Interactive use: `kennel enter`, `kennel exec -t` and `kennel console`,
 //! each driven through a real pseudo-terminal.
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod common;
 
