@@ -23,6 +23,27 @@ fn init_env(cfg: &VeConfig) -> Vec<String> {
     ]
 }
 
+/// Kernel features every start needs, checked up front so that a host
+/// without them gets one clear line (exit status 10) instead of a failed
+/// start half-way.
+fn preflight() -> Result<()> {
+    let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces").ok().and_then(|s| s.trim().parse::<u64>().ok());
+    if userns == Some(0) {
+        return Err(VeError::HostUnsupported(
+            "user namespaces are disabled on this host: set `sysctl user.max_user_namespaces=100000` (every VE runs in its own)".into(),
+        ));
+    }
+    // Also loads the overlay module if it is one.
+    if let Err(e) = rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC) {
+        if e == rustix::io::Errno::NODEV {
+            return Err(VeError::HostUnsupported(
+                "overlayfs is not available in this kernel: load it with `modprobe overlay` (VE roots are overlay mounts)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Kennel {
     /// Starts VE `id` and returns once its init runs.
     pub fn start(&self, id: &VeId) -> Result<kennel_runtime::launch::Started> {
@@ -41,6 +62,7 @@ impl Kennel {
             }
             VeState::Stopping => return Err(VeError::Busy(id.to_string())),
         }
+        preflight()?;
         if !self.exe.monitor.is_file() {
             return Err(VeError::HostUnsupported(format!(
                 "the monitor program {} is missing: install kennel-monitor next to kennel",
