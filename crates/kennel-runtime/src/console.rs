@@ -101,9 +101,7 @@ fn hello(sock: std::os::fd::BorrowedFd<'_>) -> Result<(OwnedFd, usize)> {
         }
     }
     if got.bytes >= 4 && &head[..4] == HELLO_BUSY {
-        return Err(RuntimeError::Other(
-            "the console is in use by another `kennel console` (detach it first)".into(),
-        ));
+        return Err(RuntimeError::ConsoleBusy);
     }
     match (fd, &head[..2] == HELLO_OK && got.bytes == 6) {
         (Some(fd), true) => Ok((

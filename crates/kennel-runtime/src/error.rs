@@ -23,6 +23,9 @@ pub enum RuntimeError {
     /// The VE is not running (its init is gone).
     #[error("the VE is not running")]
     NotRunning,
+    /// Another `kennel console` is attached.
+    #[error("the console is in use by another `kennel console` (detach it first)")]
+    ConsoleBusy,
     #[error("{0}")]
     Other(String),
 }

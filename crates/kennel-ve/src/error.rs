@@ -108,6 +108,7 @@ impl VeError {
                 StorageError::Io { .. } => ErrorKind::Internal,
             },
             VeError::Runtime(RuntimeError::NotRunning) => ErrorKind::NotRunning,
+            VeError::Runtime(RuntimeError::ConsoleBusy) => ErrorKind::Busy,
             VeError::Cgroup(
                 kennel_cgroup::CgroupError::MissingController { .. }
                 | kennel_cgroup::CgroupError::NotMounted,

@@ -101,7 +101,7 @@ fn console_shows_the_getty_and_detaches() {
     let busy = root.run(&["console", "101"]);
     assert_eq!(
         busy.status.code(),
-        Some(1),
+        Some(11),
         "{}",
         String::from_utf8_lossy(&busy.stderr)
     );
