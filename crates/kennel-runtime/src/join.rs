@@ -104,8 +104,7 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<i32> {
                 rustix::stdio::stderr(),
                 format!("kennel: {err}\n").as_bytes(),
             );
-            // SAFETY: _exit in a forked child (see child::run).
-            unsafe { libc::_exit(code) }
+            kennel_sys::process::exit_child(code)
         }
         Forked::Parent {
             pid: child_pid,
@@ -182,10 +181,7 @@ fn child_setup(
         rustix::process::setsid()?;
         rustix::process::ioctl_tiocsctty(&peer)?;
         for fd in 0..3 {
-            // SAFETY: replaces standard streams; no Rust object owns 0-2 here.
-            if unsafe { libc::dup2(peer.as_raw_fd(), fd) } < 0 {
-                return Err(Error::last_os_error());
-            }
+            kennel_sys::fd::dup_onto(peer.as_raw_fd(), fd)?;
         }
     }
     kennel_sys::fd::close_all_from(3, &[])?;
@@ -197,51 +193,20 @@ fn child_setup(
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .map_err(|_| Error::new(ErrorKind::InvalidInput, "argument with a NUL byte"))?;
-    let Some(cmd) = argv.first() else {
+    if argv.is_empty() {
         return Err(Error::new(ErrorKind::InvalidInput, "no command"));
-    };
+    }
     let env: Vec<CString> = spec
         .env
         .iter()
         .filter_map(|e| CString::new(e.as_str()).ok())
         .collect();
-    let argv_p: Vec<*const libc::c_char> = argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(Some(std::ptr::null()))
-        .collect();
-    let env_p: Vec<*const libc::c_char> = env
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(Some(std::ptr::null()))
-        .collect();
     kennel_sys::seccomp::install(spec.seccomp)?;
-    // SAFETY: NULL-terminated argv/envp of live NUL-terminated strings.
-    // execvpe searches PATH from `env`... glibc uses the caller's PATH, so
-    // environ is replaced first.
-    unsafe {
-        set_environ(&env_p);
-        libc::execvp(cmd.as_ptr(), argv_p.as_ptr());
-    }
-    let e = Error::last_os_error();
+    let e = kennel_sys::process::execve_search(&spec.argv[0], &argv, &env);
     Err(Error::new(
         e.kind(),
         format!("cannot run {}: {e}", spec.argv[0]),
     ))
-}
-
-/// Replaces the process environment (so that `execvp` searches the VE's
-/// PATH and the command receives exactly `env`).
-///
-/// # Safety
-/// Single-threaded callers only; `env` must outlive the exec.
-unsafe fn set_environ(env: &[*const libc::c_char]) {
-    extern "C" {
-        static mut environ: *const *const libc::c_char;
-    }
-    // SAFETY: the caller is single-threaded and keeps `env` alive; glibc
-    // reads `environ` in execvp.
-    unsafe { environ = env.as_ptr() };
 }
 
 fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {

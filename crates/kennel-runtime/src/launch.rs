@@ -140,13 +140,11 @@ fn monitor_main(
                 "kennel: cannot run the monitor {}: {err}",
                 spec.monitor_exe.display()
             );
-            // SAFETY: _exit in a forked child: see child::run.
-            unsafe { libc::_exit(1) }
+            kennel_sys::process::exit_child(1)
         }
         Err(e) => {
             sync::report(&report, &format!("err {e}"));
-            // SAFETY: as above.
-            unsafe { libc::_exit(1) }
+            kennel_sys::process::exit_child(1)
         }
     }
 }
@@ -358,9 +356,8 @@ fn detach_from_caller(keep: &[RawFd], log: &std::path::Path) -> Result<()> {
     )
     .ctx(|| format!("open {}", log.display()))?;
     for (fd, src) in [(0, &null), (1, &null), (2, &log)] {
-        // SAFETY: replaces standard streams; nothing in this process owns
-        // descriptors 0-2 as Rust objects.
-        unsafe { libc::dup2(src.as_raw_fd(), fd) };
+        kennel_sys::fd::dup_onto(src.as_raw_fd(), fd)
+            .ctx(|| "redirect the monitor's standard streams".into())?;
     }
     drop(null);
     drop(log);
@@ -377,8 +374,7 @@ fn detach_from_caller(keep: &[RawFd], log: &std::path::Path) -> Result<()> {
     ] {
         kennel_sys::signal::ignore(sig);
     }
-    // SAFETY: umask only changes this process's file creation mask.
-    unsafe { libc::umask(0o022) };
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     Ok(())
 }
 
@@ -414,18 +410,14 @@ fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
     // a source.
     let mut moved = Vec::new();
     for (src, _) in fds {
-        // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own to one >= 100.
-        let d = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 100) };
-        if d < 0 {
-            return std::io::Error::last_os_error();
+        match kennel_sys::fd::dup_above(src, 100) {
+            Ok(d) => moved.push(d),
+            Err(e) => return e,
         }
-        moved.push(d);
     }
     for (d, (_, target)) in moved.iter().zip(fds) {
-        // SAFETY: dup2 onto the fixed numbers 3..6; the originals stay open
-        // and close on exec.
-        if unsafe { libc::dup2(*d, target) } < 0 {
-            return std::io::Error::last_os_error();
+        if let Err(e) = kennel_sys::fd::dup_onto(*d, target) {
+            return e;
         }
     }
     let exe = match CString::new(spec.monitor_exe.as_os_str().as_encoded_bytes()) {
@@ -442,17 +434,6 @@ fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
             .iter()
             .filter_map(|a| CString::new(a.as_str()).ok()),
     );
-    let argv: Vec<*const libc::c_char> = args
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(Some(std::ptr::null()))
-        .collect();
-    let env = [
-        c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".as_ptr(),
-        std::ptr::null(),
-    ];
-    // SAFETY: NULL-terminated argv/envp of live NUL-terminated strings;
-    // execve only returns on failure.
-    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr()) };
-    std::io::Error::last_os_error()
+    let env = [c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
+    kennel_sys::process::execve(&exe, &args, &env)
 }

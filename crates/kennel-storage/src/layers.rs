@@ -215,9 +215,7 @@ pub fn mapping_userns(base: u32, size: u32) -> Result<OwnedFd> {
             // Wait until the parent has what it needs, then leave.
             let mut b = [0u8; 1];
             let _ = rustix::io::read(&rd, &mut b);
-            // SAFETY: _exit is always safe; it skips destructors of the
-            // parent's copied state, which this child must not run.
-            unsafe { libc::_exit(0) }
+            kennel_sys::process::exit_child(0)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
@@ -298,8 +296,7 @@ pub fn prepare_shifted(
             if let Err(e) = &ok {
                 eprintln!("kennel: {e}");
             }
-            // SAFETY: see mapping_userns: a forked child must leave with _exit.
-            unsafe { libc::_exit(if ok.is_ok() { 0 } else { 1 }) }
+            kennel_sys::process::exit_child(if ok.is_ok() { 0 } else { 1 })
         }
         Forked::Parent { pidfd, .. } => {
             let status = pidfd

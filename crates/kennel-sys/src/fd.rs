@@ -37,3 +37,21 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     crate::check(ret as libc::c_long).map(drop)
 }
+
+/// Makes `dst` (0, 1, 2 or another fixed number) refer to what `src`
+/// refers to, without close-on-exec: `dup2(2)`.
+pub fn dup_onto(src: RawFd, dst: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only changes this process's descriptor table; callers use
+    // it for standard streams and fixed hand-over numbers that no Rust
+    // object owns.
+    let ret = unsafe { libc::dup2(src, dst) };
+    crate::check(ret as libc::c_long).map(drop)
+}
+
+/// A close-on-exec duplicate of `src` numbered at least `min`.
+pub fn dup_above(src: RawFd, min: RawFd) -> io::Result<RawFd> {
+    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; the caller becomes
+    // responsible for it.
+    let ret = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, min) };
+    crate::check(ret as libc::c_long).map(|fd| fd as RawFd)
+}

@@ -12,6 +12,7 @@ pub mod keyring;
 pub mod mount;
 pub mod netif;
 pub mod ns;
+pub mod process;
 pub mod seccomp;
 pub mod signal;
 

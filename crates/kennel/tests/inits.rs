@@ -15,10 +15,21 @@ use std::time::Instant;
 use common::TestRoot;
 
 /// A template made of the busybox one with a shell script as init.
-fn scripted_template(root: &TestRoot, name: &str, init: &str, telinit: Option<&str>, inittab: bool) {
+fn scripted_template(
+    root: &TestRoot,
+    name: &str,
+    init: &str,
+    telinit: Option<&str>,
+    inittab: bool,
+) {
     root.busybox();
     let tree = root.dir.join(format!("tree-{name}"));
-    let st = Command::new("cp").arg("-a").arg(root.dir.join("lib/templates/busybox/rootfs")).arg(&tree).status().expect("cp");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(root.dir.join("lib/templates/busybox/rootfs"))
+        .arg(&tree)
+        .status()
+        .expect("cp");
     assert!(st.success());
     fs::remove_file(tree.join("sbin/init")).expect("rm init");
     fs::write(tree.join("sbin/init"), init).expect("write init");
@@ -26,13 +37,21 @@ fn scripted_template(root: &TestRoot, name: &str, init: &str, telinit: Option<&s
     let _ = fs::remove_file(tree.join("sbin/telinit"));
     if let Some(t) = telinit {
         fs::write(tree.join("sbin/telinit"), t).expect("write telinit");
-        fs::set_permissions(tree.join("sbin/telinit"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::set_permissions(tree.join("sbin/telinit"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
     }
     if !inittab {
         fs::remove_file(tree.join("etc/inittab")).expect("rm inittab");
     }
     let tar = root.dir.join(format!("{name}.tar"));
-    let st = Command::new("tar").arg("-C").arg(&tree).arg("-cf").arg(&tar).arg(".").status().expect("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
     assert!(st.success());
     root.ok(&["template", "import", name, tar.to_str().expect("path")]);
 }
@@ -50,8 +69,14 @@ fn sysvinit_is_stopped_with_telinit() {
     assert_eq!(root.config("101")["init"]["kind"], "sysvinit");
     root.ok(&["start", "101"]);
     let out = root.ok(&["stop", "101", "--timeout", "20"]);
-    assert!(out.contains("Stopped VE 101"), "telinit 0 shut it down without a kill: {out}");
-    assert_eq!(root.status("101")["last_exit"]["how"], "init exited with status 0");
+    assert!(
+        out.contains("Stopped VE 101"),
+        "telinit 0 shut it down without a kill: {out}"
+    );
+    assert_eq!(
+        root.status("101")["last_exit"]["how"],
+        "init exited with status 0"
+    );
     root.finish();
 }
 
@@ -65,10 +90,15 @@ fn other_inits_get_sigterm_then_sigkill() {
     assert_eq!(root.config("101")["init"]["kind"], "unknown");
     root.ok(&["start", "101"]);
     root.ok(&["start", "102"]);
-    assert!(root.ok(&["stop", "101", "--timeout", "20"]).contains("Stopped VE 101"));
+    assert!(root
+        .ok(&["stop", "101", "--timeout", "20"])
+        .contains("Stopped VE 101"));
     let t0 = Instant::now();
     let out = root.ok(&["stop", "102", "--timeout", "1"]);
-    assert!(out.contains("Killed VE 102"), "an init that ignores the request is killed after the timeout: {out}");
+    assert!(
+        out.contains("Killed VE 102"),
+        "an init that ignores the request is killed after the timeout: {out}"
+    );
     assert!(t0.elapsed() < common::secs(10));
     assert_eq!(root.status("102")["state"], "stopped");
     root.finish();

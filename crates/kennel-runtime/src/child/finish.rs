@@ -28,13 +28,8 @@ pub fn exec_init(
     // The console is init's stdin, stdout and stderr.
     rustix::process::setsid().ctx(|| "start a session".into())?;
     for fd in 0..3 {
-        // SAFETY: dup2 onto 0..2 replaces this process's standard streams;
-        // no Rust object owns those descriptors in this child.
-        let ret = unsafe { libc::dup2(console.peer.as_raw_fd(), fd) };
-        if ret < 0 {
-            return Err(std::io::Error::last_os_error())
-                .ctx(|| "connect init to the console".into());
-        }
+        kennel_sys::fd::dup_onto(console.peer.as_raw_fd(), fd)
+            .ctx(|| "connect init to the console".into())?;
     }
     drop(console.peer);
     kennel_sys::fd::close_all_from(3, &[sock.as_raw_fd()])
@@ -56,22 +51,8 @@ pub fn exec_init(
         .iter()
         .filter_map(|e| CString::new(e.as_str()).ok())
         .collect();
-    let argv_p: Vec<*const libc::c_char> = argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(Some(std::ptr::null()))
-        .collect();
-    let envp_p: Vec<*const libc::c_char> = envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(Some(std::ptr::null()))
-        .collect();
     kennel_sys::seccomp::install(&spec.seccomp).ctx(|| "install the seccomp filter".into())?;
-    // SAFETY: argv and envp are NULL-terminated arrays of pointers to
-    // NUL-terminated strings that stay alive across the call; execve only
-    // returns on failure.
-    unsafe { libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-    let err = std::io::Error::last_os_error();
+    let err = kennel_sys::process::execve(&path, &argv, &envp);
     Err(RuntimeError::Setup(format!(
         "cannot run the VE's init {}: {err}",
         spec.init.path

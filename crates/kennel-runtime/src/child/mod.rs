@@ -47,9 +47,7 @@ pub(crate) fn run(
         Err(e) => e,
     };
     sync::send_error(sock.as_fd(), &err.to_string());
-    // SAFETY: _exit ends this forked child without running the parent's
-    // destructors (whose resources the parent still owns).
-    unsafe { libc::_exit(1) }
+    kennel_sys::process::exit_child(1)
 }
 
 fn setup(

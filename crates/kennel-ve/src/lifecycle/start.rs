@@ -27,7 +27,9 @@ fn init_env(cfg: &VeConfig) -> Vec<String> {
 /// without them gets one clear line (exit status 10) instead of a failed
 /// start half-way.
 fn preflight() -> Result<()> {
-    let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces").ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
     if userns == Some(0) {
         return Err(VeError::HostUnsupported(
             "user namespaces are disabled on this host: set `sysctl user.max_user_namespaces=100000` (every VE runs in its own)".into(),

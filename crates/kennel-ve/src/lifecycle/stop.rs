@@ -1,6 +1,6 @@
 //! `kennel stop`, `kill` and `restart`.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use kennel_storage::InitKind;
@@ -112,16 +112,9 @@ impl Kennel {
             InitKind::Sysvinit => return self.telinit_zero(id),
             InitKind::Unknown => libc::SIGTERM,
         };
-        let s = Signal::from_named_raw(sig).or_else(|| {
-            // Real-time signals have no rustix name; build them unchecked.
-            // SAFETY: `sig` is SIGRTMIN+3, a valid signal number.
-            Some(unsafe { Signal::from_raw_unchecked(sig) })
-        });
-        if let Some(s) = s {
-            pidfd_send_signal(init_fd, s)
-                .map_err(|e| io(format!("signal VE {id}'s init"))(e.into()))?;
-        }
-        Ok(())
+        // By number: real-time signals have no rustix name.
+        kennel_sys::process::pidfd_send_signal(init_fd.as_fd(), sig)
+            .map_err(io(format!("signal VE {id}'s init")))
     }
 
     fn telinit_zero(&self, id: &VeId) -> Result<()> {
