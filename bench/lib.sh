@@ -18,7 +18,8 @@ KB_ROOT=${KB_ROOT:-/var/tmp/kennel-bench}
 KB_RESULTS=${KB_RESULTS:-$KB_ROOT/results}
 mkdir -p "$KB_ROOT" "$KB_RESULTS"
 KENNEL=${KENNEL:-$KB_TOP/target/x86_64-unknown-linux-gnu/release/kennel}
-[ -x "$KENNEL" ] || (cd "$KB_TOP" && cargo build --release -q)
+(cd "$KB_TOP" && cargo build --release -q)
+need_cmds crun lxc-start hyperfine jq bc
 k() { "$KENNEL" --root "$KB_ROOT/state" -q "$@"; }
 
 # Kennel's busybox template; the peers run an exact copy of the same tree
