@@ -9,15 +9,10 @@
 //! length of the backlog, with the master descriptor attached; then the
 //! backlog bytes. A monitor that already has a client sends `BUSY`.
 
-use std::io::IoSliceMut;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::net::{
-    connect, recvmsg, socket_with, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
-    RecvFlags, SocketAddrUnix, SocketFlags, SocketType,
-};
+use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::error::{Context, Result, RuntimeError};
 use crate::pty::{self, RawTerminal, RelayEnd, RelayOptions};
@@ -89,21 +84,13 @@ pub fn attach(run_dir: &Path, escape: u8, on_connect: &mut dyn FnMut()) -> Resul
 
 fn hello(sock: std::os::fd::BorrowedFd<'_>) -> Result<(OwnedFd, usize)> {
     let mut head = [0u8; 6];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [IoSliceMut::new(&mut head)];
-    let got = recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)
-        .ctx(|| "talk to the VE's monitor".into())?;
-    let mut fd = None;
-    for m in anc.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut r) = m {
-            fd = r.next();
-        }
-    }
-    if got.bytes >= 4 && &head[..4] == HELLO_BUSY {
+    let (n, mut fds) =
+        crate::sync::recv_msg(sock, &mut head).ctx(|| "talk to the VE's monitor".into())?;
+    let fd = fds.pop();
+    if n >= 4 && &head[..4] == HELLO_BUSY {
         return Err(RuntimeError::ConsoleBusy);
     }
-    match (fd, &head[..2] == HELLO_OK && got.bytes == 6) {
+    match (fd, &head[..2] == HELLO_OK && n == 6) {
         (Some(fd), true) => Ok((
             fd,
             u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize,

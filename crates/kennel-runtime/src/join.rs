@@ -14,7 +14,7 @@
 //! are a pty of the VE's own devpts: no host terminal ever enters the VE.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use kennel_cgroup::{Cgroup, Placement};
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
@@ -176,7 +176,7 @@ fn child_setup(
             &master,
             rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::CLOEXEC,
         )?;
-        send_fd(sock, master.as_fd())?;
+        sync::send_msg(sock, b"M", &[master.as_fd()])?;
         drop(master);
         rustix::process::setsid()?;
         rustix::process::ioctl_tiocsctty(&peer)?;
@@ -207,38 +207,6 @@ fn child_setup(
         e.kind(),
         format!("cannot run {}: {e}", spec.argv[0]),
     ))
-}
-
-fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
-    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    use std::mem::MaybeUninit;
-    let fds = [fd];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = SendAncillaryBuffer::new(&mut space);
-    anc.push(SendAncillaryMessage::ScmRights(&fds));
-    sendmsg(
-        sock,
-        &[std::io::IoSlice::new(b"M")],
-        &mut anc,
-        SendFlags::NOSIGNAL,
-    )?;
-    Ok(())
-}
-
-fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Option<OwnedFd>> {
-    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    use std::mem::MaybeUninit;
-    let mut buf = [0u8; 8];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?;
-    for m in anc.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut r) = m {
-            return Ok(r.next());
-        }
-    }
-    Ok(None)
 }
 
 /// Without a pty: forward termination signals, let the terminal deliver
@@ -274,7 +242,10 @@ fn parent_plain(child_pid: i32, child_fd: BorrowedFd<'_>, sigfd: BorrowedFd<'_>)
 /// With a pty: raw terminal, relay until the command ends.
 fn parent_tty(sock: BorrowedFd<'_>, child_fd: BorrowedFd<'_>, sigfd: BorrowedFd<'_>) -> Result<()> {
     let master = match sync::wait_readable(sock, std::time::Duration::from_secs(30)) {
-        Ok(true) => recv_fd(sock).ctx(|| "receive the pty".into())?,
+        Ok(true) => sync::recv_msg(sock, &mut [0u8; 8])
+            .ctx(|| "receive the pty".into())?
+            .1
+            .pop(),
         _ => None,
     };
     let Some(master) = master else {

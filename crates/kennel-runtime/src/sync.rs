@@ -1,10 +1,11 @@
-//! The messages that cross process boundaries during a start:
+//! The messages that cross process boundaries during a start, and the two
+//! primitives (a message with descriptors attached) they are made of:
 //!
 //! * VE child -> monitor, over a `SOCK_SEQPACKET` pair: "ready" once it has
 //!   its own mount namespace;
-//! * monitor -> VE child: [`GO`] with a descriptor of the VE's root, which
-//!   the monitor has mounted into the child's mount namespace; later "cg"
-//!   once the VE's v1 cgroups exist (they are made in parallel);
+//! * monitor -> VE child: "go" with a descriptor of the VE's root, which the
+//!   monitor has mounted into the child's mount namespace; later "cg" once
+//!   the VE's v1 cgroups exist (they are made in parallel);
 //! * VE child -> monitor: either an error text, or the console pty (master
 //!   and peer descriptors); then end-of-file when `execve` of init closes
 //!   the child's close-on-exec end;
@@ -21,11 +22,46 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 
-pub(crate) const GO: &[u8] = b"go";
+const GO: &[u8] = b"go";
 const READY: &[u8] = b"R";
 const CGROUPS: &[u8] = b"cg";
 const ERR_PREFIX: &[u8] = b"E";
 const CONSOLE: &[u8] = b"C";
+
+/// Sends one message with up to two descriptors attached.
+pub(crate) fn send_msg(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !anc.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::from_raw_os_error(libc::E2BIG));
+    }
+    sendmsg(sock, &[IoSlice::new(data)], &mut anc, SendFlags::NOSIGNAL)?;
+    Ok(())
+}
+
+/// Receives one message into `buf` and the descriptors attached to it
+/// (close-on-exec). Zero bytes means the other end is gone.
+pub(crate) fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(buf)];
+    let n = recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?.bytes;
+    let mut fds = Vec::new();
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(r) = m {
+            fds.extend(r);
+        }
+    }
+    Ok((n, fds))
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the monitor went away")
+}
 
 /// What the VE child sent.
 #[derive(Debug)]
@@ -43,84 +79,44 @@ pub(crate) enum FromChild {
 /// Monitor -> child: the root is mounted in the child's mount namespace;
 /// `root` is a descriptor of it.
 pub(crate) fn send_go(sock: BorrowedFd<'_>, root: BorrowedFd<'_>) -> io::Result<()> {
-    let fds = [root];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = SendAncillaryBuffer::new(&mut space);
-    anc.push(SendAncillaryMessage::ScmRights(&fds));
-    sendmsg(sock, &[IoSlice::new(GO)], &mut anc, SendFlags::NOSIGNAL)?;
-    Ok(())
+    send_msg(sock, GO, &[root])
 }
 
-/// Blocks until the monitor says go; returns the VE's root. Any other
-/// outcome (the monitor died) is an error.
+/// Blocks until the monitor says go; returns the VE's root.
 pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let mut buf = [0u8; 8];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let n = recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?.bytes;
-    let mut root = None;
-    for m in anc.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut r) = m {
-            root = r.next();
-        }
-    }
-    match root {
-        Some(fd) if &buf[..n] == GO => Ok(fd),
-        _ => Err(io::Error::new(
-            io::ErrorKind::BrokenPipe,
-            "the monitor went away",
-        )),
+    let (n, mut fds) = recv_msg(sock, &mut buf)?;
+    match fds.pop() {
+        Some(root) if &buf[..n] == GO => Ok(root),
+        _ => Err(gone()),
     }
 }
 
 /// Monitor -> child: the VE's v1 cgroups exist now.
 pub(crate) fn send_cgroups_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
-    sendmsg(
-        sock,
-        &[IoSlice::new(CGROUPS)],
-        &mut SendAncillaryBuffer::default(),
-        SendFlags::NOSIGNAL,
-    )?;
-    Ok(())
+    send_msg(sock, CGROUPS, &[])
 }
 
 /// Blocks until the monitor says the VE's cgroups exist.
 pub(crate) fn wait_cgroups_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
     let mut buf = [0u8; 8];
-    let n = rustix::io::read(sock, &mut buf)?;
-    if &buf[..n] == CGROUPS {
-        Ok(())
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::BrokenPipe,
-            "the monitor went away",
-        ))
+    match recv_msg(sock, &mut buf)? {
+        (n, _) if &buf[..n] == CGROUPS => Ok(()),
+        _ => Err(gone()),
     }
 }
 
 /// Child -> monitor: the child has its own mount namespace, ready for the
 /// root mount.
 pub(crate) fn send_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
-    sendmsg(
-        sock,
-        &[IoSlice::new(READY)],
-        &mut SendAncillaryBuffer::default(),
-        SendFlags::NOSIGNAL,
-    )?;
-    Ok(())
+    send_msg(sock, READY, &[])
 }
 
 pub(crate) fn send_error(sock: BorrowedFd<'_>, msg: &str) {
     let mut m = ERR_PREFIX.to_vec();
     m.extend_from_slice(msg.as_bytes());
     m.truncate(4000);
-    let _ = sendmsg(
-        sock,
-        &[IoSlice::new(&m)],
-        &mut SendAncillaryBuffer::default(),
-        SendFlags::NOSIGNAL,
-    );
+    let _ = send_msg(sock, &m, &[]);
 }
 
 pub(crate) fn send_console(
@@ -128,17 +124,7 @@ pub(crate) fn send_console(
     master: BorrowedFd<'_>,
     peer: BorrowedFd<'_>,
 ) -> io::Result<()> {
-    let fds = [master, peer];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut anc = SendAncillaryBuffer::new(&mut space);
-    anc.push(SendAncillaryMessage::ScmRights(&fds));
-    sendmsg(
-        sock,
-        &[IoSlice::new(CONSOLE)],
-        &mut anc,
-        SendFlags::NOSIGNAL,
-    )?;
-    Ok(())
+    send_msg(sock, CONSOLE, &[master, peer])
 }
 
 /// Receives the child's next message, waiting at most `timeout`.
@@ -150,21 +136,11 @@ pub(crate) fn recv_from_child(sock: BorrowedFd<'_>, timeout: Duration) -> io::Re
         ));
     }
     let mut buf = [0u8; 4096];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut anc = RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?;
-    let n = msg.bytes;
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for m in anc.drain() {
-        if let RecvAncillaryMessage::ScmRights(r) = m {
-            fds.extend(r);
-        }
-    }
+    let (n, mut fds) = recv_msg(sock, &mut buf)?;
+    let data = &buf[..n];
     if n == 0 {
         return Ok(FromChild::Eof);
     }
-    let data = &buf[..n];
     if let Some(text) = data.strip_prefix(ERR_PREFIX) {
         return Ok(FromChild::Error(String::from_utf8_lossy(text).into_owned()));
     }
@@ -172,9 +148,7 @@ pub(crate) fn recv_from_child(sock: BorrowedFd<'_>, timeout: Duration) -> io::Re
         return Ok(FromChild::Ready);
     }
     if data == CONSOLE && fds.len() == 2 {
-        let peer = fds.pop();
-        let master = fds.pop();
-        if let (Some(master), Some(peer)) = (master, peer) {
+        if let (Some(peer), Some(master)) = (fds.pop(), fds.pop()) {
             return Ok(FromChild::Console { master, peer });
         }
     }

@@ -14,6 +14,7 @@
 mod error;
 pub mod init_kind;
 pub mod layers;
+pub mod staging;
 pub mod template;
 pub mod unpack;
 mod util;

@@ -23,48 +23,40 @@ const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 /// Idmaps the detached mount `mount_fd` (from `open_tree(OPEN_TREE_CLONE)`)
 /// with the id mapping of the user namespace `userns`, optionally also
-/// making it read-only.
+/// making it read-only. Applies to the whole tree.
 pub fn set_idmap(
     mount_fd: BorrowedFd<'_>,
     userns: BorrowedFd<'_>,
     read_only: bool,
 ) -> io::Result<()> {
-    let mut attr = MountAttr {
+    let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP | if read_only { MOUNT_ATTR_RDONLY } else { 0 },
         userns_fd: userns.as_raw_fd() as u64,
         ..MountAttr::default()
     };
-    // SAFETY: `attr` is a valid `struct mount_attr` whose size we pass, the
-    // path is the empty C string with AT_EMPTY_PATH so the kernel acts on
-    // `mount_fd` itself, and both descriptors are borrowed for the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            mount_fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-            std::ptr::addr_of_mut!(attr),
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    crate::check(ret).map(drop)
+    setattr(mount_fd, attr, AT_RECURSIVE)
 }
 
 /// Makes the detached or attached mount `mount_fd` read-only (one mount,
 /// not its children).
 pub fn set_readonly(mount_fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut attr = MountAttr {
+    let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
         ..MountAttr::default()
     };
-    // SAFETY: as in set_idmap: a valid `struct mount_attr`, the empty path
-    // with AT_EMPTY_PATH, and a borrowed descriptor.
+    setattr(mount_fd, attr, 0)
+}
+
+fn setattr(mount_fd: BorrowedFd<'_>, mut attr: MountAttr, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: `attr` is a valid `struct mount_attr` whose size we pass, the
+    // path is the empty C string with AT_EMPTY_PATH so the kernel acts on
+    // `mount_fd` itself, and the descriptors in it are borrowed for the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             mount_fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
+            libc::AT_EMPTY_PATH as libc::c_uint | flags,
             std::ptr::addr_of_mut!(attr),
             std::mem::size_of::<MountAttr>(),
         )

@@ -159,8 +159,8 @@ impl Store {
         }
         fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
         crate::util::mkdir_mode(&self.dir, 0o700)?;
-        self.sweep_staging();
-        let staging = self.dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        crate::staging::sweep(&self.dir);
+        let staging = crate::staging::building(&self.dir, name);
         remove_tree(&staging)?;
         let result = self.build_into(name, source, &staging, progress);
         if result.is_err() {
@@ -221,33 +221,8 @@ impl Store {
         let dir = self.path_of(name);
         // Rename first so that a crash mid-way leaves no half-deleted
         // template under its real name.
-        let trash = self
-            .dir
-            .join(format!(".{name}.deleted-{}", std::process::id()));
+        let trash = crate::staging::deleting(&self.dir, name);
         fs::rename(&dir, &trash).map_err(io_err("rename", &dir))?;
         remove_tree(&trash)
-    }
-
-    /// Removes staging and trash directories left by crashed commands whose
-    /// process is gone.
-    fn sweep_staging(&self) {
-        let Ok(rd) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix('.') else {
-                continue;
-            };
-            let pid = rest
-                .rsplit_once(".tmp-")
-                .or_else(|| rest.rsplit_once(".deleted-"))
-                .and_then(|(_, p)| p.parse::<i32>().ok());
-            if let Some(pid) = pid {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = remove_tree(&e.path());
-                }
-            }
-        }
     }
 }

@@ -6,11 +6,12 @@ use std::fs;
 use kennel_storage::layers::{idmap_supported, prepare_shifted, LayerMode, VeLayers};
 use kennel_storage::template::Store;
 
-use super::{sweep_leftovers, Kennel};
+use super::Kennel;
 use crate::config::{validate_hostname, IdRange, InitConfig, Resources, StorageConfig, VeConfig};
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
 use crate::idmap;
+use kennel_storage::staging;
 
 /// What `kennel create` asks for.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ impl Kennel {
         let _host = self.lock_host()?;
         let ves = self.paths.ves();
         fs::create_dir_all(&ves).map_err(io(format!("create {}", ves.display())))?;
-        sweep_leftovers(&ves);
+        staging::sweep(&ves);
         let dest = self.paths.ve_dir(&req.id);
         if dest.exists() {
             return Err(VeError::Exists(req.id.to_string()));
@@ -65,28 +66,28 @@ impl Kennel {
         };
         // Build under a staging name, then rename: a crash never leaves a
         // half-made VE under its real id.
-        let staging = ves.join(format!(".{}.tmp-{}", req.id, std::process::id()));
+        let building = staging::building(&ves, req.id.as_str());
         let build = || -> Result<()> {
-            fs::create_dir(&staging).map_err(io(format!("create {}", staging.display())))?;
-            let layers = VeLayers::new(staging.join("fs"));
+            fs::create_dir(&building).map_err(io(format!("create {}", building.display())))?;
+            let layers = VeLayers::new(building.join("fs"));
             layers.create((range.uid_base, range.gid_base))?;
             if cfg.storage.layer == LayerMode::Shifted {
                 prepare_shifted(
                     &template.rootfs,
                     &layers,
-                    &staging.join("shift"),
+                    &building.join("shift"),
                     range.uid_base,
                 )?;
             }
-            cfg.save(&staging.join("ve.conf"))?;
-            fs::rename(&staging, &dest).map_err(io(format!(
+            cfg.save(&building.join("ve.conf"))?;
+            fs::rename(&building, &dest).map_err(io(format!(
                 "rename {} to {}",
-                staging.display(),
+                building.display(),
                 dest.display()
             )))
         };
         if let Err(e) = build() {
-            let _ = fs::remove_dir_all(&staging);
+            let _ = fs::remove_dir_all(&building);
             return Err(e);
         }
         Ok(cfg)

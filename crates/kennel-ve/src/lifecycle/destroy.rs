@@ -3,9 +3,10 @@
 use std::fs;
 
 use super::status::VeState;
-use super::{sweep_leftovers, Kennel};
+use super::Kennel;
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
+use kennel_storage::staging;
 
 impl Kennel {
     /// Deletes VE `id`. A running VE is refused unless `force`, which kills
@@ -24,14 +25,11 @@ impl Kennel {
         // Rename first: a crash half-way leaves a `.ID.deleted-PID`
         // directory that the next create or destroy sweeps, never a
         // half-deleted VE under its id.
-        let trash = self
-            .paths
-            .ves()
-            .join(format!(".{id}.deleted-{}", std::process::id()));
+        let trash = staging::deleting(&self.paths.ves(), id.as_str());
         fs::rename(&dir, &trash).map_err(io(format!("rename {}", dir.display())))?;
         fs::remove_dir_all(&trash).map_err(io(format!("remove {}", trash.display())))?;
         let _ = fs::remove_dir_all(self.paths.ve_run(id));
-        sweep_leftovers(&self.paths.ves());
+        staging::sweep(&self.paths.ves());
         Ok(())
     }
 }

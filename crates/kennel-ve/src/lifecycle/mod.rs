@@ -159,24 +159,3 @@ impl Kennel {
         )
     }
 }
-
-/// Removes `.NAME.tmp-PID` and `.NAME.deleted-PID` directories whose
-/// process is gone (left by a crash).
-pub(crate) fn sweep_leftovers(dir: &Path) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix('.') else {
-            continue;
-        };
-        let pid = rest
-            .rsplit_once(".tmp-")
-            .or_else(|| rest.rsplit_once(".deleted-"))
-            .and_then(|(_, p)| p.parse::<i32>().ok());
-        if let Some(pid) = pid {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
