@@ -137,14 +137,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
         let owner = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
         if kind.is_dir() {
             make_dir(parent.as_fd(), file).map_err(|e| errno_err("mkdir", &name, e))?;
-            rustix::fs::chownat(
-                parent.as_fd(),
-                file.as_str(),
-                owner.0,
-                owner.1,
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| errno_err("chown", &name, e))?;
+            chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
             dirs.push(PendingDir {
                 path: comps.join("/"),
                 mode,
@@ -159,14 +152,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
             remove_existing(parent.as_fd(), file).map_err(|e| errno_err("replace", &name, e))?;
             symlinkat(target.as_slice(), parent.as_fd(), file.as_str())
                 .map_err(|e| errno_err("symlink", &name, e))?;
-            rustix::fs::chownat(
-                parent.as_fd(),
-                file.as_str(),
-                owner.0,
-                owner.1,
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| errno_err("chown", &name, e))?;
+            chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
             let _ = utimensat(
                 parent.as_fd(),
                 file.as_str(),
@@ -235,14 +221,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
                 0,
             )
             .map_err(|e| errno_err("mkfifo", &name, e))?;
-            rustix::fs::chownat(
-                parent.as_fd(),
-                file.as_str(),
-                owner.0,
-                owner.1,
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| errno_err("chown", &name, e))?;
+            chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
         } else if kind.is_file() || kind.is_contiguous() || kind == tar::EntryType::GNUSparse {
             let xattrs = collect_xattrs(&mut entry);
             remove_existing(parent.as_fd(), file).map_err(|e| errno_err("replace", &name, e))?;
@@ -283,6 +262,15 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
         }
     }
     Ok(report)
+}
+
+/// Sets the owner of entry `name` in `parent` without following it.
+fn chown_entry(
+    parent: BorrowedFd<'_>,
+    name: &str,
+    owner: (Option<Uid>, Option<Gid>),
+) -> rustix::io::Result<()> {
+    rustix::fs::chownat(parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 fn refuse(report: &mut UnpackReport, name: &str, why: &str) {
