@@ -82,11 +82,6 @@ impl VeLayers {
             .map_err(io_err("chown", &upper))?;
         crate::util::mkdir_mode(&self.work(), 0o700)
     }
-
-    /// Bytes used by the VE's own layer (what it changed).
-    pub fn usage_bytes(&self) -> u64 {
-        crate::util::tree_size(&self.upper()).0
-    }
 }
 
 /// Everything needed to mount a VE's root.

@@ -17,6 +17,7 @@ pub mod layers;
 pub mod staging;
 pub mod template;
 pub mod unpack;
+mod tree;
 mod util;
 
 pub use error::{Result, StorageError};

@@ -221,6 +221,39 @@ fn hostile_tarball_writes_nothing_outside_the_template() {
 }
 
 #[test]
+fn finishing_a_hostile_template_touches_nothing_outside_it() {
+    // Kennel cleans every template it makes (empties /dev, resets
+    // /etc/hostname and /etc/machine-id, drops apt lists). A tarball whose
+    // etc and apt lists are symlinks to host directories must not lead
+    // those steps out of the tree.
+    let root = TestRoot::new("tpl-finish");
+    let victim = root.dir.join("victim");
+    fs::create_dir_all(victim.join("etc")).expect("mkdir");
+    fs::create_dir_all(victim.join("lists")).expect("mkdir");
+    fs::create_dir_all(victim.join("dev")).expect("mkdir");
+    fs::write(victim.join("etc/hostname"), "host-name\n").expect("write");
+    fs::write(victim.join("etc/machine-id"), "0123456789abcdef\n").expect("write");
+    fs::write(victim.join("lists/keep"), "x").expect("write");
+    fs::write(victim.join("dev/keep"), "x").expect("write");
+    let v = |p: &str| victim.join(p).display().to_string();
+    let mut t = RawTar::default();
+    t.add("etc", tar::EntryType::Symlink, b"", Some(&v("etc")), 0o777, 0)
+        .add("var/lib/apt/lists", tar::EntryType::Symlink, b"", Some(&v("lists")), 0o777, 0)
+        .add("dev", tar::EntryType::Symlink, b"", Some(&v("dev")), 0o777, 0)
+        .add("sbin/init", tar::EntryType::Symlink, b"", Some("/dev/zero"), 0o777, 0)
+        .file("bin/sh", b"#!");
+    let tarball = root.dir.join("finish.tar");
+    fs::write(&tarball, t.finish()).expect("write tar");
+    root.ok(&["template", "import", "finish", tarball.to_str().expect("path")]);
+    assert_eq!(fs::read_to_string(victim.join("etc/hostname")).expect("read"), "host-name\n");
+    assert_eq!(fs::read_to_string(victim.join("etc/machine-id")).expect("read"), "0123456789abcdef\n");
+    assert!(victim.join("lists/keep").exists() && victim.join("dev/keep").exists(), "nothing outside was removed");
+    let rootfs = root.dir.join("lib/templates/finish/rootfs");
+    assert!(rootfs.join("dev").is_dir() && !rootfs.join("dev").is_symlink(), "the template's /dev is its own");
+    root.finish();
+}
+
+#[test]
 fn tarballs_in_three_formats_make_bootable_templates() {
     let root = TestRoot::new("tpl-import");
     root.busybox();

@@ -1,0 +1,203 @@
+//! A template's tree as seen from the host, touched only through a
+//! descriptor of its root: every path is resolved by the kernel inside the
+//! tree, so a symlink in an untrusted tree (`etc -> /etc`) can never make
+//! the host read or write its own files.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{openat, openat2, statat, unlinkat, AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::error::{io_err, Result};
+
+/// Paths that must be exactly what they say: no symlink anywhere.
+const STRICT: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+/// Paths resolved the way the VE will see them: symlinks followed, but
+/// with the tree as `/`.
+const AS_IN_VE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// At most this much is read from a file of the tree.
+const READ_LIMIT: u64 = 16 << 20;
+
+#[derive(Debug)]
+pub(crate) struct Tree {
+    root: OwnedFd,
+}
+
+/// What a walk of the tree found.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TreeStats {
+    pub bytes: u64,
+    pub entries: u64,
+    pub devices_removed: u64,
+}
+
+impl Tree {
+    pub(crate) fn open(dir: &Path) -> Result<Self> {
+        let root = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io_err("open", dir)(e.into()))?;
+        Ok(Tree { root })
+    }
+
+    /// Opens the regular file `rel`, resolved as inside the VE; `None` if
+    /// it is missing or not a regular file (a FIFO is never opened for
+    /// reading).
+    fn open_regular(&self, rel: &str, resolve: ResolveFlags, flags: OFlags) -> Option<File> {
+        let probe = openat2(&self.root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), resolve).ok()?;
+        let st = rustix::fs::fstat(&probe).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return None;
+        }
+        let fd = openat2(&self.root, rel, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty(), resolve).ok()?;
+        let st2 = rustix::fs::fstat(&fd).ok()?;
+        (st2.st_ino == st.st_ino && st2.st_dev == st.st_dev).then(|| File::from(fd))
+    }
+
+    /// Up to 16 MiB of the regular file `rel`, as the VE would find it.
+    pub(crate) fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        let f = self.open_regular(rel, AS_IN_VE, OFlags::RDONLY)?;
+        let mut out = Vec::new();
+        f.take(READ_LIMIT).read_to_end(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// Where `rel` leads inside the tree (through its symlinks), as a path
+    /// relative to the root; `None` if it is missing.
+    pub(crate) fn resolve(&self, rel: &str) -> Option<String> {
+        let fd = openat2(&self.root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), AS_IN_VE).ok()?;
+        let full = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))).ok()?;
+        let root = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&self.root))).ok()?;
+        full.strip_prefix(&root).ok().map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// Replaces the contents of the regular file `rel` (no symlink on the
+    /// way); does nothing if it is not one.
+    pub(crate) fn rewrite(&self, rel: &str, content: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let Some(mut f) = self.open_regular(rel, STRICT, OFlags::WRONLY) else {
+            return Ok(());
+        };
+        rustix::fs::ftruncate(&f, 0).map_err(|e| io_err("truncate", rel)(e.into()))?;
+        f.write_all(content).map_err(io_err("write", rel))
+    }
+
+    /// Removes the non-directory `rel` (no symlink on the way).
+    pub(crate) fn remove(&self, rel: &str) -> Result<()> {
+        let (parent, name) = match rel.rsplit_once('/') {
+            Some(x) => x,
+            None => (".", rel),
+        };
+        let Ok(dir) = openat2(&self.root, parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), STRICT) else {
+            return Ok(());
+        };
+        match unlinkat(&dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) | Err(Errno::ISDIR) => Ok(()),
+            Err(e) => Err(io_err("remove", rel)(e.into())),
+        }
+    }
+
+    /// Removes the files directly in directory `rel` (no symlink on the
+    /// way), keeping subdirectories and `lock`.
+    pub(crate) fn remove_files_in(&self, rel: &str) -> Result<()> {
+        let Ok(dir) = openat2(&self.root, rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), STRICT) else {
+            return Ok(());
+        };
+        for name in dir_names(dir.as_fd())? {
+            let st = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW);
+            if st.is_ok_and(|s| FileType::from_raw_mode(s.st_mode) != FileType::Directory) && name != "lock" {
+                unlinkat(&dir, name.as_str(), AtFlags::empty()).map_err(|e| io_err("remove", format!("{rel}/{name}"))(e.into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `rel` an empty directory (mode 0755), whatever it was.
+    pub(crate) fn empty_dir(&self, rel: &str) -> Result<()> {
+        match statat(&self.root, rel, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                let dir = openat(&self.root, rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_err("open", rel)(e.into()))?;
+                remove_children(dir.as_fd()).map_err(io_err("empty", rel))?;
+                rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755)).map_err(|e| io_err("chmod", rel)(e.into()))
+            }
+            Ok(_) => {
+                unlinkat(&self.root, rel, AtFlags::empty()).map_err(|e| io_err("remove", rel)(e.into()))?;
+                rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755)).map_err(|e| io_err("create", rel)(e.into()))
+            }
+            Err(Errno::NOENT) => rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755)).map_err(|e| io_err("create", rel)(e.into())),
+            Err(e) => Err(io_err("inspect", rel)(e.into())),
+        }
+    }
+
+    /// Walks the whole tree: counts bytes and entries, and removes every
+    /// device node (a VE gets its own /dev; a node in a shared tree is
+    /// never wanted).
+    pub(crate) fn sweep(&self) -> Result<TreeStats> {
+        let mut stats = TreeStats::default();
+        let mut seen = std::collections::HashSet::new();
+        let root = openat(&self.root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io_err("open", ".")(e.into()))?;
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for name in dir_names(dir.as_fd())? {
+                let Ok(st) = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else { continue };
+                stats.entries += 1;
+                match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => {
+                        if let Ok(sub) = openat(&dir, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+                            stack.push(sub);
+                        }
+                    }
+                    FileType::CharacterDevice | FileType::BlockDevice => {
+                        unlinkat(&dir, name.as_str(), AtFlags::empty()).map_err(|e| io_err("remove device node", name.as_str())(e.into()))?;
+                        stats.devices_removed += 1;
+                        stats.entries -= 1;
+                    }
+                    _ => {
+                        if st.st_nlink < 2 || seen.insert((st.st_dev, st.st_ino)) {
+                            stats.bytes += st.st_blocks as u64 * 512;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// The names in directory `dir` (without `.` and `..`).
+fn dir_names(dir: BorrowedFd<'_>) -> Result<Vec<String>> {
+    let fd = openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| io_err("open", ".")(e.into()))?;
+    let mut out = Vec::new();
+    let mut d = rustix::fs::Dir::read_from(&fd).map_err(|e| io_err("read directory", ".")(e.into()))?;
+    while let Some(entry) = d.next() {
+        let entry = entry.map_err(|e| io_err("read directory", ".")(e.into()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes everything below directory `dir`, never following a symlink.
+fn remove_children(dir: BorrowedFd<'_>) -> std::io::Result<()> {
+    let names = dir_names(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+    for name in names {
+        let st = statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            let sub = openat(dir, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            remove_children(sub.as_fd())?;
+            unlinkat(dir, name.as_str(), AtFlags::REMOVEDIR)?;
+        } else {
+            unlinkat(dir, name.as_str(), AtFlags::empty())?;
+        }
+    }
+    Ok(())
+}
