@@ -148,6 +148,9 @@ fn child_setup(
     use std::io::{Error, ErrorKind};
     let wrap = |what: &str, e: std::io::Error| Error::new(e.kind(), format!("{what}: {e}"));
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+    // Keys are reached by possession: never take the caller's session
+    // keyring (a sudo session's, a service's) into the VE.
+    kennel_sys::keyring::join_new_session_keyring()?;
     place.join_self().map_err(|e| Error::other(e.to_string()))?;
     let all = ThreadNameSpaceType::USER
         | ThreadNameSpaceType::MOUNT
@@ -183,6 +186,13 @@ fn child_setup(
         for fd in 0..3 {
             kennel_sys::fd::dup_onto(peer.as_raw_fd(), fd)?;
         }
+    }
+    if sock.is_none() {
+        // A new session without a controlling terminal: a host terminal
+        // passed in as stdin/stdout/stderr can then be read and written,
+        // but not used to inject input (TIOCSTI needs it to be the
+        // controlling terminal) or reopened as /dev/tty.
+        rustix::process::setsid()?;
     }
     kennel_sys::fd::close_all_from(3, &[])?;
     kennel_sys::signal::reset_all()?;

@@ -160,19 +160,7 @@ pub(crate) fn recv_from_child(sock: BorrowedFd<'_>, timeout: Duration) -> io::Re
 
 /// Waits until `fd` is readable (or hung up); false on timeout.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let ts = Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: timeout.subsec_nanos() as i64,
-    };
-    loop {
-        match poll(&mut fds, Some(&ts)) {
-            Ok(n) => return Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    kennel_sys::fd::wait_readable(fd, timeout)
 }
 
 /// Writes the one-line report to `kennel start`.

@@ -55,3 +55,22 @@ pub fn dup_above(src: RawFd, min: RawFd) -> io::Result<RawFd> {
     let ret = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, min) };
     crate::check(ret as libc::c_long).map(|fd| fd as RawFd)
 }
+
+/// Waits until `fd` is readable (or hung up); `false` on timeout.
+pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -64,6 +64,35 @@ fn exec_with_a_terminal() {
 }
 
 #[test]
+fn exec_without_a_pty_gets_no_controlling_terminal() {
+    // Passed a host terminal as its streams (-T on a terminal), the command
+    // can use them but cannot make that terminal its own: no /dev/tty, no
+    // input injection (TIOCSTI needs the controlling terminal, and the
+    // seccomp filter refuses it anyway).
+    let root = TestRoot::new("term-notty");
+    root.start_busybox("101", &[]);
+    let mut s = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args([
+            "exec",
+            "-T",
+            "101",
+            "--",
+            "/bin/sh",
+            "-c",
+            "[ -t 0 ] && echo STDIN-IS-A-TTY; echo x > /dev/tty || echo NO-CTTY; echo TTY_NR=$(cut -d' ' -f7 /proc/self/stat)",
+        ]);
+        c
+    });
+    let out = s.expect("TTY_NR=", t());
+    s.wait(t());
+    assert!(out.contains("STDIN-IS-A-TTY"), "{out}");
+    assert!(out.contains("NO-CTTY"), "{out}");
+    assert!(s.seen.contains("TTY_NR=0"), "{}", s.seen);
+    root.finish();
+}
+
+#[test]
 fn console_shows_the_getty_and_detaches() {
     let root = TestRoot::new("term-console");
     root.start_busybox("101", &[]);

@@ -55,6 +55,11 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
 /// the filesystem for every mount of it, not just the VE's.
 const MNT_FORCE: u64 = 1;
 
+/// `ioctl` requests that fail with EPERM: pushing input into a terminal
+/// (TIOCSTI) and the virtual console's special functions (TIOCLINUX),
+/// against a terminal that reached the VE from outside.
+pub const DENIED_IOCTLS: &[(u64, &str)] = &[(0x5412, "TIOCSTI"), (0x541c, "TIOCLINUX")];
+
 /// Compiles the default filter for the native architecture plus the
 /// 32-bit x86 ABIs (so 32-bit programs in a VE work and cannot bypass it).
 pub fn compile_default() -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
@@ -87,6 +92,15 @@ pub fn compile_default() -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
         )],
     )
     .map_err(err)?;
+    let ioctl = ScmpSyscall::from_name("ioctl").map_err(err)?;
+    for (request, _) in DENIED_IOCTLS {
+        f.add_rule_conditional(
+            ScmpAction::Errno(libc::EPERM),
+            ioctl,
+            &[ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *request)],
+        )
+        .map_err(err)?;
+    }
     let mut out = memfd()?;
     f.export_bpf(&out).map_err(err)?;
     let mut bytes = Vec::new();
@@ -137,6 +151,9 @@ fn fingerprint() -> u64 {
     for (call, _) in DENIED.iter().chain(NOT_IMPLEMENTED) {
         eat(call.as_bytes());
         eat(b"/");
+    }
+    for (_, name) in DENIED_IOCTLS {
+        eat(name.as_bytes());
     }
     eat(std::env::consts::ARCH.as_bytes());
     eat(env!("CARGO_PKG_VERSION").as_bytes());

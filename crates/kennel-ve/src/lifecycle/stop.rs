@@ -1,7 +1,7 @@
 //! `kennel stop`, `kill` and `restart`.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kennel_storage::InitKind;
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
@@ -67,10 +67,15 @@ impl Kennel {
         let monitor_fd = open_pidfd(run.monitor_pid, run.monitor_start);
         let mut outcome = StopOutcome::Clean;
         if let Some(fd) = &init_fd {
+            let deadline = Instant::now() + timeout.unwrap_or_default();
             let asked = match timeout {
                 Some(t) if !t.is_zero() => {
-                    self.ask_to_shut_down(id, fd, init)?;
-                    wait_exit(fd, t)
+                    // A failed request (init already gone, telinit broken)
+                    // just means the kill comes sooner.
+                    if let Err(e) = self.ask_to_shut_down(id, fd, init, deadline) {
+                        tracing::warn!("VE {id}: {e}");
+                    }
+                    wait_exit(fd, deadline.saturating_duration_since(Instant::now()))
                 }
                 _ => false,
             };
@@ -78,9 +83,10 @@ impl Kennel {
                 outcome = StopOutcome::Killed;
                 let _ = pidfd_send_signal(fd, Signal::KILL);
                 if !wait_exit(fd, Duration::from_secs(10)) {
-                    return Err(VeError::HostUnsupported(format!(
-                        "VE {id}'s init did not die after SIGKILL"
-                    )));
+                    return Err(VeError::Io {
+                        what: format!("stop VE {id}"),
+                        source: std::io::Error::other("its init did not die 10 s after SIGKILL"),
+                    });
                 }
             }
         }
@@ -102,14 +108,14 @@ impl Kennel {
     }
 
     /// Sends the shutdown request each init understands.
-    fn ask_to_shut_down(&self, id: &VeId, init_fd: &OwnedFd, kind: InitKind) -> Result<()> {
+    fn ask_to_shut_down(&self, id: &VeId, init_fd: &OwnedFd, kind: InitKind, deadline: Instant) -> Result<()> {
         let sig = match kind {
             // systemd: SIGRTMIN+3 = poweroff (systemd.io/CONTAINER_INTERFACE).
             InitKind::Systemd => kennel_sys::signal::rtmin_plus(3),
             // busybox init: SIGUSR2 = poweroff.
             InitKind::Busybox => libc::SIGUSR2,
             // sysvinit has no poweroff signal: run `telinit 0` inside.
-            InitKind::Sysvinit => return self.telinit_zero(id),
+            InitKind::Sysvinit => return self.telinit_zero(id, deadline),
             InitKind::Unknown => libc::SIGTERM,
         };
         // By number: real-time signals have no rustix name.
@@ -117,23 +123,27 @@ impl Kennel {
             .map_err(io(format!("signal VE {id}'s init")))
     }
 
-    fn telinit_zero(&self, id: &VeId) -> Result<()> {
-        let status = std::process::Command::new(&self.exe.kennel)
-            .args(
-                self.paths
-                    .custom_root
-                    .iter()
-                    .flat_map(|r| ["--root".into(), r.clone().into_os_string()]),
-            )
-            .arg("exec")
-            .arg(id.as_str())
-            .args(["--", "/sbin/telinit", "0"])
-            .stdin(std::process::Stdio::null())
-            .status()
+    /// Runs the VE's own `/sbin/telinit 0` through `kennel exec`, with no
+    /// terminal and no stream of the caller's (it is the VE's program), for
+    /// no longer than until `deadline`.
+    fn telinit_zero(&self, id: &VeId, deadline: Instant) -> Result<()> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(&self.exe.kennel)
+            .args(self.paths.custom_root.iter().flat_map(|r| ["--root".into(), r.clone().into_os_string()]))
+            .args(["exec", "-T", id.as_str(), "--", "/sbin/telinit", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
             .map_err(io("run telinit 0"))?;
-        if !status.success() {
-            tracing::warn!("telinit 0 in VE {id} failed ({status})");
+        while Instant::now() < deadline {
+            if child.try_wait().map_err(io("wait for telinit 0"))?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         Ok(())
     }
 }
@@ -146,20 +156,5 @@ fn open_pidfd(pid: i32, start: u64) -> Option<OwnedFd> {
 
 /// Waits until the process behind `fd` has exited; false on timeout.
 fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let ts = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
-        let mut p = [PollFd::new(fd, PollFlags::IN)];
-        match poll(&mut p, Some(&ts)) {
-            Ok(n) if n > 0 => return true,
-            Ok(_) => return false,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return false,
-        }
-    }
+    kennel_sys::fd::wait_readable(fd.as_fd(), timeout).unwrap_or(false)
 }
