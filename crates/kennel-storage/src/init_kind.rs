@@ -61,7 +61,10 @@ mod tests {
     #[test]
     fn classifies() {
         assert_eq!(classify("systemd", b"", false), InitKind::Systemd);
-        assert_eq!(classify("init", b"...BusyBox v1...", true), InitKind::Busybox);
+        assert_eq!(
+            classify("init", b"...BusyBox v1...", true),
+            InitKind::Busybox
+        );
         assert_eq!(classify("init", b"#!/bin/sh", true), InitKind::Sysvinit);
         assert_eq!(classify("init", b"#!/bin/sh", false), InitKind::Unknown);
     }
@@ -78,6 +81,10 @@ mod tests {
         // An absolute symlink that leaves the tree resolves inside it.
         fs::remove_file(t.path().join("sbin/init")).expect("rm");
         symlink("/bin/../../../../usr/bin/yes", t.path().join("sbin/init")).expect("symlink");
-        assert_eq!(InitKind::detect(&tree), InitKind::Unknown, "nothing of the host's is read");
+        assert_eq!(
+            InitKind::detect(&tree),
+            InitKind::Unknown,
+            "nothing of the host's is read"
+        );
     }
 }

@@ -16,8 +16,8 @@ pub mod init_kind;
 pub mod layers;
 pub mod staging;
 pub mod template;
-pub mod unpack;
 mod tree;
+pub mod unpack;
 mod util;
 
 pub use error::{Result, StorageError};

@@ -8,7 +8,9 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{openat, openat2, statat, unlinkat, AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{
+    openat, openat2, statat, unlinkat, AtFlags, FileType, Mode, OFlags, ResolveFlags,
+};
 use rustix::io::Errno;
 
 use crate::error::{io_err, Result};
@@ -40,8 +42,12 @@ pub(crate) struct TreeStats {
 
 impl Tree {
     pub(crate) fn open(dir: &Path) -> Result<Self> {
-        let root = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err("open", dir)(e.into()))?;
+        let root = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err("open", dir)(e.into()))?;
         Ok(Tree { root })
     }
 
@@ -49,12 +55,26 @@ impl Tree {
     /// it is missing or not a regular file (a FIFO is never opened for
     /// reading).
     fn open_regular(&self, rel: &str, resolve: ResolveFlags, flags: OFlags) -> Option<File> {
-        let probe = openat2(&self.root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), resolve).ok()?;
+        let probe = openat2(
+            &self.root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        )
+        .ok()?;
         let st = rustix::fs::fstat(&probe).ok()?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return None;
         }
-        let fd = openat2(&self.root, rel, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty(), resolve).ok()?;
+        let fd = openat2(
+            &self.root,
+            rel,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+            resolve,
+        )
+        .ok()?;
         let st2 = rustix::fs::fstat(&fd).ok()?;
         (st2.st_ino == st.st_ino && st2.st_dev == st.st_dev).then(|| File::from(fd))
     }
@@ -70,10 +90,27 @@ impl Tree {
     /// Where `rel` leads inside the tree (through its symlinks), as a path
     /// relative to the root; `None` if it is missing.
     pub(crate) fn resolve(&self, rel: &str) -> Option<String> {
-        let fd = openat2(&self.root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), AS_IN_VE).ok()?;
-        let full = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))).ok()?;
-        let root = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&self.root))).ok()?;
-        full.strip_prefix(&root).ok().map(|p| p.to_string_lossy().into_owned())
+        let fd = openat2(
+            &self.root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            AS_IN_VE,
+        )
+        .ok()?;
+        let full = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .ok()?;
+        let root = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&self.root)
+        ))
+        .ok()?;
+        full.strip_prefix(&root)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
     }
 
     /// Replaces the contents of the regular file `rel` (no symlink on the
@@ -93,7 +130,13 @@ impl Tree {
             Some(x) => x,
             None => (".", rel),
         };
-        let Ok(dir) = openat2(&self.root, parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), STRICT) else {
+        let Ok(dir) = openat2(
+            &self.root,
+            parent,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            STRICT,
+        ) else {
             return Ok(());
         };
         match unlinkat(&dir, name, AtFlags::empty()) {
@@ -105,13 +148,22 @@ impl Tree {
     /// Removes the files directly in directory `rel` (no symlink on the
     /// way), keeping subdirectories and `lock`.
     pub(crate) fn remove_files_in(&self, rel: &str) -> Result<()> {
-        let Ok(dir) = openat2(&self.root, rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), STRICT) else {
+        let Ok(dir) = openat2(
+            &self.root,
+            rel,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            STRICT,
+        ) else {
             return Ok(());
         };
         for name in dir_names(dir.as_fd())? {
             let st = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW);
-            if st.is_ok_and(|s| FileType::from_raw_mode(s.st_mode) != FileType::Directory) && name != "lock" {
-                unlinkat(&dir, name.as_str(), AtFlags::empty()).map_err(|e| io_err("remove", format!("{rel}/{name}"))(e.into()))?;
+            if st.is_ok_and(|s| FileType::from_raw_mode(s.st_mode) != FileType::Directory)
+                && name != "lock"
+            {
+                unlinkat(&dir, name.as_str(), AtFlags::empty())
+                    .map_err(|e| io_err("remove", format!("{rel}/{name}"))(e.into()))?;
             }
         }
         Ok(())
@@ -121,16 +173,25 @@ impl Tree {
     pub(crate) fn empty_dir(&self, rel: &str) -> Result<()> {
         match statat(&self.root, rel, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                let dir = openat(&self.root, rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| io_err("open", rel)(e.into()))?;
+                let dir = openat(
+                    &self.root,
+                    rel,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err("open", rel)(e.into()))?;
                 remove_children(dir.as_fd()).map_err(io_err("empty", rel))?;
-                rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755)).map_err(|e| io_err("chmod", rel)(e.into()))
+                rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
+                    .map_err(|e| io_err("chmod", rel)(e.into()))
             }
             Ok(_) => {
-                unlinkat(&self.root, rel, AtFlags::empty()).map_err(|e| io_err("remove", rel)(e.into()))?;
-                rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755)).map_err(|e| io_err("create", rel)(e.into()))
+                unlinkat(&self.root, rel, AtFlags::empty())
+                    .map_err(|e| io_err("remove", rel)(e.into()))?;
+                rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755))
+                    .map_err(|e| io_err("create", rel)(e.into()))
             }
-            Err(Errno::NOENT) => rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755)).map_err(|e| io_err("create", rel)(e.into())),
+            Err(Errno::NOENT) => rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755))
+                .map_err(|e| io_err("create", rel)(e.into())),
             Err(e) => Err(io_err("inspect", rel)(e.into())),
         }
     }
@@ -141,21 +202,34 @@ impl Tree {
     pub(crate) fn sweep(&self) -> Result<TreeStats> {
         let mut stats = TreeStats::default();
         let mut seen = std::collections::HashSet::new();
-        let root = openat(&self.root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err("open", ".")(e.into()))?;
+        let root = openat(
+            &self.root,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err("open", ".")(e.into()))?;
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
             for name in dir_names(dir.as_fd())? {
-                let Ok(st) = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else { continue };
+                let Ok(st) = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+                    continue;
+                };
                 stats.entries += 1;
                 match FileType::from_raw_mode(st.st_mode) {
                     FileType::Directory => {
-                        if let Ok(sub) = openat(&dir, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+                        if let Ok(sub) = openat(
+                            &dir,
+                            name.as_str(),
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        ) {
                             stack.push(sub);
                         }
                     }
                     FileType::CharacterDevice | FileType::BlockDevice => {
-                        unlinkat(&dir, name.as_str(), AtFlags::empty()).map_err(|e| io_err("remove device node", name.as_str())(e.into()))?;
+                        unlinkat(&dir, name.as_str(), AtFlags::empty())
+                            .map_err(|e| io_err("remove device node", name.as_str())(e.into()))?;
                         stats.devices_removed += 1;
                         stats.entries -= 1;
                     }
@@ -173,9 +247,16 @@ impl Tree {
 
 /// The names in directory `dir` (without `.` and `..`).
 fn dir_names(dir: BorrowedFd<'_>) -> Result<Vec<String>> {
-    let fd = openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| io_err("open", ".")(e.into()))?;
+    let fd = openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", ".")(e.into()))?;
     let mut out = Vec::new();
-    let mut d = rustix::fs::Dir::read_from(&fd).map_err(|e| io_err("read directory", ".")(e.into()))?;
+    let mut d =
+        rustix::fs::Dir::read_from(&fd).map_err(|e| io_err("read directory", ".")(e.into()))?;
     while let Some(entry) = d.next() {
         let entry = entry.map_err(|e| io_err("read directory", ".")(e.into()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -192,7 +273,12 @@ fn remove_children(dir: BorrowedFd<'_>) -> std::io::Result<()> {
     for name in names {
         let st = statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            let sub = openat(dir, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let sub = openat(
+                dir,
+                name.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             remove_children(sub.as_fd())?;
             unlinkat(dir, name.as_str(), AtFlags::REMOVEDIR)?;
         } else {

@@ -57,7 +57,10 @@ pub fn dup_above(src: RawFd, min: RawFd) -> io::Result<RawFd> {
 }
 
 /// Waits until `fd` is readable (or hung up); `false` on timeout.
-pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+pub fn wait_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+) -> io::Result<bool> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let deadline = std::time::Instant::now() + timeout;
     loop {

@@ -72,6 +72,22 @@ pub struct VeConfig {
 
 pub const MIN_MEMORY: u64 = 16 << 20;
 
+impl IdRange {
+    /// A VE's range must be a full 16-bit range (every distribution
+    /// expects one) that never includes the host's own ids below 65536,
+    /// root above all.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let fits = |base: u32| base >= 65536 && (base as u64 + self.size as u64) <= u32::MAX as u64;
+        if self.size < 65536 || !fits(self.uid_base) || !fits(self.gid_base) {
+            return Err(format!(
+                "invalid [idmap] (uid_base {}, gid_base {}, size {}): bases must be at least 65536 and size at least 65536, below 2^32",
+                self.uid_base, self.gid_base, self.size
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Resources {
     pub fn validate(&self) -> Result<()> {
         if let Some(m) = self.memory {
@@ -128,12 +144,20 @@ pub fn validate_hostname(h: &str) -> Result<()> {
 const HEADER: &str = "# Kennel VE configuration. Edit only while the VE is stopped;\n# `kennel config ID` shows it, `kennel start ID` applies it.\n\n";
 
 impl VeConfig {
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads and checks the configuration of VE `id` from `path`.
+    pub fn load(path: &Path, id: &VeId) -> Result<Self> {
         let text = fs::read_to_string(path)
             .map_err(crate::error::io(format!("read {}", path.display())))?;
-        let cfg: VeConfig = toml::from_str(&text).map_err(|e| {
-            VeError::BadInput(format!("{}: {}", path.display(), e.to_string().trim()))
-        })?;
+        let bad = |what: String| VeError::BadInput(format!("{}: {what}", path.display()));
+        let cfg: VeConfig =
+            toml::from_str(&text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        if &cfg.id != id {
+            return Err(bad(format!(
+                "it says id = \"{}\" but belongs to VE {id} (a copied VE directory needs its own id and id range)",
+                cfg.id
+            )));
+        }
+        cfg.idmap.validate().map_err(bad)?;
         cfg.resources.validate()?;
         validate_hostname(&cfg.hostname)?;
         Ok(cfg)
@@ -212,7 +236,12 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let p = d.path().join("ve.conf");
         sample().save(&p).expect("save");
-        assert_eq!(VeConfig::load(&p).expect("load"), sample());
+        let id = VeId::parse("101").expect("id");
+        assert_eq!(VeConfig::load(&p, &id).expect("load"), sample());
+        assert!(
+            VeConfig::load(&p, &VeId::parse("102").expect("id")).is_err(),
+            "a config under another id is refused"
+        );
         assert_eq!(
             fs::read_dir(d.path()).expect("ls").count(),
             1,
@@ -227,6 +256,30 @@ mod tests {
             .expect("toml")
             .replace("hostname", "hostnme");
         assert!(toml::from_str::<VeConfig>(&text).is_err());
+    }
+
+    #[test]
+    fn id_ranges_never_reach_host_ids() {
+        let ok = IdRange {
+            uid_base: 100_000_000,
+            gid_base: 100_000_000,
+            size: 65536,
+        };
+        assert!(ok.validate().is_ok());
+        for bad in [
+            IdRange { uid_base: 0, ..ok },
+            IdRange {
+                gid_base: 1000,
+                ..ok
+            },
+            IdRange { size: 100, ..ok },
+            IdRange {
+                uid_base: u32::MAX - 10,
+                ..ok
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

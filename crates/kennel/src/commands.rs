@@ -273,7 +273,7 @@ fn template(k: &Kennel, cmd: TemplateCommand, quiet: bool) -> Result<i32> {
 fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
     let fields = output::parse_fields(a.output.as_deref().unwrap_or(output::DEFAULT_FIELDS))
         .map_err(VeError::BadInput)?;
-    let all = k.list()?;
+    let all = k.list(&mut |id, e| eprintln!("kennel: warning: VE {id} left out: {e}"))?;
     let shown: Vec<&VeStatus> = all
         .iter()
         .filter(|s| a.all || s.state.is_running())

@@ -160,6 +160,53 @@ fn wrong_states_are_refused() {
 }
 
 #[test]
+fn broken_or_copied_configurations_are_caught() {
+    let root = TestRoot::new("conf");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    root.ok(&["create", "102", "--template", "busybox"]);
+    // A VE directory copied by hand keeps the other VE's id and id range.
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root.dir.join("lib/ve/101"))
+        .arg(root.dir.join("lib/ve/103"))
+        .status()
+        .expect("cp");
+    assert!(copy.success());
+    let err = root.fails(&["start", "103"], 2);
+    assert!(err.contains("belongs to VE 103"), "{err}");
+    fs::remove_dir_all(root.dir.join("lib/ve/103")).expect("rm");
+    // An id range that would make the VE's root the host's root.
+    let conf = root.dir.join("lib/ve/102/ve.conf");
+    let text = fs::read_to_string(&conf).expect("read");
+    let base = root.config("102")["idmap"]["uid_base"]
+        .as_u64()
+        .expect("base");
+    fs::write(
+        &conf,
+        text.replace(&format!("uid_base = {base}"), "uid_base = 0"),
+    )
+    .expect("write");
+    let err = root.fails(&["start", "102"], 2);
+    assert!(err.contains("invalid [idmap]"), "{err}");
+    // While a configuration is unreadable, no id range is handed out.
+    let before = snapshot(&root);
+    let err = root.fails(&["create", "104", "--template", "busybox"], 2);
+    assert!(
+        err.contains("cannot read the configuration of VE 102"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&root), before);
+    // One broken VE does not hide the others.
+    let list = root.run(&["list", "--all"]);
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout).contains("101"));
+    assert!(String::from_utf8_lossy(&list.stderr).contains("VE 102 left out"));
+    fs::write(&conf, text).expect("restore");
+    root.finish();
+}
+
+#[test]
 fn bad_root_is_refused() {
     let out = Command::new(common::KENNEL)
         .args(["--root", "relative/dir", "list"])

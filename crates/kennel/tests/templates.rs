@@ -237,19 +237,64 @@ fn finishing_a_hostile_template_touches_nothing_outside_it() {
     fs::write(victim.join("dev/keep"), "x").expect("write");
     let v = |p: &str| victim.join(p).display().to_string();
     let mut t = RawTar::default();
-    t.add("etc", tar::EntryType::Symlink, b"", Some(&v("etc")), 0o777, 0)
-        .add("var/lib/apt/lists", tar::EntryType::Symlink, b"", Some(&v("lists")), 0o777, 0)
-        .add("dev", tar::EntryType::Symlink, b"", Some(&v("dev")), 0o777, 0)
-        .add("sbin/init", tar::EntryType::Symlink, b"", Some("/dev/zero"), 0o777, 0)
-        .file("bin/sh", b"#!");
+    t.add(
+        "etc",
+        tar::EntryType::Symlink,
+        b"",
+        Some(&v("etc")),
+        0o777,
+        0,
+    )
+    .add(
+        "var/lib/apt/lists",
+        tar::EntryType::Symlink,
+        b"",
+        Some(&v("lists")),
+        0o777,
+        0,
+    )
+    .add(
+        "dev",
+        tar::EntryType::Symlink,
+        b"",
+        Some(&v("dev")),
+        0o777,
+        0,
+    )
+    .add(
+        "sbin/init",
+        tar::EntryType::Symlink,
+        b"",
+        Some("/dev/zero"),
+        0o777,
+        0,
+    )
+    .file("bin/sh", b"#!");
     let tarball = root.dir.join("finish.tar");
     fs::write(&tarball, t.finish()).expect("write tar");
-    root.ok(&["template", "import", "finish", tarball.to_str().expect("path")]);
-    assert_eq!(fs::read_to_string(victim.join("etc/hostname")).expect("read"), "host-name\n");
-    assert_eq!(fs::read_to_string(victim.join("etc/machine-id")).expect("read"), "0123456789abcdef\n");
-    assert!(victim.join("lists/keep").exists() && victim.join("dev/keep").exists(), "nothing outside was removed");
+    root.ok(&[
+        "template",
+        "import",
+        "finish",
+        tarball.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        fs::read_to_string(victim.join("etc/hostname")).expect("read"),
+        "host-name\n"
+    );
+    assert_eq!(
+        fs::read_to_string(victim.join("etc/machine-id")).expect("read"),
+        "0123456789abcdef\n"
+    );
+    assert!(
+        victim.join("lists/keep").exists() && victim.join("dev/keep").exists(),
+        "nothing outside was removed"
+    );
     let rootfs = root.dir.join("lib/templates/finish/rootfs");
-    assert!(rootfs.join("dev").is_dir() && !rootfs.join("dev").is_symlink(), "the template's /dev is its own");
+    assert!(
+        rootfs.join("dev").is_dir() && !rootfs.join("dev").is_symlink(),
+        "the template's /dev is its own"
+    );
     root.finish();
 }
 

@@ -97,7 +97,11 @@ pub fn compile_default() -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
         f.add_rule_conditional(
             ScmpAction::Errno(libc::EPERM),
             ioctl,
-            &[ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *request)],
+            &[ScmpArgCompare::new(
+                1,
+                ScmpCompareOp::MaskedEqual(0xffff_ffff),
+                *request,
+            )],
         )
         .map_err(err)?;
     }

@@ -24,7 +24,11 @@ pub(crate) fn finish(name: &str, rootfs: &Path, source: String) -> Result<Templa
     for d in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         tree.remove_files_in(d)?;
     }
-    for f in ["var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin", "var/lib/dbus/machine-id"] {
+    for f in [
+        "var/cache/apt/pkgcache.bin",
+        "var/cache/apt/srcpkgcache.bin",
+        "var/lib/dbus/machine-id",
+    ] {
         tree.remove(f)?;
     }
     tree.rewrite("etc/machine-id", b"")?;

@@ -37,12 +37,17 @@ impl Kennel {
         if dest.exists() {
             return Err(VeError::Exists(req.id.to_string()));
         }
-        let used: Vec<IdRange> = self
-            .ids()?
-            .iter()
-            .filter_map(|id| self.config(id).ok())
-            .map(|c| c.idmap)
-            .collect();
+        // Every VE's range counts, so a VE whose configuration cannot be
+        // read stops the allocation: its ids must never go to another VE.
+        let mut used: Vec<IdRange> = Vec::new();
+        for id in self.ids()? {
+            let cfg = self.config(&id).map_err(|e| {
+                VeError::BadInput(format!(
+                    "cannot read the configuration of VE {id} ({e}); fix it first: its id range must not be given to another VE"
+                ))
+            })?;
+            used.push(cfg.idmap);
+        }
         let range = idmap::allocate(&self.host, &used)?;
         let cfg = VeConfig {
             id: req.id.clone(),

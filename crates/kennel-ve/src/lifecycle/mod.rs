@@ -123,7 +123,7 @@ impl Kennel {
         if !p.exists() {
             return Err(VeError::NoSuchVe(id.to_string()));
         }
-        VeConfig::load(&p)
+        VeConfig::load(&p, id)
     }
 
     /// Ids of all VEs, sorted (numbers numerically).

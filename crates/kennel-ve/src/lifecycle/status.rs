@@ -7,7 +7,7 @@ use kennel_runtime::state::{ExitRecord, Liveness, RunState};
 
 use super::Kennel;
 use crate::config::VeConfig;
-use crate::error::Result;
+use crate::error::{Result, VeError};
 use crate::id::VeId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,8 +110,16 @@ impl Kennel {
         })
     }
 
-    /// Status of every VE.
-    pub fn list(&self) -> Result<Vec<VeStatus>> {
-        self.ids()?.iter().map(|id| self.status(id)).collect()
+    /// Status of every VE; a VE whose status cannot be read is reported
+    /// to `warn` and left out, so one broken VE never hides the others.
+    pub fn list(&self, warn: &mut dyn FnMut(&VeId, &VeError)) -> Result<Vec<VeStatus>> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            match self.status(&id) {
+                Ok(s) => out.push(s),
+                Err(e) => warn(&id, &e),
+            }
+        }
+        Ok(out)
     }
 }

@@ -108,7 +108,13 @@ impl Kennel {
     }
 
     /// Sends the shutdown request each init understands.
-    fn ask_to_shut_down(&self, id: &VeId, init_fd: &OwnedFd, kind: InitKind, deadline: Instant) -> Result<()> {
+    fn ask_to_shut_down(
+        &self,
+        id: &VeId,
+        init_fd: &OwnedFd,
+        kind: InitKind,
+        deadline: Instant,
+    ) -> Result<()> {
         let sig = match kind {
             // systemd: SIGRTMIN+3 = poweroff (systemd.io/CONTAINER_INTERFACE).
             InitKind::Systemd => kennel_sys::signal::rtmin_plus(3),
@@ -129,7 +135,12 @@ impl Kennel {
     fn telinit_zero(&self, id: &VeId, deadline: Instant) -> Result<()> {
         use std::process::{Command, Stdio};
         let mut child = Command::new(&self.exe.kennel)
-            .args(self.paths.custom_root.iter().flat_map(|r| ["--root".into(), r.clone().into_os_string()]))
+            .args(
+                self.paths
+                    .custom_root
+                    .iter()
+                    .flat_map(|r| ["--root".into(), r.clone().into_os_string()]),
+            )
             .args(["exec", "-T", id.as_str(), "--", "/sbin/telinit", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -137,7 +148,11 @@ impl Kennel {
             .spawn()
             .map_err(io("run telinit 0"))?;
         while Instant::now() < deadline {
-            if child.try_wait().map_err(io("wait for telinit 0"))?.is_some() {
+            if child
+                .try_wait()
+                .map_err(io("wait for telinit 0"))?
+                .is_some()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
