@@ -13,9 +13,12 @@ mod error;
 mod host;
 mod limits;
 mod mountinfo;
+mod placement;
 mod tree;
+mod walk;
 
 pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
 pub use limits::{CpuLimit, Limits};
-pub use tree::{Cgroup, Part, Placement, Usage};
+pub use placement::Placement;
+pub use tree::{Cgroup, Part, Usage};

@@ -2,15 +2,14 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use rustix::fs::{open, Mode, OFlags};
 
 use crate::error::{io_err, CgroupError, Result};
 use crate::host::{Hierarchy, HierarchyKind, Host};
 use crate::limits::{self, Limits};
+use crate::placement::Placement;
+use crate::walk;
 
 /// Controllers Kennel enables for its cgroups on cgroup v2.
 const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
@@ -23,6 +22,20 @@ const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
 /// in (see [`Placement::join_self`]).
 const V2_DELEGATE: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
 const V1_DELEGATE: &[&str] = &["tasks"];
+
+/// The v1 controllers whose hierarchy a VE may shape (make sub-cgroups
+/// in): the resource ones, where a child can only ever get less than its
+/// parent. Never the v1 freezer (tasks it freezes ignore SIGKILL, so a VE
+/// could make itself unkillable), nor devices, net_cls, net_prio,
+/// perf_event, hugetlb, rdma or misc. Named hierarchies (systemd's) are
+/// delegated too.
+const V1_DELEGABLE: &[&str] = &["memory", "cpu", "cpuacct", "cpuset", "pids", "blkio"];
+
+/// Limits on the cgroup tree a VE may build below its own (cgroup v2):
+/// enough for systemd, and bounded so that the host can always walk and
+/// remove it.
+const V2_MAX_DEPTH: &str = "32";
+const V2_MAX_DESCENDANTS: &str = "4096";
 
 /// Which of a host's hierarchies an operation touches. A start makes the
 /// [`Part::Early`] part before the VE's init exists, and the
@@ -57,77 +70,6 @@ pub struct Usage {
     pub memory: Option<u64>,
     /// Processes and threads.
     pub tasks: Option<u64>,
-}
-
-/// Everything a new process needs to enter a cgroup in every hierarchy
-/// without the global cgroup lock.
-///
-/// Moving a process with `cgroup.procs` takes the kernel's
-/// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace
-/// period (10-20 ms) on every first move after a quiet spell. Two ways
-/// avoid it, and a start uses both:
-///
-/// * cgroup v2: the parent creates the child directly in the cgroup with
-///   `clone3(CLONE_INTO_CGROUP)` ([`Placement::clone_into`]);
-/// * cgroup v1: the single-threaded child moves *itself* by writing `0` to
-///   each hierarchy's `tasks` file ([`Placement::join_self`]), which the
-///   kernel does without that lock. The files are opened by root, or by
-///   the VE's root once [`Cgroup::delegate`] handed them over.
-#[derive(Debug)]
-pub struct Placement {
-    clone_into: Option<OwnedFd>,
-    tasks: Vec<(PathBuf, OwnedFd)>,
-}
-
-impl Placement {
-    fn open(targets: &[(&Hierarchy, PathBuf)]) -> Result<Self> {
-        let mut clone_into = None;
-        let mut tasks = Vec::new();
-        for (h, dir) in targets {
-            if h.kind == HierarchyKind::V2 {
-                if clone_into.is_none() {
-                    let fd = open(
-                        dir,
-                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| io_err("open", dir)(e.into()))?;
-                    clone_into = Some(fd);
-                }
-            } else {
-                let p = dir.join("tasks");
-                let fd = open(&p, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| io_err("open", &p)(e.into()))?;
-                tasks.push((p, fd));
-            }
-        }
-        Ok(Placement { clone_into, tasks })
-    }
-
-    /// The cgroup v2 directory to pass to `clone3(CLONE_INTO_CGROUP)`.
-    pub fn clone_into(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        self.clone_into.as_ref().map(|f| f.as_fd())
-    }
-
-    /// The descriptors this placement holds (to keep them across a
-    /// close-everything-else).
-    pub fn raw_fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
-        use std::os::fd::AsRawFd;
-        self.clone_into
-            .iter()
-            .chain(self.tasks.iter().map(|(_, f)| f))
-            .map(|f| f.as_raw_fd())
-    }
-
-    /// Moves the calling thread (which must be its process's only thread)
-    /// into the cgroup of every v1 hierarchy.
-    pub fn join_self(&self) -> Result<()> {
-        for (p, fd) in &self.tasks {
-            rustix::io::write(fd, b"0").map_err(|e| io_err("join", p)(e.into()))?;
-        }
-        Ok(())
-    }
 }
 
 /// The cgroup `rel` in every hierarchy of a [`Host`].
@@ -241,19 +183,38 @@ impl<'h> Cgroup<'h> {
         let mut extra = None;
         for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
             let d = self.dir(h);
-            chown(&d, uid, gid)?;
-            let files: Vec<&str> = if h.kind == HierarchyKind::V2 {
+            let (shapeable, files): (bool, Vec<&str>) = if h.kind == HierarchyKind::V2 {
+                for (f, v) in [
+                    ("cgroup.max.depth", V2_MAX_DEPTH),
+                    ("cgroup.max.descendants", V2_MAX_DESCENDANTS),
+                ] {
+                    let p = d.join(f);
+                    fs::write(&p, v).map_err(io_err("write", p))?;
+                }
                 let extra = extra.get_or_insert_with(|| {
                     fs::read_to_string("/sys/kernel/cgroup/delegate").unwrap_or_default()
                 });
-                V2_DELEGATE
-                    .iter()
-                    .copied()
-                    .chain(extra.split_whitespace())
-                    .collect()
+                (
+                    true,
+                    V2_DELEGATE
+                        .iter()
+                        .copied()
+                        .chain(extra.split_whitespace())
+                        .collect(),
+                )
             } else {
-                V1_DELEGATE.to_vec()
+                let named = h.controllers.is_empty();
+                (
+                    named
+                        || h.controllers
+                            .iter()
+                            .all(|c| V1_DELEGABLE.contains(&c.as_str())),
+                    V1_DELEGATE.to_vec(),
+                )
             };
+            if shapeable {
+                chown(&d, uid, gid)?;
+            }
             for f in files {
                 let p = d.join(f);
                 match std::os::unix::fs::chown(&p, Some(uid), Some(gid)) {
@@ -341,18 +302,21 @@ impl<'h> Cgroup<'h> {
     }
 
     /// Every PID in this cgroup and its descendants, in any hierarchy.
-    pub fn pids(&self) -> Vec<i32> {
+    pub fn pids(&self) -> Result<Vec<i32>> {
         let mut out = Vec::new();
         for h in self.host.hierarchies() {
-            collect_pids(&self.dir(h), &mut out);
+            walk::collect_pids(&self.dir(h), &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
-        out
+        Ok(out)
     }
 
     /// Kills every process in the cgroup (a repair path: normally killing
-    /// the VE's init ends its whole PID namespace).
+    /// the VE's init ends its whole PID namespace). On cgroup v2 the kernel
+    /// does it (`cgroup.kill`); otherwise each process is pinned with a
+    /// pidfd and checked to still be in this cgroup before it is killed, so
+    /// a reused PID is never hit.
     pub fn kill_all(&self) -> Result<()> {
         for h in self.host.hierarchies() {
             let k = self.dir(h).join("cgroup.kill");
@@ -362,14 +326,12 @@ impl<'h> Cgroup<'h> {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let pids = self.pids();
+            let pids = self.pids()?;
             if pids.is_empty() {
                 return Ok(());
             }
             for pid in pids {
-                if let Some(p) = rustix::process::Pid::from_raw(pid) {
-                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-                }
+                self.kill_if_member(pid);
             }
             if Instant::now() > deadline {
                 return Err(CgroupError::Busy {
@@ -380,6 +342,27 @@ impl<'h> Cgroup<'h> {
         }
     }
 
+    fn kill_if_member(&self, pid: i32) {
+        use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+        let Some(p) = Pid::from_raw(pid) else { return };
+        let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
+            return;
+        };
+        let rel = format!("/{}", self.rel.display());
+        let below = format!("{rel}/");
+        // Lines are "ID:CONTROLLERS:PATH"; the path may itself hold ':'.
+        let member = fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
+            t.lines().any(|l| {
+                l.splitn(3, ':')
+                    .nth(2)
+                    .is_some_and(|path| path == rel || path.starts_with(&below))
+            })
+        });
+        if member {
+            let _ = pidfd_send_signal(&fd, Signal::KILL);
+        }
+    }
+
     /// Removes the cgroup and everything below it in every hierarchy,
     /// waiting up to `timeout` for exiting processes to leave.
     pub fn remove(&self, timeout: Duration) -> Result<()> {
@@ -387,7 +370,7 @@ impl<'h> Cgroup<'h> {
         for h in self.host.hierarchies() {
             let d = self.dir(h);
             loop {
-                match remove_tree(&d) {
+                match walk::remove_tree(&d) {
                     Ok(()) => break,
                     Err(e)
                         if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
@@ -395,7 +378,7 @@ impl<'h> Cgroup<'h> {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        return Err(CgroupError::Busy { path: d });
+                        return Err(CgroupError::Busy { path: d })
                     }
                     Err(e) => return Err(io_err("remove", d)(e)),
                 }
@@ -433,40 +416,4 @@ fn enable_v2_controllers(dir: &Path) -> Result<()> {
     }
     let p = dir.join("cgroup.subtree_control");
     fs::write(&p, want.join(" ")).map_err(io_err("write", p))
-}
-
-fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
-    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
-        out.extend(
-            text.lines()
-                .filter_map(|l| l.trim().parse::<i32>().ok())
-                .filter(|&p| p > 0),
-        );
-    }
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                collect_pids(&e.path(), out);
-            }
-        }
-    }
-}
-
-/// rmdir of a cgroup tree, deepest first. A missing directory is fine.
-fn remove_tree(dir: &Path) -> io::Result<()> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            remove_tree(&e.path())?;
-        }
-    }
-    match fs::remove_dir(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }

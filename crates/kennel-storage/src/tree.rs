@@ -255,9 +255,8 @@ fn dir_names(dir: BorrowedFd<'_>) -> Result<Vec<String>> {
     )
     .map_err(|e| io_err("open", ".")(e.into()))?;
     let mut out = Vec::new();
-    let mut d =
-        rustix::fs::Dir::read_from(&fd).map_err(|e| io_err("read directory", ".")(e.into()))?;
-    while let Some(entry) = d.next() {
+    let d = rustix::fs::Dir::read_from(&fd).map_err(|e| io_err("read directory", ".")(e.into()))?;
+    for entry in d {
         let entry = entry.map_err(|e| io_err("read directory", ".")(e.into()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name != "." && name != ".." {

@@ -136,3 +136,64 @@ fn cpu_limit_throttles() {
     );
     root.finish();
 }
+
+/// A VE may build cgroups only where that is safe, only so deep (v2), and
+/// however long their paths grow the host removes them all at stop.
+#[test]
+fn nested_cgroups_are_bounded_and_removed() {
+    let root = TestRoot::new("lim-nest");
+    root.start_busybox("101", &[]);
+    let hierarchy = if common::pure_v2() {
+        let depth = root.sh(
+            "101",
+            "cd /sys/fs/cgroup; i=0; while [ $i -lt 40 ] && mkdir d 2>/dev/null && cd d; do i=$((i+1)); done; echo $i",
+        );
+        assert_eq!(depth.trim(), "32", "a VE nests at most 32 cgroups deep");
+        root.sh("101", "rmdir $(find /sys/fs/cgroup/d -depth -type d)");
+        common::cgroup_mounts()
+            .into_iter()
+            .next()
+            .expect("the cgroup2 mount")
+    } else {
+        root.sh(
+            "101",
+            "mkdir /sys/fs/cgroup/memory/sub /sys/fs/cgroup/pids/sub",
+        );
+        let out = root.run(&["exec", "101", "--", "mkdir", "/sys/fs/cgroup/freezer/sub"]);
+        assert!(
+            !out.status.success(),
+            "the v1 freezer is not the VE's to shape (frozen tasks ignore SIGKILL)"
+        );
+        common::cgroup_mounts()
+            .into_iter()
+            .find(|m| m.ends_with("memory"))
+            .expect("the v1 memory hierarchy")
+    };
+    // 32 levels of 120-byte names: the host path is longer than PATH_MAX,
+    // so only a descriptor-based walk can remove it.
+    let ve_dir = hierarchy.join(root.cgroup_parent()).join("101");
+    let mut dir = rustix::fs::open(
+        &ve_dir,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+        rustix::fs::Mode::empty(),
+    )
+    .expect("open the VE's cgroup");
+    let name = "n".repeat(120);
+    for _ in 0..32 {
+        rustix::fs::mkdirat(&dir, name.as_str(), rustix::fs::Mode::from_raw_mode(0o755))
+            .expect("mkdir");
+        dir = rustix::fs::openat(
+            &dir,
+            name.as_str(),
+            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+            rustix::fs::Mode::empty(),
+        )
+        .expect("open");
+    }
+    drop(dir);
+    root.ok(&["stop", "101"]);
+    for d in root.cgroup_dirs("101") {
+        assert!(!d.exists(), "{} is left after stop", d.display());
+    }
+    root.finish();
+}
