@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kennel_cgroup::{Host, Part, Placement};
 use kennel_storage::layers::{mount_root, RootMount, VeLayers};
@@ -23,6 +23,7 @@ use kennel_sys::clone::{clone3, CloneOptions, Forked};
 use rustix::fs::{Mode, OFlags};
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::{waitid, Signal, WaitId, WaitIdOptions};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
 use crate::error::{Context, Result, RuntimeError};
@@ -31,8 +32,13 @@ use crate::spec::StartSpec;
 use crate::state::{RunState, MONITOR_SOCKET};
 use crate::sync::{self, FromChild};
 
-/// How long the VE side may take from clone to exec of init.
+/// How long the monitor and the VE may take from fork to exec of init.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The time left until `deadline`.
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
 
 /// Descriptor numbers the monitor program finds its inheritance at.
 pub const MONITOR_FD_PIDFD: RawFd = 3;
@@ -74,9 +80,10 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
             drop(cg_wr);
             monitor_main(spec, host, &monitor_place, &ve_place, wr, cg_rd)
         }
-        Forked::Parent { pid, .. } => {
+        Forked::Parent { pid, pidfd } => {
             drop(wr);
             drop(cg_rd);
+            let monitor = pidfd.ok_or_else(|| RuntimeError::Other("no pidfd".into()))?;
             let prepared = ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Late);
             tracing::debug!("start: v1 cgroups ready");
             let note = match &prepared {
@@ -85,25 +92,43 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
             };
             let _ = rustix::io::write(&cg_wr, note.as_bytes());
             drop(cg_wr);
-            let line = sync::read_report(&rd, SETUP_TIMEOUT + Duration::from_secs(10))
-                .ctx(|| "wait for the VE's monitor".into())?;
-            prepared?;
-            if let Some(rest) = line.strip_prefix("ok ") {
-                let init_pid = rest.trim().parse().map_err(|_| {
-                    RuntimeError::Other(format!("bad report from the monitor: {line}"))
-                })?;
-                Ok(Started {
+            let outcome = await_report(&rd).and_then(|init_pid| {
+                prepared?;
+                Ok(init_pid)
+            });
+            match outcome {
+                Ok(init_pid) => Ok(Started {
                     init_pid,
                     monitor_pid: pid,
-                })
-            } else if let Some(msg) = line.strip_prefix("err ") {
-                Err(RuntimeError::Setup(msg.to_string()))
-            } else {
-                Err(RuntimeError::Setup(
-                    "the VE's monitor exited without a report".into(),
-                ))
+                }),
+                Err(e) => {
+                    // Whatever state the monitor is in, it goes, and the VE
+                    // with it (its parent-death signal); the caller then
+                    // removes the cgroups.
+                    let _ = rustix::process::pidfd_send_signal(&monitor, Signal::KILL);
+                    let _ = waitid(WaitId::PidFd(monitor.as_fd()), WaitIdOptions::EXITED);
+                    Err(e)
+                }
             }
         }
+    }
+}
+
+/// The monitor's report: the VE's init PID, or why the start failed.
+fn await_report(rd: &OwnedFd) -> Result<i32> {
+    // The monitor keeps to SETUP_TIMEOUT itself; this is the backstop.
+    let line = sync::read_report(rd, SETUP_TIMEOUT + Duration::from_secs(5))
+        .ctx(|| "wait for the VE's monitor".into())?;
+    if let Some(rest) = line.strip_prefix("ok ") {
+        rest.trim()
+            .parse()
+            .map_err(|_| RuntimeError::Other(format!("bad report from the monitor: {line}")))
+    } else if let Some(msg) = line.strip_prefix("err ") {
+        Err(RuntimeError::Setup(msg.to_string()))
+    } else {
+        Err(RuntimeError::Setup(
+            "the VE's monitor exited without a report".into(),
+        ))
     }
 }
 
@@ -166,6 +191,7 @@ fn prepare_and_launch(
     report: &OwnedFd,
     cgroups: &OwnedFd,
 ) -> Result<Handover> {
+    let deadline = Instant::now() + SETUP_TIMEOUT;
     // From here on only the report pipe and the monitor's cgroup files are
     // open.
     let keep: Vec<RawFd> = [report.as_raw_fd(), cgroups.as_raw_fd()]
@@ -211,23 +237,30 @@ fn prepare_and_launch(
     drop(theirs);
     tracing::debug!("monitor: cloned init {pid}");
     let kill_child = |e: RuntimeError| {
-        let _ = rustix::process::pidfd_send_signal(pidfd.as_fd(), rustix::process::Signal::KILL);
-        let _ = rustix::process::waitid(
-            rustix::process::WaitId::PidFd(pidfd.as_fd()),
-            rustix::process::WaitIdOptions::EXITED,
-        );
+        let _ = rustix::process::pidfd_send_signal(pidfd.as_fd(), Signal::KILL);
+        let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
         e
     };
-    host_side(spec, pid, ours.as_fd(), host_mnt.as_fd(), cgroups.as_fd()).map_err(&kill_child)?;
+    let channels = Channels {
+        sock: ours.as_fd(),
+        cgroups: cgroups.as_fd(),
+        deadline,
+    };
+    host_side(spec, pid, &channels, host_mnt.as_fd()).map_err(&kill_child)?;
     // While the VE sets itself up: the console socket, and the state file
     // under a temporary name.
     let socket = listen(spec).map_err(&kill_child)?;
     let me = rustix::process::getpid().as_raw_nonzero().get();
+    // Without start times a reused PID could be taken for the VE's.
+    let start_time = |p: i32| {
+        procfs::start_time(p)
+            .ok_or_else(|| RuntimeError::Other(format!("no start time in /proc/{p}/stat")))
+    };
     let state = RunState {
         init_pid: pid,
-        init_start: procfs::start_time(pid).unwrap_or(0),
+        init_start: start_time(pid).map_err(&kill_child)?,
         monitor_pid: me,
-        monitor_start: procfs::start_time(me).unwrap_or(0),
+        monitor_start: start_time(me).map_err(&kill_child)?,
         started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         cgroup: spec.cgroup.clone(),
     };
@@ -235,7 +268,7 @@ fn prepare_and_launch(
         .save_pending(&spec.run_dir)
         .ctx(|| format!("write {}", spec.run_dir.display()))
         .map_err(&kill_child)?;
-    let console = wait_for_exec(ours.as_fd()).map_err(&kill_child)?;
+    let console = wait_for_exec(&channels).map_err(&kill_child)?;
     tracing::debug!("monitor: init exec'd");
     pending
         .commit()
@@ -250,16 +283,26 @@ fn prepare_and_launch(
     })
 }
 
+/// What the monitor hears the start's progress on.
+struct Channels<'a> {
+    /// The VE's side of the start.
+    sock: BorrowedFd<'a>,
+    /// `kennel start`'s note that the v1 cgroups are made.
+    cgroups: BorrowedFd<'a>,
+    /// When the monitor gives up (before `kennel start` does).
+    deadline: Instant,
+}
+
 /// The host side of the start: id maps; then, once the child has its own
 /// mount namespace, the VE's root mounted straight into it (so the VE's
 /// mounts never exist in the host's namespace); then "go".
 fn host_side(
     spec: &StartSpec,
     pid: i32,
-    sock: BorrowedFd<'_>,
+    ch: &Channels<'_>,
     host_mnt: BorrowedFd<'_>,
-    cgroups: BorrowedFd<'_>,
 ) -> Result<()> {
+    let sock = ch.sock;
     for (file, line) in [
         ("uid_map", spec.idmap.uid_line()),
         ("gid_map", spec.idmap.gid_line()),
@@ -282,7 +325,7 @@ fn host_side(
         .ctx(|| format!("open the VE's {ns} namespace"))
     };
     let userns = open_ns("user")?;
-    match sync::recv_from_child(sock, SETUP_TIMEOUT)
+    match sync::recv_from_child(sock, left(ch.deadline))
         .ctx(|| "wait for the VE's mount namespace".into())?
     {
         FromChild::Ready => {}
@@ -320,8 +363,8 @@ fn host_side(
     sync::send_go(sock, root.as_fd()).ctx(|| "release the VE".into())?;
     // The VE joins its v1 cgroups late in its setup; tell it when `kennel
     // start` has made them.
-    let note =
-        sync::read_report(cgroups, SETUP_TIMEOUT).ctx(|| "wait for the VE's cgroups".into())?;
+    let note = sync::read_report(ch.cgroups, left(ch.deadline))
+        .ctx(|| "wait for the VE's cgroups".into())?;
     if note != CGROUPS_READY {
         return Err(RuntimeError::Setup(format!("cgroups: {note}")));
     }
@@ -330,10 +373,12 @@ fn host_side(
 
 /// Waits for the child's console and then the end-of-file that its exec
 /// of init causes.
-fn wait_for_exec(sock: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd)> {
+fn wait_for_exec(ch: &Channels<'_>) -> Result<(OwnedFd, OwnedFd)> {
     let mut console = None;
     loop {
-        match sync::recv_from_child(sock, SETUP_TIMEOUT).ctx(|| "wait for the VE's setup".into())? {
+        match sync::recv_from_child(ch.sock, left(ch.deadline))
+            .ctx(|| "wait for the VE's setup".into())?
+        {
             FromChild::Console { master, peer } => console = Some((master, peer)),
             FromChild::Error(msg) => return Err(RuntimeError::Setup(msg)),
             FromChild::Eof => break,

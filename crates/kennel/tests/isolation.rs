@@ -316,3 +316,27 @@ fn two_ves_get_disjoint_id_ranges() {
     );
     root.finish();
 }
+
+/// Kennel writes /etc/hostname inside the VE as the VE's root, after the
+/// VE had a chance to plant anything there: a FIFO must not hang the
+/// start, a symlink must not be followed.
+#[test]
+fn a_planted_etc_hostname_is_left_alone() {
+    let root = TestRoot::new("iso-hostname");
+    root.start_busybox("101", &["--hostname", "box1"]);
+    assert_eq!(root.sh("101", "cat /etc/hostname").trim(), "box1");
+    root.sh("101", "rm /etc/hostname; mkfifo /etc/hostname");
+    root.ok(&["restart", "101"]);
+    assert_eq!(
+        root.sh("101", "[ -p /etc/hostname ] && echo fifo").trim(),
+        "fifo"
+    );
+    root.sh(
+        "101",
+        "rm /etc/hostname; echo keep > /root/target; ln -s /root/target /etc/hostname",
+    );
+    root.ok(&["restart", "101"]);
+    assert_eq!(root.sh("101", "cat /root/target").trim(), "keep");
+    assert_eq!(root.sh("101", "hostname").trim(), "box1");
+    root.finish();
+}

@@ -42,6 +42,15 @@ pub(crate) fn run(
     early: &kennel_cgroup::Placement,
     sock: OwnedFd,
 ) -> ! {
+    // Until init runs, the VE dies with its monitor (which the start
+    // kills on any failure). A monitor that died before this line is
+    // noticed at the next message: the socket is closed.
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+    {
+        sync::send_error(sock.as_fd(), &format!("set the parent-death signal: {e}"));
+        kennel_sys::process::exit_child(1)
+    }
     let err = match setup(spec, host, early, &sock) {
         Ok(never) => match never {},
         Err(e) => e,

@@ -78,6 +78,9 @@ impl Kennel {
         let cg = host.cgroup(&cg_rel);
         let run_dir = self.paths.ve_run(id);
         let fail = |e: VeError| -> VeError {
+            // The start killed its monitor, and the VE's setup dies with it;
+            // anything that still got into the cgroups goes too.
+            let _ = cg.kill_all();
             let _ = cg.remove(Duration::from_secs(2));
             super::teardown::clear_run_files(&run_dir);
             match e {
