@@ -14,7 +14,11 @@
 //! * an existing entry is unlinked before a file is created (`O_EXCL`,
 //!   `O_NOFOLLOW`), so nothing is ever written *through* a symlink;
 //! * hard links must name a target inside the tree;
-//! * device nodes are skipped (each VE gets its own `/dev`).
+//! * device nodes are skipped (each VE gets its own `/dev`);
+//! * members owned by a uid or gid outside the VE's 65536 ids are refused
+//!   (inside a VE they would belong to nobody);
+//! * the total size and the number of members are bounded
+//!   ([`UnpackLimits`]), so a small compressed file cannot fill the disk.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -42,6 +46,28 @@ pub struct UnpackReport {
 }
 
 pub const MAX_REFUSED: usize = 20;
+
+/// Owners a template's files may have: the ids a VE maps (0-65535).
+const MAX_OWNER: u64 = 65535;
+
+/// Bounds on what one archive may unpack to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Bytes of file contents.
+    pub max_bytes: u64,
+    /// Members of any kind.
+    pub max_entries: u64,
+}
+
+impl Default for UnpackLimits {
+    /// 64 GiB and 4 million members: ten times a large distribution image.
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: 64 << 30,
+            max_entries: 4_000_000,
+        }
+    }
+}
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -81,8 +107,9 @@ struct PendingDir {
     mtime: i64,
 }
 
-/// Unpacks the tar stream `reader` into the existing directory `dest`.
-pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
+/// Unpacks the tar stream `reader` into the existing directory `dest`,
+/// within `limits`.
+pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<UnpackReport> {
     let root = rustix::fs::open(
         dest,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -91,6 +118,8 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
     .map_err(|e| errno_err("open", &dest.display().to_string(), e))?;
     let mut report = UnpackReport::default();
     let mut dirs: Vec<PendingDir> = Vec::new();
+    let mut bytes: u64 = 0;
+    let mut seen: u64 = 0;
     let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()
@@ -101,6 +130,13 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
             why.truncate(80);
             archive_err(format!("not a tar archive, or a corrupt one ({why})"))
         })?;
+        seen += 1;
+        if seen > limits.max_entries {
+            return Err(archive_err(format!(
+                "more than {} members: if the archive is genuine, raise import_max_entries in kennel.toml",
+                limits.max_entries
+            )));
+        }
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         let comps = match clean_path(&raw) {
@@ -131,10 +167,22 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
         };
         let h = entry.header();
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let uid = h.uid().unwrap_or(0) as u32;
-        let gid = h.gid().unwrap_or(0) as u32;
+        let uid = h.uid().unwrap_or(0);
+        let gid = h.gid().unwrap_or(0);
         let mtime = h.mtime().unwrap_or(0) as i64;
-        let owner = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        if uid > MAX_OWNER || gid > MAX_OWNER {
+            refuse(
+                &mut report,
+                &name,
+                &format!("owner {uid}:{gid} is outside the VE's ids 0-{MAX_OWNER}"),
+            );
+            continue;
+        }
+        // In range, so the casts are exact.
+        let owner = (
+            Some(Uid::from_raw(uid as u32)),
+            Some(Gid::from_raw(gid as u32)),
+        );
         if kind.is_dir() {
             make_dir(parent.as_fd(), file).map_err(|e| errno_err("mkdir", &name, e))?;
             chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
@@ -223,6 +271,13 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
             .map_err(|e| errno_err("mkfifo", &name, e))?;
             chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
         } else if kind.is_file() || kind.is_contiguous() || kind == tar::EntryType::GNUSparse {
+            bytes = bytes.saturating_add(entry.size());
+            if bytes > limits.max_bytes {
+                return Err(archive_err(format!(
+                    "its files hold more than {} MiB: if the archive is genuine, raise import_max_size in kennel.toml",
+                    limits.max_bytes >> 20
+                )));
+            }
             let xattrs = collect_xattrs(&mut entry);
             remove_existing(parent.as_fd(), file).map_err(|e| errno_err("replace", &name, e))?;
             let fd = rustix::fs::openat(

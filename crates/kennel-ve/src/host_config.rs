@@ -7,6 +7,10 @@
 //! # Where VE cgroups go below each hierarchy's root (e.g. a Delegate=yes
 //! # unit's cgroup on a systemd host: "system.slice/kennel.service").
 //! cgroup_parent = "kennel"
+//! # Bounds on one `kennel template import` (unpacked file contents, and
+//! # members of the archive).
+//! import_max_size = "64G"
+//! import_max_entries = 4000000
 //! ```
 
 use std::fs;
@@ -16,6 +20,7 @@ use serde::Deserialize;
 
 use crate::error::{Result, VeError};
 use crate::paths::Paths;
+use crate::units::Size;
 
 /// Ids per VE: a full 16-bit range, as every distribution expects.
 pub const IDS_PER_VE: u32 = 65536;
@@ -31,6 +36,10 @@ pub struct HostConfig {
     pub idmap_ranges: u32,
     #[serde(default)]
     pub cgroup_parent: Option<String>,
+    #[serde(default)]
+    pub import_max_size: Option<Size>,
+    #[serde(default)]
+    pub import_max_entries: Option<u64>,
 }
 
 fn default_base() -> u32 {
@@ -60,6 +69,15 @@ impl HostConfig {
             )));
         }
         Ok(cfg)
+    }
+
+    /// What a tarball import may unpack to.
+    pub fn unpack_limits(&self) -> kennel_storage::unpack::UnpackLimits {
+        let d = kennel_storage::unpack::UnpackLimits::default();
+        kennel_storage::unpack::UnpackLimits {
+            max_bytes: self.import_max_size.map_or(d.max_bytes, Size::bytes),
+            max_entries: self.import_max_entries.unwrap_or(d.max_entries),
+        }
     }
 
     pub fn cgroup_parent(&self, paths: &Paths) -> String {

@@ -3,6 +3,7 @@
 //! their process, so a crashed command never leaves a VE locked.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ impl Lock {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(io(format!("open {}", path.display())))?;
         let deadline = Instant::now() + wait;

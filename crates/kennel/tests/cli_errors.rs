@@ -241,3 +241,36 @@ fn non_root_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("must run as root"));
     assert!(!dir.exists(), "a refused command creates nothing");
 }
+
+/// The state directories are root's alone, whatever happened to them
+/// between two commands, and a state path that is not a directory is
+/// refused rather than followed.
+#[test]
+fn state_directories_stay_private() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = TestRoot::new("cli-private");
+    root.ok(&["list"]);
+    let lib = root.dir.join("lib");
+    let run = root.dir.join("run");
+    for d in [&lib, &run] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::chown(d, Some(1000), Some(1000)).expect("chown");
+    }
+    root.ok(&["list"]);
+    for d in [&lib, &run] {
+        let md = fs::metadata(d).expect("stat");
+        assert_eq!(
+            md.mode() & 0o7777,
+            0o700,
+            "{} is root-only again",
+            d.display()
+        );
+        assert_eq!((md.uid(), md.gid()), (0, 0), "{}", d.display());
+    }
+    fs::remove_dir_all(&run).expect("rm run");
+    std::os::unix::fs::symlink("/tmp", &run).expect("symlink");
+    let err = root.fails(&["list"], 2);
+    assert!(err.contains("not a directory"), "{err}");
+    fs::remove_file(&run).expect("rm symlink");
+    root.finish();
+}

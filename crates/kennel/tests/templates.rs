@@ -393,3 +393,61 @@ fn ves_share_their_template_instead_of_copying_it() {
     assert!(!root.dir.join("lib/templates/busybox").exists());
     root.finish();
 }
+
+/// An import is bounded (a small compressed file cannot fill the disk)
+/// and takes no file owned by an id outside the VE's 65536.
+#[test]
+fn imports_are_bounded_and_foreign_owners_refused() {
+    let root = TestRoot::new("tpl-bounds");
+    let tar = root.dir.join("t.tar");
+    let tar_path = tar.to_str().expect("path");
+    let run_fails = |name: &str, toml: &str, want: &str| {
+        fs::write(root.dir.join("lib/kennel.toml"), toml).expect("write kennel.toml");
+        let err = root.fails(&["template", "import", name, tar_path], 9);
+        assert!(err.contains(want), "{err}");
+        assert!(
+            !root.dir.join("lib/templates").join(name).exists(),
+            "a refused import leaves no template"
+        );
+        let staged: Vec<_> = fs::read_dir(root.dir.join("lib/templates"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(staged.is_empty(), "nothing half-made is left: {staged:?}");
+    };
+    fs::create_dir_all(root.dir.join("lib")).expect("mkdir");
+    let mut t = RawTar::default();
+    t.file("etc/a", b"a")
+        .file("etc/b", b"b")
+        .file("big", &vec![7u8; 2 << 20]);
+    fs::write(&tar, t.finish()).expect("write tar");
+    run_fails("big", "import_max_size = \"1M\"\n", "import_max_size");
+    run_fails("many", "import_max_entries = 2\n", "import_max_entries");
+    fs::remove_file(root.dir.join("lib/kennel.toml")).expect("rm kennel.toml");
+    let mut t = RawTar::default();
+    t.file("etc/mine", b"ok").add(
+        "etc/foreign",
+        tar::EntryType::Regular,
+        b"x",
+        None,
+        0o644,
+        70_000,
+    );
+    fs::write(&tar, t.finish()).expect("write tar");
+    let out = root.run(&["template", "import", "own", tar_path]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("refused 1"),
+        "the refusal is reported: {said}"
+    );
+    let rootfs = root.dir.join("lib/templates/own/rootfs");
+    assert!(rootfs.join("etc/mine").exists());
+    assert!(
+        !rootfs.join("etc/foreign").exists(),
+        "a file owned by uid 70000 is not taken"
+    );
+    root.finish();
+}

@@ -1,18 +1,18 @@
 //! Import of a root filesystem tarball (.tar, .tar.gz, .tar.zst).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use crate::error::{io_err, Result, StorageError};
-use crate::unpack::unpack;
+use crate::unpack::{unpack, UnpackLimits};
 
 /// What the first bytes of the file say it is.
 fn open_decompressed(path: &Path) -> Result<Box<dyn Read>> {
     let mut f = File::open(path).map_err(io_err("open", path))?;
     let mut magic = [0u8; 6];
     let n = f.read(&mut magic).map_err(io_err("read", path))?;
-    let f = File::open(path).map_err(io_err("open", path))?;
+    f.rewind().map_err(io_err("read", path))?;
     let r = BufReader::with_capacity(1 << 20, f);
     let m = &magic[..n];
     if m.starts_with(&[0x1f, 0x8b]) {
@@ -34,11 +34,12 @@ fn open_decompressed(path: &Path) -> Result<Box<dyn Read>> {
 pub(crate) fn build(
     rootfs: &Path,
     tarball: &Path,
+    limits: &UnpackLimits,
     progress: &mut dyn FnMut(&str),
 ) -> Result<String> {
     progress(&format!("unpacking {}", tarball.display()));
     let reader = open_decompressed(tarball)?;
-    let report = unpack(reader, rootfs).map_err(|e| match e {
+    let report = unpack(reader, rootfs, limits).map_err(|e| match e {
         StorageError::Archive { reason, .. } => StorageError::Archive {
             path: tarball.to_path_buf(),
             reason,
@@ -51,11 +52,10 @@ pub(crate) fn build(
             reason: "no files in the archive (is it a tar archive?)".into(),
         });
     }
-    if !report.refused.is_empty() {
+    if let Some(first) = report.refused.first() {
         progress(&format!(
-            "refused {} unsafe entries (first: {})",
-            report.refused.len(),
-            report.refused[0]
+            "refused {} unsafe entries (first: {first})",
+            report.refused_count
         ));
     }
     if report.devices > 0 {

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 pub use meta::TemplateMeta;
 
 use crate::error::{io_err, Result, StorageError};
+use crate::unpack::UnpackLimits;
 use crate::util::remove_tree;
 
 /// How to make a new template.
@@ -40,8 +41,9 @@ pub enum Source {
         cache_dir: PathBuf,
         extra_packages: Vec<String>,
     },
-    /// An untrusted root filesystem tarball (.tar, .tar.gz, .tar.zst).
-    Tarball(PathBuf),
+    /// An untrusted root filesystem tarball (.tar, .tar.gz, .tar.zst),
+    /// unpacked within the limits.
+    Tarball(PathBuf, UnpackLimits),
 }
 
 impl Source {
@@ -193,7 +195,7 @@ impl Store {
                 extra_packages,
                 progress,
             )?,
-            Source::Tarball(path) => import::build(&rootfs, path, progress)?,
+            Source::Tarball(path, limits) => import::build(&rootfs, path, limits, progress)?,
         };
         progress("finishing template");
         let meta = finalize::finish(name, &rootfs, source_desc)?;

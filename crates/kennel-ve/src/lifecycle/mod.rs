@@ -59,6 +59,29 @@ pub struct Kennel {
     cgroups: OnceLock<kennel_cgroup::Host>,
 }
 
+/// Makes sure `dir` exists as a real directory that only root can enter:
+/// configurations, logs and the monitors' sockets live below it.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    let md = fs::symlink_metadata(dir).map_err(io(format!("stat {}", dir.display())))?;
+    if !md.is_dir() {
+        return Err(VeError::BadInput(format!(
+            "{} is not a directory: Kennel keeps its state there",
+            dir.display()
+        )));
+    }
+    if md.uid() != 0 || md.gid() != 0 {
+        std::os::unix::fs::chown(dir, Some(0), Some(0))
+            .map_err(io(format!("chown {}", dir.display())))?;
+    }
+    if md.mode() & 0o7777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("chmod {}", dir.display())))?;
+    }
+    Ok(())
+}
+
 impl Kennel {
     /// Opens the state root (`None`: the default one). Fails unless run as
     /// root.
@@ -75,15 +98,10 @@ impl Kennel {
             }
         }
         let paths = Paths::new(root);
-        let host = HostConfig::load(&paths)?;
-        // State and sockets are root's alone.
         for d in [&paths.lib, &paths.run] {
-            if !d.exists() {
-                fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
-                fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                    .map_err(io(format!("chmod {}", d.display())))?;
-            }
+            private_dir(d)?;
         }
+        let host = HostConfig::load(&paths)?;
         Ok(Kennel {
             paths,
             host,

@@ -37,9 +37,11 @@ impl Kennel {
                 tarball.display()
             )));
         }
-        Ok(self
-            .template_store()
-            .create(name, &Source::Tarball(tarball.to_path_buf()), progress)?)
+        Ok(self.template_store().create(
+            name,
+            &Source::Tarball(tarball.to_path_buf(), self.host.unpack_limits()),
+            progress,
+        )?)
     }
 
     /// Removes template `name` unless a VE uses it.
