@@ -46,6 +46,8 @@ mod tests {
             idmap_base: 100_000,
             idmap_ranges: 3,
             cgroup_parent: None,
+            import_max_size: None,
+            import_max_entries: None,
         }
     }
 
