@@ -152,6 +152,7 @@ fn child_setup(
     // keyring (a sudo session's, a service's) into the VE.
     kennel_sys::keyring::join_new_session_keyring()?;
     place.join_self().map_err(|e| Error::other(e.to_string()))?;
+    crate::procfs::lift_oom_protection().map_err(|e| wrap("reset the OOM score adjustment", e))?;
     let all = ThreadNameSpaceType::USER
         | ThreadNameSpaceType::MOUNT
         | ThreadNameSpaceType::HOST_NAME_AND_NIS_DOMAIN_NAME

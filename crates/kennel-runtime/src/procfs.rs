@@ -1,5 +1,6 @@
-//! The two facts Kennel reads from `/proc/PID/stat`: whether a PID is still
-//! the process Kennel started (its start time), and its state.
+//! What Kennel reads from and writes to `/proc` about single processes:
+//! whether a PID is still the process Kennel started (its start time), and
+//! the OOM score adjustment a VE's processes must not inherit.
 
 use std::fs;
 
@@ -21,6 +22,19 @@ fn parse_start_time(stat: &str) -> Option<u64> {
 /// True if `pid` exists and started at `start` (so it was not reused).
 pub fn is_same_process(pid: i32, start: u64) -> bool {
     pid > 0 && start_time(pid) == Some(start)
+}
+
+/// Lifts a negative OOM score adjustment inherited from the caller (an
+/// ssh session runs at -1000 on some hosts, services set OOMScoreAdjust)
+/// to 0, so that no process of a VE is shielded from the OOM killer. A
+/// positive one is kept: lowering it needs CAP_SYS_RESOURCE.
+pub fn lift_oom_protection() -> std::io::Result<()> {
+    let p = "/proc/self/oom_score_adj";
+    let cur: i32 = fs::read_to_string(p)?.trim().parse().unwrap_or(0);
+    if cur < 0 {
+        fs::write(p, "0")?;
+    }
+    Ok(())
 }
 
 /// Seconds since boot, from `/proc/uptime`.

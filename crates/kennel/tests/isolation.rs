@@ -7,6 +7,7 @@
 mod common;
 
 use std::fs;
+use std::process::{Command, Stdio};
 
 use common::TestRoot;
 
@@ -338,5 +339,39 @@ fn a_planted_etc_hostname_is_left_alone() {
     root.ok(&["restart", "101"]);
     assert_eq!(root.sh("101", "cat /root/target").trim(), "keep");
     assert_eq!(root.sh("101", "hostname").trim(), "box1");
+    root.finish();
+}
+
+/// A caller shielded from the OOM killer (an sshd session at -1000, a
+/// service) does not pass the shield on to the VE. Needs CAP_SYS_RESOURCE
+/// to set up; the cgroup v2 VM run has it.
+#[test]
+fn ve_processes_are_not_shielded_from_the_oom_killer() {
+    let root = TestRoot::new("iso-oom");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    // `kennel ARGS` from a shell that first lowers its OOM score.
+    let shielded = |args: &str| {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(format!(
+            "echo -500 > /proc/self/oom_score_adj 2>/dev/null || exit 77; exec \"$0\" --root \"$1\" {args}"
+        ))
+        .arg(common::KENNEL)
+        .arg(&root.dir)
+        .stdin(Stdio::null());
+        c.output().expect("run")
+    };
+    let out = shielded("start 101");
+    if out.status.code() == Some(77) {
+        eprintln!("skipped: lowering oom_score_adj needs CAP_SYS_RESOURCE");
+        root.finish();
+        return;
+    }
+    assert!(out.status.success(), "{out:?}");
+    let init = root.init_pid("101");
+    let adj = fs::read_to_string(format!("/proc/{init}/oom_score_adj")).expect("read");
+    assert_eq!(adj.trim(), "0", "the VE's init");
+    let out = shielded("exec 101 -- cat /proc/self/oom_score_adj");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{out:?}");
     root.finish();
 }

@@ -67,6 +67,7 @@ fn setup(
 ) -> Result<std::convert::Infallible> {
     // Charged to the VE from here on (v1 memory; v2 came with the clone).
     early.join_self()?;
+    crate::procfs::lift_oom_protection().ctx(|| "reset the OOM score adjustment".into())?;
     rootfs::private_namespaces()?;
     sync::send_ready(sock.as_fd()).ctx(|| "tell the monitor".into())?;
     // The network namespace (owned by the VE's user namespace) is the
