@@ -21,7 +21,7 @@ pub enum ErrorKind {
     Running,
     /// 7: the VE is not running (and the command needs it running).
     NotRunning,
-    /// 9: no such template, or a template could not be made.
+    /// 9: no such template, a template could not be made, or it is in use.
     Template,
     /// 10: the host lacks a kernel feature or tool Kennel needs.
     HostUnsupported,
@@ -71,6 +71,10 @@ pub enum VeError {
     StartFailed { id: String, reason: String },
     #[error("{0}")]
     HostUnsupported(String),
+    #[error("template '{name}' is used by VE {}: destroy {} first", users.join(", "), if users.len() == 1 { "it" } else { "them" })]
+    TemplateInUse { name: String, users: Vec<String> },
+    #[error("VE {0}'s monitor is gone, and the console with it: restart the VE to get it back")]
+    MonitorLost(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -97,6 +101,8 @@ impl VeError {
             VeError::Busy(_) => ErrorKind::Busy,
             VeError::StartFailed { .. } => ErrorKind::StartFailed,
             VeError::HostUnsupported(_) => ErrorKind::HostUnsupported,
+            VeError::TemplateInUse { .. } => ErrorKind::Template,
+            VeError::MonitorLost(_) => ErrorKind::Internal,
             VeError::Storage(e) => match e {
                 StorageError::NoSuchTemplate(_)
                 | StorageError::TemplateExists(_)

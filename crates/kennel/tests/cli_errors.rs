@@ -119,7 +119,7 @@ fn bad_input_is_refused_and_changes_nothing() {
             2,
             "is not a file",
         ),
-        (&["template", "remove", "busybox"], 2, "used by VE 101"),
+        (&["template", "remove", "busybox"], 9, "used by VE 101"),
         (&["destroy", "999"], 4, "does not exist"),
     ];
     for (args, code, msg) in cases {
@@ -202,6 +202,11 @@ fn broken_or_copied_configurations_are_caught() {
     assert!(list.status.success());
     assert!(String::from_utf8_lossy(&list.stdout).contains("101"));
     assert!(String::from_utf8_lossy(&list.stderr).contains("VE 102 left out"));
+    // Nor is a template removed that the broken VE might use.
+    root.ok(&["destroy", "101"]);
+    let err = root.fails(&["template", "remove", "busybox"], 2);
+    assert!(err.contains("cannot tell whether VE 102"), "{err}");
+    assert!(root.dir.join("lib/templates/busybox").exists());
     fs::write(&conf, text).expect("restore");
     root.finish();
 }

@@ -386,7 +386,7 @@ fn ves_share_their_template_instead_of_copying_it() {
         root.sh("102", "cat /etc/shells | head -1").trim(),
         "/bin/sh"
     );
-    root.fails(&["template", "remove", "busybox"], 2);
+    root.fails(&["template", "remove", "busybox"], 9);
     root.ok(&["destroy", "--force", "101"]);
     root.ok(&["destroy", "--force", "102"]);
     root.ok(&["template", "remove", "busybox"]);

@@ -27,9 +27,10 @@ impl Kennel {
         let hostname = req.hostname.clone().unwrap_or_else(|| req.id.to_string());
         validate_hostname(&hostname)?;
         req.resources.validate()?;
-        let store = Store::new(self.paths.templates());
-        let template = store.get(&req.template)?;
         let _host = self.lock_host()?;
+        // Under the host lock: `template remove` takes it too, so the
+        // template cannot go between this check and the new VE's config.
+        let template = Store::new(self.paths.templates()).get(&req.template)?;
         let ves = self.paths.ves();
         fs::create_dir_all(&ves).map_err(io(format!("create {}", ves.display())))?;
         staging::sweep(&ves);

@@ -12,8 +12,7 @@ impl Kennel {
     /// Deletes VE `id`. A running VE is refused unless `force`, which kills
     /// it first.
     pub fn destroy(&self, id: &VeId, force: bool) -> Result<()> {
-        let cfg = self.config(id)?;
-        let _lock = self.lock_ve(id)?;
+        let (_lock, cfg) = self.lock_config(id)?;
         let state = self.settle(id)?;
         if state != VeState::Stopped {
             if !force {

@@ -90,11 +90,7 @@ impl Kennel {
         let (state, _) = self.state_of(id)?;
         match state {
             VeState::Running => {}
-            VeState::RunningWithoutMonitor => {
-                return Err(VeError::HostUnsupported(format!(
-                "VE {id}'s monitor is gone, and the console with it: restart the VE to get it back"
-            )))
-            }
+            VeState::RunningWithoutMonitor => return Err(VeError::MonitorLost(id.to_string())),
             _ => return Err(VeError::NotRunning(id.to_string())),
         }
         Ok(kennel_runtime::console::attach(

@@ -161,6 +161,16 @@ impl Kennel {
         Ok(ids)
     }
 
+    /// Locks VE `id` and then reads its configuration, so that what the
+    /// command acts on is what no other command can change meanwhile.
+    fn lock_config(&self, id: &VeId) -> Result<(Lock, VeConfig)> {
+        if !self.paths.ve_config(id).exists() {
+            return Err(VeError::NoSuchVe(id.to_string()));
+        }
+        let lock = self.lock_ve(id)?;
+        Ok((lock, self.config(id)?))
+    }
+
     fn lock_ve(&self, id: &VeId) -> Result<Lock> {
         Lock::acquire(
             &self.paths.locks().join(format!("ve-{id}")),

@@ -49,8 +49,7 @@ fn preflight() -> Result<()> {
 impl Kennel {
     /// Starts VE `id` and returns once its init runs.
     pub fn start(&self, id: &VeId) -> Result<kennel_runtime::launch::Started> {
-        let cfg = self.config(id)?;
-        let _lock = self.lock_ve(id)?;
+        let (_lock, cfg) = self.lock_config(id)?;
         self.start_locked(&cfg)
     }
 

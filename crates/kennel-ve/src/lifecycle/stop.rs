@@ -26,22 +26,19 @@ pub enum StopOutcome {
 impl Kennel {
     /// Asks the VE's init to shut down, waits up to `timeout`, then kills.
     pub fn stop(&self, id: &VeId, timeout: Duration) -> Result<StopOutcome> {
-        let cfg = self.config(id)?;
-        let _lock = self.lock_ve(id)?;
+        let (_lock, cfg) = self.lock_config(id)?;
         self.stop_locked(id, cfg.init.kind, Some(timeout))
     }
 
     /// Kills the VE at once (SIGKILL to init ends its whole PID namespace).
     pub fn kill(&self, id: &VeId) -> Result<()> {
-        let cfg = self.config(id)?;
-        let _lock = self.lock_ve(id)?;
+        let (_lock, cfg) = self.lock_config(id)?;
         self.stop_locked(id, cfg.init.kind, None).map(drop)
     }
 
     /// Stop (if running) and start again.
     pub fn restart(&self, id: &VeId, timeout: Duration) -> Result<kennel_runtime::launch::Started> {
-        let cfg = self.config(id)?;
-        let _lock = self.lock_ve(id)?;
+        let (_lock, cfg) = self.lock_config(id)?;
         match self.stop_locked(id, cfg.init.kind, Some(timeout)) {
             Ok(_) | Err(VeError::NotRunning(_)) => {}
             Err(e) => return Err(e),

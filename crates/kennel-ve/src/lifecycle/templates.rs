@@ -49,19 +49,23 @@ impl Kennel {
         let store = self.template_store();
         store.get(name)?;
         let _host = self.lock_host()?;
-        let users: Vec<String> = self
-            .ids()?
-            .iter()
-            .filter_map(|id| self.config(id).ok())
-            .filter(|c| c.template == name)
-            .map(|c| c.id.to_string())
-            .collect();
+        // A VE whose configuration cannot be read might use it: keep it.
+        let mut users = Vec::new();
+        for id in self.ids()? {
+            let cfg = self.config(&id).map_err(|e| {
+                VeError::BadInput(format!(
+                    "cannot tell whether VE {id} uses template '{name}' ({e}): fix or destroy VE {id} first"
+                ))
+            })?;
+            if cfg.template == name {
+                users.push(id.to_string());
+            }
+        }
         if !users.is_empty() {
-            return Err(VeError::BadInput(format!(
-                "template '{name}' is used by VE {}: destroy {} first",
-                users.join(", "),
-                if users.len() == 1 { "it" } else { "them" }
-            )));
+            return Err(VeError::TemplateInUse {
+                name: name.to_string(),
+                users,
+            });
         }
         Ok(store.remove(name)?)
     }
