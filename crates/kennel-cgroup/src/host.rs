@@ -28,42 +28,14 @@ pub struct Hierarchy {
     pub kind: HierarchyKind,
     /// Controllers bound to it (v1), or offered by its root (v2).
     pub controllers: Vec<String>,
-    /// Superblock options as mountinfo shows them (`rw,memory`, ...).
-    pub super_options: String,
 }
 
 impl Hierarchy {
-    /// `cgroup` or `cgroup2`.
-    pub fn fstype(&self) -> &'static str {
-        match self.kind {
-            HierarchyKind::V1 { .. } => "cgroup",
-            HierarchyKind::V2 => "cgroup2",
-        }
-    }
-
     /// Path of this hierarchy below `/sys/fs/cgroup`: empty for a pure v2
     /// host, `memory`, `unified`, ... otherwise. `None` if it is mounted
     /// somewhere else (such mounts are joined but not shown inside VEs).
     pub fn subdir(&self) -> Option<&Path> {
         self.mount_point.strip_prefix(CGROUP_ROOT).ok()
-    }
-
-    /// Mount options to mount this hierarchy again inside a VE: the
-    /// controllers and `name=` of a v1 hierarchy; nothing for v2.
-    pub fn mount_data(&self) -> String {
-        match &self.kind {
-            HierarchyKind::V2 => String::new(),
-            HierarchyKind::V1 { name } => {
-                let mut parts: Vec<String> = self.controllers.clone();
-                if let Some(n) = name {
-                    parts.push(format!("name={n}"));
-                }
-                if parts.iter().all(|p| p.starts_with("name=")) {
-                    parts.insert(0, "none".into());
-                }
-                parts.join(",")
-            }
-        }
     }
 
     pub fn has_controller(&self, c: &str) -> bool {
@@ -132,7 +104,6 @@ impl Host {
                     mount_point: m.mount_point.into(),
                     kind: HierarchyKind::V2,
                     controllers,
-                    super_options: m.super_options,
                 }
             } else {
                 let mut name = None;
@@ -148,7 +119,6 @@ impl Host {
                     mount_point: m.mount_point.into(),
                     kind: HierarchyKind::V1 { name },
                     controllers,
-                    super_options: m.super_options,
                 }
             };
             // The same hierarchy may be mounted twice; keep the first mount,

@@ -62,23 +62,17 @@ fn v1_max(v: Option<u64>) -> String {
     v.map_or_else(|| "-1".to_string(), |n| n.to_string())
 }
 
-/// Writes `limits` into the cgroup `rel` of every hierarchy that holds the
-/// controllers. Unlimited values are written too (so this also updates a
-/// live cgroup) unless `fresh`: a new cgroup is unlimited already.
-pub(crate) fn apply(
-    host: &Host,
-    rel: &Path,
-    limits: &Limits,
-    fresh: bool,
-    part: Part,
-) -> Result<()> {
+/// Writes `limits` into the new cgroup `rel` of every hierarchy of `part`
+/// that holds the controllers. A controller without a limit is left alone:
+/// a new cgroup is unlimited already.
+pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) -> Result<()> {
     let dir_of = |h: &Hierarchy| h.mount_point.join(rel);
     // A controller in a hierarchy outside `part` is someone else's job.
     let of = |c: &str| host.hierarchy_for(c).map(|h| (part.covers(h), h));
     let mem_needed = limits.memory.is_some() || limits.swap.is_some();
     match of("memory") {
         Some((false, _)) => {}
-        Some(_) if fresh && !mem_needed => {}
+        Some(_) if !mem_needed => {}
         Some((true, h)) => {
             let d = dir_of(h);
             if h.kind == HierarchyKind::V2 {
@@ -108,7 +102,7 @@ pub(crate) fn apply(
     }
     match of("cpu") {
         Some((false, _)) => {}
-        Some(_) if fresh && limits.cpu.is_none() => {}
+        Some(_) if limits.cpu.is_none() => {}
         Some((true, h)) => {
             let d = dir_of(h);
             if h.kind == HierarchyKind::V2 {
@@ -131,7 +125,7 @@ pub(crate) fn apply(
     }
     match of("pids") {
         Some((false, _)) => {}
-        Some(_) if fresh && limits.pids.is_none() => {}
+        Some(_) if limits.pids.is_none() => {}
         Some((true, h)) => write(&dir_of(h), "pids.max", &v2_max(limits.pids))?,
         None if limits.pids.is_some() => return Err(missing("pids")),
         None => {}

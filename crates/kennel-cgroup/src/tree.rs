@@ -87,22 +87,8 @@ impl<'h> Cgroup<'h> {
         }
     }
 
-    /// The path below each hierarchy's root, e.g. `kennel/101`.
-    pub fn rel(&self) -> &Path {
-        &self.rel
-    }
-
     fn dir(&self, h: &Hierarchy) -> PathBuf {
         h.mount_point.join(&self.rel)
-    }
-
-    /// The directory of this cgroup in every hierarchy.
-    pub fn dirs(&self) -> Vec<PathBuf> {
-        self.host
-            .hierarchies()
-            .iter()
-            .map(|h| self.dir(h))
-            .collect()
     }
 
     pub fn exists(&self) -> bool {
@@ -158,15 +144,10 @@ impl<'h> Cgroup<'h> {
         Ok(())
     }
 
-    /// Writes `limits` (see [`Limits`]) into a live cgroup.
-    pub fn apply_limits(&self, limits: &Limits) -> Result<()> {
-        limits::apply(self.host, &self.rel, limits, false, Part::All)
-    }
-
     /// Writes the limits that are set into a cgroup just created (which is
     /// unlimited until now).
     pub fn apply_new_limits(&self, limits: &Limits, part: Part) -> Result<()> {
-        limits::apply(self.host, &self.rel, limits, true, part)
+        limits::apply_new(self.host, &self.rel, limits, part)
     }
 
     /// A new VE cgroup in the hierarchies of `part`: created, limited and

@@ -15,9 +15,6 @@ impl Args {
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--id" => id = it.next(),
-                "--run-dir" => {
-                    it.next();
-                }
                 "--" => break,
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -51,8 +48,7 @@ mod tests {
 
     #[test]
     fn parses() {
-        let a = Args::parse(s(&["--id", "101", "--run-dir", "/r", "--", "/k", "x"]).into_iter())
-            .expect("parse");
+        let a = Args::parse(s(&["--id", "101", "--", "/k", "x"]).into_iter()).expect("parse");
         assert_eq!(a.id, "101");
         assert_eq!(a.teardown, s(&["/k", "x"]));
     }

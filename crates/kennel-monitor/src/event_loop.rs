@@ -16,6 +16,8 @@ use crate::ring::Ring;
 pub(crate) struct Inherited {
     pub pidfd: OwnedFd,
     pub master: OwnedFd,
+    /// Never used, only held: while one peer stays open the console never
+    /// hangs up, whatever the VE's processes do with theirs.
     pub peer: OwnedFd,
     pub listener: OwnedFd,
 }
@@ -28,14 +30,13 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
     let mut client: Option<OwnedFd> = None;
     let mut buf = [0u8; 4096];
     loop {
-        let mut pfds = vec![
+        // The console is read here only while no client has it.
+        let third = client.as_ref().unwrap_or(&fds.master);
+        let mut pfds = [
             PollFd::new(&fds.pidfd, PollFlags::IN),
             PollFd::new(&fds.listener, PollFlags::IN),
+            PollFd::new(third, PollFlags::IN),
         ];
-        match &client {
-            Some(c) => pfds.push(PollFd::new(c, PollFlags::IN)),
-            None => pfds.push(PollFd::new(&fds.master, PollFlags::IN)),
-        }
         match poll(&mut pfds, None) {
             Ok(_) => {}
             Err(Errno::INTR) => continue,
@@ -45,8 +46,7 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
                 continue;
             }
         }
-        let rev: Vec<PollFlags> = pfds.iter().map(|p| p.revents()).collect();
-        drop(pfds);
+        let rev = pfds.map(|p| p.revents());
         if !rev[0].is_empty() {
             return reap(fds.pidfd.as_fd());
         }
@@ -75,7 +75,6 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
                 },
             }
         }
-        let _ = &fds.peer;
     }
 }
 

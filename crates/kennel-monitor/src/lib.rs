@@ -29,7 +29,7 @@ pub fn main() -> ! {
         Ok(a) => a,
         Err(msg) => {
             eprintln!("kennel-monitor: {msg}");
-            eprintln!("usage: kennel-monitor --id ID --run-dir DIR -- TEARDOWN-COMMAND...");
+            eprintln!("usage: kennel-monitor --id ID -- TEARDOWN-COMMAND...");
             eprintln!("(started by `kennel start`; not meant to be run by hand)");
             std::process::exit(2);
         }

@@ -116,7 +116,11 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<i32> {
                     drop(theirs);
                     parent_tty(ours.as_fd(), child_fd.as_fd(), sigfd.as_fd())
                 }
-                None => parent_plain(child_pid, child_fd.as_fd(), sigfd.as_fd()),
+                None => {
+                    let child = Pid::from_raw(child_pid)
+                        .ok_or_else(|| RuntimeError::Other("no child pid".into()))?;
+                    parent_plain(child, child_fd.as_fd(), sigfd.as_fd())
+                }
             };
             let status = wait_status(child_fd.as_fd());
             result?;
@@ -220,9 +224,12 @@ fn child_setup(
     ))
 }
 
-/// Without a pty: forward termination signals, let the terminal deliver
-/// Ctrl-C to the child directly (same process group), wait.
-fn parent_plain(child_pid: i32, child_fd: BorrowedFd<'_>, sigfd: BorrowedFd<'_>) -> Result<()> {
+/// Without a pty: forward interrupt and termination signals to the
+/// child's process group, as a terminal would (the child leads a session
+/// of its own, so a terminal's Ctrl-C reaches only us), and wait. The
+/// child is not reaped before this returns, so its PID, which is also the
+/// group's id, cannot be reused meanwhile.
+fn parent_plain(child: Pid, child_fd: BorrowedFd<'_>, sigfd: BorrowedFd<'_>) -> Result<()> {
     use rustix::event::{poll, PollFd, PollFlags};
     loop {
         let mut fds = [
@@ -238,14 +245,14 @@ fn parent_plain(child_pid: i32, child_fd: BorrowedFd<'_>, sigfd: BorrowedFd<'_>)
             return Ok(());
         }
         while let Some(sig) = kennel_sys::signal::read_signalfd(sigfd) {
-            if sig == libc::SIGTERM || sig == libc::SIGHUP {
-                let _ = rustix::process::pidfd_send_signal(
-                    child_fd,
-                    rustix::process::Signal::from_named_raw(sig)
-                        .unwrap_or(rustix::process::Signal::TERM),
-                );
+            if [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP].contains(&sig) {
+                let sig = rustix::process::Signal::from_named_raw(sig)
+                    .unwrap_or(rustix::process::Signal::TERM);
+                // Before its setsid the child has no group yet.
+                if rustix::process::kill_process_group(child, sig).is_err() {
+                    let _ = rustix::process::pidfd_send_signal(child_fd, sig);
+                }
             }
-            let _ = child_pid;
         }
     }
 }

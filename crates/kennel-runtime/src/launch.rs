@@ -471,8 +471,6 @@ fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
     };
     let mut args = vec![exe.clone(), c"--id".to_owned()];
     args.extend(CString::new(spec.id.as_str()).ok());
-    args.push(c"--run-dir".to_owned());
-    args.extend(CString::new(spec.run_dir.as_os_str().as_encoded_bytes()).ok());
     args.push(c"--".to_owned());
     args.extend(
         spec.monitor_args

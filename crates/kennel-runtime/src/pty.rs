@@ -2,7 +2,7 @@
 //! and `kennel console`.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -171,9 +171,4 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Convenience for callers holding an owned master.
-pub fn relay_owned(master: &OwnedFd, opts: &RelayOptions<'_>) -> io::Result<RelayEnd> {
-    relay(master.as_fd(), opts)
 }

@@ -71,10 +71,6 @@ impl RunState {
         load_json(&run_dir.join(STATE_FILE))
     }
 
-    pub fn save(&self, run_dir: &Path) -> io::Result<()> {
-        save_json(&run_dir.join(STATE_FILE), self)
-    }
-
     /// Writes the state under a temporary name; [`PendingState::commit`]
     /// makes it the VE's state with one rename.
     pub fn save_pending(&self, run_dir: &Path) -> io::Result<PendingState> {

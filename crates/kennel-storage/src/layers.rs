@@ -41,7 +41,6 @@ use crate::error::{io_err, Result, StorageError};
 pub enum LayerMode {
     Idmapped,
     Shifted,
-    Plain,
 }
 
 impl LayerMode {
@@ -49,7 +48,6 @@ impl LayerMode {
         match self {
             LayerMode::Idmapped => "idmapped",
             LayerMode::Shifted => "shifted",
-            LayerMode::Plain => "plain",
         }
     }
 }
@@ -110,7 +108,7 @@ pub fn mount_root(m: &RootMount<'_>, userns: Option<BorrowedFd<'_>>) -> Result<(
             attach_idmapped(m.template, userns, m.lower_mountpoint)?;
             m.lower_mountpoint.to_path_buf()
         }
-        LayerMode::Shifted | LayerMode::Plain => m.template.to_path_buf(),
+        LayerMode::Shifted => m.template.to_path_buf(),
     };
     mount_overlay(&lower, m.layers, m.mode == LayerMode::Shifted, m.target)
 }

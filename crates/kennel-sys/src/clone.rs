@@ -95,14 +95,3 @@ pub fn clone3(opts: &CloneOptions<'_>) -> io::Result<Forked> {
         pidfd,
     })
 }
-
-/// A plain fork, returning a pidfd for the child.
-///
-/// Same rule as [`clone3`]: the caller must be single-threaded.
-pub fn fork_with_pidfd() -> io::Result<Forked> {
-    clone3(&CloneOptions {
-        flags: 0,
-        pidfd: true,
-        cgroup: None,
-    })
-}

@@ -30,14 +30,6 @@ fn close_range(first: u32, last: u32) -> io::Result<()> {
     crate::check(ret).map(drop)
 }
 
-/// Clears `FD_CLOEXEC` so that `fd` survives an exec (for handing a
-/// descriptor to the monitor binary).
-pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_SETFD with 0 only changes a flag on the descriptor.
-    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    crate::check(ret as libc::c_long).map(drop)
-}
-
 /// Makes `dst` (0, 1, 2 or another fixed number) refer to what `src`
 /// refers to, without close-on-exec: `dup2(2)`.
 pub fn dup_onto(src: RawFd, dst: RawFd) -> io::Result<()> {

@@ -140,7 +140,7 @@ fn killed_monitor_and_stale_state_are_repaired() {
         "alive",
         "exec still works"
     );
-    root.fails(&["console", "101"], 10);
+    root.fails(&["console", "101"], 1);
     // stop cleans up what the monitor would have.
     root.ok(&["stop", "101", "--timeout", "10"]);
     assert!(!pid_alive(init));

@@ -93,6 +93,35 @@ fn exec_without_a_pty_gets_no_controlling_terminal() {
 }
 
 #[test]
+fn ctrl_c_reaches_a_command_without_a_pty() {
+    // The command runs in a session of its own (see above), so the
+    // terminal's Ctrl-C reaches only `kennel exec`, which passes it on.
+    let root = TestRoot::new("term-intr");
+    root.start_busybox("101", &[]);
+    let mut s = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args([
+            "exec",
+            "-T",
+            "101",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo READY; sleep 60",
+        ]);
+        c
+    });
+    s.expect("READY", t());
+    s.send(b"\x03");
+    let st = s.wait(t());
+    assert_eq!(st.code(), Some(130), "killed by SIGINT: {st:?}");
+    // Like a terminal, the whole process group got it: no sleep is left.
+    let ps = root.sh("101", "ps -o args");
+    assert!(!ps.contains("sleep 60"), "{ps}");
+    root.finish();
+}
+
+#[test]
 fn console_shows_the_getty_and_detaches() {
     let root = TestRoot::new("term-console");
     root.start_busybox("101", &[]);

@@ -51,7 +51,6 @@ pub(crate) fn build(
     suite: &str,
     mirror: Option<&str>,
     cache_dir: &Path,
-    extra: &[String],
     progress: &mut dyn FnMut(&str),
 ) -> Result<String> {
     let mirror = match mirror {
@@ -74,8 +73,6 @@ pub(crate) fn build(
         ));
     }
     fs::create_dir_all(cache_dir).map_err(io_err("create", cache_dir))?;
-    let mut include: Vec<String> = PACKAGES.iter().map(|s| s.to_string()).collect();
-    include.extend(extra.iter().cloned());
     progress(&format!(
         "debootstrap {suite} from {mirror} (about a minute; packages cached in {})",
         cache_dir.display()
@@ -85,7 +82,7 @@ pub(crate) fn build(
     let log_err = log_file.try_clone().map_err(io_err("open", &log))?;
     let status = Command::new("debootstrap")
         .arg("--variant=minbase")
-        .arg(format!("--include={}", include.join(",")))
+        .arg(format!("--include={}", PACKAGES.join(",")))
         .arg(format!("--cache-dir={}", cache_dir.display()))
         .arg(suite)
         .arg(rootfs)

@@ -39,7 +39,6 @@ pub enum Source {
         suite: String,
         mirror: Option<String>,
         cache_dir: PathBuf,
-        extra_packages: Vec<String>,
     },
     /// An untrusted root filesystem tarball (.tar, .tar.gz, .tar.zst),
     /// unpacked within the limits.
@@ -60,7 +59,6 @@ impl Source {
             suite: suite.into(),
             mirror,
             cache_dir,
-            extra_packages: Vec::new(),
         })
     }
 }
@@ -99,10 +97,6 @@ pub fn validate_name(name: &str) -> Result<()> {
 impl Store {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Store { dir: dir.into() }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
@@ -186,15 +180,7 @@ impl Store {
                 suite,
                 mirror,
                 cache_dir,
-                extra_packages,
-            } => debootstrap::build(
-                &rootfs,
-                suite,
-                mirror.as_deref(),
-                cache_dir,
-                extra_packages,
-                progress,
-            )?,
+            } => debootstrap::build(&rootfs, suite, mirror.as_deref(), cache_dir, progress)?,
             Source::Tarball(path, limits) => import::build(&rootfs, path, limits, progress)?,
         };
         progress("finishing template");
