@@ -4,24 +4,44 @@
 
 use std::fs;
 
-/// Start time of `pid` in clock ticks since boot (field 22 of
-/// `/proc/PID/stat`), or `None` if there is no such process.
-pub fn start_time(pid: i32) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&text)
+/// The two fields of `/proc/PID/stat` Kennel needs.
+struct Stat {
+    /// Field 3: `R`, `S`, ... `Z` for a zombie.
+    state: char,
+    /// Field 22: start time in clock ticks since boot.
+    start: u64,
 }
 
-fn parse_start_time(stat: &str) -> Option<u64> {
+fn stat(pid: i32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
     // The command name (field 2) may contain spaces and ')': skip to the
     // last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // rest starts at field 3; start time is field 22.
-    rest.split(' ').nth(22 - 3)?.parse().ok()
+    let rest = text.get(text.rfind(')')? + 2..)?;
+    // `rest` starts at field 3.
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(22 - 4)?.parse().ok()?;
+    Some(Stat { state, start })
+}
+
+/// Start time of `pid` in clock ticks since boot, or `None` if there is no
+/// such process.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat(pid).map(|s| s.start)
 }
 
 /// True if `pid` exists and started at `start` (so it was not reused).
 pub fn is_same_process(pid: i32, start: u64) -> bool {
     pid > 0 && start_time(pid) == Some(start)
+}
+
+/// True if `pid` is the process that started at `start` and has not ended
+/// (a zombie has: it only waits to be reaped).
+pub fn is_live_process(pid: i32, start: u64) -> bool {
+    pid > 0 && stat(pid).is_some_and(|s| s.start == start && s.state != 'Z')
 }
 
 /// Lifts a negative OOM score adjustment inherited from the caller (an
@@ -57,9 +77,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_start_time_with_odd_comm() {
-        let stat = "123 (a b) c) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
-        assert_eq!(parse_start_time(stat), Some(98765));
+    fn parses_stat_with_odd_comm() {
+        let text = "123 (a b) c) Z 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
+        let s = parse_stat(text).expect("parse");
+        assert_eq!((s.state, s.start), ('Z', 98765));
     }
 
     #[test]
@@ -67,6 +88,7 @@ mod tests {
         let me = std::process::id() as i32;
         let st = start_time(me).expect("own start time");
         assert!(is_same_process(me, st));
+        assert!(is_live_process(me, st));
         assert!(!is_same_process(me, st + 1));
     }
 }

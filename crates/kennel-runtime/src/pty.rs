@@ -117,7 +117,7 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
                         RelayEnd::Hangup
                     })
                 }
-                Ok(n) => write_all(stdout, &buf[..n])?,
+                Ok(n) => kennel_sys::fd::write_all(stdout, &buf[..n])?,
                 Err(Errno::INTR) | Err(Errno::AGAIN) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -129,11 +129,11 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
                     let data = &buf[..n];
                     if let Some(esc) = opts.escape {
                         if let Some(pos) = data.iter().position(|&b| b == esc) {
-                            write_all(master, &data[..pos])?;
+                            kennel_sys::fd::write_all(master, &data[..pos])?;
                             return Ok(RelayEnd::Detached);
                         }
                     }
-                    write_all(master, data)?;
+                    kennel_sys::fd::write_all(master, data)?;
                 }
                 Err(Errno::INTR) | Err(Errno::AGAIN) => {}
                 Err(_) => stdin_open = false,
@@ -156,19 +156,4 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
             }
         }
     }
-}
-
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        match rustix::io::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => {
-                let mut p = [PollFd::new(&fd, PollFlags::OUT)];
-                let _ = poll(&mut p, None);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }

@@ -86,10 +86,8 @@ impl RunState {
     }
 
     pub fn liveness(&self) -> Liveness {
-        let init =
-            procfs::is_same_process(self.init_pid, self.init_start) && !is_zombie(self.init_pid);
-        let monitor = procfs::is_same_process(self.monitor_pid, self.monitor_start)
-            && !is_zombie(self.monitor_pid);
+        let init = procfs::is_live_process(self.init_pid, self.init_start);
+        let monitor = procfs::is_live_process(self.monitor_pid, self.monitor_start);
         match (init, monitor) {
             (true, true) => Liveness::Running,
             (true, false) => Liveness::RunningWithoutMonitor,
@@ -114,16 +112,6 @@ impl ExitRecord {
     pub fn save(&self, run_dir: &Path) -> io::Result<()> {
         save_json(&run_dir.join(EXIT_FILE), self)
     }
-}
-
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .and_then(|i| s.get(i + 2..i + 3).map(|c| c == "Z"))
-        })
-        .unwrap_or(false)
 }
 
 fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {

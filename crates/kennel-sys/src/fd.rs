@@ -69,3 +69,22 @@ pub fn wait_readable(
         }
     }
 }
+
+/// Writes all of `data` to `fd`, which may be non-blocking (a pty master):
+/// waits for room instead of failing with `EAGAIN`.
+pub fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::io::Errno;
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                let mut p = [PollFd::new(&fd, PollFlags::OUT)];
+                let _ = poll(&mut p, None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

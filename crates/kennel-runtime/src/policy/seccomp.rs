@@ -145,23 +145,19 @@ pub fn default_cached(dir: &std::path::Path) -> Result<Vec<kennel_sys::seccomp::
 /// Identifies the policy (lists, architecture, Kennel version) so that a
 /// changed policy never reuses an old program.
 fn fingerprint() -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: &[u8]| {
-        for x in b {
-            h ^= *x as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for (call, _) in DENIED.iter().chain(NOT_IMPLEMENTED) {
-        eat(call.as_bytes());
-        eat(b"/");
-    }
-    for (_, name) in DENIED_IOCTLS {
-        eat(name.as_bytes());
-    }
-    eat(std::env::consts::ARCH.as_bytes());
-    eat(env!("CARGO_PKG_VERSION").as_bytes());
-    h
+    use std::hash::{Hash, Hasher};
+    // The standard hasher is stable for one build, and a build's version
+    // is hashed too: enough for a cache.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        DENIED,
+        NOT_IMPLEMENTED,
+        DENIED_IOCTLS,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_VERSION"),
+    )
+        .hash(&mut h);
+    h.finish()
 }
 
 /// Serialises a program for the VE's run directory (`seccomp.bpf`).

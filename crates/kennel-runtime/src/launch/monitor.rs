@@ -1,144 +1,29 @@
-//! Starting a VE, as seen from the host.
-//!
-//! ```text
-//! kennel start ──fork──► monitor ──clone3(NEWUSER|NEWPID|NEWUTS|NEWIPC|NEWNET)──► VE init
-//!      │                   │ private mount ns; id maps; cgroups;       │ waits for "go"
-//!      │                   │ idmapped template + overlay root ──go──►  │ child::* steps
-//!      │                   │ ◄──console pty── ◄──EOF on exec──────────  │ execve(/sbin/init)
-//!      │ ◄──"ok PID"────── │ back to the host mount ns; state.json
-//!      exit 0              exec kennel-monitor (pidfd, console, socket)
-//! ```
-//!
-//! The monitor does the host-side work in a private mount namespace, so
-//! the VE's mounts never appear in the host's: they live only in the VE's
-//! own namespace and vanish with it.
+//! The monitor's part of a start, from the fork by `kennel start` until it
+//! becomes the `kennel-monitor` program: clone the VE's init, write its id
+//! maps, mount its root, and see its setup through to the exec of init.
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use kennel_cgroup::{Host, Part, Placement};
+use kennel_cgroup::{Host, Placement};
 use kennel_storage::layers::{mount_root, RootMount, VeLayers};
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
 use rustix::fs::{Mode, OFlags};
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{waitid, Signal, WaitId, WaitIdOptions};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
+use super::handover::{detach_from_caller, exec_monitor, listen, Handover};
+use super::{left, CGROUPS_READY, SETUP_TIMEOUT};
 use crate::error::{Context, Result, RuntimeError};
 use crate::procfs;
 use crate::spec::StartSpec;
-use crate::state::{RunState, MONITOR_SOCKET};
+use crate::state::RunState;
 use crate::sync::{self, FromChild};
-
-/// How long the monitor and the VE may take from fork to exec of init.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The time left until `deadline`.
-fn left(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
-}
-
-/// Descriptor numbers the monitor program finds its inheritance at.
-pub const MONITOR_FD_PIDFD: RawFd = 3;
-pub const MONITOR_FD_CONSOLE: RawFd = 4;
-pub const MONITOR_FD_CONSOLE_PEER: RawFd = 5;
-pub const MONITOR_FD_SOCKET: RawFd = 6;
-
-/// A started VE.
-#[derive(Debug, Clone)]
-pub struct Started {
-    pub init_pid: i32,
-    pub monitor_pid: i32,
-}
-
-/// Starts the VE described by `spec`, whose cgroups (`cgroup`, and the
-/// monitors' `monitor_cgroup`) already exist with their limits. Returns
-/// once the VE's init is running. The caller must be single-threaded.
-pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
-    let ve_cg = host.cgroup(&spec.cgroup);
-    host.cgroup(&spec.monitor_cgroup).create()?;
-    // The early part must exist before init is cloned (see `Part`); the
-    // rest (most of the v1 hierarchies on a hybrid host) is made below
-    // while the monitor and the VE get going.
-    ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Early)?;
-    let ve_place = ve_cg.placement_part(Part::Early)?;
-    let (rd, wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
-    let (cg_rd, cg_wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
-    let monitor_place = host.cgroup(&spec.monitor_cgroup).placement()?;
-    tracing::debug!("start: forking the monitor");
-    let fork = clone3(&CloneOptions {
-        flags: 0,
-        pidfd: true,
-        cgroup: monitor_place.clone_into(),
-    })
-    .ctx(|| "fork the VE's monitor".into())?;
-    match fork {
-        Forked::Child => {
-            drop(rd);
-            drop(cg_wr);
-            monitor_main(spec, host, &monitor_place, &ve_place, wr, cg_rd)
-        }
-        Forked::Parent { pid, pidfd } => {
-            drop(wr);
-            drop(cg_rd);
-            let monitor = pidfd.ok_or_else(|| RuntimeError::Other("no pidfd".into()))?;
-            let prepared = ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Late);
-            tracing::debug!("start: v1 cgroups ready");
-            let note = match &prepared {
-                Ok(()) => CGROUPS_READY.to_string(),
-                Err(e) => e.to_string(),
-            };
-            let _ = rustix::io::write(&cg_wr, note.as_bytes());
-            drop(cg_wr);
-            let outcome = await_report(&rd).and_then(|init_pid| {
-                prepared?;
-                Ok(init_pid)
-            });
-            match outcome {
-                Ok(init_pid) => Ok(Started {
-                    init_pid,
-                    monitor_pid: pid,
-                }),
-                Err(e) => {
-                    // Whatever state the monitor is in, it goes, and the VE
-                    // with it (its parent-death signal); the caller then
-                    // removes the cgroups.
-                    let _ = rustix::process::pidfd_send_signal(&monitor, Signal::KILL);
-                    let _ = waitid(WaitId::PidFd(monitor.as_fd()), WaitIdOptions::EXITED);
-                    Err(e)
-                }
-            }
-        }
-    }
-}
-
-/// The monitor's report: the VE's init PID, or why the start failed.
-fn await_report(rd: &OwnedFd) -> Result<i32> {
-    // The monitor keeps to SETUP_TIMEOUT itself; this is the backstop.
-    let line = sync::read_report(rd, SETUP_TIMEOUT + Duration::from_secs(5))
-        .ctx(|| "wait for the VE's monitor".into())?;
-    if let Some(rest) = line.strip_prefix("ok ") {
-        rest.trim()
-            .parse()
-            .map_err(|_| RuntimeError::Other(format!("bad report from the monitor: {line}")))
-    } else if let Some(msg) = line.strip_prefix("err ") {
-        Err(RuntimeError::Setup(msg.to_string()))
-    } else {
-        Err(RuntimeError::Setup(
-            "the VE's monitor exited without a report".into(),
-        ))
-    }
-}
-
-/// What `kennel start` writes to the monitor once the VE's v1 cgroups are
-/// ready (anything else is the reason they are not).
-const CGROUPS_READY: &str = "y";
 
 /// The monitor: join its cgroups, set the VE up from the host side, then become
 /// `kennel-monitor`. Never returns.
-fn monitor_main(
+pub(super) fn run(
     spec: &StartSpec,
     host: &Host,
     place: &Placement,
@@ -172,15 +57,6 @@ fn monitor_main(
             kennel_sys::process::exit_child(1)
         }
     }
-}
-
-/// What the monitor program inherits.
-struct Handover {
-    init_pid: i32,
-    pidfd: OwnedFd,
-    master: OwnedFd,
-    peer: OwnedFd,
-    socket: OwnedFd,
 }
 
 fn prepare_and_launch(
@@ -386,97 +262,4 @@ fn wait_for_exec(ch: &Channels<'_>) -> Result<(OwnedFd, OwnedFd)> {
         }
     }
     console.ok_or_else(|| RuntimeError::Setup("the VE's init ended before it started".into()))
-}
-
-/// The monitor must not keep the caller's terminal, session or files.
-/// Standard error goes to `log` (the VE's monitor.log).
-fn detach_from_caller(keep: &[RawFd], log: &std::path::Path) -> Result<()> {
-    let _ = rustix::process::setsid();
-    let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "open /dev/null".into())?;
-    let log = rustix::fs::open(
-        log,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .ctx(|| format!("open {}", log.display()))?;
-    for (fd, src) in [(0, &null), (1, &null), (2, &log)] {
-        kennel_sys::fd::dup_onto(src.as_raw_fd(), fd)
-            .ctx(|| "redirect the monitor's standard streams".into())?;
-    }
-    drop(null);
-    drop(log);
-    kennel_sys::fd::close_all_from(3, keep).ctx(|| "close inherited descriptors".into())?;
-    for sig in [
-        libc::SIGHUP,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGTERM,
-        libc::SIGPIPE,
-        libc::SIGTSTP,
-        libc::SIGTTIN,
-        libc::SIGTTOU,
-    ] {
-        kennel_sys::signal::ignore(sig);
-    }
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
-    Ok(())
-}
-
-/// The monitor's control socket (console attach), root-only.
-fn listen(spec: &StartSpec) -> Result<OwnedFd> {
-    use rustix::net::{bind, listen as sock_listen, socket_with, SocketAddrUnix};
-    let path = spec.run_dir.join(MONITOR_SOCKET);
-    let _ = std::fs::remove_file(&path);
-    let s = socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .ctx(|| "create the monitor socket".into())?;
-    let addr = SocketAddrUnix::new(&path).ctx(|| format!("socket path {}", path.display()))?;
-    bind(&s, &addr).ctx(|| format!("bind {}", path.display()))?;
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .ctx(|| format!("chmod {}", path.display()))?;
-    sock_listen(&s, 4).ctx(|| "listen on the monitor socket".into())?;
-    Ok(s)
-}
-
-/// Becomes the `kennel-monitor` program; returns only on failure.
-fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
-    let fds = [
-        (h.pidfd.as_raw_fd(), MONITOR_FD_PIDFD),
-        (h.master.as_raw_fd(), MONITOR_FD_CONSOLE),
-        (h.peer.as_raw_fd(), MONITOR_FD_CONSOLE_PEER),
-        (h.socket.as_raw_fd(), MONITOR_FD_SOCKET),
-    ];
-    // Move everything above the target range first so dup2 never clobbers
-    // a source.
-    let mut moved = Vec::new();
-    for (src, _) in fds {
-        match kennel_sys::fd::dup_above(src, 100) {
-            Ok(d) => moved.push(d),
-            Err(e) => return e,
-        }
-    }
-    for (d, (_, target)) in moved.iter().zip(fds) {
-        if let Err(e) = kennel_sys::fd::dup_onto(*d, target) {
-            return e;
-        }
-    }
-    let exe = match CString::new(spec.monitor_exe.as_os_str().as_encoded_bytes()) {
-        Ok(e) => e,
-        Err(_) => return std::io::Error::other("monitor path has a NUL byte"),
-    };
-    let mut args = vec![exe.clone(), c"--id".to_owned()];
-    args.extend(CString::new(spec.id.as_str()).ok());
-    args.push(c"--".to_owned());
-    args.extend(
-        spec.monitor_args
-            .iter()
-            .filter_map(|a| CString::new(a.as_str()).ok()),
-    );
-    let env = [c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
-    kennel_sys::process::execve(&exe, &args, &env)
 }

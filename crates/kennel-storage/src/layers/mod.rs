@@ -18,15 +18,21 @@
 //! 2. [`LayerMode::Shifted`]: where the template's filesystem cannot be
 //!    idmapped, the VE's upper layer gets a metadata-only copy of every
 //!    template inode with shifted ownership (overlayfs `metacopy=on`), made
-//!    once at create time. File data still comes from the shared template.
-//! 3. [`LayerMode::Plain`]: a VE without a user namespace needs neither.
+//!    once at create time ([`shifted`]). File data still comes from the
+//!    shared template.
+//!
+//! [`idmap`] tells which one a state root's filesystem allows.
 
-use std::fs;
-use std::io;
+mod idmap;
+mod shifted;
+
+pub use idmap::{idmap_supported, mapping_userns};
+pub use shifted::prepare_shifted;
+
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, CWD};
+use rustix::fs::CWD;
 use rustix::mount::{
     fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags,
     FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
@@ -122,10 +128,7 @@ fn attach_idmapped(src: &Path, userns: BorrowedFd<'_>, at: &Path) -> Result<()> 
     )
     .map_err(|e| io_err("clone mount of", src)(e.into()))?;
     kennel_sys::mount::set_idmap(tree.as_fd(), userns, true).map_err(|e| {
-        if matches!(
-            e.raw_os_error(),
-            Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
-        ) {
+        if idmap::is_unsupported(&e) {
             StorageError::Unsupported(format!(
                 "the filesystem of {} does not support idmapped mounts ({e})",
                 src.display()
@@ -144,7 +147,12 @@ fn attach_idmapped(src: &Path, userns: BorrowedFd<'_>, at: &Path) -> Result<()> 
     .map_err(|e| io_err("attach idmapped template at", at)(e.into()))
 }
 
-fn mount_overlay(lower: &Path, layers: &VeLayers, metacopy: bool, target: &Path) -> Result<()> {
+pub(crate) fn mount_overlay(
+    lower: &Path,
+    layers: &VeLayers,
+    metacopy: bool,
+    target: &Path,
+) -> Result<()> {
     let fs = open_overlay().map_err(|e| io_err("open overlay filesystem for", target)(e.into()))?;
     let set = |k: &str, v: &Path| -> Result<()> {
         fsconfig_set_string(fs.as_fd(), k, v).map_err(|e| io_err("configure overlay", v)(e.into()))
@@ -188,154 +196,4 @@ fn open_overlay() -> rustix::io::Result<OwnedFd> {
         }
     }
     fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
-}
-
-/// A user namespace whose only purpose is to carry the id mapping
-/// `0 -> base` of `size` ids, for idmapping mounts outside a running VE.
-pub fn mapping_userns(base: u32, size: u32) -> Result<OwnedFd> {
-    use kennel_sys::clone::{clone3, CloneOptions, Forked};
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| io_err("pipe", "")(e.into()))?;
-    let child = clone3(&CloneOptions {
-        flags: libc::CLONE_NEWUSER as u64,
-        pidfd: true,
-        cgroup: None,
-    })
-    .map_err(io_err("create user namespace", ""))?;
-    let (pid, pidfd) = match child {
-        Forked::Child => {
-            drop(wr);
-            // Wait until the parent has what it needs, then leave.
-            let mut b = [0u8; 1];
-            let _ = rustix::io::read(&rd, &mut b);
-            kennel_sys::process::exit_child(0)
-        }
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
-    drop(rd);
-    let result = (|| {
-        let map = format!("0 {base} {size}\n");
-        for f in ["uid_map", "gid_map"] {
-            let p = format!("/proc/{pid}/{f}");
-            fs::write(&p, &map).map_err(io_err("write", &p))?;
-        }
-        let p = format!("/proc/{pid}/ns/user");
-        rustix::fs::open(&p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err("open", &p)(e.into()))
-    })();
-    drop(wr);
-    if let Some(pidfd) = pidfd {
-        let _ = rustix::process::waitid(
-            rustix::process::WaitId::PidFd(pidfd.as_fd()),
-            rustix::process::WaitIdOptions::EXITED,
-        );
-    }
-    result
-}
-
-/// True if `path`'s filesystem can be idmapped here.
-pub fn idmap_supported(path: &Path) -> Result<bool> {
-    let ns = mapping_userns(1_000_000, 65536)?;
-    let tree = open_tree(
-        CWD,
-        path,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .map_err(|e| io_err("clone mount of", path)(e.into()))?;
-    match kennel_sys::mount::set_idmap(tree.as_fd(), ns.as_fd(), true) {
-        Ok(()) => Ok(true),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(io_err("idmap", path)(e)),
-    }
-}
-
-/// Prepares a [`LayerMode::Shifted`] upper layer: mounts the overlay with
-/// `metacopy=on` in a private mount namespace of a child process and
-/// changes the owner of every entry by `+base`, which copies up metadata
-/// only. Runs once, at create time.
-pub fn prepare_shifted(
-    template: &Path,
-    layers: &VeLayers,
-    scratch: &Path,
-    base: u32,
-) -> Result<()> {
-    use kennel_sys::clone::{clone3, CloneOptions, Forked};
-    crate::util::mkdir_mode(scratch, 0o700)?;
-    let child = clone3(&CloneOptions {
-        flags: libc::CLONE_NEWNS as u64,
-        pidfd: true,
-        cgroup: None,
-    })
-    .map_err(io_err("fork for", scratch))?;
-    match child {
-        Forked::Child => {
-            let ok = (|| -> Result<()> {
-                rustix::mount::mount_change(
-                    "/",
-                    rustix::mount::MountPropagationFlags::PRIVATE
-                        | rustix::mount::MountPropagationFlags::REC,
-                )
-                .map_err(|e| io_err("make private", "/")(e.into()))?;
-                mount_overlay(template, layers, true, scratch)?;
-                shift_tree(scratch, base).map_err(io_err("shift ownership in", scratch))
-            })();
-            if let Err(e) = &ok {
-                eprintln!("kennel: {e}");
-            }
-            kennel_sys::process::exit_child(if ok.is_ok() { 0 } else { 1 })
-        }
-        Forked::Parent { pidfd, .. } => {
-            let status = pidfd
-                .and_then(|fd| {
-                    rustix::process::waitid(
-                        rustix::process::WaitId::PidFd(fd.as_fd()),
-                        rustix::process::WaitIdOptions::EXITED,
-                    )
-                    .ok()
-                    .flatten()
-                })
-                .and_then(|s| s.exit_status());
-            let _ = fs::remove_dir(scratch);
-            if status == Some(0) {
-                Ok(())
-            } else {
-                Err(StorageError::Tool(format!(
-                    "could not prepare a shifted layer for {} (see the message above)",
-                    layers.dir.display()
-                )))
-            }
-        }
-    }
-}
-
-/// lchown every entry below (and including) `dir` by `+base`.
-fn shift_tree(dir: &Path, base: u32) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = p.symlink_metadata()?;
-        std::os::unix::fs::lchown(
-            &p,
-            Some(md.uid().saturating_add(base)),
-            Some(md.gid().saturating_add(base)),
-        )?;
-        // chown(2) clears set-user-ID and set-group-ID bits: put them back.
-        if !md.file_type().is_symlink() && md.mode() & 0o6000 != 0 {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&p, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-        }
-        if md.is_dir() {
-            for e in fs::read_dir(&p)? {
-                stack.push(e?.path());
-            }
-        }
-    }
-    Ok(())
 }
