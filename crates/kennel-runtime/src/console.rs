@@ -38,7 +38,7 @@ pub fn attach(run_dir: &Path, escape: u8, on_connect: &mut dyn FnMut()) -> Resul
     .ctx(|| "create a socket".into())?;
     let addr = SocketAddrUnix::new(&path).ctx(|| format!("socket path {}", path.display()))?;
     connect(&sock, &addr).map_err(|e| {
-        RuntimeError::Other(format!(
+        RuntimeError::Protocol(format!(
             "cannot reach the VE's monitor at {} ({e}); is the VE running?",
             path.display()
         ))
@@ -95,7 +95,7 @@ fn hello(sock: std::os::fd::BorrowedFd<'_>) -> Result<(OwnedFd, usize)> {
             fd,
             u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize,
         )),
-        _ => Err(RuntimeError::Other(
+        _ => Err(RuntimeError::Protocol(
             "unexpected answer from the VE's monitor".into(),
         )),
     }

@@ -26,8 +26,17 @@ pub enum RuntimeError {
     /// Another `kennel console` is attached.
     #[error("the console is in use by another `kennel console` (detach it first)")]
     ConsoleBusy,
+    /// The monitor, or a process it talks to, did not follow the protocol
+    /// (it died mid-way, or runs another Kennel version).
     #[error("{0}")]
-    Other(String),
+    Protocol(String),
+    /// The kernel did not give what it promises (a pidfd after
+    /// `CLONE_PIDFD`, a readable `/proc/PID/stat`).
+    #[error("unexpected kernel behaviour: {0}")]
+    Kernel(String),
+    /// Changing the capability sets failed.
+    #[error("{0}")]
+    Capabilities(String),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

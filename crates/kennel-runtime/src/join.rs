@@ -110,7 +110,8 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<i32> {
             pid: child_pid,
             pidfd: child_fd,
         } => {
-            let child_fd = child_fd.ok_or_else(|| RuntimeError::Other("no pidfd".into()))?;
+            let child_fd =
+                child_fd.ok_or_else(|| RuntimeError::Kernel("no pidfd from clone3".into()))?;
             let result = match pair {
                 Some((ours, theirs)) => {
                     drop(theirs);
@@ -118,7 +119,7 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<i32> {
                 }
                 None => {
                     let child = Pid::from_raw(child_pid)
-                        .ok_or_else(|| RuntimeError::Other("no child pid".into()))?;
+                        .ok_or_else(|| RuntimeError::Kernel("no child pid from clone3".into()))?;
                     parent_plain(child, child_fd.as_fd(), sigfd.as_fd())
                 }
             };
@@ -298,7 +299,7 @@ fn wait_status(child_fd: BorrowedFd<'_>) -> Result<i32> {
         rustix::process::WaitIdOptions::EXITED,
     )
     .ctx(|| "wait for the command".into())?
-    .ok_or_else(|| RuntimeError::Other("the command vanished".into()))?;
+    .ok_or_else(|| RuntimeError::Kernel("waitid found no exited command".into()))?;
     if let Some(code) = st.exit_status() {
         return Ok(code);
     }

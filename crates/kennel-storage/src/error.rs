@@ -19,8 +19,16 @@ pub enum StorageError {
     BadTemplateName(String),
     #[error("unknown template source '{0}': use `busybox` or `debian-12` (or import a tarball with `kennel template import`)")]
     UnknownSource(String),
+    /// An external program (debootstrap) or the host's busybox is missing
+    /// or failed.
     #[error("{0}")]
     Tool(String),
+    /// A template's `template.toml` cannot be read or written.
+    #[error("template metadata {path}: {reason}")]
+    Metadata { path: PathBuf, reason: String },
+    /// A VE's layer could not be prepared.
+    #[error("{0}")]
+    Layer(String),
     #[error("archive {path}: {reason}")]
     Archive { path: PathBuf, reason: String },
     #[error("{0}")]

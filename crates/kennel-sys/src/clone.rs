@@ -1,5 +1,4 @@
-//! `clone3(2)` with namespace flags, a pidfd and `CLONE_INTO_CGROUP`, and a
-//! plain `fork(2)`.
+//! `clone3(2)` with namespace flags, a pidfd and `CLONE_INTO_CGROUP`.
 //!
 //! Written by hand because no crate exposes `clone3` with `CLONE_INTO_CGROUP`;
 //! Kennel needs it to start a VE's init directly in its cgroup (cgroup v2) and
@@ -52,7 +51,15 @@ pub struct CloneOptions<'a> {
 ///
 /// The caller must be single-threaded: the child is a copy of the caller's
 /// only thread, and any lock another thread held would stay locked forever.
+/// That is checked, and a multi-threaded caller gets an error.
 pub fn clone3(opts: &CloneOptions<'_>) -> io::Result<Forked> {
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("cannot fork a VE process from a process with {threads} threads"),
+        ));
+    }
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: opts.flags,
@@ -70,8 +77,8 @@ pub fn clone3(opts: &CloneOptions<'_>) -> io::Result<Forked> {
     // SAFETY: `args` is a valid, fully initialised `struct clone_args` whose
     // size we pass; `pidfd` outlives the call. No stack is given, so the child
     // runs on a copy of the caller's stack exactly like fork(2); the caller
-    // guarantees it is single-threaded (documented above), so no lock is held
-    // by a thread that does not exist in the child.
+    // is single-threaded (checked above, and nothing here starts a thread),
+    // so no lock is held by a thread that does not exist in the child.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -94,4 +101,24 @@ pub fn clone3(opts: &CloneOptions<'_>) -> io::Result<Forked> {
         pid: pid as i32,
         pidfd,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_to_fork_a_multi_threaded_process() {
+        // A second thread for sure, whatever the harness does.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv());
+        let err = clone3(&CloneOptions::default()).err();
+        drop(tx);
+        let _ = other.join();
+        assert_eq!(
+            err.map(|e| e.kind()),
+            Some(io::ErrorKind::Unsupported),
+            "clone3 must not copy one thread of many"
+        );
+    }
 }

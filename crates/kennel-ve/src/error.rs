@@ -108,7 +108,9 @@ impl VeError {
                 | StorageError::TemplateExists(_)
                 | StorageError::UnknownSource(_)
                 | StorageError::Archive { .. }
-                | StorageError::Tool(_) => ErrorKind::Template,
+                | StorageError::Tool(_)
+                | StorageError::Metadata { .. } => ErrorKind::Template,
+                StorageError::Layer(_) => ErrorKind::Internal,
                 StorageError::BadTemplateName(_) => ErrorKind::BadInput,
                 StorageError::Unsupported(_) => ErrorKind::HostUnsupported,
                 StorageError::Io { .. } => ErrorKind::Internal,

@@ -81,7 +81,8 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
         Forked::Parent { pid, pidfd } => {
             drop(wr);
             drop(cg_rd);
-            let monitor = pidfd.ok_or_else(|| RuntimeError::Other("no pidfd".into()))?;
+            let monitor =
+                pidfd.ok_or_else(|| RuntimeError::Kernel("no pidfd from clone3".into()))?;
             let prepared = ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Late);
             tracing::debug!("start: v1 cgroups ready");
             let note = match &prepared {
@@ -120,7 +121,7 @@ fn await_report(rd: &OwnedFd) -> Result<i32> {
     if let Some(rest) = line.strip_prefix("ok ") {
         rest.trim()
             .parse()
-            .map_err(|_| RuntimeError::Other(format!("bad report from the monitor: {line}")))
+            .map_err(|_| RuntimeError::Protocol(format!("bad report from the monitor: {line}")))
     } else if let Some(msg) = line.strip_prefix("err ") {
         Err(RuntimeError::Setup(msg.to_string()))
     } else {

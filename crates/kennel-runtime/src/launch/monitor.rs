@@ -107,7 +107,7 @@ fn prepare_and_launch(
         }
         Forked::Parent { pid, pidfd } => (
             pid,
-            pidfd.ok_or_else(|| RuntimeError::Other("no pidfd".into()))?,
+            pidfd.ok_or_else(|| RuntimeError::Kernel("no pidfd from clone3".into()))?,
         ),
     };
     drop(theirs);
@@ -130,7 +130,7 @@ fn prepare_and_launch(
     // Without start times a reused PID could be taken for the VE's.
     let start_time = |p: i32| {
         procfs::start_time(p)
-            .ok_or_else(|| RuntimeError::Other(format!("no start time in /proc/{p}/stat")))
+            .ok_or_else(|| RuntimeError::Kernel(format!("no start time in /proc/{p}/stat")))
     };
     let state = RunState {
         init_pid: pid,

@@ -30,13 +30,13 @@ pub fn drop_bounding() -> Result<()> {
         // A capability the running kernel does not know is not in the set.
         if caps::has_cap(None, CapSet::Bounding, *cap).unwrap_or(false) {
             caps::drop(None, CapSet::Bounding, *cap).map_err(|e| {
-                RuntimeError::Other(format!("drop {cap} from the bounding set: {e}"))
+                RuntimeError::Capabilities(format!("drop {cap} from the bounding set: {e}"))
             })?;
         }
     }
     caps::clear(None, CapSet::Ambient)
-        .map_err(|e| RuntimeError::Other(format!("clear ambient capabilities: {e}")))?;
+        .map_err(|e| RuntimeError::Capabilities(format!("clear ambient capabilities: {e}")))?;
     caps::clear(None, CapSet::Inheritable)
-        .map_err(|e| RuntimeError::Other(format!("clear inheritable capabilities: {e}")))?;
+        .map_err(|e| RuntimeError::Capabilities(format!("clear inheritable capabilities: {e}")))?;
     Ok(())
 }

@@ -60,7 +60,7 @@ pub fn prepare_shifted(
             if status == Some(0) {
                 Ok(())
             } else {
-                Err(StorageError::Tool(format!(
+                Err(StorageError::Layer(format!(
                     "could not prepare a shifted layer for {} (see the message above)",
                     layers.dir.display()
                 )))

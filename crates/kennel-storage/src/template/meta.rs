@@ -31,11 +31,17 @@ pub struct TemplateMeta {
 impl TemplateMeta {
     pub(crate) fn load(path: &Path) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(io_err("read", path))?;
-        toml::from_str(&text).map_err(|e| StorageError::Tool(format!("{}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| StorageError::Metadata {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self).map_err(|e| StorageError::Tool(e.to_string()))?;
+        let text = toml::to_string_pretty(self).map_err(|e| StorageError::Metadata {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         fs::write(path, text).map_err(io_err("write", path))
     }
 }
