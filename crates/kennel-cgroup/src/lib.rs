@@ -2,12 +2,17 @@
 //! joined, read and removed, on cgroup v1, v2 and the hybrid layout.
 //!
 //! The cgroup filesystem is the API, so this crate is a thin typed layer over
-//! its files (see `../shared/docs/crates.md`): [`Host`] discovers the mounted
-//! hierarchies once, [`Cgroup`] is one Kennel-made cgroup across all of them,
-//! and [`Limits`] is the resource model that [`Cgroup::apply_limits`] writes
-//! in the dialect of whichever hierarchy holds each controller.
+//! its files, written by hand as the project's crate notes chose (the files
+//! are the API, and placement and delegation are Kennel's own policy): [`Host`] discovers the
+//! mounted hierarchies once, [`Cgroup`] is one Kennel-made cgroup across all
+//! of them, [`Limits`] is the resource model that [`Cgroup::prepare`] writes
+//! in the dialect of whichever hierarchy holds each controller, and
+//! [`Placement`] puts a new process into a cgroup without the kernel's
+//! global lock.
 //!
-//! Kennel only ever writes inside cgroups it created itself.
+//! Kennel writes only inside cgroups it created, with one exception: on
+//! cgroup v2, a `cgroup_parent` below an existing cgroup (a systemd unit's)
+//! needs the controllers enabled in that cgroup's `cgroup.subtree_control`.
 
 mod error;
 mod host;

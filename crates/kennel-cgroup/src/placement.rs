@@ -21,7 +21,7 @@ use crate::host::{Hierarchy, HierarchyKind};
 /// * cgroup v1: the single-threaded child moves *itself* by writing `0` to
 ///   each hierarchy's `tasks` file ([`Placement::join_self`]), which the
 ///   kernel does without that lock. The files are opened by root, or by
-///   the VE's root once [`Cgroup::delegate`] handed them over.
+///   the VE's root once [`crate::Cgroup::delegate`] handed them over.
 #[derive(Debug)]
 pub struct Placement {
     clone_into: Option<OwnedFd>,

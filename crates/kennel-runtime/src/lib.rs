@@ -2,12 +2,13 @@
 //! VE starts.
 //!
 //! * [`launch`]: the start path as seen from the host. `kennel start` forks
-//!   the VE's monitor; the monitor clones the VE's init into new user, PID,
-//!   UTS, IPC and network namespaces, writes its id maps, joins it to its
-//!   cgroups, mounts its root, and finally becomes the small
-//!   `kennel-monitor` program.
+//!   the VE's monitor and makes the VE's v1 cgroups meanwhile; the monitor
+//!   clones the VE's init into new user, PID, UTS and IPC namespaces (and
+//!   its cgroup v2), writes its id maps, mounts its root inside the VE's
+//!   own mount namespace, and finally becomes the small `kennel-monitor`
+//!   program.
 //! * [`child`]: the start path as seen from inside the VE, one module per
-//!   step: mount namespace and root ([`child::rootfs`]), `/proc` and `/sys`
+//!   step: mount and network namespaces and root ([`child::rootfs`]), `/proc` and `/sys`
 //!   ([`child::kernfs`]), cgroupfs ([`child::cgroupfs`]), `/dev` and the
 //!   console ([`child::dev`]), `pivot_root` ([`child::pivot`]), and the last
 //!   steps before exec'ing init ([`child::finish`]).
@@ -16,7 +17,7 @@
 //! * [`join`]: `kennel exec` / `enter`: entering a running VE.
 //! * [`console`] and [`pty`]: attaching a terminal to a VE.
 //! * [`state`]: what a running VE's run directory records, and how the
-//!   kernel is asked whether it is still true.
+//!   kernel is asked whether it is still true ([`procfs`]).
 
 pub mod child;
 pub mod console;

@@ -1,4 +1,5 @@
-//! Sizes (`512M`, `1.5G`, `unlimited`) and CPU counts (`1`, `0.5`).
+//! Sizes (`512M`, `1.5G`) and CPU counts (`1`, `0.5`). No limit is
+//! written as no value at all (the key is left out of `ve.conf`).
 //!
 //! Suffixes are binary (K = 1024), as in vzctl and the cgroup files;
 //! `KiB`/`MiB`/... and `KB`/`MB`/... are accepted as the same.

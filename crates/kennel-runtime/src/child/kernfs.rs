@@ -115,7 +115,6 @@ pub fn mount_sys(root: &VeRoot) -> Result<()> {
     Ok(())
 }
 
-/// Covers directory `name` below `dir` with an empty read-only tmpfs.
 /// Covers directories with an empty read-only tmpfs: one filesystem per
 /// VE, attached once and then cloned (a mount costs far less than a
 /// superblock, and one runs per VE).
@@ -125,6 +124,7 @@ struct Hider {
 }
 
 impl Hider {
+    /// Covers directory `name` below `dir` (absent: nothing to hide).
     fn hide(&mut self, dir: BorrowedFd<'_>, name: &str, what: &str) -> Result<()> {
         let Some(t) = open_target(dir, name, Make::Nothing)? else {
             return Ok(());

@@ -14,8 +14,8 @@
 //! The monitor mounts the VE's root from inside the VE's own mount
 //! namespace (entered with `setns` and left again at once), so the VE's
 //! mounts never appear in the host's: they vanish with the VE. [`start`]
-//! is `kennel start`'s side, [`monitor`] the monitor's until it becomes
-//! `kennel-monitor`, [`handover`] what it passes to that program.
+//! is `kennel start`'s side, `monitor.rs` the monitor's until it becomes
+//! `kennel-monitor`, `handover.rs` what it passes to that program.
 
 mod handover;
 mod monitor;

@@ -18,10 +18,10 @@
 //! 2. [`LayerMode::Shifted`]: where the template's filesystem cannot be
 //!    idmapped, the VE's upper layer gets a metadata-only copy of every
 //!    template inode with shifted ownership (overlayfs `metacopy=on`), made
-//!    once at create time ([`shifted`]). File data still comes from the
+//!    once at create time (`shifted.rs`). File data still comes from the
 //!    shared template.
 //!
-//! [`idmap`] tells which one a state root's filesystem allows.
+//! `idmap.rs` tells which one a state root's filesystem allows.
 
 mod idmap;
 mod shifted;

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::{mount_overlay, VeLayers};
 use crate::error::{io_err, Result, StorageError};
 
-/// Prepares a [`LayerMode::Shifted`] upper layer: mounts the overlay with
+/// Prepares a [`super::LayerMode::Shifted`] upper layer: mounts the overlay with
 /// `metacopy=on` in a private mount namespace of a child process and
 /// changes the owner of every entry by `+base`, which copies up metadata
 /// only. Runs once, at create time.
