@@ -12,7 +12,7 @@
 //! | 5 | console pty peer (held so the master never sees a hangup) |
 //! | 6 | listening socket for `kennel console` |
 //!
-//! Its loop keeps the last [`ring::CAPACITY`] bytes of console output,
+//! Its loop keeps the last 16 KiB (`ring::CAPACITY`) of console output,
 //! lends the console to one `kennel console` client at a time, and reaps
 //! init. When init ends it closes everything and execs the command it was
 //! given after `--` (kennel's teardown), adding how init ended.
