@@ -172,13 +172,7 @@ fn concurrent_commands_do_not_corrupt_a_ve() {
     let root = TestRoot::new("life-race");
     root.busybox();
     root.ok(&["create", "101", "--template", "busybox"]);
-    let children: Vec<_> = (0..4)
-        .map(|_| root.cmd().args(["start", "101"]).output_async())
-        .collect();
-    let codes: Vec<Option<i32>> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().expect("wait").status.code())
-        .collect();
+    let codes = race(&root, &["start", "101"]);
     assert_eq!(
         codes.iter().filter(|c| **c == Some(0)).count(),
         1,
@@ -203,17 +197,7 @@ fn concurrent_commands_do_not_corrupt_a_ve() {
         .count();
     assert_eq!(monitors, 1, "one VE, one monitor");
     // Concurrent creates of one id: one wins, the config stays valid.
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            root.cmd()
-                .args(["create", "102", "--template", "busybox"])
-                .output_async()
-        })
-        .collect();
-    let codes: Vec<Option<i32>> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().expect("wait").status.code())
-        .collect();
+    let codes = race(&root, &["create", "102", "--template", "busybox"]);
     assert_eq!(
         codes.iter().filter(|c| **c == Some(0)).count(),
         1,
@@ -223,17 +207,22 @@ fn concurrent_commands_do_not_corrupt_a_ve() {
     root.finish();
 }
 
-trait Spawn {
-    fn output_async(&mut self) -> std::process::Child;
-}
-
-impl Spawn for std::process::Command {
-    fn output_async(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn")
-    }
+/// Runs `kennel ARGS` four times at once; their exit statuses.
+fn race(root: &TestRoot, args: &[&str]) -> Vec<Option<i32>> {
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            root.cmd()
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait").status.code())
+        .collect()
 }
 
 #[test]

@@ -13,6 +13,13 @@ fn t() -> Duration {
     common::secs(10)
 }
 
+/// `kennel exec FLAG 101 -- /bin/sh -c SCRIPT` on a new pseudo-terminal.
+fn exec_on_a_terminal(root: &TestRoot, flag: &str, script: &str) -> PtySession {
+    let mut c = root.cmd();
+    c.args(["exec", flag, "101", "--", "/bin/sh", "-c", script]);
+    PtySession::spawn(c)
+}
+
 #[test]
 fn enter_gives_a_root_shell_on_the_ves_own_pty() {
     let root = TestRoot::new("term-enter");
@@ -38,19 +45,11 @@ fn enter_gives_a_root_shell_on_the_ves_own_pty() {
 fn exec_with_a_terminal() {
     let root = TestRoot::new("term-exec");
     root.start_busybox("101", &[]);
-    let mut s = PtySession::spawn({
-        let mut c = root.cmd();
-        c.args([
-            "exec",
-            "-t",
-            "101",
-            "--",
-            "/bin/sh",
-            "-c",
-            "tty; [ -t 0 ] && echo IS_TTY; read x; echo got:$x",
-        ]);
-        c
-    });
+    let mut s = exec_on_a_terminal(
+        &root,
+        "-t",
+        "tty; [ -t 0 ] && echo IS_TTY; read x; echo got:$x",
+    );
     s.expect("IS_TTY", t());
     s.send(b"abc\n");
     s.expect("got:abc", t());
@@ -71,19 +70,12 @@ fn exec_without_a_pty_gets_no_controlling_terminal() {
     // seccomp filter refuses it anyway).
     let root = TestRoot::new("term-notty");
     root.start_busybox("101", &[]);
-    let mut s = PtySession::spawn({
-        let mut c = root.cmd();
-        c.args([
-            "exec",
-            "-T",
-            "101",
-            "--",
-            "/bin/sh",
-            "-c",
-            "[ -t 0 ] && echo STDIN-IS-A-TTY; echo x > /dev/tty || echo NO-CTTY; echo TTY_NR=$(cut -d' ' -f7 /proc/self/stat)",
-        ]);
-        c
-    });
+    let script = concat!(
+        "[ -t 0 ] && echo STDIN-IS-A-TTY; ",
+        "echo x > /dev/tty || echo NO-CTTY; ",
+        "echo TTY_NR=$(cut -d' ' -f7 /proc/self/stat)"
+    );
+    let mut s = exec_on_a_terminal(&root, "-T", script);
     let out = s.expect("TTY_NR=", t());
     s.wait(t());
     assert!(out.contains("STDIN-IS-A-TTY"), "{out}");
@@ -98,19 +90,7 @@ fn ctrl_c_reaches_a_command_without_a_pty() {
     // terminal's Ctrl-C reaches only `kennel exec`, which passes it on.
     let root = TestRoot::new("term-intr");
     root.start_busybox("101", &[]);
-    let mut s = PtySession::spawn({
-        let mut c = root.cmd();
-        c.args([
-            "exec",
-            "-T",
-            "101",
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo READY; sleep 60",
-        ]);
-        c
-    });
+    let mut s = exec_on_a_terminal(&root, "-T", "echo READY; sleep 60");
     s.expect("READY", t());
     s.send(b"\x03");
     let st = s.wait(t());

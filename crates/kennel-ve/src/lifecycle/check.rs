@@ -154,24 +154,22 @@ impl Kennel {
                 format!("{} is missing", self.exe.monitor.display()),
             )
         });
-        out.push(if on_path("busybox") {
-            check("busybox", ok, "present (template create busybox)")
-        } else {
-            check(
-                "busybox",
-                Warn,
-                "missing: apt-get install busybox-static (for `template create busybox`)",
-            )
-        });
-        out.push(if on_path("debootstrap") {
-            check("debootstrap", ok, "present (template create debian-12)")
-        } else {
-            check(
-                "debootstrap",
-                Warn,
-                "missing: apt-get install debootstrap (for `template create debian-12`)",
-            )
-        });
+        for (tool, package, template) in [
+            ("busybox", "busybox-static", "busybox"),
+            ("debootstrap", "debootstrap", "debian-12"),
+        ] {
+            out.push(if on_path(tool) {
+                check(tool, ok, format!("present (template create {template})"))
+            } else {
+                check(
+                    tool,
+                    Warn,
+                    format!(
+                        "missing: apt-get install {package} (for `template create {template}`)"
+                    ),
+                )
+            });
+        }
         out
     }
 }
