@@ -282,15 +282,23 @@ impl<'h> Cgroup<'h> {
         }
     }
 
-    /// Every PID in this cgroup and its descendants, in any hierarchy.
-    pub fn pids(&self) -> Result<Vec<i32>> {
-        let mut out = Vec::new();
+    /// Calls `f` with every PID in this cgroup and its descendants, in
+    /// every hierarchy, giving up at `deadline`.
+    fn for_each_pid(&self, deadline: Instant, f: &mut dyn FnMut(i32)) -> Result<()> {
         for h in self.host.hierarchies() {
-            walk::collect_pids(&self.dir(h), &mut out)?;
+            let d = self.dir(h);
+            walk::for_each_pid(&d, deadline, f).map_err(|e| self.walk_err(e, d))?;
         }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+        Ok(())
+    }
+
+    /// A walk that ran out of time is a busy cgroup.
+    fn walk_err(&self, e: io::Error, dir: PathBuf) -> CgroupError {
+        if e.kind() == io::ErrorKind::TimedOut {
+            CgroupError::Busy { path: dir }
+        } else {
+            io_err("walk", dir)(e)
+        }
     }
 
     /// Kills every process in the cgroup (a repair path: normally killing
@@ -307,12 +315,13 @@ impl<'h> Cgroup<'h> {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let pids = self.pids()?;
-            if pids.is_empty() {
-                return Ok(());
-            }
-            for pid in pids {
+            let mut found = false;
+            self.for_each_pid(deadline, &mut |pid| {
+                found = true;
                 self.kill_if_member(pid);
+            })?;
+            if !found {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(CgroupError::Busy {
@@ -351,7 +360,7 @@ impl<'h> Cgroup<'h> {
         for h in self.host.hierarchies() {
             let d = self.dir(h);
             loop {
-                match walk::remove_tree(&d) {
+                match walk::remove_tree(&d, deadline) {
                     Ok(()) => break,
                     Err(e)
                         if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
@@ -361,7 +370,7 @@ impl<'h> Cgroup<'h> {
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                         return Err(CgroupError::Busy { path: d })
                     }
-                    Err(e) => return Err(io_err("remove", d)(e)),
+                    Err(e) => return Err(self.walk_err(e, d)),
                 }
             }
         }

@@ -37,11 +37,9 @@ pub fn attach(run_dir: &Path, escape: u8, on_connect: &mut dyn FnMut()) -> Resul
     )
     .ctx(|| "create a socket".into())?;
     let addr = SocketAddrUnix::new(&path).ctx(|| format!("socket path {}", path.display()))?;
-    connect(&sock, &addr).map_err(|e| {
-        RuntimeError::Protocol(format!(
-            "cannot reach the VE's monitor at {} ({e}); is the VE running?",
-            path.display()
-        ))
+    connect(&sock, &addr).map_err(|e| RuntimeError::MonitorUnreachable {
+        path: path.clone(),
+        source: e.into(),
     })?;
     let (master, backlog_len) = hello(sock.as_fd())?;
     on_connect();

@@ -23,6 +23,13 @@ pub enum RuntimeError {
     /// The VE is not running (its init is gone).
     #[error("the VE is not running")]
     NotRunning,
+    /// The monitor's console socket does not answer.
+    #[error("cannot reach the VE's monitor at {path}: {source} (restart the VE to get its console back)")]
+    MonitorUnreachable {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// Another `kennel console` is attached.
     #[error("the console is in use by another `kennel console` (detach it first)")]
     ConsoleBusy,

@@ -44,17 +44,18 @@ pub fn is_live_process(pid: i32, start: u64) -> bool {
     pid > 0 && stat(pid).is_some_and(|s| s.start == start && s.state != 'Z')
 }
 
-/// Lifts a negative OOM score adjustment inherited from the caller (an
-/// ssh session runs at -1000 on some hosts, services set OOMScoreAdjust)
-/// to 0, so that no process of a VE is shielded from the OOM killer. A
-/// positive one is kept: lowering it needs CAP_SYS_RESOURCE.
+/// Lifts a negative OOM score adjustment inherited from the caller (a
+/// service with `OOMScoreAdjust=`, an sshd at -1000) to 0, so that no
+/// process of a VE is shielded from the OOM killer; a positive one is kept.
+///
+/// Must run as the host's root, before any user namespace is entered: the
+/// kernel also keeps a floor (`oom_score_adj_min`) that a process may
+/// always return to, and only a writer with `CAP_SYS_RESOURCE` on the host
+/// moves that floor. Hence the write even when the value does not change.
 pub fn lift_oom_protection() -> std::io::Result<()> {
     let p = "/proc/self/oom_score_adj";
     let cur: i32 = fs::read_to_string(p)?.trim().parse().unwrap_or(0);
-    if cur < 0 {
-        fs::write(p, "0")?;
-    }
-    Ok(())
+    fs::write(p, cur.max(0).to_string())
 }
 
 /// Seconds since boot, from `/proc/uptime`.

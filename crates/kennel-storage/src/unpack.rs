@@ -18,11 +18,16 @@
 //! * members owned by a uid or gid outside the VE's 65536 ids are refused
 //!   (inside a VE they would belong to nobody);
 //! * the total size and the number of members are bounded
-//!   ([`UnpackLimits`]), so a small compressed file cannot fill the disk.
+//!   ([`UnpackLimits`]), so a small compressed file cannot fill the disk;
+//! * the tar parser may read at most [`METADATA_ALLOWANCE`] bytes of
+//!   headers, long names and PAX records per member (it keeps those in
+//!   memory), so a small compressed file cannot exhaust memory either.
 
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
 
 use rustix::fs::{
     fchmod, fchown, fsetxattr, futimens, linkat, mkdirat, mknodat, openat2, statat, symlinkat,
@@ -46,6 +51,41 @@ pub struct UnpackReport {
 }
 
 pub const MAX_REFUSED: usize = 20;
+
+/// Bytes of headers, GNU long names and PAX records allowed per member.
+pub const METADATA_ALLOWANCE: u64 = 1 << 20;
+
+/// How much more the tar parser may read from the stream. The unpack loop
+/// sets it before each step: one member's headers, then its data.
+#[derive(Default)]
+struct Budget {
+    left: Cell<u64>,
+    /// Bytes read from the stream so far.
+    read: Cell<u64>,
+    /// A read was refused: the stream went past the budget.
+    exceeded: Cell<bool>,
+}
+
+/// The archive stream, read within a [`Budget`].
+struct Budgeted<R> {
+    inner: R,
+    budget: Rc<Budget>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.budget.left.get();
+        if left == 0 && !buf.is_empty() {
+            self.budget.exceeded.set(true);
+            return Err(io::Error::other("past the member's size"));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.budget.left.set(left - n as u64);
+        self.budget.read.set(self.budget.read.get() + n as u64);
+        Ok(n)
+    }
+}
 
 /// Owners a template's files may have: the ids a VE maps (0-65535).
 const MAX_OWNER: u64 = 65535;
@@ -120,16 +160,39 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
     let mut dirs: Vec<PendingDir> = Vec::new();
     let mut bytes: u64 = 0;
     let mut seen: u64 = 0;
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
+    let budget = Rc::new(Budget::default());
+    let mut archive = tar::Archive::new(Budgeted {
+        inner: reader,
+        budget: Rc::clone(&budget),
+    });
+    let mut entries = archive
         .entries()
         .map_err(|e| archive_err(format!("not a tar archive: {e}")))?;
-    for entry in entries {
+    // Where the previous member's data (padded) ends in the stream.
+    let mut data_end: u64 = 0;
+    loop {
+        // What is left of the previous member's data, then the next headers.
+        let unread = data_end.saturating_sub(budget.read.get());
+        budget.left.set(unread + METADATA_ALLOWANCE);
+        let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(|e| {
+            if budget.exceeded.get() {
+                return archive_err(format!(
+                    "a member's headers (long name, PAX records) pass {} KiB",
+                    METADATA_ALLOWANCE >> 10
+                ));
+            }
             let mut why = e.to_string();
             why.truncate(80);
             archive_err(format!("not a tar archive, or a corrupt one ({why})"))
         })?;
+        let stored = entry
+            .size()
+            .max(entry.header().entry_size().unwrap_or(0))
+            .div_ceil(512)
+            .saturating_mul(512);
+        data_end = budget.read.get().saturating_add(stored);
+        budget.left.set(stored);
         seen += 1;
         if seen > limits.max_entries {
             return Err(archive_err(format!(
@@ -167,8 +230,11 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
         };
         let h = entry.header();
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let uid = h.uid().unwrap_or(0);
-        let gid = h.gid().unwrap_or(0);
+        // An unreadable owner is not taken as root's.
+        let (Ok(uid), Ok(gid)) = (h.uid(), h.gid()) else {
+            refuse(&mut report, &name, "its owner field is not a number");
+            continue;
+        };
         let mtime = h.mtime().unwrap_or(0) as i64;
         if uid > MAX_OWNER || gid > MAX_OWNER {
             refuse(

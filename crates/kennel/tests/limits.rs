@@ -169,8 +169,9 @@ fn nested_cgroups_are_bounded_and_removed() {
             .find(|m| m.ends_with("memory"))
             .expect("the v1 memory hierarchy")
     };
-    // 32 levels of 120-byte names: the host path is longer than PATH_MAX,
-    // so only a descriptor-based walk can remove it.
+    // 32 levels of 200-byte names: the host path is longer than PATH_MAX
+    // (6.4 KB), so only a descriptor-based walk can remove it; and a name
+    // that is not UTF-8 (any byte but '/' and NUL is allowed).
     let ve_dir = hierarchy.join(root.cgroup_parent()).join("101");
     let mut dir = rustix::fs::open(
         &ve_dir,
@@ -178,7 +179,13 @@ fn nested_cgroups_are_bounded_and_removed() {
         rustix::fs::Mode::empty(),
     )
     .expect("open the VE's cgroup");
-    let name = "n".repeat(120);
+    let name = "n".repeat(200);
+    rustix::fs::mkdirat(
+        &dir,
+        c"odd-\xff\xfe",
+        rustix::fs::Mode::from_raw_mode(0o755),
+    )
+    .expect("mkdir a non-UTF-8 name");
     for _ in 0..32 {
         rustix::fs::mkdirat(&dir, name.as_str(), rustix::fs::Mode::from_raw_mode(0o755))
             .expect("mkdir");

@@ -425,16 +425,32 @@ fn imports_are_bounded_and_foreign_owners_refused() {
     fs::write(&tar, t.finish()).expect("write tar");
     run_fails("big", "import_max_size = \"1M\"\n", "import_max_size");
     run_fails("many", "import_max_entries = 2\n", "import_max_entries");
-    fs::remove_file(root.dir.join("lib/kennel.toml")).expect("rm kennel.toml");
+    // A 2 MiB GNU long name: the parser would hold it in memory.
     let mut t = RawTar::default();
-    t.file("etc/mine", b"ok").add(
-        "etc/foreign",
-        tar::EntryType::Regular,
-        b"x",
+    t.add(
+        "././@LongLink",
+        tar::EntryType::GNULongName,
+        &vec![b'a'; 2 << 20],
         None,
         0o644,
-        70_000,
-    );
+        0,
+    )
+    .file("x", b"x");
+    fs::write(&tar, t.finish()).expect("write tar");
+    run_fails("longname", "", "headers");
+    fs::remove_file(root.dir.join("lib/kennel.toml")).expect("rm kennel.toml");
+    let mut t = RawTar::default();
+    // The refused member's data is skipped, and the next one still read.
+    t.file("etc/mine", b"ok")
+        .add(
+            "etc/foreign",
+            tar::EntryType::Regular,
+            &vec![b'x'; 2 << 20],
+            None,
+            0o644,
+            70_000,
+        )
+        .file("etc/after", b"ok");
     fs::write(&tar, t.finish()).expect("write tar");
     let out = root.run(&["template", "import", "own", tar_path]);
     assert!(out.status.success(), "{out:?}");
@@ -445,6 +461,7 @@ fn imports_are_bounded_and_foreign_owners_refused() {
     );
     let rootfs = root.dir.join("lib/templates/own/rootfs");
     assert!(rootfs.join("etc/mine").exists());
+    assert!(rootfs.join("etc/after").exists());
     assert!(
         !rootfs.join("etc/foreign").exists(),
         "a file owned by uid 70000 is not taken"

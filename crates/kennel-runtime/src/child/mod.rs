@@ -67,7 +67,6 @@ fn setup(
 ) -> Result<std::convert::Infallible> {
     // Charged to the VE from here on (v1 memory; v2 came with the clone).
     early.join_self()?;
-    crate::procfs::lift_oom_protection().ctx(|| "reset the OOM score adjustment".into())?;
     rootfs::private_namespaces()?;
     sync::send_ready(sock.as_fd()).ctx(|| "tell the monitor".into())?;
     // The network namespace (owned by the VE's user namespace) is the
@@ -78,6 +77,11 @@ fn setup(
         .map_err(|e| crate::RuntimeError::Setup(format!("waiting for the monitor: {e}")))?;
     let root = rootfs::VeRoot { fd };
     rootfs::become_root()?;
+    // The kernel clears the parent-death signal on every change of the
+    // effective ids: set it again. A monitor that died in between is seen
+    // at the next message (its socket is closed).
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .ctx(|| "set the parent-death signal".into())?;
     tracing::debug!("ve: go");
     kernfs::mount_proc(&root)?;
     tracing::debug!("ve: /proc");

@@ -90,6 +90,8 @@ fn prepare_and_launch(
         None,
     )
     .ctx(|| "create the start channel".into())?;
+    // Inherited by the VE's init; only possible out here (see there).
+    procfs::lift_oom_protection().ctx(|| "reset the OOM score adjustment".into())?;
     // The network namespace is unshared by the child itself, in parallel
     // with the host-side work below (it is the costliest namespace).
     let flags =

@@ -52,11 +52,16 @@ impl Kennel {
         // A VE whose configuration cannot be read might use it: keep it.
         let mut users = Vec::new();
         for id in self.ids()? {
-            let cfg = self.config(&id).map_err(|e| {
-                VeError::BadInput(format!(
-                    "cannot tell whether VE {id} uses template '{name}' ({e}): fix or destroy VE {id} first"
-                ))
-            })?;
+            let cfg = match self.config(&id) {
+                Ok(c) => c,
+                // Destroyed meanwhile (destroy does not take the host lock).
+                Err(VeError::NoSuchVe(_)) => continue,
+                Err(e) => {
+                    return Err(VeError::BadInput(format!(
+                        "cannot tell whether VE {id} uses template '{name}' ({e}): fix or destroy VE {id} first"
+                    )))
+                }
+            };
             if cfg.template == name {
                 users.push(id.to_string());
             }
