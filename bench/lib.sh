@@ -41,9 +41,10 @@ hf_median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median 
 kb_cleanup() {
     for id in $(k list --all --json -o id 2>/dev/null | jq -r '.[].id' 2>/dev/null); do k destroy --force "$id" || true; done
     crun_cleanup_all; lxc_cleanup_all; cgroup_cleanup_all
-    local p; p=$(ls -d /sys/fs/cgroup/*/kennel-* 2>/dev/null | head -1 | xargs -r basename)
-    for h in /sys/fs/cgroup/*/; do
-        [ -n "$p" ] || break
+    # This state root's cgroup parent, as `kennel check` names it.
+    local p; p=$(k check 2>/dev/null | sed -n 's|.*VEs below \(.*\)/$|\1|p' || true)
+    [ -n "$p" ] || return 0
+    for h in /sys/fs/cgroup/ /sys/fs/cgroup/*/; do
         rmdir "$h$p/_monitor" "$h$p" 2>/dev/null || true
     done
 }

@@ -87,7 +87,11 @@ impl Kennel {
                     check(
                         "cgroups",
                         ok,
-                        format!("{} with memory, cpu and pids", h.layout_name()),
+                        format!(
+                            "{} with memory, cpu and pids; VEs below {}/",
+                            h.layout_name(),
+                            self.cgroup_parent()
+                        ),
                     )
                 } else {
                     check(
