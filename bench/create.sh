@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 trap kb_cleanup EXIT
 cache=${KENNEL_TEST_CACHE:-/var/tmp/kennel-test-cache}/debian-12.tar.zst
-if ! k template list | grep -q '^ *debian-12 '; then
+if ! grep -q '^ *debian-12 ' <<<"$(k template list)"; then
     if [ -f "$cache" ]; then k template import debian-12 "$cache"; else k template create debian-12; fi
 fi
 tpl=$KB_ROOT/state/lib/templates/debian-12/rootfs

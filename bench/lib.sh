@@ -26,7 +26,7 @@ k() { "$KENNEL" --root "$KB_ROOT/state" -q "$@"; }
 # (PB_BUSYBOX; Kennel's template directory is root-only, which a user
 # namespace container cannot traverse), so every tool starts the same rootfs.
 kb_busybox_template() {
-    k template list | grep -q '^ *busybox ' || k template create busybox
+    grep -q '^ *busybox ' <<<"$(k template list)" || k template create busybox
     PB_BUSYBOX=$PB_ROOTFS/kennel-busybox
     rm -rf "$PB_BUSYBOX"
     cp -a "$KB_ROOT/state/lib/templates/busybox/rootfs" "$PB_BUSYBOX"

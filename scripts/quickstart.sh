@@ -11,9 +11,9 @@ cargo build --release -q
 install -m 0755 target/x86_64-unknown-linux-gnu/release/kennel target/x86_64-unknown-linux-gnu/release/kennel-monitor /usr/local/bin/
 K=/usr/local/bin/kennel
 $K check
-$K template list | grep -q '^ *busybox ' || $K template create busybox
+grep -q '^ *busybox ' <<<"$($K template list)" || $K template create busybox
 $K config demo >/dev/null 2>&1 || $K create demo --template busybox --hostname demo --memory 256M --numproc 256
-$K status demo | grep -q running || $K start demo
+grep -q running <<<"$($K status demo)" || $K start demo
 $K status demo
 echo "==> inside VE demo: its own hostname, PID 1, root user mapped to an unprivileged host uid, loopback only"
 $K exec demo -- sh -c 'echo "hostname: $(hostname)"; echo "processes:"; ps; echo "uid map: $(cat /proc/self/uid_map)"; echo "network: $(ls /sys/class/net)"'

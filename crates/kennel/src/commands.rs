@@ -13,15 +13,16 @@ use kennel_ve::{Kennel, VeError, VeId};
 use serde_json::json;
 
 use crate::cli::{Cli, Command, TemplateCommand};
-use crate::output;
+use crate::output::{self, out, outln};
 
 /// Runs the command; the `Ok` value is the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     let quiet = cli.quiet;
-    let say = |msg: String| {
+    let say = |msg: String| -> std::io::Result<()> {
         if !quiet {
-            println!("{msg}");
+            outln!("{msg}")?;
         }
+        Ok(())
     };
     let k = Kennel::open(cli.root.as_deref(), Executables::beside_current()?)?;
     match cli.command {
@@ -58,45 +59,45 @@ pub fn run(cli: Cli) -> Result<i32> {
                 cfg.idmap.uid_base,
                 cfg.idmap.uid_base as u64 + cfg.idmap.size as u64 - 1,
                 cfg.storage.layer.as_str()
-            ));
+            ))?;
             Ok(0)
         }
         Command::Start(a) => {
             let id = VeId::parse(&a.id)?;
             let s = k.start(&id)?;
-            say(format!("Started VE {id} (init pid {})", s.init_pid));
+            say(format!("Started VE {id} (init pid {})", s.init_pid))?;
             Ok(0)
         }
         Command::Stop(a) => {
             let id = VeId::parse(&a.id)?;
             match k.stop(&id, Duration::from_secs(a.timeout))? {
-                StopOutcome::Clean => say(format!("Stopped VE {id}")),
+                StopOutcome::Clean => say(format!("Stopped VE {id}"))?,
                 StopOutcome::Killed => say(format!(
                     "Killed VE {id}: it did not shut down within {}s",
                     a.timeout
-                )),
+                ))?,
             }
             Ok(0)
         }
         Command::Restart(a) => {
             let id = VeId::parse(&a.id)?;
             let s = k.restart(&id, Duration::from_secs(a.timeout))?;
-            say(format!("Restarted VE {id} (init pid {})", s.init_pid));
+            say(format!("Restarted VE {id} (init pid {})", s.init_pid))?;
             Ok(0)
         }
         Command::Kill(a) => {
             let id = VeId::parse(&a.id)?;
             k.kill(&id)?;
-            say(format!("Killed VE {id}"));
+            say(format!("Killed VE {id}"))?;
             Ok(0)
         }
         Command::Status(a) => {
             let id = VeId::parse(&a.id)?;
             let st = k.status(&id)?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&status_json(&st))?);
+                outln!("{}", serde_json::to_string_pretty(&status_json(&st))?)?;
             } else {
-                println!("{}", status_line(&st));
+                outln!("{}", status_line(&st))?;
             }
             Ok(0)
         }
@@ -167,16 +168,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             let id = VeId::parse(&a.id)?;
             let cfg = k.config(&id)?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&cfg_json(&cfg))?);
+                outln!("{}", serde_json::to_string_pretty(&cfg_json(&cfg))?)?;
             } else {
-                print!("{}", cfg.to_toml()?);
+                out!("{}", cfg.to_toml()?)?;
             }
             Ok(0)
         }
         Command::Destroy(a) => {
             let id = VeId::parse(&a.id)?;
             k.destroy(&id, a.force)?;
-            say(format!("Destroyed VE {id}"));
+            say(format!("Destroyed VE {id}"))?;
             Ok(0)
         }
         Command::Check => {
@@ -189,7 +190,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     CheckLevel::Fail => ("FAIL", 10),
                 };
                 worst = worst.max(code);
-                println!("{mark}  {:<16} {}", c.name, c.detail);
+                outln!("{mark}  {:<16} {}", c.name, c.detail)?;
             }
             Ok(worst)
         }
@@ -213,24 +214,24 @@ fn template(k: &Kennel, cmd: TemplateCommand, quiet: bool) -> Result<i32> {
             let source = from.unwrap_or_else(|| name.clone());
             let t = k.template_create(&name, &source, mirror, &mut progress)?;
             if !quiet {
-                println!(
+                outln!(
                     "Created template {} ({}, init {}, {})",
                     t.meta.name,
                     human(t.meta.size_bytes),
                     t.meta.init.as_str(),
                     t.meta.source
-                );
+                )?;
             }
         }
         TemplateCommand::Import { name, tarball } => {
             let t = k.template_import(&name, &tarball, &mut progress)?;
             if !quiet {
-                println!(
+                outln!(
                     "Imported template {} ({}, init {})",
                     t.meta.name,
                     human(t.meta.size_bytes),
                     t.meta.init.as_str()
-                );
+                )?;
             }
         }
         TemplateCommand::List { json } => {
@@ -240,7 +241,7 @@ fn template(k: &Kennel, cmd: TemplateCommand, quiet: bool) -> Result<i32> {
                     .iter()
                     .map(|t| json!({"name": t.meta.name, "os": t.meta.os, "init": t.meta.init.as_str(), "size_bytes": t.meta.size_bytes, "created": t.meta.created, "source": t.meta.source}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
                 let rows = ts
                     .iter()
@@ -254,16 +255,16 @@ fn template(k: &Kennel, cmd: TemplateCommand, quiet: bool) -> Result<i32> {
                         ]
                     })
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     output::table(&["NAME", "INIT", "SIZE", "OS", "CREATED"], rows, &[2], true)
-                );
+                )?;
             }
         }
         TemplateCommand::Remove { name } => {
             k.template_remove(&name)?;
             if !quiet {
-                println!("Removed template {name}");
+                outln!("Removed template {name}")?;
             }
         }
     }
@@ -290,7 +291,7 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
                 )
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
     }
     let headers: Vec<&str> = fields
@@ -314,7 +315,7 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
         .collect();
     let t = output::table(&headers, rows, &numeric, !a.no_header);
     if !t.is_empty() {
-        println!("{t}");
+        outln!("{t}")?;
     }
     Ok(0)
 }

@@ -36,6 +36,9 @@ fn main() -> ExitCode {
     tracing::debug!("kennel: done");
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        // The reader of our output went away (`kennel list | head -1`):
+        // what the command did is done, and there is no one to tell.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let code = exit_code_of(&err);
             eprintln!("kennel: {}", one_line(&err));
@@ -86,4 +89,11 @@ fn one_line(err: &anyhow::Error) -> String {
         out.push_str(&s);
     }
     out.replace('\n', " ")
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,4 +1,24 @@
-//! Tables and JSON for `list`, `status` and `template list`.
+//! Tables and JSON for `list`, `status` and `template list`, and the
+//! macros every command prints its standard output with.
+
+/// `println!` that returns an error instead of panicking when standard
+/// output is closed (`kennel list | head -1`); `main` then exits quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!`, the same way.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+pub(crate) use {out, outln};
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use kennel_ve::lifecycle::VeStatus;

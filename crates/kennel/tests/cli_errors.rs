@@ -279,3 +279,24 @@ fn state_directories_stay_private() {
     fs::remove_file(&run).expect("rm symlink");
     root.finish();
 }
+
+/// `kennel ... | head -1`: a reader that goes away is not an error, and
+/// never a panic.
+#[test]
+fn a_closed_standard_output_is_not_an_error() {
+    let root = TestRoot::new("cli-pipe");
+    root.busybox();
+    for args in [&["template", "list"][..], &["check"], &["list", "--all"]] {
+        let (reader, writer) = rustix::pipe::pipe().expect("pipe");
+        drop(reader);
+        let out = root
+            .cmd()
+            .args(args)
+            .stdout(Stdio::from(writer))
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "kennel {args:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "kennel {args:?}: {out:?}");
+    }
+    root.finish();
+}
