@@ -24,6 +24,7 @@ pub mod console;
 mod error;
 pub mod join;
 pub mod launch;
+pub mod live;
 pub mod policy;
 pub mod procfs;
 pub mod pty;

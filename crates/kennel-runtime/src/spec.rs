@@ -71,6 +71,10 @@ pub struct StartSpec {
     /// Arguments for the monitor after its fixed ones: how it calls
     /// `kennel` back when the VE ends.
     pub monitor_args: Vec<String>,
+    /// The VE's network (links, addresses, DNS), and the host's settings
+    /// for it.
+    pub network: kennel_net::VeNetwork,
+    pub host_net: kennel_net::HostNet,
 }
 
 impl StartSpec {

@@ -2,7 +2,8 @@
 //! primitives (a message with descriptors attached) they are made of:
 //!
 //! * VE child -> monitor, over a `SOCK_SEQPACKET` pair: "ready" once it has
-//!   its own mount namespace;
+//!   its own mount namespace, then "net" once it has its own network
+//!   namespace (for the VE's links);
 //! * monitor -> VE child: "go" with a descriptor of the VE's root, which the
 //!   monitor has mounted into the child's mount namespace; later "cg" once
 //!   the VE's v1 cgroups exist (they are made in parallel);
@@ -24,6 +25,7 @@ use rustix::net::{
 
 const GO: &[u8] = b"go";
 const READY: &[u8] = b"R";
+const NET_READY: &[u8] = b"N";
 const CGROUPS: &[u8] = b"cg";
 const ERR_PREFIX: &[u8] = b"E";
 const CONSOLE: &[u8] = b"C";
@@ -67,6 +69,7 @@ fn gone() -> io::Error {
 #[derive(Debug)]
 pub(crate) enum FromChild {
     Ready,
+    NetReady,
     Console {
         master: OwnedFd,
         peer: OwnedFd,
@@ -112,6 +115,11 @@ pub(crate) fn send_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
     send_msg(sock, READY, &[])
 }
 
+/// Child -> monitor: the child has its own network namespace.
+pub(crate) fn send_net_ready(sock: BorrowedFd<'_>) -> io::Result<()> {
+    send_msg(sock, NET_READY, &[])
+}
+
 pub(crate) fn send_error(sock: BorrowedFd<'_>, msg: &str) {
     let mut m = ERR_PREFIX.to_vec();
     m.extend_from_slice(msg.as_bytes());
@@ -146,6 +154,9 @@ pub(crate) fn recv_from_child(sock: BorrowedFd<'_>, timeout: Duration) -> io::Re
     }
     if data == READY {
         return Ok(FromChild::Ready);
+    }
+    if data == NET_READY {
+        return Ok(FromChild::NetReady);
     }
     if data == CONSOLE && fds.len() == 2 {
         if let (Some(peer), Some(master)) = (fds.pop(), fds.pop()) {

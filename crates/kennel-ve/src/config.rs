@@ -68,6 +68,9 @@ pub struct VeConfig {
     pub idmap: IdRange,
     pub init: InitConfig,
     pub storage: StorageConfig,
+    /// Addresses, bridged interfaces, DNS, rates, NAT, port forwards.
+    #[serde(default, skip_serializing_if = "kennel_net::VeNetwork::is_empty")]
+    pub network: kennel_net::VeNetwork,
 }
 
 pub const MIN_MEMORY: u64 = 16 << 20;
@@ -217,6 +220,12 @@ mod tests {
             },
             storage: StorageConfig {
                 layer: LayerMode::Idmapped,
+            },
+            network: kennel_net::VeNetwork {
+                ips: vec![kennel_net::model::parse_ve_address("192.0.2.11").expect("ip")],
+                nameservers: vec!["192.0.2.1".parse().expect("ns")],
+                rate: kennel_net::model::RateLimit::parse("100mbit").expect("rate"),
+                ..Default::default()
             },
         }
     }

@@ -81,6 +81,8 @@ pub enum VeError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Cgroup(#[from] kennel_cgroup::CgroupError),
+    #[error(transparent)]
+    Net(#[from] kennel_net::NetError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -121,7 +123,11 @@ impl VeError {
                 kennel_cgroup::CgroupError::MissingController { .. }
                 | kennel_cgroup::CgroupError::NotMounted,
             ) => ErrorKind::HostUnsupported,
-            VeError::Runtime(_) | VeError::Cgroup(_) | VeError::Io { .. } => ErrorKind::Internal,
+            VeError::Net(kennel_net::NetError::BadInput(_)) => ErrorKind::BadInput,
+            VeError::Net(kennel_net::NetError::Host(_)) => ErrorKind::HostUnsupported,
+            VeError::Runtime(_) | VeError::Cgroup(_) | VeError::Io { .. } | VeError::Net(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }

@@ -11,6 +11,12 @@
 //! # members of the archive).
 //! import_max_size = "64G"
 //! import_max_entries = 4000000
+//!
+//! [network]
+//! # Where the LAN is told that routed VE addresses are here (proxy ARP
+//! # and NDP): "detect" (the interface the host routes the address
+//! # through), "none", or interface names.
+//! neighbour_devs = ["detect"]
 //! ```
 
 use std::fs;
@@ -40,6 +46,8 @@ pub struct HostConfig {
     pub import_max_size: Option<Size>,
     #[serde(default)]
     pub import_max_entries: Option<u64>,
+    #[serde(default = "kennel_net::HostNet::with_defaults")]
+    pub network: kennel_net::HostNet,
 }
 
 fn default_base() -> u32 {

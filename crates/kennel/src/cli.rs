@@ -34,6 +34,9 @@ pub enum Command {
     Template(TemplateCommand),
     /// Create a VE from a template (copies nothing; takes milliseconds).
     Create(CreateArgs),
+    /// Change a VE's network and hostname: saved, and applied at once to a
+    /// running VE.
+    Set(SetArgs),
     /// Start a VE: boot its init in its own namespaces.
     Start(IdArg),
     /// Shut a VE down the way its init expects; kill it after the timeout.
@@ -115,6 +118,72 @@ pub struct CreateArgs {
     /// Maximum number of processes and threads.
     #[arg(long)]
     pub numproc: Option<String>,
+    #[command(flatten)]
+    pub net: CreateNetArgs,
+}
+
+/// The network options of `create`.
+#[derive(Debug, Args)]
+pub struct CreateNetArgs {
+    /// A routed address on the VE's eth0, with an optional /prefix
+    /// (repeat for more; IPv4 and IPv6).
+    #[arg(long = "ip", visible_alias = "ipadd", value_name = "ADDR[/PREFIX]")]
+    pub ips: Vec<String>,
+    /// A bridged interface: NAME,bridge=BRIDGE[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR][,dhcp=yes] (repeat for more).
+    #[arg(long = "netif", value_name = "SPEC")]
+    pub netifs: Vec<String>,
+    /// A DNS server for the VE's /etc/resolv.conf (repeat for more).
+    #[arg(long = "nameserver", value_name = "ADDR")]
+    pub nameservers: Vec<String>,
+    /// A DNS search domain (repeat for more).
+    #[arg(long = "searchdomain", value_name = "DOMAIN")]
+    pub searchdomains: Vec<String>,
+    /// Traffic limit per interface: RATE for both ways (100mbit), or egress=RATE,ingress=RATE.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Masquerade the VE's IPv4 addresses behind this host interface.
+    #[arg(long = "nat-via", value_name = "UPLINK")]
+    pub nat_via: Option<String>,
+    /// Forward a host port to the VE: PROTO:[HOSTADDR:]HOSTPORT:VEPORT (repeat for more).
+    #[arg(long = "forward", value_name = "SPEC")]
+    pub forwards: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    pub id: String,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Add a routed address (repeat for more).
+    #[arg(long = "ip-add", visible_alias = "ipadd", value_name = "ADDR[/PREFIX]")]
+    pub ip_add: Vec<String>,
+    /// Remove a routed address, or `all` (repeat for more).
+    #[arg(long = "ip-del", visible_alias = "ipdel", value_name = "ADDR|all")]
+    pub ip_del: Vec<String>,
+    /// Add (or replace, by name) a bridged interface: NAME,bridge=BRIDGE[,mac=MAC][,ip=..][,gw=..][,dhcp=yes].
+    #[arg(long = "netif", visible_alias = "netif-add", value_name = "SPEC")]
+    pub netif_add: Vec<String>,
+    /// Remove a bridged interface by name.
+    #[arg(long = "netif-del", value_name = "NAME")]
+    pub netif_del: Vec<String>,
+    /// Traffic limit: RATE (both ways), egress=RATE,ingress=RATE, or none.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// DNS servers (repeat; replaces the list; `none` empties it).
+    #[arg(long = "nameserver", value_name = "ADDR")]
+    pub nameservers: Vec<String>,
+    /// DNS search domains (repeat; replaces the list; `none` empties it).
+    #[arg(long = "searchdomain", value_name = "DOMAIN")]
+    pub searchdomains: Vec<String>,
+    /// Masquerade behind UPLINK, or `none` to stop.
+    #[arg(long = "nat-via", value_name = "UPLINK|none")]
+    pub nat_via: Option<String>,
+    /// Add a port forward PROTO:[HOSTADDR:]HOSTPORT:VEPORT.
+    #[arg(long = "forward-add", value_name = "SPEC")]
+    pub forward_add: Vec<String>,
+    /// Remove a port forward PROTO:[HOSTADDR:]HOSTPORT:VEPORT.
+    #[arg(long = "forward-del", value_name = "SPEC")]
+    pub forward_del: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -170,7 +239,7 @@ pub struct ListArgs {
         short,
         long,
         value_name = "FIELDS",
-        long_help = "Columns, comma-separated. Available: id, state, hostname, template, procs, memory, memlimit, cpus, numproc, uptime, init, uid_base, layer, uuid, created"
+        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, uptime, init, uid_base, layer, uuid, created"
     )]
     pub output: Option<String>,
     /// JSON instead of a table.

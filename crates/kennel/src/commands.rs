@@ -45,11 +45,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                     })
                     .transpose()?,
             };
+            let network = crate::net_args::create_network(&a.net)?;
             let cfg = k.create(&CreateRequest {
                 id,
                 template: a.template,
                 hostname: a.hostname,
                 resources,
+                network,
             })?;
             say(format!(
                 "Created VE {} from template {} (hostname {}, host ids {}-{}, {} layer)",
@@ -59,6 +61,17 @@ pub fn run(cli: Cli) -> Result<i32> {
                 cfg.idmap.uid_base,
                 cfg.idmap.uid_base as u64 + cfg.idmap.size as u64 - 1,
                 cfg.storage.layer.as_str()
+            ))?;
+            Ok(0)
+        }
+        Command::Set(a) => {
+            let id = VeId::parse(&a.id)?;
+            let req = crate::net_args::set_request(&a)?;
+            let cfg = k.set(&id, &req)?;
+            say(format!(
+                "Set VE {id}: hostname {}, addresses {}",
+                cfg.hostname,
+                crate::net_args::ips_text(&cfg.network)
             ))?;
             Ok(0)
         }
@@ -377,6 +390,7 @@ fn cfg_json(c: &kennel_ve::config::VeConfig) -> serde_json::Value {
         "idmap": {"uid_base": c.idmap.uid_base, "gid_base": c.idmap.gid_base, "size": c.idmap.size},
         "init": {"kind": c.init.kind.as_str(), "path": c.init.path},
         "storage": {"layer": c.storage.layer.as_str()},
+        "network": serde_json::to_value(&c.network).unwrap_or(serde_json::Value::Null),
     })
 }
 

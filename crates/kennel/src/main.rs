@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod net_args;
 mod output;
 
 use std::process::ExitCode;

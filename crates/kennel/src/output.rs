@@ -30,6 +30,9 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("id", "ID"),
     ("state", "STATE"),
     ("hostname", "HOSTNAME"),
+    ("ip", "IP_ADDR"),
+    ("netif", "NETIF"),
+    ("rate", "RATE"),
     ("template", "TEMPLATE"),
     ("procs", "PROCS"),
     ("memory", "MEMORY"),
@@ -90,6 +93,18 @@ pub fn field_json(st: &VeStatus, f: &str) -> Value {
         "id" => json!(c.id.as_str()),
         "state" => json!(st.state.as_str()),
         "hostname" => json!(c.hostname),
+        "ip" => json!(c
+            .network
+            .all_ips()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()),
+        "netif" => json!(c
+            .network
+            .netifs
+            .iter()
+            .map(|n| format!("{}@{}", n.name, n.bridge))
+            .collect::<Vec<_>>()),
+        "rate" => serde_json::to_value(c.network.rate).unwrap_or(Value::Null),
         "template" => json!(c.template),
         "procs" => json!(st.usage.tasks),
         "memory" => json!(st.usage.memory),
@@ -117,6 +132,32 @@ pub fn field_text(st: &VeStatus, f: &str) -> String {
         "cpus" => c.resources.cpus.map_or_else(dash, |v| v.to_string()),
         "numproc" => c.resources.numproc.map_or_else(dash, |v| v.to_string()),
         "uptime" => st.uptime_secs.map_or_else(dash, uptime),
+        "ip" => crate::net_args::ips_text(&c.network),
+        "netif" => {
+            let v: Vec<String> = c
+                .network
+                .netifs
+                .iter()
+                .map(|n| format!("{}@{}", n.name, n.bridge))
+                .collect();
+            if v.is_empty() {
+                dash()
+            } else {
+                v.join(",")
+            }
+        }
+        "rate" => {
+            let r = c.network.rate;
+            match (r.egress, r.ingress) {
+                (None, None) => dash(),
+                (e, i) if e == i => e.map_or_else(dash, |r| r.to_string()),
+                (e, i) => format!(
+                    "out:{},in:{}",
+                    e.map_or_else(dash, |r| r.to_string()),
+                    i.map_or_else(dash, |r| r.to_string())
+                ),
+            }
+        }
         other => match field_json(st, other) {
             Value::String(s) => s,
             Value::Null => dash(),

@@ -32,7 +32,7 @@ pub fn exec_init(
     kennel_sys::fd::close_all_from(3, &[sock.as_raw_fd()])
         .ctx(|| "close inherited descriptors".into())?;
     // Only now, with no host descriptor left to reach through /proc.
-    sync_etc_hostname(&spec.hostname);
+    write_guest_files(spec);
     kennel_sys::signal::reset_all().ctx(|| "reset signal handlers".into())?;
     crate::policy::caps::drop_bounding()?;
     let path = CString::new(spec.init.path.as_str())
@@ -61,57 +61,29 @@ pub fn exec_init(
     )))
 }
 
-/// Keeps `/etc/hostname` in the VE equal to its configured hostname, so
-/// that an init that reads it (systemd) agrees with Kennel. Runs after
-/// `pivot_root`, as the VE's root: every path here is the VE's own, and
-/// the VE may have made any of them a symlink, a FIFO or a huge file, so
-/// nothing is followed, nothing blocks and at most a few bytes are read.
-/// Anything odd is left alone.
-fn sync_etc_hostname(hostname: &str) {
-    use rustix::fs::{fstat, open, openat, renameat, unlinkat, AtFlags, FileType, Mode, OFlags};
-    let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let Ok(etc) = open(
-        "/etc",
-        flags | OFlags::DIRECTORY | OFlags::RDONLY,
-        Mode::empty(),
+/// Writes the VE's own view of its name and network into its files
+/// (`kennel_net::guest`). Runs after `pivot_root`, as the VE's root: every
+/// path is the VE's own, and whatever the VE put in place of a file other
+/// than a regular file (a symlink, a FIFO) is left alone. A failure here
+/// does not stop the VE: it is noted in the monitor's log.
+fn write_guest_files(spec: &StartSpec) {
+    let Ok(root) = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
     ) else {
         return;
     };
-    let want = format!("{hostname}\n");
-    match openat(
-        &etc,
-        "hostname",
-        flags | OFlags::RDONLY | OFlags::NONBLOCK,
-        Mode::empty(),
-    ) {
-        Ok(fd) => {
-            let regular = fstat(&fd)
-                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
-            if !regular {
-                return;
-            }
-            let mut buf = [0u8; 256];
-            let n = rustix::io::read(&fd, &mut buf).unwrap_or(0);
-            if buf.get(..n) == Some(want.as_bytes()) {
-                return;
-            }
-        }
-        Err(rustix::io::Errno::NOENT) => {}
-        Err(_) => return,
-    }
-    let tmp = ".hostname.kennel";
-    let _ = unlinkat(&etc, tmp, AtFlags::empty());
-    let Ok(fd) = openat(
-        &etc,
-        tmp,
-        flags | OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
-        Mode::from_raw_mode(0o644),
-    ) else {
-        return;
+    let view = kennel_net::guest::GuestView {
+        ve: &spec.id,
+        hostname: &spec.hostname,
+        net: &spec.network,
     };
-    let written = rustix::io::write(&fd, want.as_bytes()) == Ok(want.len());
-    drop(fd);
-    if !written || renameat(&etc, tmp, &etc, "hostname").is_err() {
-        let _ = unlinkat(&etc, tmp, AtFlags::empty());
+    let target = kennel_net::guest::Root {
+        fd: root.as_fd(),
+        owner: None,
+    };
+    if let Err(e) = kennel_net::guest::apply(&target, &view) {
+        tracing::warn!("VE {}: network files: {e}", spec.id);
     }
 }

@@ -12,8 +12,9 @@
 //!    joined first thing), take the cgroup namespace, and mount
 //!    [`cgroupfs`]: the VE's own view of every hierarchy.
 //! 5. [`pivot`]: `pivot_root` into the VE's root and drop the host's tree.
-//! 6. [`finish`]: hostname, keyring, loopback, console handover,
-//!    capabilities, seccomp, and exec of init.
+//! 6. [`finish`]: hostname, keyring, loopback, the VE's network files
+//!    (`kennel_net::guest`), console handover, capabilities, seccomp, and
+//!    exec of init. (The VE's links are made meanwhile by the monitor.)
 //!
 //! Steps 2-4 happen before `pivot_root` because the kernel only lets a user
 //! namespace mount a new procfs or sysfs while a fully visible one is in its
@@ -73,6 +74,7 @@ fn setup(
     // costliest: made here while the monitor mounts the root.
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWNET)
         .ctx(|| "create the VE's network namespace".into())?;
+    sync::send_net_ready(sock.as_fd()).ctx(|| "tell the monitor".into())?;
     let fd = sync::wait_go(sock.as_fd())
         .map_err(|e| crate::RuntimeError::Setup(format!("waiting for the monitor: {e}")))?;
     let root = rootfs::VeRoot { fd };

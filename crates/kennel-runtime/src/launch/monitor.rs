@@ -239,6 +239,25 @@ fn host_side(
     let root = mounted?;
     tracing::debug!("monitor: root mounted");
     sync::send_go(sock, root.as_fd()).ctx(|| "release the VE".into())?;
+    // While the VE mounts its /proc, /sys and /dev: its links.
+    if spec.network.has_links() {
+        match sync::recv_from_child(sock, left(ch.deadline))
+            .ctx(|| "wait for the VE's network namespace".into())?
+        {
+            FromChild::NetReady => {}
+            FromChild::Error(msg) => return Err(RuntimeError::Setup(msg)),
+            _ => return Err(RuntimeError::Setup("the VE ended during its setup".into())),
+        }
+        let netns = open_ns("net")?;
+        let target = kennel_net::Target {
+            ve: &spec.id,
+            run_dir: &spec.run_dir,
+            host: &spec.host_net,
+        };
+        kennel_net::reconcile::reconcile(target, Some(netns.as_fd()), &spec.network)
+            .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?;
+        tracing::debug!("monitor: network");
+    }
     // The VE joins its v1 cgroups late in its setup; tell it when `kennel
     // start` has made them.
     let note = sync::read_report(ch.cgroups, left(ch.deadline))
@@ -260,7 +279,7 @@ fn wait_for_exec(ch: &Channels<'_>) -> Result<(OwnedFd, OwnedFd)> {
             FromChild::Console { master, peer } => console = Some((master, peer)),
             FromChild::Error(msg) => return Err(RuntimeError::Setup(msg)),
             FromChild::Eof => break,
-            FromChild::Ready => {}
+            FromChild::Ready | FromChild::NetReady => {}
         }
     }
     console.ok_or_else(|| RuntimeError::Setup("the VE's init ended before it started".into()))

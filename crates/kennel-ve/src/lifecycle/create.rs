@@ -20,6 +20,7 @@ pub struct CreateRequest {
     pub template: String,
     pub hostname: Option<String>,
     pub resources: Resources,
+    pub network: kennel_net::VeNetwork,
 }
 
 impl Kennel {
@@ -28,6 +29,7 @@ impl Kennel {
         validate_hostname(&hostname)?;
         req.resources.validate()?;
         let _host = self.lock_host()?;
+        self.check_network(&req.id, &req.network)?;
         // Under the host lock: `template remove` takes it too, so the
         // template cannot go between this check and the new VE's config.
         let template = Store::new(self.paths.templates()).get(&req.template)?;
@@ -62,6 +64,7 @@ impl Kennel {
                 kind: template.meta.init,
                 path: "/sbin/init".into(),
             },
+            network: req.network.clone(),
             storage: StorageConfig {
                 layer: if idmap_supported(&template.rootfs)? {
                     LayerMode::Idmapped

@@ -10,6 +10,7 @@ mod check;
 mod create;
 mod destroy;
 mod exec;
+mod network;
 mod start;
 mod status;
 mod stop;
@@ -23,6 +24,7 @@ use std::sync::OnceLock;
 pub use check::{Check, CheckLevel};
 pub use create::CreateRequest;
 pub use exec::ExecRequest;
+pub use network::SetRequest;
 pub use status::{VeState, VeStatus};
 pub use stop::StopOutcome;
 

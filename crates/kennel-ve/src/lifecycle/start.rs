@@ -128,6 +128,8 @@ impl Kennel {
                 seccomp,
                 monitor_exe: self.exe.monitor.clone(),
                 monitor_args: self.teardown_command(id),
+                network: cfg.network.clone(),
+                host_net: self.host.network.clone(),
             })
         })();
         let spec = prepared.map_err(fail)?;

@@ -4,7 +4,8 @@
 //!
 //! Mounts and namespaces need no cleanup: they only ever existed in the
 //! VE's own namespaces, which the kernel frees with the VE's last process.
-//! What remains on the host is the VE's cgroups and its run directory.
+//! What remains on the host is the VE's cgroups, its run directory, and
+//! the host side of its network (links, proxy entries, nftables tables).
 
 use std::fs;
 use std::time::Duration;
@@ -55,6 +56,9 @@ impl Kennel {
             cg.kill_all()?;
             cg.remove(Duration::from_secs(5))?;
         }
+        // After the cgroup is empty: no process of the VE holds its
+        // network namespace any more.
+        self.teardown_network(id)?;
         clear_run_files(&run_dir);
         Ok(())
     }

@@ -11,6 +11,7 @@
 // Test helpers: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod netlab;
 pub mod pty;
 
 use std::fs;
@@ -62,6 +63,9 @@ pub fn pure_v2() -> bool {
 /// A private Kennel state root for one test.
 pub struct TestRoot {
     pub dir: PathBuf,
+    /// The network namespace (a name under /run/netns) every `kennel`
+    /// command of this root runs in, when the test plays the host there.
+    pub netns: Option<String>,
     finished: bool,
 }
 
@@ -73,12 +77,29 @@ impl TestRoot {
         fs::create_dir_all(&dir).expect("create test root");
         TestRoot {
             dir,
+            netns: None,
             finished: false,
         }
     }
 
+    /// A root whose commands all run in network namespace `netns`.
+    pub fn in_netns(name: &str, netns: &str) -> Self {
+        let mut r = Self::new(name);
+        r.netns = Some(netns.to_string());
+        r
+    }
+
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(KENNEL);
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(KENNEL);
+                c
+            }
+            None => Command::new(KENNEL),
+        };
         c.arg("--root")
             .arg(&self.dir)
             .stdin(Stdio::null())

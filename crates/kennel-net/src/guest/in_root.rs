@@ -1,0 +1,153 @@
+//! Reading and replacing files inside a VE's root from a descriptor of
+//! that root, so that nothing the VE planted can lead outside it: every
+//! path is resolved with `openat2(RESOLVE_IN_ROOT)` (symlinks and `..`
+//! stay inside the root, magic links are refused), and a file is replaced
+//! by a rename over it, never written through. Where the VE put something
+//! other than a regular file (a symlink, a FIFO, a directory), Kennel
+//! leaves it alone: that is the VE owner's choice.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{
+    fchown, fstat, openat, openat2, renameat, statat, unlinkat, AtFlags, FileType, Gid, Mode,
+    OFlags, ResolveFlags, Uid,
+};
+
+use crate::error::{io_err, Result};
+
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// The most Kennel reads of a VE's file: these are a few lines each.
+const READ_CAP: u64 = 256 << 10;
+
+/// Where the files go: the VE's root, and who owns what Kennel creates.
+#[derive(Debug)]
+pub struct Root<'a> {
+    pub fd: BorrowedFd<'a>,
+    /// Host ids of the VE's root user, when writing from the host; `None`
+    /// when the writer already is the VE's root.
+    pub owner: Option<(u32, u32)>,
+}
+
+fn split(path: &str) -> (&str, &str) {
+    let p = path.trim_start_matches('/');
+    match p.rsplit_once('/') {
+        Some((dir, name)) => (dir, name),
+        None => (".", p),
+    }
+}
+
+impl Root<'_> {
+    fn dir(&self, dir: &str) -> Result<OwnedFd> {
+        openat2(
+            self.fd,
+            dir,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        )
+        .map_err(|e| io_err(format!("open /{dir} in the VE"))(e.into()))
+    }
+
+    /// Whether `path` exists (following links inside the root).
+    pub fn exists(&self, path: &str) -> bool {
+        openat2(
+            self.fd,
+            path.trim_start_matches('/'),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        )
+        .is_ok()
+    }
+
+    /// A regular file's text, at most `READ_CAP` bytes; `None` when it is
+    /// missing or not a regular file (a FIFO is never opened for reading
+    /// in a way that blocks).
+    pub fn read(&self, path: &str) -> Option<String> {
+        let fd = openat2(
+            self.fd,
+            path.trim_start_matches('/'),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            IN_ROOT,
+        )
+        .ok()?;
+        let st = fstat(&fd).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return None;
+        }
+        let mut text = String::new();
+        std::fs::File::from(fd)
+            .take(READ_CAP)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    }
+
+    /// Replaces `path` with `contents` (mode 0644), atomically, when it is
+    /// a regular file or missing; `Ok(false)` when something else is there.
+    /// The directory must exist.
+    pub fn write(&self, path: &str, contents: &str) -> Result<bool> {
+        let (dir, name) = split(path);
+        let dirfd = self.dir(dir)?;
+        match statat(&dirfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile => {
+                return Ok(false)
+            }
+            Ok(_) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(io_err(format!("look at {path} in the VE"))(e.into())),
+        }
+        let tmp = format!(".{name}.kennel-new");
+        let _ = unlinkat(&dirfd, tmp.as_str(), AtFlags::empty());
+        let fd = openat(
+            &dirfd,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| io_err(format!("create {path} in the VE"))(e.into()))?;
+        let done = (|| -> std::io::Result<()> {
+            if let Some((uid, gid)) = self.owner {
+                // Created by the host's root: give it to the VE's root.
+                fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+            }
+            let mut f = std::fs::File::from(fd);
+            f.write_all(contents.as_bytes())?;
+            renameat(&dirfd, tmp.as_str(), &dirfd, name)?;
+            Ok(())
+        })();
+        if let Err(e) = done {
+            let _ = unlinkat(&dirfd, tmp.as_str(), AtFlags::empty());
+            return Err(io_err(format!("write {path} in the VE"))(e));
+        }
+        Ok(true)
+    }
+
+    /// Removes `path` (not following a final symlink); absent is fine.
+    pub fn remove(&self, path: &str) -> Result<()> {
+        let (dir, name) = split(path);
+        let Ok(dirfd) = self.dir(dir) else {
+            return Ok(());
+        };
+        match unlinkat(&dirfd, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(io_err(format!("remove {path} in the VE"))(e.into())),
+        }
+    }
+
+    /// Names in directory `dir` (empty when it is missing).
+    pub fn list(&self, dir: &str) -> Vec<String> {
+        let Ok(fd) = self.dir(dir.trim_start_matches('/')) else {
+            return Vec::new();
+        };
+        let Ok(d) = rustix::fs::Dir::read_from(fd.as_fd()) else {
+            return Vec::new();
+        };
+        d.filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+            .filter(|n| n != "." && n != "..")
+            .collect()
+    }
+}

@@ -1,0 +1,64 @@
+//! The host-side names of a VE's network objects. They are derived from
+//! the VE id alone, so that teardown finds them even without any record,
+//! and readable (`kv101-eth0`), so that `ip link` tells an operator whose
+//! interface it is.
+
+/// Every host-side link of a VE starts with this.
+pub const LINK_PREFIX: &str = "kv";
+
+/// Every host-side `ifb` (egress shaping of a VE link) starts with this.
+pub const IFB_PREFIX: &str = "kb";
+
+/// The prefix of every nftables table Kennel makes.
+pub const TABLE_PREFIX: &str = "kennel-";
+
+/// The host end of the VE's interface `ifname` (`kv101-eth0`). When that
+/// does not fit the kernel's 15 bytes, `kv` and a hash of both.
+pub fn host_link(ve: &str, ifname: &str) -> String {
+    let plain = format!("{LINK_PREFIX}{ve}-{ifname}");
+    if plain.len() <= 15 {
+        return plain;
+    }
+    format!(
+        "{LINK_PREFIX}{:08x}{}",
+        fnv32(&format!("{ve}/{ifname}")),
+        "-x"
+    )
+}
+
+/// The `ifb` device that shapes what the VE sends out of host link
+/// `host_link` (`kv101-eth0` -> `kb101-eth0`).
+pub fn ifb_link(host_link: &str) -> String {
+    format!(
+        "{IFB_PREFIX}{}",
+        host_link.strip_prefix(LINK_PREFIX).unwrap_or(host_link)
+    )
+}
+
+/// The VE's nftables table (in the `netdev` family, and in `inet` when it
+/// has NAT or port forwards).
+pub fn table(ve: &str) -> String {
+    format!("{TABLE_PREFIX}{ve}")
+}
+
+fn fnv32(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_kernel() {
+        assert_eq!(host_link("101", "eth0"), "kv101-eth0");
+        let long = host_link("a-very-long-ve-name", "eth12");
+        assert!(long.len() <= 15, "{long}");
+        assert!(long.starts_with(LINK_PREFIX));
+        assert_ne!(long, host_link("a-very-long-ve-name", "eth13"));
+        assert_eq!(table("101"), "kennel-101");
+        assert_eq!(ifb_link("kv101-eth0"), "kb101-eth0");
+    }
+}

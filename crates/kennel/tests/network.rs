@@ -1,0 +1,689 @@
+//! VE networking with real links and real packets, in namespaces each test
+//! makes (see `common::netlab`): Kennel runs in one that plays the host, a
+//! second plays the LAN. Nothing here touches the machine's own network
+//! namespace.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::netlab::{NetLab, BUSYBOX};
+use common::{wait_for, TestRoot};
+
+/// A TCP service in VE `id` on `port` that answers every connection with
+/// `reply` (busybox nc, restarted after each connection).
+fn serve(root: &TestRoot, id: &str, port: u16, reply: &str) {
+    root.sh(
+        id,
+        &format!("(while true; do nc -l -p {port} -e echo {reply}; done) >/dev/null 2>&1 &"),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+fn assert_no_leaks(lab: &NetLab) {
+    let leaks = lab.leaks();
+    assert!(leaks.is_empty(), "left on the host:\n{}", leaks.join("\n"));
+}
+
+/// The routed model: the LAN reaches the VE's TCP service over IPv4 and
+/// IPv6 (proxy ARP/NDP on the uplink), the host reaches it without any
+/// help, and nothing the VE forges gets to the receiver.
+#[test]
+fn routed_ve_is_reachable_and_cannot_spoof() {
+    let lab = NetLab::new("routed");
+    let root = TestRoot::in_netns("net-routed", &lab.host);
+    root.start_busybox(
+        "101",
+        &[
+            "--ip",
+            "192.0.2.11",
+            "--ip",
+            "2001:db8::11",
+            "--nameserver",
+            "192.0.2.1",
+        ],
+    );
+    serve(&root, "101", 80, "hello-101");
+    assert_eq!(
+        lab.lan_fetch("192.0.2.11", 80),
+        "hello-101",
+        "IPv4 from the LAN"
+    );
+    assert_eq!(
+        lab.lan_fetch("2001:db8::11", 80),
+        "hello-101",
+        "IPv6 from the LAN"
+    );
+    let host = lab.host_cmd(&[BUSYBOX, "ping", "-c", "1", "-W", "2", "192.0.2.11"]);
+    assert!(host.status.success(), "the host reaches its VE");
+    // Inside: its addresses, a default route via the host, its resolver.
+    let addrs = root.sh("101", "ip addr show eth0");
+    assert!(
+        addrs.contains("192.0.2.11/32") && addrs.contains("2001:db8::11/128"),
+        "{addrs}"
+    );
+    assert!(root
+        .sh("101", "ip route")
+        .contains("default via 169.254.0.1 dev eth0"));
+    assert!(root
+        .sh("101", "cat /etc/resolv.conf")
+        .contains("nameserver 192.0.2.1"));
+
+    // Forged sources: a foreign address, the host's, a LAN neighbour's.
+    lab.watch(false, "ip saddr 192.0.2.11");
+    lab.watch(false, "ip saddr 192.0.2.50");
+    lab.watch(false, "ip saddr 192.0.2.1");
+    lab.watch(false, "ip6 saddr 2001:db8::50");
+    root.sh(
+        "101",
+        "ip addr add 192.0.2.50/32 dev eth0; ip -6 addr add 2001:db8::50/128 dev eth0 nodad; \
+         ping -c 2 -W 1 -I 192.0.2.50 192.0.2.100; ping -c 2 -W 1 -I 2001:db8::50 2001:db8::100; \
+         ip addr add 192.0.2.1/32 dev eth0; ping -c 2 -W 1 -I 192.0.2.1 192.0.2.100; \
+         ping -c 2 -W 1 192.0.2.100; true",
+    );
+    assert!(
+        lab.count(false, "ip saddr 192.0.2.11") > 0,
+        "the VE's own address passes (control)"
+    );
+    for forged in [
+        "ip saddr 192.0.2.50",
+        "ip saddr 192.0.2.1",
+        "ip6 saddr 2001:db8::50",
+    ] {
+        assert_eq!(lab.count(false, forged), 0, "{forged} reached the LAN");
+    }
+    // A forged ARP claim never reaches the host's neighbour table (while
+    // the VE's own address is in it).
+    root.sh(
+        "101",
+        "ip addr add 192.0.2.77/32 dev eth0; arping -c 2 -s 192.0.2.77 -I eth0 169.254.0.1; true",
+    );
+    let own = lab.host_cmd(&["ip", "neigh", "show", "192.0.2.11"]);
+    assert!(
+        !String::from_utf8_lossy(&own.stdout).trim().is_empty(),
+        "control: the VE's own address is known"
+    );
+    let neigh = lab.host_cmd(&["ip", "neigh", "show", "192.0.2.77"]);
+    assert!(
+        String::from_utf8_lossy(&neigh.stdout).trim().is_empty(),
+        "the host learned a forged ARP claim"
+    );
+    root.ok(&["stop", "101"]);
+    assert_no_leaks(&lab);
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// Two routed VEs reach each other through the host; one that takes the
+/// other's address gets nothing through to it.
+#[test]
+fn two_ves_reach_each_other_but_not_as_each_other() {
+    let lab = NetLab::new("pair");
+    let root = TestRoot::in_netns("net-pair", &lab.host);
+    root.start_busybox("101", &["--ip", "192.0.2.11"]);
+    root.start_busybox("102", &["--ip", "192.0.2.12"]);
+    serve(&root, "102", 80, "hello-102");
+    let got = root.sh("101", "nc 192.0.2.12 80 </dev/null");
+    assert_eq!(got.trim(), "hello-102");
+    // 101 poses as the LAN client towards 102: nothing arrives; as itself
+    // it does. Counted in 102's own network namespace.
+    let pid = root.init_pid("102").to_string();
+    let in_102 = |args: &[&str]| {
+        let out = std::process::Command::new("nsenter")
+            .args(["--target", &pid, "--net", "--", "nft"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    in_102(&["add table ip rx; add chain ip rx c { type filter hook prerouting priority 0; }; add rule ip rx c ip saddr 192.0.2.100 counter; add rule ip rx c ip saddr 192.0.2.11 counter"]);
+    root.sh(
+        "101",
+        "ip addr add 192.0.2.100/32 dev eth0; ping -c 2 -W 1 -I 192.0.2.100 192.0.2.12; ping -c 2 -W 1 192.0.2.12; true",
+    );
+    let counters = in_102(&["list", "table", "ip", "rx"]);
+    assert!(
+        counters.contains("ip saddr 192.0.2.100 counter packets 0 "),
+        "a forged packet reached VE 102:\n{counters}"
+    );
+    assert!(
+        !counters.contains("ip saddr 192.0.2.11 counter packets 0 "),
+        "control: genuine packets arrive:\n{counters}"
+    );
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// The bridged model: the VE's interface joins a bridge with a fixed MAC;
+/// the LAN on the bridge reaches it; a changed MAC, a foreign address or
+/// a forged ARP claim gets nothing onto the bridge.
+#[test]
+fn bridged_ve_is_reachable_and_filtered() {
+    let lab = NetLab::new("bridge").with_bridge();
+    let root = TestRoot::in_netns("net-bridge", &lab.host);
+    root.start_busybox(
+        "102",
+        &[
+            "--netif",
+            "eth1,bridge=br0,mac=02:00:00:00:01:02,ip=198.51.100.21/24",
+        ],
+    );
+    serve(&root, "102", 80, "hello-bridged");
+    assert_eq!(lab.lan_fetch("198.51.100.21", 80), "hello-bridged");
+    let link = root.sh("102", "ip link show eth1");
+    assert!(link.contains("02:00:00:00:01:02"), "{link}");
+    let master = lab.host_cmd(&["ip", "link", "show", "kv102-eth1"]);
+    assert!(String::from_utf8_lossy(&master.stdout).contains("master br0"));
+
+    lab.watch(true, "ether saddr 02:00:00:00:01:02");
+    lab.watch(true, "ether saddr 02:66:66:66:66:66");
+    lab.watch(true, "ip saddr 198.51.100.50");
+    lab.watch(true, "arp saddr ip 198.51.100.77");
+    root.sh(
+        "102",
+        "ping -c 2 -W 1 198.51.100.100; \
+         ip addr add 198.51.100.50/24 dev eth1; ping -c 2 -W 1 -I 198.51.100.50 198.51.100.100; \
+         ip addr add 198.51.100.77/32 dev eth1; arping -c 2 -U -s 198.51.100.77 -I eth1 198.51.100.77; \
+         ip link set eth1 address 02:66:66:66:66:66; ping -c 2 -W 1 198.51.100.100; \
+         ip link set eth1 address 02:00:00:00:01:02; true",
+    );
+    assert!(
+        lab.count(true, "ether saddr 02:00:00:00:01:02") > 0,
+        "its own MAC passes (control)"
+    );
+    for forged in [
+        "ether saddr 02:66:66:66:66:66",
+        "ip saddr 198.51.100.50",
+        "arp saddr ip 198.51.100.77",
+    ] {
+        assert_eq!(lab.count(true, forged), 0, "{forged} reached the bridge");
+    }
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// nft and iptables (nft and legacy) run with the VE's privileges work on
+/// the VE's own stack: they take effect there and leave the host's
+/// ruleset byte-identical. (The busybox template has no firewall tools:
+/// the host's binaries run in the VE's user and network namespaces, with
+/// exactly the VE root's rights.)
+#[test]
+fn firewall_rules_inside_a_ve_stay_inside() {
+    let lab = NetLab::new("fw");
+    let root = TestRoot::in_netns("net-fw", &lab.host);
+    root.start_busybox("101", &["--ip", "192.0.2.11"]);
+    serve(&root, "101", 80, "open");
+    serve(&root, "101", 81, "open81");
+    serve(&root, "101", 82, "open82");
+    let host_before = lab.host_ruleset();
+    let machine_before = String::from_utf8_lossy(
+        &std::process::Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let pid = root.init_pid("101").to_string();
+    let xt = root.dir.join("xt");
+    fs::create_dir(&xt).unwrap();
+    fs::set_permissions(&xt, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let lock = xt.join("xtables.lock");
+    let as_ve = |cmd: &[&str]| {
+        let mut c = std::process::Command::new("nsenter");
+        // iptables-legacy wants a lock file the VE's root may create.
+        c.env("XTABLES_LOCKFILE", &lock);
+        c.args(["--target", &pid, "--user", "--net", "--"])
+            .args(cmd);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    as_ve(&["nft", "add table inet vefw; add chain inet vefw in { type filter hook input priority 0; }; add rule inet vefw in tcp dport 80 drop"]);
+    as_ve(&[
+        "iptables-nft",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "81",
+        "-j",
+        "DROP",
+    ]);
+    as_ve(&[
+        "iptables-legacy",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "82",
+        "-j",
+        "DROP",
+    ]);
+    for port in [80, 81, 82] {
+        assert_eq!(
+            lab.lan_fetch("192.0.2.11", port),
+            "",
+            "port {port} is closed by the VE's rule"
+        );
+    }
+    assert_eq!(
+        lab.host_ruleset(),
+        host_before,
+        "the host's ruleset changed"
+    );
+    let machine_after = String::from_utf8_lossy(
+        &std::process::Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert_eq!(
+        machine_after, machine_before,
+        "the machine's ruleset changed"
+    );
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// Addresses come and go on a running VE (and are saved); rates are set
+/// live and hold within 15% (iperf3 both ways), and go again.
+#[test]
+fn live_addresses_and_rates() {
+    let lab = NetLab::new("live");
+    let root = TestRoot::in_netns("net-live", &lab.host);
+    root.start_busybox("101", &["--ip", "192.0.2.11"]);
+    serve(&root, "101", 80, "live");
+    root.ok(&[
+        "set",
+        "101",
+        "--ip-add",
+        "192.0.2.12/32",
+        "--ip-add",
+        "2001:db8::12",
+    ]);
+    root.ok(&["set", "101", "--ip-del", "192.0.2.11"]);
+    assert_eq!(lab.lan_fetch("192.0.2.12", 80), "live");
+    assert_eq!(lab.lan_fetch("2001:db8::12", 80), "live");
+    assert_eq!(
+        lab.lan_fetch("192.0.2.11", 80),
+        "",
+        "a removed address no longer reaches the VE"
+    );
+    let list = root.ok(&["list", "-H", "-o", "id,ip"]);
+    assert_eq!(
+        list.split_whitespace().collect::<Vec<_>>(),
+        ["101", "192.0.2.12,2001:db8::12"]
+    );
+    // Saved: a restart keeps them.
+    root.ok(&["restart", "101"]);
+    serve(&root, "101", 80, "again");
+    assert_eq!(lab.lan_fetch("192.0.2.12", 80), "again");
+
+    root.ok(&["set", "101", "--rate", "20mbit"]);
+    let pid = root.init_pid("101").to_string();
+    let netns = format!("--net=/proc/{pid}/ns/net");
+    for reverse in [false, true] {
+        let server = lab.lan(&["iperf3", "-s", "-1", "-D", "-p", "5299"]);
+        assert!(server.status.success());
+        std::thread::sleep(Duration::from_millis(300));
+        let mut args = vec![
+            netns.as_str(),
+            "iperf3",
+            "-c",
+            "192.0.2.100",
+            "-p",
+            "5299",
+            "-t",
+            "3",
+            "-J",
+        ];
+        if reverse {
+            args.push("-R");
+        }
+        let out = std::process::Command::new("nsenter")
+            .args(&args)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 json");
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap();
+        let dir = if reverse { "into" } else { "out of" };
+        assert!(
+            (17e6..=23e6).contains(&bps),
+            "{dir} the VE: {bps:.0} bit/s for a 20mbit rate"
+        );
+    }
+    root.ok(&["set", "101", "--rate", "none"]);
+    let q = lab.host_cmd(&["tc", "qdisc", "show", "dev", "kv101-eth0"]);
+    assert!(!String::from_utf8_lossy(&q.stdout).contains("tbf"));
+    assert!(
+        lab.leaks().iter().all(|l| !l.contains("kb101")),
+        "the ifb went with the rate"
+    );
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// Stop and destroy remove every link, route, proxy entry and nft table,
+/// and 200 start/stop cycles leave nothing behind.
+#[test]
+fn start_stop_cycles_leave_nothing() {
+    let lab = NetLab::new("cycles");
+    let root = TestRoot::in_netns("net-cycles", &lab.host);
+    root.busybox();
+    root.ok(&[
+        "create",
+        "101",
+        "--template",
+        "busybox",
+        "--ip",
+        "192.0.2.11",
+        "--ip",
+        "2001:db8::11",
+        "--rate",
+        "50mbit",
+    ]);
+    let cycles: u32 = std::env::var("KENNEL_NET_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    for i in 0..cycles {
+        root.ok(&["start", "101"]);
+        if i == 0 {
+            assert!(
+                !lab.leaks().is_empty(),
+                "a running VE has host objects (control)"
+            );
+        }
+        // Both ways a VE ends: a clean stop, and a kill.
+        root.ok(&[if i % 2 == 0 { "stop" } else { "kill" }, "101"]);
+        assert!(
+            wait_for(Duration::from_secs(5), || lab.leaks().is_empty()),
+            "cycle {i}: {:?}",
+            lab.leaks()
+        );
+    }
+    root.ok(&["start", "101"]);
+    root.ok(&["destroy", "--force", "101"]);
+    assert_no_leaks(&lab);
+    root.finish();
+}
+
+/// Bad input is refused with one clear line and changes nothing.
+#[test]
+fn bad_network_input_is_refused() {
+    let lab = NetLab::new("bad");
+    let root = TestRoot::in_netns("net-bad", &lab.host);
+    root.busybox();
+    root.ok(&[
+        "create",
+        "101",
+        "--template",
+        "busybox",
+        "--ip",
+        "192.0.2.11",
+    ]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["create", "102", "-t", "busybox", "--ip", "192.0.2.300"],
+            "invalid address",
+        ),
+        (
+            &["create", "102", "-t", "busybox", "--ip", "192.0.2.11"],
+            "already used by VE 101",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "-t",
+                "busybox",
+                "--netif",
+                "eth1,bridge=nosuch",
+            ],
+            "unknown bridge nosuch",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "-t",
+                "busybox",
+                "--ip",
+                "192.0.2.12",
+                "--rate",
+                "100",
+            ],
+            "invalid rate",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "-t",
+                "busybox",
+                "--netif",
+                "eth1,bridge=up0",
+            ],
+            "not a bridge",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "-t",
+                "busybox",
+                "--netif",
+                "eth1,bridg=br0",
+            ],
+            "unknown key",
+        ),
+        (
+            &["set", "101", "--ip-del", "192.0.2.99"],
+            "has no routed address",
+        ),
+        (&["set", "101", "--rate", "fast"], "invalid rate"),
+        (&["set", "101", "--ip-add", "127.0.0.1"], "invalid address"),
+        (
+            &["set", "101", "--nameserver", "dns.example"],
+            "invalid --nameserver",
+        ),
+        (
+            &["set", "101", "--forward-add", "tcp:80"],
+            "invalid port forward",
+        ),
+        (&["set", "101"], "nothing to set"),
+    ];
+    let conf = root.dir.join("lib/ve/101/ve.conf");
+    let before = fs::read_to_string(&conf).expect("ve.conf");
+    for (args, want) in cases {
+        let err = root.fails(args, 2);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        before,
+        "ve.conf changed"
+    );
+    assert!(
+        root.run(&["status", "102"]).status.code() != Some(0),
+        "no VE 102 was left"
+    );
+    // A running VE keeps its network when a change is refused.
+    root.ok(&["start", "101"]);
+    serve(&root, "101", 80, "still");
+    root.fails(&["set", "101", "--netif", "eth1,bridge=nosuch"], 2);
+    assert_eq!(lab.lan_fetch("192.0.2.11", 80), "still");
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// Kennel writes the VE's name and network into the VE's files, and a
+/// VE that made them symlinks to host paths gets no host file written.
+#[test]
+fn guest_files_never_follow_the_ves_symlinks() {
+    let lab = NetLab::new("files");
+    let root = TestRoot::in_netns("net-files", &lab.host);
+    root.start_busybox(
+        "101",
+        &[
+            "--ip",
+            "192.0.2.11",
+            "--nameserver",
+            "192.0.2.53",
+            "--hostname",
+            "web0",
+        ],
+    );
+    root.sh("101", "mkdir -p /etc/network /etc/systemd/network");
+    root.ok(&[
+        "set",
+        "101",
+        "--hostname",
+        "web1",
+        "--searchdomain",
+        "example.net",
+    ]);
+    assert_eq!(root.sh("101", "hostname").trim(), "web1");
+    assert_eq!(root.sh("101", "cat /etc/hostname").trim(), "web1");
+    let resolv = root.sh("101", "cat /etc/resolv.conf");
+    assert!(
+        resolv.contains("search example.net") && resolv.contains("nameserver 192.0.2.53"),
+        "{resolv}"
+    );
+    assert!(root
+        .sh("101", "cat /etc/hosts")
+        .contains("192.0.2.11\tweb1"));
+    let ifaces = root.sh("101", "cat /etc/network/interfaces");
+    assert!(
+        ifaces.contains("up ip addr replace 192.0.2.11/32 dev eth0"),
+        "{ifaces}"
+    );
+    let networkd = root.sh("101", "cat /etc/systemd/network/10-kennel-eth0.network");
+    assert!(networkd.contains("Address=192.0.2.11/32"), "{networkd}");
+    // Files as the VE's root owns them.
+    assert_eq!(
+        root.sh("101", "stat -c %u:%g /etc/resolv.conf").trim(),
+        "0:0"
+    );
+
+    // Symlinks to host files, absolute and by `..`.
+    let canary = root.dir.join("canary");
+    fs::write(&canary, "host file\n").unwrap();
+    let c = canary.display();
+    root.sh(
+        "101",
+        &format!(
+            "for f in hostname resolv.conf hosts network/interfaces systemd/network/10-kennel-eth0.network; do \
+             rm -f /etc/$f; ln -s {c} /etc/$f; done; ln -sf ../../../../../../../..{c} /etc/hosts"
+        ),
+    );
+    root.ok(&[
+        "set",
+        "101",
+        "--nameserver",
+        "192.0.2.54",
+        "--ip-add",
+        "192.0.2.12",
+    ]);
+    root.ok(&["restart", "101"]);
+    root.ok(&["set", "101", "--hostname", "web2"]);
+    assert_eq!(
+        fs::read_to_string(&canary).unwrap(),
+        "host file\n",
+        "a host file was written"
+    );
+    assert_eq!(
+        root.sh(
+            "101",
+            "[ -L /etc/resolv.conf ] && [ -L /etc/hosts ] && echo links"
+        )
+        .trim(),
+        "links"
+    );
+    // The network itself still follows the configuration.
+    serve(&root, "101", 80, "files");
+    assert_eq!(lab.lan_fetch("192.0.2.12", 80), "files");
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// A reboot inside the VE brings it back with the same network.
+#[test]
+fn network_survives_a_reboot_inside() {
+    let lab = NetLab::new("reboot");
+    let root = TestRoot::in_netns("net-reboot", &lab.host);
+    root.start_busybox("101", &["--ip", "192.0.2.11"]);
+    let before = root.init_pid("101");
+    let _ = root.run(&["exec", "101", "--", "reboot"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let s = root.status("101");
+            s["running"] == true && s["init_pid"].as_i64() != Some(before as i64)
+        }),
+        "the VE came back"
+    );
+    serve(&root, "101", 80, "rebooted");
+    assert_eq!(lab.lan_fetch("192.0.2.11", 80), "rebooted");
+    root.finish();
+    assert_no_leaks(&lab);
+}
+
+/// Opt-in NAT and port forwarding: a VE whose address the LAN cannot
+/// route to reaches the LAN as the host, and the LAN reaches its service
+/// through a host port.
+#[test]
+fn nat_and_port_forwarding() {
+    let lab = NetLab::new("nat");
+    let root = TestRoot::in_netns("net-nat", &lab.host);
+    // 203.0.113.0/24 is unknown to the LAN: replies only come back by NAT.
+    root.start_busybox(
+        "101",
+        &[
+            "--ip",
+            "203.0.113.11",
+            "--nat-via",
+            "up0",
+            "--forward",
+            "tcp:192.0.2.1:8080:80",
+        ],
+    );
+    serve(&root, "101", 80, "forwarded");
+    assert_eq!(lab.lan_fetch("192.0.2.1", 8080), "forwarded");
+    lab.lan(&[
+        BUSYBOX,
+        "sh",
+        "-c",
+        "(echo from-lan | busybox nc -l -p 7000) >/dev/null 2>&1 &",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    let got = root.sh("101", "nc -w 2 192.0.2.100 7000 </dev/null; true");
+    assert_eq!(got.trim(), "from-lan");
+    root.ok(&[
+        "set",
+        "101",
+        "--nat-via",
+        "none",
+        "--forward-del",
+        "tcp:192.0.2.1:8080:80",
+    ]);
+    assert_eq!(lab.lan_fetch("192.0.2.1", 8080), "");
+    root.finish();
+    assert_no_leaks(&lab);
+}
