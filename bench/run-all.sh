@@ -9,11 +9,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rc=0
-for b in start exec create density; do
+for b in start exec create density net; do
     echo "=== $b"
     "$here/$b.sh" || { echo "!!! $b failed"; rc=1; }
 done
 results=${KB_RESULTS:-${KB_ROOT:-/var/tmp/kennel-bench}/results}
 echo "=== summary ($(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
-cat "$results"/start.txt "$results"/exec.txt "$results"/create.txt "$results"/density.txt 2>/dev/null
+cat "$results"/start.txt "$results"/exec.txt "$results"/create.txt "$results"/density.txt "$results"/net.txt 2>/dev/null
 exit $rc

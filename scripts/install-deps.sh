@@ -7,7 +7,9 @@ pkgs=(
     busybox-static  # the busybox template
     debootstrap     # the debian-12 template
     libseccomp-dev pkg-config gcc   # building (libseccomp compiles the filter)
-    iproute2 util-linux procps      # used by tests
+    iproute2 util-linux procps      # links and namespaces (Kennel, tests)
+    nftables                        # the per-VE host firewall
+    iperf3 iptables                 # network tests: rates, firewalls inside VEs
     tar zstd jq                     # test fixtures, the v2 VM runner
 )
 missing=()

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Kennel in one command: install what is needed, build, make the busybox
-# template, create and start a VE, show that it is isolated, enter it.
+# template, create and start a VE with its own IP address, show that it is
+# isolated and that the host reaches it, enter it.
 #
 #   sudo scripts/quickstart.sh          (KENNEL_ROOT=DIR to keep state elsewhere)
+#
+# The demo VE gets the routed address KENNEL_DEMO_IP (default 192.0.2.11, a
+# documentation address no network routes; `none` for loopback only). The
+# host reaches it over the VE's own link without forwarding or any other
+# host setting; see docs/NETWORK.md for reaching VEs from the LAN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,12 +18,18 @@ install -m 0755 target/x86_64-unknown-linux-gnu/release/kennel target/x86_64-unk
 K=/usr/local/bin/kennel
 $K check
 grep -q '^ *busybox ' <<<"$($K template list)" || $K template create busybox
-$K config demo >/dev/null 2>&1 || $K create demo --template busybox --hostname demo --memory 256M --numproc 256
+ip=${KENNEL_DEMO_IP:-192.0.2.11}
+net=(); [ "$ip" = none ] || net=(--ip "$ip")
+$K config demo >/dev/null 2>&1 || $K create demo --template busybox --hostname demo --memory 256M --numproc 256 "${net[@]}"
 grep -q running <<<"$($K status demo)" || $K start demo
 $K status demo
-echo "==> inside VE demo: its own hostname, PID 1, root user mapped to an unprivileged host uid, loopback only"
-$K exec demo -- sh -c 'echo "hostname: $(hostname)"; echo "processes:"; ps; echo "uid map: $(cat /proc/self/uid_map)"; echo "network: $(ls /sys/class/net)"'
+echo "==> inside VE demo: its own hostname, PID 1, root user mapped to an unprivileged host uid, its own network"
+$K exec demo -- sh -c 'echo "hostname: $(hostname)"; echo "processes:"; ps; echo "uid map: $(cat /proc/self/uid_map)"; echo "network:"; ip addr | grep -E "^[0-9]|inet"; ip route'
 echo "==> on the host, the VE's init runs as uid $(awk '/^Uid:/ {print $2}' /proc/"$($K status demo --json | jq .init_pid)"/status)"
+if [ "$ip" != none ]; then
+    echo "==> the host reaches the VE at $ip"
+    busybox ping -c 1 -W 2 "$ip"
+fi
 if [ -t 0 ]; then
     echo "==> entering VE demo (exit to leave; 'kennel stop demo' and 'kennel destroy demo' to clean up)"
     exec $K enter demo

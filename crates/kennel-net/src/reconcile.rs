@@ -33,8 +33,8 @@ use crate::shaping;
 #[serde(deny_unknown_fields)]
 pub struct HostNet {
     /// Where routed VE addresses are answered for (proxy ARP/NDP):
-    /// `detect` (the interface the host would send to the address by,
-    /// the default), `none`, or interface names.
+    /// `detect` (the default: the interface whose own network holds the
+    /// address, if any), `none`, or interface names.
     #[serde(default = "detect")]
     pub neighbour_devs: Vec<String>,
 }
@@ -375,7 +375,9 @@ fn wanted_proxies(
             continue;
         }
         if devs.iter().any(|d| d == "detect") {
-            if let Some(idx) = host.route_dev(ip)? {
+            // Only where the address is on the link's own network: a LAN
+            // neighbour there may ask for it; behind a gateway none will.
+            if let Some(idx) = host.route_dev_on_link(ip)? {
                 if let Some(name) = link_name(host, idx)? {
                     let ours = name.starts_with(names::LINK_PREFIX) || name == "lo";
                     if !ours {

@@ -100,6 +100,21 @@ impl Netlink {
     /// The index of the link the kernel would send a packet to `dst` out of
     /// (like `ip route get`), or `None` if `dst` is unreachable.
     pub fn route_dev(&mut self, dst: IpAddr) -> Result<Option<u32>> {
+        Ok(self.lookup(dst)?.map(|(dev, _)| dev))
+    }
+
+    /// Like [`Netlink::route_dev`], but only when `dst` is on that link's
+    /// own network (the route has no gateway): where a neighbour on that
+    /// link could ask for `dst` by ARP or NDP.
+    pub fn route_dev_on_link(&mut self, dst: IpAddr) -> Result<Option<u32>> {
+        Ok(self
+            .lookup(dst)?
+            .and_then(|(dev, via_gateway)| (!via_gateway).then_some(dev)))
+    }
+
+    /// The output link of the route to `dst`, and whether it goes through
+    /// a gateway.
+    fn lookup(&mut self, dst: IpAddr) -> Result<Option<(u32, bool)>> {
         let op = format!("look up route to {dst}");
         let mut msg = RouteMessage::default();
         msg.header.address_family = family_of(dst);
@@ -139,10 +154,18 @@ impl Netlink {
         ) {
             return Ok(None);
         }
-        Ok(found.attributes.iter().find_map(|attr| match attr {
-            RouteAttribute::Oif(index) => Some(*index),
-            _ => None,
-        }))
+        let via_gateway = found
+            .attributes
+            .iter()
+            .any(|attr| matches!(attr, RouteAttribute::Gateway(_)));
+        Ok(found
+            .attributes
+            .iter()
+            .find_map(|attr| match attr {
+                RouteAttribute::Oif(index) => Some(*index),
+                _ => None,
+            })
+            .map(|dev| (dev, via_gateway)))
     }
 }
 

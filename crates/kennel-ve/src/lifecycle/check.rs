@@ -174,6 +174,68 @@ impl Kennel {
                 )
             });
         }
+        out.extend(self.check_host_network());
+        out
+    }
+
+    /// The network part: tools VE links need, and the host switches the
+    /// routed model needs to reach beyond this host. Kennel never turns
+    /// those on itself; this says which are off and how to turn them on.
+    fn check_host_network(&self) -> Vec<Check> {
+        use CheckLevel::Warn;
+        let ok = CheckLevel::Ok;
+        let mut out = Vec::new();
+        for (tool, package, why) in [
+            (
+                "nft",
+                "nftables",
+                "the per-VE firewall; VEs with addresses cannot start without it",
+            ),
+            ("tc", "iproute2", "rate limits"),
+        ] {
+            out.push(if on_path(tool) {
+                check(tool, ok, format!("present ({why})"))
+            } else {
+                check(
+                    tool,
+                    Warn,
+                    format!("missing: apt-get install {package} ({why})"),
+                )
+            });
+        }
+        let needs = kennel_net::reconcile::routed_model_needs();
+        out.push(if needs.is_empty() {
+            check("routed model", ok, "forwarding and proxy NDP are on")
+        } else {
+            check(
+                "routed model",
+                Warn,
+                format!(
+                    "the host reaches its routed VEs, but the LAN does not until you set: sysctl -w {} (and persist it in /etc/sysctl.d/)",
+                    needs.join(" ")
+                ),
+            )
+        });
+        let mut missing = Vec::new();
+        let mut nl = kennel_net::netlink::Netlink::open().ok();
+        for id in self.ids().unwrap_or_default() {
+            let Ok(cfg) = self.config(&id) else { continue };
+            for n in &cfg.network.netifs {
+                let found = nl
+                    .as_mut()
+                    .map(|nl| kennel_net::reconcile::check_bridge(nl, &n.bridge).is_ok());
+                if found == Some(false) {
+                    missing.push(format!("{} (VE {id})", n.bridge));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            out.push(check(
+                "bridges",
+                Warn,
+                format!("missing, so these VEs cannot start: {}", missing.join(", ")),
+            ));
+        }
         out
     }
 }
