@@ -50,10 +50,10 @@ pub fn render(ve: &str, net: &VeNetwork) -> String {
     let links = plan::links(ve, net);
     if !links.is_empty() {
         let _ = writeln!(s, "table netdev {table} {{");
-        for l in &links {
-            render_from_ve(&mut s, l);
+        for (i, l) in links.iter().enumerate() {
+            render_from_ve(&mut s, i, l);
             if matches!(l.kind, LinkKind::Bridged { .. }) {
-                render_to_ve(&mut s, l);
+                render_to_ve(&mut s, i, l);
             }
         }
         s.push_str("}\n");
@@ -74,20 +74,28 @@ fn nd_target(addr: IpAddr) -> Option<String> {
     }
 }
 
-fn render_from_ve(s: &mut String, l: &LinkPlan) {
+fn render_from_ve(s: &mut String, i: usize, l: &LinkPlan) {
     let dev = &l.host;
     let _ = writeln!(
         s,
-        "  chain from_{inside} {{\n    type filter hook ingress device \"{dev}\" priority {PRIORITY}; policy drop;",
-        inside = chain_name(&l.inside)
+        "  chain from_{i} {{\n    comment \"what VE link {inside} sends\"\n    type filter hook ingress device \"{dev}\" priority {PRIORITY}; policy drop;",
+        inside = l.inside
     );
-    let dhcp = matches!(l.kind, LinkKind::Bridged { dhcp: true, .. });
+    // Tagged frames would be judged by their inner packet and then carry
+    // their tag onto the bridge.
+    s.push_str("    ether type { 8021q, 8021ad } drop\n");
     if let Some(mac) = l.mac {
         let _ = writeln!(s, "    ether saddr != {mac} drop");
         let _ = writeln!(s, "    arp saddr ether != {mac} drop");
     }
+    // A VE is never a router nor a DHCP server for its neighbours.
+    s.push_str("    icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop\n");
+    s.push_str("    icmp type { redirect, router-advertisement } drop\n");
+    s.push_str("    udp sport { 67, 547 } drop\n");
+    let dhcp = matches!(l.kind, LinkKind::Bridged { dhcp: true, .. });
     if dhcp {
-        // The lease is unknown here: any IPv4 source, still only its MAC.
+        // The lease is unknown here: any IPv4 source and ARP claim; the
+        // MAC is still enforced (documented in SECURITY.md).
         s.push_str("    meta protocol { ip, arp } accept\n");
     } else if let Some(v4) = set_of(l.ips4().map(|n| n.addr())) {
         let claims = set_of(
@@ -99,11 +107,31 @@ fn render_from_ve(s: &mut String, l: &LinkPlan) {
         let _ = writeln!(s, "    arp saddr ip {claims} accept");
         let _ = writeln!(s, "    ip saddr {v4} accept");
     }
+    // IPv6: its own addresses, and its link-local one: on a bridge only
+    // the one its MAC gives (EUI-64), on a routed link any (the link is
+    // the VE's alone); `::` for duplicate-address detection.
+    let link_local = match l.mac {
+        Some(mac) => eui64_link_local(mac.0).to_string(),
+        None => "fe80::/10".to_string(),
+    };
     let own6: Vec<IpAddr> = l.ips6().map(|n| n.addr()).collect();
+    let sources = set_of(
+        own6.iter()
+            .map(|a| a.to_string())
+            .chain([link_local.clone()]),
+    )
+    .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "    meta protocol ip6 ip6 saddr != {{ {} , :: }} drop",
+        sources.trim_start_matches("{ ").trim_end_matches(" }")
+    );
     let targets = set_of(
         own6.iter()
-            .filter_map(|a| nd_target(*a))
-            .chain([LINK_LOCAL_RANGE.to_string()]),
+            .copied()
+            .chain(l.mac.map(|m| IpAddr::V6(eui64_link_local(m.0))))
+            .filter_map(nd_target)
+            .chain(l.mac.is_none().then(|| LINK_LOCAL_RANGE.to_string())),
     )
     .unwrap_or_default();
     let _ = writeln!(
@@ -111,12 +139,6 @@ fn render_from_ve(s: &mut String, l: &LinkPlan) {
         "    icmpv6 type nd-neighbor-advert {ND_TARGET} {targets} accept"
     );
     s.push_str("    icmpv6 type nd-neighbor-advert drop\n");
-    let sources = set_of(
-        own6.iter()
-            .map(|a| a.to_string())
-            .chain(["fe80::/10".into()]),
-    )
-    .unwrap_or_default();
     let _ = writeln!(s, "    ip6 saddr {sources} accept");
     // Duplicate-address detection and multicast listener reports.
     s.push_str(
@@ -125,12 +147,29 @@ fn render_from_ve(s: &mut String, l: &LinkPlan) {
     s.push_str("  }\n");
 }
 
-fn render_to_ve(s: &mut String, l: &LinkPlan) {
+/// The link-local address the kernel gives an interface with `mac`
+/// (modified EUI-64, RFC 4291).
+fn eui64_link_local(mac: [u8; 6]) -> std::net::Ipv6Addr {
+    let b = [
+        mac[0] ^ 2,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ];
+    let word = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, word(0), word(2), word(4), word(6))
+}
+
+fn render_to_ve(s: &mut String, i: usize, l: &LinkPlan) {
     let Some(mac) = l.mac else { return };
     let _ = writeln!(
         s,
-        "  chain to_{inside} {{\n    type filter hook egress device \"{dev}\" priority {PRIORITY}; policy accept;\n    ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 accept\n    ether daddr != {mac} drop\n  }}",
-        inside = chain_name(&l.inside),
+        "  chain to_{i} {{\n    comment \"what the bridge delivers to VE link {inside}\"\n    type filter hook egress device \"{dev}\" priority {PRIORITY}; policy accept;\n    ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 accept\n    ether daddr != {mac} drop\n  }}",
+        inside = l.inside,
         dev = l.host,
     );
 }
@@ -153,10 +192,12 @@ fn render_nat(s: &mut String, table: &str, net: &VeNetwork) {
             "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n",
         );
         for f in &net.forwards {
-            let dst = f
-                .host_addr
-                .map(|a| format!("ip daddr {a} "))
-                .unwrap_or_default();
+            // Only traffic to the host itself: never traffic passing
+            // through to another VE or beyond.
+            let dst = f.host_addr.map_or_else(
+                || "fib daddr type local ".to_string(),
+                |a| format!("ip daddr {a} "),
+            );
             let proto = match f.proto {
                 Proto::Tcp => "tcp",
                 Proto::Udp => "udp",
@@ -172,14 +213,6 @@ fn render_nat(s: &mut String, table: &str, net: &VeNetwork) {
     s.push_str("}\n");
 }
 
-/// Interface names may hold `.` and `-`, which chain names may not.
-fn chain_name(ifname: &str) -> String {
-    ifname
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
 /// Runs `script` as one nft transaction.
 pub fn apply(script: &str) -> Result<()> {
     run_nft(script, "apply the VE's firewall")
@@ -193,13 +226,8 @@ pub fn remove(ve: &str) -> Result<()> {
     )
 }
 
-/// The nft program: `KENNEL_NFT` (tests), else the one on PATH.
-fn nft_program() -> String {
-    std::env::var("KENNEL_NFT").unwrap_or_else(|_| "nft".into())
-}
-
 fn run_nft(script: &str, what: &str) -> Result<()> {
-    let mut child = Command::new(nft_program())
+    let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -256,7 +284,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("hook ingress device \"kv101-eth0\" priority -500; policy drop;"),
+            s.contains("hook ingress device \"kv101_eth0\" priority -500; policy drop;"),
             "{s}"
         );
         assert!(
@@ -286,7 +314,7 @@ mod tests {
         };
         let s = render("101", &net);
         assert!(s.contains("ether saddr != 02:00:00:00:00:07 drop"), "{s}");
-        assert!(s.contains("hook egress device \"kv101-eth1\""), "{s}");
+        assert!(s.contains("hook egress device \"kv101_eth1\""), "{s}");
         assert!(s.contains("ether daddr != 02:00:00:00:00:07 drop"), "{s}");
         assert!(s.contains("ip saddr { 198.51.100.5 } accept"), "{s}");
     }

@@ -414,7 +414,10 @@ impl Mac {
             },
         )?;
         if n != b.len() {
-            return Err(NetError::BadInput("short read of random bytes".into()));
+            return Err(NetError::Io {
+                what: "get random bytes for a MAC".into(),
+                source: std::io::Error::other("short read"),
+            });
         }
         b[0] = (b[0] & 0xfc) | 0x02;
         Ok(Mac(b))
@@ -479,6 +482,12 @@ impl Netif {
     /// `--netif` as the CLI takes it: `NAME,bridge=BR[,mac=M][,ip=A]...
     /// [,gw=G]...[,dhcp=yes]`. A MAC is generated when none is given.
     pub fn parse(s: &str) -> Result<Self> {
+        Self::parse_spec(s).map(|(n, _)| n)
+    }
+
+    /// [`Netif::parse`], and whether the MAC was given (rather than made
+    /// up), so that a change to an interface can keep its MAC.
+    pub fn parse_spec(s: &str) -> Result<(Self, bool)> {
         let usage = "use NAME,bridge=BRIDGE[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR][,dhcp=yes] (e.g. eth1,bridge=br0)";
         let mut parts = s.split(',');
         let name = parts.next().unwrap_or_default().to_string();
@@ -522,6 +531,7 @@ impl Netif {
         }
         let bridge = bridge
             .ok_or_else(|| NetError::BadInput(format!("--netif '{s}' names no bridge: {usage}")))?;
+        let given = mac.is_some();
         let n = Netif {
             name,
             bridge,
@@ -536,7 +546,7 @@ impl Netif {
         validate_ifname(&n.name, "interface")?;
         validate_ifname(&n.bridge, "bridge")?;
         n.mac.validate_unicast()?;
-        Ok(n)
+        Ok((n, given))
     }
 }
 

@@ -1,10 +1,14 @@
 //! The host-side names of a VE's network objects. They are derived from
-//! the VE id alone, so that teardown finds them even without any record,
-//! and readable (`kv101-eth0`), so that `ip link` tells an operator whose
-//! interface it is.
+//! the VE id, so that teardown finds them even without any record, and
+//! readable (`kv101_eth0`), so that `ip link` tells an operator whose
+//! interface it is. The separator `_` cannot occur in a VE id, so the
+//! names of two VEs never collide and `kv101_` is VE 101's prefix alone.
 
 /// Every host-side link of a VE starts with this.
 pub const LINK_PREFIX: &str = "kv";
+
+/// Between the VE id and the interface name.
+pub const SEPARATOR: char = '_';
 
 /// Every host-side `ifb` (egress shaping of a VE link) starts with this.
 pub const IFB_PREFIX: &str = "kb";
@@ -12,22 +16,18 @@ pub const IFB_PREFIX: &str = "kb";
 /// The prefix of every nftables table Kennel makes.
 pub const TABLE_PREFIX: &str = "kennel-";
 
-/// The host end of the VE's interface `ifname` (`kv101-eth0`). When that
+/// The host end of the VE's interface `ifname` (`kv101_eth0`). When that
 /// does not fit the kernel's 15 bytes, `kv` and a hash of both.
 pub fn host_link(ve: &str, ifname: &str) -> String {
-    let plain = format!("{LINK_PREFIX}{ve}-{ifname}");
+    let plain = format!("{LINK_PREFIX}{ve}{SEPARATOR}{ifname}");
     if plain.len() <= 15 {
         return plain;
     }
-    format!(
-        "{LINK_PREFIX}{:08x}{}",
-        fnv32(&format!("{ve}/{ifname}")),
-        "-x"
-    )
+    format!("{LINK_PREFIX}{:08x}.x", fnv32(&format!("{ve}/{ifname}")))
 }
 
 /// The `ifb` device that shapes what the VE sends out of host link
-/// `host_link` (`kv101-eth0` -> `kb101-eth0`).
+/// `host_link` (`kv101_eth0` -> `kb101_eth0`).
 pub fn ifb_link(host_link: &str) -> String {
     format!(
         "{IFB_PREFIX}{}",
@@ -53,12 +53,14 @@ mod tests {
 
     #[test]
     fn names_fit_the_kernel() {
-        assert_eq!(host_link("101", "eth0"), "kv101-eth0");
+        assert_eq!(host_link("101", "eth0"), "kv101_eth0");
+        // Ids may hold '-', never '_': these two VEs cannot collide.
+        assert_ne!(host_link("10", "1-eth0"), host_link("10-1", "eth0"));
         let long = host_link("a-very-long-ve-name", "eth12");
         assert!(long.len() <= 15, "{long}");
         assert!(long.starts_with(LINK_PREFIX));
         assert_ne!(long, host_link("a-very-long-ve-name", "eth13"));
         assert_eq!(table("101"), "kennel-101");
-        assert_eq!(ifb_link("kv101-eth0"), "kb101-eth0");
+        assert_eq!(ifb_link("kv101_eth0"), "kb101_eth0");
     }
 }

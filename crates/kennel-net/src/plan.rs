@@ -26,7 +26,7 @@ pub enum LinkKind {
 /// One veth pair of a VE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkPlan {
-    /// Host end (`kv101-eth0`).
+    /// Host end (`kv101_eth0`).
     pub host: String,
     /// VE end (`eth0`).
     pub inside: String,
@@ -114,12 +114,12 @@ mod tests {
         };
         let l = links("101", &net);
         assert_eq!(l.len(), 2);
-        assert_eq!(l[0].host, "kv101-eth0");
+        assert_eq!(l[0].host, "kv101_eth0");
         assert_eq!(
             l[0].gateways,
             vec![IpAddr::V4(GATEWAY4), IpAddr::V6(GATEWAY6)]
         );
-        assert_eq!(l[1].host, "kv101-eth1");
+        assert_eq!(l[1].host, "kv101_eth1");
         assert!(matches!(l[1].kind, LinkKind::Bridged { .. }));
         assert!(links("101", &VeNetwork::default()).is_empty());
     }

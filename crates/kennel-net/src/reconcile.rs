@@ -1,18 +1,25 @@
-//! Makes the host side and the inside of a VE's network what its
-//! configuration says, from whatever it was: one code path for a start
-//! (from nothing), a live `kennel set` (from the running configuration)
-//! and a teardown (to nothing).
+//! Makes the host side and the inside of a VE's network what a
+//! configuration says: one code path for a start, a live `kennel set` and
+//! a teardown.
 //!
-//! What exists on the host is recorded in `net.json` in the VE's run
-//! directory *before* it is made, so that a teardown after any failure or
-//! crash removes exactly what may exist: the host ends of the VE's links
-//! (which take their routes, addresses and qdiscs with them), the proxy
-//! neighbour entries on the uplinks, and the VE's nftables tables.
+//! It converges rather than replays a diff: every wanted link, address,
+//! route and proxy entry is (re)applied with replace semantics, the
+//! firewall is always rendered whole, and only removals are computed, from
+//! the record of what may exist. So running it again after a failure at
+//! any point, or from a record that is ahead of reality, ends in the same
+//! state.
 //!
-//! Order on a start: links are made down; the firewall goes in; only then
-//! does anything come up, so no packet of the VE ever passes unfiltered.
+//! The record (`net.json` in the VE's run directory) is written *before*
+//! anything is made, with the union of what existed and what is about to,
+//! so that a teardown after any failure or crash removes everything that
+//! may exist: the host ends of the VE's links (which take their routes,
+//! addresses and qdiscs with them) and `ifb` devices, the proxy neighbour
+//! entries on the uplinks, and the VE's nftables tables.
+//!
+//! Order for a new link: made down; the firewall goes in; only then does
+//! anything come up, so no packet of the VE ever passes unfiltered.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
@@ -25,7 +32,7 @@ use crate::firewall;
 use crate::model::VeNetwork;
 use crate::names;
 use crate::netlink::{Netlink, Route, VethEnd};
-use crate::plan::{self, LinkKind, GATEWAY4, GATEWAY6, HOST_END_MAC};
+use crate::plan::{self, LinkKind, LinkPlan, GATEWAY4, GATEWAY6, HOST_END_MAC};
 use crate::shaping;
 
 /// The host's network settings for VEs (`[network]` in `kennel.toml`).
@@ -58,12 +65,13 @@ pub struct Proxy {
     pub addr: IpAddr,
 }
 
-/// What exists on the host for a VE (`net.json`).
+/// What may exist on the host for a VE (`net.json`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The configuration last applied in full.
+    /// The configuration being or last applied; its addresses and routes
+    /// may exist.
     pub network: VeNetwork,
-    /// Host ends of links that may exist.
+    /// Host links (veth ends, `ifb` devices) that may exist.
     pub links: BTreeSet<String>,
     pub proxies: BTreeSet<Proxy>,
 }
@@ -79,7 +87,8 @@ impl Record {
     fn save(&self, run_dir: &Path) -> Result<()> {
         let path = run_dir.join(RECORD_FILE);
         let tmp = run_dir.join(".net.json.new");
-        let text = serde_json::to_string(self).map_err(|e| NetError::BadInput(e.to_string()))?;
+        let text = serde_json::to_string(self)
+            .map_err(|e| io_err("encode net.json")(std::io::Error::other(e)))?;
         std::fs::write(&tmp, text).map_err(io_err(format!("write {}", tmp.display())))?;
         std::fs::rename(&tmp, &path).map_err(io_err(format!("write {}", path.display())))
     }
@@ -93,68 +102,67 @@ pub struct Target<'a> {
     pub host: &'a HostNet,
 }
 
-/// Brings VE `t.ve`'s network from what its record says to `new`.
-/// `netns` is the VE's network namespace; it is needed whenever `new` has
-/// links.
+/// The network of a VE that is starting: whatever a record says may be
+/// left from an earlier run goes first, then `net` is made in `netns`.
+pub fn start(t: Target<'_>, netns: BorrowedFd<'_>, net: &VeNetwork) -> Result<()> {
+    teardown(t)?;
+    reconcile(t, Some(netns), net)
+}
+
+/// Makes VE `t.ve`'s network `new`, removing what the record says exists
+/// beyond it. `netns` is the VE's network namespace; it is needed whenever
+/// `new` has links.
 pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) -> Result<()> {
     let old = Record::load(t.run_dir).unwrap_or_default();
-    let old_links = plan::links(t.ve, &old.network);
     let new_links = plan::links(t.ve, new);
     let mut host = Netlink::open()?;
+    let mut bridges = BTreeMap::new();
     for l in &new_links {
         if let LinkKind::Bridged { bridge, .. } = &l.kind {
-            check_bridge(&mut host, bridge)?;
+            bridges.insert(bridge.clone(), check_bridge(&mut host, bridge)?);
+        }
+    }
+    // A link of that name that Kennel did not make for this VE (another
+    // state root's VE with the same id) is never taken over, nor recorded.
+    for l in &new_links {
+        if !old.links.contains(&l.host) && host.link_index(&l.host)?.is_some() {
+            return Err(NetError::Host(format!(
+                "host interface {} exists but is not VE {}'s (another Kennel root with a VE {}?): remove it or use another id",
+                l.host, t.ve, t.ve
+            )));
         }
     }
     let proxies = wanted_proxies(&mut host, t, &old, new)?;
     let new_names = link_names(&new_links, new);
-    // Everything that may exist from here until success.
-    let mut record = Record {
-        network: old.network.clone(),
-        links: old
-            .links
-            .iter()
-            .cloned()
-            .chain(new_names.iter().cloned())
-            .collect(),
+    Record {
+        network: new.clone(),
+        links: old.links.union(&new_names).cloned().collect(),
         proxies: old.proxies.union(&proxies).cloned().collect(),
-    };
-    record.save(t.run_dir)?;
+    }
+    .save(t.run_dir)?;
 
-    let mut inside: Option<Netlink> = None;
-    let ve_side = |inside: &mut Option<Netlink>| -> Result<()> {
-        if inside.is_none() {
-            let fd = netns.ok_or_else(|| {
-                NetError::BadInput(
-                    "the VE is not running: its links can only be made by a start".into(),
-                )
-            })?;
-            *inside = Some(Netlink::open_in(fd)?);
-        }
-        Ok(())
-    };
-
-    // Links that go (or must be made again).
-    for o in &old_links {
-        if !new_links
+    // Links that go, or must be made again (another kind, name or MAC).
+    let old_links = plan::links(t.ve, &old.network);
+    let kept = |n: &LinkPlan| {
+        old_links
             .iter()
-            .any(|n| n.host == o.host && !n.differs_in_kind(o))
-        {
-            host.delete_link(&o.host)?;
-            host.delete_link(&names::ifb_link(&o.host))?;
+            .any(|o| o.host == n.host && !n.differs_in_kind(o))
+    };
+    for name in &old.links {
+        let replaced = new_links.iter().any(|n| &n.host == name && !kept(n));
+        if !new_names.contains(name) || replaced {
+            host.delete_link(name)?;
         }
     }
     // New links, down.
-    let mut fresh = Vec::new();
+    let mut inside: Option<Netlink> = None;
     for n in &new_links {
-        if old_links
-            .iter()
-            .any(|o| o.host == n.host && !n.differs_in_kind(o))
-        {
+        if host.link_index(&n.host)?.is_some() {
             continue;
         }
-        ve_side(&mut inside)?;
-        let fd = netns.ok_or_else(|| NetError::BadInput("no network namespace".into()))?;
+        let fd = netns.ok_or_else(|| {
+            NetError::BadInput("the VE is not running: its links are made when it starts".into())
+        })?;
         let host_mac = matches!(n.kind, LinkKind::Bridged { .. }).then_some(HOST_END_MAC);
         let idx = host.create_veth(
             &VethEnd {
@@ -176,85 +184,81 @@ pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) 
                 let gw6 = IpNet::new(IpAddr::V6(GATEWAY6), 64)
                     .map_err(|e| NetError::BadInput(e.to_string()))?;
                 host.add_address(idx, gw6, true)?;
+                refuse_router_messages(&n.host);
             }
             LinkKind::Bridged { bridge, .. } => {
-                let br = check_bridge(&mut host, bridge)?;
-                host.set_master(idx, br)?;
+                if let Some(br) = bridges.get(bridge) {
+                    host.set_master(idx, *br)?;
+                }
             }
         }
-        fresh.push((n, idx));
     }
-    // The firewall before anything comes up.
-    if new != &old.network || !fresh.is_empty() {
-        firewall::apply(&firewall::render(t.ve, new))?;
-    }
-    // Up, addressed and routed.
+    // The firewall, whole, before anything comes up.
+    firewall::apply(&firewall::render(t.ve, new))?;
+    // Up, addressed and routed: everything wanted, again (replacing is
+    // harmless); what went away, removed.
+    let old_of = |n: &LinkPlan| old_links.iter().find(|o| o.host == n.host && kept(n));
     for n in &new_links {
-        let was = old_links
-            .iter()
-            .find(|o| o.host == n.host && !n.differs_in_kind(o));
-        let host_idx = match fresh.iter().find(|(f, _)| f.host == n.host) {
-            Some((_, idx)) => *idx,
-            None => host.link_index(&n.host)?.ok_or_else(|| {
-                NetError::Host(format!("the VE's link {} is gone: restart the VE", n.host))
-            })?,
-        };
-        let (old_ips, old_gws): (&[IpNet], &[IpAddr]) = match was {
-            Some(o) => (&o.ips, &o.gateways),
-            None => (&[], &[]),
-        };
-        let routed = n.kind == LinkKind::Routed;
-        let ip_changes = old_ips != n.ips.as_slice() || old_gws != n.gateways.as_slice();
-        if ip_changes || was.is_none() {
-            ve_side(&mut inside)?;
+        let host_idx = host
+            .link_index(&n.host)?
+            .ok_or_else(|| NetError::Host(format!("the VE's link {} vanished", n.host)))?;
+        if inside.is_none() {
+            let fd = netns.ok_or_else(|| {
+                NetError::BadInput(
+                    "the VE is not running: its network applies when it starts".into(),
+                )
+            })?;
+            inside = Some(Netlink::open_in(fd)?);
         }
-        if let Some(nl) = inside.as_mut().filter(|_| ip_changes || was.is_none()) {
-            let idx = nl
-                .link_index(&n.inside)?
-                .ok_or_else(|| NetError::Host(format!("the VE has no interface {}", n.inside)))?;
-            // New addresses before old ones go: a link that loses its last
-            // IPv4 address loses its IPv4 routes too.
-            for ip in n.ips.iter().filter(|a| !old_ips.contains(a)) {
-                nl.add_address(idx, *ip, true)?;
-            }
-            for gone in old_ips.iter().filter(|a| !n.ips.contains(a)) {
+        let Some(nl) = inside.as_mut() else { continue };
+        let idx = nl
+            .link_index(&n.inside)?
+            .ok_or_else(|| NetError::Host(format!("the VE has no interface {}", n.inside)))?;
+        // New addresses before old ones go: a link that loses its last
+        // IPv4 address loses its IPv4 routes too.
+        for ip in &n.ips {
+            nl.add_address(idx, *ip, true)?;
+        }
+        let routed = n.kind == LinkKind::Routed;
+        if let Some(o) = old_of(n) {
+            for gone in o.ips.iter().filter(|a| !n.ips.contains(a)) {
                 nl.del_address(idx, *gone)?;
                 if routed {
                     host.del_route(&host_route(gone.addr(), host_idx))?;
                 }
             }
-            for gw in old_gws.iter().filter(|g| !n.gateways.contains(g)) {
+            for gw in o.gateways.iter().filter(|g| !n.gateways.contains(g)) {
                 nl.del_route(&default_route(*gw, idx))?;
             }
-            if was.is_none() {
-                nl.set_up(idx)?;
-                host.set_up(host_idx)?;
-            }
-            // All of them, again: replacing is harmless, and an address
-            // change may have taken one away.
-            for gw in &n.gateways {
-                nl.add_route(&default_route(*gw, idx))?;
-            }
-            if routed {
-                for ip in n
-                    .ips
-                    .iter()
-                    .filter(|a| was.is_none() || !old_ips.contains(a))
-                {
-                    host.add_route(&host_route(ip.addr(), host_idx))?;
-                }
+        }
+        nl.set_up(idx)?;
+        host.set_up(host_idx)?;
+        for gw in &n.gateways {
+            nl.add_route(&default_route(*gw, idx))?;
+        }
+        if routed {
+            for ip in &n.ips {
+                host.add_route(&host_route(ip.addr(), host_idx))?;
             }
         }
-        let rate_changed = was.is_none() || new.rate != old.network.rate;
-        if rate_changed && !(new.rate.is_empty() && old.network.rate.is_empty()) {
+        let shaped = !(new.rate.is_empty() && old.network.rate.is_empty());
+        if shaped && (old_of(n).is_none() || new.rate != old.network.rate) {
             shaping::apply(&n.host, &new.rate)?;
         }
     }
-    // Proxy neighbours: the new ones, then drop the old.
-    for p in proxies.difference(&old.proxies) {
-        let dev = host
-            .link_index(&p.dev)?
-            .ok_or_else(|| NetError::Host(format!("uplink {} is gone", p.dev)))?;
+    // Proxy neighbours: all wanted (again), then drop the old.
+    let mut index_of = BTreeMap::new();
+    for p in &proxies {
+        let dev = match index_of.get(&p.dev) {
+            Some(i) => *i,
+            None => {
+                let i = host
+                    .link_index(&p.dev)?
+                    .ok_or_else(|| NetError::Host(format!("uplink {} is gone", p.dev)))?;
+                index_of.insert(p.dev.clone(), i);
+                i
+            }
+        };
         host.add_proxy_neigh(dev, p.addr)?;
     }
     for p in old.proxies.difference(&proxies) {
@@ -262,7 +266,7 @@ pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) 
             host.del_proxy_neigh(dev, p.addr)?;
         }
     }
-    record = Record {
+    let record = Record {
         network: new.clone(),
         links: new_names,
         proxies,
@@ -276,15 +280,17 @@ pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) 
 }
 
 /// Removes everything the record (or, without one, the names) says may
-/// exist for the VE. Used when the VE has ended; tolerant of what is
-/// already gone.
+/// exist for the VE. For a VE that has ended; tolerant of what is already
+/// gone.
 pub fn teardown(t: Target<'_>) -> Result<()> {
     let mut host = Netlink::open()?;
     let record = Record::load(t.run_dir);
     let mut links: BTreeSet<String> = record.as_ref().map(|r| r.links.clone()).unwrap_or_default();
     if record.is_none() {
+        // Without a record (lost, or never written): the links named after
+        // this VE. `_` cannot be in a VE id, so `kv101_` is VE 101's alone.
         for p in [names::LINK_PREFIX, names::IFB_PREFIX] {
-            let prefix = format!("{p}{}-", t.ve);
+            let prefix = format!("{p}{}{}", t.ve, names::SEPARATOR);
             links.extend(host.links_with_prefix(&prefix)?.into_iter().map(|l| l.name));
         }
     }
@@ -303,9 +309,22 @@ pub fn teardown(t: Target<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A routed link's host end never learns routes or redirects from the VE
+/// (the firewall drops them too; this holds even without it). Per link,
+/// in the host's namespace: no host-wide setting changes.
+fn refuse_router_messages(link: &str) {
+    for key in ["accept_ra", "accept_redirects"] {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{link}/{key}"), "0");
+    }
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv4/conf/{link}/accept_redirects"),
+        "0",
+    );
+}
+
 /// The host links of `links`: the veth ends, and the `ifb` of each when
 /// the VE's egress is shaped.
-fn link_names(links: &[crate::plan::LinkPlan], net: &VeNetwork) -> BTreeSet<String> {
+fn link_names(links: &[LinkPlan], net: &VeNetwork) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for l in links {
         out.insert(l.host.clone());
@@ -368,30 +387,41 @@ fn wanted_proxies(
     if devs.iter().any(|d| d == "none") {
         return Ok(out);
     }
+    let mut names_by_index: Option<BTreeMap<u32, String>> = None;
     for ip in new.ips.iter().map(IpNet::addr) {
         let kept: Vec<&Proxy> = old.proxies.iter().filter(|p| p.addr == ip).collect();
         if !kept.is_empty() {
             out.extend(kept.into_iter().cloned());
             continue;
         }
-        if devs.iter().any(|d| d == "detect") {
-            // Only where the address is on the link's own network: a LAN
-            // neighbour there may ask for it; behind a gateway none will.
-            if let Some(idx) = host.route_dev_on_link(ip)? {
-                if let Some(name) = link_name(host, idx)? {
-                    let ours = name.starts_with(names::LINK_PREFIX) || name == "lo";
-                    if !ours {
-                        out.insert(Proxy {
-                            dev: name,
-                            addr: ip,
-                        });
-                    }
-                }
-            }
-        } else {
+        if !devs.iter().any(|d| d == "detect") {
             for d in devs {
                 out.insert(Proxy {
                     dev: d.clone(),
+                    addr: ip,
+                });
+            }
+            continue;
+        }
+        // Only where the address is on the link's own network: a LAN
+        // neighbour there may ask for it; behind a gateway none will.
+        let Some(idx) = host.route_dev_on_link(ip)? else {
+            continue;
+        };
+        if names_by_index.is_none() {
+            names_by_index = Some(
+                host.links_with_prefix("")?
+                    .into_iter()
+                    .map(|l| (l.index, l.name))
+                    .collect(),
+            );
+        }
+        let name = names_by_index.as_ref().and_then(|m| m.get(&idx));
+        if let Some(name) = name {
+            let ours = name.starts_with(names::LINK_PREFIX) || name == "lo";
+            if !ours {
+                out.insert(Proxy {
+                    dev: name.clone(),
                     addr: ip,
                 });
             }
@@ -400,32 +430,27 @@ fn wanted_proxies(
     Ok(out)
 }
 
-fn link_name(host: &mut Netlink, index: u32) -> Result<Option<String>> {
-    Ok(host
-        .links_with_prefix("")?
-        .into_iter()
-        .find(|l| l.index == index)
-        .map(|l| l.name))
-}
-
-/// For `kennel check`: which of the routed model's host switches are off.
+/// For `kennel check`: the routed model's host switches that are off, as
+/// `key=1` to set.
 pub fn routed_model_needs() -> Vec<String> {
-    let mut out = Vec::new();
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .map(|s| s.trim().to_string())
             .ok()
     };
-    if read("/proc/sys/net/ipv4/ip_forward").as_deref() != Some("1") {
-        out.push("net.ipv4.ip_forward=1 (routed VEs reach other hosts only through it)".into());
-    }
-    if read("/proc/sys/net/ipv6/conf/all/forwarding").as_deref() != Some("1") {
-        out.push("net.ipv6.conf.all.forwarding=1 (the same for IPv6)".into());
-    }
-    if read("/proc/sys/net/ipv6/conf/all/proxy_ndp").as_deref() != Some("1") {
-        out.push(
-            "net.ipv6.conf.all.proxy_ndp=1 (the LAN finds routed IPv6 addresses through it)".into(),
-        );
-    }
-    out
+    [
+        ("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+        (
+            "net.ipv6.conf.all.forwarding",
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+        ),
+        (
+            "net.ipv6.conf.all.proxy_ndp",
+            "/proc/sys/net/ipv6/conf/all/proxy_ndp",
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, path)| read(path).as_deref() != Some("1"))
+    .map(|(key, _)| format!("{key}=1"))
+    .collect()
 }

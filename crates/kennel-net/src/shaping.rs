@@ -5,7 +5,7 @@
 //! * into the VE: `tbf` as the root qdisc of the host end of the link;
 //! * out of the VE: the host end's ingress is redirected (`u32` match-all
 //!   filter, `mirred` action) to an `ifb` device named after the link
-//!   (`kb101-eth0`), whose root qdisc is the `tbf`. Ingress itself cannot
+//!   (`kb101_eth0`), whose root qdisc is the `tbf`. Ingress itself cannot
 //!   queue, and a policer (`act_police`) is often not built into kernels
 //!   (it is not on Debian's cloud kernels), nor does it treat TCP as well.
 //!
@@ -82,11 +82,11 @@ fn bucket(r: Rate) -> u64 {
 }
 
 fn tc_program() -> String {
-    std::env::var("KENNEL_TC").unwrap_or_else(|_| "tc".into())
+    "tc".into()
 }
 
 fn ip_program() -> String {
-    std::env::var("KENNEL_IP").unwrap_or_else(|_| "ip".into())
+    "ip".into()
 }
 
 fn run(prog: String, args: &[&str], dev: &str) -> Result<()> {

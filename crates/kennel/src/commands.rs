@@ -67,7 +67,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Set(a) => {
             let id = VeId::parse(&a.id)?;
             let req = crate::net_args::set_request(&a)?;
-            let cfg = k.set(&id, &req)?;
+            let (cfg, notes) = k.set(&id, &req)?;
+            for n in notes {
+                eprintln!("kennel: note: {n}");
+            }
             say(format!(
                 "Set VE {id}: hostname {}, addresses {}",
                 cfg.hostname,

@@ -35,86 +35,50 @@ fn list_or_none<T>(
     }
 }
 
-fn net_err(e: kennel_net::NetError) -> VeError {
-    VeError::from(e)
+/// Parses every value of a repeated option.
+fn all<T>(
+    items: &[String],
+    parse: impl Fn(&str) -> Result<T, kennel_net::NetError>,
+) -> Result<Vec<T>, VeError> {
+    items
+        .iter()
+        .map(|s| parse(s).map_err(VeError::from))
+        .collect()
+}
+
+fn rate(s: Option<&str>) -> Result<Option<RateLimit>, VeError> {
+    s.map(RateLimit::parse).transpose().map_err(VeError::from)
 }
 
 pub fn create_network(a: &CreateNetArgs) -> Result<VeNetwork> {
-    let net = VeNetwork {
-        ips: a
-            .ips
-            .iter()
-            .map(|s| parse_ve_address(s))
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
-        netifs: a
-            .netifs
-            .iter()
-            .map(|s| Netif::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
+    Ok(VeNetwork {
+        ips: all(&a.ips, parse_ve_address)?,
+        netifs: all(&a.netifs, Netif::parse)?,
         nameservers: a
             .nameservers
             .iter()
             .map(|s| nameserver(s))
             .collect::<Result<_, _>>()?,
         searchdomains: a.searchdomains.clone(),
-        rate: a
-            .rate
-            .as_deref()
-            .map(RateLimit::parse)
-            .transpose()
-            .map_err(net_err)?
-            .unwrap_or_default(),
+        rate: rate(a.rate.as_deref())?.unwrap_or_default(),
         nat_via: a.nat_via.clone(),
-        forwards: a
-            .forwards
-            .iter()
-            .map(|s| Forward::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
-    };
-    Ok(net)
+        forwards: all(&a.forwards, Forward::parse)?,
+    })
 }
 
 pub fn set_request(a: &SetArgs) -> Result<SetRequest> {
     Ok(SetRequest {
         hostname: a.hostname.clone(),
-        ip_add: a
-            .ip_add
-            .iter()
-            .map(|s| parse_ve_address(s))
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
+        ip_add: all(&a.ip_add, parse_ve_address)?,
         ip_del: a.ip_del.clone(),
-        netif_add: a
-            .netif_add
-            .iter()
-            .map(|s| Netif::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
+        netif_add: all(&a.netif_add, Netif::parse_spec)?,
         netif_del: a.netif_del.clone(),
-        rate: a
-            .rate
-            .as_deref()
-            .map(RateLimit::parse)
-            .transpose()
-            .map_err(net_err)?,
+        rate: rate(a.rate.as_deref())?,
         nameservers: list_or_none(&a.nameservers, nameserver)?,
         searchdomains: list_or_none(&a.searchdomains, |s| Ok(s.to_string()))?,
         nat_via: a.nat_via.as_ref().map(|u| (u != "none").then(|| u.clone())),
-        forward_add: a
-            .forward_add
-            .iter()
-            .map(|s| Forward::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
-        forward_del: a
-            .forward_del
-            .iter()
-            .map(|s| Forward::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(net_err)?,
+        forward_add: all(&a.forward_add, Forward::parse)?,
+        forward_del: all(&a.forward_del, Forward::parse)?,
     })
 }
 

@@ -27,6 +27,12 @@ fn assert_no_leaks(lab: &NetLab) {
     assert!(leaks.is_empty(), "left on the host:\n{}", leaks.join("\n"));
 }
 
+/// Ends a test: every VE destroyed, nothing left in the host namespace.
+fn done(root: TestRoot, lab: &NetLab) {
+    root.finish();
+    assert_no_leaks(lab);
+}
+
 /// The routed model: the LAN reaches the VE's TCP service over IPv4 and
 /// IPv6 (proxy ARP/NDP on the uplink), the host reaches it without any
 /// help, and nothing the VE forges gets to the receiver.
@@ -112,8 +118,7 @@ fn routed_ve_is_reachable_and_cannot_spoof() {
     );
     root.ok(&["stop", "101"]);
     assert_no_leaks(&lab);
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// Two routed VEs reach each other through the host; one that takes the
@@ -157,8 +162,7 @@ fn two_ves_reach_each_other_but_not_as_each_other() {
         !counters.contains("ip saddr 192.0.2.11 counter packets 0 "),
         "control: genuine packets arrive:\n{counters}"
     );
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// The bridged model: the VE's interface joins a bridge with a fixed MAC;
@@ -179,7 +183,7 @@ fn bridged_ve_is_reachable_and_filtered() {
     assert_eq!(lab.lan_fetch("198.51.100.21", 80), "hello-bridged");
     let link = root.sh("102", "ip link show eth1");
     assert!(link.contains("02:00:00:00:01:02"), "{link}");
-    let master = lab.host_cmd(&["ip", "link", "show", "kv102-eth1"]);
+    let master = lab.host_cmd(&["ip", "link", "show", "kv102_eth1"]);
     assert!(String::from_utf8_lossy(&master.stdout).contains("master br0"));
 
     lab.watch(true, "ether saddr 02:00:00:00:01:02");
@@ -205,8 +209,7 @@ fn bridged_ve_is_reachable_and_filtered() {
     ] {
         assert_eq!(lab.count(true, forged), 0, "{forged} reached the bridge");
     }
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// nft and iptables (nft and legacy) run with the VE's privileges work on
@@ -296,8 +299,7 @@ fn firewall_rules_inside_a_ve_stay_inside() {
         machine_after, machine_before,
         "the machine's ruleset changed"
     );
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// Addresses come and go on a running VE (and are saved); rates are set
@@ -370,14 +372,13 @@ fn live_addresses_and_rates() {
         );
     }
     root.ok(&["set", "101", "--rate", "none"]);
-    let q = lab.host_cmd(&["tc", "qdisc", "show", "dev", "kv101-eth0"]);
+    let q = lab.host_cmd(&["tc", "qdisc", "show", "dev", "kv101_eth0"]);
     assert!(!String::from_utf8_lossy(&q.stdout).contains("tbf"));
     assert!(
         lab.leaks().iter().all(|l| !l.contains("kb101")),
         "the ifb went with the rate"
     );
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// Stop and destroy remove every link, route, proxy entry and nft table,
@@ -529,9 +530,36 @@ fn bad_network_input_is_refused() {
             "invalid port forward",
         ),
         (&["set", "101"], "nothing to set"),
+        (
+            &["set", "101", "--ip-add", "192.0.2.1"],
+            "one of this host's own",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "-t",
+                "busybox",
+                "--netif",
+                "eth1,bridge=br0,mac=02:00:00:00:00:09",
+            ],
+            "already used by VE 103",
+        ),
     ];
     let conf = root.dir.join("lib/ve/101/ve.conf");
     let before = fs::read_to_string(&conf).expect("ve.conf");
+    assert!(lab
+        .host_cmd(&["ip", "link", "add", "br0", "type", "bridge"])
+        .status
+        .success());
+    root.ok(&[
+        "create",
+        "103",
+        "--template",
+        "busybox",
+        "--netif",
+        "eth1,bridge=br0,mac=02:00:00:00:00:09",
+    ]);
     for (args, want) in cases {
         let err = root.fails(args, 2);
         assert!(err.contains(want), "{args:?}: {err}");
@@ -545,13 +573,23 @@ fn bad_network_input_is_refused() {
         root.run(&["status", "102"]).status.code() != Some(0),
         "no VE 102 was left"
     );
+    // Changing a bridged interface keeps its MAC unless one is given.
+    root.ok(&[
+        "set",
+        "103",
+        "--netif",
+        "eth1,bridge=br0,ip=198.51.100.23/24",
+    ]);
+    assert_eq!(
+        root.config("103")["network"]["netifs"][0]["mac"],
+        "02:00:00:00:00:09"
+    );
     // A running VE keeps its network when a change is refused.
     root.ok(&["start", "101"]);
     serve(&root, "101", 80, "still");
     root.fails(&["set", "101", "--netif", "eth1,bridge=nosuch"], 2);
     assert_eq!(lab.lan_fetch("192.0.2.11", 80), "still");
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// Kennel writes the VE's name and network into the VE's files, and a
@@ -640,8 +678,7 @@ fn guest_files_never_follow_the_ves_symlinks() {
     // The network itself still follows the configuration.
     serve(&root, "101", 80, "files");
     assert_eq!(lab.lan_fetch("192.0.2.12", 80), "files");
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// A reboot inside the VE brings it back with the same network.
@@ -661,8 +698,7 @@ fn network_survives_a_reboot_inside() {
     );
     serve(&root, "101", 80, "rebooted");
     assert_eq!(lab.lan_fetch("192.0.2.11", 80), "rebooted");
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }
 
 /// Opt-in NAT and port forwarding: a VE whose address the LAN cannot
@@ -686,6 +722,16 @@ fn nat_and_port_forwarding() {
     );
     serve(&root, "101", 80, "forwarded");
     assert_eq!(lab.lan_fetch("192.0.2.1", 8080), "forwarded");
+    // A forward with no host address takes traffic to the host only, not
+    // traffic passing through to another VE's same port.
+    root.ok(&["set", "101", "--forward-add", "tcp:9090:80"]);
+    root.start_busybox("102", &["--ip", "192.0.2.12"]);
+    serve(&root, "102", 9090, "ve-102");
+    assert_eq!(lab.lan_fetch("192.0.2.1", 9090), "forwarded");
+    assert_eq!(lab.lan_fetch("192.0.2.12", 9090), "ve-102");
+    // The same host port cannot go to two VEs.
+    let err = root.fails(&["set", "102", "--forward-add", "tcp:9090:22"], 2);
+    assert!(err.contains("already forwarded to VE 101"), "{err}");
     lab.lan(&[
         BUSYBOX,
         "sh",
@@ -704,8 +750,35 @@ fn nat_and_port_forwarding() {
         "tcp:192.0.2.1:8080:80",
     ]);
     assert_eq!(lab.lan_fetch("192.0.2.1", 8080), "");
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
+}
+
+/// A VE that died without its teardown (monitor and init killed) leaves
+/// host objects that the next command removes, and it starts again.
+#[test]
+fn a_ve_killed_without_teardown_starts_again() {
+    let lab = NetLab::new("crash");
+    let root = TestRoot::in_netns("net-crash", &lab.host);
+    root.start_busybox("101", &["--ip", "192.0.2.11", "--forward", "tcp:8080:80"]);
+    let (monitor, init) = (root.monitor_pid("101"), root.init_pid("101"));
+    for pid in [monitor, init] {
+        // Only processes this test started, by PID.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(wait_for(Duration::from_secs(5), || !common::pid_alive(
+        init
+    )));
+    assert!(
+        !lab.leaks().is_empty(),
+        "the host objects are still there (control)"
+    );
+    root.ok(&["start", "101"]);
+    serve(&root, "101", 80, "again");
+    assert_eq!(lab.lan_fetch("192.0.2.11", 80), "again");
+    assert_eq!(lab.lan_fetch("192.0.2.1", 8080), "again");
+    done(root, &lab);
 }
 
 /// With `dhcp=yes` a bridged VE gets a lease from a DHCP server on the
@@ -749,8 +822,7 @@ fn bridged_ve_may_use_dhcp_where_allowed() {
     assert!(got.contains("lease of 198.51.100.15"), "no lease: {got}");
     let mac = root.sh("102", "ip link set eth1 address 02:66:66:66:66:67; udhcpc -i eth1 -n -q -t 3 -s /bin/true 2>&1; true");
     assert!(!mac.contains("obtained"), "a lease for a forged MAC: {mac}");
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
     let _ = fs::remove_file(&conf);
     let _ = fs::remove_file(&leases);
 }
@@ -777,11 +849,7 @@ fn debian_ve_boots_with_its_network() {
         "192.0.2.1",
     ]);
     root.ok(&["start", "200"]);
-    let wait = "i=0; until [ -S /run/systemd/private ] || [ $i -gt 2400 ]; do sleep 0.1; i=$((i+1)); done; \
-                timeout 240 systemctl is-system-running --wait";
-    let state = root.run(&["exec", "200", "--", "/bin/sh", "-c", wait]);
-    let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
-    let failed = root.sh("200", "systemctl --failed --plain --no-legend --no-pager");
+    let (state, failed) = root.systemd_state("200");
     assert_eq!(state, "running", "failed units:\n{failed}");
     assert!(lab.lan_pings("192.0.2.20"));
     assert!(lab.lan_pings("2001:db8::20"));
@@ -796,6 +864,5 @@ fn debian_ve_boots_with_its_network() {
     assert!(root
         .sh("200", "ls /etc/systemd/network")
         .contains("10-kennel-eth0.network"));
-    root.finish();
-    assert_no_leaks(&lab);
+    done(root, &lab);
 }

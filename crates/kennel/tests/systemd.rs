@@ -33,13 +33,7 @@ fn debian_boots_systemd_to_running_and_powers_off() {
         "512M",
     ]);
     root.ok(&["start", "200"]);
-    // Boot takes well under a second natively; the cgroup v2 VM emulates
-    // its CPU and is many times slower.
-    let wait = "i=0; until [ -S /run/systemd/private ] || [ $i -gt 2400 ]; do sleep 0.1; i=$((i+1)); done; \
-                timeout 240 systemctl is-system-running --wait";
-    let state = root.run(&["exec", "200", "--", "/bin/sh", "-c", wait]);
-    let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
-    let failed = root.sh("200", "systemctl --failed --plain --no-legend --no-pager");
+    let (state, failed) = root.systemd_state("200");
     assert_eq!(
         state, "running",
         "systemd did not reach running; failed units:\n{failed}"

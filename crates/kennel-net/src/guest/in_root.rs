@@ -21,6 +21,15 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// The most Kennel reads of a VE's file: these are a few lines each.
 const READ_CAP: u64 = 256 << 10;
 
+/// What a path in the VE holds, as far as Kennel cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    Missing,
+    Text(String),
+    /// Anything Kennel leaves alone.
+    Other,
+}
+
 /// Where the files go: the VE's root, and who owns what Kennel creates.
 #[derive(Debug)]
 pub struct Root<'a> {
@@ -62,28 +71,54 @@ impl Root<'_> {
         .is_ok()
     }
 
-    /// A regular file's text, at most `READ_CAP` bytes; `None` when it is
-    /// missing or not a regular file (a FIFO is never opened for reading
-    /// in a way that blocks).
-    pub fn read(&self, path: &str) -> Option<String> {
-        let fd = openat2(
-            self.fd,
-            path.trim_start_matches('/'),
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+    /// What is at `path`: a regular file's text (at most `READ_CAP`
+    /// bytes of UTF-8), nothing, or something Kennel leaves alone (a
+    /// symlink, FIFO, device, directory, or a file it cannot read whole).
+    /// The final component is never followed, and nothing but a regular
+    /// file is ever opened for reading.
+    pub fn read(&self, path: &str) -> Existing {
+        let (dir, name) = split(path);
+        let Ok(dirfd) = self.dir(dir) else {
+            return Existing::Missing;
+        };
+        let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let probe = match openat(&dirfd, name, flags | OFlags::PATH, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Existing::Missing,
+            Err(_) => return Existing::Other,
+        };
+        let regular = |fd: &OwnedFd| {
+            fstat(fd)
+                .ok()
+                .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        };
+        let Some(before) = regular(&probe) else {
+            return Existing::Other;
+        };
+        let Ok(fd) = openat(
+            &dirfd,
+            name,
+            flags | OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
-            IN_ROOT,
-        )
-        .ok()?;
-        let st = fstat(&fd).ok()?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return None;
+        ) else {
+            return Existing::Other;
+        };
+        // Still the same file (not swapped between the two opens).
+        match regular(&fd) {
+            Some(st) if st.st_ino == before.st_ino && st.st_dev == before.st_dev => {}
+            _ => return Existing::Other,
+        }
+        if before.st_size as u64 > READ_CAP {
+            return Existing::Other;
         }
         let mut text = String::new();
-        std::fs::File::from(fd)
+        match std::fs::File::from(fd)
             .take(READ_CAP)
             .read_to_string(&mut text)
-            .ok()?;
-        Some(text)
+        {
+            Ok(_) => Existing::Text(text),
+            Err(_) => Existing::Other,
+        }
     }
 
     /// Replaces `path` with `contents` (mode 0644), atomically, when it is

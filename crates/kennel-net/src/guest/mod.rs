@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::model::VeNetwork;
 use crate::plan::{self, LinkKind};
 
-pub use in_root::Root;
+pub use in_root::{Existing, Root};
 
 const BEGIN: &str = "# BEGIN kennel: written at every start; edit with `kennel set`";
 const END: &str = "# END kennel";
@@ -37,25 +37,53 @@ pub struct GuestView<'a> {
     pub net: &'a VeNetwork,
 }
 
-/// Writes every file that `view` decides, into `root`.
-pub fn apply(root: &Root<'_>, view: &GuestView<'_>) -> Result<()> {
-    let old = root.read("etc/hostname");
-    let want = format!("{}\n", view.hostname);
-    if old.as_deref() != Some(want.as_str()) {
-        root.write("etc/hostname", &want)?;
-    }
-    let hosts = render_hosts(root.read("etc/hosts").as_deref(), view);
-    root.write("etc/hosts", &hosts)?;
-    if let Some(resolv) = render_resolv(root.read("etc/resolv.conf").as_deref(), view.net) {
-        root.write("etc/resolv.conf", &resolv)?;
-    }
+/// Writes every file that `view` decides, into `root`. Returns the files
+/// left alone because the VE made them something else than a regular
+/// file (a symlink, say), for the operator to hear about.
+pub fn apply(root: &Root<'_>, view: &GuestView<'_>) -> Result<Vec<String>> {
+    let mut skipped = Vec::new();
+    let mut put = |path: &str, old: &Existing, text: Option<String>| -> Result<()> {
+        let Some(text) = text else { return Ok(()) };
+        if matches!(old, Existing::Text(t) if *t == text) {
+            return Ok(());
+        }
+        if *old == Existing::Other || !root.write(path, &text)? {
+            skipped.push(format!("/{path}"));
+        }
+        Ok(())
+    };
+    let text_of = |e: &Existing| match e {
+        Existing::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let hostname = root.read("etc/hostname");
+    put(
+        "etc/hostname",
+        &hostname,
+        Some(format!("{}\n", view.hostname)),
+    )?;
+    let hosts = root.read("etc/hosts");
+    put(
+        "etc/hosts",
+        &hosts,
+        Some(render_hosts(text_of(&hosts).as_deref(), view)),
+    )?;
+    let resolv = root.read("etc/resolv.conf");
+    put(
+        "etc/resolv.conf",
+        &resolv,
+        render_resolv(text_of(&resolv).as_deref(), view.net),
+    )?;
     let ifupdown = ["sbin/ifup", "usr/sbin/ifup", "bin/busybox"]
         .iter()
         .any(|p| root.exists(p));
     let interfaces = root.read("etc/network/interfaces");
-    if root.exists("etc/network") && (ifupdown || interfaces.is_some()) {
-        let text = replace_block(interfaces.as_deref().unwrap_or(""), &render_ifupdown(view));
-        root.write("etc/network/interfaces", &text)?;
+    if root.exists("etc/network") && (ifupdown || interfaces != Existing::Missing) {
+        let text = replace_block(
+            text_of(&interfaces).as_deref().unwrap_or(""),
+            &render_ifupdown(view),
+        );
+        put("etc/network/interfaces", &interfaces, Some(text))?;
     }
     if root.exists(NETWORKD_DIR) {
         let files = render_networkd(view);
@@ -65,30 +93,33 @@ pub fn apply(root: &Root<'_>, view: &GuestView<'_>) -> Result<()> {
             }
         }
         for (name, text) in files {
-            root.write(&format!("{NETWORKD_DIR}/{name}"), &text)?;
+            let path = format!("{NETWORKD_DIR}/{name}");
+            let old = root.read(&path);
+            put(&path, &old, Some(text))?;
         }
     }
-    Ok(())
+    Ok(skipped)
 }
 
 /// Replaces the Kennel block of `text` with `block` (appending it when
 /// there is none); everything else stays as the VE had it.
 pub fn replace_block(text: &str, block: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let begin = lines.iter().position(|l| l.starts_with("# BEGIN kennel"));
+    // Without its end line a block is not Kennel's whole: only the
+    // marker goes, the VE's lines after it stay.
+    let end = begin.and_then(|b| lines[b..].iter().position(|l| *l == END).map(|e| b + e));
     let mut out = String::new();
-    let mut inside = false;
-    for line in text.lines() {
-        if line.starts_with("# BEGIN kennel") {
-            inside = true;
-            continue;
+    for (i, line) in lines.iter().enumerate() {
+        let ours = match (begin, end) {
+            (Some(b), Some(e)) => (b..=e).contains(&i),
+            (Some(b), None) => i == b,
+            _ => false,
+        };
+        if !ours {
+            out.push_str(line);
+            out.push('\n');
         }
-        if inside {
-            if line == END {
-                inside = false;
-            }
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
     }
     if !block.is_empty() {
         if !out.is_empty() && !out.ends_with("\n\n") {
@@ -270,6 +301,9 @@ mod tests {
         );
         let text = replace_block("auto lo\niface lo inet loopback\n", &b);
         assert_eq!(replace_block(&text, &b), text);
+        // A block that lost its end line takes nothing of the VE's with it.
+        let cut = replace_block("# BEGIN kennel: x\nmine\n", "");
+        assert_eq!(cut, "mine\n");
         assert!(text.starts_with("auto lo\n"));
         let files = render_networkd(&view);
         assert_eq!(files[0].0, "10-kennel-eth0.network");

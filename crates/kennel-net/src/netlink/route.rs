@@ -112,9 +112,44 @@ impl Netlink {
             .and_then(|(dev, via_gateway)| (!via_gateway).then_some(dev)))
     }
 
+    /// Whether `dst` is one of this namespace's own addresses (the route
+    /// to it is of type local).
+    pub fn is_local_address(&mut self, dst: IpAddr) -> Result<bool> {
+        Ok(self
+            .route_to(dst)?
+            .is_some_and(|r| r.header.kind == RouteType::Local))
+    }
+
     /// The output link of the route to `dst`, and whether it goes through
     /// a gateway.
     fn lookup(&mut self, dst: IpAddr) -> Result<Option<(u32, bool)>> {
+        let Some(found) = self.route_to(dst)? else {
+            return Ok(None);
+        };
+        // IPv6 answers unreachable/prohibit/blackhole routes with a route
+        // out of `lo` instead of an error.
+        if matches!(
+            found.header.kind,
+            RouteType::Unreachable | RouteType::Prohibit | RouteType::BlackHole | RouteType::Throw
+        ) {
+            return Ok(None);
+        }
+        let via_gateway = found
+            .attributes
+            .iter()
+            .any(|attr| matches!(attr, RouteAttribute::Gateway(_)));
+        Ok(found
+            .attributes
+            .iter()
+            .find_map(|attr| match attr {
+                RouteAttribute::Oif(index) => Some(*index),
+                _ => None,
+            })
+            .map(|dev| (dev, via_gateway)))
+    }
+
+    /// The kernel's answer to `ip route get DST`; `None` when unreachable.
+    fn route_to(&mut self, dst: IpAddr) -> Result<Option<RouteMessage>> {
         let op = format!("look up route to {dst}");
         let mut msg = RouteMessage::default();
         msg.header.address_family = family_of(dst);
@@ -146,26 +181,7 @@ impl Netlink {
             .ok_or_else(|| NetlinkError::protocol(&op, "the reply holds no route"))?;
         let found = RouteMessage::parse(reply.payload.as_slice())
             .map_err(|e| NetlinkError::protocol(&op, format!("bad route message: {e}")))?;
-        // IPv6 answers unreachable/prohibit/blackhole routes with a route
-        // out of `lo` instead of an error.
-        if matches!(
-            found.header.kind,
-            RouteType::Unreachable | RouteType::Prohibit | RouteType::BlackHole | RouteType::Throw
-        ) {
-            return Ok(None);
-        }
-        let via_gateway = found
-            .attributes
-            .iter()
-            .any(|attr| matches!(attr, RouteAttribute::Gateway(_)));
-        Ok(found
-            .attributes
-            .iter()
-            .find_map(|attr| match attr {
-                RouteAttribute::Oif(index) => Some(*index),
-                _ => None,
-            })
-            .map(|dev| (dev, via_gateway)))
+        Ok(Some(found))
     }
 }
 

@@ -254,7 +254,7 @@ fn host_side(
             run_dir: &spec.run_dir,
             host: &spec.host_net,
         };
-        kennel_net::reconcile::reconcile(target, Some(netns.as_fd()), &spec.network)
+        kennel_net::reconcile::start(target, netns.as_fd(), &spec.network)
             .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?;
         tracing::debug!("monitor: network");
     }

@@ -203,6 +203,14 @@ impl Kennel {
                 )
             });
         }
+        let (maj, min, _) = kernel_version();
+        if (maj, min) < (5, 16) {
+            out.push(check(
+                "bridged model",
+                Warn,
+                "needs Linux 5.16 (netdev egress hooks filter what a bridge delivers to a VE); routed VEs work",
+            ));
+        }
         let needs = kennel_net::reconcile::routed_model_needs();
         out.push(if needs.is_empty() {
             check("routed model", ok, "forwarding and proxy NDP are on")

@@ -24,7 +24,9 @@ pub struct SetRequest {
     pub ip_add: Vec<IpNet>,
     /// Addresses to remove, or `all`.
     pub ip_del: Vec<String>,
-    pub netif_add: Vec<Netif>,
+    /// Interfaces to add or replace (by name), and whether each one's MAC
+    /// was given: a replaced interface keeps its MAC unless one is.
+    pub netif_add: Vec<(Netif, bool)>,
     pub netif_del: Vec<String>,
     pub rate: Option<RateLimit>,
     pub nameservers: Option<Vec<IpAddr>>,
@@ -87,11 +89,15 @@ impl SetRequest {
                 )));
             }
         }
-        for a in &self.netif_add {
+        for (a, mac_given) in &self.netif_add {
+            let mut a = a.clone();
             if let Some(existing) = n.netifs.iter_mut().find(|i| i.name == a.name) {
-                *existing = a.clone();
+                if !mac_given {
+                    a.mac = existing.mac;
+                }
+                *existing = a;
             } else {
-                n.netifs.push(a.clone());
+                n.netifs.push(a);
             }
         }
         if let Some(r) = self.rate {
@@ -129,13 +135,49 @@ impl SetRequest {
     }
 }
 
+/// What one VE's network may not share with another's (`theirs`, of VE
+/// `other`): addresses, MACs, forwarded host ports.
+fn check_against(net: &VeNetwork, theirs: &VeNetwork, other: &VeId) -> Result<()> {
+    let their_ips: Vec<IpAddr> = theirs.all_ips().collect();
+    if let Some(ip) = net.all_ips().find(|a| their_ips.contains(a)) {
+        return Err(VeError::BadInput(format!(
+            "address {ip} is already used by VE {other}: give another, or remove it there first (kennel set {other} --ip-del {ip})"
+        )));
+    }
+    if let Some(n) = net
+        .netifs
+        .iter()
+        .find(|n| theirs.netifs.iter().any(|t| t.mac == n.mac))
+    {
+        return Err(VeError::BadInput(format!(
+            "MAC {} is already used by VE {other}: give another, or leave mac= out to get a new one",
+            n.mac
+        )));
+    }
+    for f in &net.forwards {
+        let clash = theirs.forwards.iter().any(|g| {
+            g.proto == f.proto
+                && g.host_port == f.host_port
+                && (g.host_addr.is_none() || f.host_addr.is_none() || g.host_addr == f.host_addr)
+        });
+        if clash {
+            return Err(VeError::BadInput(format!(
+                "host port {} {} is already forwarded to VE {other}: pick another port",
+                f.proto.as_str(),
+                f.host_port
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Kennel {
     /// Checks `net` for VE `id` against the host and the other VEs: every
     /// address is free, every bridge and uplink exists. Call with the host
     /// lock held.
     pub(crate) fn check_network(&self, id: &VeId, net: &VeNetwork) -> Result<()> {
         net.validate()?;
-        if !net.has_links() && net.nat_via.is_none() {
+        if net.is_empty() {
             return Ok(());
         }
         for other in self.ids()? {
@@ -145,14 +187,19 @@ impl Kennel {
             let Ok(cfg) = self.config(&other) else {
                 continue;
             };
-            let theirs: Vec<IpAddr> = cfg.network.all_ips().collect();
-            if let Some(ip) = net.all_ips().find(|a| theirs.contains(a)) {
+            check_against(net, &cfg.network, &other)?;
+        }
+        let mut nl = Netlink::open().map_err(kennel_net::NetError::from)?;
+        for ip in net.all_ips() {
+            if nl
+                .is_local_address(ip)
+                .map_err(kennel_net::NetError::from)?
+            {
                 return Err(VeError::BadInput(format!(
-                    "address {ip} is already used by VE {other}: give another, or remove it there first (kennel set {other} --ip-del {ip})"
+                    "address {ip} is one of this host's own: give the VE an address of its own"
                 )));
             }
         }
-        let mut nl = Netlink::open().map_err(kennel_net::NetError::from)?;
         for n in &net.netifs {
             check_bridge(&mut nl, &n.bridge)?;
         }
@@ -171,7 +218,9 @@ impl Kennel {
     }
 
     /// `kennel set`: checks, applies to the running VE (if it runs), saves.
-    pub fn set(&self, id: &VeId, req: &SetRequest) -> Result<VeConfig> {
+    /// Returns the saved configuration and notes for the operator (files
+    /// in the VE that were left alone).
+    pub fn set(&self, id: &VeId, req: &SetRequest) -> Result<(VeConfig, Vec<String>)> {
         if req.is_empty() {
             return Err(VeError::BadInput(
                 "nothing to set: give at least one option (see `kennel set --help`)".into(),
@@ -180,39 +229,61 @@ impl Kennel {
         let (_lock, cfg) = self.lock_config(id)?;
         let new = req.apply_to(&cfg)?;
         // Held until saved: no other VE may take these addresses meanwhile.
-        let _host = self.lock_host()?;
+        let host_lock = self.lock_host()?;
         self.check_network(id, &new.network)?;
-        if self.settle(id)? == VeState::Running {
-            self.apply_live(&cfg, &new)?;
+        let running = match self.settle(id)? {
+            VeState::Stopped => false,
+            VeState::Running | VeState::RunningWithoutMonitor => true,
+            VeState::Stopping => return Err(VeError::Busy(id.to_string())),
+        };
+        if !running {
+            new.save(&self.paths.ve_config(id))?;
+            return Ok((new, Vec::new()));
+        }
+        if new.network != cfg.network {
+            self.apply_network_live(&cfg, &new)?;
         }
         new.save(&self.paths.ve_config(id))?;
-        Ok(new)
+        drop(host_lock);
+        let notes = self.apply_files_live(&cfg, &new)?;
+        Ok((new, notes))
     }
 
-    /// Makes the running VE match `new` (from `old`); on failure, puts back
-    /// what it can of `old` and reports the failure.
-    fn apply_live(&self, old: &VeConfig, new: &VeConfig) -> Result<()> {
+    /// The network part of a live change, under the VE's network lock and
+    /// only while its init lives (its teardown takes the same lock). On
+    /// failure it puts back `old` as far as it can and reports the failure.
+    fn apply_network_live(&self, old: &VeConfig, new: &VeConfig) -> Result<()> {
         let id = &new.id;
+        let _net = self.lock_network(id)?;
         let run = self
             .run_state(id)?
             .ok_or_else(|| VeError::NotRunning(id.to_string()))?;
-        let live = |what: &str| {
-            kennel_runtime::live::open_of_init(run.init_pid, run.init_start, what)
-                .map_err(VeError::from)
-        };
+        let netns = kennel_runtime::live::open_of_init(run.init_pid, run.init_start, "ns/net")?;
         let run_dir = self.paths.ve_run(id);
         let target = Target {
             ve: id.as_str(),
             run_dir: &run_dir,
             host: &self.host.network,
         };
-        if new.network != old.network {
-            let netns = live("ns/net")?;
-            if let Err(e) = reconcile::reconcile(target, Some(netns.as_fd()), &new.network) {
-                let _ = reconcile::reconcile(target, Some(netns.as_fd()), &old.network);
-                return Err(e.into());
+        if let Err(e) = reconcile::reconcile(target, Some(netns.as_fd()), &new.network) {
+            if let Err(back) = reconcile::reconcile(target, Some(netns.as_fd()), &old.network) {
+                tracing::warn!("VE {id}: putting the network back failed too: {back}");
             }
+            return Err(e.into());
         }
+        Ok(())
+    }
+
+    /// The hostname and the VE's own files, for a running VE.
+    fn apply_files_live(&self, old: &VeConfig, new: &VeConfig) -> Result<Vec<String>> {
+        let id = &new.id;
+        let Some(run) = self.run_state(id)? else {
+            return Ok(Vec::new());
+        };
+        let live = |what: &str| {
+            kennel_runtime::live::open_of_init(run.init_pid, run.init_start, what)
+                .map_err(VeError::from)
+        };
         if new.hostname != old.hostname {
             kennel_runtime::live::set_hostname(&live("ns/uts")?, &new.hostname)?;
         }
@@ -226,13 +297,27 @@ impl Kennel {
             fd: root.as_fd(),
             owner: Some((new.idmap.uid_base, new.idmap.gid_base)),
         };
-        kennel_net::guest::apply(&target, &view)?;
-        Ok(())
+        let skipped = kennel_net::guest::apply(&target, &view)?;
+        Ok(skipped
+            .into_iter()
+            .map(|f| format!("{f} in VE {id} is not a regular file (a symlink?): left as it is"))
+            .collect())
+    }
+
+    fn lock_network(&self, id: &VeId) -> Result<crate::lock::Lock> {
+        crate::lock::Lock::acquire(
+            &self.paths.locks().join(format!("net-{id}")),
+            std::time::Duration::from_secs(20),
+            id.as_str(),
+        )
     }
 
     /// Removes the host side of VE `id`'s network (links, proxy entries,
     /// nftables tables). For a VE that is not running.
     pub(crate) fn teardown_network(&self, id: &VeId) -> Result<()> {
+        // Waits for a live `kennel set` to finish, whose additions are in
+        // the record by then.
+        let _net = self.lock_network(id)?;
         let run_dir = self.paths.ve_run(id);
         reconcile::teardown(Target {
             ve: id.as_str(),

@@ -81,6 +81,7 @@ impl Kennel {
             // anything that still got into the cgroups goes too.
             let _ = cg.kill_all();
             let _ = cg.remove(Duration::from_secs(2));
+            let _ = self.teardown_network(id);
             super::teardown::clear_run_files(&run_dir);
             match e {
                 VeError::Runtime(kennel_runtime::RuntimeError::Setup(reason)) => {

@@ -166,6 +166,19 @@ impl TestRoot {
         self.ok(&["exec", id, "--", "/bin/sh", "-c", script])
     }
 
+    /// Waits for systemd in VE `id` to finish booting; returns
+    /// `systemctl is-system-running` and the failed units. Boot takes well
+    /// under a second natively; the cgroup v2 VM emulates its CPU and is
+    /// many times slower.
+    pub fn systemd_state(&self, id: &str) -> (String, String) {
+        let wait = "i=0; until [ -S /run/systemd/private ] || [ $i -gt 2400 ]; do sleep 0.1; i=$((i+1)); done; \
+                    timeout 240 systemctl is-system-running --wait";
+        let state = self.run(&["exec", id, "--", "/bin/sh", "-c", wait]);
+        let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+        let failed = self.sh(id, "systemctl --failed --plain --no-legend --no-pager");
+        (state, failed)
+    }
+
     pub fn status(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["status", id, "--json"])).expect("status json")
     }
