@@ -35,7 +35,7 @@ const LINK_LOCAL_RANGE: &str =
     "0xfe800000000000000000000000000000-0xfebfffffffffffffffffffffffffffff";
 
 /// The whole nft script that makes VE `ve`'s tables what `net` needs
-/// (removing them when it needs none).
+/// (removing them when it needs none), whatever exists now.
 pub fn render(ve: &str, net: &VeNetwork) -> String {
     let table = names::table(ve);
     let mut s = String::new();
@@ -47,6 +47,31 @@ pub fn render(ve: &str, net: &VeNetwork) -> String {
             "add table {family} {table}\ndelete table {family} {table}"
         );
     }
+    s.push_str(&render_tables(ve, net));
+    s
+}
+
+/// The nft script that creates VE `ve`'s tables for `net`, failing if
+/// either exists. For a start, after the teardown of any earlier run: a
+/// deletion in a transaction makes the kernel wait for an RCU grace
+/// period (10-20 ms here), a creation alone does not.
+pub fn render_create(ve: &str, net: &VeNetwork) -> String {
+    let table = names::table(ve);
+    let tables = render_tables(ve, net);
+    let mut s = String::new();
+    for family in ["netdev", "ip"] {
+        if tables.contains(&format!("table {family} {table} {{")) {
+            let _ = writeln!(s, "create table {family} {table}");
+        }
+    }
+    s.push_str(&tables);
+    s
+}
+
+/// The definitions of VE `ve`'s tables.
+fn render_tables(ve: &str, net: &VeNetwork) -> String {
+    let table = names::table(ve);
+    let mut s = String::new();
     let links = plan::links(ve, net);
     if !links.is_empty() {
         let _ = writeln!(s, "table netdev {table} {{");
@@ -215,53 +240,87 @@ fn render_nat(s: &mut String, table: &str, net: &VeNetwork) {
 
 /// Runs `script` as one nft transaction.
 pub fn apply(script: &str) -> Result<()> {
-    run_nft(script, "apply the VE's firewall")
+    Pending::spawn(script, "apply the VE's firewall")?.wait()
 }
 
 /// Removes VE `ve`'s tables, whichever exist.
 pub fn remove(ve: &str) -> Result<()> {
-    run_nft(
+    Pending::spawn(
         &render(ve, &VeNetwork::default()),
         "remove the VE's firewall",
-    )
+    )?
+    .wait()
 }
 
-fn run_nft(script: &str, what: &str) -> Result<()> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            NetError::Host(format!(
-                "cannot run nft ({e}): install nftables (apt install nftables); Kennel filters VE traffic with it"
-            ))
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(crate::error::io_err("write to nft"))?;
+/// An nft transaction running in its own process, so the caller can do
+/// other work meanwhile. Dropped without [`Pending::wait`] (an error on
+/// the way), it still waits: a transaction must never land after the
+/// teardown that was to remove it.
+#[derive(Debug)]
+pub struct Pending {
+    child: Option<std::process::Child>,
+    what: &'static str,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
     }
-    let out = child
-        .wait_with_output()
-        .map_err(crate::error::io_err("wait for nft"))?;
-    if out.status.success() {
-        return Ok(());
+}
+
+impl Pending {
+    pub fn spawn(script: &str, what: &'static str) -> Result<Pending> {
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                NetError::Host(format!(
+                    "cannot run nft ({e}): install nftables (apt install nftables); Kennel filters VE traffic with it"
+                ))
+            })?;
+        // The script is a few KiB at most: it fits the pipe, so writing it
+        // all before nft reads cannot block.
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(script.as_bytes())
+                .map_err(crate::error::io_err("write to nft"))?;
+        }
+        Ok(Pending {
+            child: Some(child),
+            what,
+        })
     }
-    let text = String::from_utf8_lossy(&out.stderr);
-    let detail = text
-        .lines()
-        .find(|l| l.contains("Error"))
-        .or_else(|| text.lines().next())
-        .unwrap_or("failed")
-        .trim()
-        .to_string();
-    Err(NetError::Tool {
-        tool: "nft",
-        what: what.into(),
-        detail,
-    })
+
+    /// Waits for nft; its first error line on failure.
+    pub fn wait(mut self) -> Result<()> {
+        let Some(child) = self.child.take() else {
+            return Ok(());
+        };
+        let out = child
+            .wait_with_output()
+            .map_err(crate::error::io_err("wait for nft"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&out.stderr);
+        let detail = text
+            .lines()
+            .find(|l| l.contains("Error"))
+            .or_else(|| text.lines().next())
+            .unwrap_or("failed")
+            .trim()
+            .to_string();
+        Err(NetError::Tool {
+            tool: "nft",
+            what: self.what.into(),
+            detail,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -333,6 +392,20 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("tcp dport 8080 dnat to 10.0.0.11:80"), "{s}");
+    }
+
+    #[test]
+    fn create_script_creates_only_what_is_needed() {
+        let net = VeNetwork {
+            ips: vec![parse_ve_address("192.0.2.11").unwrap()],
+            ..Default::default()
+        };
+        let s = render_create("101", &net);
+        assert!(
+            s.starts_with("create table netdev kennel-101\ntable netdev kennel-101 {"),
+            "{s}"
+        );
+        assert!(!s.contains("delete") && !s.contains("table ip"), "{s}");
     }
 
     #[test]

@@ -102,17 +102,56 @@ pub struct Target<'a> {
     pub host: &'a HostNet,
 }
 
-/// The network of a VE that is starting: whatever a record says may be
-/// left from an earlier run goes first, then `net` is made in `netns`.
-pub fn start(t: Target<'_>, netns: BorrowedFd<'_>, net: &VeNetwork) -> Result<()> {
+/// The first half of a starting VE's network, begun before the VE's
+/// namespaces exist: whatever a record says may be left from an earlier
+/// run goes, and the VE's firewall is created by an nft process that runs
+/// while the VE is set up (it names the VE's links before they exist;
+/// where the kernel wants them to exist, [`Starting::finish`] replaces the
+/// firewall once they do).
+pub fn begin_start(t: Target<'_>, net: &VeNetwork) -> Result<Starting> {
     teardown(t)?;
-    reconcile(t, Some(netns), net)
+    let pending = firewall::Pending::spawn(
+        &firewall::render_create(t.ve, net),
+        "create the VE's firewall",
+    )?;
+    Ok(Starting { pending })
+}
+
+/// A start's network, half made: see [`begin_start`].
+#[derive(Debug)]
+pub struct Starting {
+    pending: firewall::Pending,
+}
+
+impl Starting {
+    /// Makes `net` in the VE's network namespace `netns`.
+    pub fn finish(self, t: Target<'_>, netns: BorrowedFd<'_>, net: &VeNetwork) -> Result<()> {
+        converge(t, Some(netns), net, Firewall::Creating(self.pending))
+    }
+}
+
+/// How the firewall gets to its new state.
+enum Firewall {
+    /// Replaced whole, whatever existed.
+    Replace,
+    /// Being created by an nft process started earlier; replaced whole if
+    /// that failed.
+    Creating(firewall::Pending),
 }
 
 /// Makes VE `t.ve`'s network `new`, removing what the record says exists
 /// beyond it. `netns` is the VE's network namespace; it is needed whenever
 /// `new` has links.
 pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) -> Result<()> {
+    converge(t, netns, new, Firewall::Replace)
+}
+
+fn converge(
+    t: Target<'_>,
+    netns: Option<BorrowedFd<'_>>,
+    new: &VeNetwork,
+    fw: Firewall,
+) -> Result<()> {
     let old = Record::load(t.run_dir).unwrap_or_default();
     let new_links = plan::links(t.ve, new);
     let mut host = Netlink::open()?;
@@ -140,6 +179,7 @@ pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) 
         proxies: old.proxies.union(&proxies).cloned().collect(),
     }
     .save(t.run_dir)?;
+    tracing::debug!("net: planned");
 
     // Links that go, or must be made again (another kind, name or MAC).
     let old_links = plan::links(t.ve, &old.network);
@@ -193,8 +233,16 @@ pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) 
             }
         }
     }
+    tracing::debug!("net: links made");
     // The firewall, whole, before anything comes up.
-    firewall::apply(&firewall::render(t.ve, new))?;
+    let created = match fw {
+        Firewall::Creating(p) => p.wait().is_ok(),
+        Firewall::Replace => false,
+    };
+    if !created {
+        firewall::apply(&firewall::render(t.ve, new))?;
+    }
+    tracing::debug!("net: firewall");
     // Up, addressed and routed: everything wanted, again (replacing is
     // harmless); what went away, removed.
     let old_of = |n: &LinkPlan| old_links.iter().find(|o| o.host == n.host && kept(n));
@@ -246,6 +294,7 @@ pub fn reconcile(t: Target<'_>, netns: Option<BorrowedFd<'_>>, new: &VeNetwork) 
             shaping::apply(&n.host, &new.rate)?;
         }
     }
+    tracing::debug!("net: addresses and routes");
     // Proxy neighbours: all wanted (again), then drop the old.
     let mut index_of = BTreeMap::new();
     for p in &proxies {

@@ -203,6 +203,20 @@ fn host_side(
         .ctx(|| format!("open the VE's {ns} namespace"))
     };
     let userns = open_ns("user")?;
+    let net_target = kennel_net::Target {
+        ve: &spec.id,
+        run_dir: &spec.run_dir,
+        host: &spec.host_net,
+    };
+    // The VE's firewall is made while the rest of the start goes on.
+    let network = if spec.network.has_links() {
+        Some(
+            kennel_net::reconcile::begin_start(net_target, &spec.network)
+                .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?,
+        )
+    } else {
+        None
+    };
     match sync::recv_from_child(sock, left(ch.deadline))
         .ctx(|| "wait for the VE's mount namespace".into())?
     {
@@ -240,7 +254,7 @@ fn host_side(
     tracing::debug!("monitor: root mounted");
     sync::send_go(sock, root.as_fd()).ctx(|| "release the VE".into())?;
     // While the VE mounts its /proc, /sys and /dev: its links.
-    if spec.network.has_links() {
+    if let Some(network) = network {
         match sync::recv_from_child(sock, left(ch.deadline))
             .ctx(|| "wait for the VE's network namespace".into())?
         {
@@ -249,12 +263,8 @@ fn host_side(
             _ => return Err(RuntimeError::Setup("the VE ended during its setup".into())),
         }
         let netns = open_ns("net")?;
-        let target = kennel_net::Target {
-            ve: &spec.id,
-            run_dir: &spec.run_dir,
-            host: &spec.host_net,
-        };
-        kennel_net::reconcile::start(target, netns.as_fd(), &spec.network)
+        network
+            .finish(net_target, netns.as_fd(), &spec.network)
             .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?;
         tracing::debug!("monitor: network");
     }
