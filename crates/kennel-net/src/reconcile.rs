@@ -102,41 +102,33 @@ pub struct Target<'a> {
     pub host: &'a HostNet,
 }
 
-/// The first half of a starting VE's network, begun before the VE's
-/// namespaces exist: whatever a record says may be left from an earlier
-/// run goes, and the VE's firewall is created by an nft process that runs
-/// while the VE is set up (it names the VE's links before they exist;
-/// where the kernel wants them to exist, [`Starting::finish`] replaces the
-/// firewall once they do).
-pub fn begin_start(t: Target<'_>, net: &VeNetwork) -> Result<Starting> {
+/// The first half of a starting VE's network, done before the VE's
+/// network namespace exists: whatever a record says may be left from an
+/// earlier run goes.
+pub fn begin_start(t: Target<'_>) -> Result<Starting> {
     teardown(t)?;
-    let pending = firewall::Pending::spawn(
-        &firewall::render_create(t.ve, net),
-        "create the VE's firewall",
-    )?;
-    Ok(Starting { pending })
+    Ok(Starting { _private: () })
 }
 
 /// A start's network, half made: see [`begin_start`].
 #[derive(Debug)]
 pub struct Starting {
-    pending: firewall::Pending,
+    _private: (),
 }
 
 impl Starting {
     /// Makes `net` in the VE's network namespace `netns`.
     pub fn finish(self, t: Target<'_>, netns: BorrowedFd<'_>, net: &VeNetwork) -> Result<()> {
-        converge(t, Some(netns), net, Firewall::Creating(self.pending))
+        converge(t, Some(netns), net, Firewall::Create)
     }
 }
 
 /// How the firewall gets to its new state.
 enum Firewall {
+    /// Created: nothing of the VE's exists (a start).
+    Create,
     /// Replaced whole, whatever existed.
     Replace,
-    /// Being created by an nft process started earlier; replaced whole if
-    /// that failed.
-    Creating(firewall::Pending),
 }
 
 /// Makes VE `t.ve`'s network `new`, removing what the record says exists
@@ -235,12 +227,9 @@ fn converge(
     }
     tracing::debug!("net: links made");
     // The firewall, whole, before anything comes up.
-    let created = match fw {
-        Firewall::Creating(p) => p.wait().is_ok(),
-        Firewall::Replace => false,
-    };
-    if !created {
-        firewall::apply(&firewall::render(t.ve, new))?;
+    match fw {
+        Firewall::Create => firewall::create(t.ve, new)?,
+        Firewall::Replace => firewall::apply(t.ve, new, &old.network)?,
     }
     tracing::debug!("net: firewall");
     // Up, addressed and routed: everything wanted, again (replacing is
@@ -352,7 +341,11 @@ pub fn teardown(t: Target<'_>) -> Result<()> {
         }
     }
     if record.is_some() || !links.is_empty() {
-        firewall::remove(t.ve)?;
+        // Without a record, a NAT table may exist as well as not.
+        let nat = record
+            .as_ref()
+            .is_none_or(|r| firewall::needs_nat(&r.network));
+        firewall::remove(t.ve, nat)?;
     }
     remove_record(t.run_dir);
     Ok(())

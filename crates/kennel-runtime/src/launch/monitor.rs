@@ -208,10 +208,10 @@ fn host_side(
         run_dir: &spec.run_dir,
         host: &spec.host_net,
     };
-    // The VE's firewall is made while the rest of the start goes on.
+    // Leftovers of an earlier run go while the VE gets going.
     let network = if spec.network.has_links() {
         Some(
-            kennel_net::reconcile::begin_start(net_target, &spec.network)
+            kennel_net::reconcile::begin_start(net_target)
                 .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?,
         )
     } else {
