@@ -186,11 +186,7 @@ impl Kennel {
         let ok = CheckLevel::Ok;
         let mut out = Vec::new();
         for (tool, package, why) in [
-            (
-                "nft",
-                "nftables",
-                "the per-VE firewall; VEs with addresses cannot start without it",
-            ),
+            ("nft", "nftables", "NAT and port forwards"),
             ("tc", "iproute2", "rate limits"),
         ] {
             out.push(if on_path(tool) {
