@@ -173,7 +173,9 @@ struct Channels<'a> {
 
 /// The host side of the start: id maps; then, once the child has its own
 /// mount namespace, the VE's root mounted straight into it (so the VE's
-/// mounts never exist in the host's namespace); then "go".
+/// mounts never exist in the host's namespace); then "go"; then, once the
+/// child has its own network namespace, the VE's links, addresses and
+/// firewall (`kennel_net`), while the child mounts its /proc, /sys, /dev.
 fn host_side(
     spec: &StartSpec,
     pid: i32,
