@@ -823,8 +823,9 @@ fn bridged_ve_may_use_dhcp_where_allowed() {
     let mac = root.sh("102", "ip link set eth1 address 02:66:66:66:66:67; udhcpc -i eth1 -n -q -t 3 -s /bin/true 2>&1; true");
     assert!(!mac.contains("obtained"), "a lease for a forged MAC: {mac}");
     done(root, &lab);
-    let _ = fs::remove_file(&conf);
-    let _ = fs::remove_file(&leases);
+    for f in [conf, leases.clone(), leases.with_extension("pid")] {
+        let _ = fs::remove_file(f);
+    }
 }
 
 /// A Debian VE boots systemd to `running` with its network: ifupdown's
