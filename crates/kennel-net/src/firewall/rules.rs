@@ -13,7 +13,7 @@
 //!   icmp type { redirect, router-advert }              drop
 //!   udp sport { 67, 547 }                              drop     (no DHCP server)
 //!   meta protocol { ip, arp }                          accept   (dhcp=yes)
-//!   arp sender IP { 0.0.0.0, own IPv4 }                accept
+//!   arp (Ethernet/IPv4) sender IP { 0.0.0.0, own IPv4 } accept
 //!   ip saddr { own IPv4 }                              accept
 //!   ip6 saddr { own IPv6 }                             jump v6_i
 //!   ip6 saddr link-local (fe80::/10; bridged: EUI-64)  jump v6_i
@@ -41,6 +41,9 @@ pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
+/// ARP header start for Ethernet and IPv4: hardware type 1, protocol
+/// 0x0800, address lengths 6 and 4.
+const ARP_ETHER_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
@@ -315,8 +318,15 @@ fn from_ve(i: usize, l: &LinkPlan) -> Chain {
             Verdict::Accept,
         ));
     } else if !own4.is_empty() {
+        // Only Ethernet/IPv4 ARP, whose sender address is at bytes 14-17:
+        // other lengths would put it elsewhere for a receiver.
         let mut arp: Vec<Expr> = proto(ETH_P_ARP).into();
         arp.extend([
+            load(Network, 0, 6),
+            Expr::Cmp {
+                eq: true,
+                data: ARP_ETHER_IPV4.to_vec(),
+            },
             load(Network, 14, 4),
             one_of(KeyKind::Ipv4, own4.iter().cloned().chain([vec![0; 4]])),
         ]);
