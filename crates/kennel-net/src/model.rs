@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{NetError, Result};
 
+/// Most addresses one VE holds, on all its interfaces.
+pub const MAX_ADDRESSES: usize = 256;
+/// Most bridged interfaces one VE has.
+pub const MAX_NETIFS: usize = 16;
+
 /// The VE-side name of the routed interface.
 pub const ROUTED_IFNAME: &str = "eth0";
 
@@ -128,6 +133,11 @@ impl VeNetwork {
 
     /// Checks the whole configuration (each value, and how they fit).
     pub fn validate(&self) -> Result<()> {
+        if self.all_ips().count() > MAX_ADDRESSES || self.netifs.len() > MAX_NETIFS {
+            return Err(NetError::BadInput(format!(
+                "too many addresses or interfaces: a VE has at most {MAX_ADDRESSES} addresses and {MAX_NETIFS} bridged interfaces"
+            )));
+        }
         let mut seen: Vec<IpAddr> = Vec::new();
         let mut check_ip = |ip: &IpNet| -> Result<()> {
             validate_ve_address(ip)?;

@@ -10,9 +10,6 @@ pub const LINK_PREFIX: &str = "kv";
 /// Between the VE id and the interface name.
 pub const SEPARATOR: char = '_';
 
-/// Every host-side `ifb` (egress shaping of a VE link) starts with this.
-pub const IFB_PREFIX: &str = "kb";
-
 /// The prefix of every nftables table Kennel makes.
 pub const TABLE_PREFIX: &str = "kennel-";
 
@@ -24,15 +21,6 @@ pub fn host_link(ve: &str, ifname: &str) -> String {
         return plain;
     }
     format!("{LINK_PREFIX}{:08x}.x", fnv32(&format!("{ve}/{ifname}")))
-}
-
-/// The `ifb` device that shapes what the VE sends out of host link
-/// `host_link` (`kv101_eth0` -> `kb101_eth0`).
-pub fn ifb_link(host_link: &str) -> String {
-    format!(
-        "{IFB_PREFIX}{}",
-        host_link.strip_prefix(LINK_PREFIX).unwrap_or(host_link)
-    )
 }
 
 /// The VE's nftables table (in the `netdev` family, and in `inet` when it
@@ -61,6 +49,5 @@ mod tests {
         assert!(long.starts_with(LINK_PREFIX));
         assert_ne!(long, host_link("a-very-long-ve-name", "eth13"));
         assert_eq!(table("101"), "kennel-101");
-        assert_eq!(ifb_link("kv101_eth0"), "kb101_eth0");
     }
 }

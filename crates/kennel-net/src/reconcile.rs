@@ -13,7 +13,7 @@
 //! anything is made, with the union of what existed and what is about to,
 //! so that a teardown after any failure or crash removes everything that
 //! may exist: the host ends of the VE's links (which take their routes,
-//! addresses and qdiscs with them) and `ifb` devices, the proxy neighbour
+//! addresses and qdiscs with them), the proxy neighbour
 //! entries on the uplinks, and the VE's nftables tables.
 //!
 //! Order for a new link: made down; the firewall goes in; only then does
@@ -71,9 +71,12 @@ pub struct Record {
     /// The configuration being or last applied; its addresses and routes
     /// may exist.
     pub network: VeNetwork,
-    /// Host links (veth ends, `ifb` devices) that may exist.
+    /// Host ends of the VE's links that may exist.
     pub links: BTreeSet<String>,
     pub proxies: BTreeSet<Proxy>,
+    /// Whether the VE's NAT table may exist.
+    #[serde(default)]
+    pub nat: bool,
 }
 
 pub const RECORD_FILE: &str = "net.json";
@@ -164,11 +167,12 @@ fn converge(
         }
     }
     let proxies = wanted_proxies(&mut host, t, &old, new)?;
-    let new_names = link_names(&new_links, new);
+    let new_names = link_names(&new_links);
     Record {
         network: new.clone(),
         links: old.links.union(&new_names).cloned().collect(),
         proxies: old.proxies.union(&proxies).cloned().collect(),
+        nat: old.nat || firewall::needs_nat(&old.network) || firewall::needs_nat(new),
     }
     .save(t.run_dir)?;
     tracing::debug!("net: planned");
@@ -184,6 +188,16 @@ fn converge(
         let replaced = new_links.iter().any(|n| &n.host == name && !kept(n));
         if !new_names.contains(name) || replaced {
             host.delete_link(name)?;
+        }
+    }
+    // A kept bridged link must be on its bridge: the record may be ahead
+    // of a change that a crash cut short.
+    for n in &new_links {
+        if let LinkKind::Bridged { bridge, .. } = &n.kind {
+            let on = host.link(&n.host)?.and_then(|l| l.master);
+            if on.is_some() && on != bridges.get(bridge).copied() {
+                host.delete_link(&n.host)?;
+            }
         }
     }
     // New links, down.
@@ -278,8 +292,8 @@ fn converge(
                 host.add_route(&host_route(ip.addr(), host_idx))?;
             }
         }
-        let shaped = !(new.rate.is_empty() && old.network.rate.is_empty());
-        if shaped && (old_of(n).is_none() || new.rate != old.network.rate) {
+        let shaped = new.rate.ingress.is_some() || old.network.rate.ingress.is_some();
+        if shaped && (old_of(n).is_none() || new.rate.ingress != old.network.rate.ingress) {
             shaping::apply(&n.host, &new.rate)?;
         }
     }
@@ -290,9 +304,16 @@ fn converge(
         let dev = match index_of.get(&p.dev) {
             Some(i) => *i,
             None => {
-                let i = host
-                    .link_index(&p.dev)?
-                    .ok_or_else(|| NetError::Host(format!("uplink {} is gone", p.dev)))?;
+                let Some(i) = host.link_index(&p.dev)? else {
+                    // An uplink that went away: nothing to answer on.
+                    tracing::warn!(
+                        "VE {}: uplink {} is gone; no proxy entry for {}",
+                        t.ve,
+                        p.dev,
+                        p.addr
+                    );
+                    continue;
+                };
                 index_of.insert(p.dev.clone(), i);
                 i
             }
@@ -308,6 +329,7 @@ fn converge(
         network: new.clone(),
         links: new_names,
         proxies,
+        nat: firewall::needs_nat(new),
     };
     if record == Record::default() {
         remove_record(t.run_dir);
@@ -327,10 +349,8 @@ pub fn teardown(t: Target<'_>) -> Result<()> {
     if record.is_none() {
         // Without a record (lost, or never written): the links named after
         // this VE. `_` cannot be in a VE id, so `kv101_` is VE 101's alone.
-        for p in [names::LINK_PREFIX, names::IFB_PREFIX] {
-            let prefix = format!("{p}{}{}", t.ve, names::SEPARATOR);
-            links.extend(host.links_with_prefix(&prefix)?.into_iter().map(|l| l.name));
-        }
+        let prefix = format!("{}{}{}", names::LINK_PREFIX, t.ve, names::SEPARATOR);
+        links.extend(host.links_with_prefix(&prefix)?.into_iter().map(|l| l.name));
     }
     for l in &links {
         host.delete_link(l)?;
@@ -364,17 +384,9 @@ fn refuse_router_messages(link: &str) {
     );
 }
 
-/// The host links of `links`: the veth ends, and the `ifb` of each when
-/// the VE's egress is shaped.
-fn link_names(links: &[LinkPlan], net: &VeNetwork) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for l in links {
-        out.insert(l.host.clone());
-        if net.rate.egress.is_some() {
-            out.insert(names::ifb_link(&l.host));
-        }
-    }
-    out
+/// The host ends of `links`.
+fn link_names(links: &[LinkPlan]) -> BTreeSet<String> {
+    links.iter().map(|l| l.host.clone()).collect()
 }
 
 fn remove_record(run_dir: &Path) {

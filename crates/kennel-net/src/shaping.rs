@@ -1,58 +1,37 @@
-//! Per-VE rate limits with `tc`, on the host side of each VE link, where
-//! the VE's root cannot reach them. Both directions are shaped by a token
-//! bucket (`tbf`), which queues, so TCP settles on the rate:
+//! The VE's ingress rate limit with `tc`: a token bucket (`tbf`) as the
+//! root qdisc of the host end of each VE link, which queues, so TCP
+//! settles on the rate. The VE's root cannot reach it.
 //!
-//! * into the VE: `tbf` as the root qdisc of the host end of the link;
-//! * out of the VE: the host end's ingress is redirected (`u32` match-all
-//!   filter, `mirred` action) to an `ifb` device named after the link
-//!   (`kb101_eth0`), whose root qdisc is the `tbf`. Ingress itself cannot
-//!   queue, and a policer (`act_police`) is often not built into kernels
-//!   (it is not on Debian's cloud kernels), nor does it treat TCP as well.
+//! The egress rate (what the VE sends) is a policer in the VE's firewall
+//! chain (`firewall::rules`), not here: ingress cannot queue, `act_police`
+//! is missing from many kernels, and a tc redirect to an `ifb` device
+//! would take the VE's packets past its anti-spoofing filter (the kernel
+//! skips the netdev ingress hook for packets a tc action took).
 //!
-//! `tc` and `ip` are run rather than spoken to over netlink: qdisc, filter
-//! and action encodings are large, and no maintained crate covers them.
+//! `tc` is run rather than spoken to over netlink: qdisc encodings are
+//! large, and no maintained crate covers them; it runs only for VEs with
+//! a rate.
 
 use std::process::{Command, Stdio};
 
 use crate::error::{NetError, Result};
 use crate::model::{Rate, RateLimit};
-use crate::names;
 
-/// Makes `dev`'s shaping what `limit` says (removing what it does not).
+/// Makes `dev`'s ingress shaping what `limit` says (removing it when it
+/// has none).
 pub fn apply(dev: &str, limit: &RateLimit) -> Result<()> {
     match limit.ingress {
-        Some(r) => tbf(dev, r)?,
-        None => quiet(tc_program(), &["qdisc", "del", "dev", dev, "root"]),
+        Some(r) => tbf(dev, r),
+        None => {
+            quiet(&["qdisc", "del", "dev", dev, "root"]);
+            Ok(())
+        }
     }
-    // The ingress qdisc goes and comes whole: its filter is its only content.
-    quiet(tc_program(), &["qdisc", "del", "dev", dev, "ingress"]);
-    let ifb = names::ifb_link(dev);
-    let Some(r) = limit.egress else {
-        quiet(ip_program(), &["link", "del", &ifb]);
-        return Ok(());
-    };
-    quiet(ip_program(), &["link", "add", &ifb, "type", "ifb"]);
-    run(ip_program(), &["link", "set", &ifb, "up"], dev)?;
-    tbf(&ifb, r)?;
-    run(
-        tc_program(),
-        &["qdisc", "add", "dev", dev, "handle", "ffff:", "ingress"],
-        dev,
-    )?;
-    run(
-        tc_program(),
-        &[
-            "filter", "add", "dev", dev, "parent", "ffff:", "protocol", "all", "prio", "1", "u32",
-            "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", &ifb,
-        ],
-        dev,
-    )
 }
 
 fn tbf(dev: &str, r: Rate) -> Result<()> {
     let burst = bucket(r).to_string();
     run(
-        tc_program(),
         &[
             "qdisc",
             "replace",
@@ -81,22 +60,14 @@ fn bucket(r: Rate) -> u64 {
     ((r.bits_per_sec() as f64 / 8.0 * 0.005) as u64).clamp(32 << 10, 64 << 20)
 }
 
-fn tc_program() -> String {
-    "tc".into()
-}
-
-fn ip_program() -> String {
-    "ip".into()
-}
-
-fn run(prog: String, args: &[&str], dev: &str) -> Result<()> {
-    let out = Command::new(&prog)
+fn run(args: &[&str], dev: &str) -> Result<()> {
+    let out = Command::new("tc")
         .args(args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| {
             NetError::Host(format!(
-                "cannot run {prog} ({e}): install iproute2 (apt install iproute2); Kennel shapes VE traffic with it"
+                "cannot run tc ({e}): install iproute2 (apt install iproute2); Kennel shapes VE traffic with it"
             ))
         })?;
     if out.status.success() {
@@ -113,10 +84,9 @@ fn run(prog: String, args: &[&str], dev: &str) -> Result<()> {
     })
 }
 
-/// For removals and creations where "nothing there" or "already there"
-/// is an expected answer.
-fn quiet(prog: String, args: &[&str]) {
-    let _ = Command::new(prog)
+/// For removals, where "nothing there" is an expected answer.
+fn quiet(args: &[&str]) {
+    let _ = Command::new("tc")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

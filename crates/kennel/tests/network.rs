@@ -303,7 +303,8 @@ fn firewall_rules_inside_a_ve_stay_inside() {
 }
 
 /// Addresses come and go on a running VE (and are saved); rates are set
-/// live and hold within 15% (iperf3 both ways), and go again.
+/// live and hold within 15% (iperf3 both ways, steady state), keep the
+/// VE's filter in force, and go again.
 #[test]
 fn live_addresses_and_rates() {
     let lab = NetLab::new("live");
@@ -350,6 +351,10 @@ fn live_addresses_and_rates() {
             "192.0.2.100",
             "-p",
             "5299",
+            // The egress policer's bucket holds a second of traffic: the
+            // first two seconds are not the steady rate.
+            "-O",
+            "2",
             "-t",
             "3",
             "-J",
@@ -371,12 +376,23 @@ fn live_addresses_and_rates() {
             "{dir} the VE: {bps:.0} bit/s for a 20mbit rate"
         );
     }
+    // With a rate, the VE's filter still holds.
+    lab.watch(false, "ip saddr 192.0.2.50");
+    root.sh(
+        "101",
+        "ip addr add 192.0.2.50/32 dev eth0; ping -c 2 -W 1 -I 192.0.2.50 192.0.2.100; true",
+    );
+    assert_eq!(
+        lab.count(false, "ip saddr 192.0.2.50"),
+        0,
+        "a forged source passed under a rate"
+    );
     root.ok(&["set", "101", "--rate", "none"]);
     let q = lab.host_cmd(&["tc", "qdisc", "show", "dev", "kv101_eth0"]);
     assert!(!String::from_utf8_lossy(&q.stdout).contains("tbf"));
     assert!(
-        lab.leaks().iter().all(|l| !l.contains("kb101")),
-        "the ifb went with the rate"
+        !lab.host_ruleset().contains("limit"),
+        "the egress policer went with the rate"
     );
     done(root, &lab);
 }
@@ -865,5 +881,25 @@ fn debian_ve_boots_with_its_network() {
     assert!(root
         .sh("200", "ls /etc/systemd/network")
         .contains("10-kennel-eth0.network"));
+    done(root, &lab);
+}
+
+/// The host's `nft flush ruleset` removes a VE's filter with every other
+/// table: `kennel check` names the VE, and a restart restores its filter.
+#[test]
+fn a_flushed_filter_is_reported_and_restored_by_a_restart() {
+    let lab = NetLab::new("flush");
+    let root = TestRoot::in_netns("net-flush", &lab.host);
+    root.start_busybox("101", &["--ip", "192.0.2.11"]);
+    assert!(!root.ok(&["check"]).contains("VE filters"));
+    assert!(lab.host_cmd(&["nft", "flush", "ruleset"]).status.success());
+    let out = root.run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("VE filters") && text.contains("restart VE 101"),
+        "{text}"
+    );
+    root.ok(&["restart", "101"]);
+    assert!(lab.host_ruleset().contains("kennel-101"));
     done(root, &lab);
 }

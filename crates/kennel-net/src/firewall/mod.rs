@@ -71,6 +71,18 @@ pub fn remove(ve: &str, nat: bool) -> Result<()> {
     Ok(())
 }
 
+/// Whether VE `ve`'s filter table exists (for `kennel check`: the host's
+/// `nft flush ruleset` removes it).
+pub fn exists(ve: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "netdev", &names::table(ve)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Whether `net` has a NAT table.
 pub fn needs_nat(net: &VeNetwork) -> bool {
     has_nat(net)

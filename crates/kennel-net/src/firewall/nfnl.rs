@@ -80,6 +80,7 @@ const NFT_META_L4PROTO: u32 = 16;
 const NF_DROP: i32 = 0;
 const NF_ACCEPT: i32 = 1;
 const NFT_JUMP: i32 = -3;
+const NFT_RETURN: i32 = -5;
 
 /// Attribute writer: type-length-value, 4-byte aligned, nests by
 /// back-patching the length.
@@ -131,6 +132,8 @@ struct Batch {
     seq: u32,
     /// Sequence numbers of the messages that will be acknowledged.
     acked: Vec<u32>,
+    /// Offset and sequence number of the last transaction message.
+    last: Option<(usize, u32)>,
     next_set: u32,
 }
 
@@ -140,6 +143,7 @@ impl Batch {
             buf: Vec::with_capacity(8192),
             seq: 1,
             acked: Vec::new(),
+            last: None,
             next_set: 1,
         };
         b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
@@ -177,8 +181,13 @@ impl Batch {
         self.seq += 1;
     }
 
+    /// A message of the transaction. Only the last one asks for an
+    /// acknowledgement (see [`Batch::finish`]): errors come back anyway,
+    /// and an ack for each of hundreds of messages could overflow the
+    /// socket's receive buffer.
     fn op(&mut self, kind: u16, extra: u16, f: impl FnOnce(&mut Attrs<'_>)) {
-        self.message(kind, NLM_F_REQUEST | NLM_F_ACK | extra, NFPROTO_NETDEV, f);
+        self.last = Some((self.buf.len(), self.seq));
+        self.message(kind, NLM_F_REQUEST | extra, NFPROTO_NETDEV, f);
     }
 
     fn table(&mut self, kind: u16, extra: u16, table: &str) {
@@ -259,6 +268,11 @@ impl Batch {
     }
 
     fn finish(mut self) -> Self {
+        if let Some((at, seq)) = self.last {
+            let flags = u16::from_ne_bytes([self.buf[at + 6], self.buf[at + 7]]) | NLM_F_ACK;
+            self.buf[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
+            self.acked.push(seq);
+        }
         self.message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, |_| {});
         self
     }
@@ -273,6 +287,7 @@ fn expr(a: &mut Attrs<'_>, e: &Expr, set: Option<u32>) {
         Expr::Mask(_) => "bitwise",
         Expr::Lookup { .. } => "lookup",
         Expr::Verdict(_) => "immediate",
+        Expr::Limit { .. } => "limit",
     };
     a.str(NFTA_EXPR_NAME, name);
     a.nest(NFTA_EXPR_DATA, |d| match e {
@@ -316,6 +331,16 @@ fn expr(a: &mut Attrs<'_>, e: &Expr, set: Option<u32>) {
             d.be32(2, NFT_REG_1); // NFTA_LOOKUP_SREG
             d.be32(4, set.unwrap_or(0)); // NFTA_LOOKUP_SET_ID
         }
+        Expr::Limit {
+            bytes_per_sec,
+            burst,
+        } => {
+            d.put(1, &bytes_per_sec.to_be_bytes()); // NFTA_LIMIT_RATE (be64)
+            d.put(2, &1u64.to_be_bytes()); // NFTA_LIMIT_UNIT: per second
+            d.be32(3, *burst); // NFTA_LIMIT_BURST
+            d.be32(4, 1); // NFTA_LIMIT_TYPE: NFT_LIMIT_PKT_BYTES
+            d.be32(5, 1); // NFTA_LIMIT_FLAGS: NFT_LIMIT_F_INV ("over")
+        }
         Expr::Verdict(v) => {
             d.be32(1, NFT_REG_VERDICT); // NFTA_IMMEDIATE_DREG
             d.nest(2, |data| {
@@ -325,6 +350,7 @@ fn expr(a: &mut Attrs<'_>, e: &Expr, set: Option<u32>) {
                         Verdict::Accept => (NF_ACCEPT, None),
                         Verdict::Drop => (NF_DROP, None),
                         Verdict::Jump(c) => (NFT_JUMP, Some(c.as_str())),
+                        Verdict::Return => (NFT_RETURN, None),
                     };
                     vd.be32(NFTA_VERDICT_CODE, code as u32);
                     if let Some(c) = chain {
@@ -423,7 +449,8 @@ fn send(b: Batch) -> Result<()> {
 
 /// Whether an error from [`apply`] says the table already exists.
 pub fn is_exists(e: &NetError) -> bool {
-    matches!(e, NetError::Tool { detail, .. } if detail.contains("File exists"))
+    let eexist = io::Error::from_raw_os_error(17).to_string();
+    matches!(e, NetError::Tool { detail, .. } if *detail == eexist)
 }
 
 #[cfg(test)]

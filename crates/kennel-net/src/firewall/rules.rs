@@ -9,15 +9,17 @@
 //!   ether type { 8021q, 8021ad }                       drop
 //!   ether saddr != MAC                                 drop     (bridged)
 //!   arp sender MAC != MAC                              drop     (bridged)
-//!   icmpv6 type { router-advert, redirect, renumbering } drop
-//!   icmp type { redirect, router-advert }              drop
-//!   udp sport { 67, 547 }                              drop     (no DHCP server)
+//!   icmpv6 with an unreadable header (fragments)       drop     (chain icmp6_i)
+//!   icmpv6 type { MLD query, router-advert, redirect, renumbering } drop
+//!   icmp type { redirect, router-advert }, igmp query  drop
+//!   udp sport { 67, 547 }, udp dport { 68, 546 }       drop     (no DHCP server)
+//!   more than the egress rate                          drop     (with --rate)
 //!   meta protocol { ip, arp }                          accept   (dhcp=yes)
 //!   arp (Ethernet/IPv4) sender IP { 0.0.0.0, own IPv4 } accept
 //!   ip saddr { own IPv4 }                              accept
 //!   ip6 saddr { own IPv6 }                             jump v6_i
 //!   ip6 saddr link-local (fe80::/10; bridged: EUI-64)  jump v6_i
-//!   ip6 saddr :: icmpv6 type { NS, MLDv2 report }      accept   (DAD)
+//!   ip6 saddr :: NS for its own addresses, MLDv2 report accept   (DAD)
 //! chain v6_i (a source the VE may use)
 //!   icmpv6 neighbour advert, target { own IPv6 }       accept
 //!   icmpv6 neighbour advert, target link-local         accept
@@ -54,6 +56,9 @@ const ND_REDIRECT: u8 = 137;
 const ROUTER_RENUMBERING: u8 = 138;
 const MLD2_LISTENER_REPORT: u8 = 143;
 const ICMP_REDIRECT: u8 = 5;
+const IPPROTO_IGMP: u8 = 2;
+const IGMP_MEMBERSHIP_QUERY: u8 = 0x11;
+const MLD_LISTENER_QUERY: u8 = 130;
 const ICMP_ROUTER_ADVERT: u8 = 9;
 
 /// Where a payload field starts.
@@ -102,6 +107,8 @@ pub enum Verdict {
     Accept,
     Drop,
     Jump(String),
+    /// Back to the chain that jumped here.
+    Return,
 }
 
 /// One expression; all of them work on register 1.
@@ -124,6 +131,12 @@ pub enum Expr {
     Lookup {
         keys: Vec<Vec<u8>>,
         kind: KeyKind,
+    },
+    /// True while more than `bytes_per_sec` pass (a policer whose bucket
+    /// holds `burst` bytes and, as nf_tables' limit does, one second).
+    Limit {
+        bytes_per_sec: u64,
+        burst: u32,
     },
     Verdict(Verdict),
 }
@@ -230,8 +243,10 @@ fn link_local(mac: Option<[u8; 6]>) -> Vec<Expr> {
 /// Every chain of VE `ve`'s netdev table for `net` (empty: no table).
 pub fn chains(ve: &str, net: &VeNetwork) -> Vec<Chain> {
     let mut out = Vec::new();
+    let limit = net.rate.egress.map(|r| r.bits_per_sec() / 8);
     for (i, l) in plan::links(ve, net).iter().enumerate() {
-        out.push(from_ve(i, l));
+        out.push(from_ve(i, l, limit));
+        out.push(icmp6_header(i));
         out.push(v6_sources(i, l));
         if let Some(to) = to_ve(i, l) {
             out.push(to);
@@ -240,7 +255,32 @@ pub fn chains(ve: &str, net: &VeNetwork) -> Vec<Chain> {
     out
 }
 
-fn from_ve(i: usize, l: &LinkPlan) -> Chain {
+/// An ICMPv6 packet whose header cannot be read (a fragment, or a first
+/// fragment that ends before it) is dropped: the type checks that follow
+/// could not see it. Neighbour discovery is never fragmented (RFC 6980).
+fn icmp6_header(i: usize) -> Chain {
+    Chain {
+        name: format!("icmp6_{i}"),
+        hook: None,
+        policy_accept: true,
+        rules: vec![
+            rule(
+                [
+                    load(Base::Transport, 0, 1),
+                    Expr::Mask(vec![0]),
+                    Expr::Cmp {
+                        eq: true,
+                        data: vec![0],
+                    },
+                ],
+                Verdict::Return,
+            ),
+            rule([], Verdict::Drop),
+        ],
+    }
+}
+
+fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
     use Base::{Link, Network, Transport};
     let mut rules = vec![rule(
         [
@@ -274,18 +314,28 @@ fn from_ve(i: usize, l: &LinkPlan) -> Chain {
         ]);
         rules.push(rule(arp, Verdict::Drop));
     }
-    // A VE is never a router nor a DHCP server for its neighbours.
+    let mut icmp6: Vec<Expr> = l4(IPPROTO_ICMPV6).into();
+    icmp6.push(Expr::Verdict(Verdict::Jump(format!("icmp6_{i}"))));
+    rules.push(icmp6);
+    // A VE is never a router, a multicast querier nor a DHCP server for
+    // its neighbours.
     for (p, kind, types) in [
         (
             IPPROTO_ICMPV6,
             KeyKind::Icmp6Type,
-            vec![ND_ROUTER_ADVERT, ND_REDIRECT, ROUTER_RENUMBERING],
+            vec![
+                MLD_LISTENER_QUERY,
+                ND_ROUTER_ADVERT,
+                ND_REDIRECT,
+                ROUTER_RENUMBERING,
+            ],
         ),
         (
             IPPROTO_ICMP,
             KeyKind::IcmpType,
             vec![ICMP_REDIRECT, ICMP_ROUTER_ADVERT],
         ),
+        (IPPROTO_IGMP, KeyKind::IcmpType, vec![IGMP_MEMBERSHIP_QUERY]),
     ] {
         let mut r: Vec<Expr> = l4(p).into();
         r.extend([
@@ -294,15 +344,27 @@ fn from_ve(i: usize, l: &LinkPlan) -> Chain {
         ]);
         rules.push(rule(r, Verdict::Drop));
     }
-    let mut dhcp_server: Vec<Expr> = l4(IPPROTO_UDP).into();
-    dhcp_server.extend([
-        load(Transport, 0, 2),
-        one_of(
-            KeyKind::Port,
-            [67u16, 547].map(|p| p.to_be_bytes().to_vec()),
-        ),
-    ]);
-    rules.push(rule(dhcp_server, Verdict::Drop));
+    // DHCP server replies, whatever their source port: to a client port.
+    for offset in [0, 2] {
+        let ports: [u16; 2] = if offset == 0 { [67, 547] } else { [68, 546] };
+        let mut r: Vec<Expr> = l4(IPPROTO_UDP).into();
+        r.extend([
+            load(Transport, offset, 2),
+            one_of(KeyKind::Port, ports.map(|p| p.to_be_bytes().to_vec())),
+        ]);
+        rules.push(rule(r, Verdict::Drop));
+    }
+    // The egress rate: a policer here, where nothing can skip the filter
+    // (a tc redirect on ingress would take packets past it).
+    if let Some(bytes) = limit {
+        rules.push(rule(
+            [Expr::Limit {
+                bytes_per_sec: bytes,
+                burst: (bytes / 100).max(64 << 10) as u32,
+            }],
+            Verdict::Drop,
+        ));
+    }
     let own4: Vec<Vec<u8>> = l.ips4().map(|n| ip_bytes(n.addr())).collect();
     if matches!(l.kind, LinkKind::Bridged { dhcp: true, .. }) {
         // The lease is unknown here: any IPv4 source and ARP claim; the
@@ -339,32 +401,53 @@ fn from_ve(i: usize, l: &LinkPlan) -> Chain {
     let own6: Vec<Vec<u8>> = l.ips6().map(|n| ip_bytes(n.addr())).collect();
     if !own6.is_empty() {
         let mut r: Vec<Expr> = proto(ETH_P_IPV6).into();
-        r.extend([load(Network, 8, 16), one_of(KeyKind::Ipv6, own6)]);
+        r.extend([load(Network, 8, 16), one_of(KeyKind::Ipv6, own6.clone())]);
         rules.push(rule(r, v6.clone()));
     }
     let mut ll: Vec<Expr> = proto(ETH_P_IPV6).into();
     ll.push(load(Network, 8, 16));
     ll.extend(link_local(mac));
     rules.push(rule(ll, v6));
-    // Duplicate-address detection and multicast listener reports come
-    // from the unspecified address.
-    let mut dad: Vec<Expr> = proto(ETH_P_IPV6).into();
-    dad.extend([
-        load(Network, 8, 16),
-        Expr::Cmp {
-            eq: true,
-            data: vec![0; 16],
-        },
-    ]);
-    dad.extend(l4(IPPROTO_ICMPV6));
-    dad.extend([
-        load(Transport, 0, 1),
-        one_of(
-            KeyKind::Icmp6Type,
-            [vec![ND_NEIGHBOR_SOLICIT], vec![MLD2_LISTENER_REPORT]],
-        ),
-    ]);
-    rules.push(rule(dad, Verdict::Accept));
+    // From the unspecified address: duplicate-address detection of the
+    // VE's own addresses (never a neighbour's), and listener reports.
+    let unspecified = || -> Vec<Expr> {
+        let mut r: Vec<Expr> = proto(ETH_P_IPV6).into();
+        r.extend([
+            load(Network, 8, 16),
+            Expr::Cmp {
+                eq: true,
+                data: vec![0; 16],
+            },
+        ]);
+        r.extend(l4(IPPROTO_ICMPV6));
+        r.push(load(Transport, 0, 1));
+        r
+    };
+    let solicit = || -> Vec<Expr> {
+        let mut r = unspecified();
+        r.extend([
+            Expr::Cmp {
+                eq: true,
+                data: vec![ND_NEIGHBOR_SOLICIT],
+            },
+            load(Transport, 8, 16),
+        ]);
+        r
+    };
+    if !own6.is_empty() {
+        let mut r = solicit();
+        r.push(one_of(KeyKind::Ipv6, own6));
+        rules.push(rule(r, Verdict::Accept));
+    }
+    let mut r = solicit();
+    r.extend(link_local(mac));
+    rules.push(rule(r, Verdict::Accept));
+    let mut r = unspecified();
+    r.push(Expr::Cmp {
+        eq: true,
+        data: vec![MLD2_LISTENER_REPORT],
+    });
+    rules.push(rule(r, Verdict::Accept));
     Chain {
         name: format!("from_{i}"),
         hook: Some((Hook::Ingress, l.host.clone())),
@@ -458,7 +541,7 @@ mod tests {
             ..Default::default()
         };
         let c = chains("101", &net);
-        assert_eq!(c.len(), 2, "from_0 and v6_0, no egress chain");
+        assert_eq!(c.len(), 3, "from_0, icmp6_0 and v6_0, no egress chain");
         assert_eq!(c[0].hook, Some((Hook::Ingress, "kv101_eth0".into())));
         assert!(!c[0].policy_accept);
         // The IPv4 source rule holds exactly the VE's address.
@@ -495,14 +578,14 @@ mod tests {
             ..Default::default()
         };
         let c = chains("101", &net);
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.len(), 4);
         let mac = vec![2, 0, 0, 0, 1, 2];
         assert!(c[0].rules[1].contains(&Expr::Cmp {
             eq: false,
             data: mac.clone()
         }));
-        assert_eq!(c[2].hook, Some((Hook::Egress, "kv101_eth1".into())));
-        assert!(c[2].rules[1].contains(&Expr::Cmp {
+        assert_eq!(c[3].hook, Some((Hook::Egress, "kv101_eth1".into())));
+        assert!(c[3].rules[1].contains(&Expr::Cmp {
             eq: false,
             data: mac
         }));
@@ -510,6 +593,42 @@ mod tests {
             eui64_link_local([2, 0, 0, 0, 1, 2]).to_string(),
             "fe80::ff:fe00:102"
         );
+    }
+
+    #[test]
+    fn an_egress_rate_is_a_policer_after_the_drops() {
+        let net = VeNetwork {
+            ips: vec![parse_ve_address("192.0.2.11").unwrap()],
+            rate: crate::model::RateLimit::parse("egress=8mbit").unwrap(),
+            ..Default::default()
+        };
+        let c = chains("101", &net);
+        let at =
+            |f: &dyn Fn(&Expr) -> bool| c[0].rules.iter().position(|r| r.iter().any(f)).unwrap();
+        let limit = at(&|e| {
+            matches!(
+                e,
+                Expr::Limit {
+                    bytes_per_sec: 1_000_000,
+                    ..
+                }
+            )
+        });
+        let accept_ip = at(&|e| {
+            *e == Expr::Payload {
+                base: Base::Network,
+                offset: 12,
+                len: 4,
+            }
+        });
+        let vlan = at(&|e| {
+            *e == Expr::Payload {
+                base: Base::Link,
+                offset: 12,
+                len: 2,
+            }
+        });
+        assert!(vlan < limit && limit < accept_ip);
     }
 
     #[test]

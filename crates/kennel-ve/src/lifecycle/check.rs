@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::Path;
 
+use super::status::VeState;
 use super::Kennel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,9 +222,17 @@ impl Kennel {
             )
         });
         let mut missing = Vec::new();
+        let mut unfiltered = Vec::new();
         let mut nl = kennel_net::netlink::Netlink::open().ok();
         for id in self.ids().unwrap_or_default() {
             let Ok(cfg) = self.config(&id) else { continue };
+            let running = matches!(
+                self.state_of(&id),
+                Ok((VeState::Running | VeState::RunningWithoutMonitor, _))
+            );
+            if running && cfg.network.has_links() && !kennel_net::firewall::exists(id.as_str()) {
+                unfiltered.push(id.to_string());
+            }
             for n in &cfg.network.netifs {
                 let found = nl
                     .as_mut()
@@ -238,6 +247,16 @@ impl Kennel {
                 "bridges",
                 Warn,
                 format!("missing, so these VEs cannot start: {}", missing.join(", ")),
+            ));
+        }
+        if !unfiltered.is_empty() {
+            out.push(check(
+                "VE filters",
+                CheckLevel::Fail,
+                format!(
+                    "running without their nftables table (was the host's ruleset flushed?): restart VE {} to restore it",
+                    unfiltered.join(", ")
+                ),
             ));
         }
         out

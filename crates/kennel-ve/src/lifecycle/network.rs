@@ -184,9 +184,11 @@ impl Kennel {
             if &other == id {
                 continue;
             }
-            let Ok(cfg) = self.config(&other) else {
-                continue;
-            };
+            let cfg = self.config(&other).map_err(|e| {
+                VeError::BadInput(format!(
+                    "cannot read the configuration of VE {other} ({e}); fix it first: its addresses must not be given to another VE"
+                ))
+            })?;
             check_against(net, &cfg.network, &other)?;
         }
         let mut nl = Netlink::open().map_err(kennel_net::NetError::from)?;

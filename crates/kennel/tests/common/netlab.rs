@@ -198,7 +198,7 @@ impl NetLab {
                 .split('@')
                 .next()
                 .unwrap_or("");
-            if name.starts_with("kv") || name.starts_with("kb") {
+            if name.starts_with("kv") {
                 out.push(format!("link {name}"));
             }
         }
