@@ -9,11 +9,12 @@
 //!   ether type { 8021q, 8021ad }                       drop
 //!   ether saddr != MAC                                 drop     (bridged)
 //!   arp sender MAC != MAC                              drop     (bridged)
+//!   more than the egress rate                          drop     (with --rate)
+//!   tcp from { own IPv4 } or { own IPv6 }              accept   (the common case)
 //!   icmpv6 with an unreadable header (fragments)       drop     (chain icmp6_i)
 //!   icmpv6 type { MLD query, router-advert, redirect, renumbering } drop
 //!   icmp type { redirect, router-advert }, igmp query  drop
 //!   udp sport { 67, 547 }, udp dport { 68, 546 }       drop     (no DHCP server)
-//!   more than the egress rate                          drop     (with --rate)
 //!   meta protocol { ip, arp }                          accept   (dhcp=yes)
 //!   arp (Ethernet/IPv4) sender IP { 0.0.0.0, own IPv4 } accept
 //!   ip saddr { own IPv4 }                              accept
@@ -47,6 +48,7 @@ const ETH_P_8021AD: u16 = 0x88a8;
 /// 0x0800, address lengths 6 and 4.
 const ARP_ETHER_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
 const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 const ND_NEIGHBOR_SOLICIT: u8 = 135;
@@ -314,6 +316,38 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         ]);
         rules.push(rule(arp, Verdict::Drop));
     }
+    // The egress rate: a policer here, where nothing can skip the filter
+    // (a tc redirect on ingress would take packets past it).
+    if let Some(bytes) = limit {
+        rules.push(rule(
+            [Expr::Limit {
+                bytes_per_sec: bytes,
+                burst: (bytes / 100).max(64 << 10) as u32,
+            }],
+            Verdict::Drop,
+        ));
+    }
+    // The common case first: TCP from the VE's own addresses, which none
+    // of the checks below concern.
+    let own4: Vec<Vec<u8>> = l.ips4().map(|n| ip_bytes(n.addr())).collect();
+    let own6: Vec<Vec<u8>> = l.ips6().map(|n| ip_bytes(n.addr())).collect();
+    let dhcp = matches!(l.kind, LinkKind::Bridged { dhcp: true, .. });
+    for (p, offset, kind, own) in [
+        (ETH_P_IP, 12, KeyKind::Ipv4, &own4),
+        (ETH_P_IPV6, 8, KeyKind::Ipv6, &own6),
+    ] {
+        if own.is_empty() || (dhcp && p == ETH_P_IP) {
+            continue;
+        }
+        let mut r: Vec<Expr> = proto(p).into();
+        r.extend(l4(IPPROTO_TCP));
+        let len = if p == ETH_P_IP { 4 } else { 16 };
+        r.extend([
+            load(Network, offset, len),
+            one_of(kind, own.iter().cloned()),
+        ]);
+        rules.push(rule(r, Verdict::Accept));
+    }
     let mut icmp6: Vec<Expr> = l4(IPPROTO_ICMPV6).into();
     icmp6.push(Expr::Verdict(Verdict::Jump(format!("icmp6_{i}"))));
     rules.push(icmp6);
@@ -354,19 +388,7 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         ]);
         rules.push(rule(r, Verdict::Drop));
     }
-    // The egress rate: a policer here, where nothing can skip the filter
-    // (a tc redirect on ingress would take packets past it).
-    if let Some(bytes) = limit {
-        rules.push(rule(
-            [Expr::Limit {
-                bytes_per_sec: bytes,
-                burst: (bytes / 100).max(64 << 10) as u32,
-            }],
-            Verdict::Drop,
-        ));
-    }
-    let own4: Vec<Vec<u8>> = l.ips4().map(|n| ip_bytes(n.addr())).collect();
-    if matches!(l.kind, LinkKind::Bridged { dhcp: true, .. }) {
+    if dhcp {
         // The lease is unknown here: any IPv4 source and ARP claim; the
         // MAC is still enforced (documented in SECURITY.md).
         rules.push(rule(
@@ -398,7 +420,6 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         rules.push(rule(ip, Verdict::Accept));
     }
     let v6 = Verdict::Jump(format!("v6_{i}"));
-    let own6: Vec<Vec<u8>> = l.ips6().map(|n| ip_bytes(n.addr())).collect();
     if !own6.is_empty() {
         let mut r: Vec<Expr> = proto(ETH_P_IPV6).into();
         r.extend([load(Network, 8, 16), one_of(KeyKind::Ipv6, own6.clone())]);
