@@ -17,6 +17,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{NetError, Result};
 
+/// Values kept in `ve.conf` as text: serde goes through `parse` and
+/// `Display`.
+macro_rules! text_serde {
+    ($t:ty) => {
+        impl TryFrom<String> for $t {
+            type Error = NetError;
+            fn try_from(s: String) -> Result<Self> {
+                <$t>::parse(&s)
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.to_string()
+            }
+        }
+    };
+}
+
 /// Most addresses one VE holds, on all its interfaces.
 pub const MAX_ADDRESSES: usize = 256;
 /// Most bridged interfaces one VE has.
@@ -400,18 +419,7 @@ impl fmt::Display for Rate {
     }
 }
 
-impl TryFrom<String> for Rate {
-    type Error = NetError;
-    fn try_from(s: String) -> Result<Self> {
-        Rate::parse(&s)
-    }
-}
-
-impl From<Rate> for String {
-    fn from(r: Rate) -> String {
-        r.to_string()
-    }
-}
+text_serde!(Rate);
 
 impl Mac {
     /// A random locally administered unicast address.
@@ -475,18 +483,7 @@ impl fmt::Display for Mac {
     }
 }
 
-impl TryFrom<String> for Mac {
-    type Error = NetError;
-    fn try_from(s: String) -> Result<Self> {
-        Mac::parse(&s)
-    }
-}
-
-impl From<Mac> for String {
-    fn from(m: Mac) -> String {
-        m.to_string()
-    }
-}
+text_serde!(Mac);
 
 impl Netif {
     /// `--netif` as the CLI takes it: `NAME,bridge=BR[,mac=M][,ip=A]...
@@ -631,18 +628,7 @@ impl fmt::Display for Forward {
     }
 }
 
-impl TryFrom<String> for Forward {
-    type Error = NetError;
-    fn try_from(s: String) -> Result<Self> {
-        Forward::parse(&s)
-    }
-}
-
-impl From<Forward> for String {
-    fn from(f: Forward) -> String {
-        f.to_string()
-    }
-}
+text_serde!(Forward);
 
 #[cfg(test)]
 mod tests {

@@ -36,7 +36,7 @@ use crate::plan::{self, LinkKind, LinkPlan, GATEWAY4, GATEWAY6, HOST_END_MAC};
 use crate::shaping;
 
 /// The host's network settings for VEs (`[network]` in `kennel.toml`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostNet {
     /// Where routed VE addresses are answered for (proxy ARP/NDP):
@@ -50,8 +50,8 @@ fn detect() -> Vec<String> {
     vec!["detect".into()]
 }
 
-impl HostNet {
-    pub fn with_defaults() -> Self {
+impl Default for HostNet {
+    fn default() -> Self {
         HostNet {
             neighbour_devs: detect(),
         }
@@ -105,25 +105,11 @@ pub struct Target<'a> {
     pub host: &'a HostNet,
 }
 
-/// The first half of a starting VE's network, done before the VE's
-/// network namespace exists: whatever a record says may be left from an
-/// earlier run goes.
-pub fn begin_start(t: Target<'_>) -> Result<Starting> {
-    teardown(t)?;
-    Ok(Starting { _private: () })
-}
-
-/// A start's network, half made: see [`begin_start`].
-#[derive(Debug)]
-pub struct Starting {
-    _private: (),
-}
-
-impl Starting {
-    /// Makes `net` in the VE's network namespace `netns`.
-    pub fn finish(self, t: Target<'_>, netns: BorrowedFd<'_>, net: &VeNetwork) -> Result<()> {
-        converge(t, Some(netns), net, Firewall::Create)
-    }
+/// Makes `net` for a starting VE in its network namespace `netns`. The
+/// caller has run [`teardown`] first (it needs no namespace, so the
+/// monitor does it while the VE gets going): nothing of the VE's exists.
+pub fn start(t: Target<'_>, netns: BorrowedFd<'_>, net: &VeNetwork) -> Result<()> {
+    converge(t, Some(netns), net, Firewall::Create)
 }
 
 /// How the firewall gets to its new state.

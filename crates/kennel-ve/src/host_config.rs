@@ -46,7 +46,7 @@ pub struct HostConfig {
     pub import_max_size: Option<Size>,
     #[serde(default)]
     pub import_max_entries: Option<u64>,
-    #[serde(default = "kennel_net::HostNet::with_defaults")]
+    #[serde(default)]
     pub network: kennel_net::HostNet,
 }
 

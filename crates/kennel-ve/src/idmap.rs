@@ -48,7 +48,7 @@ mod tests {
             cgroup_parent: None,
             import_max_size: None,
             import_max_entries: None,
-            network: kennel_net::HostNet::with_defaults(),
+            network: kennel_net::HostNet::default(),
         }
     }
 

@@ -27,6 +27,14 @@ fn assert_no_leaks(lab: &NetLab) {
     assert!(leaks.is_empty(), "left on the host:\n{}", leaks.join("\n"));
 }
 
+/// A network lab and a Kennel root that runs in its host namespace
+/// (dropped in the reverse order: the root's VEs go before the lab).
+fn lab_and_root(tag: &str) -> (NetLab, TestRoot) {
+    let lab = NetLab::new(tag);
+    let root = TestRoot::in_netns(&format!("net-{tag}"), &lab.host);
+    (lab, root)
+}
+
 /// Ends a test: every VE destroyed, nothing left in the host namespace.
 fn done(root: TestRoot, lab: &NetLab) {
     root.finish();
@@ -38,8 +46,7 @@ fn done(root: TestRoot, lab: &NetLab) {
 /// help, and nothing the VE forges gets to the receiver.
 #[test]
 fn routed_ve_is_reachable_and_cannot_spoof() {
-    let lab = NetLab::new("routed");
-    let root = TestRoot::in_netns("net-routed", &lab.host);
+    let (lab, root) = lab_and_root("routed");
     root.start_busybox(
         "101",
         &[
@@ -125,8 +132,7 @@ fn routed_ve_is_reachable_and_cannot_spoof() {
 /// other's address gets nothing through to it.
 #[test]
 fn two_ves_reach_each_other_but_not_as_each_other() {
-    let lab = NetLab::new("pair");
-    let root = TestRoot::in_netns("net-pair", &lab.host);
+    let (lab, root) = lab_and_root("pair");
     root.start_busybox("101", &["--ip", "192.0.2.11"]);
     root.start_busybox("102", &["--ip", "192.0.2.12"]);
     serve(&root, "102", 80, "hello-102");
@@ -170,8 +176,8 @@ fn two_ves_reach_each_other_but_not_as_each_other() {
 /// a forged ARP claim gets nothing onto the bridge.
 #[test]
 fn bridged_ve_is_reachable_and_filtered() {
-    let lab = NetLab::new("bridge").with_bridge();
-    let root = TestRoot::in_netns("net-bridge", &lab.host);
+    let (lab, root) = lab_and_root("bridge");
+    lab.add_bridge();
     root.start_busybox(
         "102",
         &[
@@ -219,12 +225,15 @@ fn bridged_ve_is_reachable_and_filtered() {
 /// exactly the VE root's rights.)
 #[test]
 fn firewall_rules_inside_a_ve_stay_inside() {
-    let lab = NetLab::new("fw");
-    let root = TestRoot::in_netns("net-fw", &lab.host);
+    let (lab, root) = lab_and_root("fw");
     root.start_busybox("101", &["--ip", "192.0.2.11"]);
     serve(&root, "101", 80, "open");
     serve(&root, "101", 81, "open81");
     serve(&root, "101", 82, "open82");
+    // Control: every port answers before the VE closes it.
+    for (port, reply) in [(80, "open"), (81, "open81"), (82, "open82")] {
+        assert_eq!(lab.lan_fetch("192.0.2.11", port), reply);
+    }
     let host_before = lab.host_ruleset();
     let machine_before = String::from_utf8_lossy(
         &std::process::Command::new("nft")
@@ -307,8 +316,7 @@ fn firewall_rules_inside_a_ve_stay_inside() {
 /// VE's filter in force, and go again.
 #[test]
 fn live_addresses_and_rates() {
-    let lab = NetLab::new("live");
-    let root = TestRoot::in_netns("net-live", &lab.host);
+    let (lab, root) = lab_and_root("live");
     root.start_busybox("101", &["--ip", "192.0.2.11"]);
     serve(&root, "101", 80, "live");
     root.ok(&[
@@ -401,8 +409,7 @@ fn live_addresses_and_rates() {
 /// and 200 start/stop cycles leave nothing behind.
 #[test]
 fn start_stop_cycles_leave_nothing() {
-    let lab = NetLab::new("cycles");
-    let root = TestRoot::in_netns("net-cycles", &lab.host);
+    let (lab, root) = lab_and_root("cycles");
     root.busybox();
     root.ok(&[
         "create",
@@ -465,8 +472,7 @@ fn start_stop_cycles_leave_nothing() {
 /// Bad input is refused with one clear line and changes nothing.
 #[test]
 fn bad_network_input_is_refused() {
-    let lab = NetLab::new("bad");
-    let root = TestRoot::in_netns("net-bad", &lab.host);
+    let (lab, root) = lab_and_root("bad");
     root.busybox();
     root.ok(&[
         "create",
@@ -612,8 +618,7 @@ fn bad_network_input_is_refused() {
 /// VE that made them symlinks to host paths gets no host file written.
 #[test]
 fn guest_files_never_follow_the_ves_symlinks() {
-    let lab = NetLab::new("files");
-    let root = TestRoot::in_netns("net-files", &lab.host);
+    let (lab, root) = lab_and_root("files");
     root.start_busybox(
         "101",
         &[
@@ -700,8 +705,7 @@ fn guest_files_never_follow_the_ves_symlinks() {
 /// A reboot inside the VE brings it back with the same network.
 #[test]
 fn network_survives_a_reboot_inside() {
-    let lab = NetLab::new("reboot");
-    let root = TestRoot::in_netns("net-reboot", &lab.host);
+    let (lab, root) = lab_and_root("reboot");
     root.start_busybox("101", &["--ip", "192.0.2.11"]);
     let before = root.init_pid("101");
     let _ = root.run(&["exec", "101", "--", "reboot"]);
@@ -722,8 +726,7 @@ fn network_survives_a_reboot_inside() {
 /// through a host port.
 #[test]
 fn nat_and_port_forwarding() {
-    let lab = NetLab::new("nat");
-    let root = TestRoot::in_netns("net-nat", &lab.host);
+    let (lab, root) = lab_and_root("nat");
     // 203.0.113.0/24 is unknown to the LAN: replies only come back by NAT.
     root.start_busybox(
         "101",
@@ -773,8 +776,7 @@ fn nat_and_port_forwarding() {
 /// host objects that the next command removes, and it starts again.
 #[test]
 fn a_ve_killed_without_teardown_starts_again() {
-    let lab = NetLab::new("crash");
-    let root = TestRoot::in_netns("net-crash", &lab.host);
+    let (lab, root) = lab_and_root("crash");
     root.start_busybox("101", &["--ip", "192.0.2.11", "--forward", "tcp:8080:80"]);
     let (monitor, init) = (root.monitor_pid("101"), root.init_pid("101"));
     for pid in [monitor, init] {
@@ -801,7 +803,8 @@ fn a_ve_killed_without_teardown_starts_again() {
 /// LAN; its MAC is still the only one it may use.
 #[test]
 fn bridged_ve_may_use_dhcp_where_allowed() {
-    let lab = NetLab::new("dhcp").with_bridge();
+    let lab = NetLab::new("dhcp");
+    lab.add_bridge();
     let conf = std::env::temp_dir().join(format!("{}-udhcpd.conf", lab.lan));
     let leases = std::env::temp_dir().join(format!("{}-leases", lab.lan));
     fs::write(
@@ -850,8 +853,7 @@ fn bridged_ve_may_use_dhcp_where_allowed() {
 #[test]
 fn debian_ve_boots_with_its_network() {
     let tarball = common::debian_tarball();
-    let lab = NetLab::new("debian");
-    let root = TestRoot::in_netns("net-debian", &lab.host);
+    let (lab, root) = lab_and_root("debian");
     root.ok(&["template", "import", "debian-12", tarball.to_str().unwrap()]);
     root.ok(&[
         "create",
@@ -888,8 +890,7 @@ fn debian_ve_boots_with_its_network() {
 /// table: `kennel check` names the VE, and a restart restores its filter.
 #[test]
 fn a_flushed_filter_is_reported_and_restored_by_a_restart() {
-    let lab = NetLab::new("flush");
-    let root = TestRoot::in_netns("net-flush", &lab.host);
+    let (lab, root) = lab_and_root("flush");
     root.start_busybox("101", &["--ip", "192.0.2.11"]);
     assert!(!root.ok(&["check"]).contains("VE filters"));
     assert!(lab.host_cmd(&["nft", "flush", "ruleset"]).status.success());

@@ -140,80 +140,45 @@ fn set_of<T: ToString>(items: impl IntoIterator<Item = T>) -> Option<String> {
     (!v.is_empty()).then(|| format!("{{ {} }}", v.join(", ")))
 }
 
-/// Runs `script` as one nft transaction.
+/// Runs `script` as one nft transaction; nft's first error line on
+/// failure. The script is a few KiB at most: it fits the pipe, so writing
+/// it all before nft reads cannot block.
 fn run_nft(script: &str, what: &'static str) -> Result<()> {
-    Pending::spawn(script, what)?.wait()
-}
-
-/// An nft transaction running in its own process, so the caller can do
-/// other work meanwhile. Dropped without [`Pending::wait`] (an error on
-/// the way), it still waits: a transaction must never land after the
-/// teardown that was to remove it.
-#[derive(Debug)]
-pub struct Pending {
-    child: Option<std::process::Child>,
-    what: &'static str,
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
-        }
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            NetError::Host(format!(
+                "cannot run nft ({e}): install nftables (apt install nftables); Kennel makes NAT and port forwards with it"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(crate::error::io_err("write to nft"))?;
     }
-}
-
-impl Pending {
-    pub fn spawn(script: &str, what: &'static str) -> Result<Pending> {
-        let mut child = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                NetError::Host(format!(
-                    "cannot run nft ({e}): install nftables (apt install nftables); Kennel filters VE traffic with it"
-                ))
-            })?;
-        // The script is a few KiB at most: it fits the pipe, so writing it
-        // all before nft reads cannot block.
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(script.as_bytes())
-                .map_err(crate::error::io_err("write to nft"))?;
-        }
-        Ok(Pending {
-            child: Some(child),
-            what,
-        })
+    let out = child
+        .wait_with_output()
+        .map_err(crate::error::io_err("wait for nft"))?;
+    if out.status.success() {
+        return Ok(());
     }
-
-    /// Waits for nft; its first error line on failure.
-    pub fn wait(mut self) -> Result<()> {
-        let Some(child) = self.child.take() else {
-            return Ok(());
-        };
-        let out = child
-            .wait_with_output()
-            .map_err(crate::error::io_err("wait for nft"))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let text = String::from_utf8_lossy(&out.stderr);
-        let detail = text
-            .lines()
-            .find(|l| l.contains("Error"))
-            .or_else(|| text.lines().next())
-            .unwrap_or("failed")
-            .trim()
-            .to_string();
-        Err(NetError::Tool {
-            tool: "nft",
-            what: self.what.into(),
-            detail,
-        })
-    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let detail = text
+        .lines()
+        .find(|l| l.contains("Error"))
+        .or_else(|| text.lines().next())
+        .unwrap_or("failed")
+        .trim()
+        .to_string();
+    Err(NetError::Tool {
+        tool: "nft",
+        what: what.into(),
+        detail,
+    })
 }
 
 #[cfg(test)]

@@ -159,13 +159,23 @@ pub struct Chain {
 }
 
 fn meta_eq(key: MetaKey, data: &[u8]) -> [Expr; 2] {
-    [
-        Expr::Meta(key),
-        Expr::Cmp {
-            eq: true,
-            data: data.to_vec(),
-        },
-    ]
+    [Expr::Meta(key), is(data)]
+}
+
+/// The register equals `data`.
+fn is(data: &[u8]) -> Expr {
+    Expr::Cmp {
+        eq: true,
+        data: data.to_vec(),
+    }
+}
+
+/// The register differs from `data`.
+fn is_not(data: &[u8]) -> Expr {
+    Expr::Cmp {
+        eq: false,
+        data: data.to_vec(),
+    }
 }
 
 fn proto(p: u16) -> [Expr; 2] {
@@ -220,10 +230,7 @@ pub fn eui64_link_local(mac: [u8; 6]) -> Ipv6Addr {
 /// fe80::/10 on a routed link.
 fn link_local(mac: Option<[u8; 6]>) -> Vec<Expr> {
     match mac {
-        Some(m) => vec![Expr::Cmp {
-            eq: true,
-            data: eui64_link_local(m).octets().to_vec(),
-        }],
+        Some(m) => vec![is(&eui64_link_local(m).octets())],
         None => {
             let mut mask = vec![0u8; 16];
             mask[0] = 0xff;
@@ -231,13 +238,7 @@ fn link_local(mac: Option<[u8; 6]>) -> Vec<Expr> {
             let mut net = vec![0u8; 16];
             net[0] = 0xfe;
             net[1] = 0x80;
-            vec![
-                Expr::Mask(mask),
-                Expr::Cmp {
-                    eq: true,
-                    data: net,
-                },
-            ]
+            vec![Expr::Mask(mask), is(&net)]
         }
     }
 }
@@ -267,14 +268,7 @@ fn icmp6_header(i: usize) -> Chain {
         policy_accept: true,
         rules: vec![
             rule(
-                [
-                    load(Base::Transport, 0, 1),
-                    Expr::Mask(vec![0]),
-                    Expr::Cmp {
-                        eq: true,
-                        data: vec![0],
-                    },
-                ],
+                [load(Base::Transport, 0, 1), Expr::Mask(vec![0]), is(&[0])],
                 Verdict::Return,
             ),
             rule([], Verdict::Drop),
@@ -296,24 +290,9 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
     )];
     let mac = l.mac.map(|m| m.0);
     if let Some(m) = mac {
-        rules.push(rule(
-            [
-                load(Link, 6, 6),
-                Expr::Cmp {
-                    eq: false,
-                    data: m.to_vec(),
-                },
-            ],
-            Verdict::Drop,
-        ));
+        rules.push(rule([load(Link, 6, 6), is_not(&m)], Verdict::Drop));
         let mut arp: Vec<Expr> = proto(ETH_P_ARP).into();
-        arp.extend([
-            load(Network, 8, 6),
-            Expr::Cmp {
-                eq: false,
-                data: m.to_vec(),
-            },
-        ]);
+        arp.extend([load(Network, 8, 6), is_not(&m)]);
         rules.push(rule(arp, Verdict::Drop));
     }
     // The egress rate: a policer here, where nothing can skip the filter
@@ -407,10 +386,7 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         let mut arp: Vec<Expr> = proto(ETH_P_ARP).into();
         arp.extend([
             load(Network, 0, 6),
-            Expr::Cmp {
-                eq: true,
-                data: ARP_ETHER_IPV4.to_vec(),
-            },
+            is(&ARP_ETHER_IPV4),
             load(Network, 14, 4),
             one_of(KeyKind::Ipv4, own4.iter().cloned().chain([vec![0; 4]])),
         ]);
@@ -433,26 +409,14 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
     // VE's own addresses (never a neighbour's), and listener reports.
     let unspecified = || -> Vec<Expr> {
         let mut r: Vec<Expr> = proto(ETH_P_IPV6).into();
-        r.extend([
-            load(Network, 8, 16),
-            Expr::Cmp {
-                eq: true,
-                data: vec![0; 16],
-            },
-        ]);
+        r.extend([load(Network, 8, 16), is(&[0; 16])]);
         r.extend(l4(IPPROTO_ICMPV6));
         r.push(load(Transport, 0, 1));
         r
     };
     let solicit = || -> Vec<Expr> {
         let mut r = unspecified();
-        r.extend([
-            Expr::Cmp {
-                eq: true,
-                data: vec![ND_NEIGHBOR_SOLICIT],
-            },
-            load(Transport, 8, 16),
-        ]);
+        r.extend([is(&[ND_NEIGHBOR_SOLICIT]), load(Transport, 8, 16)]);
         r
     };
     if !own6.is_empty() {
@@ -464,10 +428,7 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
     r.extend(link_local(mac));
     rules.push(rule(r, Verdict::Accept));
     let mut r = unspecified();
-    r.push(Expr::Cmp {
-        eq: true,
-        data: vec![MLD2_LISTENER_REPORT],
-    });
+    r.push(is(&[MLD2_LISTENER_REPORT]));
     rules.push(rule(r, Verdict::Accept));
     Chain {
         name: format!("from_{i}"),
@@ -483,13 +444,7 @@ fn v6_sources(i: usize, l: &LinkPlan) -> Chain {
     use Base::Transport;
     let advert = || -> Vec<Expr> {
         let mut r: Vec<Expr> = l4(IPPROTO_ICMPV6).into();
-        r.extend([
-            load(Transport, 0, 1),
-            Expr::Cmp {
-                eq: true,
-                data: vec![ND_NEIGHBOR_ADVERT],
-            },
-        ]);
+        r.extend([load(Transport, 0, 1), is(&[ND_NEIGHBOR_ADVERT])]);
         r
     };
     let mut rules = Vec::new();
@@ -523,26 +478,10 @@ fn to_ve(i: usize, l: &LinkPlan) -> Option<Chain> {
         policy_accept: true,
         rules: vec![
             rule(
-                [
-                    load(Base::Link, 0, 1),
-                    Expr::Mask(vec![1]),
-                    Expr::Cmp {
-                        eq: true,
-                        data: vec![1],
-                    },
-                ],
+                [load(Base::Link, 0, 1), Expr::Mask(vec![1]), is(&[1])],
                 Verdict::Accept,
             ),
-            rule(
-                [
-                    load(Base::Link, 0, 6),
-                    Expr::Cmp {
-                        eq: false,
-                        data: mac.0.to_vec(),
-                    },
-                ],
-                Verdict::Drop,
-            ),
+            rule([load(Base::Link, 0, 6), is_not(&mac.0)], Verdict::Drop),
         ],
     })
 }

@@ -211,14 +211,11 @@ fn host_side(
         host: &spec.host_net,
     };
     // Leftovers of an earlier run go while the VE gets going.
-    let network = if spec.network.has_links() {
-        Some(
-            kennel_net::reconcile::begin_start(net_target)
-                .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?,
-        )
-    } else {
-        None
-    };
+    let has_network = spec.network.has_links();
+    if has_network {
+        kennel_net::reconcile::teardown(net_target)
+            .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?;
+    }
     match sync::recv_from_child(sock, left(ch.deadline))
         .ctx(|| "wait for the VE's mount namespace".into())?
     {
@@ -256,7 +253,7 @@ fn host_side(
     tracing::debug!("monitor: root mounted");
     sync::send_go(sock, root.as_fd()).ctx(|| "release the VE".into())?;
     // While the VE mounts its /proc, /sys and /dev: its links.
-    if let Some(network) = network {
+    if has_network {
         match sync::recv_from_child(sock, left(ch.deadline))
             .ctx(|| "wait for the VE's network namespace".into())?
         {
@@ -265,8 +262,7 @@ fn host_side(
             _ => return Err(RuntimeError::Setup("the VE ended during its setup".into())),
         }
         let netns = open_ns("net")?;
-        network
-            .finish(net_target, netns.as_fd(), &spec.network)
+        kennel_net::reconcile::start(net_target, netns.as_fd(), &spec.network)
             .map_err(|e| RuntimeError::Setup(format!("network: {e}")))?;
         tracing::debug!("monitor: network");
     }

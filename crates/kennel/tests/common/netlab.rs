@@ -83,7 +83,7 @@ impl NetLab {
 
     /// Adds a bridge `br0` in the host namespace with a LAN port: `lan1`
     /// in the LAN namespace, 198.51.100.100/24.
-    pub fn with_bridge(self) -> Self {
+    pub fn add_bridge(&self) {
         let h = self.host.as_str();
         let l = self.lan.as_str();
         must(&["ip", "-n", h, "link", "add", "br0", "type", "bridge"]);
@@ -112,7 +112,6 @@ impl NetLab {
         self.nft_lan(
             "table netdev watch1 { chain rx { type filter hook ingress device \"lan1\" priority 0; }; }",
         );
-        self
     }
 
     fn nft_lan(&self, script: &str) {
@@ -122,13 +121,13 @@ impl NetLab {
     /// Counts packets matching `expr` arriving at `lan0` (or `lan1` with
     /// `bridge`) from now on; read them with [`NetLab::count`].
     pub fn watch(&self, bridge: bool, expr: &str) {
-        let t = if bridge { "watch1" } else { "watch" };
+        let t = watch_table(bridge);
         self.nft_lan(&format!("add rule netdev {t} rx {expr} counter"));
     }
 
     /// Packets counted by the watch rule `expr`.
     pub fn count(&self, bridge: bool, expr: &str) -> u64 {
-        let t = if bridge { "watch1" } else { "watch" };
+        let t = watch_table(bridge);
         let text = must(&[
             "ip", "netns", "exec", &self.lan, "nft", "list", "chain", "netdev", t, "rx",
         ]);
@@ -220,6 +219,15 @@ impl NetLab {
             out.push(format!("nft {l}"));
         }
         out
+    }
+}
+
+/// The counting table on `lan1` (the bridge's LAN port) or `lan0`.
+fn watch_table(bridge: bool) -> &'static str {
+    if bridge {
+        "watch1"
+    } else {
+        "watch"
     }
 }
 
