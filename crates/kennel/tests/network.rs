@@ -235,14 +235,14 @@ fn firewall_rules_inside_a_ve_stay_inside() {
         assert_eq!(lab.lan_fetch("192.0.2.11", port), reply);
     }
     let host_before = lab.host_ruleset();
-    let machine_before = String::from_utf8_lossy(
-        &std::process::Command::new("nft")
+    let machine_ruleset = || {
+        let out = std::process::Command::new("nft")
             .args(["list", "ruleset"])
             .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let machine_before = machine_ruleset();
     let pid = root.init_pid("101").to_string();
     let xt = root.dir.join("xt");
     fs::create_dir(&xt).unwrap();
@@ -296,14 +296,7 @@ fn firewall_rules_inside_a_ve_stay_inside() {
         host_before,
         "the host's ruleset changed"
     );
-    let machine_after = String::from_utf8_lossy(
-        &std::process::Command::new("nft")
-            .args(["list", "ruleset"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+    let machine_after = machine_ruleset();
     assert_eq!(
         machine_after, machine_before,
         "the machine's ruleset changed"

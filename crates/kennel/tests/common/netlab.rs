@@ -45,6 +45,11 @@ fn must(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a shell script in namespace `ns`; it must succeed.
+fn sh_in(ns: &str, script: &str) {
+    must(&["ip", "netns", "exec", ns, "sh", "-ec", script]);
+}
+
 impl NetLab {
     pub fn new(tag: &str) -> Self {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
@@ -73,7 +78,7 @@ impl NetLab {
                  ip route add default via 192.0.2.1; ip -6 route add default via 2001:db8::1",
             ),
         ] {
-            must(&["ip", "netns", "exec", ns, "sh", "-ec", script]);
+            sh_in(ns, script);
         }
         lab.nft_lan(
             "table netdev watch { chain rx { type filter hook ingress device \"lan0\" priority 0; }; }",
@@ -91,24 +96,14 @@ impl NetLab {
             "ip", "-n", h, "link", "add", "brport", "type", "veth", "peer", "name", "lan1",
             "netns", l,
         ]);
-        must(&[
-            "ip",
-            "netns",
-            "exec",
+        sh_in(
             h,
-            "sh",
-            "-ec",
             "ip link set brport master br0; ip link set brport up; ip link set br0 up",
-        ]);
-        must(&[
-            "ip",
-            "netns",
-            "exec",
+        );
+        sh_in(
             l,
-            "sh",
-            "-ec",
             "ip addr add 198.51.100.100/24 dev lan1; ip link set lan1 up",
-        ]);
+        );
         self.nft_lan(
             "table netdev watch1 { chain rx { type filter hook ingress device \"lan1\" priority 0; }; }",
         );
