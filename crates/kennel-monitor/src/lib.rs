@@ -11,6 +11,7 @@
 //! | 4 | console pty master |
 //! | 5 | console pty peer (held so the master never sees a hangup) |
 //! | 6 | listening socket for `kennel console` |
+//! | 7 | a mount of the VE's devpts (`kennel set --numpty` reaches it with `pidfd_getfd`) |
 //!
 //! Its loop keeps the last 16 KiB (`ring::CAPACITY`) of console output,
 //! lends the console to one `kennel console` client at a time, and reaps
@@ -44,11 +45,14 @@ pub fn main() -> ! {
             listener: OwnedFd::from_raw_fd(6),
         }
     };
+    // SAFETY: as above; the monitor only holds it, for `kennel set`.
+    let devpts = unsafe { OwnedFd::from_raw_fd(7) };
     // The teardown command must not inherit the console or the pidfd.
-    for fd in [&fds.pidfd, &fds.master, &fds.peer, &fds.listener] {
+    for fd in [&fds.pidfd, &fds.master, &fds.peer, &fds.listener, &devpts] {
         let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
     }
     let how = event_loop::run(fds, &args.id);
+    drop(devpts);
     let err = args.exec_teardown(&how);
     eprintln!(
         "kennel-monitor: VE {}: cannot run the teardown {:?}: {err}",

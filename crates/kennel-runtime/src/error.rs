@@ -41,6 +41,17 @@ pub enum RuntimeError {
     /// `CLONE_PIDFD`, a readable `/proc/PID/stat`).
     #[error("unexpected kernel behaviour: {0}")]
     Kernel(String),
+    /// A command to run in a VE did not get as far as its exec in time: the
+    /// VE stalled it (a frozen cgroup, say).
+    #[error("the command did not start in the VE within {0} s: the VE stalled it (a frozen cgroup?); nothing runs")]
+    ExecStalled(u64),
+    /// A command to run in a VE could not be run there; `code` is the
+    /// exit status to report (126 or 127, as a shell does).
+    #[error("{message}")]
+    CannotRun { code: i32, message: String },
+    /// A helper that works inside a VE's namespaces failed or took too long.
+    #[error("{0}")]
+    Inside(String),
     /// Changing the capability sets failed.
     #[error("{0}")]
     Capabilities(String),

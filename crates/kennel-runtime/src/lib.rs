@@ -15,13 +15,21 @@
 //! * [`policy`]: the capability bounding set and seccomp filter shared by a
 //!   VE's init and every process `kennel exec` starts in it.
 //! * [`join`]: `kennel exec` / `enter`: entering a running VE.
+//! * [`inside`]: host work on a VE's files, done as the VE's root inside
+//!   its namespaces by a short-lived helper that holds no host descriptor.
+//! * [`devpts`]: each VE's pty instance, made from the host so that the VE
+//!   cannot raise its limit.
+//! * [`features`]: the opt-in features a VE may be given.
 //! * [`console`] and [`pty`]: attaching a terminal to a VE.
 //! * [`state`]: what a running VE's run directory records, and how the
 //!   kernel is asked whether it is still true ([`procfs`]).
 
 pub mod child;
 pub mod console;
+pub mod devpts;
 mod error;
+pub mod features;
+pub mod inside;
 pub mod join;
 pub mod launch;
 pub mod live;

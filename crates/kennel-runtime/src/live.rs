@@ -1,46 +1,56 @@
 //! Reaching into a running VE from the host, for live changes: its
-//! namespaces and root as descriptors (checked to belong to the VE's init,
-//! not to a process that reused its PID), and its hostname.
+//! namespaces as descriptors, checked to belong to the VE's init, not to a
+//! process that reused its PID. (Work on the VE's files goes through
+//! [`crate::inside`], never through `/proc/PID/root`.)
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use rustix::fs::{Mode, OFlags};
-use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
 use crate::error::{Context, Result, RuntimeError};
 use crate::procfs;
 
-/// Opens `/proc/PID/WHAT` of the VE's init (`ns/net`, `root`), and checks
-/// afterwards that PID still is that init, so the descriptor is the VE's.
-pub fn open_of_init(pid: i32, start: u64, what: &str) -> Result<OwnedFd> {
-    let flags = if what == "root" {
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
-    } else {
-        OFlags::RDONLY | OFlags::CLOEXEC
-    };
-    let fd = rustix::fs::open(format!("/proc/{pid}/{what}"), flags, Mode::empty())
-        .ctx(|| format!("open the VE's {what}"))?;
+/// Opens `/proc/PID/ns/NS` of the VE's init (`net`), and checks afterwards
+/// that PID still is that init, so the descriptor is the VE's.
+pub fn open_ns_of_init(pid: i32, start: u64, ns: &str) -> Result<OwnedFd> {
+    let fd = rustix::fs::open(
+        format!("/proc/{pid}/ns/{ns}"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open the VE's {ns} namespace"))?;
     if !procfs::is_live_process(pid, start) {
         return Err(RuntimeError::NotRunning);
     }
     Ok(fd)
 }
 
-/// Sets the hostname in the VE's UTS namespace (the one of `uts`, from
-/// [`open_of_init`]). A short-lived thread joins the namespace, so the
-/// caller's own stays as it was.
-pub fn set_hostname(uts: &OwnedFd, name: &str) -> Result<()> {
-    let name = name.to_string();
-    std::thread::scope(|s| {
-        s.spawn(|| -> Result<()> {
-            move_into_link_name_space(
-                uts.as_fd(),
-                Some(LinkNameSpaceType::HostNameAndNISDomainName),
-            )
-            .ctx(|| "enter the VE's UTS namespace".into())?;
-            rustix::system::sethostname(name.as_bytes()).ctx(|| "set the VE's hostname".into())
-        })
-        .join()
-        .unwrap_or_else(|_| Err(RuntimeError::Kernel("the hostname thread panicked".into())))
-    })
+/// Changes the pty limit of a running VE: through the devpts mount its
+/// monitor holds (see [`crate::devpts`]), taken with `pidfd_getfd` once
+/// the monitor is known to be the one that started with the VE.
+pub fn set_numpty(
+    monitor_pid: i32,
+    monitor_start: u64,
+    opts: crate::devpts::DevptsOptions,
+) -> Result<()> {
+    use std::os::fd::AsFd;
+    let pid = rustix::process::Pid::from_raw(monitor_pid).ok_or(RuntimeError::NotRunning)?;
+    let monitor = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|_| RuntimeError::NotRunning)?;
+    if !procfs::is_live_process(monitor_pid, monitor_start) {
+        return Err(RuntimeError::NotRunning);
+    }
+    let mount = rustix::process::pidfd_getfd(
+        &monitor,
+        crate::launch::MONITOR_FD_DEVPTS,
+        rustix::process::PidfdGetfdFlags::empty(),
+    )
+    .ctx(|| "take the VE's devpts from its monitor".into())?;
+    let fs = rustix::fs::fstatfs(&mount).ctx(|| "look at the VE's devpts".into())?;
+    if fs.f_type as i64 != 0x1cd1 {
+        return Err(RuntimeError::Protocol(
+            "the VE's monitor holds no devpts (started by an older Kennel?): restart the VE to change its pty limit".into(),
+        ));
+    }
+    crate::devpts::set_max(mount.as_fd(), opts)
 }

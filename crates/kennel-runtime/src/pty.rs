@@ -64,96 +64,169 @@ pub struct RelayOptions<'a> {
     pub escape: Option<u8>,
 }
 
+/// Most of the user's input held while the VE does not read its pty;
+/// input beyond it is dropped (the VE is not reading it anyway).
+const PENDING_MAX: usize = 64 * 1024;
+
 /// Copies stdin to `master` and `master` to stdout until one side ends.
+///
+/// Writes to the pty never block: a VE that stops reading its terminal
+/// (its input queue full) cannot keep the relay from seeing the escape
+/// key or a signal. Input waits in a bounded buffer meanwhile.
 pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<RelayEnd> {
     let stdin = rustix::stdio::stdin();
     let stdout = rustix::stdio::stdout();
+    rustix::io::ioctl_fionbio(master, true)?;
     let mut buf = [0u8; 16 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
     let mut stdin_open = true;
     let mut child_done = false;
     loop {
+        let mut slots = Vec::with_capacity(4);
         let mut fds = Vec::with_capacity(4);
-        fds.push(PollFd::new(&master, PollFlags::IN));
+        let toward_ve = if pending.is_empty() {
+            PollFlags::IN
+        } else {
+            PollFlags::IN | PollFlags::OUT
+        };
+        slots.push(Slot::Master);
+        fds.push(PollFd::new(&master, toward_ve));
         if stdin_open {
+            slots.push(Slot::Stdin);
             fds.push(PollFd::new(&stdin, PollFlags::IN));
         }
-        let until_idx = match opts.until.as_ref().filter(|_| !child_done) {
-            Some(u) => {
-                fds.push(PollFd::new(u, PollFlags::IN));
-                Some(fds.len() - 1)
-            }
-            None => None,
-        };
-        let sig_idx = match opts.signals.as_ref() {
-            Some(s) => {
-                fds.push(PollFd::new(s, PollFlags::IN));
-                Some(fds.len() - 1)
-            }
-            None => None,
-        };
+        if let Some(u) = opts.until.as_ref().filter(|_| !child_done) {
+            slots.push(Slot::Until);
+            fds.push(PollFd::new(u, PollFlags::IN));
+        }
+        if let Some(s) = opts.signals.as_ref() {
+            slots.push(Slot::Signals);
+            fds.push(PollFd::new(s, PollFlags::IN));
+        }
         // Once the program ended, only drain what it left in the pty.
-        let timeout = if child_done {
-            Some(&rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 50_000_000,
-            })
-        } else {
-            None
-        };
-        match poll(&mut fds, timeout) {
+        let timeout = child_done.then_some(rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        });
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(0) => return Ok(RelayEnd::Exited),
             Ok(_) => {}
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let rev: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        let ready: Vec<(Slot, PollFlags)> = slots
+            .iter()
+            .zip(&fds)
+            .map(|(s, f)| (*s, f.revents()))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
         drop(fds);
-        if !rev[0].is_empty() {
-            match rustix::io::read(master, &mut buf) {
-                Ok(0) | Err(Errno::IO) => {
-                    return Ok(if child_done {
-                        RelayEnd::Exited
-                    } else {
-                        RelayEnd::Hangup
-                    })
+        for (slot, rev) in ready {
+            match slot {
+                Slot::Master => {
+                    if rev.contains(PollFlags::OUT) {
+                        flush(master, &mut pending)?;
+                    }
+                    if rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                        match rustix::io::read(master, &mut buf) {
+                            Ok(0) | Err(Errno::IO) => {
+                                return Ok(if child_done {
+                                    RelayEnd::Exited
+                                } else {
+                                    RelayEnd::Hangup
+                                })
+                            }
+                            Ok(n) => kennel_sys::fd::write_all(stdout, &buf[..n])?,
+                            Err(Errno::INTR) | Err(Errno::AGAIN) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                 }
-                Ok(n) => kennel_sys::fd::write_all(stdout, &buf[..n])?,
-                Err(Errno::INTR) | Err(Errno::AGAIN) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if stdin_open && !rev[1].is_empty() {
-            match rustix::io::read(stdin, &mut buf) {
-                Ok(0) => stdin_open = false,
-                Ok(n) => {
-                    let data = &buf[..n];
-                    if let Some(esc) = opts.escape {
-                        if let Some(pos) = data.iter().position(|&b| b == esc) {
-                            kennel_sys::fd::write_all(master, &data[..pos])?;
+                Slot::Stdin => match rustix::io::read(stdin, &mut buf) {
+                    Ok(0) => stdin_open = false,
+                    Ok(n) => {
+                        let data = &buf[..n];
+                        let esc = opts.escape.and_then(|e| data.iter().position(|&b| b == e));
+                        let keep = esc.unwrap_or(n);
+                        let room = PENDING_MAX.saturating_sub(pending.len());
+                        pending.extend_from_slice(&data[..keep.min(room)]);
+                        flush(master, &mut pending)?;
+                        if esc.is_some() {
                             return Ok(RelayEnd::Detached);
                         }
                     }
-                    kennel_sys::fd::write_all(master, data)?;
-                }
-                Err(Errno::INTR) | Err(Errno::AGAIN) => {}
-                Err(_) => stdin_open = false,
-            }
-        }
-        if let Some(i) = until_idx {
-            if !rev[i].is_empty() {
-                child_done = true;
-            }
-        }
-        if let (Some(i), Some(sfd)) = (sig_idx, opts.signals) {
-            if !rev[i].is_empty() {
-                while let Some(sig) = kennel_sys::signal::read_signalfd(sfd) {
-                    if sig == libc::SIGWINCH {
-                        copy_winsize(stdin, master);
-                    } else {
-                        return Ok(RelayEnd::Signal(sig));
+                    Err(Errno::INTR) | Err(Errno::AGAIN) => {}
+                    Err(_) => stdin_open = false,
+                },
+                Slot::Until => child_done = true,
+                Slot::Signals => {
+                    if let Some(sfd) = opts.signals {
+                        while let Some(sig) = kennel_sys::signal::read_signalfd(sfd) {
+                            if sig == libc::SIGWINCH {
+                                copy_winsize(stdin, master);
+                            } else {
+                                return Ok(RelayEnd::Signal(sig));
+                            }
+                        }
                     }
                 }
             }
         }
+    }
+}
+
+/// Which descriptor a poll entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Master,
+    Stdin,
+    Until,
+    Signals,
+}
+
+/// Writes as much of `pending` to the (non-blocking) pty as it takes now.
+fn flush(master: BorrowedFd<'_>, pending: &mut Vec<u8>) -> io::Result<()> {
+    while !pending.is_empty() {
+        match rustix::io::write(master, pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => break,
+            // The VE side is gone: its hang-up ends the relay.
+            Err(Errno::IO) => {
+                pending.clear();
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Turns a terminal's echo off until dropped (for a password prompt).
+#[derive(Debug)]
+pub struct EchoOff {
+    fd: OwnedFd,
+    saved: Termios,
+}
+
+impl EchoOff {
+    /// `None` if `fd` is not a terminal.
+    pub fn enable(fd: BorrowedFd<'_>) -> Option<Self> {
+        let saved = tcgetattr(fd).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        tcsetattr(fd, OptionalActions::Now, &quiet).ok()?;
+        Some(EchoOff {
+            fd: fd.try_clone_to_owned().ok()?,
+            saved,
+        })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = tcsetattr(&self.fd, OptionalActions::Now, &self.saved);
     }
 }

@@ -75,6 +75,10 @@ pub struct StartSpec {
     /// for it.
     pub network: kennel_net::VeNetwork,
     pub host_net: kennel_net::HostNet,
+    /// Opt-in features (`kennel create --features`).
+    pub features: crate::features::Features,
+    /// The VE's pty instance.
+    pub devpts: crate::devpts::DevptsOptions,
 }
 
 impl StartSpec {

@@ -5,7 +5,8 @@
 //!   its own mount namespace, then "net" once it has its own network
 //!   namespace (for the VE's links);
 //! * monitor -> VE child: "go" with a descriptor of the VE's root, which the
-//!   monitor has mounted into the child's mount namespace; later "cg" once
+//!   monitor has mounted into the child's mount namespace, and its devpts
+//!   instance (made by the host, see `crate::devpts`); later "cg" once
 //!   the VE's v1 cgroups exist (they are made in parallel);
 //! * VE child -> monitor: either an error text, or the console pty (master
 //!   and peer descriptors); then end-of-file when `execve` of init closes
@@ -80,17 +81,22 @@ pub(crate) enum FromChild {
 }
 
 /// Monitor -> child: the root is mounted in the child's mount namespace;
-/// `root` is a descriptor of it.
-pub(crate) fn send_go(sock: BorrowedFd<'_>, root: BorrowedFd<'_>) -> io::Result<()> {
-    send_msg(sock, GO, &[root])
+/// `root` is a descriptor of it, `devpts` the (detached) pty instance the
+/// host made for the VE.
+pub(crate) fn send_go(
+    sock: BorrowedFd<'_>,
+    root: BorrowedFd<'_>,
+    devpts: BorrowedFd<'_>,
+) -> io::Result<()> {
+    send_msg(sock, GO, &[root, devpts])
 }
 
-/// Blocks until the monitor says go; returns the VE's root.
-pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+/// Blocks until the monitor says go; returns the VE's root and devpts.
+pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut buf = [0u8; 8];
     let (n, mut fds) = recv_msg(sock, &mut buf)?;
-    match fds.pop() {
-        Some(root) if &buf[..n] == GO => Ok(root),
+    match (fds.pop(), fds.pop()) {
+        (Some(devpts), Some(root)) if &buf[..n] == GO => Ok((root, devpts)),
         _ => Err(gone()),
     }
 }

@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use kennel_runtime::features::Features;
 use kennel_storage::layers::LayerMode;
 use kennel_storage::InitKind;
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,18 @@ pub struct Resources {
     /// Processes and threads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub numproc: Option<u64>,
+    /// Ptys the VE may have open, its console included (default
+    /// [`DEFAULT_NUMPTY`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numpty: Option<u32>,
 }
+
+/// Ptys of a VE that sets none: consoles, `kennel enter`, ssh sessions
+/// and terminal multiplexers of a small server.
+pub const DEFAULT_NUMPTY: u32 = 64;
+/// The most ptys one VE may be given (the console needs one, `kennel
+/// enter` another).
+pub const NUMPTY_RANGE: std::ops::RangeInclusive<u32> = 2..=65536;
 
 /// The VE's host id range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +80,9 @@ pub struct VeConfig {
     pub idmap: IdRange,
     pub init: InitConfig,
     pub storage: StorageConfig,
+    /// Opt-in features (`tun`, `fuse`, `nesting`, `keyring`).
+    #[serde(default, skip_serializing_if = "Features::is_empty")]
+    pub features: Features,
     /// Addresses, bridged interfaces, DNS, rates, NAT, port forwards.
     #[serde(default, skip_serializing_if = "kennel_net::VeNetwork::is_empty")]
     pub network: kennel_net::VeNetwork,
@@ -108,12 +123,26 @@ impl Resources {
         if self.numproc == Some(0) {
             return Err(VeError::BadInput("numproc must be at least 1".into()));
         }
+        if let Some(n) = self.numpty {
+            if !NUMPTY_RANGE.contains(&n) {
+                return Err(VeError::BadInput(format!(
+                    "numpty {n} is out of range: give {} to {} (the console takes one)",
+                    NUMPTY_RANGE.start(),
+                    NUMPTY_RANGE.end()
+                )));
+            }
+        }
         if let Some(c) = self.cpus {
             if !(c.is_finite() && c > 0.0) {
                 return Err(VeError::BadInput(format!("invalid CPU count {c}")));
             }
         }
         Ok(())
+    }
+
+    /// The VE's pty limit.
+    pub fn numpty(&self) -> u32 {
+        self.numpty.unwrap_or(DEFAULT_NUMPTY)
     }
 
     /// The cgroup limits these resources mean.
@@ -208,6 +237,7 @@ mod tests {
                 swap: None,
                 cpus: Some(1.5),
                 numproc: Some(512),
+                numpty: Some(32),
             },
             idmap: IdRange {
                 uid_base: 100_000_000,
@@ -221,6 +251,7 @@ mod tests {
             storage: StorageConfig {
                 layer: LayerMode::Idmapped,
             },
+            features: Features::parse_list("tun,keyring").expect("features"),
             network: kennel_net::VeNetwork {
                 ips: vec![kennel_net::model::parse_ve_address("192.0.2.11").expect("ip")],
                 nameservers: vec!["192.0.2.1".parse().expect("ns")],
@@ -236,6 +267,7 @@ mod tests {
         let text = c.to_toml().expect("toml");
         assert!(text.contains("memory = \"512M\""), "{text}");
         assert!(text.contains("hostname = \"web1\""));
+        assert!(text.contains("features = [\"tun\", \"keyring\"]"), "{text}");
         let back: VeConfig = toml::from_str(&text).expect("parse");
         assert_eq!(back, c);
     }

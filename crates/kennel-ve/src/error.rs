@@ -29,6 +29,10 @@ pub enum ErrorKind {
     Busy,
     /// 12: the VE failed to start.
     StartFailed,
+    /// 126: a command to run in a VE could not be run (as a shell says).
+    CannotRun,
+    /// 127: a command to run in a VE was not found there.
+    CommandNotFound,
 }
 
 impl ErrorKind {
@@ -45,6 +49,8 @@ impl ErrorKind {
             ErrorKind::HostUnsupported => 10,
             ErrorKind::Busy => 11,
             ErrorKind::StartFailed => 12,
+            ErrorKind::CannotRun => 126,
+            ErrorKind::CommandNotFound => 127,
         }
     }
 }
@@ -118,6 +124,10 @@ impl VeError {
                 StorageError::Io { .. } => ErrorKind::Internal,
             },
             VeError::Runtime(RuntimeError::NotRunning) => ErrorKind::NotRunning,
+            VeError::Runtime(RuntimeError::CannotRun { code: 127, .. }) => {
+                ErrorKind::CommandNotFound
+            }
+            VeError::Runtime(RuntimeError::CannotRun { .. }) => ErrorKind::CannotRun,
             VeError::Runtime(RuntimeError::ConsoleBusy) => ErrorKind::Busy,
             VeError::Cgroup(
                 kennel_cgroup::CgroupError::MissingController { .. }

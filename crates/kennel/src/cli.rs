@@ -34,8 +34,8 @@ pub enum Command {
     Template(TemplateCommand),
     /// Create a VE from a template (copies nothing; takes milliseconds).
     Create(CreateArgs),
-    /// Change a VE's network and hostname: saved, and applied at once to a
-    /// running VE.
+    /// Change a VE's network, hostname, pty limit, features or a user's
+    /// password: saved, and applied at once to a running VE.
     Set(SetArgs),
     /// Start a VE: boot its init in its own namespaces.
     Start(IdArg),
@@ -118,6 +118,12 @@ pub struct CreateArgs {
     /// Maximum number of processes and threads.
     #[arg(long)]
     pub numproc: Option<String>,
+    /// Ptys the VE may have open, its console included (default 64).
+    #[arg(long, value_name = "N")]
+    pub numpty: Option<String>,
+    /// Opt-in features, comma-separated: tun, fuse, nesting, keyring (see docs/SECURITY.md).
+    #[arg(long, value_name = "LIST")]
+    pub features: Option<String>,
     #[command(flatten)]
     pub net: CreateNetArgs,
 }
@@ -184,6 +190,17 @@ pub struct SetArgs {
     /// Remove a port forward PROTO:[HOSTADDR:]HOSTPORT:VEPORT.
     #[arg(long = "forward-del", value_name = "SPEC")]
     pub forward_del: Vec<String>,
+    /// Ptys the VE may have open, its console included (live).
+    #[arg(long, value_name = "N")]
+    pub numpty: Option<String>,
+    /// Opt-in features, comma-separated (tun, fuse, nesting, keyring), or
+    /// none; they take effect at the VE's next start.
+    #[arg(long, value_name = "LIST")]
+    pub features: Option<String>,
+    /// Set a user's password with the VE's own chpasswd (the VE must run).
+    /// Without ":PASSWORD" the password is read from standard input.
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    pub userpasswd: Option<String>,
 }
 
 #[derive(Debug, Args)]

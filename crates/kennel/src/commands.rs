@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use kennel_runtime::join::{Cwd, Stdio};
 use kennel_ve::config::Resources;
 use kennel_ve::lifecycle::{
     CheckLevel, CreateRequest, ExecRequest, Executables, StopOutcome, VeStatus,
@@ -44,13 +45,25 @@ pub fn run(cli: Cli) -> Result<i32> {
                         })
                     })
                     .transpose()?,
+                numpty: a
+                    .numpty
+                    .as_deref()
+                    .map(crate::set_args::numpty)
+                    .transpose()?,
             };
+            let features = a
+                .features
+                .as_deref()
+                .map(crate::set_args::features)
+                .transpose()?
+                .unwrap_or_default();
             let network = crate::net_args::create_network(&a.net)?;
             let cfg = k.create(&CreateRequest {
                 id,
                 template: a.template,
                 hostname: a.hostname,
                 resources,
+                features,
                 network,
             })?;
             say(format!(
@@ -66,7 +79,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Set(a) => {
             let id = VeId::parse(&a.id)?;
-            let req = crate::net_args::set_request(&a)?;
+            let mut req = crate::net_args::set_request(&a)?;
+            crate::set_args::add_to_request(&a, &mut req)?;
             let (cfg, notes) = k.set(&id, &req)?;
             for n in notes {
                 eprintln!("kennel: note: {n}");
@@ -126,6 +140,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
             };
+            let stdio = if tty { Stdio::Terminal } else { Stdio::Relay };
             for e in &a.env {
                 if !e.contains('=') || e.starts_with('=') {
                     bail!(VeError::BadInput(format!(
@@ -133,32 +148,36 @@ pub fn run(cli: Cli) -> Result<i32> {
                     )));
                 }
             }
-            k.exec(
+            let out = k.exec(
                 &id,
                 &ExecRequest {
                     argv: a.command,
                     env: a.env,
-                    cwd: a.workdir,
-                    tty,
+                    cwd: Cwd::Required(a.workdir),
+                    stdio,
                     term: std::env::var("TERM").ok(),
                 },
-            )
-            .map_err(Into::into)
+            )?;
+            Ok(out.status)
         }
         Command::Enter(a) => {
             let id = VeId::parse(&a.id)?;
-            let tty = std::io::stdin().is_terminal();
-            k.exec(
+            let stdio = if std::io::stdin().is_terminal() {
+                Stdio::Terminal
+            } else {
+                Stdio::Relay
+            };
+            let out = k.exec(
                 &id,
                 &ExecRequest {
                     argv: k.enter_argv(),
                     env: Vec::new(),
-                    cwd: "/root".into(),
-                    tty,
+                    cwd: Cwd::Preferred("/root".into()),
+                    stdio,
                     term: std::env::var("TERM").ok(),
                 },
-            )
-            .map_err(Into::into)
+            )?;
+            Ok(out.status)
         }
         Command::Console(a) => {
             let id = VeId::parse(&a.id)?;

@@ -6,13 +6,16 @@ mod cli;
 mod commands;
 mod net_args;
 mod output;
+mod set_args;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    set_args::hide_password_in_cmdline(&args);
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             // --help and --version

@@ -79,6 +79,7 @@ pub fn set_request(a: &SetArgs) -> Result<SetRequest> {
         nat_via: a.nat_via.as_ref().map(|u| (u != "none").then(|| u.clone())),
         forward_add: all(&a.forward_add, Forward::parse)?,
         forward_del: all(&a.forward_del, Forward::parse)?,
+        ..SetRequest::default()
     })
 }
 

@@ -63,24 +63,107 @@ fn exec_with_a_terminal() {
 }
 
 #[test]
-fn exec_without_a_pty_gets_no_controlling_terminal() {
-    // Passed a host terminal as its streams (-T on a terminal), the command
-    // can use them but cannot make that terminal its own: no /dev/tty, no
-    // input injection (TIOCSTI needs the controlling terminal, and the
-    // seccomp filter refuses it anyway).
+fn exec_without_a_pty_gets_pipes_not_the_terminal() {
+    // Run from a terminal with -T, the command's streams are pipes that
+    // kennel relays: the caller's terminal never enters the VE, so the
+    // command has no terminal at all (no /dev/tty, nothing to inject into).
     let root = TestRoot::new("term-notty");
     root.start_busybox("101", &[]);
     let script = concat!(
-        "[ -t 0 ] && echo STDIN-IS-A-TTY; ",
-        "echo x > /dev/tty || echo NO-CTTY; ",
+        "[ -t 0 ] || [ -t 1 ] || [ -t 2 ] || echo NO-TERMINAL; ",
+        "for f in 0 1 2; do readlink /proc/self/fd/$f; done | grep -c '^pipe:' | sed 's/^/PIPES=/'; ",
+        "echo x > /dev/tty 2>/dev/null || echo NO-CTTY; ",
         "echo TTY_NR=$(cut -d' ' -f7 /proc/self/stat)"
     );
     let mut s = exec_on_a_terminal(&root, "-T", script);
     let out = s.expect("TTY_NR=", t());
     s.wait(t());
-    assert!(out.contains("STDIN-IS-A-TTY"), "{out}");
+    assert!(out.contains("NO-TERMINAL"), "{out}");
+    assert!(out.contains("PIPES=3"), "{out}");
     assert!(out.contains("NO-CTTY"), "{out}");
     assert!(s.seen.contains("TTY_NR=0"), "{}", s.seen);
+    root.finish();
+}
+
+/// The escape the hostile-tenant review found: a VE process that keeps the
+/// streams `kennel exec` gave it must not reach the administrator's
+/// terminal once `kennel exec` returned: neither write into it nor read
+/// what is typed there next.
+#[test]
+fn a_ve_process_cannot_reach_the_terminal_after_exec_returns() {
+    let root = TestRoot::new("term-after");
+    root.start_busybox("101", &[]);
+    // The administrator's shell: runs kennel exec, then reads a line.
+    let admin = format!(
+        "{} --root {} exec -T 101 -- /bin/sh -c '(sleep 1; echo INJECTED; echo INJECTED >&2; read x; echo \"$x\" > /stolen) & echo STARTED';          echo EXEC-DONE; read line; echo TYPED:$line; sleep 2; echo ADMIN-END",
+        common::KENNEL,
+        root.dir.display()
+    );
+    let mut s = PtySession::spawn({
+        let mut c = std::process::Command::new("/bin/sh");
+        c.args(["-c", &admin]);
+        c
+    });
+    s.expect("EXEC-DONE", t());
+    std::thread::sleep(Duration::from_millis(1500));
+    s.send(b"SECRET\n");
+    s.expect("TYPED:SECRET", t());
+    s.expect("ADMIN-END", t());
+    assert!(s.wait(t()).success());
+    assert!(
+        !s.seen.contains("INJECTED"),
+        "a VE process wrote into the terminal after exec returned:\n{}",
+        s.seen
+    );
+    let stolen = root.run(&["exec", "101", "--", "cat", "/stolen"]);
+    assert!(
+        !String::from_utf8_lossy(&stolen.stdout).contains("SECRET"),
+        "a VE process read the administrator's keystrokes"
+    );
+    root.finish();
+}
+
+/// A VE that stops reading its terminal (the pty's input queue full)
+/// cannot wedge the relay: signals and the detach key still work.
+#[test]
+fn relays_answer_while_the_ve_does_not_read() {
+    let root = TestRoot::new("term-stuck");
+    root.start_busybox("101", &[]);
+    // Raw mode: the line discipline then stops taking input once its
+    // buffer is full (in canonical mode it throws the excess away).
+    let mut s = exec_on_a_terminal(&root, "-t", "stty raw -echo; echo READY; sleep 60");
+    s.expect("READY", t());
+    let junk = vec![b'a'; 256 * 1024];
+    let sent = s.send_what_fits(&junk);
+    std::thread::sleep(Duration::from_millis(300));
+    s.send_what_fits(&junk);
+    let pid = rustix::process::Pid::from_raw(s.child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let st = s.wait(t());
+    assert!(
+        !st.success(),
+        "exec -t ended by SIGTERM: {st:?} (sent {sent} bytes)"
+    );
+    // The console: its getty stopped, input piling up, Ctrl-] detaches.
+    root.sh(
+        "101",
+        "for p in /proc/[0-9]*; do grep -q getty $p/comm 2>/dev/null && kill -STOP ${p#/proc/}; done; \
+         stty -F /dev/console raw -echo",
+    );
+    let mut c = PtySession::spawn({
+        let mut c = root.cmd();
+        c.args(["console", "101"]);
+        c
+    });
+    c.expect("Connected to VE 101's console", t());
+    // Keep reading what comes back (the pty echoes), as a terminal would.
+    for _ in 0..20 {
+        c.send_what_fits(&junk[..16 * 1024]);
+        c.drain_for(Duration::from_millis(20));
+    }
+    c.send(&[0x1d]);
+    c.expect("Detached from VE 101's console", t());
+    assert_eq!(c.wait(t()).code(), Some(0));
     root.finish();
 }
 

@@ -1,9 +1,12 @@
-//! Step 3: `/dev` (tmpfs with the host's harmless nodes, a private devpts,
+//! Step 3: `/dev` (tmpfs with the host's harmless nodes, the VE's devpts,
 //! the console) and `/run`.
 //!
 //! A user namespace cannot create usable device nodes, so the nodes are the
 //! host's own, bind-mounted one by one. Only these exist: null, zero, full,
-//! random, urandom, tty, and the VE's own ptys.
+//! random, urandom, tty, the VE's own ptys, and with the `tun` and `fuse`
+//! features `/dev/net/tun` and `/dev/fuse`. The devpts instance is the one
+//! the host made for the VE (`crate::devpts`): attached here, it is the
+//! VE's `/dev/pts`, and the console comes from it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -15,6 +18,7 @@ use super::kernfs::mount_and_open;
 use super::mnt::{attach, clone_of, new_fs, open_target, Make};
 use super::rootfs::VeRoot;
 use crate::error::{Context, Result, RuntimeError};
+use crate::features::{Feature, Features};
 
 /// Host device nodes bound into every VE.
 pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -36,7 +40,14 @@ fn missing(what: &str) -> RuntimeError {
     RuntimeError::Setup(format!("{what} could not be created"))
 }
 
-pub fn mount_dev(root: &VeRoot) -> Result<Console> {
+/// Host device nodes bound in for an opt-in feature: (feature, path below
+/// /dev, what to tell an operator whose host lacks it).
+const FEATURE_NODES: &[(Feature, &str, &str)] = &[
+    (Feature::Tun, "net/tun", "load the tun module: modprobe tun"),
+    (Feature::Fuse, "fuse", "load the fuse module: modprobe fuse"),
+];
+
+pub fn mount_dev(root: &VeRoot, devpts: OwnedFd, features: &Features) -> Result<Console> {
     let fs = new_fs(
         "tmpfs",
         &[],
@@ -46,28 +57,17 @@ pub fn mount_dev(root: &VeRoot) -> Result<Console> {
     let dev = mount_and_open(root.fd.as_fd(), "dev", fs, 0o755)?;
     let d = dev.as_fd();
     for n in NODES {
-        let host = rustix::fs::open(
-            format!("/dev/{n}"),
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| format!("open host /dev/{n}"))?;
-        let target = open_target(d, n, Make::File)?.ok_or_else(|| missing(n))?;
-        let m = clone_of(host.as_fd(), "")?;
-        attach(m.as_fd(), target.as_fd(), &format!("/dev/{n}"))?;
+        bind_host_node(d, n, "")?;
     }
-    let pts_fs = new_fs(
-        "devpts",
-        &["newinstance"],
-        &[
-            ("ptmxmode", "0666"),
-            ("mode", "0620"),
-            ("gid", "5"),
-            ("max", "1024"),
-        ],
-        NOSUID_NOEXEC,
-    )?;
-    let pts = mount_and_open(d, "pts", pts_fs, 0o755)?;
+    for (feature, n, hint) in FEATURE_NODES {
+        if features.has(*feature) {
+            if let Some((dir, _)) = n.split_once('/') {
+                open_target(d, dir, Make::Dir(0o755))?;
+            }
+            bind_host_node(d, n, hint)?;
+        }
+    }
+    let pts = mount_and_open(d, "pts", devpts, 0o755)?;
     let console = open_console(pts.as_fd())?;
     let cons_target =
         open_target(d, "console", Make::File)?.ok_or_else(|| missing("/dev/console"))?;
@@ -92,6 +92,28 @@ pub fn mount_dev(root: &VeRoot) -> Result<Console> {
     let shm = new_fs("tmpfs", &[], &[("mode", "1777")], NOSUID_NODEV)?;
     mount_and_open(d, "shm", shm, 0o1777)?;
     Ok(console)
+}
+
+/// Binds the host's `/dev/NAME` over a new file `NAME` below `dev`.
+fn bind_host_node(dev: BorrowedFd<'_>, name: &str, hint: &str) -> Result<()> {
+    let host = rustix::fs::open(
+        format!("/dev/{name}"),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        if hint.is_empty() {
+            RuntimeError::Sys {
+                what: format!("open host /dev/{name}"),
+                source: e.into(),
+            }
+        } else {
+            RuntimeError::Setup(format!("the host has no /dev/{name} ({e}): {hint}"))
+        }
+    })?;
+    let target = open_target(dev, name, Make::File)?.ok_or_else(|| missing(name))?;
+    let m = clone_of(host.as_fd(), "")?;
+    attach(m.as_fd(), target.as_fd(), &format!("/dev/{name}"))
 }
 
 /// Allocates the console pty from the VE's devpts (so it is `/dev/pts/0`

@@ -149,3 +149,28 @@ impl Hider {
         }
     }
 }
+
+/// Where the `nesting` feature puts an unmasked procfs and sysfs.
+pub const UNMASKED_DIR: &str = "dev/.kennel";
+
+/// The `nesting` feature: a procfs and a sysfs without masks, below
+/// [`UNMASKED_DIR`]. The kernel lets a nested user namespace mount its own
+/// procfs or sysfs only while one of the same type is fully visible in its
+/// mount namespace; the masks on `/proc` and `/sys` hide parts of them, so
+/// nested containers (podman, LXC, `unshare --user --mount-proc`) need
+/// these (LXC does the same for nesting). What they show is guarded by the
+/// kernel's own permission checks, as on any LXC or Incus VE.
+pub fn mount_unmasked(root: &VeRoot) -> Result<()> {
+    let r = root.fd.as_fd();
+    super::mnt::open_target(r, UNMASKED_DIR, Make::Dir(0o700))?;
+    let proc = new_fs("proc", &[], &[], NOSUID_NODEV_NOEXEC)?;
+    mount_and_open(r, &format!("{UNMASKED_DIR}/proc"), proc, 0o555)?;
+    let sys = new_fs(
+        "sysfs",
+        &[],
+        &[],
+        NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )?;
+    mount_and_open(r, &format!("{UNMASKED_DIR}/sys"), sys, 0o555)?;
+    Ok(())
+}

@@ -5,8 +5,10 @@
 //!    mounts the VE's root into that mount namespace and hands over a
 //!    descriptor of it; become the VE's root user.
 //! 2. [`kernfs`]: `/proc` (with masked and read-only parts) and `/sys`.
-//! 3. [`dev`]: a tmpfs `/dev` with the host's harmless device nodes, a
-//!    private devpts, the console pty, `/dev/shm`; and `/run`.
+//! 3. [`dev`]: a tmpfs `/dev` with the host's harmless device nodes (and
+//!    those of opt-in features), the devpts instance the host made for the
+//!    VE, the console pty, `/dev/shm`; and `/run`. With the `nesting`
+//!    feature, an unmasked procfs and sysfs ([`kernfs::mount_unmasked`]).
 //! 4. join the rest of the VE's v1 cgroups (see `kennel_cgroup::Part`;
 //!    `kennel start` makes them while steps 1-3 run; the memory cgroup was
 //!    joined first thing), take the cgroup namespace, and mount
@@ -75,7 +77,7 @@ fn setup(
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWNET)
         .ctx(|| "create the VE's network namespace".into())?;
     sync::send_net_ready(sock.as_fd()).ctx(|| "tell the monitor".into())?;
-    let fd = sync::wait_go(sock.as_fd())
+    let (fd, devpts) = sync::wait_go(sock.as_fd())
         .map_err(|e| crate::RuntimeError::Setup(format!("waiting for the monitor: {e}")))?;
     let root = rootfs::VeRoot { fd };
     rootfs::become_root()?;
@@ -89,8 +91,11 @@ fn setup(
     tracing::debug!("ve: /proc");
     kernfs::mount_sys(&root)?;
     tracing::debug!("ve: /sys");
-    let console = dev::mount_dev(&root)?;
+    let console = dev::mount_dev(&root, devpts, &spec.features)?;
     tracing::debug!("ve: /dev");
+    if spec.features.has(crate::features::Feature::Nesting) {
+        kernfs::mount_unmasked(&root)?;
+    }
     dev::mount_run(&root)?;
     tracing::debug!("ve: /run");
     // Into the VE's v1 cgroups once `kennel start` has made them (the v2

@@ -1,5 +1,6 @@
 //! What the monitor hands to the `kennel-monitor` program: the VE's pidfd,
-//! the console pty and the console socket at fixed descriptor numbers, and
+//! the console pty, the console socket and the VE's devpts at fixed
+//! descriptor numbers, and
 //! a process detached from the caller of `kennel start`.
 
 use std::ffi::CString;
@@ -17,6 +18,9 @@ pub const MONITOR_FD_PIDFD: RawFd = 3;
 pub const MONITOR_FD_CONSOLE: RawFd = 4;
 pub const MONITOR_FD_CONSOLE_PEER: RawFd = 5;
 pub const MONITOR_FD_SOCKET: RawFd = 6;
+/// A mount of the VE's devpts, for `kennel set --numpty` (see
+/// [`crate::devpts`]).
+pub const MONITOR_FD_DEVPTS: RawFd = 7;
 
 /// What the monitor program inherits.
 pub(super) struct Handover {
@@ -25,6 +29,7 @@ pub(super) struct Handover {
     pub(super) master: OwnedFd,
     pub(super) peer: OwnedFd,
     pub(super) socket: OwnedFd,
+    pub(super) devpts: OwnedFd,
 }
 
 /// The monitor must not keep the caller's terminal, session or files.
@@ -89,6 +94,7 @@ pub(super) fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
         (h.master.as_raw_fd(), MONITOR_FD_CONSOLE),
         (h.peer.as_raw_fd(), MONITOR_FD_CONSOLE_PEER),
         (h.socket.as_raw_fd(), MONITOR_FD_SOCKET),
+        (h.devpts.as_raw_fd(), MONITOR_FD_DEVPTS),
     ];
     // Move everything above the target range first so dup2 never clobbers
     // a source.

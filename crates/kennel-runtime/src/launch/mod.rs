@@ -33,7 +33,8 @@ use crate::spec::StartSpec;
 use crate::sync;
 
 pub use handover::{
-    MONITOR_FD_CONSOLE, MONITOR_FD_CONSOLE_PEER, MONITOR_FD_PIDFD, MONITOR_FD_SOCKET,
+    MONITOR_FD_CONSOLE, MONITOR_FD_CONSOLE_PEER, MONITOR_FD_DEVPTS, MONITOR_FD_PIDFD,
+    MONITOR_FD_SOCKET,
 };
 
 /// How long the monitor and the VE may take from fork to exec of init.

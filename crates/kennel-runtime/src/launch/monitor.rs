@@ -92,6 +92,9 @@ fn prepare_and_launch(
     .ctx(|| "create the start channel".into())?;
     // Inherited by the VE's init; only possible out here (see there).
     procfs::lift_oom_protection().ctx(|| "reset the OOM score adjustment".into())?;
+    crate::policy::rlimits::apply().ctx(|| "set the VE's resource limits".into())?;
+    // From the host's user and mount namespaces: see `crate::devpts`.
+    let devpts = crate::devpts::new_instance(spec.devpts)?;
     // The network namespace is unshared by the child itself, in parallel
     // with the host-side work below (it is the costliest namespace).
     let flags =
@@ -124,7 +127,7 @@ fn prepare_and_launch(
         cgroups: cgroups.as_fd(),
         deadline,
     };
-    host_side(spec, pid, &channels, host_mnt.as_fd()).map_err(&kill_child)?;
+    host_side(spec, pid, &channels, host_mnt.as_fd(), devpts.as_fd()).map_err(&kill_child)?;
     // While the VE sets itself up: the console socket, and the state file
     // under a temporary name.
     let socket = listen(spec).map_err(&kill_child)?;
@@ -158,6 +161,7 @@ fn prepare_and_launch(
         master: console.0,
         peer: console.1,
         socket,
+        devpts,
     })
 }
 
@@ -181,6 +185,7 @@ fn host_side(
     pid: i32,
     ch: &Channels<'_>,
     host_mnt: BorrowedFd<'_>,
+    devpts: BorrowedFd<'_>,
 ) -> Result<()> {
     let sock = ch.sock;
     for (file, line) in [
@@ -251,7 +256,7 @@ fn host_side(
         .ctx(|| "return to the host's mount namespace".into())?;
     let root = mounted?;
     tracing::debug!("monitor: root mounted");
-    sync::send_go(sock, root.as_fd()).ctx(|| "release the VE".into())?;
+    sync::send_go(sock, root.as_fd(), devpts).ctx(|| "release the VE".into())?;
     // While the VE mounts its /proc, /sys and /dev: its links.
     if has_network {
         match sync::recv_from_child(sock, left(ch.deadline))

@@ -1,5 +1,6 @@
 //! The security policy every process in a VE runs under: a reduced
-//! capability bounding set ([`caps`]) and a seccomp filter ([`seccomp`]).
+//! capability bounding set ([`caps`]), a seccomp filter ([`seccomp`]) and
+//! the VE's own resource limits ([`rlimits`]).
 //!
 //! A VE runs in its own user namespace, so its root's capabilities only
 //! reach objects that namespace owns; most host-wide operations already
@@ -9,4 +10,5 @@
 //! reason for each entry are in docs/SECURITY.md.
 
 pub mod caps;
+pub mod rlimits;
 pub mod seccomp;

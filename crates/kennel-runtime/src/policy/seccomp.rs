@@ -51,6 +51,21 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("io_uring_register", "as io_uring_setup"),
 ];
 
+/// The kernel keyring: ENOSYS unless the VE has the `keyring` feature.
+/// Keys are not namespaced, their memory is charged to no memory cgroup,
+/// and the key quotas (`kernel.keys.maxkeys`, `maxbytes`) count per host
+/// uid, of which a VE has 65,536: one VE could pin far more unswappable
+/// kernel memory than its limit. Programs (systemd, runtimes) take ENOSYS
+/// as "no keyring here" and go on.
+pub const KEYRING: &[(&str, &str)] = &[
+    (
+        "add_key",
+        "keys are not namespaced, nor charged to the VE's memory (quotas count per host uid)",
+    ),
+    ("keyctl", "as add_key"),
+    ("request_key", "as add_key"),
+];
+
 /// `umount2(..., MNT_FORCE)` fails with EPERM: a forced unmount acts on
 /// the filesystem for every mount of it, not just the VE's.
 const MNT_FORCE: u64 = 1;
@@ -60,9 +75,24 @@ const MNT_FORCE: u64 = 1;
 /// against a terminal that reached the VE from outside.
 pub const DENIED_IOCTLS: &[(u64, &str)] = &[(0x5412, "TIOCSTI"), (0x541c, "TIOCLINUX")];
 
-/// Compiles the default filter for the native architecture plus the
-/// 32-bit x86 ABIs (so 32-bit programs in a VE work and cannot bypass it).
-pub fn compile_default() -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
+/// What the filter of one VE depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FilterOptions {
+    /// The `keyring` feature: the keyring calls are allowed.
+    pub keyring: bool,
+}
+
+impl FilterOptions {
+    pub fn for_features(f: &crate::features::Features) -> Self {
+        FilterOptions {
+            keyring: f.has(crate::features::Feature::Keyring),
+        }
+    }
+}
+
+/// Compiles the filter for the native architecture plus the 32-bit x86
+/// ABIs (so 32-bit programs in a VE work and cannot bypass it).
+pub fn compile(opts: FilterOptions) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
     let err = |e: libseccomp::error::SeccompError| RuntimeError::Seccomp(e.to_string());
     let mut f = ScmpFilterContext::new(ScmpAction::Allow).map_err(err)?;
     // Never set no_new_privs: setuid programs in the VE (su, passwd) must
@@ -72,7 +102,12 @@ pub fn compile_default() -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
         f.add_arch(ScmpArch::X86).map_err(err)?;
         f.add_arch(ScmpArch::X32).map_err(err)?;
     }
-    for (errno, list) in [(libc::EPERM, DENIED), (libc::ENOSYS, NOT_IMPLEMENTED)] {
+    let keyring: &[(&str, &str)] = if opts.keyring { &[] } else { KEYRING };
+    for (errno, list) in [
+        (libc::EPERM, DENIED),
+        (libc::ENOSYS, NOT_IMPLEMENTED),
+        (libc::ENOSYS, keyring),
+    ] {
         for (call, _) in list {
             // Unknown on every arch in the filter: nothing to deny.
             let Ok(sc) = ScmpSyscall::from_name(call) else {
@@ -121,17 +156,20 @@ fn memfd() -> Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
-/// The default program, compiled once per policy and kept in `dir` (a
+/// The program for `opts`, compiled once per policy and kept in `dir` (a
 /// root-only directory): a start then reads a few hundred bytes instead of
 /// running libseccomp's compiler.
-pub fn default_cached(dir: &std::path::Path) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
-    let path = dir.join(format!("default-{:016x}.bpf", fingerprint()));
+pub fn cached(
+    dir: &std::path::Path,
+    opts: FilterOptions,
+) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
+    let path = dir.join(format!("default-{:016x}.bpf", fingerprint(opts)));
     if let Ok(bytes) = std::fs::read(&path) {
         if let Ok(prog) = kennel_sys::seccomp::parse(&bytes) {
             return Ok(prog);
         }
     }
-    let prog = compile_default()?;
+    let prog = compile(opts)?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let saved = std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&tmp, to_bytes(&prog)))
@@ -144,7 +182,7 @@ pub fn default_cached(dir: &std::path::Path) -> Result<Vec<kennel_sys::seccomp::
 
 /// Identifies the policy (lists, architecture, Kennel version) so that a
 /// changed policy never reuses an old program.
-fn fingerprint() -> u64 {
+fn fingerprint(opts: FilterOptions) -> u64 {
     use std::hash::{Hash, Hasher};
     // The standard hasher is stable for one build, and a build's version
     // is hashed too: enough for a cache.
@@ -153,6 +191,8 @@ fn fingerprint() -> u64 {
         DENIED,
         NOT_IMPLEMENTED,
         DENIED_IOCTLS,
+        KEYRING,
+        opts,
         std::env::consts::ARCH,
         env!("CARGO_PKG_VERSION"),
     )
@@ -178,7 +218,7 @@ mod tests {
 
     #[test]
     fn compiles_and_round_trips() {
-        let prog = compile_default().expect("compile");
+        let prog = compile(FilterOptions::default()).expect("compile");
         assert!(prog.len() > 10);
         let back = kennel_sys::seccomp::parse(&to_bytes(&prog)).expect("parse");
         assert_eq!(back.len(), prog.len());
@@ -186,5 +226,10 @@ mod tests {
             .iter()
             .zip(&prog)
             .all(|(a, b)| a.code == b.code && a.k == b.k && a.jt == b.jt && a.jf == b.jf));
+        let with_keyring = compile(FilterOptions { keyring: true }).expect("compile");
+        assert!(
+            with_keyring.len() < prog.len(),
+            "the keyring rules are left out"
+        );
     }
 }

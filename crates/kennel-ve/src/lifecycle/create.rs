@@ -20,6 +20,7 @@ pub struct CreateRequest {
     pub template: String,
     pub hostname: Option<String>,
     pub resources: Resources,
+    pub features: kennel_runtime::features::Features,
     pub network: kennel_net::VeNetwork,
 }
 
@@ -64,6 +65,7 @@ impl Kennel {
                 kind: template.meta.init,
                 path: "/sbin/init".into(),
             },
+            features: req.features.clone(),
             network: req.network.clone(),
             storage: StorageConfig {
                 layer: if idmap_supported(&template.rootfs)? {

@@ -1,6 +1,8 @@
-//! `kennel exec`, `kennel enter` and `kennel console`.
+//! `kennel exec`, `kennel enter`, `kennel console`, and the commands Kennel
+//! runs in a VE for the operator (`kennel set --userpasswd`).
 
-use kennel_runtime::join::JoinSpec;
+use kennel_runtime::features::Features;
+use kennel_runtime::join::{Cwd, JoinSpec, Outcome, Stdio};
 use kennel_runtime::state::SECCOMP_FILE;
 
 use super::status::VeState;
@@ -14,35 +16,30 @@ pub struct ExecRequest {
     pub argv: Vec<String>,
     /// Extra `KEY=value` on top of the defaults.
     pub env: Vec<String>,
-    pub cwd: String,
-    pub tty: bool,
-    /// `TERM` to pass when `tty` (the user's terminal type).
+    pub cwd: Cwd,
+    pub stdio: Stdio,
+    /// `TERM` to pass with a terminal (the user's terminal type).
     pub term: Option<String>,
 }
 
 const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Kennel {
-    /// Runs a command in VE `id`; returns its exit status.
-    pub fn exec(&self, id: &VeId, req: &ExecRequest) -> Result<i32> {
-        self.config(id)?;
+    /// Runs a command in VE `id`; returns how it ended.
+    pub fn exec(&self, id: &VeId, req: &ExecRequest) -> Result<Outcome> {
+        let cfg = self.config(id)?;
         let (state, run) = self.state_of(id)?;
         let run = match (state, run) {
             (VeState::Running | VeState::RunningWithoutMonitor, Some(r)) => r,
             _ => return Err(VeError::NotRunning(id.to_string())),
         };
-        let run_dir = self.paths.ve_run(id);
-        let seccomp = match std::fs::read(run_dir.join(SECCOMP_FILE)) {
-            Ok(b) => kennel_sys::seccomp::parse(&b)
-                .map_err(crate::error::io("read the VE's seccomp program"))?,
-            Err(_) => kennel_runtime::policy::seccomp::compile_default()?,
-        };
+        let seccomp = self.ve_seccomp(id, &cfg.features)?;
         let mut env = vec![
             PATH.to_string(),
             "HOME=/root".into(),
             "container=kennel".into(),
         ];
-        if req.tty {
+        if req.stdio.is_terminal() {
             env.push(format!("TERM={}", req.term.as_deref().unwrap_or("xterm")));
         }
         for e in &req.env {
@@ -59,13 +56,30 @@ impl Kennel {
             argv: req.argv.clone(),
             env,
             cwd: req.cwd.clone(),
-            tty: req.tty,
+            stdio: req.stdio.clone(),
         };
         match kennel_runtime::join::exec(&spec) {
             Err(kennel_runtime::RuntimeError::NotRunning) => {
                 Err(VeError::NotRunning(id.to_string()))
             }
             other => Ok(other?),
+        }
+    }
+
+    /// The seccomp program VE `id` runs under: the one its start wrote, or
+    /// (for a VE started by an older Kennel) compiled for its features.
+    pub(crate) fn ve_seccomp(
+        &self,
+        id: &VeId,
+        features: &Features,
+    ) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
+        let path = self.paths.ve_run(id).join(SECCOMP_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => kennel_sys::seccomp::parse(&b)
+                .map_err(crate::error::io("read the VE's seccomp program")),
+            Err(_) => Ok(kennel_runtime::policy::seccomp::compile(
+                kennel_runtime::policy::seccomp::FilterOptions::for_features(features),
+            )?),
         }
     }
 

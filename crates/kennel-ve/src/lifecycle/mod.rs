@@ -11,6 +11,8 @@ mod create;
 mod destroy;
 mod exec;
 mod network;
+mod ptys;
+mod set;
 mod start;
 mod status;
 mod stop;
@@ -24,7 +26,8 @@ use std::sync::OnceLock;
 pub use check::{Check, CheckLevel};
 pub use create::CreateRequest;
 pub use exec::ExecRequest;
-pub use network::SetRequest;
+pub use ptys::{pty_budget, HOST_PTYS};
+pub use set::{SetRequest, UserPassword};
 pub use status::{VeState, VeStatus};
 pub use stop::StopOutcome;
 

@@ -76,12 +76,14 @@ impl Kennel {
         let cg_rel = self.ve_cgroup(id);
         let cg = host.cgroup(&cg_rel);
         let run_dir = self.paths.ve_run(id);
+        self.take_ptys(id, u64::from(cfg.resources.numpty()))?;
         let fail = |e: VeError| -> VeError {
             // The start killed its monitor, and the VE's setup dies with it;
             // anything that still got into the cgroups goes too.
             let _ = cg.kill_all();
             let _ = cg.remove(Duration::from_secs(2));
             let _ = self.teardown_network(id);
+            self.release_ptys(id);
             super::teardown::clear_run_files(&run_dir);
             match e {
                 VeError::Runtime(kennel_runtime::RuntimeError::Setup(reason)) => {
@@ -95,8 +97,10 @@ impl Kennel {
         };
         let prepared = (|| -> Result<StartSpec> {
             fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
-            let seccomp =
-                kennel_runtime::policy::seccomp::default_cached(&self.paths.run.join("seccomp"))?;
+            let seccomp = kennel_runtime::policy::seccomp::cached(
+                &self.paths.run.join("seccomp"),
+                kennel_runtime::policy::seccomp::FilterOptions::for_features(&cfg.features),
+            )?;
             tracing::debug!("start: seccomp compiled");
             // For `kennel exec`; rewritten only when the policy changed.
             let sp = run_dir.join(SECCOMP_FILE);
@@ -131,6 +135,11 @@ impl Kennel {
                 monitor_args: self.teardown_command(id),
                 network: cfg.network.clone(),
                 host_net: self.host.network.clone(),
+                features: cfg.features.clone(),
+                devpts: kennel_runtime::devpts::DevptsOptions {
+                    gid: cfg.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
+                    max: cfg.resources.numpty(),
+                },
             })
         })();
         let spec = prepared.map_err(fail)?;

@@ -59,6 +59,7 @@ impl Kennel {
         // After the cgroup is empty: no process of the VE holds its
         // network namespace any more.
         self.teardown_network(id)?;
+        self.release_ptys(id);
         clear_run_files(&run_dir);
         Ok(())
     }

@@ -90,6 +90,31 @@ impl PtySession {
         self.master.write_all(s).expect("write to pty");
     }
 
+    /// Reads (and keeps) whatever comes for `d`.
+    pub fn drain_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// Writes what the pty takes of `s` now, without waiting; returns how
+    /// much (a program that does not read fills the pty's queue).
+    pub fn send_what_fits(&mut self, s: &[u8]) -> usize {
+        let mut done = 0;
+        while done < s.len() {
+            match self.master.write(&s[done..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
+        }
+        done
+    }
+
     /// Waits for the command to end (asserts within `timeout`), draining the pty.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let end = Instant::now() + timeout;

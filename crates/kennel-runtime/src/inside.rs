@@ -1,0 +1,179 @@
+//! Host work on a running VE's files, done by the VE's own root inside the
+//! VE's namespaces.
+//!
+//! Reading or writing a VE's file as the host's root lets the VE choose
+//! what is read or written: it can bind `/proc/kallsyms` or `/proc/kmsg`
+//! over its `/etc/hosts`, and the host's root reads the kernel's real
+//! symbol addresses or drains the host's kernel log into the VE. Resolving
+//! paths with `RESOLVE_IN_ROOT` stops symlinks, not mounts. So the work
+//! (`kennel set`: the hostname, the VE's network files) runs in a
+//! short-lived helper that
+//!
+//! * forks from `kennel`, is not dumpable (nothing in the VE can ptrace it
+//!   or read its memory), and joins none of the VE's cgroups or its PID
+//!   namespace (the VE cannot see or signal it);
+//! * joins the VE's user and mount (and UTS) namespaces through a pidfd of
+//!   its init, and closes every descriptor but its answer channel before
+//!   it looks up a single path;
+//! * becomes uid and gid 0 *of the VE*, under the VE's seccomp filter.
+//!
+//! Whatever the VE prepared, the helper reads and writes with exactly the
+//! VE's own privileges: nothing the VE could not do itself. It answers
+//! with one message (JSON, bounded), and is killed if it takes longer than
+//! [`TIMEOUT`] (a FIFO or a stalled FUSE file cannot hang `kennel set`).
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use kennel_sys::clone::{clone3, CloneOptions, Forked};
+use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
+use rustix::thread::{move_into_thread_name_spaces, ThreadNameSpaceType};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Context, Result, RuntimeError};
+use crate::procfs;
+use crate::sync::{recv_msg, send_msg};
+
+/// How long the helper may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest answer read from the helper.
+const ANSWER_MAX: usize = 256 * 1024;
+
+/// The running VE to work in.
+#[derive(Debug, Clone)]
+pub struct InsideVe<'a> {
+    pub init_pid: i32,
+    pub init_start: u64,
+    /// The VE's seccomp program.
+    pub seccomp: &'a [kennel_sys::seccomp::SockFilter],
+    /// Also join the VE's UTS namespace (to set its hostname).
+    pub uts: bool,
+}
+
+/// Runs `work` as the VE's root inside VE `ve`'s namespaces and returns
+/// its answer. `work` runs in a forked child: it must not rely on threads
+/// or on anything but its own memory.
+pub fn run<T, F>(ve: &InsideVe<'_>, work: F) -> Result<T>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> std::result::Result<T, String>,
+{
+    let pid = Pid::from_raw(ve.init_pid).ok_or(RuntimeError::NotRunning)?;
+    let init = pidfd_open(pid, PidfdFlags::empty()).map_err(|_| RuntimeError::NotRunning)?;
+    if !procfs::is_live_process(ve.init_pid, ve.init_start) {
+        return Err(RuntimeError::NotRunning);
+    }
+    let (ours, theirs) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "create a socket pair".into())?;
+    let fork = clone3(&CloneOptions {
+        flags: 0,
+        pidfd: true,
+        cgroup: None,
+    })
+    .ctx(|| "fork a helper".into())?;
+    let helper = match fork {
+        Forked::Child => {
+            drop(ours);
+            let answer = match enter(ve, init.as_fd(), theirs.as_fd()) {
+                Ok(()) => work().and_then(|t| serde_json::to_vec(&t).map_err(|e| e.to_string())),
+                Err(e) => Err(e),
+            };
+            let msg = match answer {
+                Ok(mut json) => {
+                    json.insert(0, b'+');
+                    json
+                }
+                Err(e) => format!("-{e}").into_bytes(),
+            };
+            let code = i32::from(send_msg(theirs.as_fd(), &msg, &[]).is_err());
+            kennel_sys::process::exit_child(code)
+        }
+        Forked::Parent { pidfd, .. } => {
+            pidfd.ok_or_else(|| RuntimeError::Kernel("no pidfd from clone3".into()))?
+        }
+    };
+    drop(theirs);
+    drop(init);
+    let answer = receive(ours.as_fd());
+    if answer.is_err() {
+        let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
+    }
+    let _ = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(helper.as_fd()),
+        rustix::process::WaitIdOptions::EXITED,
+    );
+    let bytes = answer?;
+    match bytes.split_first() {
+        Some((b'+', json)) => serde_json::from_slice(json).map_err(|e| {
+            RuntimeError::Inside(format!("unreadable answer from the VE helper: {e}"))
+        }),
+        Some((b'-', msg)) => Err(RuntimeError::Inside(
+            String::from_utf8_lossy(msg).into_owned(),
+        )),
+        _ => Err(RuntimeError::Inside(
+            "the helper in the VE ended without an answer".into(),
+        )),
+    }
+}
+
+/// The helper's way in: see the module doc. Returns an error text.
+fn enter(
+    ve: &InsideVe<'_>,
+    init: BorrowedFd<'_>,
+    channel: BorrowedFd<'_>,
+) -> std::result::Result<(), String> {
+    let fail = |what: &str| {
+        let what = what.to_string();
+        move |e: rustix::io::Errno| format!("{what}: {e}")
+    };
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(fail("make the helper undumpable"))?;
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(fail("set the parent-death signal"))?;
+    let mut ns = ThreadNameSpaceType::USER | ThreadNameSpaceType::MOUNT;
+    if ve.uts {
+        ns |= ThreadNameSpaceType::HOST_NAME_AND_NIS_DOMAIN_NAME;
+    }
+    move_into_thread_name_spaces(init, ns).map_err(fail("join the VE's namespaces"))?;
+    kennel_sys::fd::close_all_from(0, &[channel.as_raw_fd()])
+        .map_err(|e| format!("close inherited descriptors: {e}"))?;
+    let (zu, zg) = (rustix::process::Uid::ROOT, rustix::process::Gid::ROOT);
+    rustix::thread::set_thread_res_gid(zg, zg, zg)
+        .and_then(|()| rustix::thread::set_thread_res_uid(zu, zu, zu))
+        .and_then(|()| rustix::thread::set_thread_groups(&[]))
+        .map_err(fail("become the VE's root"))?;
+    // The change of ids cleared it.
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(fail("set the parent-death signal"))?;
+    kennel_sys::seccomp::install(ve.seccomp).map_err(|e| format!("install seccomp: {e}"))
+}
+
+/// The helper's one message, within [`TIMEOUT`].
+fn receive(channel: BorrowedFd<'_>) -> Result<Vec<u8>> {
+    if !kennel_sys::fd::wait_readable(channel, TIMEOUT).ctx(|| "wait for the VE helper".into())? {
+        return Err(RuntimeError::Inside(format!(
+            "the helper working in the VE took more than {} s (the VE stalled it): nothing was changed there",
+            TIMEOUT.as_secs()
+        )));
+    }
+    let mut buf = vec![0u8; ANSWER_MAX];
+    let (n, _) = recv_msg(channel, &mut buf).ctx(|| "read the VE helper's answer".into())?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// A descriptor of `/` in the helper (the VE's root).
+pub fn ve_root() -> std::result::Result<OwnedFd, String> {
+    rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("open the VE's root: {e}"))
+}

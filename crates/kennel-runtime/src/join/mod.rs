@@ -1,0 +1,288 @@
+//! Entering a running VE: `kennel exec`, `kennel enter`, and the commands
+//! Kennel itself runs in a VE (`chpasswd`).
+//!
+//! ```text
+//! kennel exec ─ setns(pidfd, PID) ─ clone3 into init's cgroup ─► child.rs: leave the caller,
+//!   │                                                             enter the VE, close every host
+//!   │                                                             descriptor, then look up the
+//!   │                                                             working directory and pty
+//!   │                                                             inside the VE, caps, seccomp,
+//!   │                                                             execve
+//!   ├─ channel (message.rs): the pty master or why it failed; end of file = exec'd
+//!   └─ relays the pty (crate::pty) or the pipes (stdio.rs) until the command ends;
+//!      returns its exit status
+//! ```
+//!
+//! What crosses into the VE is only what Kennel made for the command: pipes
+//! or a pty of the VE's own devpts, never a descriptor of the caller's
+//! (docs/SECURITY.md, "Entering a VE"). The child is not dumpable until it
+//! execs, so nothing in the VE can ptrace it or open its `/proc/PID/exe`
+//! (the kennel binary) or its descriptors meanwhile. A VE that stalls the
+//! child before its exec (a frozen cgroup, a FIFO where a device should
+//! be) makes `kennel exec` fail after [`SETUP_TIMEOUT`], not hang.
+
+mod child;
+mod message;
+mod stdio;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use kennel_cgroup::Cgroup;
+use kennel_sys::clone::{clone3, CloneOptions, Forked};
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+use rustix::thread::{move_into_thread_name_spaces, ThreadNameSpaceType};
+
+use self::message::FromJoin;
+use crate::error::{Context, Result, RuntimeError};
+use crate::procfs;
+use crate::pty::{self, RawTerminal, RelayEnd, RelayOptions};
+
+/// Exit status kennel uses when it could not start the command (like
+/// `env`): 126 cannot run it, 127 not found.
+pub const EXIT_CANNOT_RUN: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// How long the child may take from the fork to its exec.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The command's working directory inside the VE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cwd {
+    /// `exec -w DIR`: the command does not run elsewhere.
+    Required(String),
+    /// `enter`: the VE root's home if it is usable, else `/`.
+    Preferred(String),
+}
+
+/// The command's standard streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stdio {
+    /// Pipes, relayed to and from the caller's own streams.
+    Relay,
+    /// A pty of the VE's devpts, relayed to the caller's terminal.
+    Terminal,
+    /// Pipes fed with `input`; the output (both streams, bounded) is
+    /// returned instead of printed.
+    Capture { input: Vec<u8> },
+}
+
+impl Stdio {
+    pub fn is_terminal(&self) -> bool {
+        *self == Stdio::Terminal
+    }
+}
+
+/// One command to run in a VE.
+#[derive(Debug)]
+pub struct JoinSpec<'a> {
+    pub init_pid: i32,
+    pub init_start: u64,
+    pub cgroup: Cgroup<'a>,
+    pub seccomp: &'a [kennel_sys::seccomp::SockFilter],
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Cwd,
+    pub stdio: Stdio,
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Its exit status (128+N if killed by signal N).
+    pub status: i32,
+    /// Its output, with [`Stdio::Capture`].
+    pub output: Vec<u8>,
+}
+
+/// Runs the command and waits for it.
+pub fn exec(spec: &JoinSpec<'_>) -> Result<Outcome> {
+    let pid = Pid::from_raw(spec.init_pid).ok_or(RuntimeError::NotRunning)?;
+    let init = pidfd_open(pid, PidfdFlags::empty()).map_err(|_| RuntimeError::NotRunning)?;
+    // Checked after pidfd_open: from here on the pidfd pins this process.
+    if !procfs::is_same_process(spec.init_pid, spec.init_start) {
+        return Err(RuntimeError::NotRunning);
+    }
+    move_into_thread_name_spaces(init.as_fd(), ThreadNameSpaceType::PROCESS_ID)
+        .ctx(|| "join the VE's PID namespace".into())?;
+    let (ours, theirs) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "create a socket pair".into())?;
+    let (parent_ends, child_ends) = if spec.stdio.is_terminal() {
+        (None, stdio::placeholder()?)
+    } else {
+        let (p, c) = stdio::pipes()?;
+        (Some(p), c)
+    };
+    // Block the signals we forward before forking; the child unblocks all.
+    let sigfd = kennel_sys::signal::signalfd_for(&[
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGWINCH,
+    ])
+    .ctx(|| "set up signal handling".into())?;
+    let place = spec.cgroup.placement_beside(spec.init_pid)?;
+    let fork = clone3(&CloneOptions {
+        flags: 0,
+        pidfd: true,
+        cgroup: place.clone_into(),
+    })
+    .map_err(|e| fork_error(e, spec))?;
+    let (child_pid, child_fd) = match fork {
+        Forked::Child => child::run(&child::Child {
+            spec,
+            place: &place,
+            init: init.as_fd(),
+            channel: theirs.as_fd(),
+            stdio: &child_ends,
+        }),
+        Forked::Parent { pid, pidfd } => (
+            Pid::from_raw(pid).ok_or_else(|| RuntimeError::Kernel("no pid from clone3".into()))?,
+            pidfd.ok_or_else(|| RuntimeError::Kernel("no pidfd from clone3".into()))?,
+        ),
+    };
+    drop((theirs, child_ends, place));
+    let ran = run_parent(
+        spec,
+        ours.as_fd(),
+        parent_ends,
+        child_pid,
+        child_fd.as_fd(),
+        sigfd.as_fd(),
+    );
+    if ran.is_err() {
+        let _ = rustix::process::pidfd_send_signal(&child_fd, rustix::process::Signal::KILL);
+    }
+    let status = wait_status(child_fd.as_fd());
+    let output = ran?;
+    Ok(Outcome {
+        status: status?,
+        output,
+    })
+}
+
+/// A fork into the VE's cgroups that fails for a reason the operator can
+/// act on.
+fn fork_error(e: std::io::Error, spec: &JoinSpec<'_>) -> RuntimeError {
+    if e.raw_os_error() == Some(libc::EAGAIN) {
+        return RuntimeError::Sys {
+            what: format!(
+                "start a process in the VE (init pid {}): its process limit is reached",
+                spec.init_pid
+            ),
+            source: e,
+        };
+    }
+    RuntimeError::Sys {
+        what: "fork".into(),
+        source: e,
+    }
+}
+
+/// The parent's side: wait for the child's exec, then relay. Returns the
+/// captured output ([`Stdio::Capture`]).
+fn run_parent(
+    spec: &JoinSpec<'_>,
+    channel: BorrowedFd<'_>,
+    ends: Option<stdio::ParentEnds>,
+    child_pid: Pid,
+    child_fd: BorrowedFd<'_>,
+    sigfd: BorrowedFd<'_>,
+) -> Result<Vec<u8>> {
+    let master = await_exec(channel)?;
+    let mut output = Vec::new();
+    match (&spec.stdio, ends, master) {
+        (Stdio::Terminal, _, Some(master)) => relay_terminal(master.as_fd(), child_fd, sigfd)?,
+        (Stdio::Relay, Some(ends), _) | (Stdio::Capture { .. }, Some(ends), _) => {
+            let io = match &spec.stdio {
+                Stdio::Capture { input } => stdio::Ends::Capture {
+                    input,
+                    out: &mut output,
+                },
+                _ => stdio::Ends::Caller,
+            };
+            let watch = stdio::Watch {
+                child: child_fd,
+                signals: sigfd,
+                pid: child_pid,
+            };
+            stdio::relay(ends, io, &watch)?;
+        }
+        _ => {
+            return Err(RuntimeError::Protocol(
+                "the joining process sent no pty".into(),
+            ))
+        }
+    }
+    Ok(output)
+}
+
+/// Waits for the child to exec (end of file on the channel), within
+/// [`SETUP_TIMEOUT`]. Returns the pty master it sent, if any.
+fn await_exec(channel: BorrowedFd<'_>) -> Result<Option<OwnedFd>> {
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut master = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !kennel_sys::fd::wait_readable(channel, left).ctx(|| "wait for the command".into())? {
+            return Err(RuntimeError::ExecStalled(SETUP_TIMEOUT.as_secs()));
+        }
+        match FromJoin::recv(channel).ctx(|| "wait for the command".into())? {
+            FromJoin::Pty(fd) => master = Some(fd),
+            FromJoin::Failed { code, message } => {
+                return Err(RuntimeError::CannotRun { code, message })
+            }
+            FromJoin::Eof => return Ok(master),
+        }
+    }
+}
+
+/// With a pty: raw terminal, relay until the command ends.
+fn relay_terminal(
+    master: BorrowedFd<'_>,
+    child_fd: BorrowedFd<'_>,
+    sigfd: BorrowedFd<'_>,
+) -> Result<()> {
+    let stdin = rustix::stdio::stdin();
+    pty::copy_winsize(stdin, master);
+    let raw = RawTerminal::enable(stdin);
+    let end = pty::relay(
+        master,
+        &RelayOptions {
+            until: Some(child_fd),
+            signals: Some(sigfd),
+            escape: None,
+        },
+    )
+    .ctx(|| "relay the terminal".into())?;
+    drop(raw);
+    if let RelayEnd::Signal(sig) = end {
+        if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+            let _ = rustix::process::pidfd_send_signal(child_fd, s);
+        }
+    }
+    Ok(())
+}
+
+/// Reaps the child and turns its end into a shell-style exit status.
+fn wait_status(child_fd: BorrowedFd<'_>) -> Result<i32> {
+    let st = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(child_fd),
+        rustix::process::WaitIdOptions::EXITED,
+    )
+    .ctx(|| "wait for the command".into())?
+    .ok_or_else(|| RuntimeError::Kernel("waitid found no exited command".into()))?;
+    if let Some(code) = st.exit_status() {
+        return Ok(code);
+    }
+    if let Some(sig) = st.terminating_signal() {
+        return Ok(128 + sig);
+    }
+    Ok(EXIT_CANNOT_RUN)
+}
