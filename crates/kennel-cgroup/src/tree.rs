@@ -26,10 +26,16 @@ const V1_DELEGATE: &[&str] = &["tasks"];
 /// The v1 controllers whose hierarchy a VE may shape (make sub-cgroups
 /// in): the resource ones, where a child can only ever get less than its
 /// parent. Never the v1 freezer (tasks it freezes ignore SIGKILL, so a VE
-/// could make itself unkillable), nor devices, net_cls, net_prio,
-/// perf_event, hugetlb, rdma or misc. Named hierarchies (systemd's) are
-/// delegated too.
-const V1_DELEGABLE: &[&str] = &["memory", "cpu", "cpuacct", "cpuset", "pids", "blkio"];
+/// could make itself unkillable), nor cpuset (a sub-cgroup's owner may
+/// write `cpuset.sched_relax_domain_level` and `sched_load_balance`, which
+/// rebuild the host's scheduler domains; systemd uses cpuset only on
+/// cgroup v2), devices, net_cls, net_prio, perf_event, hugetlb, rdma or
+/// misc. Named hierarchies (systemd's) are delegated too.
+///
+/// In the hierarchies it shapes, a VE may set `notify_on_release` on the
+/// sub-cgroups it makes: if the host configured a `release_agent` for such
+/// a hierarchy, the host runs it when they empty (`kennel check` warns).
+const V1_DELEGABLE: &[&str] = &["memory", "cpu", "cpuacct", "pids", "blkio"];
 
 /// Limits on the cgroup tree a VE may build below its own (cgroup v2):
 /// enough for systemd, and bounded so that the host can always walk and

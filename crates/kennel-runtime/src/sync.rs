@@ -31,13 +31,16 @@ const CGROUPS: &[u8] = b"cg";
 const ERR_PREFIX: &[u8] = b"E";
 const CONSOLE: &[u8] = b"C";
 
-/// Sends one message with up to two descriptors attached.
+/// The most descriptors one message carries.
+const MAX_FDS: usize = 4;
+
+/// Sends one message with up to [`MAX_FDS`] descriptors attached.
 pub(crate) fn send_msg(
     sock: BorrowedFd<'_>,
     data: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut anc = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !anc.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(io::Error::from_raw_os_error(libc::E2BIG));
@@ -49,7 +52,7 @@ pub(crate) fn send_msg(
 /// Receives one message into `buf` and the descriptors attached to it
 /// (close-on-exec). Zero bytes means the other end is gone.
 pub(crate) fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut anc = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(buf)];
     let n = recvmsg(sock, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?.bytes;
@@ -80,24 +83,37 @@ pub(crate) enum FromChild {
     Eof,
 }
 
-/// Monitor -> child: the root is mounted in the child's mount namespace;
-/// `root` is a descriptor of it, `devpts` the (detached) pty instance the
-/// host made for the VE.
-pub(crate) fn send_go(
-    sock: BorrowedFd<'_>,
-    root: BorrowedFd<'_>,
-    devpts: BorrowedFd<'_>,
-) -> io::Result<()> {
-    send_msg(sock, GO, &[root, devpts])
+/// Monitor -> child: "go", with what the monitor made for the VE.
+#[derive(Debug)]
+pub(crate) struct Go {
+    /// The VE's root, mounted in the child's mount namespace.
+    pub(crate) root: OwnedFd,
+    /// The (detached) pty instance the host made for the VE.
+    pub(crate) devpts: OwnedFd,
+    /// The device nodes of its features, in `launch::devnodes` order.
+    pub(crate) nodes: Vec<OwnedFd>,
 }
 
-/// Blocks until the monitor says go; returns the VE's root and devpts.
-pub(crate) fn wait_go(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut buf = [0u8; 8];
-    let (n, mut fds) = recv_msg(sock, &mut buf)?;
-    match (fds.pop(), fds.pop()) {
-        (Some(devpts), Some(root)) if &buf[..n] == GO => Ok((root, devpts)),
-        _ => Err(gone()),
+impl Go {
+    pub(crate) fn send(&self, sock: BorrowedFd<'_>) -> io::Result<()> {
+        let mut fds = vec![self.root.as_fd(), self.devpts.as_fd()];
+        fds.extend(self.nodes.iter().map(|n| n.as_fd()));
+        send_msg(sock, GO, &fds)
+    }
+
+    /// Blocks until the monitor says go.
+    pub(crate) fn wait(sock: BorrowedFd<'_>) -> io::Result<Self> {
+        let mut buf = [0u8; 8];
+        let (n, fds) = recv_msg(sock, &mut buf)?;
+        let mut fds = fds.into_iter();
+        match (&buf[..n] == GO, fds.next(), fds.next()) {
+            (true, Some(root), Some(devpts)) => Ok(Go {
+                root,
+                devpts,
+                nodes: fds.collect(),
+            }),
+            _ => Err(gone()),
+        }
     }
 }
 

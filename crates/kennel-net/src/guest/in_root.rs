@@ -143,21 +143,31 @@ impl Root<'_> {
             Mode::from_raw_mode(0o644),
         )
         .map_err(|e| io_err(format!("create {path} in the VE"))(e.into()))?;
-        let done = (|| -> std::io::Result<()> {
+        let done = (|| -> std::io::Result<bool> {
             if let Some((uid, gid)) = self.owner {
                 // Created by the host's root: give it to the VE's root.
                 fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
             }
             let mut f = std::fs::File::from(fd);
             f.write_all(contents.as_bytes())?;
-            renameat(&dirfd, tmp.as_str(), &dirfd, name)?;
-            Ok(())
+            match renameat(&dirfd, tmp.as_str(), &dirfd, name) {
+                Ok(()) => Ok(true),
+                // A mount point (the VE bound something over the file):
+                // the VE's choice, left alone like a symlink.
+                Err(rustix::io::Errno::BUSY | rustix::io::Errno::XDEV) => {
+                    let _ = unlinkat(&dirfd, tmp.as_str(), AtFlags::empty());
+                    Ok(false)
+                }
+                Err(e) => Err(e.into()),
+            }
         })();
-        if let Err(e) = done {
-            let _ = unlinkat(&dirfd, tmp.as_str(), AtFlags::empty());
-            return Err(io_err(format!("write {path} in the VE"))(e));
+        match done {
+            Ok(written) => Ok(written),
+            Err(e) => {
+                let _ = unlinkat(&dirfd, tmp.as_str(), AtFlags::empty());
+                Err(io_err(format!("write {path} in the VE"))(e))
+            }
         }
-        Ok(true)
     }
 
     /// Removes `path` (not following a final symlink); absent is fine.

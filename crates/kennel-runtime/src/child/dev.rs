@@ -18,7 +18,7 @@ use super::kernfs::mount_and_open;
 use super::mnt::{attach, clone_of, new_fs, open_target, Make};
 use super::rootfs::VeRoot;
 use crate::error::{Context, Result, RuntimeError};
-use crate::features::{Feature, Features};
+use crate::features::Features;
 
 /// Host device nodes bound into every VE.
 pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -40,14 +40,12 @@ fn missing(what: &str) -> RuntimeError {
     RuntimeError::Setup(format!("{what} could not be created"))
 }
 
-/// Host device nodes bound in for an opt-in feature: (feature, path below
-/// /dev, what to tell an operator whose host lacks it).
-const FEATURE_NODES: &[(Feature, &str, &str)] = &[
-    (Feature::Tun, "net/tun", "load the tun module: modprobe tun"),
-    (Feature::Fuse, "fuse", "load the fuse module: modprobe fuse"),
-];
-
-pub fn mount_dev(root: &VeRoot, devpts: OwnedFd, features: &Features) -> Result<Console> {
+pub fn mount_dev(
+    root: &VeRoot,
+    devpts: OwnedFd,
+    nodes: &[OwnedFd],
+    features: &Features,
+) -> Result<Console> {
     let fs = new_fs(
         "tmpfs",
         &[],
@@ -57,15 +55,23 @@ pub fn mount_dev(root: &VeRoot, devpts: OwnedFd, features: &Features) -> Result<
     let dev = mount_and_open(root.fd.as_fd(), "dev", fs, 0o755)?;
     let d = dev.as_fd();
     for n in NODES {
-        bind_host_node(d, n, "")?;
+        let host = rustix::fs::open(
+            format!("/dev/{n}"),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open host /dev/{n}"))?;
+        bind_node(d, n, host.as_fd())?;
     }
-    for (feature, n, hint) in FEATURE_NODES {
-        if features.has(*feature) {
-            if let Some((dir, _)) = n.split_once('/') {
-                open_target(d, dir, Make::Dir(0o755))?;
-            }
-            bind_host_node(d, n, hint)?;
+    // Made by the monitor (`launch::devnodes`), in this order.
+    let wanted = crate::launch::devnodes::FEATURE_NODES
+        .iter()
+        .filter(|(f, ..)| features.has(*f));
+    for ((_, _, _, _, at), node) in wanted.zip(nodes) {
+        if let Some((dir, _)) = at.split_once('/') {
+            open_target(d, dir, Make::Dir(0o755))?;
         }
+        bind_node(d, at, node.as_fd())?;
     }
     let pts = mount_and_open(d, "pts", devpts, 0o755)?;
     let console = open_console(pts.as_fd())?;
@@ -94,25 +100,10 @@ pub fn mount_dev(root: &VeRoot, devpts: OwnedFd, features: &Features) -> Result<
     Ok(console)
 }
 
-/// Binds the host's `/dev/NAME` over a new file `NAME` below `dev`.
-fn bind_host_node(dev: BorrowedFd<'_>, name: &str, hint: &str) -> Result<()> {
-    let host = rustix::fs::open(
-        format!("/dev/{name}"),
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| {
-        if hint.is_empty() {
-            RuntimeError::Sys {
-                what: format!("open host /dev/{name}"),
-                source: e.into(),
-            }
-        } else {
-            RuntimeError::Setup(format!("the host has no /dev/{name} ({e}): {hint}"))
-        }
-    })?;
+/// Binds the device node `node` over a new file `name` below `dev`.
+fn bind_node(dev: BorrowedFd<'_>, name: &str, node: BorrowedFd<'_>) -> Result<()> {
     let target = open_target(dev, name, Make::File)?.ok_or_else(|| missing(name))?;
-    let m = clone_of(host.as_fd(), "")?;
+    let m = clone_of(node, "")?;
     attach(m.as_fd(), target.as_fd(), &format!("/dev/{name}"))
 }
 

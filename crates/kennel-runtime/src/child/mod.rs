@@ -77,9 +77,9 @@ fn setup(
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWNET)
         .ctx(|| "create the VE's network namespace".into())?;
     sync::send_net_ready(sock.as_fd()).ctx(|| "tell the monitor".into())?;
-    let (fd, devpts) = sync::wait_go(sock.as_fd())
+    let go = sync::Go::wait(sock.as_fd())
         .map_err(|e| crate::RuntimeError::Setup(format!("waiting for the monitor: {e}")))?;
-    let root = rootfs::VeRoot { fd };
+    let root = rootfs::VeRoot { fd: go.root };
     rootfs::become_root()?;
     // The kernel clears the parent-death signal on every change of the
     // effective ids: set it again. A monitor that died in between is seen
@@ -91,7 +91,7 @@ fn setup(
     tracing::debug!("ve: /proc");
     kernfs::mount_sys(&root)?;
     tracing::debug!("ve: /sys");
-    let console = dev::mount_dev(&root, devpts, &spec.features)?;
+    let console = dev::mount_dev(&root, go.devpts, &go.nodes, &spec.features)?;
     tracing::debug!("ve: /dev");
     if spec.features.has(crate::features::Feature::Nesting) {
         kernfs::mount_unmasked(&root)?;

@@ -97,10 +97,11 @@ pub(super) fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
         (h.devpts.as_raw_fd(), MONITOR_FD_DEVPTS),
     ];
     // Move everything above the target range first so dup2 never clobbers
-    // a source.
+    // a source (just above it: a low descriptor limit must not break this).
+    let above = fds.iter().map(|(_, t)| *t).max().unwrap_or(2) + 1;
     let mut moved = Vec::new();
     for (src, _) in fds {
-        match kennel_sys::fd::dup_above(src, 100) {
+        match kennel_sys::fd::dup_above(src, above) {
             Ok(d) => moved.push(d),
             Err(e) => return e,
         }

@@ -17,6 +17,7 @@
 //! is `kennel start`'s side, `monitor.rs` the monitor's until it becomes
 //! `kennel-monitor`, `handover.rs` what it passes to that program.
 
+pub mod devnodes;
 mod handover;
 mod monitor;
 

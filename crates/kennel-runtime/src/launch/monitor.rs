@@ -127,7 +127,11 @@ fn prepare_and_launch(
         cgroups: cgroups.as_fd(),
         deadline,
     };
-    host_side(spec, pid, &channels, host_mnt.as_fd(), devpts.as_fd()).map_err(&kill_child)?;
+    let devpts_copy = devpts
+        .try_clone()
+        .ctx(|| "keep the VE's devpts".into())
+        .map_err(&kill_child)?;
+    host_side(spec, pid, &channels, host_mnt.as_fd(), devpts_copy).map_err(&kill_child)?;
     // While the VE sets itself up: the console socket, and the state file
     // under a temporary name.
     let socket = listen(spec).map_err(&kill_child)?;
@@ -185,7 +189,7 @@ fn host_side(
     pid: i32,
     ch: &Channels<'_>,
     host_mnt: BorrowedFd<'_>,
-    devpts: BorrowedFd<'_>,
+    devpts: OwnedFd,
 ) -> Result<()> {
     let sock = ch.sock;
     for (file, line) in [
@@ -198,7 +202,9 @@ fn host_side(
     tracing::debug!("monitor: id maps written");
     let lower = spec.lower_mountpoint();
     let target = spec.root_mountpoint();
-    for d in [&lower, &target] {
+    let nodes = super::devnodes::make(&spec.features)?;
+    let devices = super::devnodes::dir(&spec.run_dir);
+    for d in [&lower, &target, &devices] {
         std::fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
     }
     let open_ns = |ns: &str| {
@@ -243,20 +249,31 @@ fn host_side(
         Some(userns.as_fd()),
     )
     .map_err(RuntimeError::from)
-    .and_then(|()| {
-        rustix::fs::open(
+    .and_then(|()| match &nodes {
+        Some(n) => super::devnodes::attach(n, &spec.run_dir, &spec.features),
+        None => Ok(Vec::new()),
+    })
+    .and_then(|nodes| {
+        let root = rustix::fs::open(
             &target,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .ctx(|| "open the VE's root".into())
+        .ctx(|| "open the VE's root".into())?;
+        Ok((root, nodes))
     });
     // Back home whatever happened: nothing else may run in the VE's namespace.
     move_into_link_name_space(host_mnt, Some(LinkNameSpaceType::Mount))
         .ctx(|| "return to the host's mount namespace".into())?;
-    let root = mounted?;
+    let (root, nodes) = mounted?;
     tracing::debug!("monitor: root mounted");
-    sync::send_go(sock, root.as_fd(), devpts).ctx(|| "release the VE".into())?;
+    sync::Go {
+        root,
+        devpts,
+        nodes,
+    }
+    .send(sock)
+    .ctx(|| "release the VE".into())?;
     // While the VE mounts its /proc, /sys and /dev: its links.
     if has_network {
         match sync::recv_from_child(sock, left(ch.deadline))

@@ -1,0 +1,293 @@
+//! What a VE may be given on top of the defaults, and the limits that come
+//! with it: the pty limit (`--numpty`, live), the VE's own resource limits,
+//! the opt-in features (`--features tun,fuse,nesting,keyring`), and
+//! `kennel set --userpasswd`. Each feature works when asked for and is
+//! absent otherwise.
+#![allow(clippy::expect_used)] // test code: a failed expectation is a failed test
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::TestRoot;
+
+/// How many ptys the VE can hold open at once (up to 7): each try opens
+/// k of them together from /dev/ptmx in a subshell.
+const OPEN_PTYS: &str = "n=0; for k in 1 2 3 4 5 6 7; do r=''; i=3; \
+    while [ $i -lt $((3+k)) ]; do r=\"$r $i<>/dev/ptmx\"; i=$((i+1)); done; \
+    if (eval \"exec $r\") 2>/dev/null; then n=$k; else break; fi; done; echo OPENED=$n";
+
+fn opened(out: &str) -> u32 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("OPENED="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in {out:?}"))
+}
+
+#[test]
+fn numpty_limits_the_ves_ptys_and_changes_live() {
+    let root = TestRoot::new("feat-numpty");
+    root.start_busybox("101", &["--numpty", "4"]);
+    // The console holds one of the four.
+    assert_eq!(opened(&root.sh("101", OPEN_PTYS)), 3);
+    // The VE cannot lift its own limit: the instance belongs to the host.
+    let remount = root.sh(
+        "101",
+        "mount -o remount,max=4096 /dev/pts 2>&1; grep ' /dev/pts ' /proc/mounts",
+    );
+    assert!(remount.contains("max=4 "), "{remount}");
+    root.ok(&["set", "101", "--numpty", "7"]);
+    assert_eq!(opened(&root.sh("101", OPEN_PTYS)), 6);
+    assert_eq!(
+        root.config("101")["resources"]["numpty"].as_u64(),
+        Some(7),
+        "saved"
+    );
+    root.ok(&["restart", "101"]);
+    assert_eq!(opened(&root.sh("101", OPEN_PTYS)), 6, "kept across a restart");
+    for bad in ["1", "abc", "100000"] {
+        let err = root.fails(&["set", "101", "--numpty", bad], 2);
+        assert!(err.contains("numpty"), "{err}");
+    }
+    root.finish();
+}
+
+#[test]
+fn ptys_beyond_the_hosts_reserve_are_refused_at_start() {
+    let root = TestRoot::new("feat-ptypool");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox", "--numpty", "65536"]);
+    let err = root.fails(&["start", "101"], 10);
+    assert!(err.contains("kernel.pty.reserve"), "{err}");
+    assert_eq!(root.status("101")["state"], "stopped");
+    // Within the reserve it starts.
+    root.ok(&["set", "101", "--numpty", "64"]);
+    root.ok(&["start", "101"]);
+    root.finish();
+}
+
+/// `/proc/PID/limits` line of `name`: (soft, hard).
+fn limit(limits: &str, name: &str) -> (String, String) {
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in {limits}"));
+    let f: Vec<&str> = line[name.len()..].split_whitespace().collect();
+    (f[0].to_string(), f[1].to_string())
+}
+
+#[test]
+fn ve_processes_get_the_ves_own_resource_limits() {
+    let root = TestRoot::new("feat-rlimits");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    // Whatever the caller had: lower limits here (raising needs
+    // CAP_SYS_RESOURCE, which root on this host lacks; where it has it,
+    // the real-time priority is raised too).
+    let run = |args: &str| {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -r 99 2>/dev/null; ulimit -Sn 100; ulimit -l 64; exec \"$0\" --root \"$1\" {args}"
+            ))
+            .arg(common::KENNEL)
+            .arg(&root.dir)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run("start 101");
+    let init = std::fs::read_to_string(format!("/proc/{}/limits", root.init_pid("101")))
+        .expect("init's limits");
+    let exec = run("exec 101 -- cat /proc/self/limits");
+    for limits in [&init, &exec] {
+        assert_eq!(limit(limits, "Max realtime priority"), ("0".into(), "0".into()));
+        assert_eq!(limit(limits, "Max nice priority"), ("0".into(), "0".into()));
+        assert_eq!(limit(limits, "Max core file size").0, "0");
+        let (soft, _) = limit(limits, "Max open files");
+        assert_eq!(soft, "1024", "{limits}");
+        let (soft, hard) = limit(limits, "Max locked memory");
+        assert!(soft.parse::<u64>().expect("memlock") <= 8 << 20, "{limits}");
+        assert!(hard.parse::<u64>().expect("memlock") <= 8 << 20, "{limits}");
+    }
+    // Nor can the VE raise them.
+    let raise = root.sh("101", "ulimit -r 10 2>/dev/null && echo RAISED; ulimit -r");
+    assert_eq!(raise.trim(), "0", "{raise}");
+    root.finish();
+}
+
+/// A Debian VE (systemd, iproute2, util-linux, passwd) with `extra`
+/// create options, running.
+fn debian(root: &TestRoot, id: &str, extra: &[&str]) {
+    if !root.dir.join("lib/templates/debian-12").exists() {
+        let tarball = common::debian_tarball();
+        root.ok(&[
+            "template",
+            "import",
+            "debian-12",
+            tarball.to_str().expect("path"),
+        ]);
+    }
+    let mut args = vec!["create", id, "--template", "debian-12"];
+    args.extend_from_slice(extra);
+    root.ok(&args);
+    root.ok(&["start", id]);
+    let (state, failed) = root.systemd_state(id);
+    assert!(
+        state == "running" || state == "degraded",
+        "{state}: {failed}"
+    );
+}
+
+#[test]
+fn tun_feature_gives_a_working_dev_net_tun() {
+    let root = TestRoot::new("feat-tun");
+    debian(&root, "201", &["--features", "tun"]);
+    let out = root.sh(
+        "201",
+        "ip tuntap add dev tun7 mode tun && ip link set tun7 up && ip -o link show tun7",
+    );
+    assert!(out.contains("tun7"), "{out}");
+    let host = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip");
+    assert!(
+        !String::from_utf8_lossy(&host.stdout).contains("tun7"),
+        "the VE's tun device is in its own network namespace"
+    );
+    // Without the feature there is no /dev/net/tun, and none can be made.
+    root.ok(&["create", "202", "--template", "debian-12"]);
+    root.ok(&["start", "202"]);
+    let out = root.run(&[
+        "exec",
+        "202",
+        "--",
+        "/bin/sh",
+        "-c",
+        "ls /dev/net/tun || (mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && ip tuntap add dev tun7 mode tun)",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    // Features change at the next start.
+    let set = root.run(&["set", "202", "--features", "tun"]);
+    assert!(set.status.success());
+    assert!(
+        String::from_utf8_lossy(&set.stderr).contains("next start"),
+        "{set:?}"
+    );
+    root.ok(&["restart", "202"]);
+    root.sh("202", "test -c /dev/net/tun");
+    root.finish();
+}
+
+/// Runs a nested container in the VE: new user, PID, mount, UTS, IPC,
+/// network and cgroup namespaces, its own /proc, in a cgroup subtree of
+/// the VE's own (a systemd scope with delegation).
+const NESTED: &str = "systemd-run --quiet --scope -p Delegate=yes -- \
+    unshare --user --map-root-user --pid --fork --mount --mount-proc --uts --ipc --net --cgroup \
+    /bin/sh -c 'hostname nested; echo PID1=$(cat /proc/1/comm) UTS=$(hostname) PROCS=$(ls /proc | grep -c \"^[0-9]\") CG=$(head -1 /proc/self/cgroup)'";
+
+#[test]
+fn nesting_feature_runs_a_container_inside_a_ve() {
+    let root = TestRoot::new("feat-nest");
+    debian(&root, "201", &["--features", "nesting"]);
+    let out = root.sh("201", NESTED);
+    assert!(out.contains("PID1=sh"), "{out}");
+    assert!(out.contains("UTS=nested"), "{out}");
+    assert!(out.ends_with(":/\n") || out.contains("CG=0::/"), "{out}");
+    assert_eq!(root.sh("201", "hostname").trim(), "201", "the VE's own is unchanged");
+    // Without the feature the nested /proc cannot be mounted.
+    root.ok(&["create", "202", "--template", "debian-12"]);
+    root.ok(&["start", "202"]);
+    let out = root.run(&["exec", "202", "--", "/bin/sh", "-c", NESTED]);
+    assert!(!out.status.success(), "{out:?}");
+    root.finish();
+}
+
+#[test]
+fn userpasswd_sets_a_password_with_the_ves_own_chpasswd() {
+    let root = TestRoot::new("feat-passwd");
+    debian(&root, "201", &[]);
+    let hash = |root: &TestRoot| {
+        root.sh("201", "getent shadow root | cut -d: -f2")
+            .trim()
+            .to_string()
+    };
+    let before = hash(&root);
+    // A slow chpasswd, so that the process list can be looked at meanwhile.
+    root.sh(
+        "201",
+        "mv /usr/sbin/chpasswd /usr/sbin/chpasswd.real && \
+         printf '#!/bin/sh\\nsleep 2\\nexec /usr/sbin/chpasswd.real \"$@\"\\n' > /usr/sbin/chpasswd && \
+         chmod 755 /usr/sbin/chpasswd",
+    );
+    let secret = format!("Pw-{}-unique", std::process::id());
+    let mut set = root
+        .cmd()
+        .args(["set", "201", "--userpasswd", &format!("root:{secret}")])
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1000));
+    for pid in common::processes() {
+        for what in ["cmdline", "environ"] {
+            let text = std::fs::read(format!("/proc/{pid}/{what}")).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&text).contains(&secret),
+                "the password is in /proc/{pid}/{what}"
+            );
+        }
+    }
+    assert!(set.wait().expect("wait").success());
+    let after = hash(&root);
+    assert_ne!(before, after);
+    assert!(after.starts_with('$'), "{after}");
+    let ok = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; sys.exit(0 if crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2] else 1)",
+            &secret,
+            &after,
+        ])
+        .status()
+        .expect("python3");
+    assert!(ok.success(), "the password set is the one given");
+    // Nothing of it in the VE's logs or Kennel's.
+    let logs = root.sh(
+        "201",
+        &format!("grep -rl -- '{secret}' /var/log /run/log /etc 2>/dev/null | grep -v shadow || true"),
+    );
+    assert!(logs.trim().is_empty(), "{logs}");
+    let grep = Command::new("grep")
+        .args(["-rl", &secret])
+        .arg(&root.dir)
+        .output()
+        .expect("grep");
+    assert!(grep.stdout.is_empty(), "{grep:?}");
+    // From standard input.
+    let mut c = root
+        .cmd()
+        .args(["set", "201", "--userpasswd", "root"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"second-pass\n")
+        .expect("write");
+    assert!(c.wait().expect("wait").success());
+    assert_ne!(hash(&root), after);
+    // Bad input, each refused with one line.
+    root.fails(&["set", "201", "--userpasswd", "root:"], 2);
+    root.fails(&["set", "201", "--userpasswd", "no body:x"], 2);
+    let err = root.fails(&["set", "201", "--userpasswd", "nosuchuser:x"], 2);
+    assert!(err.contains("chpasswd"), "{err}");
+    root.ok(&["stop", "201"]);
+    root.fails(&["set", "201", "--userpasswd", "root:x"], 7);
+    root.finish();
+}
