@@ -45,7 +45,11 @@ fn numpty_limits_the_ves_ptys_and_changes_live() {
         "saved"
     );
     root.ok(&["restart", "101"]);
-    assert_eq!(opened(&root.sh("101", OPEN_PTYS)), 6, "kept across a restart");
+    assert_eq!(
+        opened(&root.sh("101", OPEN_PTYS)),
+        6,
+        "kept across a restart"
+    );
     for bad in ["1", "abc", "100000"] {
         let err = root.fails(&["set", "101", "--numpty", bad], 2);
         assert!(err.contains("numpty"), "{err}");
@@ -57,7 +61,14 @@ fn numpty_limits_the_ves_ptys_and_changes_live() {
 fn ptys_beyond_the_hosts_reserve_are_refused_at_start() {
     let root = TestRoot::new("feat-ptypool");
     root.busybox();
-    root.ok(&["create", "101", "--template", "busybox", "--numpty", "65536"]);
+    root.ok(&[
+        "create",
+        "101",
+        "--template",
+        "busybox",
+        "--numpty",
+        "65536",
+    ]);
     let err = root.fails(&["start", "101"], 10);
     assert!(err.contains("kernel.pty.reserve"), "{err}");
     assert_eq!(root.status("101")["state"], "stopped");
@@ -103,7 +114,10 @@ fn ve_processes_get_the_ves_own_resource_limits() {
         .expect("init's limits");
     let exec = run("exec 101 -- cat /proc/self/limits");
     for limits in [&init, &exec] {
-        assert_eq!(limit(limits, "Max realtime priority"), ("0".into(), "0".into()));
+        assert_eq!(
+            limit(limits, "Max realtime priority"),
+            ("0".into(), "0".into())
+        );
         assert_eq!(limit(limits, "Max nice priority"), ("0".into(), "0".into()));
         assert_eq!(limit(limits, "Max core file size").0, "0");
         let (soft, _) = limit(limits, "Max open files");
@@ -197,7 +211,11 @@ fn nesting_feature_runs_a_container_inside_a_ve() {
     assert!(out.contains("PID1=sh"), "{out}");
     assert!(out.contains("UTS=nested"), "{out}");
     assert!(out.ends_with(":/\n") || out.contains("CG=0::/"), "{out}");
-    assert_eq!(root.sh("201", "hostname").trim(), "201", "the VE's own is unchanged");
+    assert_eq!(
+        root.sh("201", "hostname").trim(),
+        "201",
+        "the VE's own is unchanged"
+    );
     // Without the feature the nested /proc cannot be mounted.
     root.ok(&["create", "202", "--template", "debian-12"]);
     root.ok(&["start", "202"]);
@@ -258,7 +276,9 @@ fn userpasswd_sets_a_password_with_the_ves_own_chpasswd() {
     // Nothing of it in the VE's logs or Kennel's.
     let logs = root.sh(
         "201",
-        &format!("grep -rl -- '{secret}' /var/log /run/log /etc 2>/dev/null | grep -v shadow || true"),
+        &format!(
+            "grep -rl -- '{secret}' /var/log /run/log /etc 2>/dev/null | grep -v shadow || true"
+        ),
     );
     assert!(logs.trim().is_empty(), "{logs}");
     let grep = Command::new("grep")

@@ -45,6 +45,12 @@ pub(crate) fn run(
     early: &kennel_cgroup::Placement,
     sock: OwnedFd,
 ) -> ! {
+    // Cloned with setuid fix-ups off (`launch::owner`): back on, before
+    // anything else.
+    if let Err(e) = crate::launch::owner_child_reset() {
+        sync::send_error(sock.as_fd(), &format!("reset the secure bits: {e}"));
+        kennel_sys::process::exit_child(1)
+    }
     // Until init runs, the VE dies with its monitor (which the start
     // kills on any failure). A monitor that died before this line is
     // noticed at the next message: the socket is closed.

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{chmodat, makedev, mknodat, AtFlags, FileType, Mode};
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
-    FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags, FsOpenFlags,
+    MountAttrFlags, MoveMountFlags,
 };
 
 use crate::error::{Context, Result};
@@ -72,11 +72,7 @@ pub(super) fn make(features: &Features) -> Result<Option<OwnedFd>> {
 
 /// Attaches `nodes` at [`dir`] (call inside the VE's mount namespace)
 /// and opens each node there, for the VE to bind (`O_PATH`).
-pub(super) fn attach(
-    nodes: &OwnedFd,
-    run_dir: &Path,
-    features: &Features,
-) -> Result<Vec<OwnedFd>> {
+pub(super) fn attach(nodes: &OwnedFd, run_dir: &Path, features: &Features) -> Result<Vec<OwnedFd>> {
     let target = dir(run_dir);
     move_mount(
         nodes.as_fd(),

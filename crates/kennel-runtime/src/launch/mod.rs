@@ -20,6 +20,7 @@
 pub mod devnodes;
 mod handover;
 mod monitor;
+mod owner;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ pub use handover::{
     MONITOR_FD_CONSOLE, MONITOR_FD_CONSOLE_PEER, MONITOR_FD_DEVPTS, MONITOR_FD_PIDFD,
     MONITOR_FD_SOCKET,
 };
+pub(crate) use owner::child_reset as owner_child_reset;
 
 /// How long the monitor and the VE may take from fork to exec of init.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);

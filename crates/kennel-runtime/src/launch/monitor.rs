@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use kennel_cgroup::{Host, Placement};
 use kennel_storage::layers::{mount_root, RootMount, VeLayers};
-use kennel_sys::clone::{clone3, CloneOptions, Forked};
+use kennel_sys::clone::{CloneOptions, Forked};
 use rustix::fs::{Mode, OFlags};
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use rustix::process::{waitid, Signal, WaitId, WaitIdOptions};
@@ -99,12 +99,15 @@ fn prepare_and_launch(
     // with the host-side work below (it is the costliest namespace).
     let flags =
         (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
-    let child = clone3(&CloneOptions {
-        flags,
-        pidfd: true,
-        cgroup: ve_place.clone_into(),
-    })
-    .ctx(|| "create the VE's namespaces".into())?;
+    // Owned by the VE's own host uid: see `super::owner`.
+    let child = super::owner::clone_as(
+        spec.idmap.uid_base,
+        &CloneOptions {
+            flags,
+            pidfd: true,
+            cgroup: ve_place.clone_into(),
+        },
+    )?;
     let (pid, pidfd) = match child {
         Forked::Child => {
             drop(ours);
