@@ -21,7 +21,10 @@
 //!   ([`UnpackLimits`]), so a small compressed file cannot fill the disk;
 //! * the tar parser may read at most [`METADATA_ALLOWANCE`] bytes of
 //!   headers, long names and PAX records per member (it keeps those in
-//!   memory), so a small compressed file cannot exhaust memory either.
+//!   memory), so a small compressed file cannot exhaust memory either;
+//! * member names reach messages (refusals, errors) only escaped and cut
+//!   short ([`crate::shown`]): a name cannot write to the operator's
+//!   terminal.
 
 use std::cell::Cell;
 use std::io::{self, Read};
@@ -37,6 +40,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::error::{Result, StorageError};
+use crate::shown::shown;
 
 /// What an unpack did.
 #[derive(Debug, Default, Clone)]
@@ -201,7 +205,8 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
             )));
         }
         let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw).into_owned();
+        // The name as messages show it: escaped, bounded (crate::shown).
+        let name = shown(&raw);
         let comps = match clean_path(&raw) {
             Ok(Some(c)) => c,
             Ok(None) => continue, // the root directory itself
