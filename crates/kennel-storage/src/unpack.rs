@@ -123,7 +123,7 @@ fn archive_err(reason: impl Into<String>) -> StorageError {
 }
 
 fn errno_err(what: &str, name: &str, e: Errno) -> StorageError {
-    archive_err(format!("{what} {name}: {}", io::Error::from(e)))
+    archive_err(format!("{what} '{name}': {}", io::Error::from(e)))
 }
 
 /// Splits a member name into clean components. `Ok(None)` is the root
@@ -359,7 +359,8 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
             )
             .map_err(|e| errno_err("create", &name, e))?;
             let mut f = std::fs::File::from(fd);
-            io::copy(&mut entry, &mut f).map_err(|e| archive_err(format!("write {name}: {e}")))?;
+            io::copy(&mut entry, &mut f)
+                .map_err(|e| archive_err(format!("write '{name}': {e}")))?;
             fchown(&f, owner.0, owner.1).map_err(|e| errno_err("chown", &name, e))?;
             // chmod after chown: chown clears set-user-ID bits.
             fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| errno_err("chmod", &name, e))?;
@@ -402,7 +403,7 @@ fn chown_entry(
 fn refuse(report: &mut UnpackReport, name: &str, why: &str) {
     report.refused_count += 1;
     if report.refused.len() < MAX_REFUSED {
-        report.refused.push(format!("{name}: {why}"));
+        report.refused.push(format!("'{name}': {why}"));
     }
 }
 
