@@ -33,6 +33,9 @@ pub enum StorageError {
     Archive { path: PathBuf, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// A tree could not be removed (`remove::remove_tree`).
+    #[error("remove {path}: {reason}")]
+    Remove { path: PathBuf, reason: String },
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

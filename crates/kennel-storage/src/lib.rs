@@ -14,6 +14,8 @@
 mod error;
 pub mod init_kind;
 pub mod layers;
+pub mod remove;
+pub mod shown;
 pub mod staging;
 pub mod template;
 mod tree;

@@ -19,7 +19,9 @@ pub fn deleting(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.deleted-{}", std::process::id()))
 }
 
-/// Removes the leftovers of crashed builds and deletions in `dir`.
+/// Removes the leftovers of crashed builds and deletions in `dir` (by
+/// descriptor: they may be a VE's or a tarball's tree, see
+/// [`crate::remove`]).
 pub fn sweep(dir: &Path) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
@@ -33,7 +35,9 @@ pub fn sweep(dir: &Path) {
             .and_then(|(_, p)| p.parse::<i32>().ok());
         if let Some(pid) = pid {
             if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = fs::remove_dir_all(e.path());
+                if let Err(e) = crate::remove::remove_tree(&e.path()) {
+                    tracing::warn!("{e}");
+                }
             }
         }
     }

@@ -3,6 +3,8 @@
 //! tree, so a symlink in an untrusted tree (`etc -> /etc`) can never make
 //! the host read or write its own files.
 
+use std::collections::HashSet;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -14,6 +16,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::error::{io_err, Result};
+use crate::shown::shown;
 
 /// Paths that must be exactly what they say: no symlink anywhere.
 const STRICT: ResolveFlags = ResolveFlags::BENEATH
@@ -157,132 +160,155 @@ impl Tree {
         ) else {
             return Ok(());
         };
-        for name in dir_names(dir.as_fd())? {
-            let st = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW);
+        for name in dir_names(dir.as_fd(), rel)? {
+            let st = statat(&dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW);
             if st.is_ok_and(|s| FileType::from_raw_mode(s.st_mode) != FileType::Directory)
-                && name != "lock"
+                && name.as_bytes() != b"lock"
             {
-                unlinkat(&dir, name.as_str(), AtFlags::empty())
-                    .map_err(|e| io_err("remove", format!("{rel}/{name}"))(e.into()))?;
+                unlinkat(&dir, name.as_c_str(), AtFlags::empty())
+                    .map_err(|e| io_err("remove", entry_path(rel, &name))(e.into()))?;
             }
         }
         Ok(())
     }
 
-    /// Makes `rel` an empty directory (mode 0755), whatever it was.
+    /// Makes `rel` (a name in the tree's root) an empty directory, mode
+    /// 0755, whatever it was: what it held is removed by descriptor
+    /// ([`crate::remove`]), however deep.
     pub(crate) fn empty_dir(&self, rel: &str) -> Result<()> {
-        match statat(&self.root, rel, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                let dir = openat(
-                    &self.root,
-                    rel,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| io_err("open", rel)(e.into()))?;
-                remove_children(dir.as_fd()).map_err(io_err("empty", rel))?;
-                rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
-                    .map_err(|e| io_err("chmod", rel)(e.into()))
-            }
-            Ok(_) => {
-                unlinkat(&self.root, rel, AtFlags::empty())
-                    .map_err(|e| io_err("remove", rel)(e.into()))?;
-                rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755))
-                    .map_err(|e| io_err("create", rel)(e.into()))
-            }
-            Err(Errno::NOENT) => rustix::fs::mkdirat(&self.root, rel, Mode::from_raw_mode(0o755))
-                .map_err(|e| io_err("create", rel)(e.into())),
-            Err(e) => Err(io_err("inspect", rel)(e.into())),
-        }
+        let name = CString::new(rel).map_err(|_| io_err("create", rel)(Errno::INVAL.into()))?;
+        crate::remove::remove_in(self.root.as_fd(), &name, Path::new(rel))?;
+        rustix::fs::mkdirat(&self.root, name.as_c_str(), Mode::from_raw_mode(0o755))
+            .map_err(|e| io_err("create", rel)(e.into()))?;
+        let dir = openat2(
+            &self.root,
+            name.as_c_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            STRICT,
+        )
+        .map_err(|e| io_err("open", rel)(e.into()))?;
+        rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
+            .map_err(|e| io_err("chmod", rel)(e.into()))
     }
 
     /// Walks the whole tree: counts bytes and entries, and removes every
     /// device node (a VE gets its own /dev; a node in a shared tree is
     /// never wanted).
+    ///
+    /// An imported tree may be deep and wide: the walk holds one directory
+    /// open at a time (down by name, up by `..`: nothing else changes the
+    /// tree meanwhile), keeps names as raw bytes and recurses nowhere. It
+    /// does not cross into another filesystem.
     pub(crate) fn sweep(&self) -> Result<TreeStats> {
         let mut stats = TreeStats::default();
-        let mut seen = std::collections::HashSet::new();
-        let root = openat(
+        let mut seen = HashSet::new();
+        let mut cur = openat(
             &self.root,
-            ".",
+            c".",
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| io_err("open", ".")(e.into()))?;
-        let mut stack = vec![root];
-        while let Some(dir) = stack.pop() {
-            for name in dir_names(dir.as_fd())? {
-                let Ok(st) = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
-                    continue;
-                };
-                stats.entries += 1;
-                match FileType::from_raw_mode(st.st_mode) {
-                    FileType::Directory => {
-                        if let Ok(sub) = openat(
-                            &dir,
-                            name.as_str(),
-                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                            Mode::empty(),
-                        ) {
-                            stack.push(sub);
-                        }
+        // For each level from the root down to `cur`: the subdirectories
+        // still to visit.
+        let mut todo = vec![sweep_dir(cur.as_fd(), &mut stats, &mut seen)?];
+        loop {
+            let Some(level) = todo.last_mut() else {
+                return Ok(stats);
+            };
+            match level.pop() {
+                Some(name) => {
+                    // Gone, or a mount point: nothing of it is counted.
+                    if let Ok(sub) = open_subdir(cur.as_fd(), &name) {
+                        cur = sub;
+                        todo.push(sweep_dir(cur.as_fd(), &mut stats, &mut seen)?);
                     }
-                    FileType::CharacterDevice | FileType::BlockDevice => {
-                        unlinkat(&dir, name.as_str(), AtFlags::empty())
-                            .map_err(|e| io_err("remove device node", name.as_str())(e.into()))?;
-                        stats.devices_removed += 1;
-                        stats.entries -= 1;
+                }
+                None => {
+                    todo.pop();
+                    if todo.is_empty() {
+                        return Ok(stats);
                     }
-                    _ => {
-                        if st.st_nlink < 2 || seen.insert((st.st_dev, st.st_ino)) {
-                            stats.bytes += st.st_blocks as u64 * 512;
-                        }
-                    }
+                    cur = openat(
+                        &cur,
+                        c"..",
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| io_err("open", "..")(e.into()))?;
                 }
             }
         }
-        Ok(stats)
     }
 }
 
-/// The names in directory `dir` (without `.` and `..`).
-fn dir_names(dir: BorrowedFd<'_>) -> Result<Vec<String>> {
+/// `rel/name` for an error message, the name shown escaped.
+fn entry_path(rel: &str, name: &CStr) -> String {
+    format!("{rel}/{}", shown(name.to_bytes()))
+}
+
+/// Subdirectory `name` of `dir`, never through a symlink or into another
+/// filesystem.
+fn open_subdir(dir: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<OwnedFd> {
+    openat2(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV | ResolveFlags::BENEATH,
+    )
+}
+
+/// Counts the entries of `dir` into `stats`, removes its device nodes, and
+/// returns the names of its subdirectories.
+fn sweep_dir(
+    dir: BorrowedFd<'_>,
+    stats: &mut TreeStats,
+    seen: &mut HashSet<(u64, u64)>,
+) -> Result<Vec<CString>> {
+    let mut subdirs = Vec::new();
+    for name in dir_names(dir, ".")? {
+        let Ok(st) = statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        stats.entries += 1;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => subdirs.push(name),
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                unlinkat(dir, name.as_c_str(), AtFlags::empty())
+                    .map_err(|e| io_err("remove device node", shown(name.to_bytes()))(e.into()))?;
+                stats.devices_removed += 1;
+                stats.entries -= 1;
+            }
+            _ => {
+                if st.st_nlink < 2 || seen.insert((st.st_dev, st.st_ino)) {
+                    stats.bytes += st.st_blocks as u64 * 512;
+                }
+            }
+        }
+    }
+    Ok(subdirs)
+}
+
+/// The names in directory `dir` (without `.` and `..`), as raw bytes;
+/// `rel` names it in errors.
+fn dir_names(dir: BorrowedFd<'_>, rel: &str) -> Result<Vec<CString>> {
     let fd = openat(
         dir,
-        ".",
+        c".",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| io_err("open", ".")(e.into()))?;
+    .map_err(|e| io_err("open", rel)(e.into()))?;
     let mut out = Vec::new();
-    let d = rustix::fs::Dir::read_from(&fd).map_err(|e| io_err("read directory", ".")(e.into()))?;
+    let d = rustix::fs::Dir::new(fd).map_err(|e| io_err("read directory", rel)(e.into()))?;
     for entry in d {
-        let entry = entry.map_err(|e| io_err("read directory", ".")(e.into()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name != "." && name != ".." {
-            out.push(name);
+        let entry = entry.map_err(|e| io_err("read directory", rel)(e.into()))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            out.push(name.to_owned());
         }
     }
     Ok(out)
-}
-
-/// Removes everything below directory `dir`, never following a symlink.
-fn remove_children(dir: BorrowedFd<'_>) -> std::io::Result<()> {
-    let names = dir_names(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
-    for name in names {
-        let st = statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            let sub = openat(
-                dir,
-                name.as_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            remove_children(sub.as_fd())?;
-            unlinkat(dir, name.as_str(), AtFlags::REMOVEDIR)?;
-        } else {
-            unlinkat(dir, name.as_str(), AtFlags::empty())?;
-        }
-    }
-    Ok(())
 }

@@ -21,7 +21,10 @@
 //!   ([`UnpackLimits`]), so a small compressed file cannot fill the disk;
 //! * the tar parser may read at most [`METADATA_ALLOWANCE`] bytes of
 //!   headers, long names and PAX records per member (it keeps those in
-//!   memory), so a small compressed file cannot exhaust memory either.
+//!   memory), so a small compressed file cannot exhaust memory either;
+//! * member names reach messages (refusals, errors) only escaped and cut
+//!   short ([`crate::shown`]): a name cannot write to the operator's
+//!   terminal.
 
 use std::cell::Cell;
 use std::io::{self, Read};
@@ -37,6 +40,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::error::{Result, StorageError};
+use crate::shown::shown;
 
 /// What an unpack did.
 #[derive(Debug, Default, Clone)]
@@ -119,7 +123,7 @@ fn archive_err(reason: impl Into<String>) -> StorageError {
 }
 
 fn errno_err(what: &str, name: &str, e: Errno) -> StorageError {
-    archive_err(format!("{what} {name}: {}", io::Error::from(e)))
+    archive_err(format!("{what} '{name}': {}", io::Error::from(e)))
 }
 
 /// Splits a member name into clean components. `Ok(None)` is the root
@@ -201,7 +205,8 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
             )));
         }
         let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw).into_owned();
+        // The name as messages show it: escaped, bounded (crate::shown).
+        let name = shown(&raw);
         let comps = match clean_path(&raw) {
             Ok(Some(c)) => c,
             Ok(None) => continue, // the root directory itself
@@ -354,7 +359,8 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
             )
             .map_err(|e| errno_err("create", &name, e))?;
             let mut f = std::fs::File::from(fd);
-            io::copy(&mut entry, &mut f).map_err(|e| archive_err(format!("write {name}: {e}")))?;
+            io::copy(&mut entry, &mut f)
+                .map_err(|e| archive_err(format!("write '{name}': {e}")))?;
             fchown(&f, owner.0, owner.1).map_err(|e| errno_err("chown", &name, e))?;
             // chmod after chown: chown clears set-user-ID bits.
             fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| errno_err("chmod", &name, e))?;
@@ -397,7 +403,7 @@ fn chown_entry(
 fn refuse(report: &mut UnpackReport, name: &str, why: &str) {
     report.refused_count += 1;
     if report.refused.len() < MAX_REFUSED {
-        report.refused.push(format!("{name}: {why}"));
+        report.refused.push(format!("'{name}': {why}"));
     }
 }
 

@@ -121,7 +121,7 @@ impl VeError {
                 StorageError::Layer(_) => ErrorKind::Internal,
                 StorageError::BadTemplateName(_) => ErrorKind::BadInput,
                 StorageError::Unsupported(_) => ErrorKind::HostUnsupported,
-                StorageError::Io { .. } => ErrorKind::Internal,
+                StorageError::Io { .. } | StorageError::Remove { .. } => ErrorKind::Internal,
             },
             VeError::Runtime(RuntimeError::NotRunning) => ErrorKind::NotRunning,
             VeError::Runtime(RuntimeError::CannotRun { code: 127, .. }) => {

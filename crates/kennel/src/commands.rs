@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::cli::{Cli, Command, TemplateCommand};
 use crate::output::{self, out, outln};
+use kennel_storage::shown::terminal_safe;
 
 /// Runs the command; the `Ok` value is the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -83,7 +84,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::set_args::add_to_request(&a, &mut req)?;
             let (cfg, notes) = k.set(&id, &req)?;
             for n in notes {
-                eprintln!("kennel: note: {n}");
+                eprintln!("kennel: note: {}", terminal_safe(&n));
             }
             say(format!(
                 "Set VE {id}: hostname {}, addresses {}",
@@ -127,7 +128,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if a.json {
                 outln!("{}", serde_json::to_string_pretty(&status_json(&st))?)?;
             } else {
-                outln!("{}", status_line(&st))?;
+                outln!("{}", terminal_safe(&status_line(&st)))?;
             }
             Ok(0)
         }
@@ -225,7 +226,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     CheckLevel::Fail => ("FAIL", 10),
                 };
                 worst = worst.max(code);
-                outln!("{mark}  {:<16} {}", c.name, c.detail)?;
+                outln!("{mark}  {:<16} {}", c.name, terminal_safe(&c.detail))?;
             }
             Ok(worst)
         }
@@ -239,9 +240,11 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn template(k: &Kennel, cmd: TemplateCommand, quiet: bool) -> Result<i32> {
+    // Progress names members of a tarball and files of a tree: escaped
+    // where they are made (kennel_storage::shown), and made safe here too.
     let mut progress = |m: &str| {
         if !quiet {
-            eprintln!("==> {m}");
+            eprintln!("==> {}", terminal_safe(m));
         }
     };
     match cmd {
@@ -309,7 +312,12 @@ fn template(k: &Kennel, cmd: TemplateCommand, quiet: bool) -> Result<i32> {
 fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
     let fields = output::parse_fields(a.output.as_deref().unwrap_or(output::DEFAULT_FIELDS))
         .map_err(VeError::BadInput)?;
-    let all = k.list(&mut |id, e| eprintln!("kennel: warning: VE {id} left out: {e}"))?;
+    let all = k.list(&mut |id, e| {
+        eprintln!(
+            "kennel: warning: VE {id} left out: {}",
+            terminal_safe(&e.to_string())
+        )
+    })?;
     let shown: Vec<&VeStatus> = all
         .iter()
         .filter(|s| a.all || s.state.is_running())

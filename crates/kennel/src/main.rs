@@ -79,7 +79,9 @@ fn exit_code_of(err: &anyhow::Error) -> i32 {
 }
 
 /// The error and its causes on one line, without repeating a cause that
-/// the message above already contains.
+/// the message above already contains. Names from tarballs and VE files
+/// are escaped where a message is made (`kennel_storage::shown`); anything
+/// a terminal would still act on is escaped here.
 fn one_line(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
@@ -92,7 +94,7 @@ fn one_line(err: &anyhow::Error) -> String {
         }
         out.push_str(&s);
     }
-    out.replace('\n', " ")
+    kennel_storage::shown::terminal_safe(&out.replace('\n', " ")).into_owned()
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -21,6 +21,7 @@ macro_rules! out {
 pub(crate) use {out, outln};
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+use kennel_storage::shown::terminal_safe;
 use kennel_ve::lifecycle::VeStatus;
 use kennel_ve::units::human;
 use serde_json::{json, Value};
@@ -166,7 +167,8 @@ pub fn field_text(st: &VeStatus, f: &str) -> String {
     }
 }
 
-/// A borderless, vzlist-like table.
+/// A borderless, vzlist-like table. Cells are printed terminal-safe
+/// (`kennel_storage::shown`): a template's OS name comes from its files.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>, numeric: &[usize], header: bool) -> String {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING)
@@ -175,7 +177,7 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>, numeric: &[usize], header
         t.set_header(headers.to_vec());
     }
     for r in rows {
-        t.add_row(r);
+        t.add_row(r.iter().map(|c| terminal_safe(c).into_owned()));
     }
     for &i in numeric {
         if let Some(col) = t.column_mut(i) {
@@ -200,6 +202,19 @@ mod tests {
             e.contains("unknown field 'bogus'") && e.contains("hostname"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn table_cells_cannot_drive_the_terminal() {
+        let t = table(
+            &["NAME", "OS"],
+            vec![vec!["t1".into(), "Evil\x1b]0;pwned\x07\nOS\u{9b}2J".into()]],
+            &[],
+            true,
+        );
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert_eq!(t.lines().count(), 2, "one line per row: {t:?}");
+        assert!(t.contains("Evil\\x1b]0;pwned\\x07\\nOS\\u{009b}2J"), "{t}");
     }
 
     #[test]

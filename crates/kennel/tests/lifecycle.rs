@@ -251,3 +251,150 @@ fn cgroup_parent_matches() {
     );
     root.finish();
 }
+
+/// A state root on a tmpfs of its own, for a test whose VE writes a huge
+/// tree: this host's ext4 (mounted with `discard`) takes milliseconds per
+/// removed directory whoever removes it, and the test is about the walk.
+/// Dropped (also when the test fails), it destroys the root's VEs and
+/// unmounts. In the cgroup v2 VM the test filesystem is already in RAM
+/// (and its 6.1 kernel cannot idmap a tmpfs): nothing is mounted there.
+struct TmpfsRoot<'a> {
+    root: &'a TestRoot,
+    mounted: bool,
+}
+
+impl<'a> TmpfsRoot<'a> {
+    fn mount(root: &'a TestRoot) -> Self {
+        if std::env::var_os("KP_GUEST").is_some() {
+            return TmpfsRoot {
+                root,
+                mounted: false,
+            };
+        }
+        rustix::mount::mount(
+            "kennel-test",
+            &root.dir,
+            "tmpfs",
+            rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV,
+            Some(c"mode=0755"),
+        )
+        .expect("mount a tmpfs on the test root");
+        TmpfsRoot {
+            root,
+            mounted: true,
+        }
+    }
+}
+
+impl Drop for TmpfsRoot<'_> {
+    fn drop(&mut self) {
+        if !self.mounted {
+            return;
+        }
+        let list = self.root.run(&["list", "--all", "--json", "-o", "id"]);
+        let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap_or_default();
+        for ve in v.as_array().into_iter().flatten() {
+            let _ = self
+                .root
+                .run(&["destroy", "--force", ve["id"].as_str().unwrap_or("")]);
+        }
+        let _ = rustix::mount::unmount(&self.root.dir, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Files below `dir` (a small tree) owned by a host uid in `range`.
+fn owned_by(dir: &std::path::Path, range: std::ops::Range<u32>, out: &mut Vec<String>) {
+    use std::os::unix::fs::MetadataExt;
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(md) = e.metadata() else { continue };
+        if range.contains(&md.uid()) {
+            out.push(e.path().display().to_string());
+        }
+        if md.is_dir() {
+            owned_by(&e.path(), range.clone(), out);
+        }
+    }
+}
+
+#[test]
+fn destroy_removes_a_hostile_tree_and_nothing_else() {
+    let root = TestRoot::new("life-deep");
+    let tmpfs = TmpfsRoot::mount(&root);
+    // Host files the VE's tree points at.
+    let canary = root.dir.join("canary.txt");
+    let canary_dir = root.dir.join("canary-dir");
+    fs::write(&canary, "keep me").expect("write canary");
+    fs::create_dir(&canary_dir).expect("mkdir canary");
+    fs::write(canary_dir.join("inside"), "keep me too").expect("write canary");
+    root.start_busybox("101", &[]);
+    let base = root.config("101")["idmap"]["uid_base"]
+        .as_u64()
+        .expect("uid base") as u32;
+    // 100,000 levels (more than the host's descriptor limit), built 201 at
+    // a time from the top down: a new 201-level chain, and the tree so far
+    // moved to its bottom. No path the VE uses passes PATH_MAX, and the
+    // shell never asks for its deep working directory. Hostile entries go
+    // along: names with newlines, escape sequences and bytes that are not
+    // UTF-8, symlinks to the host's files and to /, a FIFO, unreadable
+    // modes.
+    let script = format!(
+        r#"set -e
+hostile() {{
+    printf x > "$(printf 'name\n\033[31mred\033]0;title\007\377\376')"
+    ln -s {file} to-host-file
+    ln -s {dir} to-host-dir
+    ln -s / to-root
+    ln -s ../../../../../../../../.. up
+    mkfifo fifo
+    mkdir locked
+    printf secret > locked/secret
+    chmod 000 locked/secret locked
+}}
+mkdir /deep
+cd /deep
+p=d; i=1
+while [ $i -lt 200 ]; do p=$p/d; i=$((i+1)); done
+mkdir -p x/$p
+n=1
+while [ $n -lt 500 ]; do
+    mkdir -p y/$p
+    if [ $((n % 50)) -eq 0 ]; then (cd y/$p && hostile); fi
+    mv x y/$p/x
+    mv y x
+    n=$((n+1))
+done
+(cd x && hostile)
+echo levels $((n * 201))"#,
+        file = canary.display(),
+        dir = canary_dir.display()
+    );
+    let t0 = std::time::Instant::now();
+    assert_eq!(root.sh("101", &script).trim(), "levels 100500");
+    eprintln!("the VE built 100,500 levels in {:?}", t0.elapsed());
+    assert!(root.dir.join("lib/ve/101/fs/upper/deep").is_dir());
+    root.ok(&["kill", "101"]);
+    let t0 = std::time::Instant::now();
+    root.ok(&["destroy", "101"]);
+    let took = t0.elapsed();
+    eprintln!("destroy took {took:?}");
+    assert!(took < common::secs(60), "destroy took {took:?}");
+    // Nothing of the VE remains: no directory, no trash, no file of its ids.
+    let left: Vec<_> = fs::read_dir(root.dir.join("lib/ve"))
+        .expect("ls lib/ve")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let mut owned = Vec::new();
+    owned_by(&root.dir, base..base + 65536, &mut owned);
+    assert!(owned.is_empty(), "files of the VE's ids remain: {owned:?}");
+    // The host's files it pointed at are intact.
+    assert_eq!(fs::read_to_string(&canary).expect("canary"), "keep me");
+    assert_eq!(
+        fs::read_to_string(canary_dir.join("inside")).expect("canary"),
+        "keep me too"
+    );
+    assert_eq!(fs::read_dir(&canary_dir).expect("ls").count(), 1);
+    drop(tmpfs);
+    root.finish();
+}

@@ -20,7 +20,7 @@ struct RawTar(Vec<u8>);
 impl RawTar {
     fn add(
         &mut self,
-        name: &str,
+        name: impl AsRef<[u8]>,
         kind: tar::EntryType,
         data: &[u8],
         link: Option<&str>,
@@ -35,9 +35,10 @@ impl RawTar {
         h.set_gid(uid);
         h.set_mtime(1_700_000_000);
         {
+            let name = name.as_ref();
             let old = h.as_old_mut();
             old.name = [0; 100];
-            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            old.name[..name.len()].copy_from_slice(name);
             if let Some(l) = link {
                 old.linkname = [0; 100];
                 old.linkname[..l.len()].copy_from_slice(l.as_bytes());
@@ -466,5 +467,217 @@ fn imports_are_bounded_and_foreign_owners_refused() {
         !rootfs.join("etc/foreign").exists(),
         "a file owned by uid 70000 is not taken"
     );
+    root.finish();
+}
+
+/// What Kennel printed holds nothing a terminal would act on: valid UTF-8,
+/// no control character but line ends, no reordering control, short lines.
+fn assert_terminal_safe(what: &str, bytes: &[u8]) {
+    let text =
+        std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{what}: not UTF-8 ({e}): {bytes:?}"));
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "{what}: raw {c:?} reached the terminal: {text:?}"
+        );
+    }
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 1000,
+            "{what}: a line of {} characters",
+            line.chars().count()
+        );
+    }
+}
+
+/// `kennel ARGS`, with both output streams checked for terminal safety.
+fn run_safe(root: &TestRoot, args: &[&str]) -> std::process::Output {
+    let out = root.run(args);
+    assert_terminal_safe(&format!("stdout of {args:?}"), &out.stdout);
+    assert_terminal_safe(&format!("stderr of {args:?}"), &out.stderr);
+    out
+}
+
+#[test]
+fn hostile_member_names_never_reach_the_terminal_raw() {
+    let root = TestRoot::new("tpl-names");
+    let tar = root.dir.join("names.tar");
+    let tar_path = tar.to_str().expect("path");
+    // A name that would clear the screen, set the window title, start a new
+    // line, reverse the text and hold bytes that are not UTF-8; and one of
+    // 600 KB (a GNU long name).
+    let evil: &[u8] = b"e\x1b[2J\x1b]0;pwned\x07\nfake: line\xe2\x80\xae\xff\x9b31m";
+    let long: Vec<u8> = [b"long\x1b[31m".as_slice(), &vec![b'x'; 600_000]].concat();
+    let long_link = [long.as_slice(), b"/../escape"].concat();
+    // Refused members: `..`, not UTF-8 (each named in the refusal report).
+    let mut t = RawTar::default();
+    t.file("bin/sh", b"#!")
+        .add(
+            [evil, b"/../x"].concat(),
+            tar::EntryType::Regular,
+            b"x",
+            None,
+            0o644,
+            0,
+        )
+        .add(evil, tar::EntryType::Regular, b"x", None, 0o644, 0)
+        .add(
+            "././@LongLink",
+            tar::EntryType::GNULongName,
+            &[long_link.as_slice(), b"\0"].concat(),
+            None,
+            0o644,
+            0,
+        )
+        .file("truncated", b"x")
+        .file(
+            "etc/os-release",
+            b"NAME=x\nPRETTY_NAME=\"Evil \x1b]0;title\x07\x1b[2J\xe2\x80\xae OS\"\n",
+        );
+    fs::write(&tar, t.finish()).expect("write tar");
+    let out = run_safe(&root, &["template", "import", "names", tar_path]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused 3 unsafe entries")
+            && err.contains("'e\\x1b[2J\\x1b]0;pwned\\x07\\nfake"),
+        "the refusal names the member, escaped: {err}"
+    );
+    // The OS name comes from the tarball: `template list` shows it escaped.
+    let list = run_safe(&root, &["template", "list"]);
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("Evil \\x1b]0;title\\x07\\x1b[2J\\u{202e} OS"),
+        "{list}"
+    );
+    let json = run_safe(&root, &["template", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let os = v[0]["os"].as_str().expect("os");
+    assert!(!os.contains('\x1b') && os.contains("Evil"), "{os:?}");
+
+    // A member that makes the import fail: the error names it escaped, on
+    // one line, however long the name.
+    let evil_utf8: &[u8] = b"e\x1b[2J\x1b]0;pwned\x07\nfake: line\xe2\x80\xae";
+    for name in [evil_utf8.to_vec(), long.clone()] {
+        let mut t = RawTar::default();
+        let dir = [name.as_slice(), b"/"].concat();
+        let inside = [name.as_slice(), b"/inside"].concat();
+        for (member, kind) in [
+            (&dir, tar::EntryType::Directory),
+            (&inside, tar::EntryType::Regular),
+            (&name, tar::EntryType::Regular),
+        ] {
+            if member.len() > 99 {
+                t.add(
+                    "././@LongLink",
+                    tar::EntryType::GNULongName,
+                    &[member.as_slice(), b"\0"].concat(),
+                    None,
+                    0o644,
+                    0,
+                );
+                t.add("placeholder", kind, b"x", None, 0o755, 0);
+            } else {
+                t.add(member, kind, b"x", None, 0o755, 0);
+            }
+        }
+        fs::write(&tar, t.finish()).expect("write tar");
+        let out = run_safe(&root, &["template", "import", "fails", tar_path]);
+        assert_eq!(out.status.code(), Some(9), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.lines().filter(|l| l.starts_with("kennel: ")).count() == 1 && err.contains("\\x1b"),
+            "one escaped line: {err}"
+        );
+        assert!(!root.dir.join("lib/templates/fails").exists());
+    }
+    root.finish();
+}
+
+/// A tarball whose tree is deep and points at the host: 1,000 levels, a
+/// hostile name, symlinks to the host's `file` and `dir`, a FIFO, an
+/// unreadable directory.
+fn deep_hostile_tar(file: &Path, dir: &Path) -> RawTar {
+    let deep = format!("{}bottom", "d/".repeat(1000));
+    let mut t = RawTar::default();
+    t.add(
+        "././@LongLink",
+        tar::EntryType::GNULongName,
+        format!("{deep}\0").as_bytes(),
+        None,
+        0o644,
+        0,
+    )
+    .file("placeholder", b"bottom")
+    .file("e\x1b[2J\x1b]0;t\x07", b"x")
+    .add(
+        "to-host-file",
+        tar::EntryType::Symlink,
+        b"",
+        Some(&file.display().to_string()),
+        0o777,
+        0,
+    )
+    .add(
+        "to-host-dir",
+        tar::EntryType::Symlink,
+        b"",
+        Some(&dir.display().to_string()),
+        0o777,
+        0,
+    )
+    .add("fifo", tar::EntryType::Fifo, b"", None, 0o600, 0)
+    .add("locked", tar::EntryType::Directory, b"", None, 0o000, 0)
+    .add(
+        "locked/secret",
+        tar::EntryType::Regular,
+        b"s",
+        None,
+        0o000,
+        0,
+    );
+    t
+}
+
+#[test]
+fn removing_a_template_or_a_failed_import_follows_nothing_out() {
+    let root = TestRoot::new("tpl-remove");
+    let canary = root.dir.join("canary.txt");
+    let canary_dir = root.dir.join("canary-dir");
+    fs::write(&canary, "keep me").expect("write canary");
+    fs::create_dir(&canary_dir).expect("mkdir canary");
+    fs::write(canary_dir.join("inside"), "keep me too").expect("write canary");
+    let intact = || {
+        assert_eq!(fs::read_to_string(&canary).expect("canary"), "keep me");
+        assert_eq!(
+            fs::read_to_string(canary_dir.join("inside")).expect("canary"),
+            "keep me too"
+        );
+        assert_eq!(fs::read_dir(&canary_dir).expect("ls").count(), 1);
+    };
+    let tar = root.dir.join("deep.tar");
+    let tar_path = tar.to_str().expect("path");
+    fs::write(&tar, deep_hostile_tar(&canary, &canary_dir).finish()).expect("write tar");
+    root.ok(&["template", "import", "deep", tar_path]);
+    let rootfs = root.dir.join("lib/templates/deep/rootfs");
+    assert!(rootfs.join("to-host-dir").is_symlink() && rootfs.join("fifo").exists());
+    root.ok(&["template", "remove", "deep"]);
+    assert!(!root.dir.join("lib/templates/deep").exists());
+    intact();
+    // The same tree, then a member that fails the import: what was
+    // unpacked goes the same way.
+    let mut t = deep_hostile_tar(&canary, &canary_dir);
+    t.add("x", tar::EntryType::Directory, b"", None, 0o755, 0)
+        .file("x/inside", b"x")
+        .file("x", b"a file where a full directory is");
+    fs::write(&tar, t.finish()).expect("write tar");
+    root.fails(&["template", "import", "deep", tar_path], 9);
+    let left: Vec<_> = fs::read_dir(root.dir.join("lib/templates"))
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "a failed import leaves nothing: {left:?}");
+    intact();
     root.finish();
 }

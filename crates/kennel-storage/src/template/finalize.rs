@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::init_kind::InitKind;
+use crate::shown::shown;
 use crate::template::meta::TemplateMeta;
 use crate::tree::Tree;
 
@@ -48,9 +49,14 @@ pub(crate) fn finish(name: &str, rootfs: &Path, source: String) -> Result<Templa
 fn os_pretty_name(tree: &Tree) -> String {
     for p in ["etc/os-release", "usr/lib/os-release"] {
         if let Some(bytes) = tree.read(p) {
-            let text = String::from_utf8_lossy(&bytes);
-            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")) {
-                return v.trim_matches('"').chars().take(200).collect();
+            let line = bytes
+                .split(|&b| b == b'\n')
+                .find_map(|l| l.strip_prefix(b"PRETTY_NAME="));
+            if let Some(v) = line {
+                // Shown by `template list`: kept escaped and short, as the
+                // tree's author wrote it.
+                let v = v.strip_prefix(b"\"").unwrap_or(v);
+                return shown(v.strip_suffix(b"\"").unwrap_or(v));
             }
         }
     }

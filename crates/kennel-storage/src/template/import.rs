@@ -2,9 +2,11 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{io_err, Result, StorageError};
+use crate::shown::shown;
 use crate::unpack::{unpack, UnpackLimits};
 
 /// What the first bytes of the file say it is.
@@ -37,7 +39,8 @@ pub(crate) fn build(
     limits: &UnpackLimits,
     progress: &mut dyn FnMut(&str),
 ) -> Result<String> {
-    progress(&format!("unpacking {}", tarball.display()));
+    let shown_path = shown(tarball.as_os_str().as_bytes());
+    progress(&format!("unpacking {shown_path}"));
     let reader = open_decompressed(tarball)?;
     let report = unpack(reader, rootfs, limits).map_err(|e| match e {
         StorageError::Archive { reason, .. } => StorageError::Archive {
@@ -64,5 +67,5 @@ pub(crate) fn build(
             report.devices
         ));
     }
-    Ok(format!("import of {}", tarball.display()))
+    Ok(format!("import of {shown_path}"))
 }

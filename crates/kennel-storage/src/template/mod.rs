@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 pub use meta::TemplateMeta;
 
 use crate::error::{io_err, Result, StorageError};
+use crate::remove::remove_tree;
 use crate::unpack::UnpackLimits;
-use crate::util::remove_tree;
 
 /// How to make a new template.
 #[derive(Debug, Clone)]
@@ -211,6 +211,6 @@ impl Store {
         // template under its real name.
         let trash = crate::staging::deleting(&self.dir, name);
         fs::rename(&dir, &trash).map_err(io_err("rename", &dir))?;
-        remove_tree(&trash)
+        remove_tree(&trash).map(drop)
     }
 }

@@ -1,4 +1,7 @@
-//! `kennel check`: what this host offers and what Kennel needs.
+//! `kennel check`: what this host offers and what Kennel needs, and the
+//! host kernel's hardening it relies on (`hardening`).
+
+pub(crate) mod hardening;
 
 use std::fs;
 use std::path::Path;
@@ -176,6 +179,25 @@ impl Kennel {
             });
         }
         out.extend(self.check_host_network());
+        let v1: Vec<(String, std::path::PathBuf)> = self
+            .cgroups()
+            .map(|h| {
+                h.hierarchies()
+                    .iter()
+                    .filter_map(|x| match &x.kind {
+                        kennel_cgroup::HierarchyKind::V1 { name } => Some((
+                            name.as_ref()
+                                .map(|n| format!("name={n}"))
+                                .unwrap_or_else(|| x.controllers.join(",")),
+                            x.mount_point.clone(),
+                        )),
+                        kennel_cgroup::HierarchyKind::V2 => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ves = self.ids().map(|ids| ids.len() as u64).unwrap_or(0);
+        out.extend(hardening::report(ves, &v1, (maj, min)));
         out
     }
 

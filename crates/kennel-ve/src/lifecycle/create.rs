@@ -98,7 +98,9 @@ impl Kennel {
             )))
         };
         if let Err(e) = build() {
-            let _ = fs::remove_dir_all(&building);
+            // A shifted layer copies the template's tree, which an
+            // imported tarball shaped: removed by descriptor.
+            let _ = kennel_storage::remove::remove_tree(&building);
             return Err(e);
         }
         Ok(cfg)

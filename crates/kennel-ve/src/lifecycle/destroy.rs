@@ -6,6 +6,7 @@ use super::status::VeState;
 use super::Kennel;
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
+use kennel_storage::remove::remove_tree;
 use kennel_storage::staging;
 
 impl Kennel {
@@ -23,10 +24,12 @@ impl Kennel {
         let dir = self.paths.ve_dir(id);
         // Rename first: a crash half-way leaves a `.ID.deleted-PID`
         // directory that the next create or destroy sweeps, never a
-        // half-deleted VE under its id.
+        // half-deleted VE under its id. The tree is the VE's own making
+        // (any depth, any names, links to host paths): removed by
+        // descriptor, never followed out of it.
         let trash = staging::deleting(&self.paths.ves(), id.as_str());
         fs::rename(&dir, &trash).map_err(io(format!("rename {}", dir.display())))?;
-        fs::remove_dir_all(&trash).map_err(io(format!("remove {}", trash.display())))?;
+        remove_tree(&trash)?;
         let _ = fs::remove_dir_all(self.paths.ve_run(id));
         staging::sweep(&self.paths.ves());
         Ok(())

@@ -1,0 +1,381 @@
+//! The host kernel's hardening that Kennel relies on but never sets itself
+//! (sysctls are the operator's): what `kennel check` reports about it.
+//!
+//! Each item is one line. A setting that is not as recommended is a
+//! warning (VEs still start) that names the sysctl and the exact command
+//! that fixes it. Every decision is a pure function of the values read, so
+//! that it can be tested without changing the machine.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use super::{check, Check, CheckLevel};
+
+/// What a sysctl should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Is(i64),
+    AtLeast(i64),
+    Between(i64, i64),
+}
+
+impl Want {
+    pub fn accepts(self, v: i64) -> bool {
+        match self {
+            Want::Is(w) => v == w,
+            Want::AtLeast(w) => v >= w,
+            Want::Between(lo, hi) => (lo..=hi).contains(&v),
+        }
+    }
+}
+
+/// A sysctl Kennel wants set a certain way, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct SysctlRule {
+    /// The check's name in `kennel check`.
+    pub check: &'static str,
+    pub sysctl: &'static str,
+    pub want: Want,
+    /// The value the fix sets.
+    pub set: i64,
+    /// What the recommended value gives.
+    pub gives: &'static str,
+    /// What a VE's root can do otherwise.
+    pub risk: &'static str,
+}
+
+/// The sysctls, in the order `kennel check` shows them.
+pub const SYSCTL_RULES: &[SysctlRule] = &[
+    SysctlRule {
+        check: "bpf",
+        sysctl: "kernel.unprivileged_bpf_disabled",
+        want: Want::Between(1, 2),
+        set: 2,
+        gives: "only the host's root loads BPF programs",
+        risk: "every VE's root can load BPF programs into the host's kernel",
+    },
+    SysctlRule {
+        check: "userfaultfd",
+        sysctl: "vm.unprivileged_userfaultfd",
+        want: Want::Is(0),
+        set: 0,
+        gives: "VEs cannot stall the kernel's own page faults",
+        risk: "a VE can stall the kernel's page faults at will, a common exploit aid",
+    },
+    SysctlRule {
+        check: "dmesg",
+        sysctl: "kernel.dmesg_restrict",
+        want: Want::Is(1),
+        set: 1,
+        gives: "the kernel log is the host's",
+        risk: "VEs may read the kernel log (kernel addresses, other VEs' events)",
+    },
+    SysctlRule {
+        check: "kernel pointers",
+        sysctl: "kernel.kptr_restrict",
+        want: Want::AtLeast(1),
+        set: 1,
+        gives: "kernel addresses are hidden from VEs",
+        risk: "VEs may see kernel addresses in /proc (defeats KASLR)",
+    },
+    SysctlRule {
+        check: "symlinks",
+        sysctl: "fs.protected_symlinks",
+        want: Want::Is(1),
+        set: 1,
+        gives: "symlinks in sticky world-writable directories are safe to follow",
+        risk: "symlinks planted in /tmp and the like are followed (the host's and the VEs')",
+    },
+    SysctlRule {
+        check: "hardlinks",
+        sysctl: "fs.protected_hardlinks",
+        want: Want::Is(1),
+        set: 1,
+        gives: "no hard links to files the linker may not write",
+        risk: "a VE can hard-link files it may not write (set-user-ID programs, template files)",
+    },
+    SysctlRule {
+        check: "fifos",
+        sysctl: "fs.protected_fifos",
+        want: Want::AtLeast(1),
+        set: 1,
+        gives: "no writing into others' FIFOs in sticky directories",
+        risk: "FIFOs planted in sticky directories are opened by other users' programs",
+    },
+    SysctlRule {
+        check: "regular files",
+        sysctl: "fs.protected_regular",
+        want: Want::AtLeast(1),
+        set: 1,
+        gives: "no writing into others' files in sticky directories",
+        risk: "files planted in sticky directories are opened by other users' programs",
+    },
+];
+
+fn sysctl_path(name: &str) -> PathBuf {
+    PathBuf::from("/proc/sys").join(name.replace('.', "/"))
+}
+
+/// A sysctl's value: `Ok(None)` if this kernel has no such setting.
+fn read_sysctl(name: &str) -> Result<Option<String>, String> {
+    match fs::read_to_string(sysctl_path(name)) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn read_number(name: &str) -> Option<u64> {
+    read_sysctl(name).ok().flatten()?.parse().ok()
+}
+
+const PERSIST: &str = "(and persist it in /etc/sysctl.d/)";
+
+/// The line for `rule`, given what its file read.
+pub fn sysctl_check(rule: &SysctlRule, value: Result<Option<String>, String>) -> Check {
+    let fix = format!("sysctl -w {}={} {PERSIST}", rule.sysctl, rule.set);
+    match value {
+        Ok(None) => check(
+            rule.check,
+            CheckLevel::Ok,
+            format!("{}: not in this kernel (it lacks the feature)", rule.sysctl),
+        ),
+        Err(e) => check(
+            rule.check,
+            CheckLevel::Warn,
+            format!("{}: cannot read it ({e}); want {fix}", rule.sysctl),
+        ),
+        Ok(Some(v)) => match v.parse::<i64>() {
+            Ok(n) if rule.want.accepts(n) => check(
+                rule.check,
+                CheckLevel::Ok,
+                format!("{} = {n}: {}", rule.sysctl, rule.gives),
+            ),
+            _ => check(
+                rule.check,
+                CheckLevel::Warn,
+                format!("{} = {v}: {}; set: {fix}", rule.sysctl, rule.risk),
+            ),
+        },
+    }
+}
+
+/// The conntrack table (one for the host and every VE), if loaded:
+/// `max` and `count` from `net.netfilter.nf_conntrack_{max,count}`. A
+/// table that is 80% full is a warning: when it is full, new connections
+/// are dropped on the whole host, and any VE can fill it.
+pub fn conntrack_check(max: Option<u64>, count: Option<u64>) -> Check {
+    let Some(max) = max else {
+        return check(
+            "conntrack",
+            CheckLevel::Ok,
+            "nf_conntrack not loaded (net.netfilter.nf_conntrack_max appears once it is)",
+        );
+    };
+    let count = count.unwrap_or(0);
+    let what = format!(
+        "net.netfilter.nf_conntrack_max = {max}, {count} in use here: one table for the host and every VE"
+    );
+    if count.saturating_mul(5) >= max.saturating_mul(4) {
+        check(
+            "conntrack",
+            CheckLevel::Warn,
+            format!(
+                "{what}, nearly full (new connections are dropped everywhere when it is); set: sysctl -w net.netfilter.nf_conntrack_max={} {PERSIST}",
+                max.saturating_mul(2).max(65536)
+            ),
+        )
+    } else {
+        check("conntrack", CheckLevel::Ok, what)
+    }
+}
+
+/// Ids a VE maps: each is a host uid with a key quota of its own.
+const IDS_PER_VE: u64 = 65536;
+
+/// Key quotas (`kernel.keys.maxkeys`, `maxbytes`) are per host uid, so a
+/// VE's quota is its ids' quotas together. Informational.
+pub fn keys_check(maxkeys: Option<u64>, maxbytes: Option<u64>) -> Check {
+    match (maxkeys, maxbytes) {
+        (Some(k), Some(b)) => check(
+            "keys",
+            CheckLevel::Ok,
+            format!(
+                "kernel.keys.maxkeys = {k}, kernel.keys.maxbytes = {b}, per host uid: a VE's {IDS_PER_VE} ids may hold {} keys, {} of kernel memory",
+                k.saturating_mul(IDS_PER_VE),
+                crate::units::human(b.saturating_mul(IDS_PER_VE))
+            ),
+        ),
+        _ => check("keys", CheckLevel::Ok, "no key quotas in this kernel"),
+    }
+}
+
+/// The inode of the initial mount namespace on kernels that give it a
+/// fixed one (6.18 and later; never a dynamically allocated number, which
+/// start at 0xF0000000).
+pub const INITIAL_MNT_NS_INO: u64 = 0xEFFF_FFF8;
+
+/// Whether Kennel runs in the host's initial mount namespace: `own` and
+/// `init` are the inodes of `/proc/self/ns/mnt` and `/proc/1/ns/mnt` (the
+/// latter unreadable in some setups), `fixed_inode` whether this kernel
+/// gives the initial namespace [`INITIAL_MNT_NS_INO`].
+pub fn mount_ns_check(own: Option<u64>, init: Option<u64>, fixed_inode: bool) -> Check {
+    let fix = "run kennel in the host's mount namespace (not from a service with PrivateTmp=, ProtectSystem= or the like; from elsewhere: nsenter -t 1 -m kennel ...)";
+    let why = "VEs' ptys come from kernel.pty.reserve only for devpts mounted there, and mounts made elsewhere are hidden from the host";
+    let initial = match (own, init) {
+        (Some(o), Some(i)) => Some(o == i),
+        (Some(o), None) if o == INITIAL_MNT_NS_INO => Some(true),
+        (Some(_), None) if fixed_inode => Some(false),
+        _ => None,
+    };
+    match initial {
+        Some(true) => check(
+            "mount namespace",
+            CheckLevel::Ok,
+            "kennel runs in the host's initial mount namespace",
+        ),
+        Some(false) => check(
+            "mount namespace",
+            CheckLevel::Warn,
+            format!("kennel runs in a mount namespace of its own, not the host's initial one ({why}): {fix}"),
+        ),
+        None => check(
+            "mount namespace",
+            CheckLevel::Warn,
+            format!("cannot tell whether kennel runs in the host's initial mount namespace (/proc/1/ns/mnt is unreadable): {fix}"),
+        ),
+    }
+}
+
+/// cgroup v1 hierarchies whose `release_agent` is set: `(hierarchy,
+/// agent)` for each v1 hierarchy whose root Kennel can read. A VE can make
+/// the host run the agent, as root, for its own sub-cgroups (it may set
+/// `notify_on_release` in cgroups it makes), with a cgroup path it chose.
+pub fn release_agent_check(v1: &[(String, String)], any_v1: bool) -> Check {
+    let set: Vec<String> = v1
+        .iter()
+        .filter(|(_, agent)| !agent.trim().is_empty())
+        .map(|(h, agent)| format!("{h} runs '{}'", kennel_storage::shown::shown(agent.trim())))
+        .collect();
+    if !set.is_empty() {
+        return check(
+            "release_agent",
+            CheckLevel::Warn,
+            format!(
+                "set on cgroup v1 hierarchies ({}): a VE can make the host run it as root for its own sub-cgroups (notify_on_release), with a path it chose; clear it (echo > MOUNT/release_agent) unless the host needs it",
+                set.join("; ")
+            ),
+        );
+    }
+    check(
+        "release_agent",
+        CheckLevel::Ok,
+        if any_v1 {
+            "no cgroup v1 hierarchy has a release agent"
+        } else {
+            "no cgroup v1 hierarchy"
+        },
+    )
+}
+
+/// The host's pty limits (`kernel.pty.max`, `kernel.pty.reserve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtyLimits {
+    pub max: u64,
+    pub reserve: u64,
+}
+
+/// ptys kept for the host's own terminals (ssh sessions, consoles).
+pub const HOST_PTYS: u64 = 128;
+
+/// A VE's pty limit (devpts `max=`) when its configuration sets none.
+pub const DEFAULT_NUMPTY: u64 = 64;
+
+/// Room above the reserve for devpts instances that do not draw on it
+/// (those mounted inside VEs, other container managers').
+pub const UNRESERVED_PTYS: u64 = 1024;
+
+/// The pty limits this host needs, or `None` if `have` is enough.
+///
+/// Each VE's devpts is mounted from the host's initial mount namespace, so
+/// its ptys may come from `kernel.pty.reserve` (ptys other devpts
+/// instances cannot take), and is limited to the VE's `numpty`. So the
+/// reserve must cover `ve_ptys` (the running VEs' numpty together) plus
+/// [`HOST_PTYS`], and `kernel.pty.max` must leave [`UNRESERVED_PTYS`]
+/// above it for everyone else.
+pub fn pty_needs(have: PtyLimits, ve_ptys: u64) -> Option<PtyLimits> {
+    let reserve = have.reserve.max(ve_ptys.saturating_add(HOST_PTYS));
+    let max = have.max.max(reserve.saturating_add(UNRESERVED_PTYS));
+    let need = PtyLimits { max, reserve };
+    (need != have).then_some(need)
+}
+
+/// The line for the pty limits, for `ves` configured VEs.
+pub fn pty_check(have: Option<PtyLimits>, ves: u64) -> Check {
+    let Some(have) = have else {
+        return check(
+            "ptys",
+            CheckLevel::Warn,
+            "cannot read kernel.pty.max and kernel.pty.reserve",
+        );
+    };
+    // TODO(lead): sum the running VEs' own numpty (ve.conf) once VEs have
+    // one; until then every configured VE counts DEFAULT_NUMPTY.
+    let ve_ptys = ves.saturating_mul(DEFAULT_NUMPTY);
+    let what = format!(
+        "kernel.pty.max = {}, kernel.pty.reserve = {}; VEs may hold {ve_ptys} ({ves} VEs x {DEFAULT_NUMPTY}), the host keeps {HOST_PTYS}",
+        have.max, have.reserve
+    );
+    match pty_needs(have, ve_ptys) {
+        None => check("ptys", CheckLevel::Ok, what),
+        Some(need) => check(
+            "ptys",
+            CheckLevel::Warn,
+            format!(
+                "{what}: the reserve is too small for them; set: sysctl -w kernel.pty.reserve={} kernel.pty.max={} {PERSIST}",
+                need.reserve, need.max
+            ),
+        ),
+    }
+}
+
+/// Every line of the hardening report, read from this host. `ves` is the
+/// number of configured VEs; `v1` the cgroup v1 hierarchies (a name to
+/// show, their mount point).
+pub(super) fn report(ves: u64, v1: &[(String, PathBuf)], kernel: (u32, u32)) -> Vec<Check> {
+    let mut out: Vec<Check> = SYSCTL_RULES
+        .iter()
+        .map(|r| sysctl_check(r, read_sysctl(r.sysctl)))
+        .collect();
+    out.push(conntrack_check(
+        read_number("net.netfilter.nf_conntrack_max"),
+        read_number("net.netfilter.nf_conntrack_count"),
+    ));
+    out.push(keys_check(
+        read_number("kernel.keys.maxkeys"),
+        read_number("kernel.keys.maxbytes"),
+    ));
+    let ino = |p: &str| fs::metadata(p).ok().map(|m| m.ino());
+    out.push(mount_ns_check(
+        ino("/proc/self/ns/mnt"),
+        ino("/proc/1/ns/mnt"),
+        kernel >= (6, 18),
+    ));
+    let agents: Vec<(String, String)> = v1
+        .iter()
+        .filter_map(|(name, mount)| {
+            let agent = fs::read_to_string(mount.join("release_agent")).ok()?;
+            Some((name.clone(), agent))
+        })
+        .collect();
+    out.push(release_agent_check(&agents, !v1.is_empty()));
+    let ptys = read_number("kernel.pty.max")
+        .zip(read_number("kernel.pty.reserve"))
+        .map(|(max, reserve)| PtyLimits { max, reserve });
+    out.push(pty_check(ptys, ves));
+    out
+}
+
+#[cfg(test)]
+mod tests;

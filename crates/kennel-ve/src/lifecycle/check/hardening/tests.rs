@@ -1,0 +1,200 @@
+//! The decisions, from given values: nothing on the machine is changed.
+
+use super::*;
+
+fn rule(sysctl: &str) -> &'static SysctlRule {
+    SYSCTL_RULES
+        .iter()
+        .find(|r| r.sysctl == sysctl)
+        .expect("a rule")
+}
+
+fn value(v: &str) -> Result<Option<String>, String> {
+    Ok(Some(v.to_string()))
+}
+
+#[test]
+fn recommended_sysctls_are_ok_and_others_name_the_fix() {
+    let cases: &[(&str, &[&str], &[&str], &str)] = &[
+        (
+            "kernel.unprivileged_bpf_disabled",
+            &["1", "2"],
+            &["0", "3"],
+            "=2",
+        ),
+        ("vm.unprivileged_userfaultfd", &["0"], &["1"], "=0"),
+        ("kernel.dmesg_restrict", &["1"], &["0"], "=1"),
+        ("kernel.kptr_restrict", &["1", "2"], &["0"], "=1"),
+        ("fs.protected_symlinks", &["1"], &["0"], "=1"),
+        ("fs.protected_hardlinks", &["1"], &["0"], "=1"),
+        ("fs.protected_fifos", &["1", "2"], &["0"], "=1"),
+        ("fs.protected_regular", &["1", "2"], &["0"], "=1"),
+    ];
+    assert_eq!(cases.len(), SYSCTL_RULES.len(), "every rule is tested");
+    for (sysctl, good, bad, set) in cases {
+        let r = rule(sysctl);
+        for v in *good {
+            let c = sysctl_check(r, value(v));
+            assert_eq!(c.level, CheckLevel::Ok, "{sysctl} = {v}: {}", c.detail);
+            assert!(
+                c.detail.starts_with(&format!("{sysctl} = {v}")),
+                "{}",
+                c.detail
+            );
+        }
+        for v in bad.iter().chain(&["junk"]) {
+            let c = sysctl_check(r, value(v));
+            assert_eq!(c.level, CheckLevel::Warn, "{sysctl} = {v}");
+            assert!(
+                c.detail.contains(&format!("sysctl -w {sysctl}{set} ")),
+                "the fix is named: {}",
+                c.detail
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_sysctl_is_a_missing_feature_and_an_unreadable_one_a_warning() {
+    let r = rule("vm.unprivileged_userfaultfd");
+    assert_eq!(sysctl_check(r, Ok(None)).level, CheckLevel::Ok);
+    let c = sysctl_check(r, Err("Permission denied".into()));
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail.contains("sysctl -w vm.unprivileged_userfaultfd=0"),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
+fn conntrack_warns_when_nearly_full() {
+    assert_eq!(conntrack_check(None, None).level, CheckLevel::Ok);
+    let c = conntrack_check(Some(262_144), Some(1000));
+    assert_eq!(c.level, CheckLevel::Ok);
+    assert!(
+        c.detail.contains("net.netfilter.nf_conntrack_max = 262144"),
+        "{}",
+        c.detail
+    );
+    let c = conntrack_check(Some(1000), Some(900));
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail
+            .contains("sysctl -w net.netfilter.nf_conntrack_max=65536 "),
+        "{}",
+        c.detail
+    );
+    let c = conntrack_check(Some(100_000), Some(80_000));
+    assert!(
+        c.detail.contains("nf_conntrack_max=200000 "),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
+fn keys_are_informational() {
+    let c = keys_check(Some(200), Some(20_000));
+    assert_eq!(c.level, CheckLevel::Ok);
+    assert!(
+        c.detail.contains("kernel.keys.maxkeys = 200") && c.detail.contains("13107200 keys"),
+        "{}",
+        c.detail
+    );
+    assert_eq!(keys_check(None, None).level, CheckLevel::Ok);
+}
+
+#[test]
+fn the_initial_mount_namespace_is_told_by_pid_1_or_its_fixed_inode() {
+    let other = 0xF000_0123;
+    assert_eq!(
+        mount_ns_check(Some(7), Some(7), false).level,
+        CheckLevel::Ok
+    );
+    assert_eq!(
+        mount_ns_check(Some(other), Some(7), true).level,
+        CheckLevel::Warn
+    );
+    // PID 1's namespace unreadable: the fixed inode still tells.
+    assert_eq!(
+        mount_ns_check(Some(INITIAL_MNT_NS_INO), None, true).level,
+        CheckLevel::Ok
+    );
+    let c = mount_ns_check(Some(other), None, true);
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(c.detail.contains("nsenter -t 1 -m"), "{}", c.detail);
+    // An older kernel and no PID 1: cannot tell.
+    let c = mount_ns_check(Some(other), None, false);
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(c.detail.starts_with("cannot tell"), "{}", c.detail);
+}
+
+#[test]
+fn a_release_agent_is_named_with_its_hierarchy() {
+    let none = [("memory".to_string(), "\n".to_string())];
+    assert_eq!(release_agent_check(&none, true).level, CheckLevel::Ok);
+    assert_eq!(release_agent_check(&[], false).level, CheckLevel::Ok);
+    let set = [
+        ("memory".to_string(), String::new()),
+        (
+            "name=systemd".to_string(),
+            "/usr/lib/agent\x1b[2J\n".to_string(),
+        ),
+    ];
+    let c = release_agent_check(&set, true);
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail
+            .contains("name=systemd runs '/usr/lib/agent\\x1b[2J'")
+            && !c.detail.contains("memory"),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
+fn the_pty_reserve_covers_the_ves_and_the_host() {
+    let defaults = PtyLimits {
+        max: 4096,
+        reserve: 1024,
+    };
+    // 13 VEs x 64 + 128 = 960: the kernel's defaults do.
+    assert_eq!(pty_needs(defaults, 13 * 64), None);
+    assert_eq!(pty_check(Some(defaults), 13).level, CheckLevel::Ok);
+    // 100 VEs: 6528 reserved, and room above it.
+    assert_eq!(
+        pty_needs(defaults, 100 * 64),
+        Some(PtyLimits {
+            max: 6528 + UNRESERVED_PTYS,
+            reserve: 6528
+        })
+    );
+    let c = pty_check(Some(defaults), 100);
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail
+            .contains("sysctl -w kernel.pty.reserve=6528 kernel.pty.max=7552 "),
+        "{}",
+        c.detail
+    );
+    // A reserve that leaves nothing above it.
+    let tight = PtyLimits {
+        max: 1100,
+        reserve: 1024,
+    };
+    assert_eq!(
+        pty_needs(tight, 0),
+        Some(PtyLimits {
+            max: 2048,
+            reserve: 1024
+        })
+    );
+    // Larger values than needed are kept, never lowered.
+    let big = PtyLimits {
+        max: 100_000,
+        reserve: 50_000,
+    };
+    assert_eq!(pty_needs(big, 640), None);
+    assert_eq!(pty_check(None, 1).level, CheckLevel::Warn);
+}
