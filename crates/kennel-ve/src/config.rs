@@ -267,7 +267,10 @@ mod tests {
         let text = c.to_toml().expect("toml");
         assert!(text.contains("memory = \"512M\""), "{text}");
         assert!(text.contains("hostname = \"web1\""));
-        assert!(text.contains("features = [\"tun\", \"keyring\"]"), "{text}");
+        assert!(
+            text.contains("features = [\n    \"tun\",\n    \"keyring\",\n]"),
+            "{text}"
+        );
         let back: VeConfig = toml::from_str(&text).expect("parse");
         assert_eq!(back, c);
     }

@@ -196,8 +196,22 @@ impl Kennel {
                     .collect()
             })
             .unwrap_or_default();
-        let ves = self.ids().map(|ids| ids.len() as u64).unwrap_or(0);
-        out.extend(hardening::report(ves, &v1, (maj, min)));
+        let ids = self.ids().unwrap_or_default();
+        let ve_ptys: u64 = ids
+            .iter()
+            .map(|id| {
+                self.config(id)
+                    .map_or(u64::from(crate::config::DEFAULT_NUMPTY), |c| {
+                        u64::from(c.resources.numpty())
+                    })
+            })
+            .sum();
+        out.extend(hardening::report(
+            ids.len() as u64,
+            ve_ptys,
+            &v1,
+            (maj, min),
+        ));
         out
     }
 

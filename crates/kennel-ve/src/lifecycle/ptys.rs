@@ -24,15 +24,18 @@ use crate::id::VeId;
 /// What the host keeps of `kernel.pty.reserve` for itself.
 pub const HOST_PTYS: u64 = 128;
 
+fn read_sysctl_number(name: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/sys/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The reserve the running VEs may share: `kernel.pty.reserve` less
 /// [`HOST_PTYS`]; `None` if the kernel does not say.
 pub fn pty_budget() -> Option<u64> {
-    fs::read_to_string("/proc/sys/kernel/pty/reserve")
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|r| r.saturating_sub(HOST_PTYS))
+    read_sysctl_number("kernel/pty/reserve").map(|r| r.saturating_sub(HOST_PTYS))
 }
 
 /// `(id, numpty)` from a ledger entry's name.
@@ -82,10 +85,14 @@ impl Kennel {
             }
             let others = ledger_sum(names.iter().map(String::as_str), id.as_str());
             if others + n > budget {
-                let need = others + n + HOST_PTYS;
+                let have = super::check::hardening::PtyLimits {
+                    max: read_sysctl_number("kernel/pty/max").unwrap_or(0),
+                    reserve: budget + HOST_PTYS,
+                };
+                let need = super::check::hardening::pty_needs(have, others + n).unwrap_or(have);
                 return Err(VeError::HostUnsupported(format!(
-                    "VE {id} needs {n} ptys, but the running VEs already hold {others} of the {budget} that kernel.pty.reserve leaves them: raise it (sysctl -w kernel.pty.reserve={need} kernel.pty.max={}), or give VEs fewer (--numpty)",
-                    need + 4096
+                    "VE {id} needs {n} ptys, but the running VEs already hold {others} of the {budget} that kernel.pty.reserve leaves them: raise it (sysctl -w kernel.pty.reserve={} kernel.pty.max={}), or give VEs fewer (--numpty)",
+                    need.reserve, need.max
                 )));
             }
         }

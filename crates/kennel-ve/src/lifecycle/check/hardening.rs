@@ -286,11 +286,7 @@ pub struct PtyLimits {
     pub reserve: u64,
 }
 
-/// ptys kept for the host's own terminals (ssh sessions, consoles).
-pub const HOST_PTYS: u64 = 128;
-
-/// A VE's pty limit (devpts `max=`) when its configuration sets none.
-pub const DEFAULT_NUMPTY: u64 = 64;
+pub use crate::lifecycle::ptys::HOST_PTYS;
 
 /// Room above the reserve for devpts instances that do not draw on it
 /// (those mounted inside VEs, other container managers').
@@ -311,8 +307,9 @@ pub fn pty_needs(have: PtyLimits, ve_ptys: u64) -> Option<PtyLimits> {
     (need != have).then_some(need)
 }
 
-/// The line for the pty limits, for `ves` configured VEs.
-pub fn pty_check(have: Option<PtyLimits>, ves: u64) -> Check {
+/// The line for the pty limits, for `ves` configured VEs that may hold
+/// `ve_ptys` ptys together (their `numpty`).
+pub fn pty_check(have: Option<PtyLimits>, ves: u64, ve_ptys: u64) -> Check {
     let Some(have) = have else {
         return check(
             "ptys",
@@ -320,11 +317,8 @@ pub fn pty_check(have: Option<PtyLimits>, ves: u64) -> Check {
             "cannot read kernel.pty.max and kernel.pty.reserve",
         );
     };
-    // TODO(lead): sum the running VEs' own numpty (ve.conf) once VEs have
-    // one; until then every configured VE counts DEFAULT_NUMPTY.
-    let ve_ptys = ves.saturating_mul(DEFAULT_NUMPTY);
     let what = format!(
-        "kernel.pty.max = {}, kernel.pty.reserve = {}; VEs may hold {ve_ptys} ({ves} VEs x {DEFAULT_NUMPTY}), the host keeps {HOST_PTYS}",
+        "kernel.pty.max = {}, kernel.pty.reserve = {}; the {ves} VEs may hold {ve_ptys} (their numpty), the host keeps {HOST_PTYS}",
         have.max, have.reserve
     );
     match pty_needs(have, ve_ptys) {
@@ -343,7 +337,14 @@ pub fn pty_check(have: Option<PtyLimits>, ves: u64) -> Check {
 /// Every line of the hardening report, read from this host. `ves` is the
 /// number of configured VEs; `v1` the cgroup v1 hierarchies (a name to
 /// show, their mount point).
-pub(super) fn report(ves: u64, v1: &[(String, PathBuf)], kernel: (u32, u32)) -> Vec<Check> {
+/// Every hardening line; `ves` VEs are configured, holding `ve_ptys` ptys
+/// together.
+pub(super) fn report(
+    ves: u64,
+    ve_ptys: u64,
+    v1: &[(String, PathBuf)],
+    kernel: (u32, u32),
+) -> Vec<Check> {
     let mut out: Vec<Check> = SYSCTL_RULES
         .iter()
         .map(|r| sysctl_check(r, read_sysctl(r.sysctl)))
@@ -373,7 +374,7 @@ pub(super) fn report(ves: u64, v1: &[(String, PathBuf)], kernel: (u32, u32)) -> 
     let ptys = read_number("kernel.pty.max")
         .zip(read_number("kernel.pty.reserve"))
         .map(|(max, reserve)| PtyLimits { max, reserve });
-    out.push(pty_check(ptys, ves));
+    out.push(pty_check(ptys, ves, ve_ptys));
     out
 }
 

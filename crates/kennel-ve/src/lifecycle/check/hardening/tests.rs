@@ -161,7 +161,7 @@ fn the_pty_reserve_covers_the_ves_and_the_host() {
     };
     // 13 VEs x 64 + 128 = 960: the kernel's defaults do.
     assert_eq!(pty_needs(defaults, 13 * 64), None);
-    assert_eq!(pty_check(Some(defaults), 13).level, CheckLevel::Ok);
+    assert_eq!(pty_check(Some(defaults), 13, 13 * 64).level, CheckLevel::Ok);
     // 100 VEs: 6528 reserved, and room above it.
     assert_eq!(
         pty_needs(defaults, 100 * 64),
@@ -170,7 +170,7 @@ fn the_pty_reserve_covers_the_ves_and_the_host() {
             reserve: 6528
         })
     );
-    let c = pty_check(Some(defaults), 100);
+    let c = pty_check(Some(defaults), 100, 100 * 64);
     assert_eq!(c.level, CheckLevel::Warn);
     assert!(
         c.detail
@@ -196,5 +196,5 @@ fn the_pty_reserve_covers_the_ves_and_the_host() {
         reserve: 50_000,
     };
     assert_eq!(pty_needs(big, 640), None);
-    assert_eq!(pty_check(None, 1).level, CheckLevel::Warn);
+    assert_eq!(pty_check(None, 1, 64).level, CheckLevel::Warn);
 }
