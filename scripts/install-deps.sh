@@ -11,6 +11,7 @@ pkgs=(
     nftables                        # the per-VE host firewall
     iperf3 iptables                 # network tests: rates, firewalls inside VEs
     tar zstd jq                     # test fixtures, the v2 VM runner
+    g++                             # libFuzzer, built by tests/fuzz.sh
 )
 missing=()
 for p in "${pkgs[@]}"; do [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed'* ]] || missing+=("$p"); done

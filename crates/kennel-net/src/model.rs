@@ -255,6 +255,15 @@ pub fn validate_ve_address(net: &IpNet) -> Result<()> {
 }
 
 fn validate_host_address(a: IpAddr, what: &str) -> Result<()> {
+    if let IpAddr::V6(v) = a {
+        // ::ffff:127.0.0.1 is an IPv4 address in IPv6 clothes, which the
+        // IPv4 checks below would never see.
+        if let Some(v4) = v.to_ipv4_mapped() {
+            return Err(NetError::BadInput(format!(
+                "invalid {what} {a}: write the IPv4 address itself ({v4})"
+            )));
+        }
+    }
     let bad = match a {
         IpAddr::V4(v) => {
             v.is_unspecified() || v.is_loopback() || v.is_multicast() || v.is_broadcast()
@@ -659,6 +668,8 @@ mod tests {
             "::1",
             "192.0.2.1/33",
             "x",
+            "::ffff:127.0.0.1",
+            "::ffff:192.0.2.11",
         ] {
             assert!(parse_ve_address(bad).is_err(), "{bad}");
         }

@@ -18,7 +18,8 @@
 //! * members owned by a uid or gid outside the VE's 65536 ids are refused
 //!   (inside a VE they would belong to nobody);
 //! * the total size and the number of members are bounded
-//!   ([`UnpackLimits`]), so a small compressed file cannot fill the disk;
+//!   ([`UnpackLimits`]; a directory made for a member's name counts as a
+//!   member), so a small compressed file cannot fill the disk;
 //! * the tar parser may read at most [`METADATA_ALLOWANCE`] bytes of
 //!   headers, long names and PAX records per member (it keeps those in
 //!   memory), so a small compressed file cannot exhaust memory either;
@@ -99,7 +100,7 @@ const MAX_OWNER: u64 = 65535;
 pub struct UnpackLimits {
     /// Bytes of file contents.
     pub max_bytes: u64,
-    /// Members of any kind.
+    /// Members of any kind, and directories made for their names.
     pub max_entries: u64,
 }
 
@@ -177,7 +178,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
     loop {
         // What is left of the previous member's data, then the next headers.
         let unread = data_end.saturating_sub(budget.read.get());
-        budget.left.set(unread + METADATA_ALLOWANCE);
+        budget.left.set(unread.saturating_add(METADATA_ALLOWANCE));
         let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(|e| {
             if budget.exceeded.get() {
@@ -186,8 +187,8 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
                     METADATA_ALLOWANCE >> 10
                 ));
             }
-            let mut why = e.to_string();
-            why.truncate(80);
+            // The reason may quote the archive's bytes: cut at a character.
+            let why: String = e.to_string().chars().take(80).collect();
             archive_err(format!("not a tar archive, or a corrupt one ({why})"))
         })?;
         let stored = entry
@@ -199,10 +200,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
         budget.left.set(stored);
         seen += 1;
         if seen > limits.max_entries {
-            return Err(archive_err(format!(
-                "more than {} members: if the archive is genuine, raise import_max_entries in kennel.toml",
-                limits.max_entries
-            )));
+            return Err(too_many(limits));
         }
         let raw = entry.path_bytes().into_owned();
         // The name as messages show it: escaped, bounded (crate::shown).
@@ -222,9 +220,10 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
         }
         let (parent_comps, file) = comps.split_at(comps.len() - 1);
         let file = &file[0];
-        let parent = match open_parent(root.as_fd(), parent_comps) {
+        let parent = match open_parent(root.as_fd(), parent_comps, &mut seen, limits) {
             Ok(p) => p,
-            Err(e) => {
+            Err(ParentError::Limit) => return Err(too_many(limits)),
+            Err(ParentError::Sys(e)) => {
                 refuse(
                     &mut report,
                     &name,
@@ -391,6 +390,13 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
     Ok(report)
 }
 
+fn too_many(limits: &UnpackLimits) -> StorageError {
+    archive_err(format!(
+        "more than {} members: if the archive is genuine, raise import_max_entries in kennel.toml",
+        limits.max_entries
+    ))
+}
+
 /// Sets the owner of entry `name` in `parent` without following it.
 fn chown_entry(
     parent: BorrowedFd<'_>,
@@ -445,26 +451,50 @@ fn collect_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8
     out
 }
 
+/// Why [`open_parent`] failed.
+enum ParentError {
+    /// Making the missing directories would pass the member limit.
+    Limit,
+    Sys(Errno),
+}
+
+impl From<Errno> for ParentError {
+    fn from(e: Errno) -> Self {
+        ParentError::Sys(e)
+    }
+}
+
 /// Opens (creating missing directories) the directory `comps` inside
-/// `root`, resolving every step inside the tree.
-fn open_parent(root: BorrowedFd<'_>, comps: &[String]) -> rustix::io::Result<OwnedFd> {
+/// `root`, resolving every step inside the tree. Each directory it makes
+/// counts as a member (`seen`): one long name would otherwise make
+/// thousands of directories past the limit.
+fn open_parent(
+    root: BorrowedFd<'_>,
+    comps: &[String],
+    seen: &mut u64,
+    limits: &UnpackLimits,
+) -> std::result::Result<OwnedFd, ParentError> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
     match openat2(root, rel(comps), flags, Mode::empty(), RESOLVE) {
         Err(Errno::NOENT) => {}
-        other => return other,
+        other => return Ok(other?),
     }
     let mut dir = openat2(root, ".", flags, Mode::empty(), RESOLVE)?;
     for (i, c) in comps.iter().enumerate() {
         match openat2(root, rel(&comps[..=i]), flags, Mode::empty(), RESOLVE) {
             Ok(d) => dir = d,
             Err(Errno::NOENT) => {
+                if *seen >= limits.max_entries {
+                    return Err(ParentError::Limit);
+                }
                 match mkdirat(dir.as_fd(), c.as_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e),
+                    Ok(()) => *seen += 1,
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
                 }
                 dir = openat2(root, rel(&comps[..=i]), flags, Mode::empty(), RESOLVE)?;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(dir)
@@ -512,5 +542,40 @@ mod tests {
         assert_eq!(clean_path(b"./"), Ok(None));
         assert!(clean_path(b"a/../../etc").is_err());
         assert!(clean_path(b"..").is_err());
+    }
+
+    /// Found by fuzzing: one member named a/b/c/.../z made every missing
+    /// directory of its name, past the member limit.
+    #[test]
+    fn directories_made_for_a_name_count_as_members() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "a/b/c/d/e/f/g/h", &b"x"[..])
+            .expect("member");
+        let tar = b.into_inner().expect("tar");
+        let limits = |n| UnpackLimits {
+            max_bytes: 1 << 20,
+            max_entries: n,
+        };
+        for (n, ok) in [(7, false), (8, true)] {
+            let d = tempfile::tempdir().expect("tempdir");
+            let r = unpack(tar.as_slice(), d.path(), &limits(n));
+            assert_eq!(r.is_ok(), ok, "limit {n}: {r:?}");
+            let made = walk_count(d.path());
+            assert!(made <= n, "{made} made under a limit of {n}");
+        }
+    }
+
+    fn walk_count(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .expect("read")
+            .map(|e| {
+                let p = e.expect("entry").path();
+                1 + if p.is_dir() { walk_count(&p) } else { 0 }
+            })
+            .sum()
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VeError};
 use crate::id::VeId;
-use crate::units::Size;
+use crate::units::{Size, MAX_CPUS};
 
 /// Resource limits (the full resource model is its own issue). Absent
 /// means unlimited.
@@ -133,8 +133,10 @@ impl Resources {
             }
         }
         if let Some(c) = self.cpus {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(VeError::BadInput(format!("invalid CPU count {c}")));
+            if !(c.is_finite() && c > 0.0 && c <= MAX_CPUS) {
+                return Err(VeError::BadInput(format!(
+                    "invalid CPU count {c}: give a number above 0, at most {MAX_CPUS}"
+                )));
             }
         }
         Ok(())
@@ -180,9 +182,15 @@ impl VeConfig {
     pub fn load(path: &Path, id: &VeId) -> Result<Self> {
         let text = fs::read_to_string(path)
             .map_err(crate::error::io(format!("read {}", path.display())))?;
+        Self::parse(&text, id, path)
+    }
+
+    /// Checks `text` as the configuration of VE `id`; `path` names it in
+    /// errors. [`VeConfig::load`] without the file (the fuzz targets).
+    pub fn parse(text: &str, id: &VeId, path: &Path) -> Result<Self> {
         let bad = |what: String| VeError::BadInput(format!("{}: {what}", path.display()));
         let cfg: VeConfig =
-            toml::from_str(&text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+            toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
         if &cfg.id != id {
             return Err(bad(format!(
                 "it says id = \"{}\" but belongs to VE {id} (a copied VE directory needs its own id and id range)",
@@ -192,6 +200,8 @@ impl VeConfig {
         cfg.idmap.validate().map_err(bad)?;
         cfg.resources.validate()?;
         validate_hostname(&cfg.hostname)?;
+        // What `create` and `set` check, a hand-edited file must pass too.
+        cfg.network.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)
     }
 
@@ -291,6 +301,28 @@ mod tests {
             1,
             "no temporary file left"
         );
+    }
+
+    /// A hand-edited file passes the checks of `create` and `set` (found
+    /// by fuzzing: the network and CPU counts were not checked on load).
+    #[test]
+    fn hand_edits_are_checked_like_the_cli() {
+        let id = VeId::parse("101").expect("id");
+        let text = sample().to_toml().expect("toml");
+        let origin = Path::new("ve.conf");
+        assert_eq!(
+            VeConfig::parse(&text, &id, origin).expect("parse"),
+            sample()
+        );
+        for (from, to) in [
+            ("192.0.2.11/32", "127.0.0.1/32"),
+            ("nameservers = [\"192.0.2.1\"]", "searchdomains = [\"\"]"),
+            ("cpus = 1.5", "cpus = 1e300"),
+        ] {
+            let bad = text.replace(from, to);
+            assert_ne!(bad, text, "{from}");
+            assert!(VeConfig::parse(&bad, &id, origin).is_err(), "{to}");
+        }
     }
 
     #[test]

@@ -21,7 +21,9 @@
 
 use std::fs;
 use std::io;
+use std::path::Path;
 
+use kennel_net::model::validate_ifname;
 use serde::Deserialize;
 
 use crate::error::{Result, VeError};
@@ -61,20 +63,42 @@ fn default_ranges() -> u32 {
 impl HostConfig {
     pub fn load(paths: &Paths) -> Result<Self> {
         let p = paths.host_config();
-        let cfg: HostConfig = match fs::read_to_string(&p) {
-            Ok(t) => toml::from_str(&t)
-                .map_err(|e| VeError::BadInput(format!("{}: {e}", p.display())))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                toml::from_str("").map_err(|e| VeError::BadInput(e.to_string()))?
-            }
+        let text = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(crate::error::io(format!("read {}", p.display()))(e)),
         };
+        Self::parse(&text, &p)
+    }
+
+    /// Checks `text` as the host's settings; `p` names the file in errors.
+    /// [`HostConfig::load`] without the file (the fuzz targets).
+    pub fn parse(text: &str, p: &Path) -> Result<Self> {
+        let cfg: HostConfig =
+            toml::from_str(text).map_err(|e| VeError::BadInput(format!("{}: {e}", p.display())))?;
         let end = cfg.idmap_base as u64 + cfg.idmap_ranges as u64 * IDS_PER_VE as u64;
         if cfg.idmap_base < IDS_PER_VE || end > u32::MAX as u64 {
             return Err(VeError::BadInput(format!(
                 "{}: idmap_base must be at least {IDS_PER_VE} and idmap_base + idmap_ranges * {IDS_PER_VE} must stay below 2^32",
                 p.display()
             )));
+        }
+        if let Some(cg) = &cfg.cgroup_parent {
+            // Relative to each hierarchy's root, and below it: plain names.
+            let rel = cg.trim_matches('/');
+            let plain = |c: &str| !matches!(c, "" | "." | "..") && !c.contains(char::is_control);
+            if !rel.is_empty() && !rel.split('/').all(plain) {
+                return Err(VeError::BadInput(format!(
+                    "{}: invalid cgroup_parent {cg:?}: give a path below the cgroup root of plain names, without '.', '..' or empty parts (e.g. \"kennel\")",
+                    p.display()
+                )));
+            }
+        }
+        for d in &cfg.network.neighbour_devs {
+            if d != "detect" && d != "none" {
+                validate_ifname(d, "neighbour_devs interface")
+                    .map_err(|e| VeError::BadInput(format!("{}: {e}", p.display())))?;
+            }
         }
         Ok(cfg)
     }
@@ -94,5 +118,40 @@ impl HostConfig {
             .map(|s| s.trim_matches('/').to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| paths.default_cgroup_parent())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<HostConfig> {
+        HostConfig::parse(text, Path::new("kennel.toml"))
+    }
+
+    #[test]
+    fn defaults_and_documented_values() {
+        let d = parse("").expect("empty");
+        assert_eq!(d.idmap_base, DEFAULT_IDMAP_BASE);
+        let c = parse("cgroup_parent = \"/system.slice/kennel.service/\"\n[network]\nneighbour_devs = [\"eth0\", \"none\"]")
+            .expect("parse");
+        assert_eq!(
+            c.cgroup_parent(&Paths::new(None)),
+            "system.slice/kennel.service"
+        );
+    }
+
+    /// Found by fuzzing: names the rest of Kennel cannot use were taken.
+    #[test]
+    fn refuses_unusable_names() {
+        for bad in [
+            "cgroup_parent = \"d//l\"",
+            "cgroup_parent = \"../../x\"",
+            "cgroup_parent = \"a/./b\"",
+            "[network]\nneighbour_devs = [\"detrk]\"]",
+            "[network]\nneighbour_devs = [\"\"]",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -22,6 +22,10 @@ const UNITS: &[(&str, u64)] = &[
     ("K", 1 << 10),
 ];
 
+/// The largest size taken: half of `u64`, so that a sum of a few sizes
+/// cannot overflow.
+const MAX_BYTES: u64 = 1 << 63;
+
 impl Size {
     pub fn parse(s: &str) -> Result<Self, VeError> {
         let bad = || {
@@ -54,12 +58,19 @@ impl Size {
         if num.is_empty() || num.matches('.').count() > 1 {
             return Err(bad());
         }
+        // A whole number is taken exactly (a float rounds past 2^53).
+        if !num.contains('.') {
+            return num
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| n.checked_mul(mult))
+                .filter(|&b| b <= MAX_BYTES)
+                .map(Size)
+                .ok_or_else(bad);
+        }
         let v: f64 = num.parse().map_err(|_| bad())?;
         let bytes = v * mult as f64;
-        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 / 2.0 {
-            return Err(bad());
-        }
-        if mult == 1 && num.contains('.') {
+        if !bytes.is_finite() || bytes < 0.0 || bytes > MAX_BYTES as f64 || mult == 1 {
             return Err(bad());
         }
         Ok(Size(bytes.round() as u64))
@@ -110,6 +121,9 @@ pub fn human(bytes: u64) -> String {
     format!("{bytes}")
 }
 
+/// The most CPUs a VE may be given.
+pub const MAX_CPUS: f64 = 4096.0;
+
 /// A number of CPUs (fractions allowed), > 0.
 pub fn parse_cpus(s: &str) -> Result<f64, VeError> {
     let v: f64 = s.trim().parse().map_err(|_| {
@@ -117,7 +131,7 @@ pub fn parse_cpus(s: &str) -> Result<f64, VeError> {
             "invalid CPU count '{s}': use a number such as 1, 2 or 0.5"
         ))
     })?;
-    if !(v.is_finite() && v > 0.0 && v <= 4096.0) {
+    if !(v.is_finite() && v > 0.0 && v <= MAX_CPUS) {
         return Err(VeError::BadInput(format!(
             "invalid CPU count '{s}': it must be above 0 (e.g. 0.5, 1, 4)"
         )));
@@ -137,6 +151,13 @@ mod tests {
         assert_eq!(Size::parse("2GiB").map(Size::bytes).ok(), Some(2 << 30));
         assert_eq!(Size::parse("4096").map(Size::bytes).ok(), Some(4096));
         assert_eq!(Size::parse("1K").map(Size::bytes).ok(), Some(1024));
+        // Exact past 2^53, where a float would round (found by fuzzing).
+        assert_eq!(
+            Size::parse("7777777777777771716").map(Size::bytes).ok(),
+            Some(7_777_777_777_777_771_716)
+        );
+        assert_eq!(Size::parse("8388608T").map(Size::bytes).ok(), Some(1 << 63));
+        assert!(Size::parse("8388609T").is_err());
         for bad in ["", "M", "12X", "1.2.3G", "-5M", "1.5", "5 MB extra", "nan"] {
             assert!(Size::parse(bad).is_err(), "{bad}");
         }

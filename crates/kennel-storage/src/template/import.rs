@@ -9,9 +9,15 @@ use crate::error::{io_err, Result, StorageError};
 use crate::shown::shown;
 use crate::unpack::{unpack, UnpackLimits};
 
-/// What the first bytes of the file say it is.
 fn open_decompressed(path: &Path) -> Result<Box<dyn Read>> {
-    let mut f = File::open(path).map_err(io_err("open", path))?;
+    let f = File::open(path).map_err(io_err("open", path))?;
+    decompressed(f, path)
+}
+
+/// The tar stream in `file`, decompressed as its first bytes say; `path`
+/// names it in errors. Public for the fuzz targets, which pass the bytes
+/// in memory.
+pub fn decompressed<F: Read + Seek + 'static>(mut f: F, path: &Path) -> Result<Box<dyn Read>> {
     let mut magic = [0u8; 6];
     let n = f.read(&mut magic).map_err(io_err("read", path))?;
     f.rewind().map_err(io_err("read", path))?;

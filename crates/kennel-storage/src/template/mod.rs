@@ -23,6 +23,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use import::decompressed;
 pub use meta::TemplateMeta;
 
 use crate::error::{io_err, Result, StorageError};
