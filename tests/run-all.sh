@@ -2,8 +2,11 @@
 # Kennel's whole test suite, as CI runs it (.ci/run):
 #   1. install what the tests need (Debian packages);
 #   2. formatting and lints;
-#   3. unit and integration tests on this host (real VEs; cgroup v1/hybrid here);
-#   4. the same test binaries on a pure cgroup v2 kernel in a VM (tests/v2/run.sh).
+#   3. unit and integration tests on this host (real VEs; cgroup v1/hybrid here),
+#      the hostile-tenant attack suite among them (crates/kennel/tests/security);
+#   4. a short run of every fuzz target (tests/fuzz.sh; the corpus is also
+#      replayed by step 3);
+#   5. the same test binaries on a pure cgroup v2 kernel in a VM (tests/v2/run.sh).
 #
 #   sudo tests/run-all.sh
 set -euo pipefail
@@ -14,6 +17,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 echo "==> tests on this host ($(uname -r))"
 cargo test --workspace
+echo "==> fuzzing (every parser of untrusted input, FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"
+tests/fuzz.sh
 echo "==> tests on a pure cgroup v2 kernel (VM)"
 tests/v2/run.sh
 echo "==> all tests passed"
