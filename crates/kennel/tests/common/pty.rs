@@ -90,6 +90,25 @@ impl PtySession {
         self.master.write_all(s).expect("write to pty");
     }
 
+    /// Writes what the terminal takes now (it may be full: the program
+    /// stopped reading); returns how many bytes it took.
+    pub fn try_send(&mut self, s: &[u8]) -> usize {
+        self.master.write(s).unwrap_or(0)
+    }
+
+    /// Collects output for `dur` (whatever arrives), returns all seen.
+    pub fn read_for(&mut self, dur: Duration) -> String {
+        let end = Instant::now() + dur;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        self.seen.clone()
+    }
+
     /// Waits for the command to end (asserts within `timeout`), draining the pty.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let end = Instant::now() + timeout;
