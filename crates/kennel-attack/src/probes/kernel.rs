@@ -19,7 +19,8 @@ fn judge(r: Res<isize>, refusals: &[i32]) -> Verdict {
     }
 }
 
-const DENY: &[i32] = &[libc::EPERM, libc::EACCES];
+/// Refusals: no permission, or no such call in this kernel (or the filter).
+const DENY: &[i32] = &[libc::EPERM, libc::EACCES, libc::ENOSYS];
 
 fn call(nr: libc::c_long, a: [usize; 6]) -> Res<isize> {
     // SAFETY: every caller passes null or pointers to live values of the

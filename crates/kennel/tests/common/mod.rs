@@ -425,7 +425,10 @@ pub fn debian_tarball() -> PathBuf {
 /// Runs `cmd` (stdin as the command has it) for at most `timeout`,
 /// collecting stdout and stderr; `None` for the status when it had to be
 /// killed. For commands that an attacker may have made hang.
-pub fn output_within(cmd: &mut Command, timeout: Duration) -> (Option<std::process::ExitStatus>, String, String) {
+pub fn output_within(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> (Option<std::process::ExitStatus>, String, String) {
     use std::io::Read;
     let mut child = cmd
         .stdout(Stdio::piped())

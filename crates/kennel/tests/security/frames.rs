@@ -13,7 +13,9 @@ pub fn mac(s: &str) -> Mac {
 }
 
 pub fn ip4(s: &str) -> [u8; 4] {
-    s.parse::<std::net::Ipv4Addr>().map(|a| a.octets()).unwrap_or([0; 4])
+    s.parse::<std::net::Ipv4Addr>()
+        .map(|a| a.octets())
+        .unwrap_or([0; 4])
 }
 
 pub fn hex(b: &[u8]) -> String {

@@ -57,7 +57,6 @@ pub const CASES: &[Case] = &[
             "/proc/sys/kernel/panic",
             "/proc/sys/kernel/sysrq",
             "/proc/sys/kernel/ctrl-alt-del",
-            "/proc/sys/kernel/pid_max",
             "/proc/sys/kernel/printk",
             "/proc/sys/kernel/kptr_restrict",
             "/proc/sys/kernel/randomize_va_space",
@@ -77,6 +76,18 @@ pub const CASES: &[Case] = &[
             "/proc/sys/fs/inotify/max_user_instances",
         ]))
     }),
+    case("pid_max_is_the_ves_own", |l| {
+        // Since Linux 6.14 pid_max belongs to the PID namespace: the VE
+        // may lower its own; the host's must stay (checked by the lab).
+        let (_, out) = l.sh(
+            super::lab::ATT,
+            "unshare -m sh -c 'umount /proc/sys 2>/dev/null; echo 5000 > /proc/sys/kernel/pid_max'; cat /proc/sys/kernel/pid_max",
+            10,
+        );
+        let _ = out;
+        Ok(())
+    })
+    .restarts(),
     case("proc_kcore", |l| ok(l.blocked(&["unmask", "r", "/proc/kcore"]))),
     case("proc_kmsg", |l| ok(l.blocked(&["unmask", "r", "/proc/kmsg"]))),
     case("proc_kallsyms_addresses", |l| {

@@ -136,8 +136,16 @@ fn sorted_lines(s: &str) -> String {
 /// Lines only in `a` (-) and only in `b` (+).
 fn line_diff(a: &str, b: &str) -> String {
     let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
-    let mut out: Vec<String> = la.iter().filter(|l| !lb.contains(l)).map(|l| format!("-{l}")).collect();
-    out.extend(lb.iter().filter(|l| !la.contains(l)).map(|l| format!("+{l}")));
+    let mut out: Vec<String> = la
+        .iter()
+        .filter(|l| !lb.contains(l))
+        .map(|l| format!("-{l}"))
+        .collect();
+    out.extend(
+        lb.iter()
+            .filter(|l| !la.contains(l))
+            .map(|l| format!("+{l}")),
+    );
     out.join(" ")
 }
 
@@ -160,7 +168,11 @@ pub fn without_counters(s: &str) -> String {
 }
 
 impl Snapshot {
-    pub fn take(cgroup_dirs: &[PathBuf], canary_dir: &Path, lab: Option<&common::netlab::NetLab>) -> Self {
+    pub fn take(
+        cgroup_dirs: &[PathBuf],
+        canary_dir: &Path,
+        lab: Option<&common::netlab::NetLab>,
+    ) -> Self {
         let sysctls = SYSCTLS
             .iter()
             .filter_map(|p| Some((p.to_string(), sysctl(p)?)))
@@ -182,13 +194,16 @@ impl Snapshot {
                 .iter()
                 .map(|f| {
                     String::from_utf8_lossy(
-                        &l.host_cmd(&["ip", f, "route", "show", "table", "all"]).stdout,
+                        &l.host_cmd(&["ip", f, "route", "show", "table", "all"])
+                            .stdout,
                     )
                     .lines()
                     // Cached routes come and go with traffic.
                     // (and link-local addresses of the lab's links, which
                     // appear once their DAD ends).
-                    .filter(|r| !r.contains(" cache") && !r.contains("expires") && !r.contains("fe80::"))
+                    .filter(|r| {
+                        !r.contains(" cache") && !r.contains("expires") && !r.contains("fe80::")
+                    })
                     .map(|r| format!("{r}\n"))
                     .collect::<String>()
                 })
@@ -218,7 +233,10 @@ impl Snapshot {
         let mut out = Vec::new();
         for (k, v) in &self.sysctls {
             if now.sysctls.get(k) != Some(v) {
-                out.push(format!("host sysctl {k}: {v:?} -> {:?}", now.sysctls.get(k)));
+                out.push(format!(
+                    "host sysctl {k}: {v:?} -> {:?}",
+                    now.sysctls.get(k)
+                ));
             }
         }
         for (k, v) in &self.cgroup_files {
@@ -229,7 +247,10 @@ impl Snapshot {
         }
         let ignored = |desc: &str| ignore_mounts.iter().any(|i| desc.contains(i.as_str()));
         for (id, desc) in &self.mounts {
-            if !ignored(desc) && !now.mounts.contains_key(id) && watched_mount_point(desc.split(' ').next().unwrap_or("")) {
+            if !ignored(desc)
+                && !now.mounts.contains_key(id)
+                && watched_mount_point(desc.split(' ').next().unwrap_or(""))
+            {
                 out.push(format!("host mount gone: {desc}"));
             }
         }
@@ -261,10 +282,16 @@ impl Snapshot {
         }
         if let (Some((r0, n0)), Some((r1, n1))) = (&self.lab, &now.lab) {
             if r0 != r1 {
-                out.push(format!("the lab host's routes changed: {}", line_diff(r0, r1)));
+                out.push(format!(
+                    "the lab host's routes changed: {}",
+                    line_diff(r0, r1)
+                ));
             }
             if n0 != n1 {
-                out.push(format!("the lab host's ruleset changed: {}", line_diff(n0, n1)));
+                out.push(format!(
+                    "the lab host's ruleset changed: {}",
+                    line_diff(n0, n1)
+                ));
             }
         }
         out

@@ -125,11 +125,19 @@ impl Lab {
         root.busybox();
         let canary_dir = root.dir.join("host-canary");
         fs::create_dir_all(&canary_dir).expect("canary dir");
-        fs::write(canary_dir.join("secret"), format!("host secret of {area}\n")).expect("canary");
+        fs::write(
+            canary_dir.join("secret"),
+            format!("host secret of {area}\n"),
+        )
+        .expect("canary");
         fs::write(canary_dir.join("hosts"), "127.0.0.1 host-canary\n").expect("canary");
         // A host process with a name of its own (comm is the basename of
         // the path it was started by).
-        let comm = format!("kc{}{}", std::process::id() % 100000, &area[..3.min(area.len())]);
+        let comm = format!(
+            "kc{}{}",
+            std::process::id() % 100000,
+            &area[..3.min(area.len())]
+        );
         let link = canary_dir.join(&comm);
         std::os::unix::fs::symlink("/bin/sleep", &link).expect("canary link");
         let host_canary = Command::new(&link)
@@ -164,7 +172,16 @@ impl Lab {
     }
 
     fn create(&self, id: &str, extra: &[String]) {
-        let mut args = vec!["create", id, "--template", "busybox", "--numproc", "512", "--memory", "256M"];
+        let mut args = vec![
+            "create",
+            id,
+            "--template",
+            "busybox",
+            "--numproc",
+            "512",
+            "--memory",
+            "256M",
+        ];
         args.extend(extra.iter().map(String::as_str));
         self.root.ok(&args);
         self.root.ok(&["start", id]);
@@ -176,11 +193,16 @@ impl Lab {
             .root
             .cmd()
             .args(["exec", ATT, "--", "/bin/sh", "-c"])
-            .arg(format!("mkdir -p /usr/local/bin && cat > {TOOL} && chmod 755 {TOOL}"))
+            .arg(format!(
+                "mkdir -p /usr/local/bin && cat > {TOOL} && chmod 755 {TOOL}"
+            ))
             .stdin(Stdio::from(f))
             .output()
             .expect("copy kennel-attack");
-        assert!(out.status.success(), "copy kennel-attack into the VE: {out:?}");
+        assert!(
+            out.status.success(),
+            "copy kennel-attack into the VE: {out:?}"
+        );
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -210,7 +232,11 @@ impl Lab {
     /// The attack must be blocked.
     pub fn blocked(&self, args: &[&str]) -> Result<String, String> {
         match self.attack(args) {
-            Verdict::Blocked(s) => Ok(s),
+            Verdict::Blocked(s) => {
+                let short: String = s.chars().take(200).collect();
+                eprintln!("    {}: BLOCKED {short}", args[0]);
+                Ok(s)
+            }
             v => Err(format!("kennel-attack {}: {v:?}", args.join(" "))),
         }
     }
@@ -240,11 +266,20 @@ impl Lab {
         let status = self.root.run(&["status", NB, "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
         if v["init_pid"].as_i64() != Some(self.nb_init as i64) || !common::pid_alive(self.nb_init) {
-            out.push(format!("the neighbour's init {} is gone: {v}", self.nb_init));
+            out.push(format!(
+                "the neighbour's init {} is gone: {v}",
+                self.nb_init
+            ));
         }
-        let (ok, text) = self.sh(NB, "kill -0 $(cat /run/sleeper) && cat /root/canary && hostname", 10);
+        let (ok, text) = self.sh(
+            NB,
+            "kill -0 $(cat /run/sleeper) && cat /root/canary && hostname",
+            10,
+        );
         if !ok || !text.contains(&self.nb_canary) || !text.contains(NB) {
-            out.push(format!("the neighbour's process, canary or name changed: {text}"));
+            out.push(format!(
+                "the neighbour's process, canary or name changed: {text}"
+            ));
         }
         out
     }
@@ -262,7 +297,19 @@ impl Lab {
             return Err(format!("restart of the attacker failed: {err}"));
         }
         // A broken /bin/sh (the CVE-2019-5736 case) is put back first.
-        let _ = self.kennel(&["exec", ATT, "--", "/bin/busybox", "ln", "-sf", "/bin/busybox", "/bin/sh"], 10);
+        let _ = self.kennel(
+            &[
+                "exec",
+                ATT,
+                "--",
+                "/bin/busybox",
+                "ln",
+                "-sf",
+                "/bin/busybox",
+                "/bin/sh",
+            ],
+            10,
+        );
         Ok(())
     }
 
@@ -284,7 +331,10 @@ impl Lab {
         root.finish();
         if let Some(n) = net {
             let leaks = n.leaks();
-            assert!(leaks.is_empty(), "left in the lab's host namespace: {leaks:?}");
+            assert!(
+                leaks.is_empty(),
+                "left in the lab's host namespace: {leaks:?}"
+            );
         }
     }
 }
@@ -351,14 +401,22 @@ pub fn run_area(area: &str, opts: LabOptions, cases: &[Case]) {
         if problems.is_empty() {
             eprintln!("case {}: ok ({ms} ms)", c.name);
         } else {
-            eprintln!("case {}: FAILED ({ms} ms): {}", c.name, problems.join("\n    "));
+            eprintln!(
+                "case {}: FAILED ({ms} ms): {}",
+                c.name,
+                problems.join("\n    ")
+            );
             failed.push(format!("{}: {}", c.name, problems.join(" | ")));
             // Later cases compare with the host as it is now.
             lab.rebase();
         }
     }
     lab.finish();
-    eprintln!("area {area}: {} cases in {:.1} s", cases.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "area {area}: {} cases in {:.1} s",
+        cases.len(),
+        t0.elapsed().as_secs_f64()
+    );
     assert!(
         failed.is_empty(),
         "{} of {} cases failed in {area}:\n{}",
@@ -376,7 +434,6 @@ pub fn args(v: &[&str]) -> Vec<String> {
 pub fn within(secs: u64, f: impl FnMut() -> bool) -> bool {
     common::wait_for(common::secs(secs), f)
 }
-
 
 /// An exhausting probe that holds what it took (it printed `HOLDING N`)
 /// until [`Holding::release`].
@@ -402,7 +459,10 @@ impl Lab {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -416,7 +476,12 @@ impl Lab {
                     if let Some(n) = l.strip_prefix("HOLDING ") {
                         let count = n.trim().parse().unwrap_or(0);
                         lines.push(l);
-                        return Ok(Holding { child, count, out: rx, lines });
+                        return Ok(Holding {
+                            child,
+                            count,
+                            out: rx,
+                            lines,
+                        });
                     }
                     lines.push(l);
                 }

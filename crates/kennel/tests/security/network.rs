@@ -49,7 +49,11 @@ fn net(l: &Lab) -> &common_netlab::NetLab {
 use super::common::netlab as common_netlab;
 
 fn gateway_mac(l: &Lab) -> Mac {
-    link_mac(&net(l).host_cmd(&["ip", "-o", "link", "show", &format!("kv{ATT}_eth0")]).stdout)
+    link_mac(
+        &net(l)
+            .host_cmd(&["ip", "-o", "link", "show", &format!("kv{ATT}_eth0")])
+            .stdout,
+    )
 }
 
 fn lan1_mac(l: &Lab) -> Mac {
@@ -62,11 +66,17 @@ fn eth0_mac(l: &Lab) -> Mac {
 }
 
 fn send(l: &Lab, iface: &str, frame: &[u8], n: u32) -> Result<(), String> {
-    l.blocked(&["send-frame", iface, &hex(frame), &n.to_string()]).map(|_| ())
+    l.blocked(&["send-frame", iface, &hex(frame), &n.to_string()])
+        .map(|_| ())
 }
 
 /// Counts at the LAN (`bridge`: its bridge port) for `expr` after `f`.
-fn counted(l: &Lab, bridge: bool, expr: &str, f: impl FnOnce() -> Result<(), String>) -> Result<u64, String> {
+fn counted(
+    l: &Lab,
+    bridge: bool,
+    expr: &str,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<u64, String> {
     net(l).watch(bridge, expr);
     f()?;
     std::thread::sleep(Duration::from_millis(200));
@@ -83,17 +93,39 @@ fn none(n: u64, what: &str) -> Result<(), String> {
 
 fn sniff_case(l: &Lab, iface: &str, own: &str, target: &str) -> Result<(), String> {
     let mut c = l.root.cmd();
-    c.args(["exec", ATT, "--", super::lab::TOOL, "sniff", iface, "2500", own, target]);
+    c.args([
+        "exec",
+        ATT,
+        "--",
+        super::lab::TOOL,
+        "sniff",
+        iface,
+        "2500",
+        own,
+        target,
+    ]);
     let sniffer = std::thread::spawn(move || {
         let (st, out, err) = super::common::output_within(&mut c, super::common::secs(30));
         super::lab::parse(st, &out, &err)
     });
     std::thread::sleep(Duration::from_millis(400));
     let pinged = net(l).lan_pings(target);
-    let _ = net(l).lan(&["/bin/busybox", "ping", "-c", "3", "-i", "0.2", "-W", "1", target]);
+    let _ = net(l).lan(&[
+        "/bin/busybox",
+        "ping",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        target,
+    ]);
     match sniffer.join().map_err(|_| "sniffer panicked".to_string())? {
         Verdict::Blocked(_) if pinged => Ok(()),
-        Verdict::Blocked(_) => Err(format!("control: the LAN could not ping the neighbour {target}")),
+        Verdict::Blocked(_) => Err(format!(
+            "control: the LAN could not ping the neighbour {target}"
+        )),
         v => Err(format!("{v:?}")),
     }
 }

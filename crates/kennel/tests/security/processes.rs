@@ -49,7 +49,9 @@ fn reboot_case(l: &mut Lab, how: &str) -> Result<(), String> {
                 v["state"] == "running"
                     && v["init_pid"].as_i64().is_some_and(|p| p != before as i64)
             }
-            _ => v["state"].as_str().is_some_and(|s| s.starts_with("stopped")),
+            _ => v["state"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("stopped")),
         }
     });
     if !done {
@@ -132,6 +134,21 @@ pub const CASES: &[Case] = &[
         Ok(())
     })
     .only(Layout::V1),
+    case("cgroup_v2_depth_and_count_bounded", |l| {
+        must_fail(l, "echo max > /sys/fs/cgroup/cgroup.max.depth")?;
+        must_fail(l, "echo max > /sys/fs/cgroup/cgroup.max.descendants")?;
+        let (_, out) = l.sh(
+            ATT,
+            "d=/sys/fs/cgroup/deep; i=0; while [ $i -lt 40 ] && mkdir $d 2>/dev/null; do d=$d/d; i=$((i+1)); done; echo $i; \
+             rmdir_all() { for x in $(find /sys/fs/cgroup/deep -depth -type d); do rmdir $x; done; }; rmdir_all 2>/dev/null; true",
+            20,
+        );
+        match out.trim().lines().next().and_then(|n| n.parse::<u32>().ok()) {
+            Some(n) if n <= 32 => Ok(()),
+            other => Err(format!("the VE nested {other:?} cgroups (limit 32)")),
+        }
+    })
+    .only(Layout::V2),
     case("freeze_init_under_kennel_exec", |l| {
         // The VE moves its init into a sub-cgroup it made and freezes it
         // (cgroup v2's freezer: on a hybrid host, its unified hierarchy).
@@ -150,7 +167,7 @@ pub const CASES: &[Case] = &[
         }
         let _ = out;
         let t = Instant::now();
-        let (code, _, err) = l.kennel(&["exec", ATT, "--", "true"], 30);
+        let (code, _, err) = l.kennel(&["exec", ATT, "--", "true"], 15);
         let took = t.elapsed();
         if code.is_none() || took > common::secs(12) {
             return Err(format!("kennel exec hung on a frozen VE ({took:?})"));

@@ -29,11 +29,21 @@ fn limits_line(limits: &str, name: &str) -> Vec<String> {
     limits
         .lines()
         .find(|l| l.starts_with(name))
-        .map(|l| l[name.len()..].split_whitespace().take(2).map(str::to_string).collect())
+        .map(|l| {
+            l[name.len()..]
+                .split_whitespace()
+                .take(2)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-fn holding_check(l: &Lab, args: &[&str], during: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+fn holding_check(
+    l: &Lab,
+    args: &[&str],
+    during: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     let h = l.hold(args, 60)?;
     let n = h.count;
     let r = during();
@@ -41,7 +51,9 @@ fn holding_check(l: &Lab, args: &[&str], during: impl FnOnce() -> Result<(), Str
     let (ok, out) = l.sh(NB, "echo alive", 10);
     let v = h.release();
     if !ok || !out.contains("alive") {
-        return Err(format!("the neighbour could not run a command while {n} were held: {out}"));
+        return Err(format!(
+            "the neighbour could not run a command while {n} were held: {out}"
+        ));
     }
     r.map_err(|e| format!("while the VE held {n}: {e}"))?;
     match v {
@@ -51,65 +63,94 @@ fn holding_check(l: &Lab, args: &[&str], during: impl FnOnce() -> Result<(), Str
 }
 
 pub const CASES: &[Case] = &[
-    case("rlimits_of_init_and_exec_whatever_the_caller_had", |l: &mut Lab| {
-        // The most this host's root can pass on (it may lack
-        // CAP_SYS_RESOURCE, and so any RTPRIO above its own).
-        let mut limits = vec!["--nofile=4096:20000".to_string()];
-        if Command::new("prlimit").args(["--rtprio=99:99", "--", "true"]).status().is_ok_and(|s| s.success()) {
-            limits.push("--rtprio=99:99".into());
-            limits.push("--nice=40:40".into());
-        } else {
-            eprintln!("  (this host's root cannot raise RTPRIO: the caller passes on only NOFILE)");
-        }
-        let _ = l.kennel(&["kill", ATT], 20);
-        let (code, _, err) = under_prlimit(l, &limits, &["start", ATT]);
-        if code != Some(0) {
-            return Err(format!("start under prlimit: {err}"));
-        }
-        let init = l.root.init_pid(ATT);
-        let lim = fs::read_to_string(format!("/proc/{init}/limits")).unwrap_or_default();
-        let mut bad = Vec::new();
-        for (name, want) in [
-            ("Max realtime priority", ["0", "0"]),
-            ("Max nice priority", ["0", "0"]),
-            ("Max locked memory", ["8388608", "8388608"]),
-            ("Max open files", ["1024", "20000"]),
-        ] {
-            if limits_line(&lim, name) != want {
-                bad.push(format!("init {name}: {:?}", limits_line(&lim, name)));
+    case(
+        "rlimits_of_init_and_exec_whatever_the_caller_had",
+        |l: &mut Lab| {
+            // The most this host's root can pass on (it may lack
+            // CAP_SYS_RESOURCE, and so any RTPRIO above its own).
+            let mut limits = vec!["--nofile=4096:20000".to_string()];
+            if Command::new("prlimit")
+                .args(["--rtprio=99:99", "--", "true"])
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                limits.push("--rtprio=99:99".into());
+                limits.push("--nice=40:40".into());
+            } else {
+                eprintln!(
+                    "  (this host's root cannot raise RTPRIO: the caller passes on only NOFILE)"
+                );
             }
-        }
-        if limits_line(&lim, "Max core file size").first().map(String::as_str) != Some("0") {
-            bad.push(format!("init core: {:?}", limits_line(&lim, "Max core file size")));
-        }
-        for probe in [vec![TOOL, "rlimits"], vec![TOOL, "sys", "sched_fifo", "nice_negative"]] {
-            let mut a = vec!["exec", ATT, "--"];
-            a.extend(probe);
-            let (code, out, _) = under_prlimit(l, &limits, &a);
+            let _ = l.kennel(&["kill", ATT], 20);
+            let (code, _, err) = under_prlimit(l, &limits, &["start", ATT]);
             if code != Some(0) {
-                bad.push(format!("exec: {}", out.lines().last().unwrap_or_default()));
+                return Err(format!("start under prlimit: {err}"));
             }
-        }
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(bad.join("; "))
-        }
-    })
+            let init = l.root.init_pid(ATT);
+            let lim = fs::read_to_string(format!("/proc/{init}/limits")).unwrap_or_default();
+            let mut bad = Vec::new();
+            for (name, want) in [
+                ("Max realtime priority", ["0", "0"]),
+                ("Max nice priority", ["0", "0"]),
+                ("Max locked memory", ["8388608", "8388608"]),
+                ("Max open files", ["1024", "20000"]),
+            ] {
+                if limits_line(&lim, name) != want {
+                    bad.push(format!("init {name}: {:?}", limits_line(&lim, name)));
+                }
+            }
+            if limits_line(&lim, "Max core file size")
+                .first()
+                .map(String::as_str)
+                != Some("0")
+            {
+                bad.push(format!(
+                    "init core: {:?}",
+                    limits_line(&lim, "Max core file size")
+                ));
+            }
+            for probe in [
+                vec![TOOL, "rlimits"],
+                vec![TOOL, "sys", "sched_fifo", "nice_negative"],
+            ] {
+                let mut a = vec!["exec", ATT, "--"];
+                a.extend(probe);
+                let (code, out, _) = under_prlimit(l, &limits, &a);
+                if code != Some(0) {
+                    bad.push(format!("exec: {}", out.lines().last().unwrap_or_default()));
+                }
+            }
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(bad.join("; "))
+            }
+        },
+    )
     .restarts(),
     case("fd_exhaustion", |l| {
         holding_check(l, &["fd-exhaust"], || {
-            fs::File::open("/proc/self/status").map(|_| ()).map_err(|e| format!("the host cannot open a file: {e}"))
+            fs::File::open("/proc/self/status")
+                .map(|_| ())
+                .map_err(|e| format!("the host cannot open a file: {e}"))
         })
     }),
     case("inotify_instances_exhaustion", |l| {
-        holding_check(l, &["inotify-instances"], || match inotify::init(inotify::CreateFlags::CLOEXEC) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("the host's root cannot make an inotify instance: {e}")),
+        // Control: the host's root can make one now.
+        inotify::init(inotify::CreateFlags::CLOEXEC).map_err(|e| format!("control: {e}"))?;
+        holding_check(l, &["inotify-instances"], || {
+            match inotify::init(inotify::CreateFlags::CLOEXEC) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!(
+                    "the host's root cannot make an inotify instance: {e}"
+                )),
+            }
         })
     }),
     case("inotify_watches_exhaustion", |l| {
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC).map_err(|e| e.to_string())?;
+        inotify::add_watch(&fd, "/var/tmp", inotify::WatchFlags::MODIFY)
+            .map_err(|e| format!("control: {e}"))?;
         holding_check(l, &["inotify-watches"], || {
             match inotify::add_watch(&fd, "/tmp", inotify::WatchFlags::MODIFY) {
                 Ok(_) => Ok(()),
@@ -119,7 +160,10 @@ pub const CASES: &[Case] = &[
     }),
     case("fork_bomb", |l| {
         holding_check(l, &["fork-bomb"], || {
-            Command::new("true").status().map(|_| ()).map_err(|e| format!("the host cannot fork: {e}"))
+            Command::new("true")
+                .status()
+                .map(|_| ())
+                .map_err(|e| format!("the host cannot fork: {e}"))
         })
     }),
     case("console_flood", |l| {
@@ -138,7 +182,10 @@ pub const CASES: &[Case] = &[
             return Err(format!("the monitor grew to {rss} KiB"));
         }
         let mut size = 0;
-        for d in [l.root.dir.join("run"), l.root.dir.join(format!("lib/ve/{ATT}"))] {
+        for d in [
+            l.root.dir.join("run"),
+            l.root.dir.join(format!("lib/ve/{ATT}")),
+        ] {
             let mut stack = vec![d];
             while let Some(d) = stack.pop() {
                 for e in fs::read_dir(&d).into_iter().flatten().flatten() {
