@@ -129,6 +129,11 @@ const PROBES: &[(&str, Probe, &str)] = &[
         "inotify watches; holds",
     ),
     (
+        "keys-exhaust",
+        res::keys_exhaust,
+        "user keys until refused; holds",
+    ),
+    (
         "fork-bomb",
         res::fork_bomb,
         "processes until refused; holds",

@@ -309,6 +309,39 @@ fn walk(p: &std::path::Path, out: &mut Vec<std::ffi::CString>, depth: usize) {
     }
 }
 
+/// `keys-exhaust`: user keys in the process keyring until refused (the
+/// key quota is per host user: the VE's must be its own); holds them.
+pub fn keys_exhaust(_: &[String]) -> Verdict {
+    let (t, v) = (c"user", c"x");
+    let mut n = 0usize;
+    let e = loop {
+        let Ok(desc) = std::ffi::CString::new(format!("kennel-attack-{n}")) else {
+            break libc::EINVAL;
+        };
+        // SAFETY: valid C strings and a 1-byte payload; -2 is the
+        // process keyring.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                t.as_ptr(),
+                desc.as_ptr(),
+                v.as_ptr(),
+                1usize,
+                -2isize,
+            )
+        };
+        if r < 0 {
+            break sys::errno();
+        }
+        n += 1;
+        if n >= 100_000 {
+            break 0;
+        }
+    };
+    hold(n);
+    blocked(format!("{n} keys, then {}", ename(e)))
+}
+
 /// `fork-bomb`: processes until refused; holds them, then kills them.
 pub fn fork_bomb(_: &[String]) -> Verdict {
     let mut kids = Vec::new();

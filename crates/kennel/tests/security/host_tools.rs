@@ -53,7 +53,15 @@ fn on_pty(l: &Lab, args: &[&str], send: &str, want: &str) -> Result<String, Stri
     let mut c = l.root.cmd();
     c.args(args);
     let mut s = PtySession::spawn(c);
-    s.send(send.as_bytes());
+    if !send.is_empty() {
+        // Type only once the shell prompts: input typed before the relay
+        // makes the terminal raw may be flushed.
+        let end = Instant::now() + common::secs(5);
+        while Instant::now() < end && !s.seen.contains('#') {
+            s.read_for(Duration::from_millis(20));
+        }
+        s.send(send.as_bytes());
+    }
     let end = Instant::now() + common::secs(10);
     while Instant::now() < end && !s.seen.contains(want) {
         if let Ok(Some(_)) = s.child.try_wait() {
@@ -62,7 +70,8 @@ fn on_pty(l: &Lab, args: &[&str], send: &str, want: &str) -> Result<String, Stri
         s.read_for(Duration::from_millis(50));
     }
     s.read_for(Duration::from_millis(50));
-    Ok(s.seen.clone())
+    let st = s.child.try_wait().ok().flatten();
+    Ok(format!("{} [exit: {st:?}]", s.seen))
 }
 
 /// Every 16-hex-digit token that is not all zeros (a kernel address).
@@ -93,10 +102,14 @@ fn etc_is_clean(l: &Lab, marker: Option<&str>) -> Result<(), String> {
         if !addrs.is_empty() {
             return Err(format!("{} holds kernel addresses {addrs:?}", p.display()));
         }
-        if let Some(m) = marker {
-            if text.contains(m) {
-                return Err(format!("{} holds the host's kernel log", p.display()));
-            }
+        let kernel_log = text.lines().any(|l| {
+            l.starts_with('<')
+                && l[1..]
+                    .split_once('>')
+                    .is_some_and(|(n, _)| n.parse::<u8>().is_ok())
+        });
+        if kernel_log || marker.is_some_and(|m| text.contains(m)) {
+            return Err(format!("{} holds the host's kernel log", p.display()));
         }
     }
     Ok(())
@@ -139,7 +152,14 @@ fn planted_set(
     r
 }
 
-/// Appends a marker to the host's kernel log; true if `/dev/kmsg` shows it.
+/// Bytes of the kernel log not yet read through /proc/kmsg (syslog(2)
+/// SIZE_UNREAD: only a query).
+fn syslog_unread() -> i32 {
+    // SAFETY: action 9 reads no buffer (null, length 0).
+    unsafe { libc::klogctl(9, std::ptr::null_mut(), 0) }
+}
+
+/// True if the host's kernel log (`/dev/kmsg`) holds `marker`.
 fn kmsg_has(marker: &str) -> bool {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -258,6 +278,9 @@ pub const CASES: &[Case] = &[
         let marker = format!("kennel-suite-marker-{}", std::process::id());
         fs::write("/dev/kmsg", format!("{marker}\n"))
             .map_err(|e| format!("write /dev/kmsg: {e}"))?;
+        // What a reader of /proc/kmsg (a klogd) has yet to read: a host
+        // tool reading it for the VE would take it from the klogd.
+        let unread = syslog_unread();
         planted_set(
             l,
             "hosts",
@@ -267,6 +290,12 @@ pub const CASES: &[Case] = &[
         )?;
         if !kmsg_has(&marker) {
             return Err("the host's kernel log lost its marker".into());
+        }
+        let after = syslog_unread();
+        if unread > 0 && after == 0 {
+            return Err(format!(
+                "the host's unread kernel log was drained ({unread} -> {after} bytes)"
+            ));
         }
         Ok(())
     }),
@@ -424,6 +453,7 @@ pub const CASES: &[Case] = &[
             std::thread::sleep(Duration::from_millis(200));
         }
         let v = racer.join().map_err(|_| "racer panicked".to_string())?;
+        eprintln!("    exe-race: {v:?}");
         let _ = l.kennel(
             &[
                 "exec",
@@ -458,13 +488,29 @@ pub const CASES: &[Case] = &[
                  ln -s {canary}/secret leaf"
             ),
         );
+        // As an administrator's shell runs it: 1024 descriptors.
         let t = Instant::now();
-        let (code, _, err) = l.kennel(&["destroy", "--force", "trap"], 60);
-        if code != Some(0) {
+        let mut c = std::process::Command::new("prlimit");
+        c.args(["--nofile=1024:1024", "--", common::KENNEL, "--root"])
+            .arg(&l.root.dir)
+            .args(["destroy", "--force", "trap"])
+            .stdin(std::process::Stdio::null());
+        let (st, _, err) = common::output_within(&mut c, common::secs(60));
+        let left: Vec<String> = fs::read_dir(l.root.dir.join("lib/ve"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("trap"))
+            .collect();
+        if st.map(|s| s.success()) != Some(true) {
             return Err(format!(
-                "destroy failed ({code:?}, {:?}): {err}",
+                "destroy failed ({st:?}, {:?}): {err} (left behind: {left:?})",
                 t.elapsed()
             ));
+        }
+        if !left.is_empty() {
+            return Err(format!("destroy left {left:?} behind"));
         }
         Ok(())
     }),

@@ -122,6 +122,10 @@ impl Lab {
             Some(n) => TestRoot::in_netns(&format!("sec-{area}"), &n.host),
             None => TestRoot::new(&format!("sec-{area}")),
         };
+        // The v2 VM loads overlayfs in the background while tests start.
+        within(10, || {
+            fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.contains("overlay"))
+        });
         root.busybox();
         let canary_dir = root.dir.join("host-canary");
         fs::create_dir_all(&canary_dir).expect("canary dir");
@@ -371,7 +375,9 @@ pub fn run_area(area: &str, opts: LabOptions, cases: &[Case]) {
     let mut lab = Lab::new(area, opts);
     let v2 = common::pure_v2();
     let mut failed = Vec::new();
-    for c in cases {
+    // KENNEL_SECURITY_CASE=TEXT runs only the cases whose name holds it.
+    let only = std::env::var("KENNEL_SECURITY_CASE").unwrap_or_default();
+    for c in cases.iter().filter(|c| c.name.contains(only.as_str())) {
         let skip = match c.layout {
             Layout::V1 if v2 => Some("cgroup v1 only (this host is pure v2)"),
             Layout::V2 if !v2 => Some("cgroup v2 only (this host has v1 hierarchies)"),
@@ -397,6 +403,11 @@ pub fn run_area(area: &str, opts: LabOptions, cases: &[Case]) {
             }
         }
         problems.extend(lab.check());
+        // One line per problem: terminal output carries CRs and newlines.
+        let problems: Vec<String> = problems
+            .iter()
+            .map(|p| p.replace('\r', "").replace('\n', " / "))
+            .collect();
         let ms = t.elapsed().as_millis();
         if problems.is_empty() {
             eprintln!("case {}: ok ({ms} ms)", c.name);

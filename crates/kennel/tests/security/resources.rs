@@ -158,6 +158,31 @@ pub const CASES: &[Case] = &[
             }
         })
     }),
+    case("keys_exhaustion", |l| {
+        // The kernel's key quota is per host user: whatever the VE may
+        // hold must be charged to its own uid, never to the host's root.
+        let root_keys = || -> u64 {
+            fs::read_to_string("/proc/key-users")
+                .unwrap_or_default()
+                .lines()
+                .find(|l| l.trim_start().starts_with("0:"))
+                .and_then(|l| l.split_whitespace().nth(3)?.split('/').next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        let before = root_keys();
+        holding_check(l, &["keys-exhaust"], || {
+            let during = root_keys();
+            if during > before + 10 {
+                Err(format!(
+                    "the host root's key quota went from {before} to {during}"
+                ))
+            } else {
+                Ok(())
+            }
+        })?;
+        // And the calls themselves are refused (ENOSYS, see kernel.rs).
+        l.blocked(&["sys", "add_key"]).map(|_| ())
+    }),
     case("fork_bomb", |l| {
         holding_check(l, &["fork-bomb"], || {
             Command::new("true")
