@@ -108,18 +108,27 @@ pub fn stdio(_: &[String]) -> Verdict {
     }
 }
 
-/// `reopen-stdio`: read what a host file passed as a stream holds (its
-/// earlier contents), through /proc/self/fd/N.
+/// `reopen-stdio SECRET`: read what a host file passed as stdout or
+/// stderr already holds (written before the command ran), by reopening
+/// the stream through /proc/self/fd/N. (Stdin's contents are the
+/// command's to read: not a finding.)
 pub fn reopen_stdio(args: &[String]) -> Verdict {
+    use std::io::Read;
     let Some(secret) = args.first() else {
         return error("usage: reopen-stdio SECRET");
     };
-    for fd in 0..3 {
-        if let Ok(text) = sys::read_text(&format!("/proc/self/fd/{fd}")) {
-            if text.contains(secret.as_str()) {
-                return escaped(format!("read the caller's file through fd {fd}"));
-            }
+    for fd in 1..3 {
+        let Ok(f) = sys::open(
+            &format!("/proc/self/fd/{fd}"),
+            libc::O_RDONLY | libc::O_NONBLOCK,
+        ) else {
+            continue;
+        };
+        let mut text = Vec::new();
+        let _ = std::fs::File::from(f).take(1 << 20).read_to_end(&mut text);
+        if String::from_utf8_lossy(&text).contains(secret.as_str()) {
+            return escaped(format!("read the caller's file through fd {fd}"));
         }
     }
-    blocked("no stream reopens to the caller's file")
+    blocked("no output stream reopens to the caller's file")
 }

@@ -389,6 +389,34 @@ pub const CASES: &[Case] = &[
         }
         Ok(())
     }),
+    case("start_with_planted_network_files", |l| {
+        // At start Kennel writes /etc/hostname, /etc/hosts and (with a
+        // nameserver) /etc/resolv.conf inside the VE: FIFOs and links to
+        // the host's files planted there must neither hang the start nor
+        // lead out.
+        let canary = l.canary_dir.display().to_string();
+        let _ = l.kennel(&["set", ATT, "--nameserver", "192.0.2.53"], 10);
+        l.root.sh(
+            ATT,
+            &format!(
+                "cp /etc/hosts /root/hosts.orig; rm -f /etc/hosts /etc/resolv.conf /etc/hostname; mkfifo /etc/hosts; \
+                 ln -s /proc/1/root{canary}/secret /etc/resolv.conf; ln -s /proc/self/fd/3/../../../../../../..{canary}/hosts /etc/hostname"
+            ),
+        );
+        let t = Instant::now();
+        let (code, _, err) = l.kennel(&["restart", ATT], 30);
+        let took = t.elapsed();
+        l.sh(
+            ATT,
+            &format!("rm -f /etc/hosts /etc/resolv.conf /etc/hostname; cp /root/hosts.orig /etc/hosts; echo {ATT} > /etc/hostname"),
+            10,
+        );
+        let _ = l.kennel(&["set", ATT, "--nameserver", "none"], 10);
+        if code != Some(0) || took > common::secs(10) {
+            return Err(format!("restart ({code:?} after {took:?}): {err}"));
+        }
+        Ok(())
+    }),
     case("exec_t_with_a_planted_ptmx", |l| {
         // The VE replaces its /dev/pts/ptmx: a FIFO (an open that blocks),
         // a link to the caller's terminal, /dev/null bound over it.

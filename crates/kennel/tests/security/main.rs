@@ -10,6 +10,18 @@
 //! `case NAME: FAILED: ...`, and fails at the end with the list. Cases
 //! that only make sense on one cgroup layout say so and are skipped on
 //! the other.
+//!
+//! ```sh
+//! cargo build -p kennel-attack            # `cargo test --workspace` builds it too
+//! cargo test -p kennel --test security -- --nocapture
+//! KENNEL_SECURITY_CASE=set_hostname cargo test -p kennel --test security host_tools -- --nocapture
+//! KENNEL_CGROUP2_VM=../shared/tools/cgroup2-vm/run.sh tests/v2/run.sh security
+//! ```
+//!
+//! Some cases exhaust pools the whole machine shares (the ptys outside
+//! the host's reserve, inotify instances and watches where a VE's are
+//! charged to the host's root): they hold them for well under a second
+//! once taken, then let go.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]

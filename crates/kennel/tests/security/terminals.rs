@@ -15,7 +15,7 @@ fn exec_with_files(l: &Lab, args: &[&str], secret: &str) -> Verdict {
     let dir = l.root.dir.join("streams");
     fs::create_dir_all(&dir).expect("streams dir");
     let (inp, out, err) = (dir.join("in"), dir.join("out"), dir.join("err"));
-    fs::write(&inp, format!("{secret}\n")).expect("in");
+    fs::write(&inp, "what the command may read\n").expect("in");
     fs::write(&out, format!("{secret}\n")).expect("out");
     let mut c = l.root.cmd();
     c.args(["exec", ATT, "--", TOOL])
@@ -214,6 +214,31 @@ pub const CASES: &[Case] = &[
         r
     })
     .restarts(),
+    case("console_sigterm_with_the_ves_input_full", |l| {
+        l.sh(
+            ATT,
+            "for p in /proc/[0-9]*; do [ \"$(readlink $p/fd/0)\" = /dev/console ] && [ ${p#/proc/} != 1 ] && kill -STOP ${p#/proc/}; done; true",
+            10,
+        );
+        let mut s = on_terminal(l, &["console", ATT]);
+        s.read_for(Duration::from_millis(300));
+        flood(&mut s, common::secs(2));
+        let pid = s.child.id();
+        let r = ends_after(&mut s, None, pid);
+        drop(s);
+        l.sh(ATT, "kill -CONT -1; true", 10);
+        r
+    })
+    .restarts(),
+    case("enter_sigterm_with_the_shells_input_full", |l| {
+        let mut s = on_terminal(l, &["enter", ATT]);
+        s.read_for(Duration::from_millis(300));
+        s.send(b"exec sleep 30\n");
+        s.read_for(Duration::from_millis(300));
+        flood(&mut s, common::secs(2));
+        let pid = s.child.id();
+        ends_after(&mut s, None, pid)
+    }),
     case("exec_t_sigterm_with_the_commands_input_full", |l| {
         let mut s = on_terminal(l, &["exec", "-t", ATT, "--", "sleep", "30"]);
         s.read_for(Duration::from_millis(300));
