@@ -577,11 +577,15 @@ pub const CASES: &[Case] = &[
         // Copy-ups of template files (owned by host root on disk) into
         // the VE's layer, and the VE's own overlay over them: nothing in
         // the VE's layer may belong to anyone but the VE's own ids.
-        l.sh(
+        // (An overlay's upper layer cannot be on an overlay: the VE's own
+        // overlay takes a tmpfs for it, and its copy-up is looked at
+        // through /proc/PID/root, as the CVE-2023-0386 exploit's was.)
+        let (_, nested) = l.sh(
             ATT,
             "chmod 4755 /bin/busybox; chown 0:0 /etc/passwd; chmod u+s /etc/passwd; \
-             mkdir -p /tmp/ov/u /tmp/ov/w /tmp/ov/m && mount -t overlay overlay -o lowerdir=/bin,upperdir=/tmp/ov/u,workdir=/tmp/ov/w /tmp/ov/m && \
-             chmod 4755 /tmp/ov/m/busybox; true",
+             mkdir -p /tmp/ov && mount -t tmpfs none /tmp/ov && mkdir -p /tmp/ov/u /tmp/ov/w /tmp/ov/m && \
+             mount -t overlay overlay -o lowerdir=/bin,upperdir=/tmp/ov/u,workdir=/tmp/ov/w /tmp/ov/m && \
+             chmod 4755 /tmp/ov/m/busybox && echo NESTED-OK",
             10,
         );
         let base = l.root.config(ATT)["idmap"]["uid_base"]
@@ -589,6 +593,20 @@ pub const CASES: &[Case] = &[
             .unwrap_or(0) as u32;
         let upper = l.root.dir.join(format!("lib/ve/{ATT}/fs/upper"));
         let mut bad = Vec::new();
+        if nested.contains("NESTED-OK") {
+            let init = l.root.init_pid(ATT);
+            match fs::symlink_metadata(format!("/proc/{init}/root/tmp/ov/u/busybox")) {
+                Ok(md) if md.uid() < base || md.uid() >= base + 65536 => bad.push(format!(
+                    "the VE's own overlay copied busybox up as host uid {} mode {:o}",
+                    md.uid(),
+                    md.mode()
+                )),
+                Ok(_) => {}
+                Err(e) => bad.push(format!("control: no copy-up in the VE's own overlay: {e}")),
+            }
+        } else {
+            eprintln!("    (the VE could not mount an overlay of its own: {nested})");
+        }
         let mut stack = vec![upper];
         while let Some(d) = stack.pop() {
             for e in fs::read_dir(&d).into_iter().flatten().flatten() {
@@ -612,7 +630,7 @@ pub const CASES: &[Case] = &[
         }
         l.sh(
             ATT,
-            "umount /tmp/ov/m; rm -rf /tmp/ov; chmod 755 /bin/busybox; chmod 644 /etc/passwd",
+            "umount /tmp/ov/m; umount /tmp/ov; rm -rf /tmp/ov; chmod 755 /bin/busybox; chmod 644 /etc/passwd",
             10,
         );
         if bad.is_empty() {
