@@ -159,7 +159,7 @@ fn relays_answer_while_the_ve_does_not_read() {
     // Keep reading what comes back (the pty echoes), as a terminal would.
     for _ in 0..20 {
         c.send_what_fits(&junk[..16 * 1024]);
-        c.drain_for(Duration::from_millis(20));
+        c.read_for(Duration::from_millis(20));
     }
     c.send(&[0x1d]);
     c.expect("Detached from VE 101's console", t());

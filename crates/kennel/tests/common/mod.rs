@@ -421,3 +421,56 @@ pub fn debian_tarball() -> PathBuf {
     let _ = writeln!(f, "Kennel test cache: debian-12.tar.zst is made by the test suite (tests/common). Delete to rebuild.");
     tarball
 }
+
+/// Runs `cmd` (stdin as the command has it) for at most `timeout`,
+/// collecting stdout and stderr; `None` for the status when it had to be
+/// killed. For commands that an attacker may have made hang.
+pub fn output_within(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> (Option<std::process::ExitStatus>, String, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // A process of the command that kept the pipes open (a daemon it
+    // left behind) must not hang the caller: give up on its output.
+    let join = |t: std::thread::JoinHandle<Vec<u8>>| {
+        let end = Instant::now() + Duration::from_secs(2);
+        while !t.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
+            String::from_utf8_lossy(&t.join().unwrap_or_default()).into_owned()
+        } else {
+            String::new()
+        }
+    };
+    (status, join(t_out), join(t_err))
+}

@@ -90,20 +90,14 @@ impl PtySession {
         self.master.write_all(s).expect("write to pty");
     }
 
-    /// Reads (and keeps) whatever comes for `d`.
-    pub fn drain_for(&mut self, d: Duration) {
-        let end = Instant::now() + d;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < end {
-            match self.master.read(&mut buf) {
-                Ok(n) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
+    /// Writes what the terminal takes now (it may be full: the program
+    /// stopped reading); returns how many bytes it took.
+    pub fn try_send(&mut self, s: &[u8]) -> usize {
+        self.master.write(s).unwrap_or(0)
     }
 
-    /// Writes what the pty takes of `s` now, without waiting; returns how
-    /// much (a program that does not read fills the pty's queue).
+    /// Writes what the pty takes of `s` now, in as many writes as it
+    /// takes, without waiting; returns how much.
     pub fn send_what_fits(&mut self, s: &[u8]) -> usize {
         let mut done = 0;
         while done < s.len() {
@@ -113,6 +107,19 @@ impl PtySession {
             }
         }
         done
+    }
+
+    /// Collects output for `dur` (whatever arrives), returns all seen.
+    pub fn read_for(&mut self, dur: Duration) -> String {
+        let end = Instant::now() + dur;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        self.seen.clone()
     }
 
     /// Waits for the command to end (asserts within `timeout`), draining the pty.

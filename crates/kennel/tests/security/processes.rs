@@ -1,0 +1,189 @@
+//! Processes and cgroups: seeing and signalling host and neighbour
+//! processes, reboot and poweroff (which end only the VE), and the cgroup
+//! knobs with host-wide effect (v1 cpuset scheduler domains,
+//! notify_on_release, the VE's own limits), leaving the VE's subtree, and
+//! freezing the cgroup of the VE's init under `kennel exec`.
+
+use std::time::Instant;
+
+use super::common;
+use super::lab::{case, Case, Lab, Layout, Verdict, ATT};
+
+fn pid_max() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "65536".into())
+}
+
+/// A shell line in the attacker that must fail (exit non-zero).
+fn must_fail(l: &Lab, script: &str) -> Result<(), String> {
+    let (ok, out) = l.sh(ATT, script, 10);
+    if ok {
+        Err(format!("`{script}` succeeded in the VE: {out}"))
+    } else {
+        Ok(())
+    }
+}
+
+fn v1_dirs(l: &Lab, controller: &str) -> Vec<String> {
+    let (_, out) = l.sh(ATT, "ls -d /sys/fs/cgroup/*/", 10);
+    let _ = l;
+    out.split_whitespace()
+        .filter(|d| controller.is_empty() || d.contains(controller))
+        .map(|d| d.trim_end_matches('/').to_string())
+        .collect()
+}
+
+fn reboot_case(l: &mut Lab, how: &str) -> Result<(), String> {
+    let before = l.root.init_pid(ATT);
+    let v = l.attack(&["reboot", how]);
+    if let Verdict::Escaped(s) = v {
+        return Err(s);
+    }
+    let t = Instant::now();
+    let done = super::lab::within(20, || {
+        let st = l.root.run(&["status", ATT, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        match how {
+            "restart" => {
+                v["state"] == "running"
+                    && v["init_pid"].as_i64().is_some_and(|p| p != before as i64)
+            }
+            _ => v["state"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("stopped")),
+        }
+    });
+    if !done {
+        return Err(format!("the VE did not {how} within {:?}", t.elapsed()));
+    }
+    Ok(())
+}
+
+pub const CASES: &[Case] = &[
+    case("see_host_processes", |l: &mut Lab| {
+        let comm = l.host_canary_comm.clone();
+        l.blocked(&["procs-see", &comm]).map(|_| ())
+    }),
+    case("signal_host_pids_by_number", |l| {
+        let max = pid_max();
+        l.blocked(&["kill-scan", &max]).map(|_| ())
+    }),
+    case("kill_minus_one", |l| l.blocked(&["kill-all"]).map(|_| ())),
+    case("ptrace_everything_visible", |l| {
+        l.blocked(&["ptrace-all"]).map(|_| ())
+    }),
+    case("reboot_ends_only_the_ve", |l| reboot_case(l, "restart")).restarts(),
+    case("poweroff_stops_only_the_ve", |l| reboot_case(l, "poweroff")).restarts(),
+    case("cgroup_leave_own_subtree", |l| {
+        let (_, out) = l.sh(
+            ATT,
+            "for d in /sys/fs/cgroup /sys/fs/cgroup/*; do echo $$ > $d/../cgroup.procs; echo $$ > $d/../tasks; \
+             mkdir -p /tmp/cg; mount -t cgroup2 none /tmp/cg && echo $$ > /tmp/cg/../cgroup.procs; done 2>/dev/null; \
+             cat /proc/self/cgroup",
+            10,
+        );
+        if out.lines().any(|l| l.contains("/..")) {
+            Err(format!("a VE process left the VE's cgroups: {out}"))
+        } else {
+            Ok(())
+        }
+    }),
+    case("cgroup_raise_own_limits", |l| {
+        let files: Vec<String> = if common::pure_v2() {
+            ["memory.max", "memory.swap.max", "pids.max", "cpu.max"]
+                .iter()
+                .map(|f| format!("/sys/fs/cgroup/{f}"))
+                .collect()
+        } else {
+            v1_dirs(l, "")
+                .iter()
+                .flat_map(|d| {
+                    [
+                        "memory.limit_in_bytes",
+                        "memory.memsw.limit_in_bytes",
+                        "pids.max",
+                        "cpu.cfs_quota_us",
+                    ]
+                    .iter()
+                    .map(move |f| format!("{d}/{f}"))
+                })
+                .collect()
+        };
+        let mut a = vec!["unmask", "w"];
+        a.extend(files.iter().map(String::as_str));
+        l.blocked(&a).map(|_| ())
+    }),
+    case("cpuset_sched_relax_domain_level", |l| {
+        must_fail(l, "echo 5 > /sys/fs/cgroup/cpuset/cpuset.sched_relax_domain_level")?;
+        must_fail(l, "mkdir -p /sys/fs/cgroup/cpuset/x && echo 5 > /sys/fs/cgroup/cpuset/x/cpuset.sched_relax_domain_level")
+    })
+    .only(Layout::V1),
+    case("cpuset_sched_load_balance", |l| {
+        must_fail(l, "echo 0 > /sys/fs/cgroup/cpuset/cpuset.sched_load_balance")
+    })
+    .only(Layout::V1),
+    case("cpuset_sub_cgroups", |l| {
+        must_fail(l, "mkdir /sys/fs/cgroup/cpuset/kattack")
+    })
+    .only(Layout::V1),
+    case("notify_on_release_of_top_cgroups", |l| {
+        for d in v1_dirs(l, "") {
+            must_fail(l, &format!("echo 1 > {d}/notify_on_release"))?;
+        }
+        Ok(())
+    })
+    .only(Layout::V1),
+    case("cgroup_v2_depth_and_count_bounded", |l| {
+        must_fail(l, "echo max > /sys/fs/cgroup/cgroup.max.depth")?;
+        must_fail(l, "echo max > /sys/fs/cgroup/cgroup.max.descendants")?;
+        let (_, out) = l.sh(
+            ATT,
+            "d=/sys/fs/cgroup/deep; i=0; while [ $i -lt 40 ] && mkdir $d 2>/dev/null; do d=$d/d; i=$((i+1)); done; echo $i; \
+             rmdir_all() { for x in $(find /sys/fs/cgroup/deep -depth -type d); do rmdir $x; done; }; rmdir_all 2>/dev/null; true",
+            20,
+        );
+        match out.trim().lines().next().and_then(|n| n.parse::<u32>().ok()) {
+            Some(n) if n <= 32 => Ok(()),
+            other => Err(format!("the VE nested {other:?} cgroups (limit 32)")),
+        }
+    })
+    .only(Layout::V2),
+    case("freeze_init_under_kennel_exec", |l| {
+        // The VE moves its init into a sub-cgroup it made and freezes it
+        // (cgroup v2's freezer: on a hybrid host, its unified hierarchy).
+        let dir = if common::pure_v2() {
+            "/sys/fs/cgroup"
+        } else {
+            "/sys/fs/cgroup/unified"
+        };
+        let (frozen, out) = l.sh(
+            ATT,
+            &format!("mkdir -p {dir}/frz && echo 1 > {dir}/frz/cgroup.procs && echo 1 > {dir}/frz/cgroup.freeze && echo FROZEN"),
+            10,
+        );
+        if !frozen {
+            return Ok(()); // cannot freeze: nothing to show
+        }
+        let _ = out;
+        let t = Instant::now();
+        // "About 10 s" is wall time, in the VM too: do not wait for 8x.
+        let mut c = l.root.cmd();
+        c.args(["exec", ATT, "--", "true"]);
+        let (st, _, err) = common::output_within(&mut c, std::time::Duration::from_secs(20));
+        let code = st.and_then(|s| s.code());
+        let took = t.elapsed();
+        if code.is_none() || took > std::time::Duration::from_secs(20) {
+            return Err(format!("kennel exec hung on a frozen VE ({took:?})"));
+        }
+        if code == Some(0) {
+            return Err("kennel exec succeeded in a VE whose init is frozen?".into());
+        }
+        let lines: Vec<&str> = err.lines().collect();
+        if lines.len() != 1 || !lines[0].starts_with("kennel: ") {
+            return Err(format!("not a one-line error: {err:?}"));
+        }
+        Ok(())
+    })
+    .restarts(),
+];
