@@ -9,7 +9,9 @@
 //!
 //! * `BLOCKED <what stopped it>`, exit 0;
 //! * `ESCAPED <what it reached>`, exit 1;
-//! * `ERROR <why the probe could not run>`, exit 2.
+//! * `ERROR <why the probe could not run>`, exit 2;
+//! * `WORKS <what>`, exit 0, from feature probes (`fuse-hello`): what an
+//!   opt-in feature gives does work.
 //!
 //! Probes never do harm when they get through: they open host knobs for
 //! writing without writing, pass arguments the kernel rejects after its
@@ -21,7 +23,7 @@ mod probes;
 mod sys;
 mod verdict;
 
-use probes::{devices, exe, kernel, mounts, net, procs, res, walk};
+use probes::{devices, exe, fuse, kernel, mounts, net, procs, res, walk};
 use verdict::Verdict;
 
 type Probe = fn(&[String]) -> Verdict;
@@ -167,6 +169,11 @@ const PROBES: &[(&str, Probe, &str)] = &[
         "sniff",
         net::sniff,
         "IFACE MILLIS OWN_MAC [IPV4...]: promiscuous listening",
+    ),
+    (
+        "fuse-hello",
+        fuse::fuse_hello,
+        "DIR: a FUSE mount works (the fuse feature)",
     ),
     (
         "nft-flush",

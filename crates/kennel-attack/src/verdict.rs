@@ -13,12 +13,14 @@ pub enum Verdict {
     Escaped(String),
     /// The probe could not run (bad arguments, a missing file).
     Error(String),
+    /// A feature probe: what an opt-in feature gives does work.
+    Works(String),
 }
 
 impl Verdict {
     pub fn code(&self) -> i32 {
         match self {
-            Verdict::Blocked(_) => 0,
+            Verdict::Blocked(_) | Verdict::Works(_) => 0,
             Verdict::Escaped(_) => 1,
             Verdict::Error(_) => 2,
         }
@@ -31,6 +33,7 @@ impl fmt::Display for Verdict {
             Verdict::Blocked(s) => write!(f, "BLOCKED {s}"),
             Verdict::Escaped(s) => write!(f, "ESCAPED {s}"),
             Verdict::Error(s) => write!(f, "ERROR {s}"),
+            Verdict::Works(s) => write!(f, "WORKS {s}"),
         }
     }
 }
@@ -45,6 +48,10 @@ pub fn escaped(s: impl Into<String>) -> Verdict {
 
 pub fn error(s: impl Into<String>) -> Verdict {
     Verdict::Error(s.into())
+}
+
+pub fn works(s: impl Into<String>) -> Verdict {
+    Verdict::Works(s.into())
 }
 
 /// Several attempts: escaped if any escaped, else an error if any could
@@ -70,7 +77,7 @@ pub fn all(parts: Vec<(String, Verdict)>) -> Verdict {
 
 fn inner(v: &Verdict) -> &str {
     match v {
-        Verdict::Blocked(s) | Verdict::Escaped(s) | Verdict::Error(s) => s,
+        Verdict::Blocked(s) | Verdict::Escaped(s) | Verdict::Error(s) | Verdict::Works(s) => s,
     }
 }
 

@@ -132,6 +132,83 @@ fn ve_processes_get_the_ves_own_resource_limits() {
     root.finish();
 }
 
+/// Copies the test-only `kennel-attack` toolbox (built next to `kennel`)
+/// into VE `id` as /kennel-attack.
+fn install_toolbox(root: &TestRoot, id: &str) {
+    let tool = std::path::Path::new(common::KENNEL).with_file_name("kennel-attack");
+    assert!(tool.exists(), "build it: cargo build -p kennel-attack");
+    let out = root
+        .cmd()
+        .args(["exec", id, "--", "/bin/sh", "-c"])
+        .arg("cat > /kennel-attack && chmod 755 /kennel-attack")
+        .stdin(std::fs::File::open(&tool).expect("open kennel-attack"))
+        .output()
+        .expect("copy kennel-attack");
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The verdict line of `kennel-attack ARGS` in VE `id`.
+fn probe(root: &TestRoot, id: &str, args: &str) -> String {
+    let out = root.run(&[
+        "exec",
+        id,
+        "--",
+        "/bin/sh",
+        "-c",
+        &format!("/kennel-attack {args}"),
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn fuse_feature_gives_working_fuse_mounts() {
+    let root = TestRoot::new("feat-fuse");
+    root.start_busybox("101", &["--features", "fuse"]);
+    install_toolbox(&root, "101");
+    root.sh("101", "mkdir -p /mnt/f");
+    let v = probe(&root, "101", "fuse-hello /mnt/f");
+    assert!(v.starts_with("WORKS"), "{v}");
+    // The mount is the VE's own: the host sees nothing of it.
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mi.contains("kennel-fuse"), "{mi}");
+    // Without the feature: no /dev/fuse, and no way to make one.
+    root.ok(&["create", "102", "--template", "busybox"]);
+    root.ok(&["start", "102"]);
+    install_toolbox(&root, "102");
+    root.sh("102", "mkdir -p /mnt/f");
+    let v = probe(&root, "102", "fuse-hello /mnt/f");
+    assert!(v.starts_with("BLOCKED"), "{v}");
+    let v = probe(&root, "102", "mknod-open c 10 229");
+    assert!(v.starts_with("BLOCKED"), "{v}");
+    root.finish();
+}
+
+#[test]
+fn keyring_calls_are_refused_unless_the_feature_is_given() {
+    let root = TestRoot::new("feat-keyring");
+    root.start_busybox("101", &[]);
+    install_toolbox(&root, "101");
+    let v = probe(&root, "101", "sys add_key keyctl request_key");
+    assert!(v.starts_with("BLOCKED") && v.contains("ENOSYS"), "{v}");
+    root.ok(&["set", "101", "--features", "keyring"]);
+    root.ok(&["restart", "101"]);
+    let v = probe(&root, "101", "sys add_key keyctl request_key");
+    assert!(
+        v.starts_with("ESCAPED") && v.contains("add_key: the call succeeded"),
+        "with the feature the keyring calls work: {v}"
+    );
+    assert_eq!(
+        root.config("101")["features"],
+        serde_json::json!(["keyring"]),
+        "saved"
+    );
+    root.finish();
+}
+
 /// A Debian VE (systemd, iproute2, util-linux, passwd) with `extra`
 /// create options, running.
 fn debian(root: &TestRoot, id: &str, extra: &[&str]) {

@@ -2,6 +2,7 @@
 
 pub mod devices;
 pub mod exe;
+pub mod fuse;
 pub mod kernel;
 pub mod mounts;
 pub mod net;
