@@ -23,25 +23,30 @@ const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
 const V2_DELEGATE: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
 const V1_DELEGATE: &[&str] = &["tasks"];
 
-/// The v1 controllers whose hierarchy a VE may shape (make sub-cgroups
-/// in): the resource ones, where a child can only ever get less than its
-/// parent. Never the v1 freezer (tasks it freezes ignore SIGKILL, so a VE
-/// could make itself unkillable), nor cpuset (a sub-cgroup's owner may
-/// write `cpuset.sched_relax_domain_level` and `sched_load_balance`, which
-/// rebuild the host's scheduler domains; systemd uses cpuset only on
-/// cgroup v2), devices, net_cls, net_prio, perf_event, hugetlb, rdma or
-/// misc. Named hierarchies (systemd's) are delegated too.
-///
-/// In the hierarchies it shapes, a VE may set `notify_on_release` on the
-/// sub-cgroups it makes: if the host configured a `release_agent` for such
-/// a hierarchy, the host runs it when they empty (`kennel check` warns).
-const V1_DELEGABLE: &[&str] = &["memory", "cpu", "cpuacct", "pids", "blkio"];
+// On cgroup v1 a VE shapes (makes sub-cgroups in) only the named
+// hierarchies, systemd's: never one with a controller. v1 has no limit on
+// how many cgroups a subtree may hold, and every cgroup of the memory
+// controller takes one of the host's 65,535 memory cgroup ids: one VE
+// could leave no VE room to start and the host's own systemd none for its
+// units. The others are no better: the freezer (frozen tasks ignore
+// SIGKILL: an unkillable VE), cpuset (`cpuset.sched_relax_domain_level`
+// and `sched_load_balance` rebuild the host's scheduler domains), and
+// every sub-cgroup costs the host time at the VE's stop. systemd in a VE
+// needs none of them: it tracks its units in its named hierarchy (and, on
+// a hybrid host, in the delegated cgroup2 subtree, which is bounded) and
+// carries on without controllers it cannot use.
+//
+// In a named hierarchy a VE may set `notify_on_release` on the cgroups it
+// makes: if the host configured a `release_agent` there, the host runs it
+// when they empty (`kennel check` warns).
 
 /// Limits on the cgroup tree a VE may build below its own (cgroup v2):
-/// enough for systemd, and bounded so that the host can always walk and
-/// remove it.
+/// enough for systemd (a Debian VE uses a few dozen) and a few nested
+/// containers, and bounded so that the host can always walk and remove it
+/// and the VEs together do not run the host out of memory cgroup ids
+/// (65,535; `kennel check` reports how many are used).
 const V2_MAX_DEPTH: &str = "32";
-const V2_MAX_DESCENDANTS: &str = "4096";
+const V2_MAX_DESCENDANTS: &str = "1024";
 
 /// Which of a host's hierarchies an operation touches. A start makes the
 /// [`Part::Early`] part before the VE's init exists, and the
@@ -190,14 +195,8 @@ impl<'h> Cgroup<'h> {
                         .collect(),
                 )
             } else {
-                let named = h.controllers.is_empty();
-                (
-                    named
-                        || h.controllers
-                            .iter()
-                            .all(|c| V1_DELEGABLE.contains(&c.as_str())),
-                    V1_DELEGATE.to_vec(),
-                )
+                // Named hierarchies only: see the note on v1 at the top.
+                (h.controllers.is_empty(), V1_DELEGATE.to_vec())
             };
             if shapeable {
                 chown(&d, uid, gid)?;

@@ -13,6 +13,12 @@ use rustix::process::{waitid, WaitId, WaitIdOptions};
 
 use crate::ring::Ring;
 
+/// How fast the monitor takes a VE's console output into its ring, with
+/// the same amount as the burst: a console needs little, and the monitor's
+/// CPU time is not charged to the VE. A VE that writes faster blocks on
+/// its own console (the pty fills), as on a slow serial line.
+const CONSOLE_BYTES_PER_SEC: usize = 64 * 1024;
+
 pub(crate) struct Inherited {
     pub pidfd: OwnedFd,
     pub master: OwnedFd,
@@ -29,15 +35,35 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
     let mut ring = Ring::default();
     let mut client: Option<OwnedFd> = None;
     let mut buf = [0u8; 4096];
+    let mut budget = CONSOLE_BYTES_PER_SEC;
+    let mut refill = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        // The console is read here only while no client has it.
+        let now = std::time::Instant::now();
+        if now >= refill {
+            budget = CONSOLE_BYTES_PER_SEC;
+            refill = now + std::time::Duration::from_secs(1);
+        }
+        // The console is read here only while no client has it, and
+        // within its budget.
         let third = client.as_ref().unwrap_or(&fds.master);
+        let third_events = if client.is_none() && budget == 0 {
+            PollFlags::empty()
+        } else {
+            PollFlags::IN
+        };
+        let wait = (client.is_none() && budget == 0).then(|| {
+            let left = refill.saturating_duration_since(now);
+            rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            }
+        });
         let mut pfds = [
             PollFd::new(&fds.pidfd, PollFlags::IN),
             PollFd::new(&fds.listener, PollFlags::IN),
-            PollFd::new(third, PollFlags::IN),
+            PollFd::new(third, third_events),
         ];
-        match poll(&mut pfds, None) {
+        match poll(&mut pfds, wait.as_ref()) {
             Ok(_) => {}
             Err(Errno::INTR) => continue,
             Err(e) => {
@@ -69,8 +95,11 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
                         Ok(_) => {}
                     }
                 }
-                None => match rustix::io::read(&fds.master, &mut buf) {
-                    Ok(n) if n > 0 => ring.push(&buf[..n]),
+                None => match rustix::io::read(&fds.master, &mut buf[..budget.min(4096)]) {
+                    Ok(n) if n > 0 => {
+                        ring.push(&buf[..n]);
+                        budget -= n;
+                    }
                     _ => {}
                 },
             }

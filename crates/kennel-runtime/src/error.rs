@@ -45,6 +45,10 @@ pub enum RuntimeError {
     /// VE stalled it (a frozen cgroup, say).
     #[error("the command did not start in the VE within {0} s: the VE stalled it (a frozen cgroup?); nothing runs")]
     ExecStalled(u64),
+    /// A command Kennel ran in a VE for itself did not end in time (the
+    /// VE chose what runs there); it was killed.
+    #[error("the command Kennel ran in the VE did not end within {0} s: it was killed")]
+    CommandTimedOut(u64),
     /// A command to run in a VE could not be run there; `code` is the
     /// exit status to report (126 or 127, as a shell does).
     #[error("{message}")]

@@ -58,6 +58,48 @@ pub fn lift_oom_protection() -> std::io::Result<()> {
     fs::write(p, cur.max(0).to_string())
 }
 
+/// Fields 48 and 49 of `/proc/PID/stat`: where the command line starts
+/// and ends in the process's memory.
+fn arg_area(stat: &str) -> Option<(u64, u64)> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    // `rest` starts at field 3.
+    let mut f = rest.split(' ').skip(48 - 3);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// Overwrites `len` bytes at `offset` of this process's own command line
+/// (what `ps` and `/proc/PID/cmdline` show to others) with `byte`. The
+/// process's own copy of its arguments, taken at start, is not affected.
+/// Best effort: a failure leaves the command line as it was.
+pub fn overwrite_own_cmdline(spans: &[(usize, usize)], byte: u8) {
+    let Some((start, end)) = fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| arg_area(&s))
+    else {
+        return;
+    };
+    let Ok(mem) = fs::OpenOptions::new().write(true).open("/proc/self/mem") else {
+        return;
+    };
+    for &(at, len) in spans {
+        let from = start + at as u64;
+        let len = len.min(end.saturating_sub(from) as usize);
+        let _ = std::os::unix::fs::FileExt::write_all_at(&mem, &vec![byte; len], from);
+    }
+}
+
+/// Blanks this process's whole command line (a child about to join a
+/// VE's PID namespace, where the VE can read it: it holds the
+/// administrator's `kennel` command).
+pub fn blank_own_cmdline() {
+    if let Some((start, end)) = fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| arg_area(&s))
+    {
+        overwrite_own_cmdline(&[(0, end.saturating_sub(start) as usize)], 0);
+    }
+}
+
 /// Seconds since boot, from `/proc/uptime`.
 pub fn uptime_secs() -> Option<f64> {
     fs::read_to_string("/proc/uptime")
@@ -82,6 +124,17 @@ mod tests {
         let text = "123 (a b) c) Z 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
         let s = parse_stat(text).expect("parse");
         assert_eq!((s.state, s.start), ('Z', 98765));
+    }
+
+    #[test]
+    fn finds_the_argument_area() {
+        let mut fields: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
+        fields[48 - 3] = "1000".into();
+        fields[49 - 3] = "1042".into();
+        let stat = format!("42 (a) b) {}", fields.join(" "));
+        assert_eq!(arg_area(&stat), Some((1000, 1042)));
+        let own = fs::read_to_string("/proc/self/stat").expect("stat");
+        assert!(arg_area(&own).is_some_and(|(s, e)| s > 0 && e > s));
     }
 
     #[test]

@@ -68,11 +68,19 @@ pub struct RelayOptions<'a> {
 /// input beyond it is dropped (the VE is not reading it anyway).
 const PENDING_MAX: usize = 64 * 1024;
 
+/// Once the program ended, what is left in the pty is copied out for at
+/// most this long and this much: a process it left behind that keeps
+/// writing must not keep the relay, and the user's keystrokes, going.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(100);
+const DRAIN_MAX: usize = 1 << 20;
+
 /// Copies stdin to `master` and `master` to stdout until one side ends.
 ///
 /// Writes to the pty never block: a VE that stops reading its terminal
 /// (its input queue full) cannot keep the relay from seeing the escape
-/// key or a signal. Input waits in a bounded buffer meanwhile.
+/// key or a signal. Input waits in a bounded buffer meanwhile. Once the
+/// watched program (`until`) ended, no more input is read at all, and the
+/// output it left is drained within [`DRAIN_TIME`] and [`DRAIN_MAX`].
 pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<RelayEnd> {
     let stdin = rustix::stdio::stdin();
     let stdout = rustix::stdio::stdout();
@@ -81,6 +89,8 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
     let mut pending: Vec<u8> = Vec::new();
     let mut stdin_open = true;
     let mut child_done = false;
+    let mut drain_end = std::time::Instant::now();
+    let mut drained = 0usize;
     loop {
         let mut slots = Vec::with_capacity(4);
         let mut fds = Vec::with_capacity(4);
@@ -91,7 +101,7 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
         };
         slots.push(Slot::Master);
         fds.push(PollFd::new(&master, toward_ve));
-        if stdin_open {
+        if stdin_open && !child_done {
             slots.push(Slot::Stdin);
             fds.push(PollFd::new(&stdin, PollFlags::IN));
         }
@@ -104,9 +114,13 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
             fds.push(PollFd::new(s, PollFlags::IN));
         }
         // Once the program ended, only drain what it left in the pty.
+        let left = drain_end.saturating_duration_since(std::time::Instant::now());
+        if child_done && (left.is_zero() || drained >= DRAIN_MAX) {
+            return Ok(RelayEnd::Exited);
+        }
         let timeout = child_done.then_some(rustix::event::Timespec {
             tv_sec: 0,
-            tv_nsec: 50_000_000,
+            tv_nsec: left.subsec_nanos().into(),
         });
         match poll(&mut fds, timeout.as_ref()) {
             Ok(0) => return Ok(RelayEnd::Exited),
@@ -136,7 +150,10 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
                                     RelayEnd::Hangup
                                 })
                             }
-                            Ok(n) => kennel_sys::fd::write_all(stdout, &buf[..n])?,
+                            Ok(n) => {
+                                drained += if child_done { n } else { 0 };
+                                kennel_sys::fd::write_all(stdout, &buf[..n])?
+                            }
                             Err(Errno::INTR) | Err(Errno::AGAIN) => {}
                             Err(e) => return Err(e.into()),
                         }
@@ -158,7 +175,10 @@ pub fn relay(master: BorrowedFd<'_>, opts: &RelayOptions<'_>) -> io::Result<Rela
                     Err(Errno::INTR) | Err(Errno::AGAIN) => {}
                     Err(_) => stdin_open = false,
                 },
-                Slot::Until => child_done = true,
+                Slot::Until => {
+                    child_done = true;
+                    drain_end = std::time::Instant::now() + DRAIN_TIME;
+                }
                 Slot::Signals => {
                     if let Some(sfd) = opts.signals {
                         while let Some(sig) = kennel_sys::signal::read_signalfd(sfd) {

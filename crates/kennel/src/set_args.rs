@@ -91,52 +91,7 @@ pub fn hide_password_in_cmdline(args: &[std::ffi::OsString]) {
         after_flag = b == b"--userpasswd";
         offset += b.len() + 1;
     }
-    if spans.is_empty() {
-        return;
-    }
-    let Some(arg_start) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| arg_start_of(&s))
-    else {
-        return;
-    };
-    let Ok(mem) = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/self/mem")
-    else {
-        return;
-    };
-    for (at, len) in spans {
-        let _ =
-            std::os::unix::fs::FileExt::write_all_at(&mem, &vec![b'x'; len], arg_start + at as u64);
-    }
-}
-
-/// Field 48 of `/proc/PID/stat`: where the command line starts in memory.
-fn arg_start_of(stat: &str) -> Option<u64> {
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    // `rest` starts at field 3.
-    rest.split(' ').nth(48 - 3)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_arg_start() {
-        let mut fields: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
-        fields[48 - 3] = "140737488347136".into();
-        let stat = format!("42 (a) b) {}", fields.join(" "));
-        assert_eq!(arg_start_of(&stat), Some(140_737_488_347_136));
-    }
-
-    #[test]
-    fn own_cmdline_is_scrubbed() {
-        // This test process's own command line carries no password, so
-        // only the arithmetic can be checked without a child: the real
-        // effect is checked by the CLI tests.
-        let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
-        assert!(arg_start_of(&stat).is_some_and(|a| a > 0));
+    if !spans.is_empty() {
+        kennel_runtime::procfs::overwrite_own_cmdline(&spans, b'x');
     }
 }

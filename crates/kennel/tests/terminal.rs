@@ -123,6 +123,29 @@ fn a_ve_process_cannot_reach_the_terminal_after_exec_returns() {
     root.finish();
 }
 
+/// With a pty too: processes the command leaves behind that keep writing
+/// to the pty (and reading it) neither keep `kennel exec -t` relaying nor
+/// get what is typed after the command ended (found by a hostile-tenant
+/// review: an invisible escape sequence in a loop kept the relay alive).
+#[test]
+fn exec_t_stops_relaying_when_the_command_ends() {
+    let root = TestRoot::new("term-linger");
+    root.start_busybox("101", &[]);
+    let inner = r#"T=$(tty)
+for n in 1 2 3 4; do ( trap "" HUP INT TERM; exec 0<$T; while :; do printf "[0m"; done ) & done
+( trap "" HUP INT TERM; exec cat < $T > /tmp/stolen 2>/dev/null ) &
+sleep 0.5; echo SHELL-EXITS; exit 0"#;
+    let mut s = exec_on_a_terminal(&root, "-t", inner);
+    s.expect("SHELL-EXITS", t());
+    std::thread::sleep(Duration::from_millis(200));
+    s.send_what_fits(b"typed-after\r");
+    let st = s.wait(common::secs(3));
+    assert_eq!(st.code(), Some(0), "{st:?}");
+    let stolen = root.sh("101", "cat /tmp/stolen; kill -9 $(ps -o pid,args | awk 'NR>1 && $1!=1 && !/getty/ && !/awk/ {print $1}') 2>/dev/null; true");
+    assert!(!stolen.contains("typed-after"), "{stolen}");
+    root.finish();
+}
+
 /// A VE that stops reading its terminal (the pty's input queue full)
 /// cannot wedge the relay: signals and the detach key still work.
 #[test]

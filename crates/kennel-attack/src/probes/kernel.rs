@@ -136,6 +136,25 @@ pub const CALLS: &[(&str, Probe)] = &[
             DENY,
         )
     }),
+    ("vsock", || {
+        // A socket only: nothing is connected or bound.
+        let r = call(
+            libc::SYS_socket,
+            [
+                libc::AF_VSOCK as usize,
+                libc::SOCK_STREAM as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        );
+        if let Ok(fd) = r {
+            // SAFETY: the descriptor the call just made.
+            unsafe { libc::close(fd as i32) };
+        }
+        judge(r, &[libc::EAFNOSUPPORT])
+    }),
     ("io_uring_setup", || {
         judge(
             call(libc::SYS_io_uring_setup, [1, 0, 0, 0, 0, 0]),

@@ -1,7 +1,8 @@
 //! The joining child: from the fork to the `execve` of the command, in this
 //! order.
 //!
-//! 1. [`leave_the_caller`], still on the host: not dumpable, the standard
+//! 1. [`leave_the_caller`], still on the host: not dumpable, its command
+//!    line (the administrator's, readable in the VE) blanked, the standard
 //!    streams replaced by Kennel's pipes (the caller's terminal and files
 //!    are gone from the first instruction), a new session keyring, the
 //!    VE's resource limits and OOM floor (which need the host's
@@ -99,6 +100,9 @@ fn setup(child: &Child<'_>) -> Result<Infallible, Failure> {
 fn leave_the_caller(child: &Child<'_>) -> Result<(), Failure> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| failed("make the process undumpable")(e.into()))?;
+    // The VE can read the command line of any process in its PID
+    // namespace, this one's included (unlike its memory or environment).
+    crate::procfs::blank_own_cmdline();
     child
         .stdio
         .install()

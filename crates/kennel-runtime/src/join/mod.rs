@@ -46,6 +46,11 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 /// How long the child may take from the fork to its exec.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a command Kennel runs for itself ([`Stdio::Capture`], e.g.
+/// `chpasswd`) may take: the VE chose what runs, and must not hold the
+/// caller (and the VE's lock) for ever.
+pub const CAPTURE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The command's working directory inside the VE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cwd {
@@ -103,8 +108,6 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<Outcome> {
     if !procfs::is_same_process(spec.init_pid, spec.init_start) {
         return Err(RuntimeError::NotRunning);
     }
-    move_into_thread_name_spaces(init.as_fd(), ThreadNameSpaceType::PROCESS_ID)
-        .ctx(|| "join the VE's PID namespace".into())?;
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::SEQPACKET,
@@ -128,11 +131,14 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<Outcome> {
     ])
     .ctx(|| "set up signal handling".into())?;
     let place = spec.cgroup.placement_beside(spec.init_pid)?;
-    let fork = clone3(&CloneOptions {
-        flags: 0,
-        pidfd: true,
-        cgroup: place.clone_into(),
-    })
+    let fork = fork_into_pid_ns(
+        init.as_fd(),
+        &CloneOptions {
+            flags: 0,
+            pidfd: true,
+            cgroup: place.clone_into(),
+        },
+    )
     .map_err(|e| fork_error(e, spec))?;
     let (child_pid, child_fd) = match fork {
         Forked::Child => child::run(&child::Child {
@@ -165,6 +171,39 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<Outcome> {
         status: status?,
         output,
     })
+}
+
+/// Forks a child that is in the PID namespace of `init`. The namespace is
+/// joined for children only around the fork and left at once in the
+/// parent: every later child of this process (the helper of
+/// `crate::inside`, `nft`, `tc`) must be the host's, not a process the VE
+/// can see and signal.
+fn fork_into_pid_ns(init: BorrowedFd<'_>, opts: &CloneOptions<'_>) -> std::io::Result<Forked> {
+    let own = rustix::fs::open(
+        "/proc/self/ns/pid",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    move_into_thread_name_spaces(init, ThreadNameSpaceType::PROCESS_ID)?;
+    let forked = clone3(opts);
+    if let Ok(Forked::Child) = forked {
+        return forked;
+    }
+    if let Err(e) = move_into_thread_name_spaces(own.as_fd(), ThreadNameSpaceType::PROCESS_ID) {
+        // Never go on with the VE's namespace for our children.
+        if let Ok(Forked::Parent {
+            pidfd: Some(fd), ..
+        }) = &forked
+        {
+            let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitid(
+                rustix::process::WaitId::PidFd(fd.as_fd()),
+                rustix::process::WaitIdOptions::EXITED,
+            );
+        }
+        return Err(e.into());
+    }
+    forked
 }
 
 /// A fork into the VE's cgroups that fails for a reason the operator can
@@ -207,10 +246,13 @@ fn run_parent(
                 },
                 _ => stdio::Ends::Caller,
             };
+            let deadline = matches!(spec.stdio, Stdio::Capture { .. })
+                .then(|| Instant::now() + CAPTURE_TIMEOUT);
             let watch = stdio::Watch {
                 child: child_fd,
                 signals: sigfd,
                 pid: child_pid,
+                deadline,
             };
             stdio::relay(ends, io, &watch)?;
         }

@@ -120,6 +120,8 @@ pub(super) struct Watch<'a> {
     pub(super) signals: BorrowedFd<'a>,
     /// The command's PID (its process group's id).
     pub(super) pid: rustix::process::Pid,
+    /// When to give up on the command (Kennel's own commands).
+    pub(super) deadline: Option<std::time::Instant>,
 }
 
 /// Relays until the command ends, then copies out what it left in the
@@ -158,7 +160,19 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
             slots.push(5);
             fds.push(PollFd::new(&caller_in, PollFlags::IN));
         }
-        match poll(&mut fds, None) {
+        let timeout = watch.deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: left.subsec_nanos().into(),
+            }
+        });
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) if watch.deadline.is_some() => {
+                return Err(crate::RuntimeError::CommandTimedOut(
+                    super::CAPTURE_TIMEOUT.as_secs(),
+                ))
+            }
             Ok(_) => {}
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e).ctx(|| "relay the command's streams".into()),

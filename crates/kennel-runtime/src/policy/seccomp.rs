@@ -66,6 +66,11 @@ pub const KEYRING: &[(&str, &str)] = &[
     ("request_key", "as add_key"),
 ];
 
+/// Socket families that are not namespaced, refused with EAFNOSUPPORT (as
+/// if the kernel lacked them): `AF_VSOCK` reaches the hypervisor's and
+/// the host's vsock services past the VE's network, its filter included.
+pub const DENIED_SOCKET_FAMILIES: &[(u64, &str)] = &[(40, "AF_VSOCK")];
+
 /// `umount2(..., MNT_FORCE)` fails with EPERM: a forced unmount acts on
 /// the filesystem for every mount of it, not just the VE's.
 const MNT_FORCE: u64 = 1;
@@ -127,6 +132,19 @@ pub fn compile(opts: FilterOptions) -> Result<Vec<kennel_sys::seccomp::SockFilte
         )],
     )
     .map_err(err)?;
+    let socket = ScmpSyscall::from_name("socket").map_err(err)?;
+    for (family, _) in DENIED_SOCKET_FAMILIES {
+        f.add_rule_conditional(
+            ScmpAction::Errno(libc::EAFNOSUPPORT),
+            socket,
+            &[ScmpArgCompare::new(
+                0,
+                ScmpCompareOp::MaskedEqual(0xffff_ffff),
+                *family,
+            )],
+        )
+        .map_err(err)?;
+    }
     let ioctl = ScmpSyscall::from_name("ioctl").map_err(err)?;
     for (request, _) in DENIED_IOCTLS {
         f.add_rule_conditional(
@@ -191,6 +209,7 @@ fn fingerprint(opts: FilterOptions) -> u64 {
         DENIED,
         NOT_IMPLEMENTED,
         DENIED_IOCTLS,
+        DENIED_SOCKET_FAMILIES,
         KEYRING,
         opts,
         std::env::consts::ARCH,

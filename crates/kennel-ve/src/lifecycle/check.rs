@@ -50,6 +50,13 @@ fn on_path(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The `entries` column (hex, the namespace's count) of
+/// `/proc/net/stat/nf_conntrack`'s first line of figures.
+fn conntrack_entries(text: &str) -> Option<u64> {
+    let line = text.lines().nth(1)?;
+    u64::from_str_radix(line.split_whitespace().next()?, 16).ok()
+}
+
 impl Kennel {
     /// Checks the host; any [`CheckLevel::Fail`] means VEs cannot start.
     pub fn check(&self) -> Vec<Check> {
@@ -196,23 +203,35 @@ impl Kennel {
                     .collect()
             })
             .unwrap_or_default();
-        let ids = self.ids().unwrap_or_default();
-        let ve_ptys: u64 = ids
-            .iter()
-            .map(|id| {
-                self.config(id)
-                    .map_or(u64::from(crate::config::DEFAULT_NUMPTY), |c| {
-                        u64::from(c.resources.numpty())
-                    })
-            })
-            .sum();
-        out.extend(hardening::report(
-            ids.len() as u64,
-            ve_ptys,
-            &v1,
-            (maj, min),
-        ));
+        out.extend(hardening::report(self.ve_shares(), &v1, (maj, min)));
         out
+    }
+
+    /// What the VEs hold of the host's shared pools: their pty limits
+    /// (configured), and the connections the running ones' own network
+    /// namespaces track (`/proc/PID/net/stat/nf_conntrack` of each init:
+    /// a kernel file, whatever the VE does).
+    fn ve_shares(&self) -> hardening::VeShares {
+        let ids = self.ids().unwrap_or_default();
+        let mut shares = hardening::VeShares {
+            ves: ids.len() as u64,
+            ..Default::default()
+        };
+        for id in &ids {
+            shares.ptys += self
+                .config(id)
+                .map_or(u64::from(crate::config::DEFAULT_NUMPTY), |c| {
+                    u64::from(c.resources.numpty())
+                });
+            if let Ok(Some(run)) = self.run_state(id) {
+                let stat = format!("/proc/{}/net/stat/nf_conntrack", run.init_pid);
+                shares.conntrack += fs::read_to_string(stat)
+                    .ok()
+                    .and_then(|t| conntrack_entries(&t))
+                    .unwrap_or(0);
+            }
+        }
+        shares
     }
 
     /// The network part: tools VE links need, and the host switches the
@@ -296,5 +315,17 @@ impl Kennel {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod conntrack_tests {
+    use super::conntrack_entries;
+
+    #[test]
+    fn reads_a_namespaces_entry_count() {
+        let text = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n00030d40  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000  00000000 00000000 00000000 00000000\n";
+        assert_eq!(conntrack_entries(text), Some(200_000));
+        assert_eq!(conntrack_entries("entries\n"), None);
     }
 }

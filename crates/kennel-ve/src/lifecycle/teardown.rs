@@ -26,14 +26,44 @@ impl Kennel {
         let what = describe_exit(how);
         self.cleanup_host_side(id, Some(&what))?;
         if what == "rebooted" {
+            // A VE that reboots again and again is started again ever more
+            // slowly: the teardown and start cost the host CPU time that
+            // is not charged to the VE.
+            let delay = self.note_reboot(id);
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
             // Start again unless a command is working on the VE right now
-            // (it would have its own plan, e.g. a stop).
+            // (it would have its own plan, e.g. a stop), or started it
+            // meanwhile.
             if let Some(_lock) = Lock::try_acquire(&self.paths.locks().join(format!("ve-{id}"))) {
                 let cfg = self.config(id)?;
-                self.start_locked(&cfg)?;
+                match self.start_locked(&cfg) {
+                    Ok(_) | Err(crate::error::VeError::AlreadyRunning(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
+    }
+
+    /// Records a reboot of VE `id` in its run directory and returns how
+    /// long to wait before starting it again ([`reboot_delay`]).
+    fn note_reboot(&self, id: &VeId) -> std::time::Duration {
+        let path = self.paths.ve_run(id).join(REBOOTS_FILE);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut history: Vec<u64> = fs::read_to_string(&path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .filter(|&t| t + REBOOT_WINDOW_SECS >= now && t <= now)
+            .collect();
+        history.push(now);
+        let text: Vec<String> = history.iter().map(u64::to_string).collect();
+        let _ = fs::write(&path, text.join("\n"));
+        reboot_delay(history.len())
     }
 
     /// Removes the host-side remains of a VE that is no longer running:
@@ -76,6 +106,25 @@ pub(crate) fn clear_run_files(run_dir: &std::path::Path) {
     let _ = fs::remove_file(run_dir.join(STATE_FILE));
 }
 
+/// The run file that remembers a VE's recent reboots (seconds since 1970).
+const REBOOTS_FILE: &str = "reboots";
+/// How far back reboots count.
+const REBOOT_WINDOW_SECS: u64 = 60;
+/// Reboots in the window that restart at once.
+const FREE_REBOOTS: usize = 5;
+
+/// How long to wait before starting a VE that rebooted `recent` times in
+/// the last minute: at once for the first [`FREE_REBOOTS`], then 1, 2, 4
+/// ... seconds, at most 60.
+pub fn reboot_delay(recent: usize) -> std::time::Duration {
+    let over = recent.saturating_sub(FREE_REBOOTS);
+    if over == 0 {
+        return std::time::Duration::ZERO;
+    }
+    let secs = 1u64 << (over - 1).min(6);
+    std::time::Duration::from_secs(secs.min(60))
+}
+
 /// Turns the monitor's `exited N` / `signal N` into words. In a PID
 /// namespace, reboot(2) ends init with SIGHUP (restart) or SIGINT (power
 /// off / halt).
@@ -94,6 +143,14 @@ fn describe_exit(how: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reboot_loops_back_off() {
+        let d = |n| reboot_delay(n).as_secs();
+        assert_eq!((d(1), d(5)), (0, 0));
+        assert_eq!((d(6), d(7), d(8)), (1, 2, 4));
+        assert_eq!((d(12), d(100)), (60, 60));
+    }
 
     #[test]
     fn exit_words() {

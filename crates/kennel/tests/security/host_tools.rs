@@ -641,6 +641,68 @@ pub const CASES: &[Case] = &[
             ))
         }
     }),
+    // Found by a hostile-tenant review: after `kennel exec` (the
+    // password's chpasswd) the CLI kept the VE's PID namespace for its
+    // later children, so the helper that writes the VE's files and the
+    // host's nft and tc ran as processes the VE could see and signal. The
+    // VE makes that helper's work long (many stale network files to
+    // remove) and watches its PID namespace meanwhile.
+    case("host_helpers_outside_the_ves_pid_namespace", |l| {
+        l.root.sh(
+            ATT,
+            "mkdir -p /etc/systemd/network && cd /etc/systemd/network && i=0; \
+             while [ $i -lt 3000 ]; do : > 10-kennel-stale$i.network; i=$((i+1)); done; \
+             for d in /usr/sbin /usr/bin /sbin /bin; do mkdir -p $d; \
+               printf '#!/bin/sh\n( i=0; while [ $i -lt 400 ]; do for p in /proc/[0-9]*; do cat $p/comm 2>/dev/null; done; i=$((i+1)); done | sort -u > /tmp/seen ) </dev/null >/dev/null 2>&1 &\ncat > /dev/null\n' > $d/chpasswd; chmod 755 $d/chpasswd; done",
+        );
+        let (code, _, err) = l.kennel(
+            &[
+                "set",
+                ATT,
+                "--userpasswd",
+                "root:x",
+                "--hostname",
+                "helpers",
+            ],
+            60,
+        );
+        let (_, seen) = l.sh(ATT, "sleep 3; cat /tmp/seen; rm -f /tmp/seen /usr/sbin/chpasswd /usr/bin/chpasswd /sbin/chpasswd; ls /etc/systemd/network | wc -l", 30);
+        if code != Some(0) {
+            return Err(format!("kennel set failed ({code:?}): {err}"));
+        }
+        if seen
+            .lines()
+            .any(|c| c.trim() == "kennel" || c.trim() == "nft" || c.trim() == "tc")
+        {
+            return Err(format!("host processes in the VE's PID namespace: {seen}"));
+        }
+        Ok(())
+    }),
+    // Found by a hostile-tenant review: a chpasswd that never ends held
+    // `kennel set`, and the VE's lock, for ever.
+    case("set_userpasswd_has_a_deadline", |l| {
+        l.root.sh(
+            ATT,
+            "for d in /usr/sbin /usr/bin /sbin /bin; do mkdir -p $d; printf '#!/bin/sh\nexec sleep 100000\n' > $d/chpasswd; chmod 755 $d/chpasswd; done",
+        );
+        let t = Instant::now();
+        let (code, _, err) = l.kennel(&["set", ATT, "--userpasswd", "root:x"], 90);
+        let took = t.elapsed();
+        let _ = l.sh(
+            ATT,
+            "rm -f /usr/sbin/chpasswd /usr/bin/chpasswd /sbin/chpasswd; true",
+            10,
+        );
+        if code == Some(0) || code.is_none() || took > std::time::Duration::from_secs(60) {
+            return Err(format!("kennel set ended {code:?} after {took:?}: {err}"));
+        }
+        // The VE's lock is free again.
+        let (code, _, err) = l.kennel(&["set", ATT, "--hostname", "after-deadline"], 30);
+        if code != Some(0) {
+            return Err(format!("the VE stayed locked ({code:?}): {err}"));
+        }
+        Ok(())
+    }),
     case("set_userpasswd_runs_contained", |l| {
         let probe = format!(
             "#!/bin/sh\n{{ {TOOL} cwd-check; {TOOL} proc-scan; ls -l /proc/$$/fd/; }} > /tmp/chpasswd.out 2>&1\ncat > /dev/null\n"

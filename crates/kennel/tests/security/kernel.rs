@@ -29,6 +29,9 @@ pub const CASES: &[Case] = &[
         sys(l, &["io_uring_setup", "io_uring_register"])
     }),
     case("bpf", |l| sys(l, &["bpf_prog_load", "bpf_map_create"])),
+    // Found by a hostile-tenant review: vsock is not namespaced and
+    // bypasses the VE's network and its filter.
+    case("vsock_socket", |l| sys(l, &["vsock"])),
     case("userfaultfd_kernel_faults", |l| sys(l, &["userfaultfd"])),
     case("host_time", |l| {
         sys(l, &["clock_settime", "settimeofday", "adjtimex"])

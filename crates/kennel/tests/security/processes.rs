@@ -127,6 +127,15 @@ pub const CASES: &[Case] = &[
         must_fail(l, "mkdir /sys/fs/cgroup/cpuset/kattack")
     })
     .only(Layout::V1),
+    // Found by a hostile-tenant review: v1 has no limit on a subtree's
+    // cgroups, and memory cgroups take the host's 65,535 ids.
+    case("v1_controller_sub_cgroups", |l| {
+        for c in ["memory", "pids", "cpu,cpuacct", "blkio"] {
+            must_fail(l, &format!("mkdir /sys/fs/cgroup/{c}/kattack"))?;
+        }
+        Ok(())
+    })
+    .only(Layout::V1),
     case("notify_on_release_of_top_cgroups", |l| {
         for d in v1_dirs(l, "") {
             must_fail(l, &format!("echo 1 > {d}/notify_on_release"))?;

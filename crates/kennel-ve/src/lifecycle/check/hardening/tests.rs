@@ -69,15 +69,20 @@ fn a_missing_sysctl_is_a_missing_feature_and_an_unreadable_one_a_warning() {
 
 #[test]
 fn conntrack_warns_when_nearly_full() {
-    assert_eq!(conntrack_check(None, None).level, CheckLevel::Ok);
-    let c = conntrack_check(Some(262_144), Some(1000));
+    assert_eq!(conntrack_check(None, None, 0).level, CheckLevel::Ok);
+    let c = conntrack_check(Some(262_144), Some(1000), 200_000);
     assert_eq!(c.level, CheckLevel::Ok);
+    assert!(
+        c.detail.contains("the VEs' own tables hold 200000 (47 MiB"),
+        "{}",
+        c.detail
+    );
     assert!(
         c.detail.contains("net.netfilter.nf_conntrack_max = 262144"),
         "{}",
         c.detail
     );
-    let c = conntrack_check(Some(1000), Some(900));
+    let c = conntrack_check(Some(1000), Some(900), 0);
     assert_eq!(c.level, CheckLevel::Warn);
     assert!(
         c.detail
@@ -85,7 +90,7 @@ fn conntrack_warns_when_nearly_full() {
         "{}",
         c.detail
     );
-    let c = conntrack_check(Some(100_000), Some(80_000));
+    let c = conntrack_check(Some(100_000), Some(80_000), 0);
     assert!(
         c.detail.contains("nf_conntrack_max=200000 "),
         "{}",
@@ -197,4 +202,14 @@ fn the_pty_reserve_covers_the_ves_and_the_host() {
     };
     assert_eq!(pty_needs(big, 640), None);
     assert_eq!(pty_check(None, 1, 64).level, CheckLevel::Warn);
+}
+
+#[test]
+fn memory_cgroup_ids_are_a_shared_pool() {
+    let text =
+        "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t3\t1\t1\nmemory\t4\t60000\t1\n";
+    assert_eq!(memory_cgroups(text), Some(60000));
+    assert_eq!(memcg_check(Some(60000)).level, CheckLevel::Warn);
+    assert_eq!(memcg_check(Some(150)).level, CheckLevel::Ok);
+    assert_eq!(memcg_check(None).level, CheckLevel::Ok);
 }
