@@ -17,10 +17,12 @@
 //! A NAT table turns connection tracking on for IPv4 in the host's
 //! namespace, and the VE's flows through the host (masqueraded, forwarded
 //! to it, or to the host itself) become entries in the host's table,
-//! whose size `nf_conntrack_max` bounds for the whole host; the entries
-//! are charged to no memory cgroup (the kernel allocates them from a slab
-//! cache without accounting, in softirq context). So one VE could fill it
-//! and stop every other flow the host tracks. `count` bounds the VE's
+//! whose size `nf_conntrack_max` bounds for the whole host. The entries
+//! are charged to no memory cgroup: the kernel allocates them from a slab
+//! cache without accounting, in softirq context (20,000 of them for a
+//! VE's flows, sent from the VE's memory cgroup, left that cgroup's kernel
+//! memory as it was). So one VE could fill the table and stop every other
+//! flow the host tracks. `count` bounds the VE's
 //! entries at `nat_conntrack_max` (`[network]` in kennel.toml): one
 //! `ct count` list, reached from both rules, holds the VE's flows either
 //! way. It runs after conntrack made the new entry and after DNAT (so a

@@ -36,6 +36,16 @@
 //! the VE's IPv4 addresses, so any source, claim and probe passes (the MAC
 //! is still its own).
 //!
+//! IPv4 has no extension headers: nf_tables and receivers find the
+//! transport header after the IP header's options. Ports and ICMP and IGMP
+//! types are in the first 8 bytes of a datagram's payload, which only a
+//! fragment at offset 0 carries (others start at 8 or more; a first
+//! fragment carries 0 or a multiple of 8 bytes, so one too short for them
+//! holds none of them, and they come from another first fragment, checked
+//! too). Later fragments hold only data: they are accepted on their source
+//! before the transport checks, which would read that data (on kernels
+//! before a 2026 fix, a transport load of 4 bytes or less on them does).
+//!
 //! The link-layer addresses a VE announces are its MAC on a bridge: the
 //! frame's source, ARP's sender hardware address, and the neighbour
 //! discovery options ([`super::ipv6`]). On a routed link they are not
