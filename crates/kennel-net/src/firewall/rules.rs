@@ -18,7 +18,7 @@
 //!   icmp type { redirect, router-advert }                drop
 //!   igmp type { query, mrd-advert, -solicit, -terminate } drop
 //!   udp sport 67, udp dport 68                           drop     (no DHCP server)
-//!   meta protocol { ip, arp }                            accept   (dhcp=yes)
+//!   arp (Ethernet/IPv4), meta protocol ip                accept   (dhcp=yes)
 //!   arp (Ethernet/IPv4) sender IP { own IPv4 }           accept
 //!   arp (Ethernet/IPv4) sender IP 0.0.0.0,
 //!       target IP { own IPv4 }                           accept   (probe, RFC 5227)
@@ -198,25 +198,18 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         r.extend([load(Transport, offset, 2), is(&port.to_be_bytes())]);
         rules.push(rule(r, Verdict::Drop));
     }
+    // Only Ethernet/IPv4 ARP, whose sender addresses are at bytes 8-17
+    // and target address at 24-27 (where the checks above and below read
+    // them): other lengths would put them elsewhere for a receiver.
+    let arp = || -> Vec<Expr> {
+        let mut r: Vec<Expr> = proto(ETH_P_ARP).into();
+        r.extend([load(Network, 0, 6), is(&ARP_ETHER_IPV4)]);
+        r
+    };
     if dhcp {
-        rules.push(rule(
-            [
-                Expr::Meta(MetaKey::Protocol),
-                one_of(
-                    KeyKind::EtherType,
-                    [ETH_P_IP, ETH_P_ARP].map(|t| t.to_be_bytes().to_vec()),
-                ),
-            ],
-            Verdict::Accept,
-        ));
+        rules.push(rule(arp(), Verdict::Accept));
+        rules.push(rule(proto(ETH_P_IP), Verdict::Accept));
     } else if !own4.is_empty() {
-        // Only Ethernet/IPv4 ARP, whose sender address is at bytes 14-17
-        // and target at 24-27: other lengths would put them elsewhere.
-        let arp = || -> Vec<Expr> {
-            let mut r: Vec<Expr> = proto(ETH_P_ARP).into();
-            r.extend([load(Network, 0, 6), is(&ARP_ETHER_IPV4)]);
-            r
-        };
         let mut r = arp();
         r.extend([load(Network, 14, 4), one_of(KeyKind::Ipv4, own4.clone())]);
         rules.push(rule(r, Verdict::Accept));
@@ -322,7 +315,8 @@ mod tests {
         });
         assert!(target.is_some(), "the target is checked: {probe:?}");
         assert!(probe.contains(&one_of(KeyKind::Ipv4, [vec![198, 51, 100, 5]])));
-        // With dhcp=yes the addresses are unknown: ARP passes whole.
+        // With dhcp=yes the addresses are unknown: any Ethernet/IPv4 ARP
+        // passes.
         let net = VeNetwork {
             netifs: vec![Netif::parse("eth1,bridge=br0,dhcp=yes").unwrap()],
             ..Default::default()
