@@ -35,6 +35,7 @@ pub enum MetaKey {
 pub enum KeyKind {
     EtherType,
     IcmpType,
+    IgmpType,
     Icmp6Type,
     Port,
     Ipv4,
@@ -54,6 +55,7 @@ impl KeyKind {
             KeyKind::Port => 13,
             KeyKind::IcmpType => 14,
             KeyKind::Icmp6Type => 29,
+            KeyKind::IgmpType => 42,
         }
     }
 }

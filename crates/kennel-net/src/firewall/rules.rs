@@ -184,7 +184,7 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
             KeyKind::IcmpType,
             vec![ICMP_REDIRECT, ICMP_ROUTER_ADVERT],
         ),
-        (IPPROTO_IGMP, KeyKind::IcmpType, igmp),
+        (IPPROTO_IGMP, KeyKind::IgmpType, igmp),
     ] {
         let mut r: Vec<Expr> = proto(ETH_P_IP).into();
         r.extend(l4(p));
@@ -349,7 +349,7 @@ mod tests {
         };
         let c = chains("101", &net);
         let igmp = find(&c[0], &is(&[IPPROTO_IGMP]));
-        assert!(igmp.contains(&one_of_bytes(KeyKind::IcmpType, &[0x11, 0x30, 0x31, 0x32])));
+        assert!(igmp.contains(&one_of_bytes(KeyKind::IgmpType, &[0x11, 0x30, 0x31, 0x32])));
         find(
             &c[0],
             &one_of_bytes(KeyKind::InetProto, &[IPPROTO_AH, IPPROTO_PIM]),
