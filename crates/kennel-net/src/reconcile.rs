@@ -54,9 +54,9 @@ fn detect() -> Vec<String> {
     vec!["detect".into()]
 }
 
-/// 16384 connections: 5 MiB of the host's memory (an entry and its
-/// extensions take about 320 bytes), a sixteenth of the kernel's default
-/// `nf_conntrack_max` on hosts of 4 GiB and more.
+/// 16384 connections: about 6 MiB of the host's memory (an entry takes
+/// 256 bytes, its extensions up to about 128 more), a sixteenth of the
+/// kernel's default `nf_conntrack_max` on hosts of more than 4 GiB.
 pub const NAT_CONNTRACK_MAX: u32 = 16384;
 
 fn nat_conntrack_max() -> u32 {
