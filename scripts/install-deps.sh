@@ -10,6 +10,7 @@ pkgs=(
     iproute2 util-linux procps      # links and namespaces (Kennel, tests)
     nftables                        # the per-VE host firewall
     iperf3 iptables                 # network tests: rates, firewalls inside VEs
+    python3                         # network tests: frames a hostile VE forges
     tar zstd jq                     # test fixtures, the v2 VM runner
     g++                             # libFuzzer, built by tests/fuzz.sh
 )

@@ -44,16 +44,30 @@ pub struct HostNet {
     /// address, if any), `none`, or interface names.
     #[serde(default = "detect")]
     pub neighbour_devs: Vec<String>,
+    /// The most connections the host tracks for one VE with NAT or port
+    /// forwards (0: no bound); see `firewall::nat`.
+    #[serde(default = "nat_conntrack_max")]
+    pub nat_conntrack_max: u32,
 }
 
 fn detect() -> Vec<String> {
     vec!["detect".into()]
 }
 
+/// 16384 connections: about 6 MiB of the host's memory (an entry takes
+/// 256 bytes, its extensions up to about 128 more), a sixteenth of the
+/// kernel's default `nf_conntrack_max` on hosts of more than 4 GiB.
+pub const NAT_CONNTRACK_MAX: u32 = 16384;
+
+fn nat_conntrack_max() -> u32 {
+    NAT_CONNTRACK_MAX
+}
+
 impl Default for HostNet {
     fn default() -> Self {
         HostNet {
             neighbour_devs: detect(),
+            nat_conntrack_max: NAT_CONNTRACK_MAX,
         }
     }
 }
@@ -228,8 +242,8 @@ fn converge(
     tracing::debug!("net: links made");
     // The firewall, whole, before anything comes up.
     match fw {
-        Firewall::Create => firewall::create(t.ve, new)?,
-        Firewall::Replace => firewall::apply(t.ve, new, &old.network)?,
+        Firewall::Create => firewall::create(t.ve, new, t.host)?,
+        Firewall::Replace => firewall::apply(t.ve, new, &old.network, t.host)?,
     }
     tracing::debug!("net: firewall");
     // Up, addressed and routed: everything wanted, again (replacing is

@@ -5,6 +5,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
+#[path = "network/hostile.rs"]
+mod hostile;
 
 use std::fs;
 use std::time::Duration;

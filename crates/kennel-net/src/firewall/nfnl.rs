@@ -6,15 +6,16 @@
 //! table), on every VE start; a batch sent from here costs a few dozen
 //! microseconds and does not grow with the number of VEs. Why not a crate:
 //! the maintained Rust ones are GPL (`rustables`) or bind the C libraries.
-//! The encoding is small: tables, chains, anonymous constant sets and six
-//! expressions (`meta`, `payload`, `cmp`, `bitwise`, `lookup`,
-//! `immediate`), with the constants of `linux/netfilter/nf_tables.h`.
+//! The encoding is small: tables, chains, anonymous constant sets and
+//! eight expressions (`meta`, `payload`, `exthdr`, `cmp`, `bitwise`,
+//! `lookup`, `limit`, `immediate`), with the constants of
+//! `linux/netfilter/nf_tables.h`.
 
 use std::io;
 
 use netlink_sys::{Socket, SocketAddr};
 
-use super::rules::{Base, Chain, Expr, Hook, MetaKey, Verdict, PRIORITY};
+use super::expr::{Base, Chain, Expr, Hook, MetaKey, Verdict, PRIORITY};
 use crate::error::{NetError, Result};
 
 const NETLINK_NETFILTER: isize = 12;
@@ -80,6 +81,7 @@ const NFT_META_L4PROTO: u32 = 16;
 const NF_DROP: i32 = 0;
 const NF_ACCEPT: i32 = 1;
 const NFT_JUMP: i32 = -3;
+const NFT_GOTO: i32 = -4;
 const NFT_RETURN: i32 = -5;
 
 /// Attribute writer: type-length-value, 4-byte aligned, nests by
@@ -283,6 +285,7 @@ fn expr(a: &mut Attrs<'_>, e: &Expr, set: Option<u32>) {
     let name = match e {
         Expr::Meta(_) => "meta",
         Expr::Payload { .. } => "payload",
+        Expr::Exthdr { .. } => "exthdr",
         Expr::Cmp { .. } => "cmp",
         Expr::Mask(_) => "bitwise",
         Expr::Lookup { .. } => "lookup",
@@ -313,6 +316,19 @@ fn expr(a: &mut Attrs<'_>, e: &Expr, set: Option<u32>) {
             );
             d.be32(3, *offset); // NFTA_PAYLOAD_OFFSET
             d.be32(4, *len); // NFTA_PAYLOAD_LEN
+        }
+        Expr::Exthdr {
+            kind,
+            offset,
+            len,
+            present,
+        } => {
+            d.be32(1, NFT_REG_1); // NFTA_EXTHDR_DREG
+            d.put(2, &[*kind]); // NFTA_EXTHDR_TYPE
+            d.be32(3, *offset); // NFTA_EXTHDR_OFFSET
+            d.be32(4, *len); // NFTA_EXTHDR_LEN
+            d.be32(5, u32::from(*present)); // NFTA_EXTHDR_FLAGS: NFT_EXTHDR_F_PRESENT
+            d.be32(6, 0); // NFTA_EXTHDR_OP: NFT_EXTHDR_OP_IPV6
         }
         Expr::Cmp { eq, data } => {
             d.be32(1, NFT_REG_1); // NFTA_CMP_SREG
@@ -350,6 +366,7 @@ fn expr(a: &mut Attrs<'_>, e: &Expr, set: Option<u32>) {
                         Verdict::Accept => (NF_ACCEPT, None),
                         Verdict::Drop => (NF_DROP, None),
                         Verdict::Jump(c) => (NFT_JUMP, Some(c.as_str())),
+                        Verdict::Goto(c) => (NFT_GOTO, Some(c.as_str())),
                         Verdict::Return => (NFT_RETURN, None),
                     };
                     vd.be32(NFTA_VERDICT_CODE, code as u32);

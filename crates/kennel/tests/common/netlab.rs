@@ -13,6 +13,9 @@
 //!
 //! Dropping the lab deletes both namespaces (and so every link in them).
 //! [`NetLab::leaks`] lists Kennel objects left in the host namespace.
+//!
+//! [`forge`] sends hand-made frames from inside a VE, as its root could
+//! (`forge.py`: Python's standard library, with the VE root's rights).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::process::{Command, Output, Stdio};
@@ -21,6 +24,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Debian's Python (a pyenv shim earlier in `PATH` may need a home).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// The frame builders of `forge.py`.
+pub const FORGE_LIB: &str = include_str!("forge.py");
 
 pub struct NetLab {
     pub host: String,
@@ -232,4 +241,30 @@ impl Drop for NetLab {
             let _ = run(&["ip", "netns", "del", ns]);
         }
     }
+}
+
+/// Runs `forge.py` followed by `code` in the user and network namespaces
+/// of the process `pid` (a VE's init): with exactly the VE root's rights
+/// on the VE's own interfaces. It must succeed.
+pub fn forge(pid: i32, code: &str) {
+    let script = format!("{FORGE_LIB}\n{code}\n");
+    let out = Command::new("nsenter")
+        .args([
+            "--target",
+            &pid.to_string(),
+            "--user",
+            "--net",
+            "--",
+            PYTHON,
+            "-c",
+        ])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {PYTHON}: {e}"));
+    assert!(
+        out.status.success(),
+        "forging in {pid} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,0 +1,469 @@
+//! What a hostile VE forges on a bridge, frame by frame (`forge.py`, run
+//! with the VE root's rights on its own interface), against what the
+//! LAN's port on the same bridge receives: every forged frame carries a
+//! mark (its IPv6 flow label or IPv4 ID) that the LAN counts. Each test
+//! has frames that must arrive, as controls.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::common::netlab::{forge, NetLab, BUSYBOX, PYTHON};
+use super::common::TestRoot;
+use super::{done, lab_and_root};
+
+const VE_MAC: &str = "02:00:00:00:01:02";
+const VE_V4: &str = "198.51.100.21";
+const VE_V6: &str = "2001:db8:b::21";
+const LAN_V6: &str = "2001:db8:b::100";
+
+/// The names forged frames use (Python).
+const PRELUDE: &str = "IF = 'eth1'; M = '02:00:00:00:01:02'; X = '02:66:66:66:66:66'\n\
+    LL = 'fe80::ff:fe00:102'; G = '2001:db8:b::21'; V4 = '198.51.100.21'; ALL = 'ff02::1'\n\
+    LAN = '2001:db8:b::100'; SNM = 'ff02::1:ff00:100'";
+
+/// A bridged VE 102 with an IPv4 and an IPv6 address on `br0`, whose LAN
+/// port `lan1` has 198.51.100.100 and 2001:db8:b::100. The bridge does no
+/// multicast snooping, which would drop some malformed multicast itself:
+/// what arrives is what the VE's filter let through.
+fn bridged(tag: &str) -> (NetLab, TestRoot, i32) {
+    let (lab, root) = lab_and_root(tag);
+    lab.add_bridge();
+    let br = lab.host_cmd(&[
+        "ip",
+        "link",
+        "set",
+        "br0",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ]);
+    assert!(br.status.success());
+    let lan = lab.lan(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{LAN_V6}/64"),
+        "dev",
+        "lan1",
+        "nodad",
+    ]);
+    assert!(lan.status.success());
+    root.start_busybox(
+        "102",
+        &[
+            "--netif",
+            &format!("eth1,bridge=br0,mac={VE_MAC},ip={VE_V4}/24,ip={VE_V6}/64"),
+        ],
+    );
+    let pid = root.init_pid("102");
+    (lab, root, pid)
+}
+
+/// One forged case: its name, a Python list of packets (`F` is the mark
+/// to put in each), whether they are IPv6 (marked by flow label) or IPv4
+/// (by IP ID), and whether they must arrive.
+struct Case {
+    name: &'static str,
+    packets: String,
+    v6: bool,
+    arrives: bool,
+}
+
+fn v6(name: &'static str, packets: impl Into<String>, arrives: bool) -> Case {
+    Case {
+        name,
+        packets: packets.into(),
+        v6: true,
+        arrives,
+    }
+}
+
+fn v4(name: &'static str, packets: impl Into<String>, arrives: bool) -> Case {
+    Case {
+        name,
+        packets: packets.into(),
+        v6: false,
+        arrives,
+    }
+}
+
+/// Sends every case from VE `pid`, then checks what reached the LAN.
+fn check(lab: &NetLab, pid: i32, cases: &[Case]) {
+    let mut code = PRELUDE.to_string();
+    let mut marks = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let mark = 0x100 + i as u32;
+        let expr = if c.v6 {
+            format!("ip6 flowlabel {mark}")
+        } else {
+            format!("ip id {mark}")
+        };
+        lab.watch(true, &expr);
+        code.push_str(&format!("\nF = {mark}\nsend(IF, M, *{})", c.packets));
+        marks.push(expr);
+    }
+    forge(pid, &code);
+    std::thread::sleep(Duration::from_millis(300));
+    let wrong: Vec<String> = cases
+        .iter()
+        .zip(&marks)
+        .filter_map(|(c, expr)| {
+            let n = lab.count(true, expr);
+            (c.arrives != (n > 0)).then(|| {
+                let want = if c.arrives { "arrive" } else { "be dropped" };
+                format!("{}: {n} frames arrived, should {want}", c.name)
+            })
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// An ARP probe (sender 0.0.0.0) for a neighbour's address makes the
+/// neighbour's own check of it fail (RFC 5227): a VE may probe only its
+/// own addresses; and the sender hardware address is its MAC.
+#[test]
+fn arp_probes_only_for_the_ves_own_addresses() {
+    let (lab, root, pid) = bridged("arp");
+    let probe_lan = "arp saddr ip 0.0.0.0 arp daddr ip 198.51.100.100";
+    let probe_own = "arp saddr ip 0.0.0.0 arp daddr ip 198.51.100.21";
+    let other_mac = "arp saddr ether 02:66:66:66:66:66";
+    for w in [probe_lan, probe_own, other_mac] {
+        lab.watch(true, w);
+    }
+    forge(
+        pid,
+        &format!(
+            "{PRELUDE}\nZ = '00:00:00:00:00:00'\nsend(IF, M, \
+             arp(1, M, '0.0.0.0', Z, '198.51.100.100'), arp(1, M, '0.0.0.0', Z, V4), \
+             arp(1, X, V4, Z, '198.51.100.100'), arp(2, X, V4, M, '198.51.100.100'))"
+        ),
+    );
+    // The tool a VE's root would use, too.
+    root.sh("102", "arping -D -c 2 -w 2 -I eth1 198.51.100.100; true");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        lab.count(true, probe_own) > 0,
+        "a probe for its own address"
+    );
+    assert_eq!(
+        lab.count(true, probe_lan),
+        0,
+        "a probe for the LAN's address"
+    );
+    assert_eq!(lab.count(true, other_mac), 0, "another sender MAC");
+    done(root, &lab);
+}
+
+/// Extension headers and fragments cannot carry a router advert, a
+/// DHCPv6 reply or a neighbour advert past the checks; legitimate
+/// extension headers and fragmented UDP still pass.
+#[test]
+fn ipv6_headers_cannot_hide_what_is_dropped() {
+    let (lab, root, pid) = bridged("v6hdr");
+    let cases = [
+        v6(
+            "router advert",
+            "[ipv6(LL, ALL, 58, icmp6(LL, ALL, 134, bytes(12)), flow=F)]",
+            false,
+        ),
+        v6(
+            "router advert behind hop-by-hop and destination options",
+            "[ipv6(LL, ALL, 0, opts(60) + opts(58) + icmp6(LL, ALL, 134, bytes(12)), flow=F)]",
+            false,
+        ),
+        v6(
+            "router advert behind shim6, which nf_tables does not walk",
+            "[ipv6(LL, ALL, 140, bytes([58, 0]) + bytes(6) + icmp6(LL, ALL, 134, bytes(12)), flow=F)]",
+            false,
+        ),
+        v6(
+            "router advert behind AH",
+            "[ipv6(LL, ALL, 51, bytes([58, 4]) + bytes(22) + icmp6(LL, ALL, 134, bytes(12)), flow=F)]",
+            false,
+        ),
+        v6(
+            "a header chain cut short",
+            "[ipv6(LL, ALL, 0, opts(60) + bytes([60, 0]), flow=F)]",
+            false,
+        ),
+        v6(
+            "router advert whose header chain ends in the second fragment",
+            "[ipv6(LL, ALL, 44, frag(60, 0, True, 1) + opts(60), flow=F), \
+              ipv6(LL, ALL, 44, frag(60, 8, False, 1) + opts(58) + icmp6(LL, ALL, 134, bytes(12)), flow=F)]",
+            false,
+        ),
+        v6(
+            "DHCPv6 reply whose UDP header is in the second fragment",
+            "[ipv6(LL, ALL, 44, frag(60, 0, True, 2) + opts(17), flow=F), \
+              ipv6(LL, ALL, 44, frag(60, 8, False, 2) + udp6(LL, ALL, 547, 546, bytes(8)), flow=F)]",
+            false,
+        ),
+        v6(
+            "DHCPv6 reply written over a harmless UDP header by an overlapping fragment",
+            "[ipv6(LL, ALL, 44, frag(60, 0, True, 3) + opts(60) + opts(17) + udp6(LL, ALL, 1234, 5678, bytes(8)), flow=F), \
+              ipv6(LL, ALL, 44, frag(60, 8, False, 3) + opts(17) + udp6(LL, ALL, 547, 546, bytes(8)), flow=F)]",
+            false,
+        ),
+        v6(
+            "a first UDP fragment without the UDP header",
+            "[ipv6(LL, ALL, 44, frag(17, 0, True, 4), flow=F)]",
+            false,
+        ),
+        v6(
+            "a fragmented neighbour advert",
+            "[ipv6(G, ALL, 44, frag(58, 0, True, 5) + icmp6(G, ALL, 136, bytes(4) + a6(G))[:8], flow=F), \
+              ipv6(G, ALL, 44, frag(58, 8, False, 5) + a6(LAN), flow=F)]",
+            false,
+        ),
+        v6(
+            "control: a listener report behind a router alert",
+            "[ipv6(LL, 'ff02::16', 0, opts(58, router_alert=True) + icmp6(LL, 'ff02::16', 143, bytes(4)), hlim=1, flow=F)]",
+            true,
+        ),
+        v6(
+            "control: UDP behind destination options",
+            "[ipv6(G, ALL, 60, opts(17) + udp6(G, ALL, 1234, 5678, b'x'), flow=F)]",
+            true,
+        ),
+        v6(
+            "control: UDP in two fragments",
+            "[ipv6(G, ALL, 44, frag(17, 0, True, 6) + udp6(G, ALL, 1234, 5678, bytes(16))[:16], flow=F), \
+              ipv6(G, ALL, 44, frag(17, 16, False, 6) + bytes(8), flow=F)]",
+            true,
+        ),
+    ];
+    check(&lab, pid, &cases);
+    // Control: the VE's kernel fragments a large datagram; the LAN gets
+    // it whole.
+    let mut rx = Command::new("ip")
+        .args(["netns", "exec", &lab.lan, PYTHON, "-c"])
+        .arg(
+            "import socket\ns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+             s.bind(('::', 5353)); s.settimeout(10); print('ready', flush=True)\n\
+             print(len(s.recv(65535)))",
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(rx.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    forge(
+        pid,
+        &format!(
+            "s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+             s.sendto(bytes(3000), ('{LAN_V6}', 5353))"
+        ),
+    );
+    let got = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = rx.wait();
+    assert_eq!(got, "3000", "a fragmented datagram from the VE");
+    done(root, &lab);
+}
+
+/// On a bridge, neighbour discovery may announce only the VE's MAC: no
+/// solicitation, advert or router solicitation with another link-layer
+/// address passes, in any position; a DAD probe may carry its nonce.
+#[test]
+fn neighbour_discovery_announces_only_the_ves_mac() {
+    let (lab, root, pid) = bridged("ndopt");
+    // Control first: the VE's kernel resolves the LAN's address (its
+    // solicitations carry its own MAC) and gets answers.
+    let ping = root.sh(
+        "102",
+        &format!("ping -c 1 -W 3 {LAN_V6} >/dev/null && echo ok; true"),
+    );
+    assert_eq!(ping.trim(), "ok", "the VE reaches the LAN over IPv6");
+    let ns = |opts: &str| -> String {
+        format!("[ipv6(G, SNM, 58, icmp6(G, SNM, 135, bytes(4) + a6(LAN){opts}), flow=F)]")
+    };
+    let cases = [
+        v6(
+            "solicitation with another source MAC",
+            ns(" + nd_opt(1, mac(X))"),
+            false,
+        ),
+        v6(
+            "solicitation with its MAC, then another",
+            ns(" + nd_opt(1, mac(M)) + nd_opt(1, mac(X))"),
+            false,
+        ),
+        v6(
+            "advert with another target MAC",
+            "[ipv6(G, ALL, 58, icmp6(G, ALL, 136, bytes([0x20, 0, 0, 0]) + a6(G) + nd_opt(2, mac(X))), flow=F)]",
+            false,
+        ),
+        v6(
+            "router solicitation with another source MAC",
+            "[ipv6(LL, 'ff02::2', 58, icmp6(LL, 'ff02::2', 133, bytes(4) + nd_opt(1, mac(X))), flow=F)]",
+            false,
+        ),
+        v6(
+            "advert behind a destination options header",
+            "[ipv6(G, ALL, 60, opts(58) + icmp6(G, ALL, 136, bytes([0x20, 0, 0, 0]) + a6(G) + nd_opt(2, mac(M))), flow=F)]",
+            false,
+        ),
+        v6(
+            "control: solicitation with its MAC",
+            ns(" + nd_opt(1, mac(M))"),
+            true,
+        ),
+        v6("control: solicitation without options", ns(""), true),
+        v6(
+            "control: advert with its MAC",
+            "[ipv6(G, ALL, 58, icmp6(G, ALL, 136, bytes([0x20, 0, 0, 0]) + a6(G) + nd_opt(2, mac(M))), flow=F)]",
+            true,
+        ),
+        v6(
+            "control: router solicitation with its MAC",
+            "[ipv6(LL, 'ff02::2', 58, icmp6(LL, 'ff02::2', 133, bytes(4) + nd_opt(1, mac(M))), flow=F)]",
+            true,
+        ),
+        v6(
+            "control: a DAD probe for its address, with a nonce",
+            "[ipv6('::', 'ff02::1:ff00:21', 58, icmp6('::', 'ff02::1:ff00:21', 135, bytes(4) + a6(G) + nd_opt(14, bytes(6))), flow=F)]",
+            true,
+        ),
+    ];
+    check(&lab, pid, &cases);
+    done(root, &lab);
+}
+
+/// A VE is no multicast router: multicast router discovery (IGMP and
+/// ICMPv6) and PIM (IPv4 and IPv6) from it are dropped; membership
+/// reports still pass.
+#[test]
+fn multicast_router_messages_are_dropped() {
+    let (lab, root, pid) = bridged("mrd");
+    let cases = [
+        v6(
+            "MRD advertisement (ICMPv6 151)",
+            "[ipv6(LL, ALL, 58, icmp6(LL, ALL, 151, bytes(4)), hlim=1, flow=F)]",
+            false,
+        ),
+        v6(
+            "MRD solicitation (ICMPv6 152)",
+            "[ipv6(LL, ALL, 58, icmp6(LL, ALL, 152), hlim=1, flow=F)]",
+            false,
+        ),
+        v6(
+            "MRD termination (ICMPv6 153)",
+            "[ipv6(LL, ALL, 58, icmp6(LL, ALL, 153), hlim=1, flow=F)]",
+            false,
+        ),
+        v6(
+            "PIM hello over IPv6",
+            "[ipv6(LL, 'ff02::d', 103, msg4(0x20, bytes(8)), hlim=1, flow=F)]",
+            false,
+        ),
+        v4(
+            "MRD advertisement (IGMP 0x30)",
+            "[ipv4(V4, '224.0.0.1', 2, msg4(0x30, bytes(4)), ident=F)]",
+            false,
+        ),
+        v4(
+            "MRD solicitation (IGMP 0x31)",
+            "[ipv4(V4, '224.0.0.1', 2, msg4(0x31), ident=F)]",
+            false,
+        ),
+        v4(
+            "MRD termination (IGMP 0x32)",
+            "[ipv4(V4, '224.0.0.1', 2, msg4(0x32), ident=F)]",
+            false,
+        ),
+        v4(
+            "PIM hello over IPv4",
+            "[ipv4(V4, '224.0.0.13', 103, msg4(0x20, bytes(8)), ident=F)]",
+            false,
+        ),
+        v4(
+            "control: an IGMPv3 membership report",
+            "[ipv4(V4, '224.0.0.22', 2, msg4(0x22, bytes(4)), ident=F)]",
+            true,
+        ),
+        v6(
+            "control: an echo request to all nodes",
+            "[ipv6(G, ALL, 58, icmp6(G, ALL, 128, bytes(4)), flow=F)]",
+            true,
+        ),
+    ];
+    check(&lab, pid, &cases);
+    done(root, &lab);
+}
+
+/// Connections the host tracks, in the lab's host namespace (none when
+/// connection tracking never started there).
+fn tracked(lab: &NetLab) -> u64 {
+    let out = lab.host_cmd(&["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Python that opens `flows` UDP flows (source ports from 20000) to the
+/// LAN's port `port`, one packet each.
+fn udp_flows(src: &str, port: u16, flows: u16) -> String {
+    format!(
+        "for p in range(20000, 20000 + {flows}):\n\
+         \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         \x20   s.bind(('{src}', p)); s.sendto(b'x', ('192.0.2.100', {port})); s.close()\n"
+    )
+}
+
+/// One VE's NAT cannot fill the host's connection table: the flows the
+/// host tracks for it are bounded (`nat_conntrack_max`), each VE on its
+/// own, and flows that were answered keep working. A VE without NAT makes
+/// the host track nothing at all.
+#[test]
+fn nat_connections_are_bounded_per_ve() {
+    let (lab, root) = lab_and_root("ct");
+    std::fs::create_dir_all(root.dir.join("lib")).unwrap();
+    std::fs::write(
+        root.dir.join("lib/kennel.toml"),
+        "[network]\nnat_conntrack_max = 40\n",
+    )
+    .unwrap();
+    root.start_busybox("101", &["--ip", "192.0.2.11"]);
+    root.sh("101", "ping -c 2 -W 1 192.0.2.100 >/dev/null");
+    assert_eq!(tracked(&lab), 0, "a VE without NAT made the host track it");
+    assert!(!lab.host_ruleset().contains(" ct "));
+
+    root.start_busybox("102", &["--ip", "203.0.113.12", "--nat-via", "up0"]);
+    root.start_busybox("103", &["--ip", "203.0.113.13", "--nat-via", "up0"]);
+    lab.watch(false, "ip saddr 192.0.2.1 udp dport 9");
+    lab.watch(false, "ip saddr 192.0.2.1 udp dport 10");
+    let server = Command::new("ip")
+        .args(["netns", "exec", &lab.lan, BUSYBOX, "nc", "-l", "-p", "7000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // 102: a TCP connection, then 100 UDP flows, then more on the
+    // connection.
+    forge(
+        root.init_pid("102"),
+        &format!(
+            "t = socket.create_connection(('192.0.2.100', 7000)); t.sendall(b'before\\n')\n\
+             {}t.sendall(b'after\\n'); t.close()",
+            udp_flows("203.0.113.12", 9, 100)
+        ),
+    );
+    forge(root.init_pid("103"), &udp_flows("203.0.113.13", 10, 10));
+    std::thread::sleep(Duration::from_millis(300));
+    // 40 flows of 102's: the connection and 39 of the UDP ones.
+    assert_eq!(lab.count(false, "ip saddr 192.0.2.1 udp dport 9"), 39);
+    let got = server.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        "before\nafter\n",
+        "an answered flow goes on over the bound"
+    );
+    // Control: another VE's flows have their own bound.
+    assert_eq!(lab.count(false, "ip saddr 192.0.2.1 udp dport 10"), 10);
+    let n = tracked(&lab);
+    assert!((50..=60).contains(&n), "the host tracks {n} connections");
+    done(root, &lab);
+}
