@@ -40,7 +40,7 @@ export KP_LAZY="virtio_blk overlay veth bridge br_netfilter dummy macvlan ipvlan
  nft_chain_nat nft_nat nft_masq nft_redir nft_ct nft_reject_inet nft_fib_inet nft_limit
  nft_compat nft_numgen nft_hash nft_quota nft_log nf_conntrack_netlink nft_meta_bridge
  xt_MASQUERADE xt_conntrack xt_comment xt_mark xt_addrtype ip6_tables iptable_nat
- ip6table_nat ip6table_filter sch_tbf sch_ingress ifb cls_u32 act_mirred"
+ ip6table_nat ip6table_filter sch_tbf sch_ingress ifb cls_u32 act_mirred nft_connlimit"
 stamp=$KP/kennel-modules
 [ -f "$KP/initrd.cpio.gz" ] || bash "$VM" setup
 if [ ! -f "$KP/initrd.cpio.gz" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$KP_PRELOAD $KP_LAZY" ]; then

@@ -17,6 +17,9 @@
 //! # and NDP): "detect" (the interface the host routes the address
 //! # through), "none", or interface names.
 //! neighbour_devs = ["detect"]
+//! # Connections the host tracks for one VE's NAT and port forwards (a
+//! # new flow beyond is dropped; 0: no bound).
+//! nat_conntrack_max = 16384
 //! ```
 
 use std::fs;

@@ -65,7 +65,8 @@ pub fn exec_init(
 /// (`kennel_net::guest`). Runs after `pivot_root`, as the VE's root: every
 /// path is the VE's own, and whatever the VE put in place of a file other
 /// than a regular file (a symlink, a FIFO) is left alone. A failure here
-/// does not stop the VE: it is noted in the monitor's log.
+/// does not stop the VE: it is noted on the VE's console (its stderr by
+/// then).
 fn write_guest_files(spec: &StartSpec) {
     let Ok(root) = rustix::fs::open(
         "/",
