@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn lists_round_trip() {
         let f = Features::parse_list("tun, fuse,tun").expect("parse");
-        assert_eq!(f.to_list(), "fuse,tun");
+        assert_eq!(f.to_list(), "tun,fuse");
         assert_eq!(Features::parse_list(&f.to_list()).expect("again"), f);
         assert!(Features::parse_list("none").expect("none").is_empty());
         assert!(Features::parse_list("tun,bogus")

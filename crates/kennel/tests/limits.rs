@@ -155,19 +155,26 @@ fn nested_cgroups_are_bounded_and_removed() {
             .next()
             .expect("the cgroup2 mount")
     } else {
-        root.sh(
-            "101",
-            "mkdir /sys/fs/cgroup/memory/sub /sys/fs/cgroup/pids/sub",
-        );
-        let out = root.run(&["exec", "101", "--", "mkdir", "/sys/fs/cgroup/freezer/sub"]);
-        assert!(
-            !out.status.success(),
-            "the v1 freezer is not the VE's to shape (frozen tasks ignore SIGKILL)"
-        );
+        // v1: only systemd's named hierarchy is the VE's to shape; no
+        // controller's (memory cgroup ids, the freezer, cpuset knobs).
+        root.sh("101", "mkdir /sys/fs/cgroup/systemd/sub");
+        for c in ["memory", "pids", "freezer", "cpuset"] {
+            let out = root.run(&[
+                "exec",
+                "101",
+                "--",
+                "mkdir",
+                &format!("/sys/fs/cgroup/{c}/sub"),
+            ]);
+            assert!(
+                !out.status.success(),
+                "the v1 {c} hierarchy is not the VE's to shape"
+            );
+        }
         common::cgroup_mounts()
             .into_iter()
-            .find(|m| m.ends_with("memory"))
-            .expect("the v1 memory hierarchy")
+            .find(|m| m.ends_with("systemd"))
+            .expect("the v1 named systemd hierarchy")
     };
     // 32 levels of 200-byte names: the host path is longer than PATH_MAX
     // (6.4 KB), so only a descriptor-based walk can remove it; and a name
