@@ -13,6 +13,10 @@ KENNEL_V2_IMG_MB=${KENNEL_V2_IMG_MB:-3072}
 KENNEL_V2_IMG=${KENNEL_V2_IMG:-/tmp/kennel-v2.img}
 export KENNEL_V2_MNT KENNEL_V2_IMG_MB KENNEL_V2_IMG
 
+# What a systemd host has (systemd's sysctl default, and what `kennel check`
+# asks for): open files bounded by each VE's memory limit, not by one host
+# table a VE can fill. The guest has no systemd to set it.
+echo 9223372036854775807 > /proc/sys/fs/file-max
 kennel_v2_setup() {
     if mountpoint -q "$KENNEL_V2_MNT"; then echo "kennel-v2: $KENNEL_V2_MNT already mounted"; return 0; fi
     _kd=$(dirname "$KENNEL_V2_IMG"); mkdir -p "$_kd" "$KENNEL_V2_MNT" || return 1

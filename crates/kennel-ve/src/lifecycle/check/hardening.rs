@@ -111,6 +111,14 @@ pub const SYSCTL_RULES: &[SysctlRule] = &[
         gives: "no writing into others' files in sticky directories",
         risk: "files planted in sticky directories are opened by other users' programs",
     },
+    SysctlRule {
+        check: "open files",
+        sysctl: "fs.file-max",
+        want: Want::Is(i64::MAX),
+        set: i64::MAX,
+        gives: "each VE's open files are bounded by its own memory limit alone (systemd's default)",
+        risk: "the host has one table of open files and a VE's root is not exempt from it: one VE can leave the others none",
+    },
 ];
 
 fn sysctl_path(name: &str) -> PathBuf {

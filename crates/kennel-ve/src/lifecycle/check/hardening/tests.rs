@@ -29,6 +29,12 @@ fn recommended_sysctls_are_ok_and_others_name_the_fix() {
         ("fs.protected_hardlinks", &["1"], &["0"], "=1"),
         ("fs.protected_fifos", &["1", "2"], &["0"], "=1"),
         ("fs.protected_regular", &["1", "2"], &["0"], "=1"),
+        (
+            "fs.file-max",
+            &["9223372036854775807"],
+            &["2466239"],
+            "=9223372036854775807",
+        ),
     ];
     assert_eq!(cases.len(), SYSCTL_RULES.len(), "every rule is tested");
     for (sysctl, good, bad, set) in cases {
