@@ -136,6 +136,11 @@ const PROBES: &[(&str, Probe, &str)] = &[
         "user keys until refused; holds",
     ),
     (
+        "tcp-hold",
+        res::tcp_hold,
+        "MIB: hold MIB in loopback TCP queues",
+    ),
+    (
         "fork-bomb",
         res::fork_bomb,
         "processes until refused; holds",
@@ -169,6 +174,11 @@ const PROBES: &[(&str, Probe, &str)] = &[
         "sniff",
         net::sniff,
         "IFACE MILLIS OWN_MAC [IPV4...]: promiscuous listening",
+    ),
+    (
+        "socket32",
+        kernel::socket32,
+        "FAMILY: a 32-bit socketcall opens a socket (a feature probe)",
     ),
     (
         "fuse-hello",

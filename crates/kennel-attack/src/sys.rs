@@ -105,6 +105,32 @@ pub fn syscall_i386_zero(nr: u32) -> Res<i32> {
     }
 }
 
+/// A 32-bit system call through `int 0x80` with three register arguments
+/// (values, or addresses below 4 GiB).
+pub fn syscall_i386(nr: u32, a: [u32; 3]) -> Res<i32> {
+    let ret: i32;
+    // SAFETY: the caller passes values, or addresses below 4 GiB of live
+    // memory laid out as call `nr` reads it. rbx is reserved by the
+    // compiler, so it is saved and restored by hand.
+    unsafe {
+        std::arch::asm!(
+            "push rbx",
+            "mov ebx, {a0:e}",
+            "int 0x80",
+            "pop rbx",
+            a0 = in(reg) a[0],
+            inlateout("eax") nr as i32 => ret,
+            in("ecx") a[1],
+            in("edx") a[2],
+        );
+    }
+    if ret < 0 {
+        Err(-ret)
+    } else {
+        Ok(ret)
+    }
+}
+
 pub fn open(path: &str, flags: libc::c_int) -> Res<OwnedFd> {
     openat(libc::AT_FDCWD, path, flags)
 }

@@ -58,6 +58,9 @@ fn v2_max(v: Option<u64>) -> String {
     v.map_or_else(|| "max".to_string(), |n| n.to_string())
 }
 
+/// The v1 memory controller's limit on TCP socket buffers.
+const KMEM_TCP: &str = "memory.kmem.tcp.limit_in_bytes";
+
 fn v1_max(v: Option<u64>) -> String {
     v.map_or_else(|| "-1".to_string(), |n| n.to_string())
 }
@@ -88,6 +91,12 @@ pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) ->
                     write(&d, "memory.memsw.limit_in_bytes", "-1")?;
                 }
                 write(&d, "memory.limit_in_bytes", &v1_max(limits.memory))?;
+                // v1 charges socket buffers to a memory cgroup only once its
+                // TCP limit is set (v2 always does): without it a VE could
+                // hold the host's whole `tcp_mem` in its queues.
+                if limits.memory.is_some() && d.join(KMEM_TCP).exists() {
+                    write(&d, KMEM_TCP, &v1_max(limits.memory))?;
+                }
                 if has_memsw {
                     let total = match (limits.memory, limits.swap) {
                         (Some(m), Some(s)) => Some(m.saturating_add(s)),

@@ -121,6 +121,43 @@ fn a_ve_that_powers_off_or_reboots_itself() {
     root.finish();
 }
 
+/// A VE that reboots in a loop is started again ever more slowly (the
+/// host's CPU for its teardown and start is not charged to it), and a stop
+/// between a reboot and the delayed restart stops it for good (found by a
+/// hostile-tenant review: `stop` said "not running" and the restart came).
+#[test]
+fn a_reboot_loop_backs_off_and_stop_ends_it() {
+    let root = TestRoot::new("life-rebootloop");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    root.ok(&["start", "101"]);
+    root.sh(
+        "101",
+        "printf '::sysinit:/bin/sh -c \"sleep 0.2; reboot -f\"\\n' > /etc/inittab",
+    );
+    root.ok(&["restart", "101"]);
+    let reboots = || {
+        std::fs::read_to_string(root.dir.join("run/ve/101/reboots"))
+            .map(|t| t.split_whitespace().count())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_for(common::secs(30), || reboots() >= 7),
+        "the VE rebooted {} times",
+        reboots()
+    );
+    // Now it waits seconds between a reboot and its restart: stop it.
+    assert!(
+        wait_for(common::secs(10), || root.status("101")["state"]
+            == "stopped"),
+        "a delayed restart shows as stopped"
+    );
+    root.ok(&["stop", "101"]);
+    std::thread::sleep(common::secs(5));
+    assert_eq!(root.status("101")["state"], "stopped", "the stop won");
+    root.finish();
+}
+
 #[test]
 fn killed_monitor_and_stale_state_are_repaired() {
     let root = TestRoot::new("life-repair");

@@ -445,3 +445,44 @@ pub fn reboot(args: &[String]) -> Verdict {
         blocked(format!("reboot: {}", ename(sys::errno())))
     }
 }
+
+/// `socket32 FAMILY`: a feature probe of the 32-bit ABI: does
+/// `socketcall(SYS_SOCKET, {FAMILY, SOCK_STREAM, 0})` through `int 0x80`
+/// open a socket? (A filter rule on `socket`'s family must not refuse
+/// every 32-bit socket: the multiplexer's arguments are out of its reach.)
+pub fn socket32(args: &[String]) -> Verdict {
+    let Some(family) = args.first().and_then(|a| a.parse::<u32>().ok()) else {
+        return error("usage: socket32 FAMILY (a number: 2 for AF_INET)");
+    };
+    // The arguments must lie below 4 GiB for the 32-bit entry to read them.
+    // SAFETY: an anonymous private mapping; unmapped below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return error("mmap below 4 GiB");
+    }
+    let words = [family, libc::SOCK_STREAM as u32, 0u32];
+    // SAFETY: the page holds 4096 bytes; three u32 fit.
+    unsafe { std::ptr::copy_nonoverlapping(words.as_ptr(), page.cast::<u32>(), 3) };
+    const SOCKETCALL: u32 = 102;
+    const SYS_SOCKET: u32 = 1;
+    let r = sys::syscall_i386(SOCKETCALL, [SYS_SOCKET, page as usize as u32, 0]);
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(page, 4096) };
+    match r {
+        Ok(fd) => {
+            // SAFETY: the descriptor the call just made.
+            unsafe { libc::close(fd) };
+            crate::verdict::works(format!("32-bit socketcall opened a family {family} socket"))
+        }
+        Err(e) => blocked(format!("32-bit socketcall: {}", ename(e))),
+    }
+}

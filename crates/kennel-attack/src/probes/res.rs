@@ -386,3 +386,78 @@ pub fn console_flood(args: &[String]) -> Verdict {
     }
     blocked(format!("wrote {mib} MiB to the console"))
 }
+
+/// `tcp-hold MIB [SECS]`: holds up to MIB MiB in loopback TCP queues (a receiver
+/// that never reads), for at most 4096 connections; reports how much the
+/// kernel took. Blocked when it took well less than asked: the VE's memory
+/// cgroup was charged and stopped it.
+pub fn tcp_hold(args: &[String]) -> Verdict {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    let mib: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let want = mib << 20;
+    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+        return error("listen on loopback");
+    };
+    let Ok(addr) = listener.local_addr() else {
+        return error("listener address");
+    };
+    let chunk = vec![0u8; 1 << 16];
+    let mut held = 0usize;
+    let mut keep = Vec::new();
+    let mut why = String::from("stopped");
+    'outer: while held < want && keep.len() < 4096 {
+        let c = match TcpStream::connect(addr) {
+            Ok(c) => c,
+            Err(e) => {
+                why = format!("connect: {e}");
+                break;
+            }
+        };
+        let s = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) => {
+                why = format!("accept: {e}");
+                break;
+            }
+        };
+        if c.set_nonblocking(true).is_err() {
+            return error("non-blocking socket");
+        }
+        let mut c = c;
+        let mut took = 0;
+        loop {
+            match c.write(&chunk) {
+                Ok(n) if n > 0 => {
+                    held += n;
+                    took += n;
+                    if held >= want {
+                        break 'outer;
+                    }
+                }
+                _ => break,
+            }
+        }
+        keep.push((c, s));
+        if took == 0 {
+            why = "the queues took nothing more".into();
+            break;
+        }
+    }
+    info(format!(
+        "{} connections, {} MiB queued ({why})",
+        keep.len(),
+        held >> 20
+    ));
+    if let Some(secs) = args.get(1).and_then(|s| s.parse::<u64>().ok()) {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+    }
+    if held >= want {
+        escaped(format!("held {mib} MiB in TCP queues"))
+    } else {
+        blocked(format!(
+            "the kernel took {} of {mib} MiB ({why})",
+            held >> 20
+        ))
+    }
+}

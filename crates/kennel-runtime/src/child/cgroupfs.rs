@@ -1,10 +1,14 @@
 //! Step 4: the VE's view of the cgroup hierarchies.
 //!
 //! The VE is in its own cgroup namespace rooted at its Kennel cgroup, so a
-//! fresh cgroup mount shows only the VE's subtree. The layout mirrors the
-//! host's (systemd inside decides between unified, hybrid and legacy mode
-//! by what it finds): cgroup2 at /sys/fs/cgroup on a pure v2 host; else a
-//! read-only tmpfs holding one mount per hierarchy.
+//! fresh cgroup mount shows only the VE's subtree. Wherever the host has a
+//! cgroup2 hierarchy (pure v2, or hybrid like this one) the VE gets just
+//! that, at /sys/fs/cgroup, and its systemd runs in unified mode there:
+//! that subtree is bounded (`cgroup.max.*`), while v1 can bound nothing a
+//! VE makes (see `kennel_cgroup`'s delegation note); the v1 controllers
+//! still confine the VE from outside. Only on a pure v1 host does it get
+//! a read-only tmpfs holding one mount per v1 hierarchy (its systemd in
+//! legacy mode).
 
 use std::os::fd::AsFd;
 
@@ -18,7 +22,11 @@ use crate::error::{Context, Result, RuntimeError};
 
 pub fn mount(root: &VeRoot, host: &Host) -> Result<()> {
     let r = root.fd.as_fd();
-    if host.is_pure_v2() {
+    if host
+        .hierarchies()
+        .iter()
+        .any(|h| h.kind == HierarchyKind::V2)
+    {
         let fs = new_fs("cgroup2", &[], &[], NOSUID_NODEV_NOEXEC)?;
         mount_and_open(r, "sys/fs/cgroup", fs, 0o755)?;
         return Ok(());

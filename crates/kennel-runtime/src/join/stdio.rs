@@ -160,6 +160,16 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
             slots.push(5);
             fds.push(PollFd::new(&caller_in, PollFlags::IN));
         }
+        // Checked on every round, not only when nothing is ready: a VE
+        // that keeps its pipes busy must not outlast the deadline.
+        if watch
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return Err(crate::RuntimeError::CommandTimedOut(
+                super::CAPTURE_TIMEOUT.as_secs(),
+            ));
+        }
         let timeout = watch.deadline.map(|d| {
             let left = d.saturating_duration_since(std::time::Instant::now());
             Timespec {

@@ -95,17 +95,44 @@ impl FilterOptions {
     }
 }
 
+fn seccomp_err(e: libseccomp::error::SeccompError) -> RuntimeError {
+    RuntimeError::Seccomp(e.to_string())
+}
+
 /// Compiles the filter for the native architecture plus the 32-bit x86
 /// ABIs (so 32-bit programs in a VE work and cannot bypass it).
+///
+/// The rules that look at a `socket` argument go only into the part for
+/// the native and x32 ABIs: on i386 `socket` is also reached through the
+/// `socketcall` multiplexer, whose arguments a filter cannot read, and
+/// libseccomp would then refuse *every* 32-bit socket (found by a
+/// hostile-tenant review). A 32-bit program can therefore still open an
+/// `AF_VSOCK` socket; SECURITY.md says so.
 pub fn compile(opts: FilterOptions) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
-    let err = |e: libseccomp::error::SeccompError| RuntimeError::Seccomp(e.to_string());
+    let mut native = common_rules(None, opts)?;
+    deny_socket_families(&mut native)?;
+    if cfg!(target_arch = "x86_64") {
+        let mut x32 = common_rules(Some(ScmpArch::X32), opts)?;
+        deny_socket_families(&mut x32)?;
+        native.merge(x32).map_err(seccomp_err)?;
+        native
+            .merge(common_rules(Some(ScmpArch::X86), opts)?)
+            .map_err(seccomp_err)?;
+    }
+    export(&native)
+}
+
+/// A filter with every rule but the socket ones, for `arch` alone (`None`:
+/// the native one).
+fn common_rules(arch: Option<ScmpArch>, opts: FilterOptions) -> Result<ScmpFilterContext> {
+    let err = seccomp_err;
     let mut f = ScmpFilterContext::new(ScmpAction::Allow).map_err(err)?;
     // Never set no_new_privs: setuid programs in the VE (su, passwd) must
     // keep working; init holds CAP_SYS_ADMIN in its user namespace instead.
     f.set_ctl_nnp(false).map_err(err)?;
-    if cfg!(target_arch = "x86_64") {
-        f.add_arch(ScmpArch::X86).map_err(err)?;
-        f.add_arch(ScmpArch::X32).map_err(err)?;
+    if let Some(a) = arch {
+        f.add_arch(a).map_err(err)?;
+        f.remove_arch(ScmpArch::Native).map_err(err)?;
     }
     let keyring: &[(&str, &str)] = if opts.keyring { &[] } else { KEYRING };
     for (errno, list) in [
@@ -114,10 +141,14 @@ pub fn compile(opts: FilterOptions) -> Result<Vec<kennel_sys::seccomp::SockFilte
         (libc::ENOSYS, keyring),
     ] {
         for (call, _) in list {
-            // Unknown on every arch in the filter: nothing to deny.
-            let Ok(sc) = ScmpSyscall::from_name(call) else {
+            // Unknown on this arch (vm86 on x86_64): nothing to deny.
+            let here = arch.unwrap_or(ScmpArch::Native);
+            if ScmpSyscall::from_name_by_arch(call, here).is_err() {
                 continue;
-            };
+            }
+            // Rules take the native number (or libseccomp's pseudo number
+            // of a call the native arch lacks) and map it for each arch.
+            let sc = ScmpSyscall::from_name(call).map_err(err)?;
             f.add_rule(ScmpAction::Errno(errno), sc).map_err(err)?;
         }
     }
@@ -132,19 +163,6 @@ pub fn compile(opts: FilterOptions) -> Result<Vec<kennel_sys::seccomp::SockFilte
         )],
     )
     .map_err(err)?;
-    let socket = ScmpSyscall::from_name("socket").map_err(err)?;
-    for (family, _) in DENIED_SOCKET_FAMILIES {
-        f.add_rule_conditional(
-            ScmpAction::Errno(libc::EAFNOSUPPORT),
-            socket,
-            &[ScmpArgCompare::new(
-                0,
-                ScmpCompareOp::MaskedEqual(0xffff_ffff),
-                *family,
-            )],
-        )
-        .map_err(err)?;
-    }
     let ioctl = ScmpSyscall::from_name("ioctl").map_err(err)?;
     for (request, _) in DENIED_IOCTLS {
         f.add_rule_conditional(
@@ -158,8 +176,30 @@ pub fn compile(opts: FilterOptions) -> Result<Vec<kennel_sys::seccomp::SockFilte
         )
         .map_err(err)?;
     }
+    Ok(f)
+}
+
+/// [`DENIED_SOCKET_FAMILIES`], for a filter without the i386 ABI.
+fn deny_socket_families(f: &mut ScmpFilterContext) -> Result<()> {
+    let socket = ScmpSyscall::from_name("socket").map_err(seccomp_err)?;
+    for (family, _) in DENIED_SOCKET_FAMILIES {
+        f.add_rule_conditional(
+            ScmpAction::Errno(libc::EAFNOSUPPORT),
+            socket,
+            &[ScmpArgCompare::new(
+                0,
+                ScmpCompareOp::MaskedEqual(0xffff_ffff),
+                *family,
+            )],
+        )
+        .map_err(seccomp_err)?;
+    }
+    Ok(())
+}
+
+fn export(f: &ScmpFilterContext) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
     let mut out = memfd()?;
-    f.export_bpf(&out).map_err(err)?;
+    f.export_bpf(&out).map_err(seccomp_err)?;
     let mut bytes = Vec::new();
     out.seek(SeekFrom::Start(0))
         .map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
@@ -198,19 +238,15 @@ pub fn cached(
     Ok(prog)
 }
 
-/// Identifies the policy (lists, architecture, Kennel version) so that a
-/// changed policy never reuses an old program.
+/// Identifies the policy (this module's source: its lists and how they
+/// are compiled; the options; the architecture) so that a changed policy
+/// never reuses an old program, even within one version.
 fn fingerprint(opts: FilterOptions) -> u64 {
     use std::hash::{Hash, Hasher};
-    // The standard hasher is stable for one build, and a build's version
-    // is hashed too: enough for a cache.
+    // The standard hasher is stable for one build: enough for a cache.
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (
-        DENIED,
-        NOT_IMPLEMENTED,
-        DENIED_IOCTLS,
-        DENIED_SOCKET_FAMILIES,
-        KEYRING,
+        include_str!("seccomp.rs"),
         opts,
         std::env::consts::ARCH,
         env!("CARGO_PKG_VERSION"),

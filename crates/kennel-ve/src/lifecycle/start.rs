@@ -64,6 +64,8 @@ impl Kennel {
             VeState::Stopping => return Err(VeError::Busy(id.to_string())),
         }
         preflight()?;
+        // This start supersedes a restart a rebooted VE waits for.
+        self.take_pending_restart(id);
         if !self.exe.monitor.is_file() {
             return Err(VeError::HostUnsupported(format!(
                 "the monitor program {} is missing: install kennel-monitor next to kennel",

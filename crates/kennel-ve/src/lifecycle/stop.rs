@@ -54,7 +54,13 @@ impl Kennel {
         timeout: Option<Duration>,
     ) -> Result<StopOutcome> {
         let state = self.settle(id)?;
+        // A VE between a reboot and its delayed restart is stopped for
+        // good by a stop or kill.
+        let cancelled = self.take_pending_restart(id);
         if state == VeState::Stopped {
+            if cancelled {
+                return Ok(StopOutcome::Clean);
+            }
             return Err(VeError::NotRunning(id.to_string()));
         }
         let Some(run) = self.run_state(id)? else {

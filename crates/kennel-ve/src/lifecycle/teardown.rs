@@ -30,13 +30,22 @@ impl Kennel {
             // slowly: the teardown and start cost the host CPU time that
             // is not charged to the VE.
             let delay = self.note_reboot(id);
-            if !delay.is_zero() {
-                std::thread::sleep(delay);
+            // A stop, kill or start meanwhile takes this marker away, and
+            // with it the restart (`take_pending_restart`).
+            let marker = self.paths.ve_run(id).join(RESTART_PENDING_FILE);
+            let _ = fs::write(&marker, b"");
+            // Wait, but give up as soon as the restart was taken away.
+            let until = std::time::Instant::now() + delay;
+            while std::time::Instant::now() < until && marker.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
             // Start again unless a command is working on the VE right now
-            // (it would have its own plan, e.g. a stop), or started it
-            // meanwhile.
+            // (it would have its own plan, e.g. a stop), or took the
+            // restart away meanwhile.
             if let Some(_lock) = Lock::try_acquire(&self.paths.locks().join(format!("ve-{id}"))) {
+                if fs::remove_file(&marker).is_err() {
+                    return Ok(());
+                }
                 let cfg = self.config(id)?;
                 match self.start_locked(&cfg) {
                     Ok(_) | Err(crate::error::VeError::AlreadyRunning(_)) => {}
@@ -45,6 +54,12 @@ impl Kennel {
             }
         }
         Ok(())
+    }
+
+    /// Cancels the restart a rebooting VE waits for (see `ve_exited`);
+    /// true if there was one. Call with the VE's lock held.
+    pub(crate) fn take_pending_restart(&self, id: &VeId) -> bool {
+        fs::remove_file(self.paths.ve_run(id).join(RESTART_PENDING_FILE)).is_ok()
     }
 
     /// Records a reboot of VE `id` in its run directory and returns how
@@ -105,6 +120,9 @@ pub(crate) fn clear_run_files(run_dir: &std::path::Path) {
     // Last: the state file is what says "this VE ran".
     let _ = fs::remove_file(run_dir.join(STATE_FILE));
 }
+
+/// The run file that says a rebooted VE waits to be started again.
+const RESTART_PENDING_FILE: &str = "restart-pending";
 
 /// The run file that remembers a VE's recent reboots (seconds since 1970).
 const REBOOTS_FILE: &str = "reboots";

@@ -5,7 +5,7 @@
 //! alone would miss. The host's clock, sysctls (ctrl-alt-del) and the
 //! neighbour are checked after each by the lab.
 
-use super::lab::{case, Case, Lab, ATT, NB};
+use super::lab::{case, Case, Lab, ATT, NB, TOOL};
 
 fn sys(l: &Lab, calls: &[&str]) -> Result<(), String> {
     let mut a = vec!["sys"];
@@ -47,6 +47,19 @@ pub const CASES: &[Case] = &[
     case("tiocsti_tioclinux", |l| sys(l, &["tiocsti", "tioclinux"])),
     case("reboot_cad_and_suspend", |l| {
         sys(l, &["reboot_cad_off", "reboot_sw_suspend"])
+    }),
+    // Found by a hostile-tenant review: a filter rule on `socket`'s
+    // family turned, through libseccomp, into a refusal of every 32-bit
+    // socketcall: 32-bit programs in a VE had no network at all.
+    case("seccomp_leaves_32bit_sockets_working", |l| {
+        let (_, out) = l.sh(ATT, &format!("{TOOL} socket32 2"), 20);
+        if out.contains("WORKS") || out.contains("socketcall: ENOSYS") {
+            Ok(())
+        } else {
+            Err(format!(
+                "a 32-bit program cannot open an AF_INET socket: {out}"
+            ))
+        }
     }),
     case("seccomp_i386_entry", |l| {
         sys(
