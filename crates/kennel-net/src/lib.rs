@@ -10,12 +10,14 @@
 //! * [`netlink`]: links, addresses, routes and neighbours over rtnetlink;
 //! * [`firewall`]: the VE's nftables tables (anti-spoofing, NAT, forwards);
 //! * [`shaping`]: rate limits with `tc`;
+//! * [`bridges`]: what `kennel check` reads about the bridges VEs are on;
 //! * [`guest`]: the VE's own files (hostname, hosts, resolv.conf, ifupdown,
 //!   systemd-networkd), written without following the VE's symlinks;
 //! * [`loopback_up`]: the VE's `lo`, brought up by the VE while it starts.
 
 pub mod netlink;
 
+pub mod bridges;
 pub mod error;
 pub mod firewall;
 pub mod guest;

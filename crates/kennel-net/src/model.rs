@@ -278,8 +278,33 @@ fn validate_host_address(a: IpAddr, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// What `net`'s address is to its own network if it is no host's: the
+/// network or broadcast address of an IPv4 network of more than two
+/// addresses (/31 has neither, RFC 3021), or the subnet-router anycast
+/// address (all-zero interface bits, RFC 4291) of an IPv6 one shorter
+/// than /127 (RFC 6164), which every router on the link answers to.
+fn reserved_in_network(net: &IpNet) -> Option<&'static str> {
+    match net {
+        IpNet::V4(n) if n.prefix_len() < 31 => {
+            if n.addr() == n.network() {
+                Some("network address")
+            } else if n.addr() == n.broadcast() {
+                Some("broadcast address")
+            } else {
+                None
+            }
+        }
+        IpNet::V6(n) if n.prefix_len() < 127 && n.addr() == n.network() => {
+            Some("subnet-router anycast address")
+        }
+        _ => None,
+    }
+}
+
 /// Parses a VE address as the CLI takes it: `192.0.2.11`, `192.0.2.11/24`
 /// or `2001:db8::11/64`. Without a prefix it is a host address (/32, /128).
+/// With one, it must be a host's address in that network (not its
+/// network or broadcast address).
 pub fn parse_ve_address(s: &str) -> Result<IpNet> {
     let bad = || {
         NetError::BadInput(format!(
@@ -292,6 +317,12 @@ pub fn parse_ve_address(s: &str) -> Result<IpNet> {
         IpNet::from(IpAddr::from_str(s).map_err(|_| bad())?)
     };
     validate_ve_address(&net)?;
+    if let Some(what) = reserved_in_network(&net) {
+        return Err(NetError::BadInput(format!(
+            "invalid address {net}: it is the {what} of {}; give a host's address in it",
+            net.trunc()
+        )));
+    }
     Ok(net)
 }
 
@@ -672,6 +703,40 @@ mod tests {
             "::ffff:192.0.2.11",
         ] {
             assert!(parse_ve_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn network_and_broadcast_addresses_are_no_hosts() {
+        for (bad, what) in [
+            ("192.0.2.255/24", "broadcast address of 192.0.2.0/24"),
+            ("192.0.2.0/24", "network address of 192.0.2.0/24"),
+            ("198.51.100.3/30", "broadcast address of 198.51.100.0/30"),
+            ("10.0.0.0/8", "network address of 10.0.0.0/8"),
+            (
+                "2001:db8::/64",
+                "subnet-router anycast address of 2001:db8::/64",
+            ),
+        ] {
+            let e = parse_ve_address(bad).unwrap_err().to_string();
+            assert!(e.contains(what) && !e.contains('\n'), "{bad}: {e}");
+        }
+        // Host addresses of the same networks; /31, /32, /127 and /128
+        // have no network or broadcast address to avoid.
+        for good in [
+            "192.0.2.254/24",
+            "192.0.2.1/24",
+            "198.51.100.2/30",
+            "192.0.2.0/31",
+            "192.0.2.1/31",
+            "192.0.2.255",
+            "192.0.2.0/32",
+            "2001:db8::1/64",
+            "2001:db8::/127",
+            "2001:db8::/128",
+        ] {
+            let net = parse_ve_address(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(parse_ve_address(&net.to_string()).unwrap(), net);
         }
     }
 

@@ -13,8 +13,9 @@ use crate::names;
 pub const GATEWAY4: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
 /// The IPv6 one.
 pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
-/// The host end's MAC on bridges: high, so that it never becomes the
-/// bridge's own address when the bridge has none set.
+/// The host end's MAC on bridges: high, so that it becomes the bridge's
+/// own address (the lowest of its ports', when none is set) only on a
+/// bridge of VE ports alone; `crate::bridges` says what follows.
 pub const HOST_END_MAC: [u8; 6] = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

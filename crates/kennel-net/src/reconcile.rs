@@ -45,7 +45,8 @@ pub struct HostNet {
     #[serde(default = "detect")]
     pub neighbour_devs: Vec<String>,
     /// The most connections the host tracks for one VE with NAT or port
-    /// forwards (0: no bound); see `firewall::nat`.
+    /// forwards, each way: those it opens, and those opened to it (0: no
+    /// bound); see `firewall::nat`.
     #[serde(default = "nat_conntrack_max")]
     pub nat_conntrack_max: u32,
 }
@@ -54,9 +55,10 @@ fn detect() -> Vec<String> {
     vec!["detect".into()]
 }
 
-/// 16384 connections: about 6 MiB of the host's memory (an entry takes
-/// 256 bytes, its extensions up to about 128 more), a sixteenth of the
-/// kernel's default `nf_conntrack_max` on hosts of more than 4 GiB.
+/// 16384 connections each way: up to about 12 MiB of the host's memory
+/// for both (an entry takes 256 bytes, its extensions up to about 128
+/// more), an eighth of the kernel's default `nf_conntrack_max` on hosts of
+/// more than 4 GiB.
 pub const NAT_CONNTRACK_MAX: u32 = 16384;
 
 fn nat_conntrack_max() -> u32 {

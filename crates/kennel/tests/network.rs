@@ -539,6 +539,21 @@ fn bad_network_input_is_refused() {
         (&["set", "101", "--rate", "fast"], "invalid rate"),
         (&["set", "101", "--ip-add", "127.0.0.1"], "invalid address"),
         (
+            &["set", "101", "--ip-add", "192.0.2.255/24"],
+            "invalid address 192.0.2.255/24: it is the broadcast address of 192.0.2.0/24",
+        ),
+        (
+            &[
+                "create",
+                "102",
+                "-t",
+                "busybox",
+                "--netif",
+                "eth1,bridge=br0,ip=198.51.100.0/24",
+            ],
+            "network address of 198.51.100.0/24",
+        ),
+        (
             &["set", "101", "--nameserver", "dns.example"],
             "invalid --nameserver",
         ),
@@ -897,5 +912,108 @@ fn a_flushed_filter_is_reported_and_restored_by_a_restart() {
     );
     root.ok(&["restart", "101"]);
     assert!(lab.host_ruleset().contains("kennel-101"));
+    done(root, &lab);
+}
+
+/// The line of `kennel check` named `name`.
+fn check_line(root: &TestRoot, name: &str) -> String {
+    let out = root.run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(name)))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{text}"))
+        .to_string()
+}
+
+/// A bridge the host has no address on, with VE ports only, takes their
+/// host ends' MAC; with forwarding on (routed VEs need it), the host
+/// routes what a VE there sends to that MAC. `kennel check` names the
+/// bridge and the switches that stop it; once they are set, nothing gets
+/// through, while routed VEs still reach the LAN and the bridge still
+/// carries its VEs' traffic.
+#[test]
+fn a_bridge_without_a_host_address_is_no_router_once_check_is_followed() {
+    let (lab, root) = lab_and_root("br-router");
+    let made = lab.host_cmd(&[
+        "sh",
+        "-ec",
+        "ip link add br9 type bridge; ip link set br9 up",
+    ]);
+    assert!(made.status.success());
+    for (id, n) in [("107", 7), ("108", 8)] {
+        root.start_busybox(
+            id,
+            &[
+                "--netif",
+                &format!("eth1,bridge=br9,mac=02:00:00:00:0{n}:0{n},ip=203.0.113.{n}/24,ip=2001:db8:7::{n}/64"),
+            ],
+        );
+    }
+    root.start_busybox("101", &["--ip", "192.0.2.11"]);
+    let line = check_line(&root, "bridge routing");
+    assert!(
+        line.starts_with("warn")
+            && line.contains("no address on br9 ")
+            && line.contains(
+                "sysctl -w net.ipv4.conf.br9.forwarding=0 net.ipv6.conf.br9.disable_ipv6=1 "
+            ),
+        "{line}"
+    );
+    // UDP from VE 107 to the LAN, in frames to the host ends' MAC.
+    let pid = root.init_pid("107");
+    let send = |mark: u32| {
+        common::netlab::forge(
+            pid,
+            &format!(
+                "F = {mark}; B = 'fe:ff:ff:ff:ff:ff'; M = '02:00:00:00:07:07'\n\
+                 send_to('eth1', M, B, ipv4('203.0.113.7', '192.0.2.100', 17, \
+                 udp4('203.0.113.7', '192.0.2.100', 1234, 9, b'x'), ttl=64, ident=F))\n\
+                 send_to('eth1', M, B, ipv6('2001:db8:7::7', '2001:db8::100', 17, \
+                 udp6('2001:db8:7::7', '2001:db8::100', 1234, 9, b'x'), hlim=64, flow=F))"
+            ),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let v4 = format!("ip id {mark}");
+        let v6 = format!("ip6 flowlabel {mark}");
+        (lab.count(false, &v4), lab.count(false, &v6))
+    };
+    // The host learns the LAN's IPv6 neighbour from the LAN's own
+    // solicitation (its link-local address may still be tentative, which
+    // keeps it from soliciting itself).
+    assert!(lab
+        .lan(&[BUSYBOX, "ping", "-c", "1", "-W", "2", "2001:db8::1"])
+        .status
+        .success());
+    for mark in [0x201, 0x202] {
+        lab.watch(false, &format!("ip id {mark}"));
+        lab.watch(false, &format!("ip6 flowlabel {mark}"));
+    }
+    let (v4, v6) = send(0x201);
+    assert!(v4 > 0 && v6 > 0, "routed by the host before: {v4} {v6}");
+    // What `kennel check` says to set, in the lab's host namespace.
+    let set = lab.host_cmd(&[
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.br9.forwarding=0",
+        "net.ipv6.conf.br9.disable_ipv6=1",
+    ]);
+    assert!(set.status.success());
+    let line = check_line(&root, "bridge routing");
+    assert!(line.starts_with("ok"), "{line}");
+    assert_eq!(send(0x202), (0, 0), "routed by the host after");
+    // Controls: a routed VE still reaches the LAN; the bridge still
+    // carries IPv4 and IPv6 between its VEs.
+    lab.watch(false, "ip saddr 192.0.2.11 udp dport 9");
+    common::netlab::forge(
+        root.init_pid("101"),
+        "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('192.0.2.100', 9))",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lab.count(false, "ip saddr 192.0.2.11 udp dport 9") > 0);
+    let ping = root.sh(
+        "107",
+        "ping -c 1 -W 3 203.0.113.8 >/dev/null && ping -c 1 -W 3 2001:db8:7::8 >/dev/null && echo ok; true",
+    );
+    assert_eq!(ping.trim(), "ok", "VE 107 reaches VE 108 across br9");
     done(root, &lab);
 }

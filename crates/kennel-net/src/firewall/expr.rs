@@ -97,10 +97,12 @@ pub enum Expr {
     },
     /// Register &= mask.
     Mask(Vec<u8>),
-    /// Is the register one of `keys` (all of one length)?
+    /// Is the register one of `keys` (all of one length)? With `not`:
+    /// is it none of them?
     Lookup {
         keys: Vec<Vec<u8>>,
         kind: KeyKind,
+        not: bool,
     },
     /// True while more than `bytes_per_sec` pass (a policer whose bucket
     /// holds `burst` bytes and, as nf_tables' limit does, one second).
@@ -184,6 +186,16 @@ pub fn one_of(kind: KeyKind, keys: impl IntoIterator<Item = Vec<u8>>) -> Expr {
     Expr::Lookup {
         keys: keys.into_iter().collect(),
         kind,
+        not: false,
+    }
+}
+
+/// The register is none of the one-byte `keys`.
+pub fn none_of_bytes(kind: KeyKind, keys: &[u8]) -> Expr {
+    Expr::Lookup {
+        keys: keys.iter().map(|k| vec![*k]).collect(),
+        kind,
+        not: true,
     }
 }
 

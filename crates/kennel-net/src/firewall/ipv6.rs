@@ -14,13 +14,16 @@
 //!   frag nexthdr udp                                     drop     (a first fragment cut short)
 //!                                                        goto l4v6_i
 //! chain l4v6_i (the transport header, where receivers find it)
-//!   meta l4proto { ah, pim, mobility, hip, shim6, 253, 254 } drop
+//!   meta l4proto { ah, eigrp, ospf, pim, vrrp,
+//!                  mobility, hip, shim6, 253, 254 }      drop
 //!   meta l4proto icmpv6                                  jump icmp6_i
 //!   udp sport 547, udp dport 546                         drop     (no DHCPv6 server)
+//!   udp sport or dport { routers' ports }                drop     (RIPng, HSRP, ...)
 //!                                                        goto src6_i
 //! chain icmp6_i
 //!   icmpv6 type { mld-query, router-advert, redirect,
-//!                 renumbering, mrd-advert, -solicit, -terminate } drop
+//!                 renumbering, inverse ND solicit, -advert,
+//!                 mrd-advert, -solicit, -terminate }     drop
 //!   icmpv6 type { router-solicit, nd-solicit, nd-advert } goto nd6_i (bridged)
 //!   icmpv6 type (there is one)                           return
 //!                                                        drop     (too short for a type)
@@ -93,7 +96,7 @@ use super::expr::{
     ip_bytes, is, is_not, l4, l4_known, load, one_of, one_of_bytes, readable, rule, Base, Chain,
     Expr, KeyKind, Verdict,
 };
-use super::rules::{IPPROTO_AH, IPPROTO_PIM, IPPROTO_UDP};
+use super::rules::{router_ports, IPPROTO_AH, IPPROTO_UDP, NEVER_SENT};
 use crate::plan::LinkPlan;
 
 /// Extension header and protocol numbers (IANA).
@@ -113,6 +116,8 @@ const ND_NEIGHBOR_SOLICIT: u8 = 135;
 const ND_NEIGHBOR_ADVERT: u8 = 136;
 const ND_REDIRECT: u8 = 137;
 const ROUTER_RENUMBERING: u8 = 138;
+/// Inverse neighbour discovery (RFC 3122): solicitation, advertisement.
+const INVERSE_ND: [u8; 2] = [141, 142];
 const MLD_LISTENER_QUERY: u8 = 130;
 const MLD2_LISTENER_REPORT: u8 = 143;
 /// Multicast router discovery (RFC 4286).
@@ -213,7 +218,7 @@ fn fragments(i: usize) -> Vec<Vec<Expr>> {
 }
 
 fn transport(i: usize) -> Vec<Vec<Expr>> {
-    let mut unwanted = vec![IPPROTO_AH, IPPROTO_PIM];
+    let mut unwanted = NEVER_SENT.to_vec();
     unwanted.extend(NEXTHDR_UNWALKED);
     let mut rules = vec![
         rule(
@@ -231,6 +236,7 @@ fn transport(i: usize) -> Vec<Vec<Expr>> {
         r.extend([load(Base::Transport, offset, 2), is(&port.to_be_bytes())]);
         rules.push(rule(r, Verdict::Drop));
     }
+    rules.extend(router_ports(IPPROTO_UDP));
     rules.push(rule([], goto("src6", i)));
     rules
 }
@@ -242,6 +248,7 @@ fn icmp6(i: usize, bridged: bool) -> Vec<Vec<Expr>> {
         ND_REDIRECT,
         ROUTER_RENUMBERING,
     ];
+    never.extend(INVERSE_ND);
     never.extend(MRD);
     let ty = || load(Base::Transport, 0, 1);
     let mut rules = vec![rule(
@@ -480,6 +487,45 @@ mod tests {
             .rules
             .iter()
             .any(|r| r.contains(&Expr::Verdict(goto("nd6", 0)))));
+    }
+
+    #[test]
+    fn routers_messages_are_dropped() {
+        let c = bridged();
+        let l4 = &chain(&c, "l4v6_0").rules;
+        let Some(Expr::Lookup { keys, not, .. }) = l4[0].get(1) else {
+            panic!("{:?}", l4[0])
+        };
+        assert!(!not);
+        for p in [51, 88, 89, 103, 112, 135, 139, 140, 253, 254] {
+            assert!(keys.contains(&vec![p]), "{p}");
+        }
+        // Tunnels pass: IPv6 in IPv6, IPv4 in IPv6, GRE.
+        for p in [41, 4, 47] {
+            assert!(!keys.contains(&vec![p]), "{p}");
+        }
+        let ports = l4
+            .iter()
+            .filter(|r| {
+                r.iter().any(|e| {
+                    matches!(
+                        e,
+                        Expr::Lookup {
+                            kind: KeyKind::Port,
+                            ..
+                        }
+                    )
+                })
+            })
+            .count();
+        assert_eq!(ports, 2, "source and destination port");
+        let icmp = &chain(&c, "icmp6_0").rules[0];
+        let Some(Expr::Lookup { keys, .. }) = icmp.get(1) else {
+            panic!("{icmp:?}")
+        };
+        for t in [130, 134, 137, 138, 141, 142, 151, 152, 153] {
+            assert!(keys.contains(&vec![t]), "{t}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn create(ve: &str, net: &VeNetwork, host: &HostNet) -> Result<()> {
     }
     if needs_nat(net) {
         run_nft(
-            &nat::render_replace(&table, net, host.nat_conntrack_max),
+            &nat::render_replace(ve, net, host.nat_conntrack_max),
             "create the VE's NAT table",
         )?;
     }
@@ -52,7 +52,7 @@ pub fn apply(ve: &str, net: &VeNetwork, old: &VeNetwork, host: &HostNet) -> Resu
     nfnl::apply(&table, &rules::chains(ve, net), nfnl::Mode::Replace)?;
     if needs_nat(net) || needs_nat(old) {
         run_nft(
-            &nat::render_replace(&table, net, host.nat_conntrack_max),
+            &nat::render_replace(ve, net, host.nat_conntrack_max),
             "apply the VE's NAT table",
         )?;
     }
@@ -66,7 +66,7 @@ pub fn remove(ve: &str, nat: bool) -> Result<()> {
     nfnl::apply(&table, &[], nfnl::Mode::Replace)?;
     if nat {
         run_nft(
-            &nat::render_replace(&table, &VeNetwork::default(), 0),
+            &nat::render_replace(ve, &VeNetwork::default(), 0),
             "remove the VE's NAT table",
         )?;
     }

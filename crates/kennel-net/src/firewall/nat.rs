@@ -8,9 +8,8 @@
 //!   chain postrouting   (srcnat)  oifname UPLINK ip saddr { VE } masquerade
 //!   chain prerouting    (dstnat)  [fib daddr type local | ip daddr A] PROTO dport P dnat to VE:Q
 //!   chain conntrack     (filter, prerouting, dstnat + 10)
-//!                                 ip saddr { VE } jump count
-//!                                 ip daddr { VE } jump count
-//!   chain count                   ct state new ct count over MAX drop
+//!     iifname { VE's links } ip saddr { VE } ct state new ct count over MAX drop   (from it)
+//!     ip daddr { VE } ct state new ct count over MAX drop                          (to it)
 //! }
 //! ```
 //!
@@ -22,10 +21,18 @@
 //! cache without accounting, in softirq context (20,000 of them for a
 //! VE's flows, sent from the VE's memory cgroup, left that cgroup's kernel
 //! memory as it was). So one VE could fill the table and stop every other
-//! flow the host tracks. `count` bounds the VE's
-//! entries at `nat_conntrack_max` (`[network]` in kennel.toml): one
-//! `ct count` list, reached from both rules, holds the VE's flows either
-//! way. It runs after conntrack made the new entry and after DNAT (so a
+//! flow the host tracks.
+//!
+//! The `conntrack` chain bounds the VE's entries at `nat_conntrack_max`
+//! (`[network]` in kennel.toml) in each direction, with two `ct count`
+//! lists (one per rule): flows the VE opens, and flows opened to it (its
+//! port forwards, other VEs, the LAN). Others can open flows to the VE at
+//! will, so one list for both would let them fill it and cut every new
+//! flow of the VE's own; apart, a flood to the VE only stops new flows to
+//! it. A flow counts as the VE's own only when it arrives from the VE's
+//! links (its host ends; on a bridge, the bridge), so that a packet from
+//! the LAN with the VE's address as its source counts for nothing here.
+//! The rules run after conntrack made the new entry and after DNAT (so a
 //! forwarded flow has the VE's address), in prerouting, where the entry is
 //! not confirmed yet: dropping the packet frees it. Packets of flows
 //! already tracked pass whatever the count.
@@ -33,7 +40,8 @@
 //! What the count does not hold: TCP connections in TIME_WAIT or CLOSE
 //! (the kernel's `nf_conncount` leaves them out; they live 120 s and 10 s
 //! by default), so a VE that opens and closes connections quickly keeps up
-//! to its connection rate times 120 s more.
+//! to its connection rate times 120 s more, and so does whoever opens and
+//! closes connections to it.
 //!
 //! VEs without NAT or forwards get nothing here: any `ct` expression would
 //! turn connection tracking on for the whole host namespace.
@@ -42,22 +50,24 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::model::{Proto, VeNetwork};
+use crate::plan::{self, LinkKind};
 
 /// Whether `net` has a NAT table.
 pub fn needs_nat(net: &VeNetwork) -> bool {
     net.nat_via.is_some() || !net.forwards.is_empty()
 }
 
-/// The nft script that makes the VE's `ip` table what `net` needs: `add`
-/// then `delete` (both idempotent), then its definition, if any.
-/// `ct_max` bounds the VE's tracked connections (0: no bound).
-pub fn render_replace(table: &str, net: &VeNetwork, ct_max: u32) -> String {
+/// The nft script that makes VE `ve`'s `ip` table what `net` needs:
+/// `add` then `delete` (both idempotent), then its definition, if any.
+/// `ct_max` bounds the VE's tracked connections each way (0: no bound).
+pub fn render_replace(ve: &str, net: &VeNetwork, ct_max: u32) -> String {
+    let table = crate::names::table(ve);
     let mut s = format!("add table ip {table}\ndelete table ip {table}\n");
-    render(&mut s, table, net, ct_max);
+    render(&mut s, ve, &table, net, ct_max);
     s
 }
 
-fn render(s: &mut String, table: &str, net: &VeNetwork, ct_max: u32) {
+fn render(s: &mut String, ve: &str, table: &str, net: &VeNetwork, ct_max: u32) {
     if !needs_nat(net) {
         return;
     }
@@ -95,10 +105,16 @@ fn render(s: &mut String, table: &str, net: &VeNetwork, ct_max: u32) {
         }
         s.push_str("  }\n");
     }
-    if ct_max > 0 {
+    let links = plan::links(ve, net);
+    let from = set_of(links.iter().map(|l| match &l.kind {
+        LinkKind::Routed => format!("\"{}\"", l.host),
+        LinkKind::Bridged { bridge, .. } => format!("\"{bridge}\""),
+    }));
+    if let (true, Some(from)) = (ct_max > 0, from) {
+        let bound = format!("ct state new ct count over {ct_max} drop");
         let _ = writeln!(
             s,
-            "  chain conntrack {{\n    type filter hook prerouting priority dstnat + 10; policy accept;\n    ip saddr {set} jump count\n    ip daddr {set} jump count\n  }}\n  chain count {{\n    ct state new ct count over {ct_max} drop\n  }}"
+            "  chain conntrack {{\n    type filter hook prerouting priority dstnat + 10; policy accept;\n    iifname {from} ip saddr {set} {bound}\n    ip daddr {set} {bound}\n  }}"
         );
     }
     s.push_str("}\n");
@@ -128,7 +144,7 @@ mod tests {
 
     #[test]
     fn nat_and_forwards() {
-        let s = render_replace("kennel-101", &nat(), 0);
+        let s = render_replace("101", &nat(), 0);
         assert!(
             s.starts_with("add table ip kennel-101\ndelete table ip kennel-101\n"),
             "{s}"
@@ -150,12 +166,24 @@ mod tests {
 
     #[test]
     fn the_ves_connections_are_bounded() {
-        let s = render_replace("kennel-101", &nat(), 5000);
+        let s = render_replace("101", &nat(), 5000);
         assert!(
             s.contains("hook prerouting priority dstnat + 10;")
-                && s.contains("ip saddr { 10.0.0.11 } jump count")
-                && s.contains("ip daddr { 10.0.0.11 } jump count")
-                && s.contains("ct state new ct count over 5000 drop"),
+                && s.contains("    iifname { \"kv101_eth0\" } ip saddr { 10.0.0.11 } ct state new ct count over 5000 drop\n")
+                && s.contains("    ip daddr { 10.0.0.11 } ct state new ct count over 5000 drop\n"),
+            "{s}"
+        );
+        // Two rules, two lists: flows to the VE never fill the list of
+        // the flows it opens.
+        assert_eq!(s.matches("ct count").count(), 2, "{s}");
+        // On a bridge, the VE's flows arrive from the bridge.
+        let mut bridged = nat();
+        bridged.ips.clear();
+        bridged.netifs =
+            vec![crate::model::Netif::parse("eth1,bridge=br7,ip=10.0.0.12/24").unwrap()];
+        let s = render_replace("101", &bridged, 5000);
+        assert!(
+            s.contains("iifname { \"br7\" } ip saddr { 10.0.0.12 } ct state new"),
             "{s}"
         );
     }
@@ -163,7 +191,7 @@ mod tests {
     #[test]
     fn no_nat_only_removes() {
         assert_eq!(
-            render_replace("kennel-101", &VeNetwork::default(), 5000),
+            render_replace("101", &VeNetwork::default(), 5000),
             "add table ip kennel-101\ndelete table ip kennel-101\n"
         );
     }

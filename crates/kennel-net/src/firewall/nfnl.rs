@@ -76,6 +76,7 @@ const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
 const NFT_CMP_EQ: u32 = 0;
 const NFT_CMP_NEQ: u32 = 1;
+const NFT_LOOKUP_F_INV: u32 = 1;
 const NFT_META_PROTOCOL: u32 = 1;
 const NFT_META_L4PROTO: u32 = 16;
 const NF_DROP: i32 = 0;
@@ -253,7 +254,7 @@ impl Batch {
         let sets: Vec<Option<u32>> = exprs
             .iter()
             .map(|e| match e {
-                Expr::Lookup { keys, kind } => Some(self.set(table, keys, kind.nft_type())),
+                Expr::Lookup { keys, kind, .. } => Some(self.set(table, keys, kind.nft_type())),
                 _ => None,
             })
             .collect();
@@ -342,10 +343,13 @@ fn expr(a: &mut Attrs<'_>, e: &Expr, set: Option<u32>) {
             d.data(4, mask); // NFTA_BITWISE_MASK
             d.data(5, &vec![0; mask.len()]); // NFTA_BITWISE_XOR
         }
-        Expr::Lookup { .. } => {
+        Expr::Lookup { not, .. } => {
             d.str(1, "__set%d"); // NFTA_LOOKUP_SET
             d.be32(2, NFT_REG_1); // NFTA_LOOKUP_SREG
             d.be32(4, set.unwrap_or(0)); // NFTA_LOOKUP_SET_ID
+            if *not {
+                d.be32(5, NFT_LOOKUP_F_INV); // NFTA_LOOKUP_FLAGS
+            }
         }
         Expr::Limit {
             bytes_per_sec,

@@ -13,11 +13,12 @@
 //!   tcp, ip saddr { own IPv4 }                           accept   (the common case)
 //!   ip6 nexthdr tcp, ip6 saddr { own IPv6 }              accept   (the same in IPv6)
 //!   meta protocol ip6                                    goto ip6_i
+//!   ip protocol { ah, eigrp, ospf, pim, vrrp }           drop
 //!   ip frag-off not 0, ip saddr { own IPv4 }             accept   (a non-first fragment)
-//!   ip protocol { ah, pim }                              drop
 //!   icmp type { redirect, router-advert }                drop
-//!   igmp type { query, mrd-advert, -solicit, -terminate } drop
+//!   igmp type != { v1, v2, v3 report, leave }            drop
 //!   udp sport 67, udp dport 68                           drop     (no DHCP server)
+//!   udp sport or dport { routers' ports }                drop     (RIP, HSRP, ...)
 //!   arp (Ethernet/IPv4), meta protocol ip                accept   (dhcp=yes)
 //!   arp (Ethernet/IPv4) sender IP { own IPv4 }           accept
 //!   arp (Ethernet/IPv4) sender IP 0.0.0.0,
@@ -28,13 +29,21 @@
 //!   ether daddr != MAC                                   drop
 //! ```
 //!
-//! A VE is never a router, a multicast router or querier, nor a DHCP
-//! server for its neighbours. An ARP probe (sender 0.0.0.0) asks whether
-//! its target is in use, and a host checking that address for itself
-//! takes one from another MAC as a conflict (RFC 5227, 2.1.1): the VE may
-//! probe its own addresses only. With `dhcp=yes` the host does not know
-//! the VE's IPv4 addresses, so any source, claim and probe passes (the MAC
-//! is still its own).
+//! A VE is never a router, a multicast router or querier, a first-hop
+//! redundancy peer, nor a DHCP server for its neighbours: what routing and
+//! redundancy protocols send is dropped ([`NEVER_SENT`], [`ROUTER_PORTS`],
+//! the same in IPv6), and of IGMP only what a host sends passes
+//! (membership reports and leaves: no queries, PIMv1, DVMRP, mtrace or
+//! multicast router discovery). The protocol is in every IPv4 fragment's
+//! header, so that drop comes before later fragments are let through.
+//! Tunnels (IPIP, 6in4, GRE) pass: customers run them to remote endpoints,
+//! and what they carry is for the endpoint that accepts them.
+//!
+//! An ARP probe (sender 0.0.0.0) asks whether its target is in use, and a
+//! host checking that address for itself takes one from another MAC as a
+//! conflict (RFC 5227, 2.1.1): the VE may probe its own addresses only.
+//! With `dhcp=yes` the host does not know the VE's IPv4 addresses, so any
+//! source, claim and probe passes (the MAC is still its own).
 //!
 //! IPv4 has no extension headers: nf_tables and receivers find the
 //! transport header after the IP header's options. Ports and ICMP and IGMP
@@ -57,8 +66,8 @@ use crate::model::VeNetwork;
 use crate::plan::{self, LinkKind, LinkPlan};
 
 use super::expr::{
-    ip_bytes, is, is_not, l4, load, one_of, one_of_bytes, proto, rule, Base, Chain, Expr, Hook,
-    KeyKind, MetaKey, Verdict, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
+    ip_bytes, is, is_not, l4, load, none_of_bytes, one_of, one_of_bytes, proto, rule, Base, Chain,
+    Expr, Hook, KeyKind, MetaKey, Verdict, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
 };
 use super::ipv6;
 
@@ -72,13 +81,33 @@ pub const IPPROTO_IGMP: u8 = 2;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_AH: u8 = 51;
+pub const IPPROTO_EIGRP: u8 = 88;
+pub const IPPROTO_OSPF: u8 = 89;
 pub const IPPROTO_PIM: u8 = 103;
+pub const IPPROTO_VRRP: u8 = 112;
+/// IP protocols (IPv4 protocol, IPv6 next header) a VE never sends: AH,
+/// which nf_tables does not look behind (nor do the checks here), and
+/// routing and first-hop redundancy protocols (EIGRP, OSPF, PIM, VRRP and
+/// CARP, which shares VRRP's number).
+pub const NEVER_SENT: [u8; 5] = [
+    IPPROTO_AH,
+    IPPROTO_EIGRP,
+    IPPROTO_OSPF,
+    IPPROTO_PIM,
+    IPPROTO_VRRP,
+];
+/// UDP ports of routing and first-hop redundancy protocols, dropped as
+/// source or destination, IPv4 and IPv6: RIP (520), RIPng (521), HSRP
+/// (1985; 2029 over IPv6), GLBP (3222), Babel (6696). A router takes
+/// their messages only to (and, for RIP, from) these ports.
+pub const ROUTER_PORTS: [u16; 6] = [520, 521, 1985, 2029, 3222, 6696];
 const ICMP_REDIRECT: u8 = 5;
 const ICMP_ROUTER_ADVERT: u8 = 9;
-const IGMP_MEMBERSHIP_QUERY: u8 = 0x11;
-/// Multicast router discovery (RFC 4286): advertisement, solicitation,
-/// termination.
-const IGMP_MRD: [u8; 3] = [0x30, 0x31, 0x32];
+/// The IGMP a host sends (RFC 1112, 2236, 3376): membership reports of
+/// versions 1, 2 and 3, and leaves. Everything else is a router's or a
+/// tool's: queries (0x11), DVMRP (0x13), PIMv1 (0x14), mtrace (0x1e,
+/// 0x1f), multicast router discovery (0x30-0x32).
+const IGMP_HOST: [u8; 4] = [0x12, 0x16, 0x17, 0x22];
 
 /// Every chain of VE `ve`'s netdev table for `net` (empty: no table).
 pub fn chains(ve: &str, net: &VeNetwork) -> Vec<Chain> {
@@ -153,6 +182,13 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
     let mut r: Vec<Expr> = proto(ETH_P_IPV6).into();
     r.push(Expr::Verdict(Verdict::Goto(ipv6::entry(i))));
     rules.push(r);
+    // The protocol is in every fragment's header: none of them passes.
+    let mut r: Vec<Expr> = proto(ETH_P_IP).into();
+    r.extend([
+        Expr::Meta(MetaKey::L4Proto),
+        one_of_bytes(KeyKind::InetProto, &NEVER_SENT),
+    ]);
+    rules.push(rule(r, Verdict::Drop));
     // IPv4 fragments after the first hold no transport header (and on
     // kernels before 2026 a short transport load would read their data):
     // their source is all there is to check.
@@ -168,27 +204,16 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         }
         rules.push(rule(r, Verdict::Accept));
     }
-    // AH: nf_tables does not look behind it, nor does the type check
-    // below; PIM: the VE routes no multicast for its neighbours.
-    let mut r: Vec<Expr> = proto(ETH_P_IP).into();
-    r.extend([
-        Expr::Meta(MetaKey::L4Proto),
-        one_of_bytes(KeyKind::InetProto, &[IPPROTO_AH, IPPROTO_PIM]),
-    ]);
-    rules.push(rule(r, Verdict::Drop));
-    let mut igmp = vec![IGMP_MEMBERSHIP_QUERY];
-    igmp.extend(IGMP_MRD);
-    for (p, kind, types) in [
+    for (p, types) in [
         (
             IPPROTO_ICMP,
-            KeyKind::IcmpType,
-            vec![ICMP_REDIRECT, ICMP_ROUTER_ADVERT],
+            one_of_bytes(KeyKind::IcmpType, &[ICMP_REDIRECT, ICMP_ROUTER_ADVERT]),
         ),
-        (IPPROTO_IGMP, KeyKind::IgmpType, igmp),
+        (IPPROTO_IGMP, none_of_bytes(KeyKind::IgmpType, &IGMP_HOST)),
     ] {
         let mut r: Vec<Expr> = proto(ETH_P_IP).into();
         r.extend(l4(p));
-        r.extend([load(Transport, 0, 1), one_of_bytes(kind, &types)]);
+        r.extend([load(Transport, 0, 1), types]);
         rules.push(rule(r, Verdict::Drop));
     }
     // DHCP server replies, whatever their source port: to a client port.
@@ -197,6 +222,11 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         r.extend(l4(IPPROTO_UDP));
         r.extend([load(Transport, offset, 2), is(&port.to_be_bytes())]);
         rules.push(rule(r, Verdict::Drop));
+    }
+    for r in router_ports(IPPROTO_UDP) {
+        let mut with: Vec<Expr> = proto(ETH_P_IP).into();
+        with.extend(r);
+        rules.push(with);
     }
     // Only Ethernet/IPv4 ARP, whose sender addresses are at bytes 8-17
     // and target address at 24-27 (where the checks above and below read
@@ -231,6 +261,26 @@ fn from_ve(i: usize, l: &LinkPlan, limit: Option<u64>) -> Chain {
         policy_accept: false,
         rules,
     }
+}
+
+/// Rules that drop transport protocol `p` (UDP) from or to
+/// [`ROUTER_PORTS`] (for IPv4 and IPv6: the caller adds the family).
+pub fn router_ports(p: u8) -> Vec<Vec<Expr>> {
+    let ports: Vec<Vec<u8>> = ROUTER_PORTS
+        .iter()
+        .map(|p| p.to_be_bytes().to_vec())
+        .collect();
+    [0, 2]
+        .into_iter()
+        .map(|offset| {
+            let mut r: Vec<Expr> = l4(p).into();
+            r.extend([
+                load(Base::Transport, offset, 2),
+                one_of(KeyKind::Port, ports.clone()),
+            ]);
+            rule(r, Verdict::Drop)
+        })
+        .collect()
 }
 
 /// What a bridge may deliver to a bridged VE: frames for its MAC,
@@ -279,10 +329,7 @@ mod tests {
         assert!(!c[0].policy_accept);
         // The last IPv4 rule accepts exactly the VE's address.
         let ip_rule = c[0].rules.last().unwrap();
-        assert!(ip_rule.contains(&Expr::Lookup {
-            keys: vec![vec![192, 0, 2, 11]],
-            kind: KeyKind::Ipv4
-        }));
+        assert!(ip_rule.contains(&one_of(KeyKind::Ipv4, [vec![192, 0, 2, 11]])));
         assert_eq!(ip_rule.last(), Some(&Expr::Verdict(Verdict::Accept)));
         // Every rule ends in a verdict; every jump goes to a chain here.
         for ch in &c {
@@ -349,11 +396,40 @@ mod tests {
         };
         let c = chains("101", &net);
         let igmp = find(&c[0], &is(&[IPPROTO_IGMP]));
-        assert!(igmp.contains(&one_of_bytes(KeyKind::IgmpType, &[0x11, 0x30, 0x31, 0x32])));
-        find(
-            &c[0],
-            &one_of_bytes(KeyKind::InetProto, &[IPPROTO_AH, IPPROTO_PIM]),
+        assert!(igmp.contains(&none_of_bytes(KeyKind::IgmpType, &[0x12, 0x16, 0x17, 0x22])));
+        assert_eq!(igmp.last(), Some(&Expr::Verdict(Verdict::Drop)));
+    }
+
+    #[test]
+    fn routing_protocols_are_dropped() {
+        let net = VeNetwork {
+            ips: vec![parse_ve_address("192.0.2.11").unwrap()],
+            ..Default::default()
+        };
+        let c = chains("101", &net);
+        let protos = find(&c[0], &one_of_bytes(KeyKind::InetProto, &NEVER_SENT));
+        assert_eq!(protos.last(), Some(&Expr::Verdict(Verdict::Drop)));
+        for p in [51, 88, 89, 103, 112] {
+            assert!(NEVER_SENT.contains(&p), "{p}");
+        }
+        // Tunnels pass: IPIP, 6in4, GRE.
+        for p in [4, 41, 47] {
+            assert!(!NEVER_SENT.contains(&p), "{p}");
+        }
+        let ports = one_of(
+            KeyKind::Port,
+            ROUTER_PORTS.iter().map(|p| p.to_be_bytes().to_vec()),
         );
+        let both: Vec<&Vec<Expr>> = c[0].rules.iter().filter(|r| r.contains(&ports)).collect();
+        assert_eq!(both.len(), 2, "source and destination port");
+        for (r, offset) in both.iter().zip([0, 2]) {
+            assert!(r.contains(&load(Base::Transport, offset, 2)));
+            assert!(r.contains(&is(&[IPPROTO_UDP])));
+            assert_eq!(r.last(), Some(&Expr::Verdict(Verdict::Drop)));
+        }
+        // Before the accepts: the drops come first.
+        let at = |r: &Vec<Expr>| c[0].rules.iter().position(|x| x == r).unwrap();
+        assert!(at(both[1]) < c[0].rules.len() - 3);
     }
 
     #[test]

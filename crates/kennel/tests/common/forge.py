@@ -72,11 +72,12 @@ def nd_opt(kind, value):
     return bytes([kind, (2 + len(value) + 7) // 8]) + value
 
 
-def ipv4(src, dst, proto, payload, ident=0, ttl=1, options=b''):
-    """An IPv4 packet; `ident` (the IP ID) marks it for the receiver."""
+def ipv4(src, dst, proto, payload, ident=0, ttl=1, options=b'', frag=0):
+    """An IPv4 packet; `ident` (the IP ID) marks it for the receiver;
+    `frag` is the flags and fragment offset field (offset in 8 bytes)."""
     ihl = 5 + len(options) // 4
     head = struct.pack('!BBHHHBBH4s4s', (4 << 4) | ihl, 0, ihl * 4 + len(payload),
-                       ident, 0, ttl, proto, 0, a4(src), a4(dst)) + options
+                       ident, frag, ttl, proto, 0, a4(src), a4(dst)) + options
     head = head[:10] + struct.pack('!H', csum(head)) + head[12:]
     return ('ipv4', head + payload)
 
@@ -111,3 +112,31 @@ def send(iface, src_mac, *packets):
     s.bind((iface, 0))
     for kind, p in packets:
         s.send(mac(dst_mac(kind, p)) + mac(src_mac) + struct.pack('!H', ETHERTYPES[kind]) + p)
+
+
+def udp4(src, dst, sport, dport, data=b''):
+    body = struct.pack('!HHHH', sport, dport, 8 + len(data), 0) + data
+    pseudo = a4(src) + a4(dst) + struct.pack('!BBH', 0, 17, len(body))
+    c = csum(pseudo + body) or 0xffff
+    return body[:6] + struct.pack('!H', c) + body[8:]
+
+
+def send_to(iface, src_mac, dst, *packets):
+    """Sends each packet in an Ethernet frame from `src_mac` to `dst`."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    for kind, p in packets:
+        s.send(mac(dst) + mac(src_mac) + struct.pack('!H', ETHERTYPES[kind]) + p)
+
+
+def send_routed(*packets):
+    """Sends each whole IP packet through the VE's own routing (raw
+    sockets with the header given): to its gateway on a routed link."""
+    for kind, p in packets:
+        if kind == 'ipv4':
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            s.sendto(p, (socket.inet_ntoa(p[16:20]), 0))
+        else:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            s.sendto(p, (socket.inet_ntop(socket.AF_INET6, p[24:40]), 0))
+        s.close()

@@ -22,6 +22,11 @@ const PRELUDE: &str = "IF = 'eth1'; M = '02:00:00:00:01:02'; X = '02:66:66:66:66
     LL = 'fe80::ff:fe00:102'; G = '2001:db8:b::21'; V4 = '198.51.100.21'; ALL = 'ff02::1'\n\
     LAN = '2001:db8:b::100'; SNM = 'ff02::1:ff00:100'";
 
+/// The names packets from a routed VE (192.0.2.11, 2001:db8::11) to the
+/// LAN (`lan0`) use (Python).
+const ROUTED_PRELUDE: &str = "V4 = '192.0.2.11'; G = '2001:db8::11'\n\
+    LAN4 = '192.0.2.100'; LAN = '2001:db8::100'; X = '02:66:66:66:66:66'";
+
 /// A bridged VE 102 with an IPv4 and an IPv6 address on `br0`, whose LAN
 /// port `lan1` has 198.51.100.100 and 2001:db8:b::100. The bridge does no
 /// multicast snooping, which would drop some malformed multicast itself:
@@ -92,7 +97,15 @@ fn v4(name: &'static str, packets: impl Into<String>, arrives: bool) -> Case {
 
 /// Sends every case from VE `pid`, then checks what reached the LAN.
 fn check(lab: &NetLab, pid: i32, cases: &[Case]) {
-    let mut code = PRELUDE.to_string();
+    check_at(lab, pid, cases, true);
+}
+
+/// Sends every case from VE `pid` (`bridged`: frames on its `eth1`;
+/// otherwise whole IP packets through its own routes, to the host end of
+/// its routed link), then checks what reached the LAN (the bridge's LAN
+/// port, or the uplink's).
+fn check_at(lab: &NetLab, pid: i32, cases: &[Case], bridged: bool) {
+    let mut code = if bridged { PRELUDE } else { ROUTED_PRELUDE }.to_string();
     let mut marks = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let mark = 0x100 + i as u32;
@@ -101,8 +114,12 @@ fn check(lab: &NetLab, pid: i32, cases: &[Case]) {
         } else {
             format!("ip id {mark}")
         };
-        lab.watch(true, &expr);
-        code.push_str(&format!("\nF = {mark}\nsend(IF, M, *{})", c.packets));
+        lab.watch(bridged, &expr);
+        if bridged {
+            code.push_str(&format!("\nF = {mark}\nsend(IF, M, *{})", c.packets));
+        } else {
+            code.push_str(&format!("\nF = {mark}\nsend_routed(*{})", c.packets));
+        }
         marks.push(expr);
     }
     forge(pid, &code);
@@ -111,7 +128,7 @@ fn check(lab: &NetLab, pid: i32, cases: &[Case]) {
         .iter()
         .zip(&marks)
         .filter_map(|(c, expr)| {
-            let n = lab.count(true, expr);
+            let n = lab.count(bridged, expr);
             (c.arrives != (n > 0)).then(|| {
                 let want = if c.arrives { "arrive" } else { "be dropped" };
                 format!("{}: {n} frames arrived, should {want}", c.name)
@@ -393,6 +410,303 @@ fn multicast_router_messages_are_dropped() {
     done(root, &lab);
 }
 
+/// Routing and first-hop redundancy protocols from a bridged VE never
+/// reach its neighbours (a VE is no router for them): RIP, RIPng, OSPF,
+/// EIGRP, VRRP, HSRP, GLBP, Babel, PIMv1, DVMRP, mtrace, inverse
+/// neighbour discovery, IPv4 and IPv6, whatever the headers before them.
+/// Tunnels pass (customers run them to remote endpoints), and so does
+/// what hosts send: membership reports and leaves, ordinary UDP.
+#[test]
+fn routing_protocols_from_a_bridged_ve_are_dropped() {
+    let (lab, root, pid) = bridged("routers");
+    let rip = "bytes([2, 2, 0, 0, 0, 2, 0, 0]) + a4('0.0.0.0') + bytes(8) + struct.pack('!I', 1)";
+    let cases = [
+        v4(
+            "PIMv1 query (IGMP 0x14)",
+            "[ipv4(V4, '224.0.0.2', 2, msg4(0x14, bytes(4)), ident=F)]",
+            false,
+        ),
+        v4(
+            "DVMRP probe (IGMP 0x13)",
+            "[ipv4(V4, '224.0.0.4', 2, msg4(0x13, bytes(8)), ident=F)]",
+            false,
+        ),
+        v4(
+            "mtrace request (IGMP 0x1f)",
+            "[ipv4(V4, '224.0.0.2', 2, msg4(0x1f, bytes(20)), ident=F)]",
+            false,
+        ),
+        v4(
+            "mtrace response (IGMP 0x1e)",
+            "[ipv4(V4, '224.0.1.32', 2, msg4(0x1e, bytes(20)), ident=F)]",
+            false,
+        ),
+        v4(
+            "VRRPv2 advert, priority 255 (protocol 112)",
+            "[ipv4(V4, '224.0.0.18', 112, bytes([0x21, 1, 255, 1, 0, 1, 0, 0]) + a4('198.51.100.1'), ttl=255, ident=F)]",
+            false,
+        ),
+        v4(
+            "RIPv2 response (UDP 520)",
+            format!("[ipv4(V4, '224.0.0.9', 17, udp4(V4, '224.0.0.9', 520, 520, {rip}), ident=F)]"),
+            false,
+        ),
+        v4(
+            "RIP response to a query's port (from UDP 520)",
+            format!("[ipv4(V4, '198.51.100.100', 17, udp4(V4, '198.51.100.100', 520, 40000, {rip}), ident=F)]"),
+            false,
+        ),
+        v4(
+            "OSPFv2 hello (protocol 89)",
+            "[ipv4(V4, '224.0.0.5', 89, bytes([2, 1, 0, 44]) + a4(V4) + bytes(36), ident=F)]",
+            false,
+        ),
+        v4(
+            "a later fragment of OSPF",
+            "[ipv4(V4, '224.0.0.5', 89, bytes(16), frag=1, ident=F)]",
+            false,
+        ),
+        v4(
+            "EIGRP hello (protocol 88)",
+            "[ipv4(V4, '224.0.0.10', 88, bytes([2, 5]) + bytes(18), ident=F)]",
+            false,
+        ),
+        v4(
+            "HSRP hello (UDP 1985)",
+            "[ipv4(V4, '224.0.0.2', 17, udp4(V4, '224.0.0.2', 1985, 1985, bytes(20)), ident=F)]",
+            false,
+        ),
+        v4(
+            "GLBP hello (UDP 3222)",
+            "[ipv4(V4, '224.0.0.102', 17, udp4(V4, '224.0.0.102', 3222, 3222, bytes(20)), ident=F)]",
+            false,
+        ),
+        v4(
+            "Babel hello (UDP 6696)",
+            "[ipv4(V4, '224.0.0.111', 17, udp4(V4, '224.0.0.111', 6696, 6696, bytes(12)), ident=F)]",
+            false,
+        ),
+        v6(
+            "RIPng response (UDP 521)",
+            "[ipv6(LL, 'ff02::9', 17, udp6(LL, 'ff02::9', 521, 521, bytes([2, 1, 0, 0]) + bytes(20)), flow=F)]",
+            false,
+        ),
+        v6(
+            "RIPng in a first fragment",
+            "[ipv6(LL, 'ff02::9', 44, frag(17, 0, True, 7) + udp6(LL, 'ff02::9', 521, 521, bytes(24))[:16], flow=F)]",
+            false,
+        ),
+        v6(
+            "OSPFv3 hello (next header 89)",
+            "[ipv6(LL, 'ff02::5', 89, bytes([3, 1, 0, 36]) + bytes(32), flow=F)]",
+            false,
+        ),
+        v6(
+            "OSPFv3 behind destination options",
+            "[ipv6(LL, 'ff02::5', 60, opts(89) + bytes([3, 1, 0, 36]) + bytes(32), flow=F)]",
+            false,
+        ),
+        v6(
+            "VRRPv3 advert (next header 112)",
+            "[ipv6(LL, 'ff02::12', 112, bytes([0x31, 1, 255, 1, 0, 100, 0, 0]) + a6('fe80::1'), flow=F)]",
+            false,
+        ),
+        v6(
+            "EIGRP for IPv6 (next header 88)",
+            "[ipv6(LL, 'ff02::a', 88, bytes(20), flow=F)]",
+            false,
+        ),
+        v6(
+            "HSRP for IPv6 (UDP 2029)",
+            "[ipv6(LL, 'ff02::66', 17, udp6(LL, 'ff02::66', 2029, 2029, bytes(20)), flow=F)]",
+            false,
+        ),
+        v6(
+            "Babel (UDP 6696)",
+            "[ipv6(LL, 'ff02::1:6', 17, udp6(LL, 'ff02::1:6', 6696, 6696, bytes(12)), flow=F)]",
+            false,
+        ),
+        v6(
+            "inverse neighbour solicitation (ICMPv6 141) with another MAC",
+            "[ipv6(LL, ALL, 58, icmp6(LL, ALL, 141, bytes(4) + nd_opt(1, mac(X))), flow=F)]",
+            false,
+        ),
+        v6(
+            "inverse neighbour advert (ICMPv6 142)",
+            "[ipv6(LL, ALL, 58, icmp6(LL, ALL, 142, bytes(4) + nd_opt(1, mac(M))), flow=F)]",
+            false,
+        ),
+        v4(
+            "control: an IGMPv1 report",
+            "[ipv4(V4, '239.1.2.3', 2, msg4(0x12, a4('239.1.2.3')), ident=F)]",
+            true,
+        ),
+        v4(
+            "control: an IGMPv2 report",
+            "[ipv4(V4, '239.1.2.3', 2, msg4(0x16, a4('239.1.2.3')), ident=F)]",
+            true,
+        ),
+        v4(
+            "control: an IGMPv2 leave",
+            "[ipv4(V4, '224.0.0.2', 2, msg4(0x17, a4('239.1.2.3')), ident=F)]",
+            true,
+        ),
+        v4(
+            "control: an IGMPv3 report",
+            "[ipv4(V4, '224.0.0.22', 2, msg4(0x22, bytes(4)), ident=F)]",
+            true,
+        ),
+        v4(
+            "control: UDP to port 5000",
+            "[ipv4(V4, '198.51.100.100', 17, udp4(V4, '198.51.100.100', 40000, 5000, b'x'), ident=F)]",
+            true,
+        ),
+        v4(
+            "control: a later fragment of UDP",
+            "[ipv4(V4, '198.51.100.100', 17, bytes(16), frag=1, ident=F)]",
+            true,
+        ),
+        v4(
+            "control: IPIP (tunnels pass)",
+            "[ipv4(V4, '198.51.100.100', 4, ipv4('10.0.0.1', '10.0.0.2', 17, udp4('10.0.0.1', '10.0.0.2', 1, 2))[1], ident=F)]",
+            true,
+        ),
+        v4(
+            "control: 6in4 (protocol 41)",
+            "[ipv4(V4, '198.51.100.100', 41, ipv6('2001:db8:ff::1', '2001:db8:ff::2', 59, b'')[1], ident=F)]",
+            true,
+        ),
+        v4(
+            "control: GRE",
+            "[ipv4(V4, '198.51.100.100', 47, bytes([0, 0, 8, 0]) + ipv4('10.0.0.1', '10.0.0.2', 17, udp4('10.0.0.1', '10.0.0.2', 1, 2))[1], ident=F)]",
+            true,
+        ),
+        v6(
+            "control: UDP to port 5000",
+            "[ipv6(G, LAN, 17, udp6(G, LAN, 40000, 5000, b'x'), flow=F)]",
+            true,
+        ),
+        v6(
+            "control: IPv6 in IPv6",
+            "[ipv6(G, LAN, 41, ipv6('2001:db8:ff::1', '2001:db8:ff::2', 59, b'')[1], flow=F)]",
+            true,
+        ),
+        v6(
+            "control: GRE over IPv6",
+            "[ipv6(G, LAN, 47, bytes([0, 0, 0x86, 0xdd]) + ipv6('2001:db8:ff::1', '2001:db8:ff::2', 59, b'')[1], flow=F)]",
+            true,
+        ),
+    ];
+    check(&lab, pid, &cases);
+    done(root, &lab);
+}
+
+/// The same from a routed VE, whose only neighbour is the host: routing
+/// protocols sent through the host to the LAN are dropped at the host
+/// end; ordinary UDP and tunnels get through.
+#[test]
+fn routing_protocols_from_a_routed_ve_are_dropped() {
+    let (lab, root) = lab_and_root("routers-r");
+    root.start_busybox("101", &["--ip", "192.0.2.11", "--ip", "2001:db8::11"]);
+    let pid = root.init_pid("101");
+    // The host learns the LAN's IPv6 neighbour from the LAN's own
+    // solicitation (its link-local address may still be tentative, which
+    // keeps it from soliciting itself).
+    assert!(lab
+        .lan(&[BUSYBOX, "ping", "-c", "1", "-W", "2", "2001:db8::1"])
+        .status
+        .success());
+    let cases = [
+        v4(
+            "OSPFv2 (protocol 89)",
+            "[ipv4(V4, LAN4, 89, bytes([2, 1, 0, 44]) + a4(V4) + bytes(36), ttl=64, ident=F)]",
+            false,
+        ),
+        v4(
+            "VRRPv2 (protocol 112)",
+            "[ipv4(V4, LAN4, 112, bytes([0x21, 1, 255, 1, 0, 1, 0, 0]) + a4(V4), ttl=64, ident=F)]",
+            false,
+        ),
+        v4(
+            "EIGRP (protocol 88)",
+            "[ipv4(V4, LAN4, 88, bytes(20), ttl=64, ident=F)]",
+            false,
+        ),
+        v4(
+            "RIPv2 (UDP 520)",
+            "[ipv4(V4, LAN4, 17, udp4(V4, LAN4, 520, 520, bytes(24)), ttl=64, ident=F)]",
+            false,
+        ),
+        v4(
+            "HSRP (UDP 1985)",
+            "[ipv4(V4, LAN4, 17, udp4(V4, LAN4, 1985, 1985, bytes(20)), ttl=64, ident=F)]",
+            false,
+        ),
+        v4(
+            "PIMv1 (IGMP 0x14)",
+            "[ipv4(V4, LAN4, 2, msg4(0x14, bytes(4)), ttl=64, ident=F)]",
+            false,
+        ),
+        v4(
+            "mtrace request (IGMP 0x1f)",
+            "[ipv4(V4, LAN4, 2, msg4(0x1f, bytes(20)), ttl=64, ident=F)]",
+            false,
+        ),
+        v6(
+            "RIPng (UDP 521)",
+            "[ipv6(G, LAN, 17, udp6(G, LAN, 521, 521, bytes(24)), flow=F)]",
+            false,
+        ),
+        v6(
+            "OSPFv3 (next header 89)",
+            "[ipv6(G, LAN, 89, bytes([3, 1, 0, 36]) + bytes(32), flow=F)]",
+            false,
+        ),
+        v6(
+            "VRRPv3 (next header 112)",
+            "[ipv6(G, LAN, 112, bytes([0x31, 1, 255, 1, 0, 100, 0, 0]) + a6(G), flow=F)]",
+            false,
+        ),
+        v6(
+            "inverse neighbour solicitation (ICMPv6 141)",
+            "[ipv6(G, LAN, 58, icmp6(G, LAN, 141, bytes(4) + nd_opt(1, mac(X))), flow=F)]",
+            false,
+        ),
+        v4(
+            "control: UDP to port 5000",
+            "[ipv4(V4, LAN4, 17, udp4(V4, LAN4, 40000, 5000, b'x'), ttl=64, ident=F)]",
+            true,
+        ),
+        v4(
+            "control: GRE",
+            "[ipv4(V4, LAN4, 47, bytes([0, 0, 8, 0]) + ipv4('10.0.0.1', '10.0.0.2', 17, udp4('10.0.0.1', '10.0.0.2', 1, 2))[1], ttl=64, ident=F)]",
+            true,
+        ),
+        v4(
+            "control: IPIP",
+            "[ipv4(V4, LAN4, 4, ipv4('10.0.0.1', '10.0.0.2', 17, udp4('10.0.0.1', '10.0.0.2', 1, 2))[1], ttl=64, ident=F)]",
+            true,
+        ),
+        v4(
+            "control: 6in4",
+            "[ipv4(V4, LAN4, 41, ipv6('2001:db8:ff::1', '2001:db8:ff::2', 59, b'')[1], ttl=64, ident=F)]",
+            true,
+        ),
+        v6(
+            "control: UDP to port 5000",
+            "[ipv6(G, LAN, 17, udp6(G, LAN, 40000, 5000, b'x'), flow=F)]",
+            true,
+        ),
+        v6(
+            "control: IPv6 in IPv6",
+            "[ipv6(G, LAN, 41, ipv6('2001:db8:ff::1', '2001:db8:ff::2', 59, b'')[1], flow=F)]",
+            true,
+        ),
+    ];
+    check_at(&lab, pid, &cases, false);
+    done(root, &lab);
+}
+
 /// Connections the host tracks, in the lab's host namespace (none when
 /// connection tracking never started there).
 fn tracked(lab: &NetLab) -> u64 {
@@ -465,5 +779,98 @@ fn nat_connections_are_bounded_per_ve() {
     assert_eq!(lab.count(false, "ip saddr 192.0.2.1 udp dport 10"), 10);
     let n = tracked(&lab);
     assert!((50..=60).contains(&n), "the host tracks {n} connections");
+    done(root, &lab);
+}
+
+/// Python that counts the UDP datagrams arriving on `port` until none has
+/// come for a second: prints `ready`, then the count.
+const COUNT_UDP: &str = "import socket, sys\n\
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+    s.bind(('0.0.0.0', int(sys.argv[1]))); print('ready', flush=True)\n\
+    n = 0\n\
+    s.settimeout(20)\n\
+    try:\n\
+    \x20   while True:\n\
+    \x20       s.recv(100); n += 1; s.settimeout(1)\n\
+    except socket.timeout:\n\
+    \x20   pass\n\
+    print(n, flush=True)";
+
+/// Flows opened *to* a NAT VE (through its port forward, from the LAN
+/// and from another VE) have a bound of their own: a flood of them stops
+/// new flows to the VE beyond the bound, never the VE's own new flows.
+#[test]
+fn floods_to_a_nat_ve_never_cut_its_own_flows() {
+    let (lab, root) = lab_and_root("ct-in");
+    std::fs::create_dir_all(root.dir.join("lib")).unwrap();
+    std::fs::write(
+        root.dir.join("lib/kennel.toml"),
+        "[network]\nnat_conntrack_max = 40\n",
+    )
+    .unwrap();
+    root.start_busybox(
+        "102",
+        &[
+            "--ip",
+            "203.0.113.12",
+            "--nat-via",
+            "up0",
+            "--forward",
+            "udp:7000:7000",
+        ],
+    );
+    root.start_busybox("103", &["--ip", "192.0.2.13"]);
+    let pid = root.init_pid("102");
+    // The receiver in VE 102, with the VE root's rights.
+    let mut rx = Command::new("nsenter")
+        .args([
+            "--target",
+            &pid.to_string(),
+            "--user",
+            "--net",
+            "--",
+            PYTHON,
+            "-c",
+        ])
+        .arg(COUNT_UDP)
+        .arg("7000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(rx.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // 60 flows from the LAN through the forward, 30 from VE 103 to 102's
+    // address: 90 new flows to it.
+    let lan = lab.lan(&[
+        PYTHON,
+        "-c",
+        "import socket\n\
+         for p in range(30000, 30060):\n\
+         \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         \x20   s.bind(('192.0.2.100', p)); s.sendto(b'x', ('192.0.2.1', 7000)); s.close()",
+    ]);
+    assert!(
+        lan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lan.stderr)
+    );
+    forge(
+        root.init_pid("103"),
+        "for p in range(20000, 20030):\n\
+         \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         \x20   s.bind(('192.0.2.13', p)); s.sendto(b'x', ('203.0.113.12', 7000)); s.close()",
+    );
+    // Then the VE's own: 30 new flows to the LAN, all of them through.
+    lab.watch(false, "ip saddr 192.0.2.1 udp dport 9");
+    forge(pid, &udp_flows("203.0.113.12", 9, 30));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        lab.count(false, "ip saddr 192.0.2.1 udp dport 9"),
+        30,
+        "the VE's own new flows, after 90 flows to it"
+    );
+    let got = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = rx.wait();
+    assert_eq!(got, "40", "flows to the VE beyond the bound are dropped");
     done(root, &lab);
 }

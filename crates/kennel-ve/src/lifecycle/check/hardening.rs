@@ -207,6 +207,201 @@ pub fn conntrack_check(max: Option<u64>, count: Option<u64>, ves: u64) -> Check 
     }
 }
 
+/// One of the kernel's neighbour tables: ARP or NDP.
+#[derive(Debug, Clone, Copy)]
+pub struct NeighTable {
+    /// The check's name in `kennel check`.
+    pub check: &'static str,
+    pub what: &'static str,
+    pub sysctl: &'static str,
+    /// Its line in `/proc/net/stat/`.
+    pub stat: &'static str,
+}
+
+pub const ARP_TABLE: NeighTable = NeighTable {
+    check: "arp table",
+    what: "ARP",
+    sysctl: "net.ipv4.neigh.default.gc_thresh3",
+    stat: "arp_cache",
+};
+
+pub const NDP_TABLE: NeighTable = NeighTable {
+    check: "ndp table",
+    what: "IPv6 neighbour",
+    sysctl: "net.ipv6.neigh.default.gc_thresh3",
+    stat: "ndisc_cache",
+};
+
+/// Entries a VE's own neighbours take of a table, about: a routed VE's
+/// gateway in its namespace and the host's entry for it on its link; a
+/// bridged VE has as many as its neighbours on the bridge.
+const NEIGHBOURS_PER_VE: u64 = 8;
+
+/// The gc_thresh3 to recommend: well above what is in use and what `ves`
+/// VEs need, and above the current one.
+pub fn neigh_recommended(thresh3: u64, entries: u64, ves: u64) -> u64 {
+    thresh3
+        .saturating_mul(2)
+        .max(entries.saturating_mul(4))
+        .max(ves.saturating_mul(NEIGHBOURS_PER_VE * 2))
+        .max(1024)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX)
+}
+
+/// A neighbour table: the kernel has one of each (ARP, NDP) for every
+/// network namespace together, and a namespace that holds `gc_thresh3`
+/// entries in use leaves none for the others ("neighbor table overflow":
+/// no new neighbour is resolved anywhere). A VE's root adds entries to it
+/// with `ip neigh` in its own namespace. `entries` is the table's count
+/// (`/proc/net/stat/`), `ves` the configured VEs. Warned: 80% full, or
+/// too small for the VEs' own neighbours.
+pub fn neigh_check(t: &NeighTable, thresh3: Option<u64>, entries: Option<u64>, ves: u64) -> Check {
+    let (Some(max), Some(n)) = (thresh3, entries) else {
+        return check(
+            t.check,
+            CheckLevel::Ok,
+            format!(
+                "{} and /proc/net/stat/{} are not here (only in the host's initial network namespace, and with the protocol on)",
+                t.sysctl, t.stat
+            ),
+        );
+    };
+    let what = format!(
+        "{n} of {} = {max} entries in use: one {} table for the host and every VE (a VE's root adds to it with ip neigh)",
+        t.sysctl, t.what
+    );
+    let fix = format!(
+        "set: sysctl -w {}={} {PERSIST}",
+        t.sysctl,
+        neigh_recommended(max, n, ves)
+    );
+    if n.saturating_mul(5) >= max.saturating_mul(4) {
+        check(
+            t.check,
+            CheckLevel::Warn,
+            format!(
+                "{what}; nearly full (when full, no namespace resolves a new neighbour); {fix}"
+            ),
+        )
+    } else if max < ves.saturating_mul(NEIGHBOURS_PER_VE) {
+        check(
+            t.check,
+            CheckLevel::Warn,
+            format!(
+                "{what}; too small for {ves} VEs (each takes a few: its gateway, the host's entry for it, its bridged neighbours); {fix}"
+            ),
+        )
+    } else {
+        check(t.check, CheckLevel::Ok, what)
+    }
+}
+
+/// `net.bridge.bridge-nf-call-iptables` and `-ip6tables` (there when
+/// br_netfilter is loaded). On, bridged traffic (bridged VEs' included)
+/// goes through the host namespace's iptables hooks, and so through
+/// conntrack and IP defragmentation there: pools every VE shares (the
+/// conntrack table, the reassembly memory), which a bridged VE then
+/// fills with its own traffic.
+pub fn bridge_nf_check(iptables: Option<String>, ip6tables: Option<String>) -> Check {
+    const IP4: &str = "net.bridge.bridge-nf-call-iptables";
+    const IP6: &str = "net.bridge.bridge-nf-call-ip6tables";
+    if iptables.is_none() && ip6tables.is_none() {
+        return check(
+            "br_netfilter",
+            CheckLevel::Ok,
+            "not loaded: bridged traffic does not go through the host's conntrack and defragmentation",
+        );
+    }
+    let shown = |v: &Option<String>| v.as_deref().unwrap_or("(absent)").to_string();
+    let what = format!(
+        "{IP4} = {}, {IP6} = {}",
+        shown(&iptables),
+        shown(&ip6tables)
+    );
+    let off = |v: &Option<String>| v.as_deref().is_none_or(|v| v == "0");
+    if off(&iptables) && off(&ip6tables) {
+        check(
+            "br_netfilter",
+            CheckLevel::Ok,
+            format!("{what}: bridged traffic does not go through the host's conntrack and defragmentation"),
+        )
+    } else {
+        check(
+            "br_netfilter",
+            CheckLevel::Warn,
+            format!(
+                "{what}: bridged traffic, VEs' included, is connection-tracked and defragmented in the host's namespace (its conntrack table and reassembly memory, which a bridged VE can fill for all); unless the host filters bridged traffic with iptables on purpose, set: sysctl -w {IP4}=0 {IP6}=0 {PERSIST}"
+            ),
+        )
+    }
+}
+
+/// An interface name in a sysctl key: sysctl(8) reads a `/` there as a
+/// `.` of the name (`net.ipv4.conf.br0/7.forwarding` for `br0.7`).
+fn sysctl_ifname(name: &str) -> String {
+    name.replace('.', "/")
+}
+
+/// The sysctls that stop the host routing what VEs send to `b` when it
+/// has no address there of that family, as `key=value`.
+pub fn bridge_routing_fixes(b: &kennel_net::bridges::VeBridge) -> Vec<String> {
+    let name = sysctl_ifname(&b.name);
+    let mut out = Vec::new();
+    if b.ipv4_forwarding && !b.ipv4_address {
+        out.push(format!("net.ipv4.conf.{name}.forwarding=0"));
+    }
+    if b.ipv6_forwarding && !b.ipv6_address {
+        out.push(format!("net.ipv6.conf.{name}.disable_ipv6=1"));
+    }
+    out
+}
+
+/// Bridges with VE ports where the host has no address (of a family) but
+/// routes what arrives on them: a bridged VE there can use the host as
+/// its router (see `kennel_net::bridges`). `bridges` is what was read.
+pub fn bridge_routing_check(bridges: Result<Vec<kennel_net::bridges::VeBridge>, String>) -> Check {
+    let bridges = match bridges {
+        Ok(b) => b,
+        Err(e) => {
+            return check(
+                "bridge routing",
+                CheckLevel::Warn,
+                format!("cannot list the bridges VEs are on: {e}"),
+            )
+        }
+    };
+    let fixes: Vec<(String, Vec<String>)> = bridges
+        .iter()
+        .map(|b| (b.name.clone(), bridge_routing_fixes(b)))
+        .filter(|(_, f)| !f.is_empty())
+        .collect();
+    if fixes.is_empty() {
+        return check(
+            "bridge routing",
+            CheckLevel::Ok,
+            format!(
+                "{} bridges with VE ports; the host routes what VEs send only on those where it has an address",
+                bridges.len()
+            ),
+        );
+    }
+    let names: Vec<&str> = fixes.iter().map(|(n, _)| n.as_str()).collect();
+    let keys: Vec<&str> = fixes
+        .iter()
+        .flat_map(|(_, f)| f.iter().map(String::as_str))
+        .collect();
+    check(
+        "bridge routing",
+        CheckLevel::Warn,
+        format!(
+            "the host has no address on {} but routes what VEs there send to it (frames to the bridge's MAC, fe:ff:ff:ff:ff:ff on a bridge of VE ports alone): a bridged VE can use the host as its router; unless it should, set: sysctl -w {} {PERSIST}",
+            names.join(", "),
+            keys.join(" ")
+        ),
+    )
+}
+
 /// Ids a VE maps: each is a host uid with a key quota of its own.
 const IDS_PER_VE: u64 = 65536;
 
@@ -385,6 +580,13 @@ pub fn memcg_check(in_use: Option<u64>) -> Check {
     }
 }
 
+/// The `entries` column (hex) of a `/proc/net/stat/` table's first line
+/// of figures: the same on every line, the table's count.
+fn stat_entries(text: &str) -> Option<u64> {
+    let line = text.lines().nth(1)?;
+    u64::from_str_radix(line.split_whitespace().next()?, 16).ok()
+}
+
 /// `num_cgroups` of the memory controller in `/proc/cgroups`.
 fn memory_cgroups(text: &str) -> Option<u64> {
     text.lines()
@@ -427,6 +629,20 @@ pub(super) fn report(shares: VeShares, v1: &[(String, PathBuf)], kernel: (u32, u
         })
         .collect();
     out.push(release_agent_check(&agents, !v1.is_empty()));
+    for t in [&ARP_TABLE, &NDP_TABLE] {
+        let entries = fs::read_to_string(format!("/proc/net/stat/{}", t.stat))
+            .ok()
+            .and_then(|text| stat_entries(&text));
+        out.push(neigh_check(t, read_number(t.sysctl), entries, shares.ves));
+    }
+    let bridge_nf = |k: &str| read_sysctl(k).ok().flatten();
+    out.push(bridge_nf_check(
+        bridge_nf("net.bridge.bridge-nf-call-iptables"),
+        bridge_nf("net.bridge.bridge-nf-call-ip6tables"),
+    ));
+    out.push(bridge_routing_check(
+        kennel_net::bridges::ve_bridges().map_err(|e| e.to_string()),
+    ));
     let ptys = read_number("kernel.pty.max")
         .zip(read_number("kernel.pty.reserve"))
         .map(|(max, reserve)| PtyLimits { max, reserve });

@@ -219,3 +219,142 @@ fn memory_cgroup_ids_are_a_shared_pool() {
     assert_eq!(memcg_check(Some(150)).level, CheckLevel::Ok);
     assert_eq!(memcg_check(None).level, CheckLevel::Ok);
 }
+
+#[test]
+fn neighbour_tables_are_one_pool_for_every_namespace() {
+    let text =
+        "entries  allocs   destroys\n000003e8 000001de 000001f8\n000003e8 000000f2 000000d7\n";
+    assert_eq!(stat_entries(text), Some(1000));
+    assert_eq!(stat_entries("entries\n"), None);
+    // Not visible here (outside the host's initial network namespace).
+    assert_eq!(
+        neigh_check(&ARP_TABLE, None, None, 10).level,
+        CheckLevel::Ok
+    );
+    let c = neigh_check(&ARP_TABLE, Some(1024), Some(100), 2);
+    assert_eq!(c.level, CheckLevel::Ok, "{}", c.detail);
+    assert!(
+        c.detail
+            .starts_with("100 of net.ipv4.neigh.default.gc_thresh3 = 1024 entries in use"),
+        "{}",
+        c.detail
+    );
+    // 80% full: four times what is in use, as a power of two.
+    let c = neigh_check(&ARP_TABLE, Some(1024), Some(900), 2);
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail.contains("nearly full")
+            && c.detail
+                .contains("set: sysctl -w net.ipv4.neigh.default.gc_thresh3=4096 "),
+        "{}",
+        c.detail
+    );
+    // Too small for the VEs' own neighbours, though hardly used yet.
+    let c = neigh_check(&NDP_TABLE, Some(1024), Some(10), 300);
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail.contains("too small for 300 VEs")
+            && c.detail
+                .contains("set: sysctl -w net.ipv6.neigh.default.gc_thresh3=8192 "),
+        "{}",
+        c.detail
+    );
+    assert_eq!(
+        neigh_check(&NDP_TABLE, Some(1024), Some(10), 128).level,
+        CheckLevel::Ok
+    );
+    // Never lowered: at least twice the current value.
+    assert_eq!(neigh_recommended(100_000, 90_000, 0), 524_288);
+    assert_eq!(neigh_recommended(u64::MAX, u64::MAX, u64::MAX), u64::MAX);
+}
+
+#[test]
+fn br_netfilter_puts_bridged_traffic_in_the_hosts_pools() {
+    let some = |v: &str| Some(v.to_string());
+    assert_eq!(bridge_nf_check(None, None).level, CheckLevel::Ok);
+    assert_eq!(bridge_nf_check(some("0"), some("0")).level, CheckLevel::Ok);
+    for (v4, v6) in [
+        (some("1"), some("0")),
+        (some("0"), some("1")),
+        (some("1"), some("1")),
+    ] {
+        let c = bridge_nf_check(v4, v6);
+        assert_eq!(c.level, CheckLevel::Warn);
+        assert!(
+            c.detail.contains(
+                "set: sysctl -w net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 "
+            ) && c.detail.contains("unless the host filters bridged traffic with iptables on purpose"),
+            "{}",
+            c.detail
+        );
+    }
+}
+
+#[test]
+fn a_bridge_without_a_host_address_must_not_route() {
+    use kennel_net::bridges::VeBridge;
+    let switch = |name: &str| VeBridge {
+        name: name.into(),
+        ipv4_address: false,
+        ipv6_address: false,
+        ipv4_forwarding: true,
+        ipv6_forwarding: true,
+    };
+    assert_eq!(bridge_routing_check(Ok(vec![])).level, CheckLevel::Ok);
+    assert_eq!(
+        bridge_routing_check(Err("no netlink".into())).level,
+        CheckLevel::Warn
+    );
+    let c = bridge_routing_check(Ok(vec![switch("br9")]));
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail.contains("no address on br9")
+            && c.detail.contains(
+                "set: sysctl -w net.ipv4.conf.br9.forwarding=0 net.ipv6.conf.br9.disable_ipv6=1 "
+            ),
+        "{}",
+        c.detail
+    );
+    // The host's gateway bridge: it routes on purpose.
+    let gateway = VeBridge {
+        ipv4_address: true,
+        ipv6_address: true,
+        ..switch("br0")
+    };
+    assert_eq!(
+        bridge_routing_check(Ok(vec![gateway.clone()])).level,
+        CheckLevel::Ok
+    );
+    // An address of one family: the other is still turned off.
+    let v4_only = VeBridge {
+        ipv6_address: false,
+        ..gateway.clone()
+    };
+    assert_eq!(
+        bridge_routing_fixes(&v4_only),
+        ["net.ipv6.conf.br0.disable_ipv6=1"]
+    );
+    // Already off: nothing to say.
+    let off = VeBridge {
+        ipv4_forwarding: false,
+        ipv6_forwarding: false,
+        ..switch("br9")
+    };
+    assert!(bridge_routing_fixes(&off).is_empty());
+    // A VLAN bridge's name, as sysctl(8) takes it.
+    assert_eq!(
+        bridge_routing_fixes(&switch("br0.7")),
+        [
+            "net.ipv4.conf.br0/7.forwarding=0",
+            "net.ipv6.conf.br0/7.disable_ipv6=1"
+        ]
+    );
+    let c = bridge_routing_check(Ok(vec![gateway, switch("br9"), switch("br8")]));
+    assert!(
+        c.detail.contains("no address on br9, br8 ")
+            && c.detail
+                .contains("net.ipv6.conf.br9.disable_ipv6=1 net.ipv4.conf.br8.forwarding=0"),
+        "{}",
+        c.detail
+    );
+}
