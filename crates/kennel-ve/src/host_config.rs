@@ -17,8 +17,8 @@
 //! # and NDP): "detect" (the interface the host routes the address
 //! # through), "none", or interface names.
 //! neighbour_devs = ["detect"]
-//! # Connections the host tracks for one VE's NAT and port forwards (a
-//! # new flow beyond is dropped; 0: no bound).
+//! # Connections the host tracks for one VE's NAT and port forwards, in
+//! # each direction (a new flow beyond is dropped; 0: no bound).
 //! nat_conntrack_max = 16384
 //! ```
 
