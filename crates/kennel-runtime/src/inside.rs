@@ -26,7 +26,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
-use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
+use rustix::process::Signal;
 use rustix::thread::{move_into_thread_name_spaces, ThreadNameSpaceType};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -59,18 +59,8 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> std::result::Result<T, String>,
 {
-    let pid = Pid::from_raw(ve.init_pid).ok_or(RuntimeError::NotRunning)?;
-    let init = pidfd_open(pid, PidfdFlags::empty()).map_err(|_| RuntimeError::NotRunning)?;
-    if !procfs::is_live_process(ve.init_pid, ve.init_start) {
-        return Err(RuntimeError::NotRunning);
-    }
-    let (ours, theirs) = rustix::net::socketpair(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .ctx(|| "create a socket pair".into())?;
+    let init = procfs::pin_live(ve.init_pid, ve.init_start)?;
+    let (ours, theirs) = crate::sync::channel().ctx(|| "create a socket pair".into())?;
     let fork = clone3(&CloneOptions {
         flags: 0,
         pidfd: true,

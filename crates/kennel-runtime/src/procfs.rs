@@ -44,6 +44,20 @@ pub fn is_live_process(pid: i32, start: u64) -> bool {
     pid > 0 && stat(pid).is_some_and(|s| s.start == start && s.state != 'Z')
 }
 
+/// A pidfd of `pid` if it is the live process that started at `start`:
+/// checked after `pidfd_open`, so that from then on the descriptor pins
+/// that process and no other can take its PID.
+pub(crate) fn pin_live(pid: i32, start: u64) -> crate::error::Result<std::os::fd::OwnedFd> {
+    use crate::error::RuntimeError;
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let p = Pid::from_raw(pid).ok_or(RuntimeError::NotRunning)?;
+    let fd = pidfd_open(p, PidfdFlags::empty()).map_err(|_| RuntimeError::NotRunning)?;
+    if !is_live_process(pid, start) {
+        return Err(RuntimeError::NotRunning);
+    }
+    Ok(fd)
+}
+
 /// Lifts a negative OOM score adjustment inherited from the caller (a
 /// service with `OOMScoreAdjust=`, an sshd at -1000) to 0, so that no
 /// process of a VE is shielded from the OOM killer; a positive one is kept.

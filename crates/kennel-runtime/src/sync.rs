@@ -34,6 +34,18 @@ const CONSOLE: &[u8] = b"C";
 /// The most descriptors one message carries.
 const MAX_FDS: usize = 4;
 
+/// A new channel between two processes of a start or an exec: a
+/// close-on-exec `SOCK_SEQPACKET` pair (messages keep their bounds).
+pub(crate) fn channel() -> io::Result<(OwnedFd, OwnedFd)> {
+    rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)
+}
+
 /// Sends one message with up to [`MAX_FDS`] descriptors attached.
 pub(crate) fn send_msg(
     sock: BorrowedFd<'_>,

@@ -245,17 +245,15 @@ fn firewall_rules_inside_a_ve_stay_inside() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let machine_before = machine_ruleset();
-    let pid = root.init_pid("101").to_string();
+    let pid = root.init_pid("101");
     let xt = root.dir.join("xt");
     fs::create_dir(&xt).unwrap();
     fs::set_permissions(&xt, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let lock = xt.join("xtables.lock");
     let as_ve = |cmd: &[&str]| {
-        let mut c = std::process::Command::new("nsenter");
+        let mut c = common::netlab::as_ve_root(pid);
         // iptables-legacy wants a lock file the VE's root may create.
-        c.env("XTABLES_LOCKFILE", &lock);
-        c.args(["--target", &pid, "--user", "--net", "--"])
-            .args(cmd);
+        c.env("XTABLES_LOCKFILE", &lock).args(cmd);
         let out = c.output().unwrap();
         assert!(
             out.status.success(),

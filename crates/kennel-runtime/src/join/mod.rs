@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use kennel_cgroup::Cgroup;
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
-use rustix::process::{pidfd_open, Pid, PidfdFlags};
+use rustix::process::Pid;
 use rustix::thread::{move_into_thread_name_spaces, ThreadNameSpaceType};
 
 use self::message::FromJoin;
@@ -102,19 +102,8 @@ pub struct Outcome {
 
 /// Runs the command and waits for it.
 pub fn exec(spec: &JoinSpec<'_>) -> Result<Outcome> {
-    let pid = Pid::from_raw(spec.init_pid).ok_or(RuntimeError::NotRunning)?;
-    let init = pidfd_open(pid, PidfdFlags::empty()).map_err(|_| RuntimeError::NotRunning)?;
-    // Checked after pidfd_open: from here on the pidfd pins this process.
-    if !procfs::is_same_process(spec.init_pid, spec.init_start) {
-        return Err(RuntimeError::NotRunning);
-    }
-    let (ours, theirs) = rustix::net::socketpair(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .ctx(|| "create a socket pair".into())?;
+    let init = procfs::pin_live(spec.init_pid, spec.init_start)?;
+    let (ours, theirs) = crate::sync::channel().ctx(|| "create a socket pair".into())?;
     let (parent_ends, child_ends) = if spec.stdio.is_terminal() {
         (None, stdio::placeholder()?)
     } else {

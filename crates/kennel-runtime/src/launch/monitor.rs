@@ -9,7 +9,6 @@ use kennel_cgroup::{Host, Placement};
 use kennel_storage::layers::{mount_root, RootMount, VeLayers};
 use kennel_sys::clone::{CloneOptions, Forked};
 use rustix::fs::{Mode, OFlags};
-use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use rustix::process::{waitid, Signal, WaitId, WaitIdOptions};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
@@ -83,13 +82,7 @@ fn prepare_and_launch(
         Mode::empty(),
     )
     .ctx(|| "open the host's mount namespace".into())?;
-    let (ours, theirs) = socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .ctx(|| "create the start channel".into())?;
+    let (ours, theirs) = crate::sync::channel().ctx(|| "create the start channel".into())?;
     // Inherited by the VE's init; only possible out here (see there).
     procfs::lift_oom_protection().ctx(|| "reset the OOM score adjustment".into())?;
     crate::policy::rlimits::apply().ctx(|| "set the VE's resource limits".into())?;

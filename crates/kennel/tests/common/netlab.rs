@@ -243,21 +243,23 @@ impl Drop for NetLab {
     }
 }
 
+/// A command that runs in the user and network namespaces of the process
+/// `pid` (a VE's init): with the VE root's rights on the VE's own
+/// interfaces, and nothing of the VE's files. Add the program and its
+/// arguments.
+pub fn as_ve_root(pid: i32) -> Command {
+    let mut c = Command::new("nsenter");
+    c.args(["--target", &pid.to_string(), "--user", "--net", "--"]);
+    c
+}
+
 /// Runs `forge.py` followed by `code` in the user and network namespaces
 /// of the process `pid` (a VE's init): with exactly the VE root's rights
 /// on the VE's own interfaces. It must succeed.
 pub fn forge(pid: i32, code: &str) {
     let script = format!("{FORGE_LIB}\n{code}\n");
-    let out = Command::new("nsenter")
-        .args([
-            "--target",
-            &pid.to_string(),
-            "--user",
-            "--net",
-            "--",
-            PYTHON,
-            "-c",
-        ])
+    let out = as_ve_root(pid)
+        .args([PYTHON, "-c"])
         .arg(&script)
         .stdin(Stdio::null())
         .output()

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::common::netlab::{forge, NetLab, BUSYBOX, PYTHON};
+use super::common::netlab::{as_ve_root, forge, NetLab, BUSYBOX, PYTHON};
 use super::common::TestRoot;
 use super::{done, lab_and_root};
 
@@ -822,16 +822,8 @@ fn floods_to_a_nat_ve_never_cut_its_own_flows() {
     root.start_busybox("103", &["--ip", "192.0.2.13"]);
     let pid = root.init_pid("102");
     // The receiver in VE 102, with the VE root's rights.
-    let mut rx = Command::new("nsenter")
-        .args([
-            "--target",
-            &pid.to_string(),
-            "--user",
-            "--net",
-            "--",
-            PYTHON,
-            "-c",
-        ])
+    let mut rx = as_ve_root(pid)
+        .args([PYTHON, "-c"])
         .arg(COUNT_UDP)
         .arg("7000")
         .stdout(Stdio::piped())

@@ -300,7 +300,13 @@ impl Lab {
         if code != Some(0) {
             return Err(format!("restart of the attacker failed: {err}"));
         }
-        // A broken /bin/sh (the CVE-2019-5736 case) is put back first.
+        self.repair_sh();
+        Ok(())
+    }
+
+    /// Puts back the attacker's /bin/sh, which the CVE-2019-5736 case
+    /// breaks on purpose (without a shell, `sh` cannot).
+    pub fn repair_sh(&self) {
         let _ = self.kennel(
             &[
                 "exec",
@@ -314,7 +320,6 @@ impl Lab {
             ],
             10,
         );
-        Ok(())
     }
 
     /// Rewrites the snapshot after a case changed the host on purpose

@@ -45,6 +45,25 @@ fn exec_with_files(l: &Lab, args: &[&str], secret: &str) -> Verdict {
     parse(st, &text, &fs::read_to_string(&err).unwrap_or_default())
 }
 
+/// `kennel console` with every reader of the VE's console stopped and the
+/// input flooded still ends on `key` (or on SIGTERM without one).
+fn console_ends_with_input_full(l: &Lab, key: Option<u8>) -> Result<(), String> {
+    // Stop whatever reads the VE's console.
+    l.sh(
+        ATT,
+        "for p in /proc/[0-9]*; do [ \"$(readlink $p/fd/0)\" = /dev/console ] && [ ${p#/proc/} != 1 ] && kill -STOP ${p#/proc/}; done; true",
+        10,
+    );
+    let mut s = on_terminal(l, &["console", ATT]);
+    s.read_for(Duration::from_millis(300));
+    flood(&mut s, common::secs(2));
+    let pid = s.child.id();
+    let r = ends_after(&mut s, key, pid);
+    drop(s);
+    l.sh(ATT, "kill -CONT -1; true", 10);
+    r
+}
+
 fn on_terminal(l: &Lab, args: &[&str]) -> PtySession {
     let mut c = l.root.cmd();
     c.args(args);
@@ -101,24 +120,41 @@ fn ends_after(s: &mut PtySession, key: Option<u8>, pid: u32) -> Result<(), Strin
 }
 
 pub const CASES: &[Case] = &[
-    case("exec_T_cannot_write_or_read_the_callers_terminal_later", |l: &mut Lab| {
-        let mut s = on_terminal(
-            l,
-            &["exec", "-T", ATT, "--", "/bin/sh", "-c", "(sleep 1; echo INJECTED >&1; cat > /tmp/stolen) &"],
-        );
-        let _ = s.wait(common::secs(10));
-        s.read_for(common::secs(2));
-        s.send(b"TYPED-SECRET\n");
-        let seen = s.read_for(Duration::from_millis(500));
-        let (_, stolen) = l.sh(ATT, "cat /tmp/stolen 2>/dev/null; rm -f /tmp/stolen; pkill cat 2>/dev/null; true", 10);
-        if seen.contains("INJECTED") {
-            return Err("a VE process wrote into the caller's terminal after exec returned".into());
-        }
-        if stolen.contains("TYPED-SECRET") {
-            return Err("a VE process read what was typed after exec returned".into());
-        }
-        Ok(())
-    }),
+    case(
+        "exec_T_cannot_write_or_read_the_callers_terminal_later",
+        |l: &mut Lab| {
+            let mut s = on_terminal(
+                l,
+                &[
+                    "exec",
+                    "-T",
+                    ATT,
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "(sleep 1; echo INJECTED >&1; cat > /tmp/stolen) &",
+                ],
+            );
+            let _ = s.wait(common::secs(10));
+            s.read_for(common::secs(2));
+            s.send(b"TYPED-SECRET\n");
+            let seen = s.read_for(Duration::from_millis(500));
+            let (_, stolen) = l.sh(
+                ATT,
+                "cat /tmp/stolen 2>/dev/null; rm -f /tmp/stolen; pkill cat 2>/dev/null; true",
+                10,
+            );
+            if seen.contains("INJECTED") {
+                return Err(
+                    "a VE process wrote into the caller's terminal after exec returned".into(),
+                );
+            }
+            if stolen.contains("TYPED-SECRET") {
+                return Err("a VE process read what was typed after exec returned".into());
+            }
+            Ok(())
+        },
+    ),
     case("exec_T_streams_on_a_terminal_are_pipes", |l| {
         let mut s = on_terminal(l, &["exec", "-T", ATT, "--", TOOL, "stdio"]);
         let _ = s.wait(common::secs(10));
@@ -129,18 +165,20 @@ pub const CASES: &[Case] = &[
             Err(seen)
         }
     }),
-    case("exec_streams_from_files_are_pipes", |l| {
-        match exec_with_files(l, &["stdio"], "host-secret-1") {
+    case(
+        "exec_streams_from_files_are_pipes",
+        |l| match exec_with_files(l, &["stdio"], "host-secret-1") {
             Verdict::Blocked(_) => Ok(()),
             v => Err(format!("{v:?}")),
-        }
-    }),
-    case("exec_stream_reopened_reads_the_callers_file", |l| {
-        match exec_with_files(l, &["reopen-stdio", "host-secret-2"], "host-secret-2") {
+        },
+    ),
+    case(
+        "exec_stream_reopened_reads_the_callers_file",
+        |l| match exec_with_files(l, &["reopen-stdio", "host-secret-2"], "host-secret-2") {
             Verdict::Blocked(_) => Ok(()),
             v => Err(format!("{v:?}")),
-        }
-    }),
+        },
+    ),
     case("exec_T_tiocsti_into_the_callers_terminal", |l| {
         let mut s = on_terminal(l, &["exec", "-T", ATT, "--", TOOL, "sys", "tiocsti"]);
         let _ = s.wait(common::secs(10));
@@ -169,7 +207,18 @@ pub const CASES: &[Case] = &[
         let h = l.hold(&["devpts-exhaust"], 30)?;
         let held = h.count;
         let mut problems = Vec::new();
-        let mut s = on_terminal(l, &["exec", "-t", NB, "--", "/bin/sh", "-c", "echo TTY-$((40+2))"]);
+        let mut s = on_terminal(
+            l,
+            &[
+                "exec",
+                "-t",
+                NB,
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo TTY-$((40+2))",
+            ],
+        );
         let _ = s.wait(common::secs(10));
         if !s.read_for(Duration::from_millis(200)).contains("TTY-42") {
             problems.push(format!("exec -t into the neighbour failed: {}", s.seen));
@@ -198,36 +247,11 @@ pub const CASES: &[Case] = &[
     })
     .restarts(),
     case("console_detach_key_with_the_ves_input_full", |l| {
-        // Stop whatever reads the VE's console.
-        l.sh(
-            ATT,
-            "for p in /proc/[0-9]*; do [ \"$(readlink $p/fd/0)\" = /dev/console ] && [ ${p#/proc/} != 1 ] && kill -STOP ${p#/proc/}; done; true",
-            10,
-        );
-        let mut s = on_terminal(l, &["console", ATT]);
-        s.read_for(Duration::from_millis(300));
-        flood(&mut s, common::secs(2));
-        let pid = s.child.id();
-        let r = ends_after(&mut s, Some(0x1d), pid);
-        drop(s);
-        l.sh(ATT, "kill -CONT -1; true", 10);
-        r
+        console_ends_with_input_full(l, Some(0x1d))
     })
     .restarts(),
     case("console_sigterm_with_the_ves_input_full", |l| {
-        l.sh(
-            ATT,
-            "for p in /proc/[0-9]*; do [ \"$(readlink $p/fd/0)\" = /dev/console ] && [ ${p#/proc/} != 1 ] && kill -STOP ${p#/proc/}; done; true",
-            10,
-        );
-        let mut s = on_terminal(l, &["console", ATT]);
-        s.read_for(Duration::from_millis(300));
-        flood(&mut s, common::secs(2));
-        let pid = s.child.id();
-        let r = ends_after(&mut s, None, pid);
-        drop(s);
-        l.sh(ATT, "kill -CONT -1; true", 10);
-        r
+        console_ends_with_input_full(l, None)
     })
     .restarts(),
     case("enter_sigterm_with_the_shells_input_full", |l| {
