@@ -149,21 +149,26 @@ fn cpu_limit_throttles() {
 fn nested_cgroups_are_bounded_and_removed() {
     let root = TestRoot::new("lim-nest");
     root.start_busybox("101", &[]);
-    let hierarchy = if common::pure_v2() {
+    // Wherever the host has a cgroup2 (pure v2, or hybrid), the VE gets
+    // only that, delegated; on pure v1 only systemd's named hierarchy.
+    let hierarchy = if let Some(v2) = common::cgroup2_mount() {
         let depth = root.sh(
             "101",
             "cd /sys/fs/cgroup; i=0; while [ $i -lt 40 ] && mkdir d 2>/dev/null && cd d; do i=$((i+1)); done; echo $i",
         );
         assert_eq!(depth.trim(), "32", "a VE nests at most 32 cgroups deep");
         root.sh("101", "rmdir $(find /sys/fs/cgroup/d -depth -type d)");
+        v2
+    } else {
+        root.sh("101", "mkdir /sys/fs/cgroup/systemd/sub");
         common::cgroup_mounts()
             .into_iter()
-            .next()
-            .expect("the cgroup2 mount")
-    } else {
-        // v1: only systemd's named hierarchy is the VE's to shape; no
-        // controller's (memory cgroup ids, the freezer, cpuset knobs).
-        root.sh("101", "mkdir /sys/fs/cgroup/systemd/sub");
+            .find(|m| m.ends_with("systemd"))
+            .expect("the v1 named systemd hierarchy")
+    };
+    // No v1 controller hierarchy is the VE's to shape (memory cgroup ids,
+    // the freezer, cpuset knobs): on a hybrid host it sees none of them.
+    if !common::pure_v2() {
         for c in ["memory", "pids", "freezer", "cpuset"] {
             let out = root.run(&[
                 "exec",
@@ -177,11 +182,7 @@ fn nested_cgroups_are_bounded_and_removed() {
                 "the v1 {c} hierarchy is not the VE's to shape"
             );
         }
-        common::cgroup_mounts()
-            .into_iter()
-            .find(|m| m.ends_with("systemd"))
-            .expect("the v1 named systemd hierarchy")
-    };
+    }
     // 32 levels of 200-byte names: the host path is longer than PATH_MAX
     // (6.4 KB), so only a descriptor-based walk can remove it; and a name
     // that is not UTF-8 (any byte but '/' and NUL is allowed).

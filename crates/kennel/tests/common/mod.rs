@@ -326,6 +326,17 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Where the host's cgroup2 is mounted, if it has one (pure v2, or the
+/// unified hierarchy of a hybrid host).
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mi.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let at = left.split(' ').nth(4)?;
+        (right.split(' ').next()? == "cgroup2").then(|| PathBuf::from(at))
+    })
+}
+
 /// Every process on the host, except this test process.
 pub fn processes() -> Vec<i32> {
     let me = std::process::id() as i32;
