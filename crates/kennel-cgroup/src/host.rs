@@ -144,16 +144,16 @@ impl Host {
         &self.hierarchies
     }
 
-    /// True on a host with only the unified hierarchy.
-    pub fn is_pure_v2(&self) -> bool {
-        self.hierarchies.iter().all(|h| h.kind == HierarchyKind::V2)
+    /// True if the host has the unified hierarchy (pure v2, or hybrid):
+    /// then a VE gets only that (see `Cgroup::delegate`).
+    pub fn has_v2(&self) -> bool {
+        self.hierarchies.iter().any(|h| h.kind == HierarchyKind::V2)
     }
 
     /// A short description: `v2`, `v1` or `hybrid (v1 + v2)`.
     pub fn layout_name(&self) -> &'static str {
-        let v2 = self.hierarchies.iter().any(|h| h.kind == HierarchyKind::V2);
         let v1 = self.hierarchies.iter().any(|h| h.kind != HierarchyKind::V2);
-        match (v1, v2) {
+        match (v1, self.has_v2()) {
             (false, _) => "v2",
             (true, false) => "v1",
             (true, true) => "hybrid (v1 + v2)",

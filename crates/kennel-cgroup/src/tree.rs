@@ -181,11 +181,7 @@ impl<'h> Cgroup<'h> {
     /// manage its own sub-cgroups, while the limit files stay root's.
     pub fn delegate(&self, uid: u32, gid: u32, part: Part) -> Result<()> {
         let mut extra = None;
-        let has_v2 = self
-            .host
-            .hierarchies()
-            .iter()
-            .any(|h| h.kind == HierarchyKind::V2);
+        let has_v2 = self.host.has_v2();
         for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
             let d = self.dir(h);
             let (shapeable, files): (bool, Vec<&str>) = if h.kind == HierarchyKind::V2 {

@@ -2,8 +2,7 @@
 
 use kennel_ve::units::{parse_cpus, Size, MAX_CPUS};
 
-/// The largest size the parser takes (half of `u64`, so sums of a few
-/// sizes cannot overflow).
+/// The largest size the parser takes (`kennel_ve::units`' 8 EiB).
 const MAX_SIZE: u128 = 1 << 63;
 
 /// The input is one value, given to both parsers.

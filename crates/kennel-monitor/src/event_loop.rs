@@ -51,13 +51,9 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
         } else {
             PollFlags::IN
         };
-        let wait = (client.is_none() && budget == 0).then(|| {
-            let left = refill.saturating_duration_since(now);
-            rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: i64::from(left.subsec_nanos()),
-            }
-        });
+        let wait = (client.is_none() && budget == 0)
+            .then(|| rustix::event::Timespec::try_from(refill.saturating_duration_since(now)).ok())
+            .flatten();
         let mut pfds = [
             PollFd::new(&fds.pidfd, PollFlags::IN),
             PollFd::new(&fds.listener, PollFlags::IN),

@@ -15,7 +15,7 @@ use std::path::Path;
 use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::error::{Context, Result, RuntimeError};
-use crate::pty::{self, RawTerminal, RelayEnd, RelayOptions};
+use crate::pty::{self, RelayEnd, RelayOptions, TerminalMode};
 use crate::state::MONITOR_SOCKET;
 
 /// The default detach key: Ctrl-] (as telnet and virsh console).
@@ -64,7 +64,7 @@ pub fn attach(run_dir: &Path, escape: u8, on_connect: &mut dyn FnMut()) -> Resul
         libc::SIGINT,
     ])
     .ctx(|| "set up signal handling".into())?;
-    let raw = RawTerminal::enable(stdin);
+    let raw = TerminalMode::raw(stdin);
     let end = pty::relay(
         master.as_fd(),
         &RelayOptions {

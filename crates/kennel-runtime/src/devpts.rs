@@ -29,6 +29,9 @@ use crate::error::{Context, Result};
 /// The group of ptys inside the VE (Debian's `tty`).
 pub const TTY_GID: u32 = 5;
 
+/// `statfs` magic of devpts: whether a descriptor is on a devpts instance.
+pub(crate) const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+
 /// What the VE's instance is made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DevptsOptions {

@@ -49,10 +49,12 @@ pub enum RuntimeError {
     /// VE chose what runs there); it was killed.
     #[error("the command Kennel ran in the VE did not end within {0} s: it was killed")]
     CommandTimedOut(u64),
-    /// A command to run in a VE could not be run there; `code` is the
-    /// exit status to report (126 or 127, as a shell does).
+    /// A command to run in a VE could not be run there, and why.
     #[error("{message}")]
-    CannotRun { code: i32, message: String },
+    CannotRun {
+        why: crate::join::NotRun,
+        message: String,
+    },
     /// A helper that works inside a VE's namespaces failed or took too long.
     #[error("{0}")]
     Inside(String),

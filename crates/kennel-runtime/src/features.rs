@@ -72,24 +72,22 @@ impl Features {
     }
 
     /// Parses `tun,fuse,...` or `none`; the error names the bad entry.
-    pub fn parse_list(s: &str) -> Result<Self, String> {
+    pub fn parse_list(s: &str) -> Result<Self, UnknownFeature> {
         let mut set = BTreeSet::new();
         if s.trim() == "none" {
             return Ok(Features(set));
         }
         for part in s.split(',').map(str::trim) {
-            let f = Feature::parse(part).ok_or_else(|| {
-                let names: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
-                format!(
-                    "unknown feature '{part}': use a comma-separated list of {}, or none",
-                    names.join(", ")
-                )
-            })?;
-            set.insert(f);
+            set.insert(Feature::parse(part).ok_or_else(|| UnknownFeature(part.to_string()))?);
         }
         Ok(Features(set))
     }
 }
+
+/// A feature list named something that is no feature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown feature '{0}': use a comma-separated list of {names}, or none", names = Feature::ALL.map(Feature::name).join(", "))]
+pub struct UnknownFeature(pub String);
 
 #[cfg(test)]
 mod tests {
@@ -101,9 +99,12 @@ mod tests {
         assert_eq!(f.to_list(), "tun,fuse");
         assert_eq!(Features::parse_list(&f.to_list()).expect("again"), f);
         assert!(Features::parse_list("none").expect("none").is_empty());
-        assert!(Features::parse_list("tun,bogus")
-            .expect_err("bogus")
-            .contains("'bogus'"));
+        let e = Features::parse_list("tun,bogus").expect_err("bogus");
+        assert_eq!(e, UnknownFeature("bogus".into()));
+        assert!(
+            e.to_string().starts_with("unknown feature 'bogus': use"),
+            "{e}"
+        );
         assert!(Features::parse_list("").is_err());
     }
 }

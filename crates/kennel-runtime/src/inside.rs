@@ -131,7 +131,21 @@ fn enter(
         ns |= ThreadNameSpaceType::HOST_NAME_AND_NIS_DOMAIN_NAME;
     }
     move_into_thread_name_spaces(init, ns).map_err(fail("join the VE's namespaces"))?;
-    kennel_sys::fd::close_all_from(0, &[channel.as_raw_fd()])
+    if channel.as_raw_fd() < 3 {
+        return Err("the answer channel is a standard stream".into());
+    }
+    // Standard streams the helper cannot use (a pipe's read end, its
+    // writer gone): a file it opens later never takes 0-2, where a stray
+    // message would land in it.
+    let (dead, writer) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(fail("create a pipe"))?;
+    drop(writer);
+    for fd in 0..3 {
+        kennel_sys::fd::dup_onto(dead.as_raw_fd(), fd)
+            .map_err(|e| format!("replace the standard streams: {e}"))?;
+    }
+    drop(dead);
+    kennel_sys::fd::close_all_from(3, &[channel.as_raw_fd()])
         .map_err(|e| format!("close inherited descriptors: {e}"))?;
     let (zu, zg) = (rustix::process::Uid::ROOT, rustix::process::Gid::ROOT);
     rustix::thread::set_thread_res_gid(zg, zg, zg)

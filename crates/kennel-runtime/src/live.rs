@@ -34,12 +34,7 @@ pub fn set_numpty(
     opts: crate::devpts::DevptsOptions,
 ) -> Result<()> {
     use std::os::fd::AsFd;
-    let pid = rustix::process::Pid::from_raw(monitor_pid).ok_or(RuntimeError::NotRunning)?;
-    let monitor = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-        .map_err(|_| RuntimeError::NotRunning)?;
-    if !procfs::is_live_process(monitor_pid, monitor_start) {
-        return Err(RuntimeError::NotRunning);
-    }
+    let monitor = procfs::pin_live(monitor_pid, monitor_start)?;
     let mount = rustix::process::pidfd_getfd(
         &monitor,
         crate::launch::MONITOR_FD_DEVPTS,
@@ -47,7 +42,7 @@ pub fn set_numpty(
     )
     .ctx(|| "take the VE's devpts from its monitor".into())?;
     let fs = rustix::fs::fstatfs(&mount).ctx(|| "look at the VE's devpts".into())?;
-    if fs.f_type as i64 != 0x1cd1 {
+    if fs.f_type as i64 != crate::devpts::DEVPTS_SUPER_MAGIC {
         return Err(RuntimeError::Protocol(
             "the VE's monitor holds no devpts (started by an older Kennel?): restart the VE to change its pty limit".into(),
         ));

@@ -8,26 +8,46 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::termios::{tcgetattr, tcgetwinsize, tcsetattr, tcsetwinsize, OptionalActions, Termios};
 
-/// Puts a terminal in raw mode until dropped.
+/// A terminal's mode, changed until dropped: raw for a relay, quiet for a
+/// password prompt. The descriptor is duplicated before the change, so
+/// that a change is never left without a way to undo it.
 #[derive(Debug)]
-pub struct RawTerminal {
+pub struct TerminalMode {
     fd: OwnedFd,
     saved: Termios,
 }
 
-impl RawTerminal {
+impl TerminalMode {
     /// Raw mode on `fd` if it is a terminal; `None` otherwise.
-    pub fn enable(fd: BorrowedFd<'_>) -> Option<Self> {
+    pub fn raw(fd: BorrowedFd<'_>) -> Option<Self> {
+        Self::change(fd, Termios::make_raw)
+    }
+
+    /// For typing a password: no echo, no line editing and no signal keys
+    /// (Ctrl-C arrives as a byte, and the caller ends so that the mode is
+    /// always put back); reads return each key. `None` if `fd` is not a
+    /// terminal.
+    pub fn password(fd: BorrowedFd<'_>) -> Option<Self> {
+        use rustix::termios::{LocalModes, SpecialCodeIndex};
+        Self::change(fd, |t| {
+            t.local_modes
+                .remove(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG);
+            t.special_codes[SpecialCodeIndex::VMIN] = 1;
+            t.special_codes[SpecialCodeIndex::VTIME] = 0;
+        })
+    }
+
+    fn change(fd: BorrowedFd<'_>, how: impl FnOnce(&mut Termios)) -> Option<Self> {
         let saved = tcgetattr(fd).ok()?;
-        let mut raw = saved.clone();
-        raw.make_raw();
-        tcsetattr(fd, OptionalActions::Now, &raw).ok()?;
         let fd = fd.try_clone_to_owned().ok()?;
-        Some(RawTerminal { fd, saved })
+        let mut changed = saved.clone();
+        how(&mut changed);
+        tcsetattr(&fd, OptionalActions::Now, &changed).ok()?;
+        Some(TerminalMode { fd, saved })
     }
 }
 
-impl Drop for RawTerminal {
+impl Drop for TerminalMode {
     fn drop(&mut self) {
         let _ = tcsetattr(&self.fd, OptionalActions::Now, &self.saved);
     }
@@ -222,31 +242,4 @@ fn flush(master: BorrowedFd<'_>, pending: &mut Vec<u8>) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Turns a terminal's echo off until dropped (for a password prompt).
-#[derive(Debug)]
-pub struct EchoOff {
-    fd: OwnedFd,
-    saved: Termios,
-}
-
-impl EchoOff {
-    /// `None` if `fd` is not a terminal.
-    pub fn enable(fd: BorrowedFd<'_>) -> Option<Self> {
-        let saved = tcgetattr(fd).ok()?;
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
-        tcsetattr(fd, OptionalActions::Now, &quiet).ok()?;
-        Some(EchoOff {
-            fd: fd.try_clone_to_owned().ok()?,
-            saved,
-        })
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        let _ = tcsetattr(&self.fd, OptionalActions::Now, &self.saved);
-    }
 }

@@ -31,8 +31,9 @@ const CGROUPS: &[u8] = b"cg";
 const ERR_PREFIX: &[u8] = b"E";
 const CONSOLE: &[u8] = b"C";
 
-/// The most descriptors one message carries.
-const MAX_FDS: usize = 4;
+/// The most descriptors one message carries: "go" (the VE's root, its
+/// devpts, every feature's device node).
+const MAX_FDS: usize = 2 + crate::launch::devnodes::FEATURE_NODES.len();
 
 /// A new channel between two processes of a start or an exec: a
 /// close-on-exec `SOCK_SEQPACKET` pair (messages keep their bounds).

@@ -312,3 +312,83 @@ fn dir_names(dir: BorrowedFd<'_>, rel: &str) -> Result<Vec<CString>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn tree() -> (tempfile::TempDir, Tree) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Tree::open(dir.path()).expect("open");
+        (dir, t)
+    }
+
+    #[test]
+    fn sweep_counts_a_deep_tree_once_and_follows_no_link() {
+        let (dir, t) = tree();
+        let mut deep = dir.path().to_path_buf();
+        for _ in 0..300 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).expect("deep");
+        std::fs::write(deep.join("f"), vec![1u8; 8192]).expect("file");
+        std::fs::hard_link(deep.join("f"), dir.path().join("again")).expect("link");
+        let odd = std::ffi::OsStr::from_bytes(b"odd-\xff");
+        std::fs::create_dir(dir.path().join(odd)).expect("odd name");
+        symlink("/", dir.path().join("escape")).expect("symlink");
+        let stats = t.sweep().expect("sweep");
+        // 300 d's, f, again, odd, escape.
+        assert_eq!(stats.entries, 304);
+        assert!(
+            (8192..16384).contains(&stats.bytes),
+            "a hard-linked file is counted once: {}",
+            stats.bytes
+        );
+        assert_eq!(stats.devices_removed, 0);
+    }
+
+    #[test]
+    fn sweep_removes_device_nodes() {
+        if !rustix::process::geteuid().is_root() {
+            return; // mknod needs root
+        }
+        let (dir, t) = tree();
+        std::fs::create_dir(dir.path().join("dev")).expect("dev");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("dev/null"),
+            FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .expect("mknod");
+        let stats = t.sweep().expect("sweep");
+        assert_eq!((stats.devices_removed, stats.entries), (1, 1));
+        assert!(!dir.path().join("dev/null").exists());
+    }
+
+    #[test]
+    fn empty_dir_replaces_whatever_was_there_and_follows_no_link() {
+        let (dir, t) = tree();
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("keep"), b"x").expect("keep");
+        symlink(outside.path(), dir.path().join("upper")).expect("symlink");
+        t.empty_dir("upper").expect("over a symlink");
+        assert!(
+            outside.path().join("keep").exists(),
+            "the link's target stays"
+        );
+        std::fs::create_dir_all(dir.path().join("work/a/b")).expect("work");
+        std::fs::write(dir.path().join("work/a/b/f"), b"x").expect("f");
+        t.empty_dir("work").expect("over a tree");
+        for d in ["upper", "work"] {
+            let p = dir.path().join(d);
+            let meta = std::fs::symlink_metadata(&p).expect("made");
+            assert!(meta.is_dir(), "{d}");
+            assert_eq!(std::fs::read_dir(&p).expect("read").count(), 0, "{d}");
+        }
+    }
+}

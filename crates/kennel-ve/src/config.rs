@@ -232,10 +232,10 @@ impl VeConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> VeConfig {
+    pub(crate) fn sample() -> VeConfig {
         VeConfig {
             id: VeId::parse("101").expect("id"),
             uuid: "0f0e0d0c-0b0a-4908-8706-050403020100".into(),

@@ -1,6 +1,7 @@
 //! Errors of the VE library, each with the exit status the CLI uses
 //! (documented in docs/CLI.md, "Exit status").
 
+use kennel_runtime::join::NotRun;
 use kennel_runtime::RuntimeError;
 use kennel_storage::StorageError;
 
@@ -49,8 +50,8 @@ impl ErrorKind {
             ErrorKind::HostUnsupported => 10,
             ErrorKind::Busy => 11,
             ErrorKind::StartFailed => 12,
-            ErrorKind::CannotRun => 126,
-            ErrorKind::CommandNotFound => 127,
+            ErrorKind::CannotRun => NotRun::Failed.exit_status(),
+            ErrorKind::CommandNotFound => NotRun::NotFound.exit_status(),
         }
     }
 }
@@ -124,10 +125,10 @@ impl VeError {
                 StorageError::Io { .. } | StorageError::Remove { .. } => ErrorKind::Internal,
             },
             VeError::Runtime(RuntimeError::NotRunning) => ErrorKind::NotRunning,
-            VeError::Runtime(RuntimeError::CannotRun { code: 127, .. }) => {
-                ErrorKind::CommandNotFound
-            }
-            VeError::Runtime(RuntimeError::CannotRun { .. }) => ErrorKind::CannotRun,
+            VeError::Runtime(RuntimeError::CannotRun { why, .. }) => match why {
+                NotRun::NotFound => ErrorKind::CommandNotFound,
+                NotRun::Failed => ErrorKind::CannotRun,
+            },
             VeError::Runtime(RuntimeError::ConsoleBusy) => ErrorKind::Busy,
             VeError::Cgroup(
                 kennel_cgroup::CgroupError::MissingController { .. }

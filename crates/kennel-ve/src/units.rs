@@ -22,8 +22,7 @@ const UNITS: &[(&str, u64)] = &[
     ("K", 1 << 10),
 ];
 
-/// The largest size taken: half of `u64`, so that a sum of a few sizes
-/// cannot overflow.
+/// The largest size taken, 8 EiB: beyond any host's memory or disk.
 const MAX_BYTES: u64 = 1 << 63;
 
 impl Size {
@@ -133,7 +132,7 @@ pub fn parse_cpus(s: &str) -> Result<f64, VeError> {
     })?;
     if !(v.is_finite() && v > 0.0 && v <= MAX_CPUS) {
         return Err(VeError::BadInput(format!(
-            "invalid CPU count '{s}': it must be above 0 (e.g. 0.5, 1, 4)"
+            "invalid CPU count '{s}': it must be above 0 and at most {MAX_CPUS} (e.g. 0.5, 1, 4)"
         )));
     }
     Ok(v)

@@ -17,67 +17,22 @@ use crate::cli::{Cli, Command, TemplateCommand};
 use crate::output::{self, out, outln};
 use kennel_storage::shown::terminal_safe;
 
+/// Prints a command's one-line report, unless `--quiet`.
+fn say(quiet: bool, msg: String) -> std::io::Result<()> {
+    if !quiet {
+        outln!("{msg}")?;
+    }
+    Ok(())
+}
+
 /// Runs the command; the `Ok` value is the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     let quiet = cli.quiet;
-    let say = |msg: String| -> std::io::Result<()> {
-        if !quiet {
-            outln!("{msg}")?;
-        }
-        Ok(())
-    };
+    let say = |msg: String| say(quiet, msg);
     let k = Kennel::open(cli.root.as_deref(), Executables::beside_current()?)?;
     match cli.command {
         Command::Template(t) => template(&k, t, quiet),
-        Command::Create(a) => {
-            let id = VeId::parse(&a.id)?;
-            let resources = Resources {
-                memory: a.memory.as_deref().map(Size::parse).transpose()?,
-                swap: a.swap.as_deref().map(Size::parse).transpose()?,
-                cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
-                numproc: a
-                    .numproc
-                    .as_deref()
-                    .map(|n| {
-                        n.trim().parse::<u64>().map_err(|_| {
-                            VeError::BadInput(format!(
-                                "invalid --numproc '{n}': use a whole number such as 512"
-                            ))
-                        })
-                    })
-                    .transpose()?,
-                numpty: a
-                    .numpty
-                    .as_deref()
-                    .map(crate::set_args::numpty)
-                    .transpose()?,
-            };
-            let features = a
-                .features
-                .as_deref()
-                .map(crate::set_args::features)
-                .transpose()?
-                .unwrap_or_default();
-            let network = crate::net_args::create_network(&a.net)?;
-            let cfg = k.create(&CreateRequest {
-                id,
-                template: a.template,
-                hostname: a.hostname,
-                resources,
-                features,
-                network,
-            })?;
-            say(format!(
-                "Created VE {} from template {} (hostname {}, host ids {}-{}, {} layer)",
-                cfg.id,
-                cfg.template,
-                cfg.hostname,
-                cfg.idmap.uid_base,
-                cfg.idmap.uid_base as u64 + cfg.idmap.size as u64 - 1,
-                cfg.storage.layer.as_str()
-            ))?;
-            Ok(0)
-        }
+        Command::Create(a) => create(&k, a, quiet),
         Command::Set(a) => {
             let id = VeId::parse(&a.id)?;
             let mut req = crate::net_args::set_request(&a)?;
@@ -132,54 +87,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Exec(a) => {
-            let id = VeId::parse(&a.id)?;
-            let tty = if a.tty {
-                true
-            } else if a.no_tty {
-                false
-            } else {
-                std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
-            };
-            let stdio = if tty { Stdio::Terminal } else { Stdio::Relay };
-            for e in &a.env {
-                if !e.contains('=') || e.starts_with('=') {
-                    bail!(VeError::BadInput(format!(
-                        "invalid --env '{e}': use KEY=value"
-                    )));
-                }
-            }
-            let out = k.exec(
-                &id,
-                &ExecRequest {
-                    argv: a.command,
-                    env: a.env,
-                    cwd: Cwd::Required(a.workdir),
-                    stdio,
-                    term: std::env::var("TERM").ok(),
-                },
-            )?;
-            Ok(out.status)
-        }
-        Command::Enter(a) => {
-            let id = VeId::parse(&a.id)?;
-            let stdio = if std::io::stdin().is_terminal() {
-                Stdio::Terminal
-            } else {
-                Stdio::Relay
-            };
-            let out = k.exec(
-                &id,
-                &ExecRequest {
-                    argv: k.enter_argv(),
-                    env: Vec::new(),
-                    cwd: Cwd::Preferred("/root".into()),
-                    stdio,
-                    term: std::env::var("TERM").ok(),
-                },
-            )?;
-            Ok(out.status)
-        }
+        Command::Exec(a) => exec(&k, a),
+        Command::Enter(a) => enter(&k, a),
         Command::Console(a) => {
             let id = VeId::parse(&a.id)?;
             let esc = parse_escape(&a.escape)?;
@@ -216,20 +125,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             say(format!("Destroyed VE {id}"))?;
             Ok(0)
         }
-        Command::Check => {
-            let checks = k.check();
-            let mut worst = 0;
-            for c in &checks {
-                let (mark, code) = match c.level {
-                    CheckLevel::Ok => ("ok  ", 0),
-                    CheckLevel::Warn => ("warn", 0),
-                    CheckLevel::Fail => ("FAIL", 10),
-                };
-                worst = worst.max(code);
-                outln!("{mark}  {:<16} {}", c.name, terminal_safe(&c.detail))?;
-            }
-            Ok(worst)
-        }
+        Command::Check => check(&k),
         Command::VeExited(a) => {
             let id = VeId::parse(&a.id)?;
             k.ve_exited(&id, &a.how)
@@ -435,4 +331,123 @@ fn parse_escape(s: &str) -> Result<u8> {
     bail!(VeError::BadInput(format!(
         "invalid --escape '{s}': use ^ and a letter or one of [\\]^_, e.g. ^]"
     )))
+}
+
+fn create(k: &Kennel, a: crate::cli::CreateArgs, quiet: bool) -> Result<i32> {
+    let id = VeId::parse(&a.id)?;
+    let numproc = a
+        .numproc
+        .as_deref()
+        .map(|n| {
+            n.trim().parse::<u64>().map_err(|_| {
+                VeError::BadInput(format!(
+                    "invalid --numproc '{n}': use a whole number such as 512"
+                ))
+            })
+        })
+        .transpose()?;
+    let resources = Resources {
+        memory: a.memory.as_deref().map(Size::parse).transpose()?,
+        swap: a.swap.as_deref().map(Size::parse).transpose()?,
+        cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
+        numproc,
+        numpty: a
+            .numpty
+            .as_deref()
+            .map(crate::set_args::numpty)
+            .transpose()?,
+    };
+    let features = a
+        .features
+        .as_deref()
+        .map(crate::set_args::features)
+        .transpose()?
+        .unwrap_or_default();
+    let network = crate::net_args::create_network(&a.net)?;
+    let cfg = k.create(&CreateRequest {
+        id,
+        template: a.template,
+        hostname: a.hostname,
+        resources,
+        features,
+        network,
+    })?;
+    say(
+        quiet,
+        format!(
+            "Created VE {} from template {} (hostname {}, host ids {}-{}, {} layer)",
+            cfg.id,
+            cfg.template,
+            cfg.hostname,
+            cfg.idmap.uid_base,
+            cfg.idmap.uid_base as u64 + cfg.idmap.size as u64 - 1,
+            cfg.storage.layer.as_str()
+        ),
+    )?;
+    Ok(0)
+}
+
+fn exec(k: &Kennel, a: crate::cli::ExecArgs) -> Result<i32> {
+    let id = VeId::parse(&a.id)?;
+    let tty = if a.tty {
+        true
+    } else if a.no_tty {
+        false
+    } else {
+        std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+    };
+    let stdio = if tty { Stdio::Terminal } else { Stdio::Relay };
+    for e in &a.env {
+        if !e.contains('=') || e.starts_with('=') {
+            bail!(VeError::BadInput(format!(
+                "invalid --env '{e}': use KEY=value"
+            )));
+        }
+    }
+    let out = k.exec(
+        &id,
+        &ExecRequest {
+            argv: a.command,
+            env: a.env,
+            cwd: Cwd::Required(a.workdir),
+            stdio,
+            term: std::env::var("TERM").ok(),
+        },
+    )?;
+    Ok(out.status)
+}
+
+fn enter(k: &Kennel, a: crate::cli::IdArg) -> Result<i32> {
+    let id = VeId::parse(&a.id)?;
+    let stdio = if std::io::stdin().is_terminal() {
+        Stdio::Terminal
+    } else {
+        Stdio::Relay
+    };
+    let out = k.exec(
+        &id,
+        &ExecRequest {
+            argv: k.enter_argv(),
+            env: Vec::new(),
+            cwd: Cwd::Preferred("/root".into()),
+            stdio,
+            term: std::env::var("TERM").ok(),
+        },
+    )?;
+    Ok(out.status)
+}
+
+/// `kennel check`: one line per check; exit 10 if VEs cannot start.
+fn check(k: &Kennel) -> Result<i32> {
+    let mut worst = 0;
+    for c in &k.check() {
+        let (mark, code) = match c.level {
+            CheckLevel::Ok => ("ok  ", 0),
+            CheckLevel::Warn => ("warn", 0),
+            CheckLevel::Fail => ("FAIL", 10),
+        };
+        worst = worst.max(code);
+        outln!("{mark}  {:<16} {}", c.name, terminal_safe(&c.detail))?;
+    }
+    Ok(worst)
 }

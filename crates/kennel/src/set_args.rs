@@ -1,7 +1,7 @@
 //! The options of `create` and `set` that are not the network's: the pty
 //! limit, features, and a user's password.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 
 use anyhow::Result;
 use kennel_runtime::features::Features;
@@ -42,26 +42,107 @@ fn user_password(spec: &str) -> Result<UserPassword> {
     Ok(UserPassword::new(&user, &password)?)
 }
 
+/// The longest password read from standard input.
+const PASSWORD_MAX: usize = 4096;
+
 fn read_password(user: &str) -> Result<String> {
     let stdin = std::io::stdin();
-    let echo_off = if stdin.is_terminal() {
-        let mut err = std::io::stderr();
-        let _ = write!(err, "Password for {user}: ");
-        let _ = err.flush();
-        kennel_runtime::pty::EchoOff::enable(rustix::stdio::stdin())
-    } else {
-        None
-    };
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    if echo_off.is_some() {
-        eprintln!();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .take(PASSWORD_MAX as u64 + 1)
+            .read_line(&mut line)
+            .map_err(|e| {
+                VeError::BadInput(format!("cannot read the password from standard input: {e}"))
+            })?;
+        if line.len() > PASSWORD_MAX {
+            return Err(too_long().into());
+        }
+        return Ok(line.trim_end_matches(['\n', '\r']).to_string());
     }
-    drop(echo_off);
-    read.map_err(|e| {
-        VeError::BadInput(format!("cannot read the password from standard input: {e}"))
-    })?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    let mut err = std::io::stderr();
+    let _ = write!(err, "Password for {user}: ");
+    let _ = err.flush();
+    let typed = {
+        let _quiet = kennel_runtime::pty::TerminalMode::password(rustix::stdio::stdin());
+        type_password(rustix::stdio::stdin())
+    };
+    eprintln!();
+    Ok(typed?)
+}
+
+fn too_long() -> VeError {
+    VeError::BadInput(format!(
+        "the password is longer than {PASSWORD_MAX} bytes: give a shorter one"
+    ))
+}
+
+/// Reads a password key by key from a terminal in
+/// [`TerminalMode::password`](kennel_runtime::pty::TerminalMode::password).
+fn type_password(tty: std::os::fd::BorrowedFd<'_>) -> Result<String, VeError> {
+    let mut line = Vec::new();
+    let mut key = [0u8; 1];
+    loop {
+        let n = match rustix::io::read(tty, &mut key) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(VeError::BadInput(format!(
+                    "cannot read the password from the terminal: {e}"
+                )))
+            }
+        };
+        let step = if n == 0 {
+            Typing::Cancelled
+        } else {
+            password_key(&mut line, key[0])
+        };
+        match step {
+            Typing::More if line.len() > PASSWORD_MAX => return Err(too_long()),
+            Typing::More => {}
+            Typing::Done => {
+                return String::from_utf8(line)
+                    .map_err(|_| VeError::BadInput("the password typed is not UTF-8 text".into()))
+            }
+            Typing::Cancelled => {
+                return Err(VeError::BadInput(
+                    "no password given (cancelled): nothing was changed".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Where typing a password stands after a key.
+#[derive(Debug, PartialEq, Eq)]
+enum Typing {
+    More,
+    Done,
+    Cancelled,
+}
+
+/// What `key` does to the password typed so far: Enter ends it, Ctrl-C
+/// (or Ctrl-D on an empty line) cancels, Backspace takes back the last
+/// character, Ctrl-U all of them.
+fn password_key(line: &mut Vec<u8>, key: u8) -> Typing {
+    match key {
+        b'\r' | b'\n' => return Typing::Done,
+        0x03 => return Typing::Cancelled,
+        0x04 if line.is_empty() => return Typing::Cancelled,
+        0x04 => {}
+        0x7f | 0x08 => {
+            // A whole UTF-8 character: its continuation bytes, then its
+            // first byte.
+            while line.last().is_some_and(|b| b & 0xc0 == 0x80) {
+                line.pop();
+            }
+            line.pop();
+        }
+        0x15 => line.clear(),
+        k => line.push(k),
+    }
+    Typing::More
 }
 
 /// Overwrites the password of `--userpasswd USER:PASSWORD` in this
@@ -70,8 +151,17 @@ fn read_password(user: &str) -> Result<String> {
 /// milliseconds cannot be taken back: the standard-input form avoids even
 /// that.
 pub fn hide_password_in_cmdline(args: &[std::ffi::OsString]) {
+    let spans = password_spans(args);
+    if !spans.is_empty() {
+        kennel_runtime::procfs::overwrite_own_cmdline(&spans, b'x');
+    }
+}
+
+/// Where, in `/proc/self/cmdline` (the arguments joined by NUL bytes),
+/// the passwords of `--userpasswd USER:PASSWORD` and
+/// `--userpasswd=USER:PASSWORD` stand: (byte offset, length).
+fn password_spans(args: &[std::ffi::OsString]) -> Vec<(usize, usize)> {
     use std::os::unix::ffi::OsStrExt;
-    // Byte offsets, in /proc/self/cmdline, of every password to hide.
     let mut spans = Vec::new();
     let mut offset = 0usize;
     let mut after_flag = false;
@@ -91,7 +181,79 @@ pub fn hide_password_in_cmdline(args: &[std::ffi::OsString]) {
         after_flag = b == b"--userpasswd";
         offset += b.len() + 1;
     }
-    if !spans.is_empty() {
-        kennel_runtime::procfs::overwrite_own_cmdline(&spans, b'x');
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_found_in_the_command_line() {
+        let args: Vec<std::ffi::OsString> = [
+            "kennel",
+            "set",
+            "101",
+            "--userpasswd",
+            "root:s3cret",
+            "--userpasswd=bob:pw",
+            "--userpasswd",
+            "alice",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let joined = args
+            .iter()
+            .map(|a| a.to_str().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\0");
+        let shown: Vec<&str> = password_spans(&args)
+            .iter()
+            .map(|&(at, n)| &joined[at..at + n])
+            .collect();
+        assert_eq!(shown, ["s3cret", "pw"]);
+    }
+
+    #[test]
+    fn keys_edit_a_password() {
+        let typed = |keys: &[u8]| {
+            let mut line = Vec::new();
+            let mut last = Typing::More;
+            for &k in keys {
+                last = password_key(&mut line, k);
+                if last != Typing::More {
+                    break;
+                }
+            }
+            (String::from_utf8_lossy(&line).into_owned(), last)
+        };
+        assert_eq!(typed(b"abc\r"), ("abc".into(), Typing::Done));
+        assert_eq!(typed(b"abx\x7fc\n"), ("abc".into(), Typing::Done));
+        assert_eq!(
+            typed("aé\x7f\x7fb\r".as_bytes()),
+            ("b".into(), Typing::Done)
+        );
+        assert_eq!(typed(b"wrong\x15ok\r"), ("ok".into(), Typing::Done));
+        assert_eq!(typed(b"ab\x03"), ("ab".into(), Typing::Cancelled));
+        assert_eq!(typed(b"\x04"), ("".into(), Typing::Cancelled));
+        assert_eq!(typed(b"a\x04b\r"), ("ab".into(), Typing::Done));
+    }
+
+    #[test]
+    fn numbers_and_features_are_checked() {
+        assert_eq!(numpty(" 64 ").ok(), Some(64));
+        assert!(numpty("lots").is_err());
+        assert!(features("tun,fuse").is_ok());
+        let e = features("tun,floppy").expect_err("floppy");
+        assert!(e.to_string().contains("'floppy'"), "{e}");
+    }
+
+    #[test]
+    fn user_and_password_in_one_argument() {
+        let up = user_password("root:a:b").expect("root");
+        assert_eq!((up.user.as_str(), up.password.as_str()), ("root", "a:b"));
+        assert!(user_password("ro ot:x").is_err());
+        assert!(user_password("root:").is_err());
     }
 }

@@ -269,3 +269,34 @@ fn console_ends_when_the_ve_stops() {
     s.wait(t());
     root.finish();
 }
+
+/// Started with its standard input and error closed, `kennel` still runs
+/// commands in a VE and changes its files: no descriptor it opens takes a
+/// standard stream's number, where the child's streams go (Rust's runtime
+/// opens /dev/null on closed ones before `main`).
+#[test]
+fn closed_standard_streams_are_no_trouble() {
+    let root = TestRoot::new("term-closed");
+    root.start_busybox("101", &[]);
+    let closed = |args: &[&str]| {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", "exec \"$@\" <&- 2>&-", "sh", common::KENNEL, "--root"])
+            .arg(&root.dir)
+            .args(args);
+        c.output().expect("run kennel")
+    };
+    let out = closed(&[
+        "exec",
+        "101",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo out:$(cat | wc -c)",
+    ]);
+    assert!(out.status.success(), "exec: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "out:0");
+    let out = closed(&["set", "101", "--hostname", "closed1"]);
+    assert!(out.status.success(), "set: {out:?}");
+    assert_eq!(root.sh("101", "cat /etc/hostname").trim(), "closed1");
+    root.finish();
+}

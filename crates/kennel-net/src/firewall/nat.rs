@@ -30,8 +30,10 @@
 //! will, so one list for both would let them fill it and cut every new
 //! flow of the VE's own; apart, a flood to the VE only stops new flows to
 //! it. A flow counts as the VE's own only when it arrives from the VE's
-//! links (its host ends; on a bridge, the bridge), so that a packet from
-//! the LAN with the VE's address as its source counts for nothing here.
+//! links (its host ends; on a bridge, the bridge) with the VE's address,
+//! so that a packet from the uplink with that source counts for nothing
+//! here; another port of the same bridge that may send from the VE's
+//! address (a `dhcp=yes` VE, a LAN host bridged in) does count.
 //! The rules run after conntrack made the new entry and after DNAT (so a
 //! forwarded flow has the VE's address), in prerouting, where the entry is
 //! not confirmed yet: dropping the packet frees it. Packets of flows

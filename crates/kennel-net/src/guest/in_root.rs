@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
-    fchown, fstat, openat, openat2, renameat, statat, unlinkat, AtFlags, FileType, Gid, Mode,
-    OFlags, ResolveFlags, Uid,
+    fstat, openat, openat2, renameat, statat, unlinkat, AtFlags, FileType, Mode, OFlags,
+    ResolveFlags,
 };
 
 use crate::error::{io_err, Result};
@@ -30,13 +30,11 @@ pub enum Existing {
     Other,
 }
 
-/// Where the files go: the VE's root, and who owns what Kennel creates.
+/// Where the files go: the VE's root, as seen by a process that already
+/// is the VE's root (so that what it creates is the VE root's).
 #[derive(Debug)]
 pub struct Root<'a> {
     pub fd: BorrowedFd<'a>,
-    /// Host ids of the VE's root user, when writing from the host; `None`
-    /// when the writer already is the VE's root.
-    pub owner: Option<(u32, u32)>,
 }
 
 fn split(path: &str) -> (&str, &str) {
@@ -144,10 +142,6 @@ impl Root<'_> {
         )
         .map_err(|e| io_err(format!("create {path} in the VE"))(e.into()))?;
         let done = (|| -> std::io::Result<bool> {
-            if let Some((uid, gid)) = self.owner {
-                // Created by the host's root: give it to the VE's root.
-                fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
-            }
             let mut f = std::fs::File::from(fd);
             f.write_all(contents.as_bytes())?;
             match renameat(&dirfd, tmp.as_str(), &dirfd, name) {

@@ -2,7 +2,7 @@
 //!
 //! The VE is in its own cgroup namespace rooted at its Kennel cgroup, so a
 //! fresh cgroup mount shows only the VE's subtree. Wherever the host has a
-//! cgroup2 hierarchy (pure v2, or hybrid like this one) the VE gets just
+//! cgroup2 hierarchy (pure v2, or hybrid) the VE gets just
 //! that, at /sys/fs/cgroup, and its systemd runs in unified mode there:
 //! that subtree is bounded (`cgroup.max.*`), while v1 can bound nothing a
 //! VE makes (see `kennel_cgroup`'s delegation note); the v1 controllers
@@ -22,11 +22,7 @@ use crate::error::{Context, Result, RuntimeError};
 
 pub fn mount(root: &VeRoot, host: &Host) -> Result<()> {
     let r = root.fd.as_fd();
-    if host
-        .hierarchies()
-        .iter()
-        .any(|h| h.kind == HierarchyKind::V2)
-    {
+    if host.has_v2() {
         let fs = new_fs("cgroup2", &[], &[], NOSUID_NODEV_NOEXEC)?;
         mount_and_open(r, "sys/fs/cgroup", fs, 0o755)?;
         return Ok(());
@@ -46,6 +42,9 @@ pub fn mount(root: &VeRoot, host: &Host) -> Result<()> {
     )
     .ctx(|| "open /sys/fs/cgroup".into())?;
     for h in host.hierarchies() {
+        let HierarchyKind::V1 { name } = &h.kind else {
+            continue;
+        };
         let Some(sub) = h
             .subdir()
             .and_then(|s| s.to_str())
@@ -55,19 +54,13 @@ pub fn mount(root: &VeRoot, host: &Host) -> Result<()> {
         };
         mkdirat(dir.as_fd(), sub, Mode::from_raw_mode(0o755))
             .ctx(|| format!("create /sys/fs/cgroup/{sub}"))?;
-        let fs = match &h.kind {
-            HierarchyKind::V2 => new_fs("cgroup2", &[], &[], NOSUID_NODEV_NOEXEC)?,
-            HierarchyKind::V1 { name } => {
-                let flags: Vec<&str> = if h.controllers.is_empty() {
-                    vec!["none"]
-                } else {
-                    h.controllers.iter().map(String::as_str).collect()
-                };
-                let strings: Vec<(&str, &str)> =
-                    name.iter().map(|n| ("name", n.as_str())).collect();
-                new_fs("cgroup", &flags, &strings, NOSUID_NODEV_NOEXEC)?
-            }
+        let flags: Vec<&str> = if h.controllers.is_empty() {
+            vec!["none"]
+        } else {
+            h.controllers.iter().map(String::as_str).collect()
         };
+        let strings: Vec<(&str, &str)> = name.iter().map(|n| ("name", n.as_str())).collect();
+        let fs = new_fs("cgroup", &flags, &strings, NOSUID_NODEV_NOEXEC)?;
         mount_and_open(cg.as_fd(), sub, fs, 0o755)?;
         // cpu,cpuacct style mounts get one symlink per controller.
         if sub.contains(',') {

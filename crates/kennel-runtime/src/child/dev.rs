@@ -19,6 +19,7 @@ use super::mnt::{attach, clone_of, new_fs, open_target, Make};
 use super::rootfs::VeRoot;
 use crate::error::{Context, Result, RuntimeError};
 use crate::features::Features;
+use crate::launch::devnodes::FeatureNode;
 
 /// Host device nodes bound into every VE.
 pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -64,10 +65,15 @@ pub fn mount_dev(
         bind_node(d, n, host.as_fd())?;
     }
     // Made by the monitor (`launch::devnodes`), in this order.
-    let wanted = crate::launch::devnodes::FEATURE_NODES
-        .iter()
-        .filter(|(f, ..)| features.has(*f));
-    for ((_, _, _, _, at), node) in wanted.zip(nodes) {
+    let wanted: Vec<_> = crate::launch::devnodes::wanted(features).collect();
+    if wanted.len() != nodes.len() {
+        return Err(RuntimeError::Protocol(format!(
+            "the monitor sent {} feature devices for {} features",
+            nodes.len(),
+            wanted.len()
+        )));
+    }
+    for (&FeatureNode { at, .. }, node) in wanted.iter().zip(nodes) {
         if let Some((dir, _)) = at.split_once('/') {
             open_target(d, dir, Make::Dir(0o755))?;
         }

@@ -80,10 +80,7 @@ fn write_guest_files(spec: &StartSpec) {
         hostname: &spec.hostname,
         net: &spec.network,
     };
-    let target = kennel_net::guest::Root {
-        fd: root.as_fd(),
-        owner: None,
-    };
+    let target = kennel_net::guest::Root { fd: root.as_fd() };
     if let Err(e) = kennel_net::guest::apply(&target, &view) {
         tracing::warn!("VE {}: network files: {e}", spec.id);
     }

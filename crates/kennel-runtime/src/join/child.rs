@@ -31,10 +31,8 @@ use rustix::thread::{move_into_thread_name_spaces, ThreadNameSpaceType};
 
 use super::message::FromJoin;
 use super::stdio::ChildEnds;
-use super::{Cwd, JoinSpec, EXIT_CANNOT_RUN, EXIT_NOT_FOUND};
+use super::{Cwd, JoinSpec, NotRun};
 
-/// `statfs` magic of devpts.
-const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 /// Device number of `ptmx` in a devpts instance.
 const PTMX: (u32, u32) = (5, 2);
 
@@ -42,13 +40,13 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 
 /// Why the command could not run, as `kennel exec` reports it.
 struct Failure {
-    code: i32,
+    why: NotRun,
     message: String,
 }
 
 fn failed(what: &str) -> impl FnOnce(Error) -> Failure + '_ {
     move |e| Failure {
-        code: EXIT_CANNOT_RUN,
+        why: NotRun::Failed,
         message: format!("{what}: {e}"),
     }
 }
@@ -69,11 +67,11 @@ pub(super) fn run(child: &Child<'_>) -> ! {
         Err(f) => f,
     };
     let _ = FromJoin::Failed {
-        code: failure.code,
+        why: failure.why,
         message: failure.message,
     }
     .send(child.channel);
-    kennel_sys::process::exit_child(failure.code)
+    kennel_sys::process::exit_child(failure.why.exit_status())
 }
 
 fn setup(child: &Child<'_>) -> Result<Infallible, Failure> {
@@ -112,7 +110,7 @@ fn leave_the_caller(child: &Child<'_>) -> Result<(), Failure> {
     kennel_sys::keyring::join_new_session_keyring().map_err(failed("create a session keyring"))?;
     crate::policy::rlimits::apply().map_err(failed("set the VE's resource limits"))?;
     child.place.join_self().map_err(|e| Failure {
-        code: EXIT_CANNOT_RUN,
+        why: NotRun::Failed,
         message: e.to_string(),
     })?;
     crate::procfs::lift_oom_protection().map_err(failed("reset the OOM score adjustment"))
@@ -206,7 +204,7 @@ fn check_ptmx(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     let is_char =
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice;
     let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
-    if is_char && dev == PTMX && fs.f_type as i64 == DEVPTS_SUPER_MAGIC {
+    if is_char && dev == PTMX && fs.f_type as i64 == crate::devpts::DEVPTS_SUPER_MAGIC {
         Ok(())
     } else {
         Err(Error::new(
@@ -219,11 +217,11 @@ fn check_ptmx(fd: BorrowedFd<'_>) -> std::io::Result<()> {
 fn become_the_command(spec: &JoinSpec<'_>) -> Result<Infallible, Failure> {
     kennel_sys::signal::reset_all().map_err(failed("reset signal handling"))?;
     crate::policy::caps::drop_bounding().map_err(|e| Failure {
-        code: EXIT_CANNOT_RUN,
+        why: NotRun::Failed,
         message: e.to_string(),
     })?;
     let bad = |what: &str| Failure {
-        code: EXIT_CANNOT_RUN,
+        why: NotRun::Failed,
         message: format!("{what} with a NUL byte"),
     };
     let argv: Vec<CString> = spec
@@ -234,7 +232,7 @@ fn become_the_command(spec: &JoinSpec<'_>) -> Result<Infallible, Failure> {
         .map_err(|_| bad("an argument"))?;
     let Some(file) = spec.argv.first() else {
         return Err(Failure {
-            code: EXIT_CANNOT_RUN,
+            why: NotRun::Failed,
             message: "no command".into(),
         });
     };
@@ -246,13 +244,13 @@ fn become_the_command(spec: &JoinSpec<'_>) -> Result<Infallible, Failure> {
         .map_err(|_| bad("an environment variable"))?;
     kennel_sys::seccomp::install(spec.seccomp).map_err(failed("install the seccomp filter"))?;
     let e = kennel_sys::process::execve_search(file, &argv, &env);
-    let code = if e.kind() == ErrorKind::NotFound {
-        EXIT_NOT_FOUND
+    let why = if e.kind() == ErrorKind::NotFound {
+        NotRun::NotFound
     } else {
-        EXIT_CANNOT_RUN
+        NotRun::Failed
     };
     Err(Failure {
-        code,
+        why,
         message: format!("cannot run {}: {e}", file),
     })
 }

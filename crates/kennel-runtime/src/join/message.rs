@@ -4,6 +4,7 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
+use super::NotRun;
 use crate::sync::{recv_msg, send_msg};
 
 /// What the child says before it execs the command.
@@ -11,15 +12,17 @@ use crate::sync::{recv_msg, send_msg};
 pub(crate) enum FromJoin {
     /// The master of the command's pty (from the VE's devpts).
     Pty(OwnedFd),
-    /// The command could not be run; `code` is the exit status to report
-    /// (126 cannot run it, 127 not found), `message` one line.
-    Failed { code: i32, message: String },
+    /// The command could not be run, and why; `message` is one line.
+    Failed { why: NotRun, message: String },
     /// End of file: the command runs (or the child died).
     Eof,
 }
 
 const PTY: u8 = b'P';
 const FAILED: u8 = b'F';
+/// What follows `FAILED`: why.
+const NOT_FOUND: u8 = b'n';
+const NOT_RUN: u8 = b'x';
 /// Longest message the parent reads: an error line.
 const MAX: usize = 4096;
 
@@ -30,8 +33,12 @@ impl FromJoin {
                 use std::os::fd::AsFd;
                 send_msg(sock, &[PTY], &[fd.as_fd()])
             }
-            FromJoin::Failed { code, message } => {
-                let mut data = vec![FAILED, *code as u8];
+            FromJoin::Failed { why, message } => {
+                let why = match why {
+                    NotRun::NotFound => NOT_FOUND,
+                    NotRun::Failed => NOT_RUN,
+                };
+                let mut data = vec![FAILED, why];
                 data.extend(message.bytes().take(MAX - 2));
                 send_msg(sock, &data, &[])
             }
@@ -45,14 +52,65 @@ impl FromJoin {
         Ok(match (buf.get(..n).unwrap_or_default(), fds.pop()) {
             ([], _) => FromJoin::Eof,
             ([PTY], Some(fd)) => FromJoin::Pty(fd),
-            ([FAILED, code, msg @ ..], _) => FromJoin::Failed {
-                code: i32::from(*code),
+            ([FAILED, why, msg @ ..], _) => FromJoin::Failed {
+                why: if *why == NOT_FOUND {
+                    NotRun::NotFound
+                } else {
+                    NotRun::Failed
+                },
                 message: String::from_utf8_lossy(msg).into_owned(),
             },
             _ => FromJoin::Failed {
-                code: 126,
+                why: NotRun::Failed,
                 message: "unexpected message from the joining process".into(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    fn round_trip(msg: FromJoin) -> FromJoin {
+        let (a, b) = crate::sync::channel().expect("socketpair");
+        msg.send(a.as_fd()).expect("send");
+        drop(a);
+        FromJoin::recv(b.as_fd()).expect("recv")
+    }
+
+    #[test]
+    fn failures_cross_with_why_and_message() {
+        for why in [NotRun::NotFound, NotRun::Failed] {
+            let back = round_trip(FromJoin::Failed {
+                why,
+                message: "cannot run x: nope".into(),
+            });
+            assert!(
+                matches!(&back, FromJoin::Failed { why: w, message } if *w == why && message == "cannot run x: nope"),
+                "{back:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_message_is_cut_and_the_end_is_eof() {
+        let back = round_trip(FromJoin::Failed {
+            why: NotRun::Failed,
+            message: "y".repeat(10_000),
+        });
+        let FromJoin::Failed { message, .. } = back else {
+            panic!("{back:?}");
+        };
+        assert_eq!(message.len(), MAX - 2);
+        assert!(matches!(round_trip(FromJoin::Eof), FromJoin::Eof));
+    }
+
+    #[test]
+    fn a_pty_arrives_with_its_descriptor() {
+        let (r, _w) = rustix::pipe::pipe().expect("pipe");
+        assert!(matches!(round_trip(FromJoin::Pty(r)), FromJoin::Pty(_)));
     }
 }

@@ -36,12 +36,28 @@ use rustix::thread::{move_into_thread_name_spaces, ThreadNameSpaceType};
 use self::message::FromJoin;
 use crate::error::{Context, Result, RuntimeError};
 use crate::procfs;
-use crate::pty::{self, RawTerminal, RelayEnd, RelayOptions};
+use crate::pty::{self, RelayEnd, RelayOptions, TerminalMode};
 
-/// Exit status kennel uses when it could not start the command (like
-/// `env`): 126 cannot run it, 127 not found.
-pub const EXIT_CANNOT_RUN: i32 = 126;
-pub const EXIT_NOT_FOUND: i32 = 127;
+/// Why a command did not run in a VE. `kennel exec` reports it with a
+/// shell's exit statuses ([`NotRun::exit_status`]), as `env` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotRun {
+    /// No such command (127).
+    NotFound,
+    /// Found, or never looked for, but it could not be run (126): not
+    /// executable, or the way into the VE failed.
+    Failed,
+}
+
+impl NotRun {
+    /// The exit status a shell gives for it.
+    pub fn exit_status(self) -> i32 {
+        match self {
+            NotRun::NotFound => 127,
+            NotRun::Failed => 126,
+        }
+    }
+}
 
 /// How long the child may take from the fork to its exec.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -266,8 +282,8 @@ fn await_exec(channel: BorrowedFd<'_>) -> Result<Option<OwnedFd>> {
         }
         match FromJoin::recv(channel).ctx(|| "wait for the command".into())? {
             FromJoin::Pty(fd) => master = Some(fd),
-            FromJoin::Failed { code, message } => {
-                return Err(RuntimeError::CannotRun { code, message })
+            FromJoin::Failed { why, message } => {
+                return Err(RuntimeError::CannotRun { why, message })
             }
             FromJoin::Eof => return Ok(master),
         }
@@ -282,7 +298,7 @@ fn relay_terminal(
 ) -> Result<()> {
     let stdin = rustix::stdio::stdin();
     pty::copy_winsize(stdin, master);
-    let raw = RawTerminal::enable(stdin);
+    let raw = TerminalMode::raw(stdin);
     let end = pty::relay(
         master,
         &RelayOptions {
@@ -315,5 +331,5 @@ fn wait_status(child_fd: BorrowedFd<'_>) -> Result<i32> {
     if let Some(sig) = st.terminating_signal() {
         return Ok(128 + sig);
     }
-    Ok(EXIT_CANNOT_RUN)
+    Ok(NotRun::Failed.exit_status())
 }

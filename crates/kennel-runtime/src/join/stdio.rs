@@ -124,6 +124,21 @@ pub(super) struct Watch<'a> {
     pub(super) deadline: Option<std::time::Instant>,
 }
 
+/// What one polled descriptor of the relay is.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// The command's pidfd.
+    Child,
+    Signals,
+    /// The command's stdout and stderr (read).
+    Stdout,
+    Stderr,
+    /// The command's stdin (written).
+    Stdin,
+    /// Our own stdin.
+    CallerIn,
+}
+
 /// Relays until the command ends, then copies out what it left in the
 /// pipes and closes them.
 pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -> Result<()> {
@@ -138,26 +153,25 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
     }
     let mut buf = vec![0u8; CHUNK];
     loop {
-        // Slots: 0 child, 1 signals, 2 stdout, 3 stderr, 4 child stdin, 5 caller stdin.
-        let mut slots = vec![0, 1];
+        let mut slots = vec![Slot::Child, Slot::Signals];
         let mut fds = vec![
             PollFd::new(&watch.child, PollFlags::IN),
             PollFd::new(&watch.signals, PollFlags::IN),
         ];
         if let Some(fd) = &ends.stdout {
-            slots.push(2);
+            slots.push(Slot::Stdout);
             fds.push(PollFd::new(fd, PollFlags::IN));
         }
         if let Some(fd) = &ends.stderr {
-            slots.push(3);
+            slots.push(Slot::Stderr);
             fds.push(PollFd::new(fd, PollFlags::IN));
         }
         if let (Some(fd), false) = (&ends.stdin, pending.is_empty()) {
-            slots.push(4);
+            slots.push(Slot::Stdin);
             fds.push(PollFd::new(fd, PollFlags::OUT));
         }
         if caller_in_open && pending.len() < CHUNK && ends.stdin.is_some() {
-            slots.push(5);
+            slots.push(Slot::CallerIn);
             fds.push(PollFd::new(&caller_in, PollFlags::IN));
         }
         // Checked on every round, not only when nothing is ready: a VE
@@ -187,7 +201,7 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e).ctx(|| "relay the command's streams".into()),
         }
-        let ready: Vec<usize> = slots
+        let ready: Vec<Slot> = slots
             .iter()
             .zip(&fds)
             .filter(|(_, p)| !p.revents().is_empty())
@@ -196,15 +210,15 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
         drop(fds);
         for slot in ready {
             match slot {
-                0 => {
+                Slot::Child => {
                     drain(&mut ends, &mut io, &mut buf);
                     return Ok(());
                 }
-                1 => forward_signals(watch),
-                2 => copy_out(&mut ends.stdout, &mut io, 1, &mut buf),
-                3 => copy_out(&mut ends.stderr, &mut io, 2, &mut buf),
-                4 => feed(&mut ends.stdin, &mut pending, caller_in_open),
-                5 => {
+                Slot::Signals => forward_signals(watch),
+                Slot::Stdout => copy_out(&mut ends.stdout, &mut io, 1, &mut buf),
+                Slot::Stderr => copy_out(&mut ends.stderr, &mut io, 2, &mut buf),
+                Slot::Stdin => feed(&mut ends.stdin, &mut pending, caller_in_open),
+                Slot::CallerIn => {
                     match rustix::io::read(caller_in, &mut buf[..CHUNK - pending.len()]) {
                         Ok(0) => caller_in_open = false,
                         Ok(n) => pending.extend_from_slice(&buf[..n]),
@@ -215,7 +229,6 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
                         ends.stdin = None; // end-of-file for the command
                     }
                 }
-                _ => {}
             }
         }
     }
@@ -314,5 +327,91 @@ fn forward_signals(watch: &Watch<'_>) {
                 let _ = rustix::process::pidfd_send_signal(watch.child, sig);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let (r, w) = pipe_with(PipeFlags::CLOEXEC).expect("pipe");
+        set_nonblocking(r.as_fd()).expect("nonblocking");
+        set_nonblocking(w.as_fd()).expect("nonblocking");
+        (r, w)
+    }
+
+    #[test]
+    fn captured_output_is_bounded() {
+        let mut out = Vec::new();
+        let mut io = Ends::Capture {
+            input: b"",
+            out: &mut out,
+        };
+        assert!(put(&mut io, 1, &[b'x'; 50_000]));
+        assert!(put(&mut io, 2, &[b'y'; 50_000]));
+        assert_eq!(out.len(), CAPTURE_MAX);
+        assert_eq!(out[CAPTURE_MAX - 1], b'y');
+    }
+
+    #[test]
+    fn feeding_closes_stdin_once_all_is_written() {
+        let (r, w) = pipe();
+        let mut stdin = Some(w);
+        let mut pending = b"hello".to_vec();
+        feed(&mut stdin, &mut pending, true);
+        assert!(pending.is_empty() && stdin.is_some(), "more may come");
+        pending.extend_from_slice(b" world");
+        feed(&mut stdin, &mut pending, false);
+        assert!(
+            stdin.is_none(),
+            "no more input: end-of-file for the command"
+        );
+        let mut buf = [0u8; 64];
+        let n = rustix::io::read(&r, &mut buf).expect("read");
+        assert_eq!(&buf[..n], b"hello world");
+    }
+
+    #[test]
+    fn feeding_a_command_that_closed_its_stdin_drops_the_input() {
+        let (r, w) = pipe();
+        drop(r);
+        let mut stdin = Some(w);
+        let mut pending = b"lost".to_vec();
+        feed(&mut stdin, &mut pending, true);
+        assert!(stdin.is_none() && pending.is_empty());
+    }
+
+    #[test]
+    fn a_full_pipe_keeps_the_rest_pending() {
+        let (_r, w) = pipe();
+        let mut stdin = Some(w);
+        let mut pending = vec![b'z'; 1 << 20];
+        feed(&mut stdin, &mut pending, false);
+        assert!(!pending.is_empty() && pending.len() < 1 << 20);
+        assert!(stdin.is_some(), "still waiting for the command to read");
+    }
+
+    #[test]
+    fn drain_takes_what_is_there_and_never_waits() {
+        let (out_r, out_w) = pipe();
+        let (err_r, _err_w_kept_open) = pipe();
+        rustix::io::write(&out_w, b"last words").expect("write");
+        let mut ends = ParentEnds {
+            stdin: None,
+            stdout: Some(out_r),
+            stderr: Some(err_r),
+        };
+        let mut out = Vec::new();
+        let mut io = Ends::Capture {
+            input: b"",
+            out: &mut out,
+        };
+        let mut buf = vec![0u8; CHUNK];
+        let t = std::time::Instant::now();
+        drain(&mut ends, &mut io, &mut buf);
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(out, b"last words");
+        assert!(ends.stdout.is_none() && ends.stderr.is_none());
     }
 }

@@ -22,11 +22,40 @@ use rustix::mount::{
 use crate::error::{Context, Result};
 use crate::features::{Feature, Features};
 
-/// (feature, node name, major, minor, where it goes below the VE's /dev).
-pub const FEATURE_NODES: &[(Feature, &str, u32, u32, &str)] = &[
-    (Feature::Tun, "tun", 10, 200, "net/tun"),
-    (Feature::Fuse, "fuse", 10, 229, "fuse"),
+/// A device node an opt-in feature gives the VE.
+#[derive(Debug)]
+pub struct FeatureNode {
+    pub feature: Feature,
+    /// Its name on the monitor's tmpfs.
+    pub name: &'static str,
+    pub major: u32,
+    pub minor: u32,
+    /// Where it goes below the VE's `/dev`.
+    pub at: &'static str,
+}
+
+/// Every feature's node, in the order they are made, sent and bound.
+pub const FEATURE_NODES: &[FeatureNode] = &[
+    FeatureNode {
+        feature: Feature::Tun,
+        name: "tun",
+        major: 10,
+        minor: 200,
+        at: "net/tun",
+    },
+    FeatureNode {
+        feature: Feature::Fuse,
+        name: "fuse",
+        major: 10,
+        minor: 229,
+        at: "fuse",
+    },
 ];
+
+/// The nodes `features` need, in [`FEATURE_NODES`]' order.
+pub fn wanted(features: &Features) -> impl Iterator<Item = &'static FeatureNode> + '_ {
+    FEATURE_NODES.iter().filter(|n| features.has(n.feature))
+}
 
 /// Where the nodes are, in the VE's mount namespace until `pivot_root`.
 pub fn dir(run_dir: &Path) -> PathBuf {
@@ -36,10 +65,7 @@ pub fn dir(run_dir: &Path) -> PathBuf {
 /// A detached tmpfs holding the nodes `features` need; `None` when they
 /// need none. Call in the host's user namespace.
 pub(super) fn make(features: &Features) -> Result<Option<OwnedFd>> {
-    let wanted: Vec<_> = FEATURE_NODES
-        .iter()
-        .filter(|(f, ..)| features.has(*f))
-        .collect();
+    let wanted: Vec<_> = wanted(features).collect();
     if wanted.is_empty() {
         return Ok(None);
     }
@@ -54,17 +80,18 @@ pub(super) fn make(features: &Features) -> Result<Option<OwnedFd>> {
         MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )
     .ctx(|| "mount the device tmpfs".into())?;
-    for (_, name, major, minor, _) in wanted {
+    for node in wanted {
+        let name = node.name;
         mknodat(
             &mnt,
-            *name,
+            name,
             FileType::CharacterDevice,
             Mode::from_raw_mode(0o666),
-            makedev(*major, *minor),
+            makedev(node.major, node.minor),
         )
         .ctx(|| format!("make the VE's {name} device"))?;
         // The monitor's umask took write access from others.
-        chmodat(&mnt, *name, Mode::from_raw_mode(0o666), AtFlags::empty())
+        chmodat(&mnt, name, Mode::from_raw_mode(0o666), AtFlags::empty())
             .ctx(|| format!("chmod the VE's {name} device"))?;
     }
     Ok(Some(mnt))
@@ -82,10 +109,9 @@ pub(super) fn attach(nodes: &OwnedFd, run_dir: &Path, features: &Features) -> Re
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
     .ctx(|| format!("mount the VE's devices at {}", target.display()))?;
-    FEATURE_NODES
-        .iter()
-        .filter(|(f, ..)| features.has(*f))
-        .map(|(_, name, ..)| {
+    wanted(features)
+        .map(|node| {
+            let name = node.name;
             rustix::fs::open(
                 target.join(name),
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,

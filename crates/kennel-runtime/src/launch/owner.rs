@@ -22,15 +22,19 @@
 
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
 use rustix::process::Uid;
-use rustix::thread::{set_capabilities_secure_bits, set_thread_res_uid, CapabilitiesSecureBits};
+use rustix::thread::{
+    capabilities_secure_bits, set_capabilities_secure_bits, set_thread_res_uid,
+    CapabilitiesSecureBits,
+};
 
 use crate::error::{Context, Result};
 
 /// `clone3` with `opts` (which creates a user namespace) as effective uid
-/// `owner`. Both sides return with the secure bits as they were before:
+/// `owner`. The parent returns with the secure bits as they were before;
 /// the child must call [`child_reset`] first thing.
 pub(super) fn clone_as(owner: u32, opts: &CloneOptions<'_>) -> Result<Forked> {
-    set_capabilities_secure_bits(CapabilitiesSecureBits::NO_SETUID_FIXUP)
+    let before = capabilities_secure_bits().ctx(|| "read the secure bits".into())?;
+    set_capabilities_secure_bits(before | CapabilitiesSecureBits::NO_SETUID_FIXUP)
         .ctx(|| "keep capabilities across the change of uid".into())?;
     let switched = set_thread_res_uid(None, Uid::from_raw(owner), None)
         .ctx(|| format!("become uid {owner} to create the VE's user namespace"));
@@ -39,15 +43,16 @@ pub(super) fn clone_as(owner: u32, opts: &CloneOptions<'_>) -> Result<Forked> {
         return forked;
     }
     set_thread_res_uid(None, Uid::ROOT, None).ctx(|| "return to uid 0".into())?;
-    set_capabilities_secure_bits(CapabilitiesSecureBits::empty())
-        .ctx(|| "reset the secure bits".into())?;
+    set_capabilities_secure_bits(before).ctx(|| "put the secure bits back".into())?;
     forked
 }
 
-/// In the child: the secure bits back to none (it holds every capability
-/// in its new user namespace, so it may).
+/// In the child: without `SECBIT_NO_SETUID_FIXUP`, whatever the host's
+/// bits were (it holds every capability in its new user namespace, so it
+/// may): programs in the VE lose their capabilities across `setuid`.
 pub(crate) fn child_reset() -> std::io::Result<()> {
+    let bits = capabilities_secure_bits()?;
     Ok(set_capabilities_secure_bits(
-        CapabilitiesSecureBits::empty(),
+        bits - CapabilitiesSecureBits::NO_SETUID_FIXUP,
     )?)
 }

@@ -1,7 +1,9 @@
 //! `kennel check`: what this host offers and what Kennel needs, and the
-//! host kernel's hardening it relies on (`hardening`).
+//! host kernel's hardening it relies on (`hardening`); kernel modules in
+//! `modules`.
 
 pub(crate) mod hardening;
+mod modules;
 
 use std::fs;
 use std::path::Path;
@@ -50,11 +52,31 @@ fn on_path(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The `entries` column (hex, the namespace's count) of
-/// `/proc/net/stat/nf_conntrack`'s first line of figures.
-fn conntrack_entries(text: &str) -> Option<u64> {
-    let line = text.lines().nth(1)?;
-    u64::from_str_radix(line.split_whitespace().next()?, 16).ok()
+/// The nf_tables `ct count` expression bounds each NAT VE's connections
+/// (`nat_conntrack_max`): without it such a VE cannot start.
+fn connlimit_check(state: modules::ModuleState, nat_max: u32) -> Check {
+    use modules::ModuleState::*;
+    let name = "nat bound";
+    if nat_max == 0 {
+        return check(name, CheckLevel::Ok, "off (nat_conntrack_max = 0)");
+    }
+    match state {
+        Loaded | BuiltIn | OnDisk => check(
+            name,
+            CheckLevel::Ok,
+            format!("nft_connlimit available (nat_conntrack_max = {nat_max})"),
+        ),
+        Unknown => check(
+            name,
+            CheckLevel::Ok,
+            "a kernel without loadable modules: NAT VEs need CONFIG_NFT_CONNLIMIT built in",
+        ),
+        Missing => check(
+            name,
+            CheckLevel::Warn,
+            "the kernel has no nft_connlimit, so VEs with NAT or port forwards cannot start: build it (CONFIG_NFT_CONNLIMIT), or set nat_conntrack_max = 0 under [network] in kennel.toml",
+        ),
+    }
 }
 
 impl Kennel {
@@ -88,36 +110,7 @@ impl Kennel {
                 "disabled: set sysctl user.max_user_namespaces to a positive number",
             ),
         });
-        match self.cgroups() {
-            Ok(h) => {
-                let missing: Vec<&str> = ["memory", "cpu", "pids"]
-                    .into_iter()
-                    .filter(|c| h.hierarchy_for(c).is_none())
-                    .collect();
-                out.push(if missing.is_empty() {
-                    check(
-                        "cgroups",
-                        ok,
-                        format!(
-                            "{} with memory, cpu and pids; VEs below {}/",
-                            h.layout_name(),
-                            self.cgroup_parent()
-                        ),
-                    )
-                } else {
-                    check(
-                        "cgroups",
-                        Warn,
-                        format!(
-                            "{}; missing controllers {}: limits on them fail",
-                            h.layout_name(),
-                            missing.join(", ")
-                        ),
-                    )
-                });
-            }
-            Err(e) => out.push(check("cgroups", Fail, e.to_string())),
-        }
+        out.push(self.cgroups_check());
         let fss = fs::read_to_string("/proc/filesystems").unwrap_or_default();
         out.push(if fss.lines().any(|l| l.ends_with("\toverlay")) {
             check("overlayfs", ok, "available")
@@ -186,8 +179,53 @@ impl Kennel {
             });
         }
         out.extend(self.check_host_network());
-        let v1: Vec<(String, std::path::PathBuf)> = self
-            .cgroups()
+        out.extend(hardening::report(
+            self.ve_shares(),
+            &self.v1_hierarchies(),
+            (maj, min),
+        ));
+        out
+    }
+
+    /// The cgroup layout, and the controllers VE limits need.
+    fn cgroups_check(&self) -> Check {
+        use CheckLevel::{Fail, Warn};
+        match self.cgroups() {
+            Ok(h) => {
+                let missing: Vec<&str> = ["memory", "cpu", "pids"]
+                    .into_iter()
+                    .filter(|c| h.hierarchy_for(c).is_none())
+                    .collect();
+                if missing.is_empty() {
+                    check(
+                        "cgroups",
+                        CheckLevel::Ok,
+                        format!(
+                            "{} with memory, cpu and pids; VEs below {}/",
+                            h.layout_name(),
+                            self.cgroup_parent()
+                        ),
+                    )
+                } else {
+                    check(
+                        "cgroups",
+                        Warn,
+                        format!(
+                            "{}; missing controllers {}: limits on them fail",
+                            h.layout_name(),
+                            missing.join(", ")
+                        ),
+                    )
+                }
+            }
+            Err(e) => check("cgroups", Fail, e.to_string()),
+        }
+    }
+
+    /// The host's cgroup v1 hierarchies: a name to show, and where each is
+    /// mounted.
+    fn v1_hierarchies(&self) -> Vec<(String, std::path::PathBuf)> {
+        self.cgroups()
             .map(|h| {
                 h.hierarchies()
                     .iter()
@@ -202,9 +240,7 @@ impl Kennel {
                     })
                     .collect()
             })
-            .unwrap_or_default();
-        out.extend(hardening::report(self.ve_shares(), &v1, (maj, min)));
-        out
+            .unwrap_or_default()
     }
 
     /// What the VEs hold of the host's shared pools: their pty limits
@@ -227,7 +263,7 @@ impl Kennel {
                 let stat = format!("/proc/{}/net/stat/nf_conntrack", run.init_pid);
                 shares.conntrack += fs::read_to_string(stat)
                     .ok()
-                    .and_then(|t| conntrack_entries(&t))
+                    .and_then(|t| hardening::stat_entries(&t))
                     .unwrap_or(0);
             }
         }
@@ -255,6 +291,10 @@ impl Kennel {
                 )
             });
         }
+        out.push(connlimit_check(
+            modules::read_module_state("nft_connlimit"),
+            self.host.network.nat_conntrack_max,
+        ));
         let (maj, min, _) = kernel_version();
         if (maj, min) < (5, 16) {
             out.push(check(
@@ -319,13 +359,23 @@ impl Kennel {
 }
 
 #[cfg(test)]
-mod conntrack_tests {
-    use super::conntrack_entries;
+mod tests {
+    use super::modules::ModuleState;
+    use super::*;
 
     #[test]
-    fn reads_a_namespaces_entry_count() {
-        let text = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n00030d40  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000  00000000 00000000 00000000 00000000\n";
-        assert_eq!(conntrack_entries(text), Some(200_000));
-        assert_eq!(conntrack_entries("entries\n"), None);
+    fn the_nat_bound_needs_connlimit() {
+        assert_eq!(
+            connlimit_check(ModuleState::Missing, 16384).level,
+            CheckLevel::Warn
+        );
+        assert_eq!(
+            connlimit_check(ModuleState::Missing, 0).level,
+            CheckLevel::Ok
+        );
+        assert_eq!(
+            connlimit_check(ModuleState::OnDisk, 16384).level,
+            CheckLevel::Ok
+        );
     }
 }

@@ -27,13 +27,14 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 impl Kennel {
     /// Runs a command in VE `id`; returns how it ended.
     pub fn exec(&self, id: &VeId, req: &ExecRequest) -> Result<Outcome> {
-        let cfg = self.config(id)?;
+        // A VE that does not exist is reported as such, not as stopped.
+        self.config(id)?;
         let (state, run) = self.state_of(id)?;
         let run = match (state, run) {
             (VeState::Running | VeState::RunningWithoutMonitor, Some(r)) => r,
             _ => return Err(VeError::NotRunning(id.to_string())),
         };
-        let seccomp = self.ve_seccomp(id, &cfg.features)?;
+        let seccomp = self.ve_seccomp(id)?;
         let mut env = vec![
             PATH.to_string(),
             "HOME=/root".into(),
@@ -67,19 +68,22 @@ impl Kennel {
     }
 
     /// The seccomp program VE `id` runs under: the one its start wrote, or
-    /// (for a VE started by an older Kennel) compiled for its features.
-    pub(crate) fn ve_seccomp(
-        &self,
-        id: &VeId,
-        features: &Features,
-    ) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
+    /// (for a VE started by a Kennel that wrote none, before features
+    /// existed) the default one. Never compiled from the saved features:
+    /// `kennel set --features` changes those before the VE restarts.
+    pub(crate) fn ve_seccomp(&self, id: &VeId) -> Result<Vec<kennel_sys::seccomp::SockFilter>> {
         let path = self.paths.ve_run(id).join(SECCOMP_FILE);
         match std::fs::read(&path) {
             Ok(b) => kennel_sys::seccomp::parse(&b)
                 .map_err(crate::error::io("read the VE's seccomp program")),
-            Err(_) => Ok(kennel_runtime::policy::seccomp::compile(
-                kennel_runtime::policy::seccomp::FilterOptions::for_features(features),
-            )?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(kennel_runtime::policy::seccomp::compile(
+                    kennel_runtime::policy::seccomp::FilterOptions::for_features(
+                        &Features::default(),
+                    ),
+                )?)
+            }
+            Err(e) => Err(crate::error::io(format!("read {}", path.display()))(e)),
         }
     }
 

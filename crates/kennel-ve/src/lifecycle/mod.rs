@@ -26,7 +26,6 @@ use std::sync::OnceLock;
 pub use check::{Check, CheckLevel};
 pub use create::CreateRequest;
 pub use exec::ExecRequest;
-pub use ptys::{pty_budget, HOST_PTYS};
 pub use set::{SetRequest, UserPassword};
 pub use status::{VeState, VeStatus};
 pub use stop::StopOutcome;
@@ -177,11 +176,12 @@ impl Kennel {
     }
 
     fn lock_ve(&self, id: &VeId) -> Result<Lock> {
-        Lock::acquire(
-            &self.paths.locks().join(format!("ve-{id}")),
-            WAIT,
-            id.as_str(),
-        )
+        Lock::acquire(&self.ve_lock_path(id), WAIT, id.as_str())
+    }
+
+    /// The lock every command that changes VE `id` holds.
+    fn ve_lock_path(&self, id: &VeId) -> PathBuf {
+        self.paths.locks().join(format!("ve-{id}"))
     }
 
     fn lock_host(&self) -> Result<Lock> {

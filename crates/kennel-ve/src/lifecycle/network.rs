@@ -131,7 +131,7 @@ impl Kennel {
         let Some(run) = self.run_state(id)? else {
             return Ok(Vec::new());
         };
-        let seccomp = self.ve_seccomp(id, &new.features)?;
+        let seccomp = self.ve_seccomp(id)?;
         let ve = kennel_runtime::inside::InsideVe {
             init_pid: run.init_pid,
             init_start: run.init_start,
@@ -152,7 +152,6 @@ impl Kennel {
             };
             let target = kennel_net::guest::Root {
                 fd: std::os::fd::AsFd::as_fd(&root),
-                owner: None,
             };
             kennel_net::guest::apply(&target, &view).map_err(|e| e.to_string())
         })?;

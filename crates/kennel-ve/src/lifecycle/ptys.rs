@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use super::Kennel;
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
+use crate::lock::Lock;
 
 /// What the host keeps of `kernel.pty.reserve` for itself.
 pub const HOST_PTYS: u64 = 128;
@@ -36,6 +37,32 @@ fn read_sysctl_number(name: &str) -> Option<u64> {
 /// [`HOST_PTYS`]; `None` if the kernel does not say.
 pub fn pty_budget() -> Option<u64> {
     read_sysctl_number("kernel/pty/reserve").map(|r| r.saturating_sub(HOST_PTYS))
+}
+
+/// The host's pty limits (`kernel.pty.max`, `kernel.pty.reserve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtyLimits {
+    pub max: u64,
+    pub reserve: u64,
+}
+
+/// Room above the reserve for devpts instances that do not draw on it
+/// (those mounted inside VEs, other container managers').
+pub const UNRESERVED_PTYS: u64 = 1024;
+
+/// The pty limits this host needs, or `None` if `have` is enough.
+///
+/// Each VE's devpts is mounted from the host's initial mount namespace, so
+/// its ptys may come from `kernel.pty.reserve` (ptys other devpts
+/// instances cannot take), and is limited to the VE's `numpty`. So the
+/// reserve must cover `ve_ptys` (the running VEs' numpty together) plus
+/// [`HOST_PTYS`], and `kernel.pty.max` must leave [`UNRESERVED_PTYS`]
+/// above it for everyone else.
+pub fn pty_needs(have: PtyLimits, ve_ptys: u64) -> Option<PtyLimits> {
+    let reserve = have.reserve.max(ve_ptys.saturating_add(HOST_PTYS));
+    let max = have.max.max(reserve.saturating_add(UNRESERVED_PTYS));
+    let need = PtyLimits { max, reserve };
+    (need != have).then_some(need)
 }
 
 /// `(id, numpty)` from a ledger entry's name.
@@ -85,11 +112,11 @@ impl Kennel {
             }
             let others = ledger_sum(names.iter().map(String::as_str), id.as_str());
             if others + n > budget {
-                let have = super::check::hardening::PtyLimits {
+                let have = PtyLimits {
                     max: read_sysctl_number("kernel/pty/max").unwrap_or(0),
                     reserve: budget + HOST_PTYS,
                 };
-                let need = super::check::hardening::pty_needs(have, others + n).unwrap_or(have);
+                let need = pty_needs(have, others + n).unwrap_or(have);
                 return Err(VeError::HostUnsupported(format!(
                     "VE {id} needs {n} ptys, but the running VEs already hold {others} of the {budget} that kernel.pty.reserve leaves them: raise it (sysctl -w kernel.pty.reserve={} kernel.pty.max={}), or give VEs fewer (--numpty)",
                     need.reserve, need.max
@@ -111,16 +138,18 @@ impl Kennel {
         }
     }
 
-    /// Entries whose VE no longer runs (a crash without teardown).
+    /// Entries whose VE no longer runs (a crash without teardown). A VE
+    /// that is still starting has no state yet, but its start holds the
+    /// VE's lock: an entry whose VE is locked is not stale.
     fn drop_stale_entries(&self, names: &[String]) {
         for name in names {
-            let Some((id, _)) = parse_entry(name) else {
+            let Some(id) = parse_entry(name).and_then(|(id, _)| VeId::parse(id).ok()) else {
                 continue;
             };
-            let running = VeId::parse(id)
-                .ok()
-                .and_then(|id| self.state_of(&id).ok())
-                .is_some_and(|(s, _)| s.is_running());
+            let Some(_idle) = Lock::try_acquire(&self.ve_lock_path(&id)) else {
+                continue;
+            };
+            let running = self.state_of(&id).is_ok_and(|(s, _)| s.is_running());
             if !running {
                 let _ = fs::remove_file(self.pty_ledger().join(name));
             }

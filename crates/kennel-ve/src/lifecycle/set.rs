@@ -201,6 +201,10 @@ impl Kennel {
     /// `kennel set`: checks, applies to the running VE (if it runs), saves.
     /// Returns the saved configuration and notes for the operator (files
     /// in the VE that were left alone, what waits for the next start).
+    ///
+    /// Every check comes before the first effect, and the effects that can
+    /// be undone come first: a refused change leaves `ve.conf` and the VE
+    /// as they were. A password, once set, stays.
     pub fn set(&self, id: &VeId, req: &SetRequest) -> Result<(VeConfig, Vec<String>)> {
         if req.is_empty() {
             return Err(VeError::BadInput(
@@ -214,31 +218,39 @@ impl Kennel {
             VeState::Running | VeState::RunningWithoutMonitor => true,
             VeState::Stopping => return Err(VeError::Busy(id.to_string())),
         };
-        if let Some(up) = &req.userpasswd {
-            if !running {
-                return Err(VeError::NotRunning(id.to_string()));
+        if req.userpasswd.is_some() && !running {
+            return Err(VeError::NotRunning(id.to_string()));
+        }
+        if new.network != cfg.network {
+            let _host = self.lock_host()?;
+            self.check_network(id, &new.network)?;
+        }
+        let mut notes = Vec::new();
+        let ptys = if running && new.resources.numpty() != cfg.resources.numpty() {
+            self.change_ptys_live(id, &cfg, &new, &mut notes)?
+        } else {
+            None
+        };
+        let applied = (|| {
+            if let Some(up) = &req.userpasswd {
+                self.set_password(id, up)?;
             }
-            self.set_password(id, up)?;
-        }
-        let new_ptys = (running && new.resources.numpty() != cfg.resources.numpty())
-            .then(|| new.resources.numpty());
-        if let Some(n) = new_ptys {
-            self.take_ptys(id, u64::from(n))?;
-        }
-        let saved = self.save_and_apply_network(id, &cfg, &new, running);
-        if let Err(e) = saved {
-            if new_ptys.is_some() {
-                let _ = self.take_ptys(id, u64::from(cfg.resources.numpty()));
+            self.save_and_apply_network(id, &cfg, &new, running)
+        })();
+        if let Err(e) = applied {
+            if let Some(change) = ptys {
+                self.undo_ptys(id, change);
             }
             return Err(e);
         }
-        let mut notes = Vec::new();
+        if let Some(change) = ptys {
+            // Down from the larger of the two to the new value: always
+            // fits; should it fail, the ledger only counts too many.
+            let _ = self.take_ptys(id, u64::from(change.new));
+        }
         if running {
             if new.hostname != cfg.hostname || new.network != cfg.network {
                 notes.extend(self.apply_files_live(&cfg, &new)?);
-            }
-            if new_ptys.is_some() {
-                notes.extend(self.set_numpty_live(id, &new)?);
             }
             if new.features != cfg.features {
                 notes.push(format!(
@@ -268,23 +280,46 @@ impl Kennel {
     }
 
     /// The new pty limit of a running VE, through the devpts mount its
-    /// monitor holds. Without a monitor, a note: it applies at the next
-    /// start.
-    fn set_numpty_live(&self, id: &VeId, new: &VeConfig) -> Result<Vec<String>> {
-        let opts = kennel_runtime::devpts::DevptsOptions {
-            gid: new.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
-            max: new.resources.numpty(),
-        };
+    /// monitor holds. The reserve's ledger holds the larger of the old and
+    /// the new limit until the whole `set` succeeded, so that undoing it
+    /// always fits. Without a monitor, a note: the limit and the ledger
+    /// change at the next start.
+    fn change_ptys_live(
+        &self,
+        id: &VeId,
+        old: &VeConfig,
+        new: &VeConfig,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<PtyChange>> {
         let (state, run) = self.state_of(id)?;
-        match (state, run) {
-            (VeState::Running, Some(run)) => {
-                kennel_runtime::live::set_numpty(run.monitor_pid, run.monitor_start, opts)?;
-                Ok(Vec::new())
+        let run = match (state, run) {
+            (VeState::Running, Some(run)) => run,
+            _ => {
+                notes.push(format!(
+                    "VE {id}'s monitor is gone: its pty limit changes at its next start"
+                ));
+                return Ok(None);
             }
-            _ => Ok(vec![format!(
-                "VE {id}'s monitor is gone: its pty limit changes at its next start"
-            )]),
+        };
+        let change = PtyChange {
+            old: old.resources.numpty(),
+            new: new.resources.numpty(),
+            gid: new.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
+            monitor: (run.monitor_pid, run.monitor_start),
+        };
+        self.take_ptys(id, u64::from(change.old.max(change.new)))?;
+        if let Err(e) = change.apply(change.new) {
+            let _ = self.take_ptys(id, u64::from(change.old));
+            return Err(e.into());
         }
+        Ok(Some(change))
+    }
+
+    /// Puts the old pty limit back, live and in the ledger (best effort:
+    /// the `set` is failing for another reason).
+    fn undo_ptys(&self, id: &VeId, change: PtyChange) {
+        let _ = change.apply(change.old);
+        let _ = self.take_ptys(id, u64::from(change.old));
     }
 
     /// Sets a password with the VE's own `chpasswd`, fed on its standard
@@ -303,7 +338,10 @@ impl Kennel {
             },
         );
         let out = match out {
-            Err(VeError::Runtime(kennel_runtime::RuntimeError::CannotRun { code: 127, .. })) => {
+            Err(VeError::Runtime(kennel_runtime::RuntimeError::CannotRun {
+                why: kennel_runtime::join::NotRun::NotFound,
+                ..
+            })) => {
                 return Err(VeError::BadInput(format!(
                     "VE {id} has no chpasswd (install its passwd package, or set the password inside the VE)"
                 )))
@@ -326,5 +364,67 @@ impl Kennel {
             )));
         }
         Ok(())
+    }
+}
+
+/// A running VE's pty limit being changed by `kennel set`.
+#[derive(Debug, Clone, Copy)]
+struct PtyChange {
+    old: u32,
+    new: u32,
+    /// The host gid of the VE's `tty` group (the instance's `gid=`).
+    gid: u32,
+    /// The VE's monitor, which holds its devpts: PID and start time.
+    monitor: (i32, u64),
+}
+
+impl PtyChange {
+    fn apply(&self, max: u32) -> kennel_runtime::Result<()> {
+        let opts = kennel_runtime::devpts::DevptsOptions { gid: self.gid, max };
+        kennel_runtime::live::set_numpty(self.monitor.0, self.monitor.1, opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_and_passwords_chpasswd_cannot_misread() {
+        assert!(UserPassword::new("root", "s3cret: with spaces").is_ok());
+        assert!(UserPassword::new("www-data.2_x", "p").is_ok());
+        for bad in ["", "-root", "ro ot", "root:x", "a/b", &"u".repeat(33)] {
+            assert!(UserPassword::new(bad, "p").is_err(), "{bad:?}");
+        }
+        for bad in ["", "two\nlines", "cr\r", "nul\0"] {
+            assert!(UserPassword::new("root", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_password_never_shows_in_debug_output() {
+        let up = UserPassword::new("root", "hunter2").expect("valid");
+        assert!(!format!("{up:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn numpty_and_features_are_set_and_checked() {
+        let cfg = crate::config::tests::sample();
+        let req = SetRequest {
+            numpty: Some(128),
+            features: Some(Features::parse_list("fuse").expect("fuse")),
+            ..Default::default()
+        };
+        let new = req.apply_to(&cfg).expect("valid");
+        assert_eq!(new.resources.numpty(), 128);
+        assert_eq!(new.features.to_list(), "fuse");
+        assert_eq!(new.hostname, cfg.hostname, "the rest stays");
+        for n in [0, 1, 65537] {
+            let req = SetRequest {
+                numpty: Some(n),
+                ..Default::default()
+            };
+            assert!(req.apply_to(&cfg).is_err(), "numpty {n}");
+        }
     }
 }

@@ -42,7 +42,7 @@ impl Kennel {
             // Start again unless a command is working on the VE right now
             // (it would have its own plan, e.g. a stop), or took the
             // restart away meanwhile.
-            if let Some(_lock) = Lock::try_acquire(&self.paths.locks().join(format!("ve-{id}"))) {
+            if let Some(_lock) = Lock::try_acquire(&self.ve_lock_path(id)) {
                 if fs::remove_file(&marker).is_err() {
                     return Ok(());
                 }
@@ -69,12 +69,7 @@ impl Kennel {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut history: Vec<u64> = fs::read_to_string(&path)
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|t| t.parse().ok())
-            .filter(|&t| t + REBOOT_WINDOW_SECS >= now && t <= now)
-            .collect();
+        let mut history = recent_reboots(&fs::read_to_string(&path).unwrap_or_default(), now);
         history.push(now);
         let text: Vec<String> = history.iter().map(u64::to_string).collect();
         let _ = fs::write(&path, text.join("\n"));
@@ -126,14 +121,26 @@ const RESTART_PENDING_FILE: &str = "restart-pending";
 
 /// The run file that remembers a VE's recent reboots (seconds since 1970).
 const REBOOTS_FILE: &str = "reboots";
-/// How far back reboots count.
-const REBOOT_WINDOW_SECS: u64 = 60;
+/// How far back reboots count: well beyond the longest delay, so that a
+/// VE that keeps rebooting stays at it rather than falling out of the
+/// window and starting again at once.
+const REBOOT_WINDOW_SECS: u64 = 900;
 /// Reboots in the window that restart at once.
 const FREE_REBOOTS: usize = 5;
 
+/// The times (seconds since 1970) in a reboot history that fall in the
+/// window before `now`; what is not a time, or lies ahead, is dropped.
+fn recent_reboots(history: &str, now: u64) -> Vec<u64> {
+    history
+        .split_whitespace()
+        .filter_map(|t| t.parse::<u64>().ok())
+        .filter(|&t| t.saturating_add(REBOOT_WINDOW_SECS) >= now && t <= now)
+        .collect()
+}
+
 /// How long to wait before starting a VE that rebooted `recent` times in
-/// the last minute: at once for the first [`FREE_REBOOTS`], then 1, 2, 4
-/// ... seconds, at most 60.
+/// the last 15 minutes: at once for the first [`FREE_REBOOTS`], then 1,
+/// 2, 4 ... seconds, at most 60.
 pub fn reboot_delay(recent: usize) -> std::time::Duration {
     let over = recent.saturating_sub(FREE_REBOOTS);
     if over == 0 {
@@ -168,6 +175,35 @@ mod tests {
         assert_eq!((d(1), d(5)), (0, 0));
         assert_eq!((d(6), d(7), d(8)), (1, 2, 4));
         assert_eq!((d(12), d(100)), (60, 60));
+    }
+
+    #[test]
+    fn reboot_history_keeps_the_window() {
+        let now = 10_000;
+        let text = "8000 9099 9100 9999 junk 10000 10001 18446744073709551615";
+        assert_eq!(recent_reboots(text, now), vec![9100, 9999, 10000]);
+        assert!(recent_reboots("", now).is_empty());
+    }
+
+    /// A VE that reboots as soon as it starts reaches the longest delay
+    /// and stays there.
+    #[test]
+    fn a_steady_reboot_loop_stays_at_the_longest_delay() {
+        let (mut now, mut history, mut delays) = (1_000_000u64, String::new(), Vec::new());
+        for _ in 0..60 {
+            let mut recent = recent_reboots(&history, now);
+            recent.push(now);
+            let d = reboot_delay(recent.len()).as_secs();
+            delays.push(d);
+            history = recent
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
+            now += d + 1;
+        }
+        assert_eq!(&delays[..12], &[0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60]);
+        assert!(delays[12..].iter().all(|&d| d == 60), "{delays:?}");
     }
 
     #[test]

@@ -30,10 +30,15 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     Any,
-    /// cgroup v1 or hybrid (this host).
-    V1,
-    /// pure cgroup v2 (the VM).
-    V2,
+    /// The host has v1 controller hierarchies and a cgroup2 (this
+    /// machine): the v1 ones confine the VE from outside, it sees the
+    /// cgroup2.
+    Hybrid,
+    /// The VE sees v1 hierarchies: only on a host without any cgroup2
+    /// (neither this machine nor the v2 VM is one).
+    VeV1,
+    /// The VE sees a cgroup2 (pure v2, or hybrid).
+    VeV2,
 }
 
 pub type CaseFn = fn(&mut Lab) -> Result<(), String>;
@@ -378,14 +383,16 @@ pub fn parse(st: Option<std::process::ExitStatus>, out: &str, err: &str) -> Verd
 pub fn run_area(area: &str, opts: LabOptions, cases: &[Case]) {
     let t0 = Instant::now();
     let mut lab = Lab::new(area, opts);
-    let v2 = common::pure_v2();
+    let host_v1 = !common::pure_v2();
+    let ve_v2 = common::cgroup2_mount().is_some();
     let mut failed = Vec::new();
     // KENNEL_SECURITY_CASE=TEXT runs only the cases whose name holds it.
     let only = std::env::var("KENNEL_SECURITY_CASE").unwrap_or_default();
     for c in cases.iter().filter(|c| c.name.contains(only.as_str())) {
         let skip = match c.layout {
-            Layout::V1 if v2 => Some("cgroup v1 only (this host is pure v2)"),
-            Layout::V2 if !v2 => Some("cgroup v2 only (this host has v1 hierarchies)"),
+            Layout::Hybrid if !(host_v1 && ve_v2) => Some("hybrid cgroup hosts only"),
+            Layout::VeV1 if ve_v2 => Some("pure v1 hosts only (here the VE sees a cgroup2)"),
+            Layout::VeV2 if !ve_v2 => Some("hosts with a cgroup2 only"),
             _ => None,
         };
         if let Some(why) = skip {

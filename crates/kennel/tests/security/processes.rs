@@ -90,7 +90,7 @@ pub const CASES: &[Case] = &[
         }
     }),
     case("cgroup_raise_own_limits", |l| {
-        let files: Vec<String> = if common::pure_v2() {
+        let files: Vec<String> = if common::cgroup2_mount().is_some() {
             ["memory.max", "memory.swap.max", "pids.max", "cpu.max"]
                 .iter()
                 .map(|f| format!("/sys/fs/cgroup/{f}"))
@@ -118,15 +118,66 @@ pub const CASES: &[Case] = &[
         must_fail(l, "echo 5 > /sys/fs/cgroup/cpuset/cpuset.sched_relax_domain_level")?;
         must_fail(l, "mkdir -p /sys/fs/cgroup/cpuset/x && echo 5 > /sys/fs/cgroup/cpuset/x/cpuset.sched_relax_domain_level")
     })
-    .only(Layout::V1),
+    .only(Layout::VeV1),
     case("cpuset_sched_load_balance", |l| {
         must_fail(l, "echo 0 > /sys/fs/cgroup/cpuset/cpuset.sched_load_balance")
     })
-    .only(Layout::V1),
+    .only(Layout::VeV1),
     case("cpuset_sub_cgroups", |l| {
         must_fail(l, "mkdir /sys/fs/cgroup/cpuset/kattack")
     })
-    .only(Layout::V1),
+    .only(Layout::VeV1),
+    // Where the host has a cgroup2, the VE gets only that: no v1
+    // hierarchy is mounted in it. It may mount one itself (the kernel lets
+    // a cgroup namespace mount existing hierarchies, at its own cgroup),
+    // but its cgroups there are the host root's: it can neither make
+    // children (memory cgroup ids, a subtree without bounds) nor change
+    // a knob (notify_on_release, cpuset scheduling domains).
+    case("v1_hierarchies_out_of_reach", |l| {
+        let (_, mounted) = l.sh(ATT, "grep -c ' - cgroup ' /proc/self/mountinfo; true", 10);
+        if mounted.trim() != "0" {
+            return Err(format!("v1 hierarchies mounted in the VE: {mounted}"));
+        }
+        l.sh(
+            ATT,
+            "mkdir -p /tmp/v1; for c in cpuset memory pids freezer none,name=systemd; do \
+               mount -t cgroup -o $c none /tmp/v1 || continue; \
+               mkdir /tmp/v1/kattack; echo 1 > /tmp/v1/notify_on_release; \
+               echo 0 > /tmp/v1/cpuset.sched_load_balance; echo 5 > /tmp/v1/cpuset.sched_relax_domain_level; \
+               umount /tmp/v1; done 2>/dev/null; true",
+            20,
+        );
+        let v2 = common::cgroup2_mount();
+        let mut changed = Vec::new();
+        for d in common::cgroup_mounts()
+            .into_iter()
+            .filter(|m| Some(m) != v2.as_ref())
+            .map(|m| m.join(l.root.cgroup_parent()).join(ATT))
+        {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    changed.push(format!("made {}", e.path().display()));
+                }
+            }
+            for (file, want) in [
+                ("notify_on_release", "0"),
+                ("cpuset.sched_load_balance", "1"),
+                ("cpuset.sched_relax_domain_level", "-1"),
+            ] {
+                if let Ok(v) = std::fs::read_to_string(d.join(file)) {
+                    if v.trim() != want {
+                        changed.push(format!("{}/{file} = {}", d.display(), v.trim()));
+                    }
+                }
+            }
+        }
+        if changed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the VE changed its v1 cgroups: {changed:?}"))
+        }
+    })
+    .only(Layout::Hybrid),
     // Found by a hostile-tenant review: v1 has no limit on a subtree's
     // cgroups, and memory cgroups take the host's 65,535 ids.
     case("v1_controller_sub_cgroups", |l| {
@@ -135,14 +186,14 @@ pub const CASES: &[Case] = &[
         }
         Ok(())
     })
-    .only(Layout::V1),
+    .only(Layout::VeV1),
     case("notify_on_release_of_top_cgroups", |l| {
         for d in v1_dirs(l, "") {
             must_fail(l, &format!("echo 1 > {d}/notify_on_release"))?;
         }
         Ok(())
     })
-    .only(Layout::V1),
+    .only(Layout::VeV1),
     case("cgroup_v2_depth_and_count_bounded", |l| {
         must_fail(l, "echo max > /sys/fs/cgroup/cgroup.max.depth")?;
         must_fail(l, "echo max > /sys/fs/cgroup/cgroup.max.descendants")?;
@@ -157,15 +208,11 @@ pub const CASES: &[Case] = &[
             other => Err(format!("the VE nested {other:?} cgroups (limit 32)")),
         }
     })
-    .only(Layout::V2),
+    .only(Layout::VeV2),
     case("freeze_init_under_kennel_exec", |l| {
         // The VE moves its init into a sub-cgroup it made and freezes it
-        // (cgroup v2's freezer: on a hybrid host, its unified hierarchy).
-        let dir = if common::pure_v2() {
-            "/sys/fs/cgroup"
-        } else {
-            "/sys/fs/cgroup/unified"
-        };
+        // (cgroup v2's freezer; a hybrid host's VE sees its cgroup2 too).
+        let dir = "/sys/fs/cgroup";
         let (frozen, out) = l.sh(
             ATT,
             &format!("mkdir -p {dir}/frz && echo 1 > {dir}/frz/cgroup.procs && echo 1 > {dir}/frz/cgroup.freeze && echo FROZEN"),

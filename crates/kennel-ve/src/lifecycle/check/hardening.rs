@@ -169,7 +169,6 @@ pub fn sysctl_check(rule: &SysctlRule, value: Result<Option<String>, String>) ->
     }
 }
 
-/// The conntrack table (one for the host and every VE), if loaded:
 /// Kernel memory one tracked connection takes (measured: 200,000 entries,
 /// 49 MB).
 const CONNTRACK_ENTRY_BYTES: u64 = 250;
@@ -490,33 +489,7 @@ pub fn release_agent_check(v1: &[(String, String)], any_v1: bool) -> Check {
     )
 }
 
-/// The host's pty limits (`kernel.pty.max`, `kernel.pty.reserve`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PtyLimits {
-    pub max: u64,
-    pub reserve: u64,
-}
-
-pub use crate::lifecycle::ptys::HOST_PTYS;
-
-/// Room above the reserve for devpts instances that do not draw on it
-/// (those mounted inside VEs, other container managers').
-pub const UNRESERVED_PTYS: u64 = 1024;
-
-/// The pty limits this host needs, or `None` if `have` is enough.
-///
-/// Each VE's devpts is mounted from the host's initial mount namespace, so
-/// its ptys may come from `kernel.pty.reserve` (ptys other devpts
-/// instances cannot take), and is limited to the VE's `numpty`. So the
-/// reserve must cover `ve_ptys` (the running VEs' numpty together) plus
-/// [`HOST_PTYS`], and `kernel.pty.max` must leave [`UNRESERVED_PTYS`]
-/// above it for everyone else.
-pub fn pty_needs(have: PtyLimits, ve_ptys: u64) -> Option<PtyLimits> {
-    let reserve = have.reserve.max(ve_ptys.saturating_add(HOST_PTYS));
-    let max = have.max.max(reserve.saturating_add(UNRESERVED_PTYS));
-    let need = PtyLimits { max, reserve };
-    (need != have).then_some(need)
-}
+use crate::lifecycle::ptys::{pty_needs, PtyLimits, HOST_PTYS};
 
 /// The line for the pty limits, for `ves` configured VEs that may hold
 /// `ve_ptys` ptys together (their `numpty`).
@@ -545,9 +518,6 @@ pub fn pty_check(have: Option<PtyLimits>, ves: u64, ve_ptys: u64) -> Check {
     }
 }
 
-/// Every line of the hardening report, read from this host. `ves` is the
-/// number of configured VEs; `v1` the cgroup v1 hierarchies (a name to
-/// show, their mount point).
 /// What the VEs hold of shared pools, for [`report`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VeShares {
@@ -581,8 +551,9 @@ pub fn memcg_check(in_use: Option<u64>) -> Check {
 }
 
 /// The `entries` column (hex) of a `/proc/net/stat/` table's first line
-/// of figures: the same on every line, the table's count.
-fn stat_entries(text: &str) -> Option<u64> {
+/// of figures: the same on every line, the table's (the namespace's)
+/// count.
+pub(super) fn stat_entries(text: &str) -> Option<u64> {
     let line = text.lines().nth(1)?;
     u64::from_str_radix(line.split_whitespace().next()?, 16).ok()
 }
@@ -595,7 +566,9 @@ fn memory_cgroups(text: &str) -> Option<u64> {
         .and_then(|f| f.get(2)?.parse().ok())
 }
 
-/// Every hardening line, with what the VEs hold of shared pools.
+/// Every line of the hardening report, read from this host, with what the
+/// VEs hold of shared pools; `v1` are the cgroup v1 hierarchies (a name to
+/// show, their mount point).
 pub(super) fn report(shares: VeShares, v1: &[(String, PathBuf)], kernel: (u32, u32)) -> Vec<Check> {
     let mut out: Vec<Check> = SYSCTL_RULES
         .iter()

@@ -1,6 +1,7 @@
 //! The decisions, from given values: nothing on the machine is changed.
 
 use super::*;
+use crate::lifecycle::ptys::UNRESERVED_PTYS;
 
 fn rule(sysctl: &str) -> &'static SysctlRule {
     SYSCTL_RULES
