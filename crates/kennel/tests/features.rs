@@ -44,6 +44,27 @@ fn numpty_limits_the_ves_ptys_and_changes_live() {
         Some(7),
         "saved"
     );
+    // A `set` that fails after the pty change (no such user) puts the old
+    // limit back, live, in ve.conf and in the host's pty ledger.
+    root.fails(
+        &[
+            "set",
+            "101",
+            "--numpty",
+            "5",
+            "--userpasswd",
+            "nosuchuser:pw",
+        ],
+        2,
+    );
+    assert_eq!(opened(&root.sh("101", OPEN_PTYS)), 6, "the old limit, live");
+    assert_eq!(root.config("101")["resources"]["numpty"].as_u64(), Some(7));
+    let ledger: Vec<String> = std::fs::read_dir(root.dir.join("run/ptys"))
+        .expect("the pty ledger")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ledger, ["101=7"]);
     root.ok(&["restart", "101"]);
     assert_eq!(
         opened(&root.sh("101", OPEN_PTYS)),
