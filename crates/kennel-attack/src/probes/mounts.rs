@@ -27,6 +27,12 @@ fn private_ns() -> Result<(), Verdict> {
     sys::private_mount_ns().map_err(|e| error(format!("private mount namespace: {}", ename(e))))
 }
 
+/// A private mount namespace, and a scratch directory to mount on.
+fn private_scratch(name: &str) -> Result<String, Verdict> {
+    private_ns()?;
+    sys::scratch_dir(name).map_err(|e| error(format!("scratch dir: {}", ename(e))))
+}
+
 /// `mount-fs TYPE [SOURCE] [OPTIONS] [nested]`: mounting this filesystem
 /// at all is the escape (debugfs, tracefs, securityfs, a block device).
 pub fn mount_fs(args: &[String]) -> Verdict {
@@ -56,12 +62,9 @@ pub fn mount_fs(args: &[String]) -> Verdict {
 
 /// `mount-proc`: a new procfs must show only the VE's processes.
 pub fn mount_proc(args: &[String]) -> Verdict {
-    if let Err(v) = private_ns() {
-        return v;
-    }
-    let dir = match sys::scratch_dir("proc") {
+    let dir = match private_scratch("proc") {
         Ok(d) => d,
-        Err(e) => return error(format!("scratch dir: {}", ename(e))),
+        Err(v) => return v,
     };
     if let Err(e) = sys::mount(Some("proc"), &dir, Some("proc"), 0, None) {
         return blocked(format!("mount proc: {}", ename(e)));
@@ -99,12 +102,9 @@ const SYSFS_HOST_FILES: &[&str] = &[
 
 /// `mount-sysfs`: a new sysfs, then write access to host knobs in it.
 pub fn mount_sysfs(_: &[String]) -> Verdict {
-    if let Err(v) = private_ns() {
-        return v;
-    }
-    let dir = match sys::scratch_dir("sysfs") {
+    let dir = match private_scratch("sysfs") {
         Ok(d) => d,
-        Err(e) => return error(format!("scratch dir: {}", ename(e))),
+        Err(v) => return v,
     };
     if let Err(e) = sys::mount(Some("sysfs"), &dir, Some("sysfs"), 0, None) {
         return blocked(format!("mount sysfs: {}", ename(e)));
@@ -284,12 +284,9 @@ fn try_release_agent(path: &str) -> Verdict {
 
 /// `umount-force`: umount2(MNT_FORCE), on a tmpfs of our own.
 pub fn umount_force(_: &[String]) -> Verdict {
-    if let Err(v) = private_ns() {
-        return v;
-    }
-    let dir = match sys::scratch_dir("force") {
+    let dir = match private_scratch("force") {
         Ok(d) => d,
-        Err(e) => return error(format!("scratch dir: {}", ename(e))),
+        Err(v) => return v,
     };
     if let Err(e) = sys::mount(Some("tmpfs"), &dir, Some("tmpfs"), 0, None) {
         return error(format!("mount a tmpfs: {}", ename(e)));
