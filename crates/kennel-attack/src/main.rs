@@ -186,6 +186,11 @@ const PROBES: &[(&str, Probe, &str)] = &[
         "DIR: a FUSE mount works (the fuse feature)",
     ),
     (
+        "fuse-stall",
+        fuse::fuse_stall,
+        "DIR: mount a FUSE filesystem whose server never answers; leaves it",
+    ),
+    (
         "nft-flush",
         net::nft_flush,
         "delete every nftables table of the VE's netns",

@@ -64,7 +64,7 @@ pub fn attach(run_dir: &Path, escape: u8, on_connect: &mut dyn FnMut()) -> Resul
         libc::SIGINT,
     ])
     .ctx(|| "set up signal handling".into())?;
-    let raw = TerminalMode::raw(stdin);
+    let raw = TerminalMode::session(stdin);
     let end = pty::relay(
         master.as_fd(),
         &RelayOptions {

@@ -49,6 +49,10 @@ pub enum RuntimeError {
     /// VE chose what runs there); it was killed.
     #[error("the command Kennel ran in the VE did not end within {0} s: it was killed")]
     CommandTimedOut(u64),
+    /// A command in a VE did not end within that many seconds of SIGKILL:
+    /// stuck in the kernel (a filesystem the VE serves itself, say).
+    #[error("the command in the VE did not end within {0} s of SIGKILL (stuck in the kernel, e.g. on a FUSE filesystem the VE serves): it was left behind")]
+    Unkillable(u64),
     /// A command to run in a VE could not be run there, and why.
     #[error("{message}")]
     CannotRun {

@@ -20,7 +20,10 @@
 //! Whatever the VE prepared, the helper reads and writes with exactly the
 //! VE's own privileges: nothing the VE could not do itself. It answers
 //! with one message (JSON, bounded), and is killed if it takes longer than
-//! [`TIMEOUT`] (a FIFO or a stalled FUSE file cannot hang `kennel set`).
+//! [`TIMEOUT`] (a FIFO or a stalled FUSE file cannot hang `kennel set`);
+//! one stuck in the kernel beyond SIGKILL (a FUSE request the VE's daemon
+//! read and never answers) is left behind after
+//! [`KILLED_WAIT`](crate::join::KILLED_WAIT).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
@@ -93,6 +96,18 @@ where
     let answer = receive(ours.as_fd());
     if answer.is_err() {
         let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
+    }
+    // Bounded: a helper stuck in the kernel (a FUSE request the VE never
+    // answers) ignores even SIGKILL; it is then left to its fate.
+    let gone = kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT);
+    if !matches!(gone, Ok(true)) {
+        let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
+        if !matches!(
+            kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT),
+            Ok(true)
+        ) {
+            return Err(RuntimeError::Unkillable(crate::join::KILLED_WAIT.as_secs()));
+        }
     }
     let _ = rustix::process::waitid(
         rustix::process::WaitId::PidFd(helper.as_fd()),

@@ -15,12 +15,26 @@ use rustix::termios::{tcgetattr, tcgetwinsize, tcsetattr, tcsetwinsize, Optional
 pub struct TerminalMode {
     fd: OwnedFd,
     saved: Termios,
+    /// Undo what a VE's output may have left on the terminal (see
+    /// [`TerminalMode::session`]).
+    session: bool,
 }
 
+/// What a VE's program may have left switched on in the operator's
+/// terminal: DECSTR (soft reset: cursor, charsets, margins, attributes),
+/// then the alternate screen, the cursor, mouse reporting and bracketed
+/// paste, which a soft reset leaves alone.
+const TERMINAL_RESET: &[u8] =
+    b"\x1b[!p\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l";
+
 impl TerminalMode {
-    /// Raw mode on `fd` if it is a terminal; `None` otherwise.
-    pub fn raw(fd: BorrowedFd<'_>) -> Option<Self> {
-        Self::change(fd, Termios::make_raw)
+    /// Raw mode for a session with a VE's program (`enter`, `exec -t`,
+    /// `console`). When it ends, what the VE left is undone: input the
+    /// terminal has queued (its answers to the VE's queries, which would
+    /// otherwise reach the operator's shell as typed commands) is thrown
+    /// away, and modes the VE switched on are reset.
+    pub fn session(fd: BorrowedFd<'_>) -> Option<Self> {
+        Self::change(fd, Termios::make_raw, true)
     }
 
     /// For typing a password: no echo, no line editing and no signal keys
@@ -29,26 +43,37 @@ impl TerminalMode {
     /// terminal.
     pub fn password(fd: BorrowedFd<'_>) -> Option<Self> {
         use rustix::termios::{LocalModes, SpecialCodeIndex};
-        Self::change(fd, |t| {
-            t.local_modes
-                .remove(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG);
-            t.special_codes[SpecialCodeIndex::VMIN] = 1;
-            t.special_codes[SpecialCodeIndex::VTIME] = 0;
-        })
+        Self::change(
+            fd,
+            |t| {
+                t.local_modes
+                    .remove(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG);
+                t.special_codes[SpecialCodeIndex::VMIN] = 1;
+                t.special_codes[SpecialCodeIndex::VTIME] = 0;
+            },
+            false,
+        )
     }
 
-    fn change(fd: BorrowedFd<'_>, how: impl FnOnce(&mut Termios)) -> Option<Self> {
+    fn change(fd: BorrowedFd<'_>, how: impl FnOnce(&mut Termios), session: bool) -> Option<Self> {
         let saved = tcgetattr(fd).ok()?;
         let fd = fd.try_clone_to_owned().ok()?;
         let mut changed = saved.clone();
         how(&mut changed);
         tcsetattr(&fd, OptionalActions::Now, &changed).ok()?;
-        Some(TerminalMode { fd, saved })
+        Some(TerminalMode { fd, saved, session })
     }
 }
 
 impl Drop for TerminalMode {
     fn drop(&mut self) {
+        if self.session {
+            let out = rustix::stdio::stdout();
+            if rustix::termios::isatty(out) {
+                let _ = kennel_sys::fd::write_all(out, TERMINAL_RESET);
+            }
+            let _ = rustix::termios::tcflush(&self.fd, rustix::termios::QueueSelector::IFlush);
+        }
         let _ = tcsetattr(&self.fd, OptionalActions::Now, &self.saved);
     }
 }

@@ -57,6 +57,21 @@ pub fn signalfd_for(sigs: &[i32]) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// Unblocks `sigs` for the calling thread (after [`signalfd_for`]).
+pub fn unblock(sigs: &[i32]) -> io::Result<()> {
+    // SAFETY: zeroed sigset_t is immediately initialised by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t for all calls below.
+    unsafe { libc::sigemptyset(&mut set) };
+    for &s in sigs {
+        // SAFETY: as above; invalid numbers just return an error.
+        unsafe { libc::sigaddset(&mut set, s) };
+    }
+    // SAFETY: `set` is initialised; the old mask is not needed.
+    let ret = unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    crate::check(ret as libc::c_long).map(drop)
+}
+
 /// Reads one pending signal number from a signalfd, if any.
 pub fn read_signalfd(fd: std::os::fd::BorrowedFd<'_>) -> Option<i32> {
     use std::os::fd::AsRawFd;

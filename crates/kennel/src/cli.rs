@@ -49,8 +49,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Run a command inside a running VE; its exit status becomes kennel's.
     Exec(ExecArgs),
-    /// Open an interactive root shell inside a running VE.
-    Enter(IdArg),
+    /// Open an interactive root shell inside a running VE; Ctrl-] hangs up.
+    Enter(EnterArgs),
     /// Attach to a VE's console (its getty); detach with Ctrl-].
     Console(ConsoleArgs),
     /// List VEs (running ones unless --all).
@@ -233,9 +233,23 @@ pub struct ExecArgs {
     /// Working directory inside the VE.
     #[arg(short = 'w', long, default_value = "/")]
     pub workdir: String,
+    /// With a terminal: the key that ends the session and hangs up on the
+    /// command, as ^X, or none.
+    #[arg(long, default_value = "^]", value_name = "KEY")]
+    pub escape: String,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnterArgs {
+    /// VE id: 1-32 characters a-z, 0-9 and '-' (e.g. 101).
+    pub id: String,
+    /// The key that ends the session and hangs up on the shell, as ^X,
+    /// or none.
+    #[arg(long, default_value = "^]", value_name = "KEY")]
+    pub escape: String,
 }
 
 #[derive(Debug, Args)]

@@ -333,6 +333,14 @@ fn parse_escape(s: &str) -> Result<u8> {
     )))
 }
 
+/// `--escape` of `exec` and `enter`: a key, or `none`.
+fn session_escape(s: &str) -> Result<Option<u8>> {
+    if s == "none" {
+        return Ok(None);
+    }
+    parse_escape(s).map(Some)
+}
+
 fn create(k: &Kennel, a: crate::cli::CreateArgs, quiet: bool) -> Result<i32> {
     let id = VeId::parse(&a.id)?;
     let numproc = a
@@ -396,7 +404,12 @@ fn exec(k: &Kennel, a: crate::cli::ExecArgs) -> Result<i32> {
     } else {
         std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
     };
-    let stdio = if tty { Stdio::Terminal } else { Stdio::Relay };
+    let escape = session_escape(&a.escape)?;
+    let stdio = if tty {
+        Stdio::Terminal { escape }
+    } else {
+        Stdio::Relay
+    };
     for e in &a.env {
         if !e.contains('=') || e.starts_with('=') {
             bail!(VeError::BadInput(format!(
@@ -417,10 +430,11 @@ fn exec(k: &Kennel, a: crate::cli::ExecArgs) -> Result<i32> {
     Ok(out.status)
 }
 
-fn enter(k: &Kennel, a: crate::cli::IdArg) -> Result<i32> {
+fn enter(k: &Kennel, a: crate::cli::EnterArgs) -> Result<i32> {
     let id = VeId::parse(&a.id)?;
+    let escape = session_escape(&a.escape)?;
     let stdio = if std::io::stdin().is_terminal() {
-        Stdio::Terminal
+        Stdio::Terminal { escape }
     } else {
         Stdio::Relay
     };

@@ -208,6 +208,59 @@ fn fuse_feature_gives_working_fuse_mounts() {
     root.finish();
 }
 
+/// With FUSE a VE can make any access to a path wait in the kernel beyond
+/// SIGKILL (its server reads the request and never answers). Host tools
+/// that work in the VE must still return: `kennel set` saves its change
+/// and says the VE's files were not updated, `kennel exec` gives up on a
+/// command it cannot kill, and `kennel stop` ends it all.
+#[test]
+fn a_stalled_fuse_mount_cannot_hold_host_commands() {
+    let root = TestRoot::new("feat-fusestall");
+    root.start_busybox("101", &["--features", "fuse"]);
+    install_toolbox(&root, "101");
+    let v = probe(&root, "101", "fuse-stall /etc");
+    assert!(v.starts_with("WORKS"), "{v}");
+    let t0 = std::time::Instant::now();
+    let out = root.run(&["set", "101", "--hostname", "stalled1"]);
+    let took = t0.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("not updated"), "{err}");
+    assert!(took < Duration::from_secs(40), "set took {took:?}");
+    assert_eq!(root.config("101")["hostname"], "stalled1", "saved");
+    // A command stuck on the mount: the operator's two Ctrl-C kill it, and
+    // kennel gives up on it 5 s later.
+    let mut c = root.cmd();
+    c.args(["exec", "-T", "101", "--", "cat", "/etc/hostname"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = rustix::process::Pid::from_child(&child);
+    for _ in 0..2 {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(std::time::Instant::now() < end, "kennel exec hung");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(!status.success() && err.contains("SIGKILL"), "{err}");
+    let t0 = std::time::Instant::now();
+    root.ok(&["stop", "101", "--timeout", "5"]);
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    root.finish();
+}
+
 #[test]
 fn keyring_calls_are_refused_unless_the_feature_is_given() {
     let root = TestRoot::new("feat-keyring");

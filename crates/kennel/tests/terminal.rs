@@ -300,3 +300,109 @@ fn closed_standard_streams_are_no_trouble() {
     assert_eq!(root.sh("101", "cat /etc/hostname").trim(), "closed1");
     root.finish();
 }
+
+/// Ctrl-] ends an `exec -t` (or `enter`) session whatever the command
+/// does with its terminal: it is hung up on, and killed if it ignores
+/// that.
+#[test]
+fn the_escape_key_ends_a_session_with_a_command_that_ignores_everything() {
+    let root = TestRoot::new("term-escape");
+    root.start_busybox("101", &[]);
+    let mut s = exec_on_a_terminal(
+        &root,
+        "-t",
+        "trap '' HUP INT TERM QUIT; stty raw -echo; echo READY; while :; do sleep 1; done",
+    );
+    s.expect("READY", t());
+    let t0 = std::time::Instant::now();
+    s.send(b"\x1d");
+    let st = s.wait(t());
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(st.code(), Some(137), "killed after the hangup: {}", s.seen);
+    assert_eq!(
+        root.sh("101", "pgrep -c 'while' ; ps -o comm | grep -c sleep; true")
+            .lines()
+            .last()
+            .map(str::trim),
+        Some("0"),
+        "nothing of the session is left in the VE"
+    );
+    root.finish();
+}
+
+/// A command that closed its terminal and ignores signals (a shell the VE
+/// replaced) cannot hold the administrator: once its pty is gone the
+/// terminal is the administrator's again, and a second Ctrl-C kills it.
+#[test]
+fn a_second_interrupt_kills_a_command_that_ignores_the_first() {
+    let root = TestRoot::new("term-int2");
+    root.start_busybox("101", &[]);
+    let mut s = exec_on_a_terminal(
+        &root,
+        "-t",
+        "trap '' HUP INT TERM QUIT; echo READY; exec </dev/null >/dev/null 2>&1; while :; do sleep 1; done",
+    );
+    s.expect("READY", t());
+    std::thread::sleep(Duration::from_millis(500));
+    s.send(b"\x03");
+    std::thread::sleep(Duration::from_millis(500));
+    s.send(b"\x03");
+    assert_eq!(s.wait(t()).code(), Some(137), "{}", s.seen);
+    // Without a terminal, the same with signals to `kennel exec` itself.
+    let mut c = root.cmd();
+    c.args([
+        "exec",
+        "-T",
+        "101",
+        "--",
+        "/bin/sh",
+        "-c",
+        "trap '' INT TERM; while :; do sleep 1; done",
+    ]);
+    let mut child = c.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = rustix::process::Pid::from_child(&child);
+    for _ in 0..2 {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(st.and_then(|s| s.code()), Some(137), "killed by the second");
+    root.finish();
+}
+
+/// Modes a VE's program switches on in the administrator's terminal
+/// (alternate screen, hidden cursor) are switched off when the session
+/// ends, whatever the program did.
+#[test]
+fn a_sessions_end_resets_the_terminal() {
+    let root = TestRoot::new("term-clean");
+    root.start_busybox("101", &[]);
+    let mut s = exec_on_a_terminal(
+        &root,
+        "-t",
+        "printf 'DONE\\033[?1049h\\033[?25l\\033[?1000h'",
+    );
+    // The last of the resets: everything before it has arrived.
+    s.expect("\x1b[?2004l", t());
+    s.wait(t());
+    let after = s.seen.split("DONE").nth(1).unwrap_or_default().to_string();
+    for reset in ["\x1b[?1049l", "\x1b[?25h", "\x1b[?1000l", "\x1b[!p"] {
+        assert!(after.contains(reset), "{reset:?} missing in {after:?}");
+    }
+    root.finish();
+}

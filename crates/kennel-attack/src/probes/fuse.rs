@@ -7,6 +7,12 @@
 //! for the handful of requests a read needs, and answers every other
 //! request with ENOSYS. A feature probe: `WORKS` when the file reads back,
 //! `BLOCKED` when the VE cannot mount FUSE (no `/dev/fuse`).
+//!
+//! `fuse-stall DIR`: mounts the same filesystem at DIR, but its server
+//! (left running) reads every request after INIT and never answers: a
+//! process that touches DIR then waits in the kernel beyond SIGKILL, for
+//! as long as the server lives. What a VE can do to host tools that work
+//! on its files.
 
 use std::ffi::CString;
 
@@ -112,8 +118,9 @@ fn answer(opcode: u32, node: u64, body: &[u8]) -> Option<(i32, Vec<u8>)> {
     }
 }
 
-/// Serves requests on `dev` until the filesystem goes away.
-fn serve(dev: i32) -> ! {
+/// Serves requests on `dev` until the filesystem goes away; with `stall`,
+/// answers nothing but INIT.
+fn serve(dev: i32, stall: bool) -> ! {
     let mut buf = vec![0u8; 1 << 17];
     loop {
         // SAFETY: `buf` is a valid writable buffer of its length.
@@ -132,6 +139,9 @@ fn serve(dev: i32) -> ! {
             continue;
         }
         let opcode = u32_at(req, 4);
+        if stall && opcode != INIT {
+            continue;
+        }
         let unique = u64_at(req, 8);
         let node = u64_at(req, 16);
         let Some((error, body)) = answer(opcode, node, &req[IN_HEADER..]) else {
@@ -147,20 +157,19 @@ fn serve(dev: i32) -> ! {
     }
 }
 
-pub fn fuse_hello(args: &[String]) -> Verdict {
-    let Some(dir) = args.first() else {
-        return verdict::error("usage: fuse-hello DIR");
-    };
-    let Ok(cdir) = CString::new(dir.as_str()) else {
-        return verdict::error("bad DIR");
-    };
+/// Mounts a FUSE filesystem at `cdir` and forks its server; returns the
+/// server's PID.
+fn mount_and_serve(cdir: &CString, stall: bool) -> Result<i32, Verdict> {
     // SAFETY: a NUL-terminated path literal.
     let dev = unsafe { libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if dev < 0 {
-        return verdict::blocked(format!("open /dev/fuse: {}", ename(crate::sys::errno())));
+        return Err(verdict::blocked(format!(
+            "open /dev/fuse: {}",
+            ename(crate::sys::errno())
+        )));
     }
     let Ok(opts) = CString::new(format!("fd={dev},rootmode=40000,user_id=0,group_id=0")) else {
-        return verdict::error("options");
+        return Err(verdict::error("options"));
     };
     // SAFETY: every pointer is a NUL-terminated string that outlives the call.
     let r = unsafe {
@@ -173,16 +182,39 @@ pub fn fuse_hello(args: &[String]) -> Verdict {
         )
     };
     if r != 0 {
-        return verdict::blocked(format!("mount fuse: {}", ename(crate::sys::errno())));
+        return Err(verdict::blocked(format!(
+            "mount fuse: {}",
+            ename(crate::sys::errno())
+        )));
     }
     // SAFETY: fork in a single-threaded program; the child only reads,
     // writes and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        serve(dev);
+        serve(dev, stall);
     }
     // SAFETY: closing our copy; the child serves on its own.
     unsafe { libc::close(dev) };
+    Ok(pid)
+}
+
+fn dir_arg(args: &[String], usage: &str) -> Result<(String, CString), Verdict> {
+    let dir = args
+        .first()
+        .ok_or_else(|| verdict::error(format!("usage: {usage} DIR")))?;
+    let cdir = CString::new(dir.as_str()).map_err(|_| verdict::error("bad DIR"))?;
+    Ok((dir.clone(), cdir))
+}
+
+pub fn fuse_hello(args: &[String]) -> Verdict {
+    let (dir, cdir) = match dir_arg(args, "fuse-hello") {
+        Ok(d) => d,
+        Err(v) => return v,
+    };
+    let pid = match mount_and_serve(&cdir, false) {
+        Ok(p) => p,
+        Err(v) => return v,
+    };
     let read = std::fs::read(format!("{dir}/hello"));
     // SAFETY: a NUL-terminated path that outlives the call.
     unsafe { libc::umount2(cdir.as_ptr(), libc::MNT_DETACH) };
@@ -198,5 +230,18 @@ pub fn fuse_hello(args: &[String]) -> Verdict {
         )),
         Ok(b) => verdict::error(format!("read back {:?}", String::from_utf8_lossy(&b))),
         Err(e) => verdict::error(format!("read through the FUSE mount: {e}")),
+    }
+}
+
+pub fn fuse_stall(args: &[String]) -> Verdict {
+    let (dir, cdir) = match dir_arg(args, "fuse-stall") {
+        Ok(d) => d,
+        Err(v) => return v,
+    };
+    match mount_and_serve(&cdir, true) {
+        Ok(pid) => verdict::works(format!(
+            "a FUSE server (pid {pid}) that never answers is mounted at {dir}"
+        )),
+        Err(v) => v,
     }
 }

@@ -59,6 +59,15 @@ impl NotRun {
     }
 }
 
+/// How long a command may take to end after a hangup (the escape key)
+/// before it is killed.
+pub const HANGUP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a killed command may take to be gone. A process in a VE can
+/// be stuck in the kernel beyond SIGKILL (in a FUSE request the VE's own
+/// daemon never answers): `kennel` then leaves it and says so.
+pub const KILLED_WAIT: Duration = Duration::from_secs(5);
+
 /// How long the child may take from the fork to its exec.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -81,8 +90,10 @@ pub enum Cwd {
 pub enum Stdio {
     /// Pipes, relayed to and from the caller's own streams.
     Relay,
-    /// A pty of the VE's devpts, relayed to the caller's terminal.
-    Terminal,
+    /// A pty of the VE's devpts, relayed to the caller's terminal;
+    /// `escape` (a byte typed there) ends the session and hangs up on
+    /// the command.
+    Terminal { escape: Option<u8> },
     /// Pipes fed with `input`; the output (both streams, bounded) is
     /// returned instead of printed.
     Capture { input: Vec<u8> },
@@ -90,7 +101,7 @@ pub enum Stdio {
 
 impl Stdio {
     pub fn is_terminal(&self) -> bool {
-        *self == Stdio::Terminal
+        matches!(self, Stdio::Terminal { .. })
     }
 }
 
@@ -127,14 +138,8 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<Outcome> {
         (Some(p), c)
     };
     // Block the signals we forward before forking; the child unblocks all.
-    let sigfd = kennel_sys::signal::signalfd_for(&[
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGWINCH,
-    ])
-    .ctx(|| "set up signal handling".into())?;
+    let sigfd =
+        kennel_sys::signal::signalfd_for(FORWARDED).ctx(|| "set up signal handling".into())?;
     let place = spec.cgroup.placement_beside(spec.init_pid)?;
     let fork = fork_into_pid_ns(
         init.as_fd(),
@@ -159,23 +164,134 @@ pub fn exec(spec: &JoinSpec<'_>) -> Result<Outcome> {
         ),
     };
     drop((theirs, child_ends, place));
-    let ran = run_parent(
-        spec,
-        ours.as_fd(),
-        parent_ends,
-        child_pid,
-        child_fd.as_fd(),
-        sigfd.as_fd(),
-    );
-    if ran.is_err() {
-        let _ = rustix::process::pidfd_send_signal(&child_fd, rustix::process::Signal::KILL);
-    }
-    let status = wait_status(child_fd.as_fd());
-    let output = ran?;
+    // Signals we blocked for the signalfd work again once we return.
+    let _unblock = Unblock(FORWARDED);
+    let command = Command {
+        pid: child_pid,
+        fd: child_fd.as_fd(),
+        signals: sigfd.as_fd(),
+    };
+    let ran = run_parent(spec, ours.as_fd(), parent_ends, &command);
+    let after = match &ran {
+        Ok((_, after)) => *after,
+        Err(_) => {
+            command.kill();
+            After::Killed
+        }
+    };
+    let status = command.wait(after);
+    let (output, _) = ran?;
     Ok(Outcome {
         status: status?,
         output,
     })
+}
+
+/// The signals the operator may send `kennel exec`: passed on to the
+/// command (SIGWINCH: its window size).
+const FORWARDED: &[i32] = &[
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGWINCH,
+];
+
+/// Unblocks signals when dropped.
+struct Unblock(&'static [i32]);
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        let _ = kennel_sys::signal::unblock(self.0);
+    }
+}
+
+/// The command running in the VE, as its parent sees it.
+struct Command<'a> {
+    /// Its PID (in our namespace), also its process group's and session's.
+    pid: Pid,
+    fd: BorrowedFd<'a>,
+    /// The operator's signals to `kennel` (see [`FORWARDED`]).
+    signals: BorrowedFd<'a>,
+}
+
+/// What the parent did to the command before waiting for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Nothing: it ended, or runs on.
+    Nothing,
+    /// Passed on an operator's signal: the next one kills it.
+    Signalled,
+    /// Hung up on it (the escape key): killed after [`HANGUP_GRACE`].
+    HungUp,
+    Killed,
+}
+
+impl Command<'_> {
+    /// `sig` to the command's process group (or, before its `setsid`, to
+    /// the command itself).
+    fn signal(&self, sig: rustix::process::Signal) {
+        if rustix::process::kill_process_group(self.pid, sig).is_err() {
+            let _ = rustix::process::pidfd_send_signal(self.fd, sig);
+        }
+    }
+
+    fn kill(&self) {
+        self.signal(rustix::process::Signal::KILL);
+        let _ = rustix::process::pidfd_send_signal(self.fd, rustix::process::Signal::KILL);
+    }
+
+    /// Waits for the command to end and returns its exit status. The
+    /// operator's signals still work meanwhile: the first is passed on,
+    /// any later one kills the command, so that a command that ignores
+    /// them (a shell the VE replaced) holds no one's terminal. A killed
+    /// command is waited for [`KILLED_WAIT`] at most.
+    fn wait(&self, after: After) -> Result<i32> {
+        let mut state = after;
+        let mut deadline = match after {
+            After::HungUp => Some(Instant::now() + HANGUP_GRACE),
+            After::Killed => Some(Instant::now() + KILLED_WAIT),
+            After::Nothing | After::Signalled => None,
+        };
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = left.and_then(|l| rustix::event::Timespec::try_from(l).ok());
+            let mut fds = [
+                rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::IN),
+                rustix::event::PollFd::new(&self.signals, rustix::event::PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e).ctx(|| "wait for the command".into()),
+            }
+            if !fds[0].revents().is_empty() {
+                return wait_status(self.fd);
+            }
+            while let Some(sig) = kennel_sys::signal::read_signalfd(self.signals) {
+                if sig == libc::SIGWINCH {
+                    continue;
+                }
+                if state == After::Nothing {
+                    if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+                        self.signal(s);
+                    }
+                    state = After::Signalled;
+                } else if state != After::Killed {
+                    self.kill();
+                    state = After::Killed;
+                    deadline = Some(Instant::now() + KILLED_WAIT);
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                if state == After::Killed {
+                    return Err(RuntimeError::Unkillable(KILLED_WAIT.as_secs()));
+                }
+                self.kill();
+                state = After::Killed;
+                deadline = Some(Instant::now() + KILLED_WAIT);
+            }
+        }
+    }
 }
 
 /// Forks a child that is in the PID namespace of `init`. The namespace is
@@ -230,19 +346,20 @@ fn fork_error(e: std::io::Error, spec: &JoinSpec<'_>) -> RuntimeError {
 }
 
 /// The parent's side: wait for the child's exec, then relay. Returns the
-/// captured output ([`Stdio::Capture`]).
+/// captured output ([`Stdio::Capture`]) and what the relay did to the
+/// command.
 fn run_parent(
     spec: &JoinSpec<'_>,
     channel: BorrowedFd<'_>,
     ends: Option<stdio::ParentEnds>,
-    child_pid: Pid,
-    child_fd: BorrowedFd<'_>,
-    sigfd: BorrowedFd<'_>,
-) -> Result<Vec<u8>> {
+    command: &Command<'_>,
+) -> Result<(Vec<u8>, After)> {
     let master = await_exec(channel)?;
     let mut output = Vec::new();
-    match (&spec.stdio, ends, master) {
-        (Stdio::Terminal, _, Some(master)) => relay_terminal(master.as_fd(), child_fd, sigfd)?,
+    let after = match (&spec.stdio, ends, master) {
+        (Stdio::Terminal { escape }, _, Some(master)) => {
+            relay_terminal(master.as_fd(), command, *escape)?
+        }
         (Stdio::Relay, Some(ends), _) | (Stdio::Capture { .. }, Some(ends), _) => {
             let io = match &spec.stdio {
                 Stdio::Capture { input } => stdio::Ends::Capture {
@@ -254,20 +371,23 @@ fn run_parent(
             let deadline = matches!(spec.stdio, Stdio::Capture { .. })
                 .then(|| Instant::now() + CAPTURE_TIMEOUT);
             let watch = stdio::Watch {
-                child: child_fd,
-                signals: sigfd,
-                pid: child_pid,
+                child: command.fd,
+                signals: command.signals,
+                pid: command.pid,
                 deadline,
             };
-            stdio::relay(ends, io, &watch)?;
+            match stdio::relay(ends, io, &watch)? {
+                stdio::Ending::Exited => After::Nothing,
+                stdio::Ending::Killed => After::Killed,
+            }
         }
         _ => {
             return Err(RuntimeError::Protocol(
                 "the joining process sent no pty".into(),
             ))
         }
-    }
-    Ok(output)
+    };
+    Ok((output, after))
 }
 
 /// Waits for the child to exec (end of file on the channel), within
@@ -290,31 +410,40 @@ fn await_exec(channel: BorrowedFd<'_>) -> Result<Option<OwnedFd>> {
     }
 }
 
-/// With a pty: raw terminal, relay until the command ends.
+/// With a pty: raw terminal, relay until the command ends, the operator
+/// types `escape` (then the command is hung up on) or signals `kennel`
+/// (passed on).
 fn relay_terminal(
     master: BorrowedFd<'_>,
-    child_fd: BorrowedFd<'_>,
-    sigfd: BorrowedFd<'_>,
-) -> Result<()> {
+    command: &Command<'_>,
+    escape: Option<u8>,
+) -> Result<After> {
     let stdin = rustix::stdio::stdin();
     pty::copy_winsize(stdin, master);
-    let raw = TerminalMode::raw(stdin);
+    let raw = TerminalMode::session(stdin);
     let end = pty::relay(
         master,
         &RelayOptions {
-            until: Some(child_fd),
-            signals: Some(sigfd),
-            escape: None,
+            until: Some(command.fd),
+            signals: Some(command.signals),
+            escape,
         },
     )
     .ctx(|| "relay the terminal".into())?;
     drop(raw);
-    if let RelayEnd::Signal(sig) = end {
-        if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
-            let _ = rustix::process::pidfd_send_signal(child_fd, s);
+    Ok(match end {
+        RelayEnd::Detached => {
+            command.signal(rustix::process::Signal::HUP);
+            After::HungUp
         }
-    }
-    Ok(())
+        RelayEnd::Signal(sig) => {
+            if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+                command.signal(s);
+            }
+            After::Signalled
+        }
+        RelayEnd::Hangup | RelayEnd::Exited => After::Nothing,
+    })
 }
 
 /// Reaps the child and turns its end into a shell-style exit status.

@@ -139,9 +139,19 @@ enum Slot {
     CallerIn,
 }
 
-/// Relays until the command ends, then copies out what it left in the
-/// pipes and closes them.
-pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -> Result<()> {
+/// How a relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// The command ended.
+    Exited,
+    /// The operator's second signal killed it (it may take a while to
+    /// be gone).
+    Killed,
+}
+
+/// Relays until the command ends (or is killed), then copies out what it
+/// left in the pipes and closes them.
+pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -> Result<Ending> {
     let caller_in = rustix::stdio::stdin();
     let mut pending: Vec<u8> = match &io {
         Ends::Capture { input, .. } => input.to_vec(),
@@ -152,6 +162,7 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
         ends.stdin = None;
     }
     let mut buf = vec![0u8; CHUNK];
+    let mut signalled = false;
     loop {
         let mut slots = vec![Slot::Child, Slot::Signals];
         let mut fds = vec![
@@ -212,9 +223,14 @@ pub(super) fn relay(mut ends: ParentEnds, mut io: Ends<'_>, watch: &Watch<'_>) -
             match slot {
                 Slot::Child => {
                     drain(&mut ends, &mut io, &mut buf);
-                    return Ok(());
+                    return Ok(Ending::Exited);
                 }
-                Slot::Signals => forward_signals(watch),
+                Slot::Signals => {
+                    if forward_signals(watch, &mut signalled) {
+                        drain(&mut ends, &mut io, &mut buf);
+                        return Ok(Ending::Killed);
+                    }
+                }
                 Slot::Stdout => copy_out(&mut ends.stdout, &mut io, 1, &mut buf),
                 Slot::Stderr => copy_out(&mut ends.stderr, &mut io, 2, &mut buf),
                 Slot::Stdin => feed(&mut ends.stdin, &mut pending, caller_in_open),
@@ -316,18 +332,28 @@ fn drain(ends: &mut ParentEnds, io: &mut Ends<'_>, buf: &mut [u8]) {
 
 /// Forwards interrupt and termination signals to the command's process
 /// group, as a terminal would: the command leads a session of its own, so
-/// the caller's terminal reaches only `kennel exec`.
-fn forward_signals(watch: &Watch<'_>) {
+/// the caller's terminal reaches only `kennel exec`. The first is passed
+/// on; a later one, once `signalled`, is SIGKILL (a command that ignores
+/// signals holds no one's terminal). Returns whether it killed.
+fn forward_signals(watch: &Watch<'_>, signalled: &mut bool) -> bool {
+    let mut killed = false;
     while let Some(sig) = kennel_sys::signal::read_signalfd(watch.signals) {
         if [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP].contains(&sig) {
-            let sig = rustix::process::Signal::from_named_raw(sig)
-                .unwrap_or(rustix::process::Signal::TERM);
+            let sig = if *signalled {
+                killed = true;
+                rustix::process::Signal::KILL
+            } else {
+                rustix::process::Signal::from_named_raw(sig)
+                    .unwrap_or(rustix::process::Signal::TERM)
+            };
+            *signalled = true;
             // Before its setsid the child has no group yet.
             if rustix::process::kill_process_group(watch.pid, sig).is_err() {
                 let _ = rustix::process::pidfd_send_signal(watch.child, sig);
             }
         }
     }
+    killed
 }
 
 #[cfg(test)]

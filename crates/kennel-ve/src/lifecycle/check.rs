@@ -254,11 +254,15 @@ impl Kennel {
             ..Default::default()
         };
         for id in &ids {
-            shares.ptys += self
-                .config(id)
+            let cfg = self.config(id).ok();
+            shares.ptys += cfg
+                .as_ref()
                 .map_or(u64::from(crate::config::DEFAULT_NUMPTY), |c| {
                     u64::from(c.resources.numpty())
                 });
+            if cfg.is_some_and(|c| c.features.has(kennel_runtime::features::Feature::Fuse)) {
+                shares.fuse += 1;
+            }
             if let Ok(Some(run)) = self.run_state(id) {
                 let stat = format!("/proc/{}/net/stat/nf_conntrack", run.init_pid);
                 shares.conntrack += fs::read_to_string(stat)

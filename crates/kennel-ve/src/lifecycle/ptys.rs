@@ -9,6 +9,10 @@
 //! sysctl to raise) when the share would not fit. The host keeps
 //! [`HOST_PTYS`] of the reserve for its own logins.
 //!
+//! `kennel set --numpty` on a running VE takes the larger of its old and
+//! new limit until the VE's next start: a lower limit stops new ptys, but
+//! those the VE holds stay open.
+//!
 //! The ledger is one empty file per running VE, `<run>/ptys/<id>=<n>`:
 //! one directory read sums it, whatever the number of VEs. A VE's entry
 //! goes with its teardown; an entry left by a crash is found stale (its VE

@@ -239,18 +239,20 @@ impl Kennel {
         })();
         if let Err(e) = applied {
             if let Some(change) = ptys {
-                self.undo_ptys(id, change);
+                Self::undo_ptys(change);
             }
             return Err(e);
         }
-        if let Some(change) = ptys {
-            // Down from the larger of the two to the new value: always
-            // fits; should it fail, the ledger only counts too many.
-            let _ = self.take_ptys(id, u64::from(change.new));
-        }
         if running {
+            // The rest is saved and applied: the VE's own files are the
+            // VE's business, and their failure a note, not an error.
             if new.hostname != cfg.hostname || new.network != cfg.network {
-                notes.extend(self.apply_files_live(&cfg, &new)?);
+                match self.apply_files_live(&cfg, &new) {
+                    Ok(skipped) => notes.extend(skipped),
+                    Err(e) => notes.push(format!(
+                        "VE {id}'s hostname and files were not updated inside it (saved for its next start): {e}"
+                    )),
+                }
             }
             if new.features != cfg.features {
                 notes.push(format!(
@@ -280,9 +282,10 @@ impl Kennel {
     }
 
     /// The new pty limit of a running VE, through the devpts mount its
-    /// monitor holds. The reserve's ledger holds the larger of the old and
-    /// the new limit until the whole `set` succeeded, so that undoing it
-    /// always fits. Without a monitor, a note: the limit and the ledger
+    /// monitor holds. The reserve's ledger keeps the larger of the old and
+    /// the new limit until the VE's next start: a lower limit stops new
+    /// ptys, but those the VE holds stay open (and undoing the change
+    /// always fits). Without a monitor, a note: the limit and the ledger
     /// change at the next start.
     fn change_ptys_live(
         &self,
@@ -315,11 +318,11 @@ impl Kennel {
         Ok(Some(change))
     }
 
-    /// Puts the old pty limit back, live and in the ledger (best effort:
-    /// the `set` is failing for another reason).
-    fn undo_ptys(&self, id: &VeId, change: PtyChange) {
+    /// Puts the old pty limit back, live (best effort: the `set` is
+    /// failing for another reason). The ledger keeps the larger limit: the
+    /// VE may have opened ptys up to it meanwhile.
+    fn undo_ptys(change: PtyChange) {
         let _ = change.apply(change.old);
-        let _ = self.take_ptys(id, u64::from(change.old));
     }
 
     /// Sets a password with the VE's own `chpasswd`, fed on its standard

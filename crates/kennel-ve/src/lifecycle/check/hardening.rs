@@ -527,6 +527,42 @@ pub struct VeShares {
     pub ptys: u64,
     /// Connections the running VEs' own network namespaces track.
     pub conntrack: u64,
+    /// VEs given the `fuse` feature.
+    pub fuse: u64,
+}
+
+/// The longest a VE's FUSE server should take to answer, as
+/// `fs.fuse.max_request_timeout` (seconds).
+const FUSE_TIMEOUT: u64 = 600;
+
+/// With the `fuse` feature, a VE's FUSE server can leave any process that
+/// touches its mount waiting in the kernel beyond SIGKILL, for as long as
+/// the server lives: processes of other VEs it lures there, and the
+/// helpers host commands send in (which give up on them and leave them).
+/// `fs.fuse.max_request_timeout` (Linux 6.14) aborts a connection whose
+/// server does not answer within that time.
+pub fn fuse_check(max_request_timeout: Option<u64>, fuse_ves: u64) -> Check {
+    let name = "fuse";
+    if fuse_ves == 0 {
+        return check(name, CheckLevel::Ok, "no VE has the fuse feature");
+    }
+    match max_request_timeout {
+        Some(t) if t > 0 => check(
+            name,
+            CheckLevel::Ok,
+            format!("fs.fuse.max_request_timeout = {t}: a VE's FUSE server that stops answering loses its mount after {t} s"),
+        ),
+        Some(_) => check(
+            name,
+            CheckLevel::Warn,
+            format!("{fuse_ves} VEs have the fuse feature, and a FUSE server that never answers holds whatever touches its mount, unkillable, for as long as it lives; set: sysctl -w fs.fuse.max_request_timeout={FUSE_TIMEOUT} {PERSIST}"),
+        ),
+        None => check(
+            name,
+            CheckLevel::Warn,
+            format!("{fuse_ves} VEs have the fuse feature, and this kernel cannot time out a FUSE server that never answers (fs.fuse.max_request_timeout needs Linux 6.14): what touches its mount waits, unkillable, for as long as the server lives"),
+        ),
+    }
 }
 
 /// The memory controller's cgroups in use (`/proc/cgroups`), against the
@@ -620,6 +656,10 @@ pub(super) fn report(shares: VeShares, v1: &[(String, PathBuf)], kernel: (u32, u
         .zip(read_number("kernel.pty.reserve"))
         .map(|(max, reserve)| PtyLimits { max, reserve });
     out.push(pty_check(ptys, shares.ves, shares.ptys));
+    out.push(fuse_check(
+        read_number("fs.fuse.max_request_timeout"),
+        shares.fuse,
+    ));
     out
 }
 

@@ -359,3 +359,17 @@ fn a_bridge_without_a_host_address_must_not_route() {
         c.detail
     );
 }
+
+#[test]
+fn fuse_servers_need_a_timeout_where_ves_have_fuse() {
+    assert_eq!(fuse_check(Some(0), 0).level, CheckLevel::Ok);
+    let c = fuse_check(Some(0), 2);
+    assert_eq!(c.level, CheckLevel::Warn);
+    assert!(
+        c.detail.contains("fs.fuse.max_request_timeout=600"),
+        "{}",
+        c.detail
+    );
+    assert_eq!(fuse_check(Some(600), 2).level, CheckLevel::Ok);
+    assert_eq!(fuse_check(None, 1).level, CheckLevel::Warn);
+}
