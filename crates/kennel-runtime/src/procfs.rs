@@ -3,6 +3,7 @@
 //! the OOM score adjustment a VE's processes must not inherit.
 
 use std::fs;
+use std::io::Read;
 
 /// The two fields of `/proc/PID/stat` Kennel needs.
 struct Stat {
@@ -12,8 +13,16 @@ struct Stat {
     start: u64,
 }
 
+/// Reads a small `/proc` file: one buffer, no size probe (these files
+/// report size 0, and `exec` reads several of them on its way).
+pub(crate) fn read_small(path: &str) -> Option<String> {
+    let mut text = Vec::with_capacity(4096);
+    fs::File::open(path).ok()?.read_to_end(&mut text).ok()?;
+    String::from_utf8(text).ok()
+}
+
 fn stat(pid: i32) -> Option<Stat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&read_small(&format!("/proc/{pid}/stat"))?)
 }
 
 fn parse_stat(text: &str) -> Option<Stat> {
@@ -81,17 +90,22 @@ fn arg_area(stat: &str) -> Option<(u64, u64)> {
     Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
 }
 
+/// Where this process's command line lies in its memory.
+fn own_arg_area() -> Option<(u64, u64)> {
+    arg_area(&read_small("/proc/self/stat")?)
+}
+
 /// Overwrites `len` bytes at `offset` of this process's own command line
 /// (what `ps` and `/proc/PID/cmdline` show to others) with `byte`. The
 /// process's own copy of its arguments, taken at start, is not affected.
 /// Best effort: a failure leaves the command line as it was.
 pub fn overwrite_own_cmdline(spans: &[(usize, usize)], byte: u8) {
-    let Some((start, end)) = fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| arg_area(&s))
-    else {
-        return;
-    };
+    if let Some(area) = own_arg_area() {
+        overwrite_in(area, spans, byte);
+    }
+}
+
+fn overwrite_in((start, end): (u64, u64), spans: &[(usize, usize)], byte: u8) {
     let Ok(mem) = fs::OpenOptions::new().write(true).open("/proc/self/mem") else {
         return;
     };
@@ -106,11 +120,8 @@ pub fn overwrite_own_cmdline(spans: &[(usize, usize)], byte: u8) {
 /// VE's PID namespace, where the VE can read it: it holds the
 /// administrator's `kennel` command).
 pub fn blank_own_cmdline() {
-    if let Some((start, end)) = fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| arg_area(&s))
-    {
-        overwrite_own_cmdline(&[(0, end.saturating_sub(start) as usize)], 0);
+    if let Some((start, end)) = own_arg_area() {
+        overwrite_in((start, end), &[(0, end.saturating_sub(start) as usize)], 0);
     }
 }
 

@@ -10,7 +10,10 @@
 //! streams only while the command runs (as `lxc-attach` does for
 //! terminals, and Incus for everything). Once the command has ended,
 //! whatever it left in the pipes is copied out and the pipes are closed:
-//! a VE process that kept them gets end-of-file and `EPIPE`.
+//! a VE process that kept them gets end-of-file and `EPIPE`. The command's
+//! end of its output pipes stays open in `kennel exec` too until then: the
+//! command's exit ends the relay (its pidfd), and does not first wake it
+//! with end-of-file.
 //!
 //! [`Ends::Capture`] is the same for commands Kennel itself runs (`chpasswd`):
 //! a fixed input, and the output kept (bounded) instead of printed.
@@ -46,6 +49,12 @@ impl ChildEnds {
             kennel_sys::fd::dup_onto(fd.as_raw_fd(), to)?;
         }
         Ok(())
+    }
+
+    /// The command's stdout and stderr ends; its stdin end is closed (so
+    /// that writing to a command that closed its stdin fails at once).
+    pub(super) fn into_outputs(self) -> (OwnedFd, OwnedFd) {
+        (self.stdout, self.stderr)
     }
 }
 
@@ -94,9 +103,10 @@ pub(super) fn placeholder() -> Result<ChildEnds> {
     })
 }
 
+/// For a pipe end just made: it has no other status flag to keep (and
+/// `F_SETFL` leaves the access mode alone), so no `F_GETFL` first.
 fn set_nonblocking(fd: BorrowedFd<'_>) -> rustix::io::Result<()> {
-    let flags = rustix::fs::fcntl_getfl(fd)?;
-    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)
+    rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK)
 }
 
 /// Where the relay takes input from and puts output.

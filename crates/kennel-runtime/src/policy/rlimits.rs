@@ -101,8 +101,7 @@ pub fn clamp(soft: Option<u64>, hard: Option<u64>, current_hard: Option<u64>) ->
 /// the kernel's own default (`threads-max / 2`). Must run before the
 /// process enters a user namespace.
 pub fn apply() -> std::io::Result<()> {
-    let sigpending = std::fs::read_to_string("/proc/sys/kernel/threads-max")
-        .ok()
+    let sigpending = crate::procfs::read_small("/proc/sys/kernel/threads-max")
         .and_then(|s| s.trim().parse::<u64>().ok())
         .map(|t| t / 2);
     let extra = (

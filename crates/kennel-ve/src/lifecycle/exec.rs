@@ -28,12 +28,12 @@ impl Kennel {
     /// Runs a command in VE `id`; returns how it ended.
     pub fn exec(&self, id: &VeId, req: &ExecRequest) -> Result<Outcome> {
         // A VE that does not exist is reported as such, not as stopped.
-        self.config(id)?;
-        let (state, run) = self.state_of(id)?;
-        let run = match (state, run) {
-            (VeState::Running | VeState::RunningWithoutMonitor, Some(r)) => r,
-            _ => return Err(VeError::NotRunning(id.to_string())),
-        };
+        self.require_ve(id)?;
+        // Whether its init still runs (with or without its monitor) is
+        // checked once, where `join::exec` pins it.
+        let run = self
+            .run_state(id)?
+            .ok_or_else(|| VeError::NotRunning(id.to_string()))?;
         let seccomp = self.ve_seccomp(id)?;
         let mut env = vec![
             PATH.to_string(),

@@ -141,11 +141,18 @@ impl Kennel {
 
     /// The configuration of VE `id`, or [`VeError::NoSuchVe`].
     pub fn config(&self, id: &VeId) -> Result<VeConfig> {
-        let p = self.paths.ve_config(id);
-        if !p.exists() {
-            return Err(VeError::NoSuchVe(id.to_string()));
+        self.require_ve(id)?;
+        VeConfig::load(&self.paths.ve_config(id), id)
+    }
+
+    /// [`VeError::NoSuchVe`] unless VE `id` exists (without reading its
+    /// configuration: `exec` needs none).
+    pub(crate) fn require_ve(&self, id: &VeId) -> Result<()> {
+        if self.paths.ve_config(id).exists() {
+            Ok(())
+        } else {
+            Err(VeError::NoSuchVe(id.to_string()))
         }
-        VeConfig::load(&p, id)
     }
 
     /// Ids of all VEs, sorted (numbers numerically).
