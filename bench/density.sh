@@ -41,7 +41,10 @@ memdir=$(findmnt -rno TARGET -t cgroup -O memory | head -1)
 usage=memory.usage_in_bytes; [ -f "$memdir/memory.current" ] && usage=memory.current
 
 # --- Kennel
-for i in $(seq "$N"); do k create "d$i" --template busybox; done
+# Four ptys each (a getty on the console and a few `enter`s): at the
+# default 64, kernel.pty.reserve's default 1024 leaves room for only 14
+# VEs, and a dense host raises it (`kennel check`) or gives VEs fewer.
+for i in $(seq "$N"); do k create "d$i" --template busybox --numpty 4; done
 settle; s0=$(slab_kb); a0=$(mem_available_kb); p0=$(pt_ks_kb)
 t0=$(now_ns)
 for i in $(seq "$N"); do k start "d$i"; done
