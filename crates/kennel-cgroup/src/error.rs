@@ -23,6 +23,9 @@ pub enum CgroupError {
         controller: &'static str,
         hint: String,
     },
+    /// A VE's cgroup record holds no usable path (see `record`).
+    #[error("the VE's cgroup record is damaged: {0}")]
+    BadRecord(String),
     /// A cgroup still had processes after they were killed.
     #[error("cgroup {path} still has processes")]
     Busy { path: PathBuf },

@@ -8,7 +8,8 @@
 //! of them, [`Limits`] is the resource model that [`Cgroup::prepare`] writes
 //! in the dialect of whichever hierarchy holds each controller, and
 //! [`Placement`] puts a new process into a cgroup without the kernel's
-//! global lock.
+//! global lock. A VE's cgroup is found through its [`CgroupRecord`],
+//! written before the cgroup is made and removed after it is gone.
 //!
 //! Kennel writes only inside cgroups it created, with one exception: on
 //! cgroup v2, a `cgroup_parent` below an existing cgroup (a systemd unit's)
@@ -19,6 +20,7 @@ mod host;
 mod limits;
 mod mountinfo;
 mod placement;
+mod record;
 mod tree;
 mod walk;
 
@@ -26,4 +28,5 @@ pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
 pub use limits::{CpuLimit, Limits};
 pub use placement::Placement;
+pub use record::{CgroupRecord, RECORD_FILE};
 pub use tree::{Cgroup, Part, Usage};

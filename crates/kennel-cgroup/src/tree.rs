@@ -390,6 +390,15 @@ impl<'h> Cgroup<'h> {
         }
         Ok(())
     }
+
+    /// Removes the cgroup where it is empty (no process, no child): a
+    /// parent Kennel made that no VE uses any more. Never kills, and
+    /// leaves it where something still runs or lives below.
+    pub fn remove_if_unused(&self) {
+        for h in self.host.hierarchies() {
+            let _ = fs::remove_dir(self.dir(h));
+        }
+    }
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {

@@ -57,8 +57,9 @@ pub struct StartSpec {
     pub idmap: IdMap,
     pub root: RootSpec,
     pub init: InitSpec,
-    /// The VE's cgroup below each hierarchy (`kennel/101`), and its limits.
-    pub cgroup: String,
+    /// The VE's cgroup below each hierarchy (`kennel/101`), as recorded in
+    /// its run directory before the start, and its limits.
+    pub cgroup: kennel_cgroup::CgroupRecord,
     pub limits: kennel_cgroup::Limits,
     /// Where monitors live (`kennel/_monitor`).
     pub monitor_cgroup: String,

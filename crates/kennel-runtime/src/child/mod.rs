@@ -107,7 +107,8 @@ fn setup(
     // Into the VE's v1 cgroups once `kennel start` has made them (the v2
     // one was joined at clone time); then the cgroup namespace rooted there.
     sync::wait_cgroups_ready(sock.as_fd()).ctx(|| "wait for the VE's cgroups".into())?;
-    host.cgroup(&spec.cgroup)
+    spec.cgroup
+        .cgroup(host)
         .placement_part(kennel_cgroup::Part::Late)?
         .join_self()?;
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWCGROUP)

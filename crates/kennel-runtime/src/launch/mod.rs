@@ -59,7 +59,7 @@ pub struct Started {
 /// monitors' `monitor_cgroup`) already exist with their limits. Returns
 /// once the VE's init is running. The caller must be single-threaded.
 pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
-    let ve_cg = host.cgroup(&spec.cgroup);
+    let ve_cg = spec.cgroup.cgroup(host);
     host.cgroup(&spec.monitor_cgroup).create()?;
     // The early part must exist before init is cloned (see `Part`); the
     // rest (most of the v1 hierarchies on a hybrid host) is made below

@@ -143,7 +143,7 @@ fn prepare_and_launch(
         monitor_pid: me,
         monitor_start: start_time(me).map_err(&kill_child)?,
         started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        cgroup: spec.cgroup.clone(),
+        cgroup: spec.cgroup.as_str().to_string(),
     };
     let pending = state
         .save_pending(&spec.run_dir)

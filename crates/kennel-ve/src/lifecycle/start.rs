@@ -3,6 +3,7 @@
 use std::fs;
 use std::time::Duration;
 
+use kennel_cgroup::CgroupRecord;
 use kennel_runtime::spec::{IdMap, InitSpec, RootSpec, StartSpec};
 use kennel_runtime::state::SECCOMP_FILE;
 use kennel_storage::template::Store;
@@ -75,15 +76,26 @@ impl Kennel {
         tracing::debug!("start: VE {id} is stopped");
         let template = Store::new(self.paths.templates()).get(&cfg.template)?;
         let host = self.cgroups()?;
-        let cg_rel = self.ve_cgroup(id);
-        let cg = host.cgroup(&cg_rel);
         let run_dir = self.paths.ve_run(id);
-        self.take_ptys(id, u64::from(cfg.resources.numpty()))?;
+        fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
+        // Recorded before anything is made: whatever happens next, the
+        // teardown finds this cgroup (not one below a `cgroup_parent`
+        // changed meanwhile).
+        let cg_record = self.new_ve_cgroup(id)?;
+        cg_record.save(&run_dir)?;
+        let cg = cg_record.cgroup(host);
+        if let Err(e) = self.take_ptys(id, u64::from(cfg.resources.numpty())) {
+            // Nothing was made.
+            let _ = CgroupRecord::remove(&run_dir);
+            return Err(e);
+        }
         let fail = |e: VeError| -> VeError {
             // The start killed its monitor, and the VE's setup dies with it;
             // anything that still got into the cgroups goes too.
             let _ = cg.kill_all();
-            let _ = cg.remove(Duration::from_secs(2));
+            if cg.remove(Duration::from_secs(2)).is_ok() {
+                let _ = CgroupRecord::remove(&run_dir);
+            }
             let _ = self.teardown_network(id);
             self.release_ptys(id);
             super::teardown::clear_run_files(&run_dir);
@@ -98,7 +110,6 @@ impl Kennel {
             }
         };
         let prepared = (|| -> Result<StartSpec> {
-            fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
             let seccomp = kennel_runtime::policy::seccomp::cached(
                 &self.paths.run.join("seccomp"),
                 kennel_runtime::policy::seccomp::FilterOptions::for_features(&cfg.features),
@@ -128,7 +139,7 @@ impl Kennel {
                     args: Vec::new(),
                     env: init_env(cfg),
                 },
-                cgroup: cg_rel.clone(),
+                cgroup: cg_record.clone(),
                 limits: cfg.resources.limits(),
                 monitor_cgroup: self.monitor_cgroup(),
                 run_dir: run_dir.clone(),

@@ -10,6 +10,7 @@
 use std::fs;
 use std::time::Duration;
 
+use kennel_cgroup::CgroupRecord;
 use kennel_runtime::state::{ExitRecord, MONITOR_SOCKET, PENDING_STATE_FILE, STATE_FILE};
 
 use super::Kennel;
@@ -91,17 +92,45 @@ impl Kennel {
             }
         }
         let host = self.cgroups()?;
-        let cg = host.cgroup(&self.ve_cgroup(id));
+        let record = self.ve_cgroup(id)?;
+        let cg = record.cgroup(host);
         if cg.exists() && cg.remove(Duration::from_secs(2)).is_err() {
             cg.kill_all()?;
             cg.remove(Duration::from_secs(5))?;
         }
+        // Only once the cgroup is gone: until then, the record is how the
+        // next command finds it.
+        CgroupRecord::remove(&run_dir)?;
+        self.remove_old_cgroup_parent(&record);
         // After the cgroup is empty: no process of the VE holds its
         // network namespace any more.
         self.teardown_network(id)?;
         self.release_ptys(id);
         clear_run_files(&run_dir);
         Ok(())
+    }
+}
+
+impl Kennel {
+    /// After the last VE that started below a `cgroup_parent` the host
+    /// has since changed: the monitors' cgroup there, if empty, and the
+    /// parent itself if it is the one Kennel names and makes by default
+    /// (a configured parent may be a systemd unit's cgroup: not Kennel's
+    /// to remove).
+    fn remove_old_cgroup_parent(&self, record: &CgroupRecord) {
+        let Some((parent, _)) = record.as_str().rsplit_once('/') else {
+            return;
+        };
+        if parent == self.cgroup_parent() {
+            return;
+        }
+        if let Ok(host) = self.cgroups() {
+            host.cgroup(&format!("{parent}/_monitor"))
+                .remove_if_unused();
+            if parent == self.paths.default_cgroup_parent() {
+                host.cgroup(parent).remove_if_unused();
+            }
+        }
     }
 }
 
