@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod limit;
 pub mod lock;
 pub mod paths;
+pub mod resources;
 pub mod units;
 
 pub use error::{ErrorKind, Result, VeError};

@@ -106,26 +106,55 @@ pub struct CreateArgs {
     /// Hostname (default: the id).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Memory limit, e.g. 512M or 2G.
-    #[arg(long)]
-    pub memory: Option<String>,
-    /// Swap on top of --memory (default 0).
-    #[arg(long)]
-    pub swap: Option<String>,
-    /// CPU limit in CPUs, e.g. 1 or 0.5.
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// Maximum number of processes and threads.
-    #[arg(long)]
-    pub numproc: Option<String>,
-    /// Ptys the VE may have open, its console included (default 64).
-    #[arg(long, value_name = "N")]
-    pub numpty: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Opt-in features, comma-separated: tun, fuse, nesting, keyring (see docs/SECURITY.md).
     #[arg(long, value_name = "LIST")]
     pub features: Option<String>,
     #[command(flatten)]
     pub net: CreateNetArgs,
+}
+
+/// What a VE may use (docs/RESOURCES.md). Each left out comes from the
+/// host's default plan.
+#[derive(Debug, Args, Default)]
+pub struct ResourceArgs {
+    /// Memory limit, e.g. 512M or 2G, or unlimited.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Swap on top of --memory, e.g. 1G (0 for none).
+    #[arg(long, value_name = "SIZE")]
+    pub swap: Option<String>,
+    /// CPU time in CPUs, e.g. 1 or 0.5.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// CPU time as a percentage of one CPU, e.g. 50% or 150%, or unlimited (OpenVZ's cpulimit).
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu_limit: Option<String>,
+    /// Share of CPU time against other VEs, 1-10000 (100 is even; OpenVZ's cpuunits / 10).
+    #[arg(long, value_name = "WEIGHT")]
+    pub cpu_weight: Option<String>,
+    /// Host CPUs the VE runs on, e.g. 0-1,3.
+    #[arg(long, value_name = "LIST")]
+    pub cpumask: Option<String>,
+    /// Processes and threads, or unlimited.
+    #[arg(long, value_name = "N")]
+    pub numproc: Option<String>,
+    /// Ptys the VE may have open, its console included (default 64).
+    #[arg(long, value_name = "N")]
+    pub numpty: Option<String>,
+    /// Open files per process (the hard limit; the soft one stays 1024).
+    #[arg(long, value_name = "N")]
+    pub nofile: Option<String>,
+    /// Share of disk time against other VEs, 1-10000 (100 is even).
+    #[arg(long, value_name = "WEIGHT")]
+    pub io_weight: Option<String>,
+    /// Disk bandwidth per second, reads and writes each, e.g. 50M, or unlimited.
+    #[arg(long, value_name = "RATE")]
+    pub io_limit: Option<String>,
+    /// Disk operations per second, reads and writes each, or unlimited.
+    #[arg(long, value_name = "N")]
+    pub iops_limit: Option<String>,
 }
 
 /// The network options of `create`.

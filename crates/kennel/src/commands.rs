@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use kennel_runtime::join::{Cwd, Stdio};
-use kennel_ve::config::Resources;
 use kennel_ve::lifecycle::{
     CheckLevel, CreateRequest, ExecRequest, Executables, StopOutcome, VeStatus,
 };
-use kennel_ve::units::{human, parse_cpus, Size};
+use kennel_ve::units::human;
 use kennel_ve::{Kennel, VeError, VeId};
 use serde_json::json;
 
@@ -308,11 +307,18 @@ fn cfg_json(c: &kennel_ve::config::VeConfig) -> serde_json::Value {
         "template": c.template,
         "created": c.created,
         "resources": {
-            "memory_bytes": c.resources.memory.map(|m| m.bytes()),
+            "memory_bytes": crate::output::limit_bytes(c.resources.memory),
             "swap_bytes": c.resources.swap.map(|m| m.bytes()),
             "cpus": c.resources.cpus,
+            "cpu_limit": c.resources.cpu_limit.map(|l| l.to_string()),
+            "cpu_weight": c.resources.cpu_weight.map(|w| w.get()),
+            "cpumask": c.resources.cpumask.as_ref().map(|m| m.to_string()),
             "numproc": c.resources.numproc,
             "numpty": c.resources.numpty(),
+            "nofile": c.resources.nofile,
+            "io_weight": c.resources.io_weight.map(|w| w.get()),
+            "io_limit_bytes": crate::output::limit_bytes(c.resources.io_limit),
+            "iops_limit": c.resources.iops_limit,
         },
         "features": c.features.0.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "idmap": {"uid_base": c.idmap.uid_base, "gid_base": c.idmap.gid_base, "size": c.idmap.size},
@@ -343,28 +349,7 @@ fn session_escape(s: &str) -> Result<Option<u8>> {
 
 fn create(k: &Kennel, a: crate::cli::CreateArgs, quiet: bool) -> Result<i32> {
     let id = VeId::parse(&a.id)?;
-    let numproc = a
-        .numproc
-        .as_deref()
-        .map(|n| {
-            n.trim().parse::<u64>().map_err(|_| {
-                VeError::BadInput(format!(
-                    "invalid --numproc '{n}': use a whole number such as 512"
-                ))
-            })
-        })
-        .transpose()?;
-    let resources = Resources {
-        memory: a.memory.as_deref().map(Size::parse).transpose()?,
-        swap: a.swap.as_deref().map(Size::parse).transpose()?,
-        cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
-        numproc,
-        numpty: a
-            .numpty
-            .as_deref()
-            .map(crate::set_args::numpty)
-            .transpose()?,
-    };
+    let resources = crate::resource_args::resources(&a.resources)?;
     let features = a
         .features
         .as_deref()

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod net_args;
 mod output;
+mod resource_args;
 mod set_args;
 
 use std::process::ExitCode;

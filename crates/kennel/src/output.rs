@@ -109,7 +109,7 @@ pub fn field_json(st: &VeStatus, f: &str) -> Value {
         "template" => json!(c.template),
         "procs" => json!(st.usage.tasks),
         "memory" => json!(st.usage.memory),
-        "memlimit" => json!(c.resources.memory.map(|m| m.bytes())),
+        "memlimit" => limit_bytes(c.resources.memory),
         "cpus" => json!(c.resources.cpus),
         "numproc" => json!(c.resources.numproc),
         "uptime" => json!(st.uptime_secs),
@@ -188,6 +188,15 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>, numeric: &[usize], header
         .map(|l| l.trim_end().to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A size limit in JSON: bytes, `"unlimited"`, or null when none is set.
+pub fn limit_bytes(l: Option<kennel_ve::limit::Limit<kennel_ve::units::Size>>) -> Value {
+    match l {
+        None => Value::Null,
+        Some(kennel_ve::limit::Limit::Unlimited) => json!(kennel_ve::limit::UNLIMITED),
+        Some(kennel_ve::limit::Limit::Max(s)) => json!(s.bytes()),
+    }
 }
 
 #[cfg(test)]
