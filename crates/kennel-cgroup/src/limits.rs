@@ -38,6 +38,17 @@ pub struct Limits {
     pub cpu: Option<CpuLimit>,
     /// Processes and threads.
     pub pids: Option<u64>,
+    /// Share of CPU time against sibling cgroups, 1 to 10000 with 100 for
+    /// an even share (v2's `cpu.weight` scale).
+    pub cpu_weight: Option<u16>,
+    /// Host CPUs to run on, in the kernel's list format (`0-1,3`).
+    pub cpuset: Option<String>,
+}
+
+/// v1's `cpu.shares` for a v2 `cpu.weight` (100 = 1024, the default of
+/// each; the kernel takes 2 to 262144).
+fn shares(weight: u16) -> u64 {
+    (u64::from(weight) * 1024 / 100).clamp(2, 262_144)
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
@@ -109,28 +120,36 @@ pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) ->
         None if mem_needed => return Err(missing("memory")),
         None => {}
     }
+    let cpu_needed = limits.cpu.is_some() || limits.cpu_weight.is_some();
     match of("cpu") {
         Some((false, _)) => {}
-        Some(_) if limits.cpu.is_none() => {}
+        Some(_) if !cpu_needed => {}
         Some((true, h)) => {
             let d = dir_of(h);
-            if h.kind == HierarchyKind::V2 {
-                let v = match limits.cpu {
-                    Some(c) => format!("{} {}", c.quota_us, c.period_us),
-                    None => format!("max {}", CpuLimit::PERIOD_US),
-                };
-                write(&d, "cpu.max", &v)?;
-            } else {
-                let (quota, period) = match limits.cpu {
-                    Some(c) => (c.quota_us.to_string(), c.period_us),
-                    None => ("-1".to_string(), CpuLimit::PERIOD_US),
-                };
-                write(&d, "cpu.cfs_period_us", &period.to_string())?;
-                write(&d, "cpu.cfs_quota_us", &quota)?;
+            let v2 = h.kind == HierarchyKind::V2;
+            if let Some(c) = limits.cpu {
+                if v2 {
+                    write(&d, "cpu.max", &format!("{} {}", c.quota_us, c.period_us))?;
+                } else {
+                    write(&d, "cpu.cfs_period_us", &c.period_us.to_string())?;
+                    write(&d, "cpu.cfs_quota_us", &c.quota_us.to_string())?;
+                }
+            }
+            if let Some(w) = limits.cpu_weight {
+                if v2 {
+                    write(&d, "cpu.weight", &w.to_string())?;
+                } else {
+                    write(&d, "cpu.shares", &shares(w).to_string())?;
+                }
             }
         }
-        None if limits.cpu.is_some() => return Err(missing("cpu")),
+        None if cpu_needed => return Err(missing("cpu")),
         None => {}
+    }
+    match (of("cpuset"), &limits.cpuset) {
+        (Some((true, h)), Some(cpus)) => write(&dir_of(h), "cpuset.cpus", cpus)?,
+        (None, Some(_)) => return Err(missing("cpuset")),
+        _ => {}
     }
     match of("pids") {
         Some((false, _)) => {}
@@ -155,6 +174,14 @@ mod tests {
             1000,
             "kernel minimum is 1 ms"
         );
+    }
+
+    #[test]
+    fn weights_to_shares() {
+        assert_eq!(shares(100), 1024);
+        assert_eq!(shares(500), 5120);
+        assert_eq!(shares(1), 10);
+        assert_eq!(shares(10_000), 102_400);
     }
 
     #[test]

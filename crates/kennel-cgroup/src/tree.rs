@@ -12,7 +12,7 @@ use crate::placement::Placement;
 use crate::walk;
 
 /// Controllers Kennel enables for its cgroups on cgroup v2.
-const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
+const V2_CONTROLLERS: &[&str] = &["cpu", "cpuset", "io", "memory", "pids"];
 
 /// Files a delegated cgroup's owner may write (cgroup v2, see
 /// Documentation/admin-guide/cgroup-v2.rst "Delegation"); the kernel lists

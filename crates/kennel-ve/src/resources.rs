@@ -167,6 +167,30 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// Kennel's default plan, for a host whose `kennel.toml` sets none:
+    /// sized so that a small host (2 CPUs, 24 GiB) stays alive whatever
+    /// its VEs do. One CPU's time at most leaves the host another; 1G of
+    /// memory each lets 22 VEs fill their limits at once; 512 processes
+    /// each lets 60 VEs reach theirs within the default `pid_max`
+    /// (32768). Disk bandwidth is left open: Kennel cannot know the
+    /// disk's (docs/RESOURCES.md).
+    pub fn builtin_plan() -> Resources {
+        Resources {
+            memory: Some(Limit::Max(Size(1 << 30))),
+            swap: Some(Size(512 << 20)),
+            cpus: None,
+            cpu_limit: Some(Limit::Max(Percent(100))),
+            cpu_weight: Some(Weight::DEFAULT),
+            cpumask: None,
+            numproc: Some(Limit::Max(512)),
+            numpty: Some(DEFAULT_NUMPTY),
+            nofile: Some(524_288),
+            io_weight: Some(Weight::DEFAULT),
+            io_limit: Some(Limit::Unlimited),
+            iops_limit: Some(Limit::Unlimited),
+        }
+    }
+
     /// These resources, with what they leave out taken from `plan`.
     pub fn over(&self, plan: &Resources) -> Resources {
         Resources {
@@ -240,7 +264,7 @@ impl Resources {
     }
 
     /// The cgroup limits these resources mean (those the cgroup writers
-    /// know so far: memory, swap, CPU time, processes).
+    /// know so far: memory, swap, CPU time and weight, CPUs, processes).
     pub fn limits(&self) -> kennel_cgroup::Limits {
         let memory = self.memory.and_then(|m| m.max().map(|s| s.bytes()));
         let by_limit = self
@@ -255,6 +279,8 @@ impl Resources {
             swap: memory.map(|_| self.swap.map_or(0, Size::bytes)),
             cpu: cpu.map(kennel_cgroup::CpuLimit::from_cpus),
             pids: self.numproc.and_then(|n| n.max().copied()),
+            cpu_weight: self.cpu_weight.map(Weight::get),
+            cpuset: self.cpumask.as_ref().map(CpuSet::to_string),
         }
     }
 }
@@ -262,6 +288,14 @@ impl Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builtin_plan_limits_everything_that_can_hurt_the_host() {
+        let p = Resources::builtin_plan();
+        p.validate().expect("valid");
+        let l = p.limits();
+        assert!(l.memory.is_some() && l.pids.is_some() && l.cpu.is_some());
+    }
 
     #[test]
     fn percentages() {

@@ -71,6 +71,24 @@ fn memory_limit_stops_allocation() {
     root.finish();
 }
 
+/// `--cpu-weight` and `--cpumask` reach the kernel: the share in the cpu
+/// controller's dialect, and the VE's processes run only on its CPUs.
+#[test]
+fn cpu_weight_and_cpumask_are_the_ves() {
+    let root = TestRoot::new("lim-cpuset");
+    root.start_busybox("101", &["--cpu-weight", "500", "--cpumask", "1"]);
+    let (weight, want) = if common::pure_v2() {
+        (cg_read(&root, "101", &["cpu.weight"]), "500")
+    } else {
+        (cg_read(&root, "101", &["cpu.shares"]), "5120")
+    };
+    assert_eq!(weight.trim(), want);
+    assert_eq!(cg_read(&root, "101", &["cpuset.cpus"]).trim(), "1");
+    let status = root.sh("101", "grep Cpus_allowed_list /proc/self/status");
+    assert!(status.trim().ends_with("\t1") || status.trim().ends_with(" 1"), "{status}");
+    root.finish();
+}
+
 #[test]
 fn numproc_limit_stops_forks() {
     let root = TestRoot::new("lim-pids");

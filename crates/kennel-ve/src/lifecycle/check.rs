@@ -258,7 +258,7 @@ impl Kennel {
             shares.ptys += cfg
                 .as_ref()
                 .map_or(u64::from(crate::config::DEFAULT_NUMPTY), |c| {
-                    u64::from(c.resources.numpty())
+                    u64::from(self.resources_of(c).numpty())
                 });
             if cfg.is_some_and(|c| c.features.has(kennel_runtime::features::Feature::Fuse)) {
                 shares.fuse += 1;

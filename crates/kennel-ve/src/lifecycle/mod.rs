@@ -185,6 +185,11 @@ impl Kennel {
         format!("{}/_monitor", self.cgroup_parent())
     }
 
+    /// What VE `cfg` may use: its own resources over the host's plan.
+    pub(crate) fn resources_of(&self, cfg: &VeConfig) -> crate::resources::Resources {
+        cfg.resources.over(&self.host.plan())
+    }
+
     /// The configuration of VE `id`, or [`VeError::NoSuchVe`].
     pub fn config(&self, id: &VeId) -> Result<VeConfig> {
         self.require_ve(id)?;

@@ -226,11 +226,12 @@ impl Kennel {
             self.check_network(id, &new.network)?;
         }
         let mut notes = Vec::new();
-        let ptys = if running && new.resources.numpty() != cfg.resources.numpty() {
-            self.change_ptys_live(id, &cfg, &new, &mut notes)?
-        } else {
-            None
-        };
+        let ptys =
+            if running && self.resources_of(&new).numpty() != self.resources_of(&cfg).numpty() {
+                self.change_ptys_live(id, &cfg, &new, &mut notes)?
+            } else {
+                None
+            };
         let applied = (|| {
             if let Some(up) = &req.userpasswd {
                 self.set_password(id, up)?;
@@ -305,8 +306,8 @@ impl Kennel {
             }
         };
         let change = PtyChange {
-            old: old.resources.numpty(),
-            new: new.resources.numpty(),
+            old: self.resources_of(old).numpty(),
+            new: self.resources_of(new).numpty(),
             gid: new.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
             monitor: (run.monitor_pid, run.monitor_start),
         };

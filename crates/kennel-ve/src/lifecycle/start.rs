@@ -84,7 +84,8 @@ impl Kennel {
         let cg_record = self.new_ve_cgroup(id)?;
         cg_record.save(&run_dir)?;
         let cg = cg_record.cgroup(host);
-        if let Err(e) = self.take_ptys(id, u64::from(cfg.resources.numpty())) {
+        let resources = self.resources_of(cfg);
+        if let Err(e) = self.take_ptys(id, u64::from(resources.numpty())) {
             // Nothing was made.
             let _ = CgroupRecord::remove(&run_dir);
             return Err(e);
@@ -140,7 +141,7 @@ impl Kennel {
                     env: init_env(cfg),
                 },
                 cgroup: cg_record.clone(),
-                limits: cfg.resources.limits(),
+                limits: resources.limits(),
                 monitor_cgroup: self.monitor_cgroup(),
                 run_dir: run_dir.clone(),
                 seccomp,
@@ -151,7 +152,7 @@ impl Kennel {
                 features: cfg.features.clone(),
                 devpts: kennel_runtime::devpts::DevptsOptions {
                     gid: cfg.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
-                    max: cfg.resources.numpty(),
+                    max: resources.numpty(),
                 },
             })
         })();
