@@ -80,6 +80,8 @@ pub struct StartSpec {
     pub features: crate::features::Features,
     /// The VE's pty instance.
     pub devpts: crate::devpts::DevptsOptions,
+    /// The hard open-files limit of the VE's processes.
+    pub nofile: u64,
 }
 
 impl StartSpec {

@@ -85,7 +85,29 @@ fn cpu_weight_and_cpumask_are_the_ves() {
     assert_eq!(weight.trim(), want);
     assert_eq!(cg_read(&root, "101", &["cpuset.cpus"]).trim(), "1");
     let status = root.sh("101", "grep Cpus_allowed_list /proc/self/status");
-    assert!(status.trim().ends_with("\t1") || status.trim().ends_with(" 1"), "{status}");
+    assert!(
+        status.trim().ends_with("\t1") || status.trim().ends_with(" 1"),
+        "{status}"
+    );
+    root.finish();
+}
+
+/// `--nofile` is the hard open-files limit of the VE's init and of every
+/// `exec` (the soft one stays 1024, select()-safe).
+#[test]
+fn nofile_is_the_hard_open_files_limit() {
+    let root = TestRoot::new("lim-nofile");
+    root.start_busybox("101", &["--nofile", "4096"]);
+    let init = root.init_pid("101");
+    let limits = fs::read_to_string(format!("/proc/{init}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_default();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.get(3..5), Some(&["1024", "4096"][..]), "{line}");
+    assert_eq!(root.sh("101", "ulimit -Hn").trim(), "4096");
+    assert_eq!(root.sh("101", "ulimit -Sn").trim(), "1024");
     root.finish();
 }
 

@@ -60,6 +60,9 @@ impl Kennel {
             env,
             cwd: req.cwd.clone(),
             stdio: req.stdio.clone(),
+            nofile: run
+                .nofile
+                .unwrap_or(kennel_runtime::policy::rlimits::DEFAULT_NOFILE),
         };
         match kennel_runtime::join::exec(&spec) {
             Err(kennel_runtime::RuntimeError::NotRunning) => {

@@ -154,6 +154,9 @@ impl Kennel {
                     gid: cfg.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
                     max: resources.numpty(),
                 },
+                nofile: resources
+                    .nofile
+                    .unwrap_or(kennel_runtime::policy::rlimits::DEFAULT_NOFILE),
             })
         })();
         let spec = prepared.map_err(fail)?;
