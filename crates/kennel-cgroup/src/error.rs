@@ -26,6 +26,9 @@ pub enum CgroupError {
     /// A VE's cgroup record holds no usable path (see `record`).
     #[error("the VE's cgroup record is damaged: {0}")]
     BadRecord(String),
+    /// An I/O limit for files on a filesystem without a block device.
+    #[error("{path} is on a filesystem without a block device (tmpfs, overlayfs, NFS, btrfs): no I/O limit can hold there; put the state root on a disk, or leave --io-limit and --iops-limit unlimited")]
+    NoBlockDevice { path: PathBuf },
     /// A cgroup still had processes after they were killed.
     #[error("cgroup {path} still has processes")]
     Busy { path: PathBuf },

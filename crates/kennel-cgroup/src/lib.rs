@@ -17,6 +17,7 @@
 
 mod error;
 mod host;
+mod io_devices;
 mod limits;
 mod mountinfo;
 mod placement;
@@ -26,7 +27,8 @@ mod walk;
 
 pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
-pub use limits::{CpuLimit, Limits};
+pub use io_devices::{disks_under, BlockDevice};
+pub use limits::{CpuLimit, IoLimits, Limits};
 pub use placement::Placement;
 pub use record::{CgroupRecord, RECORD_FILE};
 pub use tree::{Cgroup, Part, Usage};

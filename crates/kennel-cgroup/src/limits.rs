@@ -43,6 +43,43 @@ pub struct Limits {
     pub cpu_weight: Option<u16>,
     /// Host CPUs to run on, in the kernel's list format (`0-1,3`).
     pub cpuset: Option<String>,
+    /// Disk bandwidth and operations.
+    pub io: Option<IoLimits>,
+}
+
+/// Disk limits on some block devices, reads and writes each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IoLimits {
+    pub devices: Vec<crate::BlockDevice>,
+    /// Bytes per second.
+    pub bps: Option<u64>,
+    /// Operations per second.
+    pub iops: Option<u64>,
+}
+
+impl IoLimits {
+    /// v2's `io.max` line for `dev`.
+    fn v2_line(&self, dev: crate::BlockDevice) -> String {
+        let v = |n: Option<u64>| v2_max(n);
+        format!(
+            "{dev} rbps={} wbps={} riops={} wiops={}",
+            v(self.bps),
+            v(self.bps),
+            v(self.iops),
+            v(self.iops)
+        )
+    }
+
+    /// v1's `blkio.throttle.*` files and values for `dev` (0: none).
+    fn v1_lines(&self, dev: crate::BlockDevice) -> [(&'static str, String); 4] {
+        let v = |n: Option<u64>| format!("{dev} {}", n.unwrap_or(0));
+        [
+            ("blkio.throttle.read_bps_device", v(self.bps)),
+            ("blkio.throttle.write_bps_device", v(self.bps)),
+            ("blkio.throttle.read_iops_device", v(self.iops)),
+            ("blkio.throttle.write_iops_device", v(self.iops)),
+        ]
+    }
 }
 
 /// v1's `cpu.shares` for a v2 `cpu.weight` (100 = 1024, the default of
@@ -146,6 +183,22 @@ pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) ->
         None if cpu_needed => return Err(missing("cpu")),
         None => {}
     }
+    match (of("io").or_else(|| of("blkio")), &limits.io) {
+        (Some((true, h)), Some(io)) => {
+            let d = dir_of(h);
+            for &dev in &io.devices {
+                if h.kind == HierarchyKind::V2 {
+                    write(&d, "io.max", &io.v2_line(dev))?;
+                } else {
+                    for (file, line) in io.v1_lines(dev) {
+                        write(&d, file, &line)?;
+                    }
+                }
+            }
+        }
+        (None, Some(_)) => return Err(missing("io")),
+        _ => {}
+    }
     match (of("cpuset"), &limits.cpuset) {
         (Some((true, h)), Some(cpus)) => write(&dir_of(h), "cpuset.cpus", cpus)?,
         (None, Some(_)) => return Err(missing("cpuset")),
@@ -173,6 +226,32 @@ mod tests {
             CpuLimit::from_cpus(0.001).quota_us,
             1000,
             "kernel minimum is 1 ms"
+        );
+    }
+
+    #[test]
+    fn io_lines_in_each_dialect() {
+        let dev = crate::BlockDevice {
+            major: 254,
+            minor: 0,
+        };
+        let io = IoLimits {
+            devices: vec![dev],
+            bps: Some(20 << 20),
+            iops: None,
+        };
+        assert_eq!(
+            io.v2_line(dev),
+            "254:0 rbps=20971520 wbps=20971520 riops=max wiops=max"
+        );
+        let v1 = io.v1_lines(dev);
+        assert_eq!(
+            v1[1],
+            ("blkio.throttle.write_bps_device", "254:0 20971520".into())
+        );
+        assert_eq!(
+            v1[3],
+            ("blkio.throttle.write_iops_device", "254:0 0".into())
         );
     }
 

@@ -281,7 +281,23 @@ impl Resources {
             pids: self.numproc.and_then(|n| n.max().copied()),
             cpu_weight: self.cpu_weight.map(Weight::get),
             cpuset: self.cpumask.as_ref().map(CpuSet::to_string),
+            io: None,
         }
+    }
+
+    /// The disk limits, on the disks that hold `files` (the VE's own
+    /// layer and its template); `None` when both are unlimited.
+    pub fn io_limits(&self, files: &[&std::path::Path]) -> Result<Option<kennel_cgroup::IoLimits>> {
+        let bps = self.io_limit.and_then(|l| l.max().map(|s| s.bytes()));
+        let iops = self.iops_limit.and_then(|l| l.max().copied());
+        if bps.is_none() && iops.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(kennel_cgroup::IoLimits {
+            devices: kennel_cgroup::disks_under(files)?,
+            bps,
+            iops,
+        }))
     }
 }
 

@@ -111,6 +111,29 @@ fn nofile_is_the_hard_open_files_limit() {
     root.finish();
 }
 
+/// `--io-limit` holds a direct writer to the limit (within 15%). Buffered
+/// writes are not limited on cgroup v1, whose writeback is the host's
+/// (docs/RESOURCES.md).
+#[test]
+fn io_limit_holds_a_direct_writer() {
+    let root = TestRoot::new("lim-io");
+    root.start_busybox("101", &["--io-limit", "20M"]);
+    let line = cg_read(&root, "101", &["io.max", "blkio.throttle.write_bps_device"]);
+    assert!(line.contains("20971520"), "{line}");
+    let t0 = Instant::now();
+    let out = root.sh(
+        "101",
+        "dd if=/dev/zero of=/root/io-test bs=1M count=60 oflag=direct 2>&1; rm -f /root/io-test",
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    let rate = 60.0 / secs;
+    assert!(
+        (17.0..=23.0).contains(&rate),
+        "a direct writer limited to 20 MiB/s wrote at {rate:.1} MiB/s: {out}"
+    );
+    root.finish();
+}
+
 #[test]
 fn numproc_limit_stops_forks() {
     let root = TestRoot::new("lim-pids");

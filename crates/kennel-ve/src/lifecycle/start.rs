@@ -141,7 +141,10 @@ impl Kennel {
                     env: init_env(cfg),
                 },
                 cgroup: cg_record.clone(),
-                limits: resources.limits(),
+                limits: kennel_cgroup::Limits {
+                    io: resources.io_limits(&[&self.paths.ve_layers(id), &template.rootfs])?,
+                    ..resources.limits()
+                },
                 monitor_cgroup: self.monitor_cgroup(),
                 run_dir: run_dir.clone(),
                 seccomp,
