@@ -45,6 +45,23 @@ pub struct Limits {
     pub cpuset: Option<String>,
     /// Disk bandwidth and operations.
     pub io: Option<IoLimits>,
+    /// Share of disk time against sibling cgroups, on the `cpu_weight`
+    /// scale. Only a scheduler that shares by weight honours it (BFQ, or
+    /// v2's io.cost where the host set it up); elsewhere nothing is written.
+    pub io_weight: Option<u16>,
+}
+
+/// Where a weight of disk time goes, if this kernel has a place for it:
+/// the file and the value in its own range (BFQ's is 1 to 1000).
+fn io_weight_file(dir: &Path, weight: u16) -> Option<(&'static str, String)> {
+    let bfq = u64::from(weight).clamp(1, 1000);
+    [
+        ("io.weight", format!("default {weight}")),
+        ("io.bfq.weight", format!("default {bfq}")),
+        ("blkio.bfq.weight", bfq.to_string()),
+    ]
+    .into_iter()
+    .find(|(f, _)| dir.join(f).exists())
 }
 
 /// Disk limits on some block devices, reads and writes each.
@@ -199,6 +216,12 @@ pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) ->
         (None, Some(_)) => return Err(missing("io")),
         _ => {}
     }
+    if let (Some((true, h)), Some(w)) = (of("io").or_else(|| of("blkio")), limits.io_weight) {
+        let d = dir_of(h);
+        if let Some((file, value)) = io_weight_file(&d, w) {
+            write(&d, file, &value)?;
+        }
+    }
     match (of("cpuset"), &limits.cpuset) {
         (Some((true, h)), Some(cpus)) => write(&dir_of(h), "cpuset.cpus", cpus)?,
         (None, Some(_)) => return Err(missing("cpuset")),
@@ -252,6 +275,23 @@ mod tests {
         assert_eq!(
             v1[3],
             ("blkio.throttle.write_iops_device", "254:0 0".into())
+        );
+    }
+
+    #[test]
+    fn io_weight_goes_where_the_kernel_has_a_place() {
+        let d = tempfile::tempdir().expect("tempdir");
+        assert_eq!(io_weight_file(d.path(), 400), None, "no scheduler file: nothing");
+        fs::write(d.path().join("blkio.bfq.weight"), "100").expect("write");
+        assert_eq!(
+            io_weight_file(d.path(), 4000),
+            Some(("blkio.bfq.weight", "1000".into())),
+            "BFQ's range is 1-1000"
+        );
+        fs::write(d.path().join("io.weight"), "default 100").expect("write");
+        assert_eq!(
+            io_weight_file(d.path(), 400),
+            Some(("io.weight", "default 400".into()))
         );
     }
 

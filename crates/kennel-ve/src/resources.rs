@@ -282,6 +282,7 @@ impl Resources {
             cpu_weight: self.cpu_weight.map(Weight::get),
             cpuset: self.cpumask.as_ref().map(CpuSet::to_string),
             io: None,
+            io_weight: self.io_weight.map(Weight::get),
         }
     }
 
