@@ -281,7 +281,11 @@ mod tests {
     #[test]
     fn io_weight_goes_where_the_kernel_has_a_place() {
         let d = tempfile::tempdir().expect("tempdir");
-        assert_eq!(io_weight_file(d.path(), 400), None, "no scheduler file: nothing");
+        assert_eq!(
+            io_weight_file(d.path(), 400),
+            None,
+            "no scheduler file: nothing"
+        );
         fs::write(d.path().join("blkio.bfq.weight"), "100").expect("write");
         assert_eq!(
             io_weight_file(d.path(), 4000),

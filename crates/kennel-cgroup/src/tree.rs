@@ -391,6 +391,22 @@ impl<'h> Cgroup<'h> {
         Ok(())
     }
 
+    /// How many processes the OOM killer of this cgroup's memory limit
+    /// killed since it was made (v2 `memory.events`, v1
+    /// `memory.oom_control`), if the kernel counts them.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let h = self.host.hierarchy_for("memory")?;
+        let file = if h.kind == HierarchyKind::V2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let text = fs::read_to_string(self.dir(h).join(file)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
     /// Removes the cgroup where it is empty (no process, no child): a
     /// parent Kennel made that no VE uses any more. Never kills, and
     /// leaves it where something still runs or lives below.
