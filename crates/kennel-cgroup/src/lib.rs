@@ -15,6 +15,7 @@
 //! cgroup v2, a `cgroup_parent` below an existing cgroup (a systemd unit's)
 //! needs the controllers enabled in that cgroup's `cgroup.subtree_control`.
 
+mod accounting;
 mod error;
 mod host;
 mod io_devices;
@@ -25,6 +26,7 @@ mod record;
 mod tree;
 mod walk;
 
+pub use accounting::{Accounting, Counter, CpuUsage, IoUsage};
 pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
 pub use io_devices::{disks_under, BlockDevice};

@@ -106,8 +106,12 @@ impl<'h> Cgroup<'h> {
         }
     }
 
-    fn dir(&self, h: &Hierarchy) -> PathBuf {
+    pub(crate) fn dir(&self, h: &Hierarchy) -> PathBuf {
         h.mount_point.join(&self.rel)
+    }
+
+    pub(crate) fn host(&self) -> &'h Host {
+        self.host
     }
 
     pub fn exists(&self) -> bool {
