@@ -47,6 +47,9 @@ pub enum Command {
     Kill(IdArg),
     /// Show whether a VE runs, with its init, uptime, processes and memory.
     Status(StatusArgs),
+    /// Show a running VE's resource counters (held, peak, limit, fails), or
+    /// without an id every VE that hit a limit since its start.
+    Stat(StatArgs),
     /// Run a command inside a running VE; its exit status becomes kennel's.
     Exec(ExecArgs),
     /// Open an interactive root shell inside a running VE; Ctrl-] hangs up.
@@ -238,6 +241,13 @@ pub struct StopArgs {
     /// Seconds to wait for a clean shutdown before killing.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    pub id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -86,6 +86,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Stat(a) => crate::stat::run(&k, a),
         Command::Exec(a) => exec(&k, a),
         Command::Enter(a) => enter(&k, a),
         Command::Console(a) => {

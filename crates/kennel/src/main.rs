@@ -8,6 +8,7 @@ mod net_args;
 mod output;
 mod resource_args;
 mod set_args;
+mod stat;
 
 use std::process::ExitCode;
 

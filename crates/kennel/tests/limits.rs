@@ -281,3 +281,43 @@ fn nested_cgroups_are_bounded_and_removed() {
     }
     root.finish();
 }
+
+/// A fork bomb stops at numproc: `kennel stat` counts the refused forks
+/// and lists the VE among those that hit a limit; a neighbour VE still
+/// starts processes and is not listed.
+#[test]
+fn stat_counts_what_a_fork_bomb_was_refused() {
+    let root = TestRoot::new("lim-stat");
+    root.start_busybox("101", &["--numproc", "16"]);
+    root.start_busybox("102", &[]);
+    let _ = root.run(&[
+        "exec",
+        "101",
+        "--",
+        "/bin/sh",
+        "-c",
+        "for i in $(seq 40); do sleep 3 & done 2>/dev/null; true",
+    ]);
+    assert_eq!(root.sh("102", "echo forks").trim(), "forks");
+    let stat: serde_json::Value =
+        serde_json::from_str(&root.ok(&["stat", "101", "--json"])).expect("json");
+    let p = &stat["processes"];
+    assert_eq!(p["limit"], 16, "{stat}");
+    assert!(p["fails"].as_u64().is_some_and(|n| n > 0), "{stat}");
+    // pids.peak exists from Linux 6.1 on (null where the kernel has none).
+    assert!(p["peak"].as_u64().is_none_or(|n| n <= 16), "{stat}");
+    assert!(
+        stat["memory"]["held"].as_u64().is_some_and(|n| n > 0),
+        "{stat}"
+    );
+    let hit: serde_json::Value = serde_json::from_str(&root.ok(&["stat", "--json"])).expect("json");
+    let ids: Vec<&str> = hit
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["101"]);
+    root.fails(&["stat", "103"], 4);
+    root.finish();
+}

@@ -14,6 +14,7 @@ mod network;
 mod ptys;
 mod set;
 mod start;
+pub mod stat;
 mod status;
 mod stop;
 mod teardown;
