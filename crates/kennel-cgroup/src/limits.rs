@@ -101,7 +101,7 @@ impl IoLimits {
 
 /// v1's `cpu.shares` for a v2 `cpu.weight` (100 = 1024, the default of
 /// each; the kernel takes 2 to 262144).
-fn shares(weight: u16) -> u64 {
+pub(crate) fn shares(weight: u16) -> u64 {
     (u64::from(weight) * 1024 / 100).clamp(2, 262_144)
 }
 
@@ -119,14 +119,14 @@ fn missing(controller: &'static str) -> CgroupError {
     }
 }
 
-fn v2_max(v: Option<u64>) -> String {
+pub(crate) fn v2_max(v: Option<u64>) -> String {
     v.map_or_else(|| "max".to_string(), |n| n.to_string())
 }
 
 /// The v1 memory controller's limit on TCP socket buffers.
-const KMEM_TCP: &str = "memory.kmem.tcp.limit_in_bytes";
+pub(crate) const KMEM_TCP: &str = "memory.kmem.tcp.limit_in_bytes";
 
-fn v1_max(v: Option<u64>) -> String {
+pub(crate) fn v1_max(v: Option<u64>) -> String {
     v.map_or_else(|| "-1".to_string(), |n| n.to_string())
 }
 

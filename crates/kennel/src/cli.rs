@@ -222,9 +222,10 @@ pub struct SetArgs {
     /// Remove a port forward PROTO:[HOSTADDR:]HOSTPORT:VEPORT.
     #[arg(long = "forward-del", value_name = "SPEC")]
     pub forward_del: Vec<String>,
-    /// Ptys the VE may have open, its console included (live).
-    #[arg(long, value_name = "N")]
-    pub numpty: Option<String>,
+    /// Resources, changed live on a running VE (disk limits and nofile
+    /// from its next start).
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Opt-in features, comma-separated (tun, fuse, nesting, keyring), or
     /// none; they take effect at the VE's next start.
     #[arg(long, value_name = "LIST")]

@@ -321,3 +321,38 @@ fn stat_counts_what_a_fork_bomb_was_refused() {
     root.fails(&["stat", "103"], 4);
     root.finish();
 }
+
+/// `kennel set` changes a running VE's limits at once and saves them; a
+/// value the kernel refuses leaves every limit and `ve.conf` as they were.
+#[test]
+fn limits_change_live_or_not_at_all() {
+    let root = TestRoot::new("lim-live");
+    root.start_busybox("101", &["--memory", "64M", "--numproc", "64"]);
+    root.ok(&[
+        "set",
+        "101",
+        "--memory",
+        "128M",
+        "--numproc",
+        "100",
+        "--cpu-limit",
+        "50%",
+    ]);
+    let mem = cg_read(&root, "101", &["memory.max", "memory.limit_in_bytes"]);
+    assert_eq!(mem.trim(), (128u64 << 20).to_string());
+    assert_eq!(cg_read(&root, "101", &["pids.max"]).trim(), "100");
+    let quota = cg_read(&root, "101", &["cpu.max", "cpu.cfs_quota_us"]);
+    assert!(quota.starts_with("50000"), "{quota}");
+    assert_eq!(root.config("101")["resources"]["numproc"], 100);
+    // A CPU this host lacks: refused by the kernel, nothing changes.
+    let err = root.fails(&["set", "101", "--memory", "256M", "--cpumask", "4000"], 2);
+    assert!(err.contains("cpuset.cpus"), "{err}");
+    let mem = cg_read(&root, "101", &["memory.max", "memory.limit_in_bytes"]);
+    assert_eq!(mem.trim(), (128u64 << 20).to_string(), "memory put back");
+    assert_eq!(
+        root.config("101")["resources"]["memory_bytes"],
+        128u64 << 20,
+        "ve.conf unchanged"
+    );
+    root.finish();
+}
