@@ -82,6 +82,9 @@ pub struct StartSpec {
     pub devpts: crate::devpts::DevptsOptions,
     /// The hard open-files limit of the VE's processes.
     pub nofile: u64,
+    /// Where lxcfs is mounted on the host, if it runs: its files then show
+    /// the VE's own limits in its /proc and /sys.
+    pub lxcfs: Option<std::path::PathBuf>,
 }
 
 impl StartSpec {

@@ -60,6 +60,10 @@ pub struct HostConfig {
     pub import_max_size: Option<Size>,
     #[serde(default)]
     pub import_max_entries: Option<u64>,
+    /// Where the host's lxcfs is mounted (default `/var/lib/lxcfs`,
+    /// Debian's); `"none"`: never bind it.
+    #[serde(default)]
+    pub lxcfs_dir: Option<String>,
     /// Resources for what a VE's configuration leaves out, over
     /// [`Resources::builtin_plan`].
     #[serde(default)]
@@ -125,6 +129,15 @@ impl HostConfig {
     /// The host's plan: `[default_plan]` over Kennel's own defaults.
     pub fn plan(&self) -> Resources {
         self.default_plan.over(&Resources::builtin_plan())
+    }
+
+    /// Where lxcfs would be mounted, unless the host said `none`.
+    pub fn lxcfs_dir(&self) -> Option<std::path::PathBuf> {
+        match self.lxcfs_dir.as_deref() {
+            Some("none") => None,
+            Some(d) => Some(d.into()),
+            None => Some("/var/lib/lxcfs".into()),
+        }
     }
 
     /// What a tarball import may unpack to.

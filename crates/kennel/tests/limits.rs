@@ -356,3 +356,28 @@ fn limits_change_live_or_not_at_all() {
     );
     root.finish();
 }
+
+/// With lxcfs running, the VE's /proc shows its own plan: its memory
+/// limit in /proc/meminfo (also after a live change), its own uptime;
+/// without lxcfs the VE still starts, with the kernel's files.
+#[test]
+fn proc_inside_shows_the_ves_own_plan() {
+    let root = TestRoot::new("lim-lxcfs");
+    let lxcfs = common::Lxcfs::start(&root);
+    root.start_busybox("101", &["--memory", "256M"]);
+    let total = || root.sh("101", "head -1 /proc/meminfo");
+    assert!(total().contains(" 262144 kB"), "{}", total());
+    root.ok(&["set", "101", "--memory", "512M"]);
+    assert!(total().contains(" 524288 kB"), "{}", total());
+    let up: f64 = root
+        .sh("101", "cut -d' ' -f1 /proc/uptime")
+        .trim()
+        .parse()
+        .expect("uptime");
+    assert!(up < 60.0, "the VE's own uptime, not the host's: {up}");
+    drop(lxcfs);
+    // lxcfs gone: a start warns and goes on with the kernel's files.
+    root.ok(&["restart", "101"]);
+    assert!(!total().contains(" 524288 kB"), "{}", total());
+    root.finish();
+}

@@ -174,3 +174,44 @@ pub fn mount_unmasked(root: &VeRoot) -> Result<()> {
     mount_and_open(r, &format!("{UNMASKED_DIR}/sys"), sys, 0o555)?;
     Ok(())
 }
+
+/// The files lxcfs shows with a reader's own limits (its PID namespace's
+/// init's cgroup), and where they go in the VE: `free`, `top`, `uptime`
+/// and `nproc` then tell the VE's plan, not the host's.
+pub const LXCFS_FILES: &[&str] = &[
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/loadavg",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "sys/devices/system/cpu/online",
+];
+
+/// Binds lxcfs's files (its mount at `dir` on the host) over the VE's
+/// `/proc` and `/sys` ones. Best effort, file by file: an lxcfs that went
+/// away since the start checked it leaves the kernel's own files, and the
+/// VE still starts. Returns how many were bound.
+pub fn mount_lxcfs(root: &VeRoot, dir: &std::path::Path) -> usize {
+    let Ok(lxcfs) = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return 0;
+    };
+    let mut bound = 0;
+    for rel in LXCFS_FILES {
+        let Ok(Some(target)) = open_target(root.fd.as_fd(), rel, Make::Nothing) else {
+            continue;
+        };
+        let Ok(m) = clone_of(lxcfs.as_fd(), rel) else {
+            continue;
+        };
+        if attach(m.as_fd(), target.as_fd(), &format!("lxcfs /{rel}")).is_ok() {
+            bound += 1;
+        }
+    }
+    bound
+}

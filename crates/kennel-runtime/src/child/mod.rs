@@ -97,6 +97,10 @@ fn setup(
     tracing::debug!("ve: /proc");
     kernfs::mount_sys(&root)?;
     tracing::debug!("ve: /sys");
+    if let Some(dir) = &spec.lxcfs {
+        let n = kernfs::mount_lxcfs(&root, dir);
+        tracing::debug!("ve: {n} lxcfs files");
+    }
     let console = dev::mount_dev(&root, go.devpts, &go.nodes, &spec.features)?;
     tracing::debug!("ve: /dev");
     if spec.features.has(crate::features::Feature::Nesting) {

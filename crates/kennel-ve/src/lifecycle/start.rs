@@ -160,10 +160,25 @@ impl Kennel {
                 nofile: resources
                     .nofile
                     .unwrap_or(kennel_runtime::policy::rlimits::DEFAULT_NOFILE),
+                lxcfs: self.lxcfs_for_start(id),
             })
         })();
         let spec = prepared.map_err(fail)?;
         kennel_runtime::launch::start(&spec, host).map_err(|e| fail(e.into()))
+    }
+
+    /// Where lxcfs serves, for this start; a host that expects it but
+    /// where it is down gets a warning, and the VE starts with the
+    /// kernel's own /proc (`kennel check` says so too).
+    fn lxcfs_for_start(&self, id: &VeId) -> Option<std::path::PathBuf> {
+        let dir = self.host.lxcfs_dir()?;
+        match kennel_runtime::lxcfs::probe(&dir) {
+            Ok(()) => Some(dir),
+            Err(why) => {
+                tracing::warn!("VE {id} sees the host's /proc values: {why} (start lxcfs)");
+                None
+            }
+        }
     }
 
     /// The command the monitor runs when the VE's init ends.

@@ -485,3 +485,53 @@ pub fn output_within(
     };
     (status, join(t_out), join(t_err))
 }
+
+/// An lxcfs of the test's own (never the host's: its own mount point and
+/// pidfile below the test root), which the root's `kennel.toml` names.
+/// Dropped, it is killed by PID and unmounted.
+pub struct Lxcfs {
+    child: std::process::Child,
+    pub dir: PathBuf,
+}
+
+impl Lxcfs {
+    pub fn start(root: &TestRoot) -> Self {
+        let dir = root.dir.join("lxcfs");
+        fs::create_dir_all(&dir).expect("mkdir lxcfs");
+        let child = std::process::Command::new("lxcfs")
+            .args(["-f", "-l", "--enable-pidfd", "-p"])
+            .arg(root.dir.join("lxcfs.pid"))
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lxcfs (scripts/install-deps.sh installs it)");
+        let me = Lxcfs {
+            child,
+            dir: dir.clone(),
+        };
+        assert!(
+            wait_for(secs(10), || dir.join("proc/meminfo").exists()),
+            "lxcfs did not mount at {}",
+            dir.display()
+        );
+        let conf = root.dir.join("lib/kennel.toml");
+        fs::create_dir_all(root.dir.join("lib")).expect("mkdir lib");
+        let old = fs::read_to_string(&conf).unwrap_or_default();
+        fs::write(&conf, format!("lxcfs_dir = \"{}\"\n{old}", dir.display()))
+            .expect("write kennel.toml");
+        me
+    }
+}
+
+impl Drop for Lxcfs {
+    fn drop(&mut self) {
+        // Its own PID (SIGTERM: lxcfs unmounts itself), then reaped.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let _ = rustix::mount::unmount(&self.dir, rustix::mount::UnmountFlags::DETACH);
+    }
+}
