@@ -17,7 +17,7 @@ pub fn probe(dir: &Path) -> Result<(), String> {
     if st.f_type as i64 != FUSE_SUPER_MAGIC {
         return Err(format!("nothing is mounted at {}", dir.display()));
     }
-    rustix::fs::stat(&dir.join("proc/meminfo"))
+    rustix::fs::stat(dir.join("proc/meminfo"))
         .map(|_| ())
         .map_err(|e| format!("lxcfs at {} does not answer: {e}", dir.display()))
 }
