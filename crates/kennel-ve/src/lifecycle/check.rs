@@ -111,6 +111,7 @@ impl Kennel {
             ),
         });
         out.push(self.cgroups_check());
+        out.push(self.lxcfs_check());
         let fss = fs::read_to_string("/proc/filesystems").unwrap_or_default();
         out.push(if fss.lines().any(|l| l.ends_with("\toverlay")) {
             check("overlayfs", ok, "available")
@@ -185,6 +186,31 @@ impl Kennel {
             (maj, min),
         ));
         out
+    }
+
+    /// Whether lxcfs serves the VEs' /proc views of their own limits.
+    fn lxcfs_check(&self) -> Check {
+        let Some(dir) = self.host.lxcfs_dir() else {
+            return check(
+                "lxcfs",
+                CheckLevel::Ok,
+                "off (lxcfs_dir = \"none\"): VEs see the host's memory, CPUs and uptime in /proc",
+            );
+        };
+        match kennel_runtime::lxcfs::probe(&dir) {
+            Ok(()) => check(
+                "lxcfs",
+                CheckLevel::Ok,
+                format!("serving at {}: VEs see their own limits in /proc", dir.display()),
+            ),
+            Err(why) => check(
+                "lxcfs",
+                CheckLevel::Warn,
+                format!(
+                    "{why}: VEs see the host's memory, CPUs and uptime in /proc (apt-get install lxcfs; systemctl start lxcfs)"
+                ),
+            ),
+        }
     }
 
     /// The cgroup layout, and the controllers VE limits need.
