@@ -218,14 +218,25 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
         .iter()
         .filter(|s| a.all || s.state.is_running())
         .collect();
+    // Counters only when a column needs them: a few more files per VE.
+    let counted = fields.iter().any(|f| output::COUNTER_FIELDS.contains(f));
+    let accounting: Vec<Option<kennel_ve::lifecycle::stat::Accounting>> = shown
+        .iter()
+        .map(|s| {
+            (counted && s.state.is_running())
+                .then(|| k.stat(&s.config.id).ok())
+                .flatten()
+        })
+        .collect();
     if a.json {
         let v: Vec<serde_json::Value> = shown
             .iter()
-            .map(|s| {
+            .zip(&accounting)
+            .map(|(s, acc)| {
                 serde_json::Value::Object(
                     fields
                         .iter()
-                        .map(|f| (f.to_string(), output::field_json(s, f)))
+                        .map(|f| (f.to_string(), output::field_json(s, acc.as_ref(), f)))
                         .collect(),
                 )
             })
@@ -239,7 +250,13 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
         .collect();
     let rows = shown
         .iter()
-        .map(|s| fields.iter().map(|f| output::field_text(s, f)).collect())
+        .zip(&accounting)
+        .map(|(s, acc)| {
+            fields
+                .iter()
+                .map(|f| output::field_text(s, acc.as_ref(), f))
+                .collect()
+        })
         .collect();
     let numeric: Vec<usize> = fields
         .iter()
@@ -247,7 +264,15 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
         .filter(|(_, f)| {
             matches!(
                 **f,
-                "procs" | "memory" | "memlimit" | "cpus" | "numproc" | "uid_base"
+                "procs"
+                    | "memory"
+                    | "memlimit"
+                    | "cpus"
+                    | "numproc"
+                    | "uid_base"
+                    | "swap"
+                    | "cpu"
+                    | "fails"
             )
         })
         .map(|(i, _)| i)

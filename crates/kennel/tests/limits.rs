@@ -319,6 +319,16 @@ fn stat_counts_what_a_fork_bomb_was_refused() {
         .collect();
     assert_eq!(ids, vec!["101"]);
     root.fails(&["stat", "103"], 4);
+    let list: serde_json::Value = serde_json::from_str(&root.ok(&[
+        "list",
+        "--json",
+        "-o",
+        "id,memory,memlimit,swap,cpu,procs,numproc,fails",
+    ]))
+    .expect("json");
+    assert!(list[0]["fails"].as_u64().is_some_and(|n| n > 0), "{list}");
+    assert_eq!(list[1]["fails"], 0, "{list}");
+    assert!(list[0]["cpu"].as_u64().is_some(), "{list}");
     root.finish();
 }
 
