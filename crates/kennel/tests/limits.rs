@@ -391,3 +391,78 @@ fn proc_inside_shows_the_ves_own_plan() {
     assert!(!total().contains(" 524288 kB"), "{}", total());
     root.finish();
 }
+
+/// CPU time used by VE `id` so far, from `kennel stat`.
+fn cpu_used(root: &TestRoot, id: &str) -> Duration {
+    let stat: serde_json::Value =
+        serde_json::from_str(&root.ok(&["stat", id, "--json"])).expect("stat json");
+    Duration::from_nanos(stat["cpu"]["usage_ns"].as_u64().expect("usage_ns"))
+}
+
+/// A hog limited to 50% of a CPU gets that, within 10% of the limit.
+#[test]
+fn a_cpu_hog_gets_its_cpu_limit() {
+    let root = TestRoot::new("lim-cpu50");
+    root.start_busybox("101", &["--cpu-limit", "50%"]);
+    let before = cpu_used(&root, "101");
+    let t0 = Instant::now();
+    root.sh("101", "timeout 4 sh -c 'while :; do :; done' || true");
+    let share = (cpu_used(&root, "101") - before).as_secs_f64() / t0.elapsed().as_secs_f64();
+    assert!(
+        (0.45..=0.55).contains(&share),
+        "a VE limited to 50% used {:.0}% of a CPU",
+        share * 100.0
+    );
+    root.finish();
+}
+
+/// Two hogs on one CPU with weights 100 and 300 share it 1:3 (within 10%).
+#[test]
+fn cpu_weights_share_a_busy_cpu() {
+    let root = TestRoot::new("lim-weight");
+    root.start_busybox(
+        "101",
+        &[
+            "--cpumask",
+            "1",
+            "--cpu-weight",
+            "100",
+            "--cpu-limit",
+            "unlimited",
+        ],
+    );
+    root.start_busybox(
+        "102",
+        &[
+            "--cpumask",
+            "1",
+            "--cpu-weight",
+            "300",
+            "--cpu-limit",
+            "unlimited",
+        ],
+    );
+    let (a0, b0) = (cpu_used(&root, "101"), cpu_used(&root, "102"));
+    let hog = |id: &'static str| {
+        let mut c = root.cmd();
+        c.args([
+            "exec",
+            id,
+            "--",
+            "/bin/sh",
+            "-c",
+            "timeout 4 sh -c 'while :; do :; done'; true",
+        ]);
+        c.spawn().expect("spawn")
+    };
+    let (mut h1, mut h2) = (hog("101"), hog("102"));
+    let _ = (h1.wait(), h2.wait());
+    let a = (cpu_used(&root, "101") - a0).as_secs_f64();
+    let b = (cpu_used(&root, "102") - b0).as_secs_f64();
+    let ratio = b / a;
+    assert!(
+        (2.7..=3.3).contains(&ratio),
+        "weights 300:100 on one CPU shared it {ratio:.2}:1 ({b:.2}s against {a:.2}s)"
+    );
+    root.finish();
+}
