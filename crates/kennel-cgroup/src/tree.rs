@@ -89,6 +89,9 @@ pub struct Usage {
     pub memory: Option<u64>,
     /// Processes and threads.
     pub tasks: Option<u64>,
+    /// Processes the OOM killer of its memory limit killed since it was
+    /// made.
+    pub oom_kills: Option<u64>,
 }
 
 /// The cgroup `rel` in every hierarchy of a [`Host`].
@@ -297,6 +300,7 @@ impl<'h> Cgroup<'h> {
                 "pids.current",
                 "pids.current",
             ),
+            oom_kills: self.oom_kills(),
         }
     }
 

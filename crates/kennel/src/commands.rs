@@ -288,8 +288,12 @@ fn status_line(st: &VeStatus) -> String {
     let id = &st.config.id;
     if st.state.is_running() {
         let pid = st.run.as_ref().map_or(0, |r| r.init_pid);
+        let oom = match st.usage.oom_kills {
+            Some(n) if n > 0 => format!(", {n} killed by the OOM killer of its memory limit"),
+            _ => String::new(),
+        };
         format!(
-            "VE {id} {} (init pid {pid}, up {}, {} processes, {} memory)",
+            "VE {id} {} (init pid {pid}, up {}, {} processes, {} memory{oom})",
             st.state.as_str(),
             st.uptime_secs.map_or("-".into(), output::uptime),
             st.usage.tasks.map_or("-".into(), |n| n.to_string()),
@@ -319,6 +323,7 @@ fn status_json(st: &VeStatus) -> serde_json::Value {
         "uptime_secs": st.uptime_secs,
         "procs": st.usage.tasks,
         "memory_bytes": st.usage.memory,
+        "oom_kills": st.usage.oom_kills,
         "hostname": st.config.hostname,
         "template": st.config.template,
         "last_exit": st.last_exit.as_ref().map(|e| json!({"at": e.at, "how": e.how})),

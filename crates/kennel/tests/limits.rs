@@ -68,6 +68,18 @@ fn memory_limit_stops_allocation() {
         kills > 0,
         "the memory cgroup recorded an OOM kill: {events}"
     );
+    // Inside the VE only: a neighbour and the host carry on, and the
+    // VE's status and `kennel stat` say what happened.
+    root.start_busybox("102", &[]);
+    assert_eq!(root.sh("102", "echo alive").trim(), "alive");
+    assert!(root.status("101")["oom_kills"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+    assert!(root
+        .ok(&["status", "101"])
+        .contains("killed by the OOM killer"));
+    let hit = root.ok(&["stat"]);
+    assert!(hit.contains("101") && !hit.contains("102"), "{hit}");
     root.finish();
 }
 
