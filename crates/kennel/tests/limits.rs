@@ -478,3 +478,39 @@ fn cpu_weights_share_a_busy_cpu() {
     );
     root.finish();
 }
+
+/// All VEs together stay below the host's memory less its reserve (2G,
+/// or a tenth of a larger host) and below pid_max less 4096: the limits
+/// on Kennel's parent cgroup.
+#[test]
+fn all_ves_together_stay_within_the_hosts_envelope() {
+    let root = TestRoot::new("lim-envelope");
+    root.start_busybox("101", &[]);
+    let first = |files: &[&str]| -> u64 {
+        root.cgroup_dirs("")
+            .iter()
+            .flat_map(|d| files.iter().map(move |f| d.join(f)))
+            .find_map(|p| fs::read_to_string(p).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .expect("the parent's limit")
+    };
+    let total: u64 = fs::read_to_string("/proc/meminfo")
+        .expect("meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("MemTotal")
+        * 1024;
+    let reserve = (total / 10).max(2 << 30);
+    assert_eq!(
+        first(&["memory.max", "memory.limit_in_bytes"]),
+        total - reserve
+    );
+    let pid_max: u64 = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .expect("pid_max")
+        .trim()
+        .parse()
+        .expect("pid_max");
+    assert_eq!(first(&["pids.max"]), pid_max - 4096);
+    root.finish();
+}

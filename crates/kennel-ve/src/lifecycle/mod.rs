@@ -9,6 +9,7 @@
 mod check;
 mod create;
 mod destroy;
+mod envelope;
 mod exec;
 mod network;
 mod ptys;

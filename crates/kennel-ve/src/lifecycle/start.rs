@@ -164,6 +164,7 @@ impl Kennel {
             })
         })();
         let spec = prepared.map_err(fail)?;
+        self.apply_envelope();
         kennel_runtime::launch::start(&spec, host).map_err(|e| fail(e.into()))
     }
 
