@@ -9,10 +9,12 @@
 
 use super::Kennel;
 
-/// Memory the host keeps for itself: 2G, or a tenth of a larger host.
+/// What all VEs together may use of `total`: all but 2G, or but a tenth
+/// of a larger host; never less than half. In whole pages, as the kernel
+/// keeps it.
 pub fn memory_envelope(total: u64) -> u64 {
     let reserve = (total / 10).max(2 << 30);
-    total.saturating_sub(reserve).max(total / 2)
+    total.saturating_sub(reserve).max(total / 2) & !4095
 }
 
 /// Processes the host keeps for itself, out of `pid_max`.
