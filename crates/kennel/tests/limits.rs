@@ -514,3 +514,30 @@ fn all_ves_together_stay_within_the_hosts_envelope() {
     assert_eq!(first(&["pids.max"]), pid_max - 4096);
     root.finish();
 }
+
+/// `--cpus N` below the host's count pins the VE to N CPUs, the least
+/// used: two one-CPU VEs on a two-CPU host get one each, and `nproc`
+/// inside says 1.
+#[test]
+fn cpus_pins_a_ve_to_that_many_of_the_least_used_cpus() {
+    let online = fs::read_to_string("/sys/devices/system/cpu/online").expect("online");
+    if online.trim() == "0" {
+        eprintln!("a one-CPU host: nothing to pick from");
+        return;
+    }
+    let root = TestRoot::new("lim-cpus");
+    root.start_busybox("101", &["--cpus", "1"]);
+    root.start_busybox("102", &["--cpus", "1"]);
+    let cpus = |id: &str| {
+        root.sh(id, "grep Cpus_allowed_list /proc/self/status")
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (a, b) = (cpus("101"), cpus("102"));
+    assert!(!a.contains(['-', ',']), "one CPU: {a}");
+    assert_ne!(a, b, "the second VE gets the other CPU");
+    assert_eq!(root.sh("101", "nproc").trim(), "1");
+    root.finish();
+}

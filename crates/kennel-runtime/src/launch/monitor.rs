@@ -145,6 +145,7 @@ fn prepare_and_launch(
         started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         cgroup: spec.cgroup.as_str().to_string(),
         nofile: Some(spec.nofile),
+        cpuset: spec.limits.cpuset.clone(),
     };
     let pending = state
         .save_pending(&spec.run_dir)

@@ -7,6 +7,7 @@
 //! `kennel_runtime::state`), never taken from a file alone.
 
 mod check;
+mod cpus;
 mod create;
 mod destroy;
 mod envelope;

@@ -297,17 +297,40 @@ impl Kennel {
                 "disk limits and nofile take effect at VE {id}'s next start (kennel restart {id})"
             ));
         }
-        let limits = will.limits();
-        if limits == was.limits() {
+        // The CPUs its start picked stay unless cpus or cpumask change.
+        let run = self.run_state(id)?;
+        let current = run.as_ref().and_then(|r| r.cpuset.clone());
+        let cpuset = if (was.cpus, &was.cpumask) == (will.cpus, &will.cpumask) {
+            current.clone()
+        } else {
+            self.cpuset_for(id, &will)
+        };
+        let limits = kennel_cgroup::Limits {
+            cpuset: cpuset.clone(),
+            ..will.limits()
+        };
+        let before = kennel_cgroup::Limits {
+            cpuset: current.clone(),
+            ..was.limits()
+        };
+        if limits == before {
             return Ok(None);
         }
         let cg = self.ve_cgroup(id)?;
-        match cg.cgroup(self.cgroups()?).change_limits(&limits) {
-            Ok(journal) => Ok(Some(journal)),
-            Err(e) => Err(VeError::BadInput(format!(
-                "VE {id}: {e}; its limits are as they were"
-            ))),
+        let journal = cg
+            .cgroup(self.cgroups()?)
+            .change_limits(&limits)
+            .map_err(|e| VeError::BadInput(format!("VE {id}: {e}; its limits are as they were")))?;
+        if let (Some(mut run), true) = (run, cpuset != current) {
+            // For the next pick of another VE's CPUs.
+            run.cpuset = cpuset;
+            let dir = self.paths.ve_run(id);
+            if let Err(e) = run.save_pending(&dir).and_then(|p| p.commit()) {
+                journal.undo();
+                return Err(crate::error::io(format!("update the run state of VE {id}"))(e));
+            }
         }
+        Ok(Some(journal))
     }
 
     /// The network change and the save, under the host lock: no other VE

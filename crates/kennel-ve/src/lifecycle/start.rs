@@ -143,6 +143,7 @@ impl Kennel {
                 cgroup: cg_record.clone(),
                 limits: kennel_cgroup::Limits {
                     io: resources.io_limits(&[&self.paths.ve_layers(id), &template.rootfs])?,
+                    cpuset: self.cpuset_for(id, &resources),
                     ..resources.limits()
                 },
                 monitor_cgroup: self.monitor_cgroup(),
