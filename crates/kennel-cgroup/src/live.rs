@@ -100,14 +100,18 @@ impl Cgroup<'_> {
         }
         if let Some(h) = host.hierarchy_for("cpuset") {
             let d = self.dir(h);
-            // No mask: all the parent's CPUs (v2 says so with an empty
-            // list; v1 needs them named).
-            let cpus = match (&limits.cpuset, h.kind == HierarchyKind::V2) {
-                (Some(c), _) => Some(c.clone()),
-                (None, true) => Some(String::new()),
-                (None, false) => d
+            // No mask: all the parent's CPUs, named (v2 refuses an empty
+            // list on most kernels once a list was set).
+            let parents = if h.kind == HierarchyKind::V2 {
+                "cpuset.cpus.effective"
+            } else {
+                "cpuset.cpus"
+            };
+            let cpus = match &limits.cpuset {
+                Some(c) => Some(c.clone()),
+                None => d
                     .parent()
-                    .and_then(|p| fs::read_to_string(p.join("cpuset.cpus")).ok())
+                    .and_then(|p| fs::read_to_string(p.join(parents)).ok())
                     .map(|s| s.trim().to_string()),
             };
             if let Some(c) = cpus {

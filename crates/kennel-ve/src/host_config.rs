@@ -114,6 +114,14 @@ impl HostConfig {
                 )));
             }
         }
+        if let Some(d) = cfg.lxcfs_dir.as_deref() {
+            if d != "none" && !d.starts_with('/') {
+                return Err(VeError::BadInput(format!(
+                    "{}: lxcfs_dir {d:?} must be an absolute path (or \"none\")",
+                    p.display()
+                )));
+            }
+        }
         cfg.default_plan
             .validate()
             .map_err(|e| VeError::BadInput(format!("{}: [default_plan]: {e}", p.display())))?;

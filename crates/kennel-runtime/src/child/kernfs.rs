@@ -201,6 +201,10 @@ pub fn mount_lxcfs(root: &VeRoot, dir: &std::path::Path) -> usize {
     ) else {
         return 0;
     };
+    // Only lxcfs itself (a FUSE mount), never whatever else is there.
+    if !rustix::fs::fstatfs(&lxcfs).is_ok_and(|st| crate::lxcfs::is_fuse(&st)) {
+        return 0;
+    }
     let mut bound = 0;
     for rel in LXCFS_FILES {
         let Ok(Some(target)) = open_target(root.fd.as_fd(), rel, Make::Nothing) else {
@@ -209,6 +213,10 @@ pub fn mount_lxcfs(root: &VeRoot, dir: &std::path::Path) -> usize {
         let Ok(m) = clone_of(lxcfs.as_fd(), rel) else {
             continue;
         };
+        // Read-only, as the kernel's own files are for the VE's root.
+        if kennel_sys::mount::set_readonly(m.as_fd()).is_err() {
+            continue;
+        }
         if attach(m.as_fd(), target.as_fd(), &format!("lxcfs /{rel}")).is_ok() {
             bound += 1;
         }

@@ -65,8 +65,14 @@ impl Kennel {
             VeState::Stopping => return Err(VeError::Busy(id.to_string())),
         }
         preflight()?;
-        // This start supersedes a restart a rebooted VE waits for.
+        // This start supersedes a restart a rebooted VE waits for, and a
+        // kill marker a stop left behind would misname its next ending.
         self.take_pending_restart(id);
+        let _ = fs::remove_file(
+            self.paths
+                .ve_run(id)
+                .join(super::teardown::KILL_REQUESTED_FILE),
+        );
         if !self.exe.monitor.is_file() {
             return Err(VeError::HostUnsupported(format!(
                 "the monitor program {} is missing: install kennel-monitor next to kennel",
