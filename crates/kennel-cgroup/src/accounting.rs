@@ -170,7 +170,7 @@ impl Cgroup<'_> {
                 held: n("pids.current"),
                 peak: n("pids.peak"),
                 limit: n("pids.max"),
-                fails: keyed(&read(h, "pids.events").unwrap_or_default(), "max"),
+                fails: pids_fails(&self.dir(h)),
             };
         }
         if let Some(h) = host.hierarchy_for("cpu") {
@@ -210,6 +210,46 @@ impl Cgroup<'_> {
             writes,
         })
     }
+}
+
+/// The most cgroups a VE's subtree walk reads: the v2 subtree bound
+/// (1024 descendants) and the VE's own.
+const MAX_SUBTREE: usize = 1025;
+
+/// How often forks were refused at the VE's process limit. Linux 6.11 and
+/// later count that in the cgroup whose limit was hit (and then also have
+/// `pids.events.local`); before, in the cgroup of the forking process,
+/// which in a systemd VE is one it made: there, the VE's whole subtree is
+/// summed (bounded; the VE makes cgroups with `mkdir` only, so there are
+/// no links to follow).
+fn pids_fails(dir: &std::path::Path) -> Option<u64> {
+    let own = |d: &std::path::Path| {
+        fs::read_to_string(d.join("pids.events"))
+            .ok()
+            .and_then(|t| keyed(&t, "max"))
+    };
+    if dir.join("pids.events.local").exists() {
+        return own(dir);
+    }
+    let mut total = own(dir)?;
+    let mut todo = vec![dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if seen >= MAX_SUBTREE {
+                return Some(total);
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                seen += 1;
+                total += own(&e.path()).unwrap_or(0);
+                todo.push(e.path());
+            }
+        }
+    }
+    Some(total)
 }
 
 /// A v1 memory counter family: `PREFIX.usage_in_bytes`,
@@ -263,6 +303,26 @@ mod tests {
                 writes: 6
             }
         );
+    }
+
+    #[test]
+    fn refused_forks_are_summed_over_the_subtree_on_older_kernels() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path();
+        fs::write(root.join("pids.events"), "max 2\n").expect("write");
+        for (sub, n) in [
+            ("init.scope", 3),
+            ("system.slice", 0),
+            ("system.slice/x.service", 5),
+        ] {
+            fs::create_dir_all(root.join(sub)).expect("mkdir");
+            fs::write(root.join(sub).join("pids.events"), format!("max {n}\n")).expect("write");
+        }
+        assert_eq!(pids_fails(root), Some(10));
+        // 6.11 and later: the VE's own count is already the whole story.
+        fs::write(root.join("pids.events.local"), "max 0\n").expect("write");
+        assert_eq!(pids_fails(root), Some(2));
+        assert_eq!(pids_fails(&root.join("missing")), None);
     }
 
     #[test]
