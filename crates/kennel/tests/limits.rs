@@ -541,3 +541,28 @@ fn cpus_pins_a_ve_to_that_many_of_the_least_used_cpus() {
     assert_eq!(root.sh("101", "nproc").trim(), "1");
     root.finish();
 }
+
+/// An lxcfs that stalls cannot hold a start: after a second the VE starts
+/// with the kernel's own /proc files, and says why.
+#[test]
+fn a_stalled_lxcfs_cannot_hold_a_start() {
+    let root = TestRoot::new("lim-lxstall");
+    let lxcfs = common::Lxcfs::start(&root);
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox", "--memory", "256M"]);
+    lxcfs.signal("STOP");
+    let t0 = Instant::now();
+    let out = root.run(&["start", "101"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did not answer"),
+        "{out:?}"
+    );
+    assert!(!root
+        .sh("101", "head -1 /proc/meminfo")
+        .contains(" 262144 kB"));
+    root.ok(&["kill", "101"]);
+    drop(lxcfs);
+    root.finish();
+}

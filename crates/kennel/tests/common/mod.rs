@@ -525,8 +525,19 @@ impl Lxcfs {
     }
 }
 
+impl Lxcfs {
+    /// Sends this lxcfs `signal` (e.g. STOP to stall it), by its PID.
+    pub fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+}
+
 impl Drop for Lxcfs {
     fn drop(&mut self) {
+        self.signal("CONT");
         // Its own PID (SIGTERM: lxcfs unmounts itself), then reaped.
         let _ = std::process::Command::new("kill")
             .arg(self.child.id().to_string())
