@@ -98,6 +98,16 @@ fn setup(child: &Child<'_>) -> Result<Infallible, Failure> {
 fn leave_the_caller(child: &Child<'_>) -> Result<(), Failure> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| failed("make the process undumpable")(e.into()))?;
+    // Named as the command it becomes: what the VE sees in its PID
+    // namespace until the exec is the command, not the host's tool.
+    name_after(
+        child
+            .spec
+            .argv
+            .first()
+            .map(String::as_str)
+            .unwrap_or("exec"),
+    );
     // The VE can read the command line of any process in its PID
     // namespace, this one's included (unlike its memory or environment).
     crate::procfs::blank_own_cmdline();
@@ -114,6 +124,15 @@ fn leave_the_caller(child: &Child<'_>) -> Result<(), Failure> {
         message: e.to_string(),
     })?;
     crate::procfs::lift_oom_protection().map_err(failed("reset the OOM score adjustment"))
+}
+
+/// Sets this process's name (`comm`, 15 bytes) to `command`'s base name.
+fn name_after(command: &str) {
+    let base = command.rsplit('/').next().unwrap_or(command);
+    let short: String = base.chars().filter(|c| *c != '\0').take(15).collect();
+    if let Ok(name) = std::ffi::CString::new(short) {
+        let _ = rustix::thread::set_name(&name);
+    }
 }
 
 fn enter_the_ve(child: &Child<'_>) -> Result<(), Failure> {
