@@ -12,6 +12,7 @@
 //! | CPU | `cpu.stat` `usage_usec`, `nr_throttled`, `throttled_usec` | `cpuacct.usage`, `cpu.stat` `nr_throttled`, `throttled_time` |
 //! | I/O | `io.stat` | `blkio.throttle.io_service_bytes_recursive`, `io_serviced_recursive` |
 //! | OOM kills | `memory.events` `oom_kill` | `memory.oom_control` `oom_kill` |
+//! | open files | `/proc/PID/fd` of each process (a walk) | the same |
 
 use std::fs;
 
@@ -57,6 +58,9 @@ pub struct Accounting {
     pub io: Option<IoUsage>,
     /// Processes the OOM killer of this cgroup's memory limit killed.
     pub oom_kills: Option<u64>,
+    /// Open files (descriptors) of its processes, counted only on request
+    /// ([`Cgroup::open_files`]): no kernel counter keeps them per cgroup.
+    pub open_files: Counter,
 }
 
 /// A number from a cgroup file; `max` and v1's "no limit" values (-1,

@@ -304,6 +304,31 @@ impl<'h> Cgroup<'h> {
         }
     }
 
+    /// Descriptors open in this cgroup's processes (and its descendants'),
+    /// counted in `/proc/PID/fd`; `None` when the count did not finish by
+    /// `deadline` (a VE may hold millions). Threads share their process's
+    /// table: each process is counted once.
+    pub fn open_files(&self, deadline: Instant) -> Option<u64> {
+        let mut pids = std::collections::BTreeSet::new();
+        self.for_each_pid(deadline, &mut |pid| {
+            pids.insert(pid);
+        })
+        .ok()?;
+        let mut total = 0u64;
+        for pid in pids {
+            let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+                continue; // gone meanwhile, or a thread id of v1's tasks
+            };
+            for _ in dir {
+                total += 1;
+                if total.is_multiple_of(4096) && Instant::now() >= deadline {
+                    return None;
+                }
+            }
+        }
+        (Instant::now() < deadline).then_some(total)
+    }
+
     /// Calls `f` with every PID in this cgroup and its descendants, in
     /// every hierarchy, giving up at `deadline`.
     fn for_each_pid(&self, deadline: Instant, f: &mut dyn FnMut(i32)) -> Result<()> {

@@ -52,6 +52,10 @@ pub struct InsideVe<'a> {
     pub seccomp: &'a [kennel_sys::seccomp::SockFilter],
     /// Also join the VE's UTS namespace (to set its hostname).
     pub uts: bool,
+    /// Descriptors the helper keeps (every other one is closed before it
+    /// looks up a path): only what the work hands to the VE itself, such
+    /// as detached mounts of lxcfs's files.
+    pub keep: &'a [BorrowedFd<'a>],
 }
 
 /// Runs `work` as the VE's root inside VE `ve`'s namespaces and returns
@@ -146,8 +150,11 @@ fn enter(
         ns |= ThreadNameSpaceType::HOST_NAME_AND_NIS_DOMAIN_NAME;
     }
     move_into_thread_name_spaces(init, ns).map_err(fail("join the VE's namespaces"))?;
-    if channel.as_raw_fd() < 3 {
-        return Err("the answer channel is a standard stream".into());
+    let keep: Vec<i32> = std::iter::once(channel.as_raw_fd())
+        .chain(ve.keep.iter().map(|fd| fd.as_raw_fd()))
+        .collect();
+    if keep.iter().any(|&fd| fd < 3) {
+        return Err("a kept descriptor is a standard stream".into());
     }
     // Standard streams the helper cannot use (a pipe's read end, its
     // writer gone): a file it opens later never takes 0-2, where a stray
@@ -160,7 +167,7 @@ fn enter(
             .map_err(|e| format!("replace the standard streams: {e}"))?;
     }
     drop(dead);
-    kennel_sys::fd::close_all_from(3, &[channel.as_raw_fd()])
+    kennel_sys::fd::close_all_from(3, &keep)
         .map_err(|e| format!("close inherited descriptors: {e}"))?;
     let (zu, zg) = (rustix::process::Uid::ROOT, rustix::process::Gid::ROOT);
     rustix::thread::set_thread_res_gid(zg, zg, zg)

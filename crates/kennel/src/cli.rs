@@ -64,6 +64,11 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Check that this host can run VEs.
     Check,
+    /// Bind a (re)started lxcfs into every running VE, whose /proc views
+    /// of its own limits died with the old lxcfs (run by the lxcfs
+    /// service after it starts).
+    #[command(name = "lxcfs-sync")]
+    LxcfsSync(LxcfsSyncArgs),
     /// Teardown after a VE's init ended (run by the VE's monitor).
     #[command(name = "__ve-exited", hide = true)]
     VeExited(VeExitedArgs),
@@ -92,6 +97,13 @@ pub enum TemplateCommand {
     },
     /// Remove a template no VE uses.
     Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct LxcfsSyncArgs {
+    /// Wait up to this many seconds for lxcfs to serve.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub wait: u64,
 }
 
 #[derive(Debug, Args)]

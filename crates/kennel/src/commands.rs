@@ -126,6 +126,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Check => check(&k),
+        Command::LxcfsSync(a) => lxcfs_sync(&k, &a, quiet),
         Command::VeExited(a) => {
             let id = VeId::parse(&a.id)?;
             k.ve_exited(&id, &a.how)
@@ -480,4 +481,32 @@ fn check(k: &Kennel) -> Result<i32> {
         outln!("{mark}  {:<16} {}", c.name, terminal_safe(&c.detail))?;
     }
     Ok(worst)
+}
+
+/// `kennel lxcfs-sync`: one line per running VE; non-zero when one failed.
+fn lxcfs_sync(k: &Kennel, a: &crate::cli::LxcfsSyncArgs, quiet: bool) -> Result<i32> {
+    let all = k.lxcfs_sync(Duration::from_secs(a.wait))?;
+    let mut failed = 0;
+    for ve in &all {
+        match &ve.result {
+            Ok(s) => say(
+                quiet,
+                format!(
+                    "VE {}: {} lxcfs files bound, {} live already",
+                    ve.id, s.bound, s.live
+                ),
+            )?,
+            Err(e) => {
+                failed += 1;
+                eprintln!("kennel: VE {}: {}", ve.id, terminal_safe(&e.to_string()));
+            }
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "lxcfs could not be bound into {failed} of {} running VEs",
+            all.len()
+        );
+    }
+    Ok(0)
 }

@@ -88,6 +88,7 @@ fn stat_json(id: &VeId, a: &Accounting) -> Value {
             "reads": io.reads,
             "writes": io.writes,
         })),
+        "open_files": counter_json(&a.open_files),
         "oom_kills": a.oom_kills,
     })
 }
@@ -119,6 +120,17 @@ fn stat_table(a: &Accounting) -> String {
         row("kernel memory", &a.kernel_memory, &bytes),
         row("processes", &a.processes, &count),
     ];
+    if a.open_files.held.is_some() {
+        rows.push(vec![
+            "open files".into(),
+            count(a.open_files.held),
+            dash(),
+            a.open_files
+                .limit
+                .map_or_else(|| "unlimited".into(), |n| format!("{n}/process")),
+            dash(),
+        ]);
+    }
     let secs = |ns: Option<u64>| ns.map_or_else(dash, |n| format!("{:.1}s", n as f64 / 1e9));
     rows.push(vec![
         "cpu time".into(),

@@ -294,6 +294,45 @@ fn nested_cgroups_are_bounded_and_removed() {
     root.finish();
 }
 
+/// `kennel stat ID` counts the open files of the VE's processes (the
+/// kernel keeps no such counter per VE) beside their per-process limit.
+#[test]
+fn stat_counts_the_ves_open_files() {
+    let root = TestRoot::new("lim-files");
+    root.start_busybox("101", &["--nofile", "4096"]);
+    let files = || -> u64 {
+        let v: serde_json::Value =
+            serde_json::from_str(&root.ok(&["stat", "101", "--json"])).expect("json");
+        assert_eq!(v["open_files"]["limit"], 4096, "{v}");
+        v["open_files"]["held"]
+            .as_u64()
+            .expect("open files counted")
+    };
+    let before = files();
+    let mut holder = root.cmd();
+    holder.args([
+        "exec", "101", "--", "/bin/sh", "-c",
+        "exec 3</dev/null 4</dev/null 5</dev/null 6</dev/null 7</dev/null 8</dev/null 9</dev/null; echo open; read x; true",
+    ]);
+    holder
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = holder.spawn().expect("exec");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "open");
+    let during = files();
+    assert!(during >= before + 7, "{before} -> {during}");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("wait").success());
+    assert!(root.ok(&["stat", "101"]).contains("open files"));
+    root.finish();
+}
+
 /// A fork bomb stops at numproc: `kennel stat` counts the refused forks
 /// and lists the VE among those that hit a limit; a neighbour VE still
 /// starts processes and is not listed.
@@ -401,6 +440,58 @@ fn proc_inside_shows_the_ves_own_plan() {
     // lxcfs gone: a start warns and goes on with the kernel's files.
     root.ok(&["restart", "101"]);
     assert!(!total().contains(" 524288 kB"), "{}", total());
+    root.finish();
+}
+
+/// VEs keep their own /proc across a crash and restart of lxcfs: the
+/// binds of the dead lxcfs fail until `kennel lxcfs-sync` (the service
+/// runs it after each start) stacks the new one's files on them, in the
+/// running VEs and in one started while lxcfs was down; no VE restarts.
+/// A VE that mounted its own filesystem over /proc gets nothing put in it.
+#[test]
+fn ves_keep_their_proc_view_across_an_lxcfs_restart() {
+    let root = TestRoot::new("lim-lxrestart");
+    let mut lxcfs = common::Lxcfs::start(&root);
+    root.start_busybox("101", &["--memory", "256M"]);
+    root.start_busybox("103", &["--memory", "256M"]);
+    root.sh("103", "mount -t tmpfs none /proc");
+    let init = root.init_pid("101");
+    let meminfo = |id: &str| root.run(&["exec", id, "--", "head", "-1", "/proc/meminfo"]);
+    assert!(String::from_utf8_lossy(&meminfo("101").stdout).contains(" 262144 kB"));
+
+    lxcfs.crash();
+    let dead = meminfo("101");
+    assert!(
+        !dead.status.success(),
+        "a dead lxcfs bind answers: {dead:?}"
+    );
+    root.ok(&["create", "102", "--template", "busybox", "--memory", "128M"]);
+    root.ok(&["start", "102"]);
+    assert!(!String::from_utf8_lossy(&meminfo("102").stdout).contains(" 131072 kB"));
+
+    lxcfs.restart(&root);
+    let out = root.ok(&["lxcfs-sync"]);
+    assert!(out.contains("VE 101: 8 lxcfs files bound"), "{out}");
+    assert!(out.contains("VE 102: 8 lxcfs files bound"), "{out}");
+    for (id, kb) in [("101", " 262144 kB"), ("102", " 131072 kB")] {
+        let now = meminfo(id);
+        assert!(
+            String::from_utf8_lossy(&now.stdout).contains(kb),
+            "VE {id}: {now:?}"
+        );
+    }
+    assert_eq!(root.init_pid("101"), init, "the VE kept running");
+    assert_eq!(
+        root.sh("103", "ls -A /proc").trim(),
+        "",
+        "the VE's own tmpfs"
+    );
+    let again = root.ok(&["lxcfs-sync"]);
+    assert!(
+        again.contains("VE 101: 0 lxcfs files bound, 8 live already"),
+        "{again}"
+    );
+    drop(lxcfs);
     root.finish();
 }
 

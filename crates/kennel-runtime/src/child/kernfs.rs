@@ -175,48 +175,16 @@ pub fn mount_unmasked(root: &VeRoot) -> Result<()> {
     Ok(())
 }
 
-/// The files lxcfs shows with a reader's own limits (its PID namespace's
-/// init's cgroup), and where they go in the VE: `free`, `top`, `uptime`
-/// and `nproc` then tell the VE's plan, not the host's.
-pub const LXCFS_FILES: &[&str] = &[
-    "proc/cpuinfo",
-    "proc/diskstats",
-    "proc/loadavg",
-    "proc/meminfo",
-    "proc/stat",
-    "proc/swaps",
-    "proc/uptime",
-    "sys/devices/system/cpu/online",
-];
-
 /// Binds lxcfs's files (its mount at `dir` on the host) over the VE's
 /// `/proc` and `/sys` ones. Best effort, file by file: an lxcfs that went
 /// away since the start checked it leaves the kernel's own files, and the
 /// VE still starts. Returns how many were bound.
 pub fn mount_lxcfs(root: &VeRoot, dir: &std::path::Path) -> usize {
-    let Ok(lxcfs) = rustix::fs::open(
-        dir,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) else {
-        return 0;
-    };
-    // Only lxcfs itself (a FUSE mount), never whatever else is there.
-    if !rustix::fs::fstatfs(&lxcfs).is_ok_and(|st| crate::lxcfs::is_fuse(&st)) {
-        return 0;
-    }
     let mut bound = 0;
-    for rel in LXCFS_FILES {
+    for (rel, m) in crate::lxcfs::read_only_copies(dir) {
         let Ok(Some(target)) = open_target(root.fd.as_fd(), rel, Make::Nothing) else {
             continue;
         };
-        let Ok(m) = clone_of(lxcfs.as_fd(), rel) else {
-            continue;
-        };
-        // Read-only, as the kernel's own files are for the VE's root.
-        if kennel_sys::mount::set_readonly(m.as_fd()).is_err() {
-            continue;
-        }
         if attach(m.as_fd(), target.as_fd(), &format!("lxcfs /{rel}")).is_ok() {
             bound += 1;
         }

@@ -28,7 +28,7 @@ pub mod cgroupfs;
 pub mod dev;
 pub mod finish;
 pub mod kernfs;
-mod mnt;
+pub(crate) mod mnt;
 pub mod pivot;
 pub mod rootfs;
 

@@ -3,14 +3,36 @@
 
 pub use kennel_cgroup::{Accounting, Counter};
 
+use std::time::{Duration, Instant};
+
 use super::status::VeState;
 use super::Kennel;
 use crate::error::{Result, VeError};
 use crate::id::VeId;
 
+/// How long `kennel stat ID` may count a VE's open files.
+const OPEN_FILES_WALK: Duration = Duration::from_secs(2);
+
 impl Kennel {
-    /// The counters of running VE `id`.
+    /// The counters of running VE `id`, with its open files.
     pub fn stat(&self, id: &VeId) -> Result<Accounting> {
+        let mut a = self.counters(id)?;
+        let cgroups = self.cgroups()?;
+        let cgroup = self.ve_cgroup(id)?;
+        a.open_files = Counter {
+            held: cgroup
+                .cgroup(cgroups)
+                .open_files(Instant::now() + OPEN_FILES_WALK),
+            // The limit is per process (RLIMIT_NOFILE): no kernel limit
+            // or fail count exists per VE.
+            limit: self.run_state(id)?.and_then(|r| r.nofile),
+            ..Counter::default()
+        };
+        Ok(a)
+    }
+
+    /// The kernel's counters of running VE `id` (no walk of its processes).
+    fn counters(&self, id: &VeId) -> Result<Accounting> {
         self.require_ve(id)?;
         match self.state_of(id)?.0 {
             VeState::Running | VeState::RunningWithoutMonitor => {}
@@ -23,7 +45,7 @@ impl Kennel {
     pub fn stat_all(&self) -> Result<Vec<(VeId, Accounting)>> {
         let mut out = Vec::new();
         for id in self.ids()? {
-            match self.stat(&id) {
+            match self.counters(&id) {
                 Ok(a) => out.push((id, a)),
                 Err(VeError::NotRunning(_)) => {}
                 Err(e) => return Err(e),

@@ -498,30 +498,48 @@ impl Lxcfs {
     pub fn start(root: &TestRoot) -> Self {
         let dir = root.dir.join("lxcfs");
         fs::create_dir_all(&dir).expect("mkdir lxcfs");
-        let child = std::process::Command::new("lxcfs")
-            .args(["-f", "-l", "--enable-pidfd", "-p"])
-            .arg(root.dir.join("lxcfs.pid"))
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lxcfs (scripts/install-deps.sh installs it)");
         let me = Lxcfs {
-            child,
+            child: Self::spawn(root, &dir),
             dir: dir.clone(),
         };
-        assert!(
-            wait_for(secs(10), || dir.join("proc/meminfo").exists()),
-            "lxcfs did not mount at {}",
-            dir.display()
-        );
         let conf = root.dir.join("lib/kennel.toml");
         fs::create_dir_all(root.dir.join("lib")).expect("mkdir lib");
         let old = fs::read_to_string(&conf).unwrap_or_default();
         fs::write(&conf, format!("lxcfs_dir = \"{}\"\n{old}", dir.display()))
             .expect("write kennel.toml");
         me
+    }
+
+    fn spawn(root: &TestRoot, dir: &Path) -> std::process::Child {
+        let child = std::process::Command::new("lxcfs")
+            .args(["-f", "-l", "--enable-pidfd", "-p"])
+            .arg(root.dir.join("lxcfs.pid"))
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lxcfs (scripts/install-deps.sh installs it)");
+        assert!(
+            wait_for(secs(10), || dir.join("proc/meminfo").exists()),
+            "lxcfs did not mount at {}",
+            dir.display()
+        );
+        child
+    }
+
+    /// Kills this lxcfs by its PID, as a crash would: its mount stays,
+    /// dead (every access fails), as do the VEs' binds of its files.
+    pub fn crash(&mut self) {
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+
+    /// After [`Lxcfs::crash`]: what its service does next (unmount the
+    /// dead mount, start lxcfs again at the same place).
+    pub fn restart(&mut self, root: &TestRoot) {
+        let _ = rustix::mount::unmount(&self.dir, rustix::mount::UnmountFlags::DETACH);
+        self.child = Self::spawn(root, &self.dir);
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use rustix::fs::inotify;
 
 use super::common;
-use super::lab::{case, Case, Lab, Verdict, ATT, NB, TOOL};
+use super::lab::{case, Case, Lab, Layout, Verdict, ATT, NB, TOOL};
 
 /// `prlimit LIMITS -- kennel --root R ARGS`.
 fn under_prlimit(l: &Lab, limits: &[String], args: &[&str]) -> (Option<i32>, String, String) {
@@ -137,6 +137,42 @@ pub const CASES: &[Case] = &[
             }
         },
     )
+    .restarts(),
+    // A VE may enable cpuset below its own cgroup (systemd's AllowedCPUs=
+    // needs it), but never make a partition: a valid one takes CPUs from
+    // every other cgroup and rebuilds the host's scheduler domains. The
+    // kernel refuses it because the VE's own cgroup (whose
+    // cpuset.cpus.partition and .exclusive are the host's) is no
+    // partition root. Found by a hostile-tenant review of the resources.
+    case("cpuset_partition_below_the_ves_cgroup", |l| {
+        let script = "cd /sys/fs/cgroup || exit 1
+            grep -qw cpuset cgroup.controllers || { echo no-cpuset; exit 0; }
+            mkdir -p leaf part
+            for p in $(cat cgroup.procs); do echo $p > leaf/cgroup.procs; done 2>/dev/null
+            echo +cpuset > cgroup.subtree_control || exit 1
+            for how in root isolated; do echo $how > part/cpuset.cpus.partition; done 2>/dev/null
+            echo \"partition: $(cat part/cpuset.cpus.partition)\"
+            echo \"own: $(cat cpuset.cpus.partition 2>&1)\"";
+        let (ok, out) = l.sh(ATT, script, 30);
+        if !ok {
+            return Err(format!("the probe failed: {out}"));
+        }
+        if out.contains("no-cpuset") {
+            return Ok(());
+        }
+        let state = out
+            .lines()
+            .find_map(|l| l.strip_prefix("partition: "))
+            .unwrap_or_default();
+        if state == "root" || state == "isolated" {
+            return Err(format!("the VE made a valid cpuset partition: {out}"));
+        }
+        if !state.contains("invalid") && state != "member" {
+            return Err(format!("unexpected partition state: {out}"));
+        }
+        Ok(())
+    })
+    .only(Layout::VeV2)
     .restarts(),
     case("fd_exhaustion", |l| {
         holding_check(l, &["fd-exhaust"], || {

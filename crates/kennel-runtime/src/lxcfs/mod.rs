@@ -1,10 +1,56 @@
 //! lxcfs, the host's FUSE filesystem that shows each reader the limits of
 //! its own PID namespace's cgroup in `/proc/meminfo`, `/proc/cpuinfo`,
-//! `/proc/uptime` and the rest ([`crate::child::kernfs::LXCFS_FILES`]).
+//! `/proc/uptime` and the rest ([`FILES`]).
 //! Kennel does not run it: the host's service does (Debian's `lxcfs`
-//! package), and each start binds its files into the VE when it is up.
+//! package), and each start binds its files into the VE when it is up;
+//! [`sync`] binds a restarted lxcfs's files into the running VEs.
 
+mod sync;
+
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+
+pub use sync::{sync_into, Synced};
+
+/// The files lxcfs shows with a reader's own limits (its PID namespace's
+/// init's cgroup), and where they go in the VE: `free`, `top`, `uptime`
+/// and `nproc` then tell the VE's plan, not the host's.
+pub const FILES: &[&str] = &[
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/loadavg",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "sys/devices/system/cpu/online",
+];
+
+/// Read-only detached copies of lxcfs's [`FILES`] (its mount at `dir` on
+/// the host), ready to be attached in a VE, with where each goes. Empty
+/// when no FUSE filesystem is mounted at `dir`: Kennel never binds
+/// whatever else is there. A file lxcfs does not serve is left out.
+pub(crate) fn read_only_copies(dir: &Path) -> Vec<(&'static str, OwnedFd)> {
+    let Ok(lxcfs) = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return Vec::new();
+    };
+    if !rustix::fs::fstatfs(&lxcfs).is_ok_and(|st| is_fuse(&st)) {
+        return Vec::new();
+    }
+    FILES
+        .iter()
+        .filter_map(|rel| {
+            let m = crate::child::mnt::clone_of(lxcfs.as_fd(), rel).ok()?;
+            // Read-only, as the kernel's own files are for the VE's root.
+            kennel_sys::mount::set_readonly(m.as_fd()).ok()?;
+            Some((*rel, m))
+        })
+        .collect()
+}
 
 /// `statfs` type of a FUSE filesystem.
 pub(crate) const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
@@ -28,7 +74,6 @@ pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1)
 /// process stays single-threaded for the fork of the start.
 pub fn probe(dir: &Path) -> Result<(), String> {
     use kennel_sys::clone::{clone3, CloneOptions, Forked};
-    use std::os::fd::AsFd;
     let forked = clone3(&CloneOptions {
         flags: 0,
         pidfd: true,
