@@ -27,10 +27,9 @@
 # host's gcc, copied into each VE through `kennel exec`'s stdin).
 #
 #   bench/neighbour.sh     PROBES=2000 PERIOD=2000 TASK=50000 RUNS=200 SETTLE=1 (~40 s)
-runs=${RUNS:-200}   # before lib.sh: the peers' lib.sh sets RUNS=30 when unset
 source "$(dirname "$0")/lib.sh"
 need_cmds gcc
-RUNS=$runs
+RUNS=${RUNS:-200}
 PROBES=${PROBES:-2000}
 PERIOD=${PERIOD:-2000}
 TASK=${TASK:-50000}

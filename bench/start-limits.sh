@@ -17,10 +17,9 @@
 # `nofile` and `numpty` have no unlimited: both VEs get the same.
 #
 #   bench/start-limits.sh        RUNS=200 ROUNDS=20 by default (~30 s)
-runs=${RUNS:-200}   # before lib.sh: the peers' lib.sh sets RUNS=30 when unset
 source "$(dirname "$0")/lib.sh"
 need_cmds lxcfs mountpoint
-RUNS=$runs
+RUNS=${RUNS:-200}
 ROUNDS=${ROUNDS:-20}
 per=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
 # No peer runs here: leave the peers' containers and cgroups (another
@@ -36,7 +35,7 @@ cleanup() {
     if [ -n "$lxcfs_pid" ]; then
         # Its own PID only (SIGTERM: lxcfs unmounts itself), then reaped.
         kill "$lxcfs_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$lxcfs_pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 100); do kill -0 "$lxcfs_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$lxcfs_pid" 2>/dev/null || true
         wait "$lxcfs_pid" 2>/dev/null || true
         umount -l "$lxcfs_dir" 2>/dev/null || true
