@@ -428,6 +428,8 @@ fn proc_inside_shows_the_ves_own_plan() {
     root.start_busybox("101", &["--memory", "256M"]);
     let total = || root.sh("101", "head -1 /proc/meminfo");
     assert!(total().contains(" 262144 kB"), "{}", total());
+    let free = root.sh("101", "free -m | awk '/^Mem:/ {print $2}'");
+    assert_eq!(free.trim(), "256", "free -m inside");
     root.ok(&["set", "101", "--memory", "512M"]);
     assert!(total().contains(" 524288 kB"), "{}", total());
     let up: f64 = root
@@ -448,10 +450,13 @@ fn proc_inside_shows_the_ves_own_plan() {
 /// runs it after each start) stacks the new one's files on them, in the
 /// running VEs and in one started while lxcfs was down; no VE restarts.
 /// A VE that mounted its own filesystem over /proc gets nothing put in it.
+/// lxcfs's mount is shared, as on a systemd host: what a VE mounts on its
+/// copies of lxcfs's files reaches neither the host nor another VE.
 #[test]
 fn ves_keep_their_proc_view_across_an_lxcfs_restart() {
     let root = TestRoot::new("lim-lxrestart");
     let mut lxcfs = common::Lxcfs::start(&root);
+    lxcfs.make_shared();
     root.start_busybox("101", &["--memory", "256M"]);
     root.start_busybox("103", &["--memory", "256M"]);
     root.sh("103", "mount -t tmpfs none /proc");
@@ -470,6 +475,7 @@ fn ves_keep_their_proc_view_across_an_lxcfs_restart() {
     assert!(!String::from_utf8_lossy(&meminfo("102").stdout).contains(" 131072 kB"));
 
     lxcfs.restart(&root);
+    lxcfs.make_shared();
     let out = root.ok(&["lxcfs-sync"]);
     assert!(out.contains("VE 101: 8 lxcfs files bound"), "{out}");
     assert!(out.contains("VE 102: 8 lxcfs files bound"), "{out}");
@@ -491,6 +497,38 @@ fn ves_keep_their_proc_view_across_an_lxcfs_restart() {
         again.contains("VE 101: 0 lxcfs files bound, 8 live already"),
         "{again}"
     );
+    // What VE 101 mounts on its lxcfs files (made at the sync and, in VE
+    // 104, at start) stays in VE 101, and the files stay read-only.
+    root.start_busybox("104", &["--memory", "128M"]);
+    root.sh(
+        "101",
+        "mount -o bind /etc/passwd /proc/meminfo; mount -o bind /etc/passwd /proc/uptime; true",
+    );
+    assert!(lxcfs.mounts_below().is_empty(), "{:?}", lxcfs.mounts_below());
+    for (id, kb) in [("102", " 131072 kB"), ("104", " 131072 kB")] {
+        let now = meminfo(id);
+        assert!(String::from_utf8_lossy(&now.stdout).contains(kb), "VE {id}: {now:?}");
+    }
+    // The read-only flag of a bind is the VE's to lift (it made no lock):
+    // lxcfs itself refuses the write.
+    let write = root.sh(
+        "102",
+        "mount -o remount,bind,rw /proc/meminfo; echo x > /proc/meminfo && echo WROTE; true",
+    );
+    assert!(!write.contains("WROTE"), "{write}");
+    let host_group = fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(&*lxcfs.dir.to_string_lossy()))
+        .and_then(|l| l.split(' ').find(|f| f.starts_with("shared:")).map(str::to_string))
+        .expect("the lxcfs mount is shared");
+    for id in ["102", "104"] {
+        let mine = root.sh(id, "grep ' - fuse.lxcfs ' /proc/self/mountinfo");
+        assert!(
+            !mine.split_whitespace().any(|f| f == host_group),
+            "VE {id}'s lxcfs files are peers of the host's ({host_group}): {mine}"
+        );
+    }
     drop(lxcfs);
     root.finish();
 }

@@ -45,8 +45,11 @@ pub(crate) fn read_only_copies(dir: &Path) -> Vec<(&'static str, OwnedFd)> {
         .iter()
         .filter_map(|rel| {
             let m = crate::child::mnt::clone_of(lxcfs.as_fd(), rel).ok()?;
-            // Read-only, as the kernel's own files are for the VE's root.
-            kennel_sys::mount::set_readonly(m.as_fd()).ok()?;
+            // Private: never a peer of the host's lxcfs mount, whose
+            // peers would receive what the VE mounts on its copy.
+            // Read-only, as the kernel's own files are for the VE's root
+            // (not locked: lxcfs refuses writes itself).
+            kennel_sys::mount::set_readonly_private(m.as_fd()).ok()?;
             Some((*rel, m))
         })
         .collect()

@@ -528,6 +528,28 @@ impl Lxcfs {
         child
     }
 
+    /// Makes this lxcfs's mount shared, as everything is on a systemd
+    /// host (mounts made on a copy of it in a VE must not come back).
+    pub fn make_shared(&self) {
+        let st = std::process::Command::new("mount")
+            .arg("--make-shared")
+            .arg(&self.dir)
+            .status()
+            .expect("mount --make-shared");
+        assert!(st.success(), "mount --make-shared {}", self.dir.display());
+    }
+
+    /// Mounts on or below this lxcfs's mount point other than its own.
+    pub fn mounts_below(&self) -> Vec<String> {
+        let dir = format!("{}/", self.dir.display());
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Kills this lxcfs by its PID, as a crash would: its mount stays,
     /// dead (every access fails), as do the VEs' binds of its files.
     pub fn crash(&mut self) {
