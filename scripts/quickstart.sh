@@ -18,9 +18,11 @@ install -m 0755 target/x86_64-unknown-linux-gnu/release/kennel target/x86_64-unk
 K=/usr/local/bin/kennel
 if [ -d /run/systemd/system ]; then
     # lxcfs bounded, and synced into running VEs after each restart.
-    d=/etc/systemd/system/lxcfs.service.d
-    if ! cmp -s scripts/systemd/lxcfs.service.d/kennel.conf "$d/kennel.conf"; then
-        install -D -m 0644 scripts/systemd/lxcfs.service.d/kennel.conf "$d/kennel.conf"
+    d=/etc/systemd/system
+    if ! cmp -s scripts/systemd/lxcfs.service.d/kennel.conf "$d/lxcfs.service.d/kennel.conf" \
+        || ! cmp -s scripts/systemd/kennel-lxcfs-sync.service "$d/kennel-lxcfs-sync.service"; then
+        install -D -m 0644 scripts/systemd/lxcfs.service.d/kennel.conf "$d/lxcfs.service.d/kennel.conf"
+        install -m 0644 scripts/systemd/kennel-lxcfs-sync.service "$d/"
         systemctl daemon-reload
         systemctl restart lxcfs
     fi

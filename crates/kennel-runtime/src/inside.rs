@@ -26,7 +26,7 @@
 //! [`KILLED_WAIT`](crate::join::KILLED_WAIT).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
 use rustix::process::Signal;
@@ -66,6 +66,25 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> std::result::Result<T, String>,
 {
+    spawn(ve, work)?.answer()
+}
+
+/// A helper at work; [`Pending::answer`] collects what it says. Several
+/// can work at once (one per VE), each within its own [`TIMEOUT`], from
+/// this single thread.
+#[derive(Debug)]
+pub struct Pending {
+    helper: OwnedFd,
+    channel: OwnedFd,
+    deadline: Instant,
+}
+
+/// Forks the helper of [`run`] and returns at once.
+pub fn spawn<T, F>(ve: &InsideVe<'_>, work: F) -> Result<Pending>
+where
+    T: Serialize,
+    F: FnOnce() -> std::result::Result<T, String>,
+{
     let init = procfs::pin_live(ve.init_pid, ve.init_start)?;
     let (ours, theirs) = crate::sync::channel().ctx(|| "create a socket pair".into())?;
     let fork = clone3(&CloneOptions {
@@ -95,39 +114,54 @@ where
             pidfd.ok_or_else(|| RuntimeError::Kernel("no pidfd from clone3".into()))?
         }
     };
-    drop(theirs);
-    drop(init);
-    let answer = receive(ours.as_fd());
-    if answer.is_err() {
-        let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
-    }
-    // Bounded: a helper stuck in the kernel (a FUSE request the VE never
-    // answers) ignores even SIGKILL; it is then left to its fate.
-    let gone = kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT);
-    if !matches!(gone, Ok(true)) {
-        let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
-        if !matches!(
-            kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT),
-            Ok(true)
-        ) {
-            return Err(RuntimeError::Unkillable(crate::join::KILLED_WAIT.as_secs()));
+    Ok(Pending {
+        helper,
+        channel: ours,
+        deadline: Instant::now() + TIMEOUT,
+    })
+}
+
+impl Pending {
+    /// The helper's answer, once it gave one or its time ran out (then it
+    /// is killed).
+    pub fn answer<T: DeserializeOwned>(self) -> Result<T> {
+        let Pending {
+            helper,
+            channel,
+            deadline,
+        } = self;
+        let answer = receive(channel.as_fd(), deadline);
+        if answer.is_err() {
+            let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
         }
-    }
-    let _ = rustix::process::waitid(
-        rustix::process::WaitId::PidFd(helper.as_fd()),
-        rustix::process::WaitIdOptions::EXITED,
-    );
-    let bytes = answer?;
-    match bytes.split_first() {
-        Some((b'+', json)) => serde_json::from_slice(json).map_err(|e| {
-            RuntimeError::Inside(format!("unreadable answer from the VE helper: {e}"))
-        }),
-        Some((b'-', msg)) => Err(RuntimeError::Inside(
-            String::from_utf8_lossy(msg).into_owned(),
-        )),
-        _ => Err(RuntimeError::Inside(
-            "the helper in the VE ended without an answer".into(),
-        )),
+        // Bounded: a helper stuck in the kernel (a FUSE request the VE never
+        // answers) ignores even SIGKILL; it is then left to its fate.
+        let gone = kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT);
+        if !matches!(gone, Ok(true)) {
+            let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
+            if !matches!(
+                kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT),
+                Ok(true)
+            ) {
+                return Err(RuntimeError::Unkillable(crate::join::KILLED_WAIT.as_secs()));
+            }
+        }
+        let _ = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(helper.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        );
+        let bytes = answer?;
+        match bytes.split_first() {
+            Some((b'+', json)) => serde_json::from_slice(json).map_err(|e| {
+                RuntimeError::Inside(format!("unreadable answer from the VE helper: {e}"))
+            }),
+            Some((b'-', msg)) => Err(RuntimeError::Inside(
+                String::from_utf8_lossy(msg).into_owned(),
+            )),
+            _ => Err(RuntimeError::Inside(
+                "the helper in the VE ended without an answer".into(),
+            )),
+        }
     }
 }
 
@@ -180,9 +214,10 @@ fn enter(
     kennel_sys::seccomp::install(ve.seccomp).map_err(|e| format!("install seccomp: {e}"))
 }
 
-/// The helper's one message, within [`TIMEOUT`].
-fn receive(channel: BorrowedFd<'_>) -> Result<Vec<u8>> {
-    if !kennel_sys::fd::wait_readable(channel, TIMEOUT).ctx(|| "wait for the VE helper".into())? {
+/// The helper's one message, by `deadline`.
+fn receive(channel: BorrowedFd<'_>, deadline: Instant) -> Result<Vec<u8>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if !kennel_sys::fd::wait_readable(channel, left).ctx(|| "wait for the VE helper".into())? {
         return Err(RuntimeError::Inside(format!(
             "the helper working in the VE took more than {} s (the VE stalled it): nothing was changed there",
             TIMEOUT.as_secs()

@@ -7,6 +7,8 @@ use super::Kennel;
 use crate::error::{Result, VeError};
 use crate::id::VeId;
 
+/// How many VEs' helpers work at once.
+const PARALLEL: usize = 64;
 /// How often a waiting sync probes lxcfs.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -37,16 +39,33 @@ impl Kennel {
             }
             std::thread::sleep(POLL);
         }
-        let mut out = Vec::new();
+        let copies = kennel_runtime::lxcfs::Copies::of(&dir)?;
+        let mut running = Vec::new();
         for id in self.ids()? {
-            let Some(run) = self.run_state(&id)? else {
-                continue;
-            };
-            let result = self.ve_seccomp(&id).and_then(|seccomp| {
-                kennel_runtime::lxcfs::sync_into(run.init_pid, run.init_start, &seccomp, &dir)
-                    .map_err(VeError::from)
-            });
-            out.push(VeSynced { id, result });
+            if let Some(run) = self.run_state(&id)? {
+                running.push((id, run));
+            }
+        }
+        // In batches of helpers working at once: a VE that stalls its
+        // helper (a FUSE file of its own) delays the others by its
+        // helper's deadline at most, never by one deadline per such VE.
+        let mut out = Vec::new();
+        for batch in running.chunks(PARALLEL) {
+            let pending: Vec<_> = batch
+                .iter()
+                .map(|(id, run)| {
+                    let started = self.ve_seccomp(id).and_then(|seccomp| {
+                        copies
+                            .sync_into(run.init_pid, run.init_start, &seccomp)
+                            .map_err(VeError::from)
+                    });
+                    (id.clone(), started)
+                })
+                .collect();
+            for (id, started) in pending {
+                let result = started.and_then(|p| p.answer().map_err(VeError::from));
+                out.push(VeSynced { id, result });
+            }
         }
         Ok(out)
     }
