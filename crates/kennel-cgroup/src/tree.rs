@@ -48,6 +48,19 @@ const V1_DELEGATE: &[&str] = &["tasks"];
 // makes: if the host configured a `release_agent` there, the host runs it
 // when they empty (`kennel check` warns).
 
+/// On cgroup v2 a VE's cgroup (`<parent>/<id>`) stays the host's: it
+/// holds the limits, and enables every controller but cpuset for the one
+/// cgroup below it, `ve`, which is all the VE gets (its init, its cgroup
+/// namespace's root, its delegation). A VE given cpuset could make cpuset
+/// partitions: on 6.1-6.5 kernels each flip from an invalid partition back
+/// to a member rebuilds the host's scheduler domains, walking every task
+/// under global locks. Its limits still hold below: processes in `ve` are
+/// confined by the nearest cgroup with cpuset, the VE's.
+pub const VE_DELEGATED: &str = "ve";
+
+/// Controllers a VE's delegated cgroup never gets (see [`VE_DELEGATED`]).
+const V2_NOT_DELEGATED: &[&str] = &["cpuset"];
+
 /// Limits on the cgroup tree a VE may build below its own (cgroup v2):
 /// enough for systemd (a Debian VE uses a few dozen) and a few nested
 /// containers, and bounded so that the host can always walk and remove it
@@ -152,7 +165,7 @@ impl<'h> Cgroup<'h> {
                     Err(e) => return Err(io_err("create", &path)(e)),
                 }
                 if i + 1 < comps.len() && h.kind == HierarchyKind::V2 {
-                    enable_v2_controllers(&path)?;
+                    enable_v2_controllers(&path, &[])?;
                 }
             }
         }
@@ -176,21 +189,46 @@ impl<'h> Cgroup<'h> {
         limits::apply_new(self.host, &self.rel, limits, part)
     }
 
+    /// Where the VE's processes go in hierarchy `h`: [`VE_DELEGATED`] below
+    /// this cgroup on cgroup v2, this cgroup itself on v1.
+    fn ve_dir(&self, h: &Hierarchy) -> PathBuf {
+        let d = self.dir(h);
+        if h.kind == HierarchyKind::V2 {
+            d.join(VE_DELEGATED)
+        } else {
+            d
+        }
+    }
+
     /// A new VE cgroup in the hierarchies of `part`: created, limited and
-    /// delegated to the VE's root (`owner`).
+    /// delegated to the VE's root (`owner`): on v2 its [`VE_DELEGATED`]
+    /// cgroup.
     pub fn prepare(&self, limits: &Limits, owner: (u32, u32), part: Part) -> Result<()> {
         self.create_part(part)?;
         self.apply_new_limits(limits, part)?;
+        for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
+            if h.kind == HierarchyKind::V2 {
+                enable_v2_controllers(&self.dir(h), V2_NOT_DELEGATED)?;
+                let inner = self.ve_dir(h);
+                match fs::create_dir(&inner) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                        return Err(io_err("create", inner)(e))
+                    }
+                    _ => {}
+                }
+            }
+        }
         self.delegate(owner.0, owner.1, part)
     }
 
-    /// Hands the cgroup to `uid`/`gid` (the VE's root) so that the VE can
-    /// manage its own sub-cgroups, while the limit files stay root's.
-    pub fn delegate(&self, uid: u32, gid: u32, part: Part) -> Result<()> {
+    /// Hands the VE's part of the cgroup to `uid`/`gid` (the VE's root)
+    /// so that the VE can manage its own sub-cgroups, while the limit
+    /// files stay root's.
+    fn delegate(&self, uid: u32, gid: u32, part: Part) -> Result<()> {
         let mut extra = None;
         let has_v2 = self.host.has_v2();
         for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
-            let d = self.dir(h);
+            let d = self.ve_dir(h);
             let (shapeable, files): (bool, Vec<&str>) = if h.kind == HierarchyKind::V2 {
                 for (f, v) in [
                     ("cgroup.max.depth", V2_MAX_DEPTH),
@@ -248,6 +286,19 @@ impl<'h> Cgroup<'h> {
         Placement::open(&targets)
     }
 
+    /// How a VE's init gets into its cgroups ([`Cgroup::prepare`]d) in the
+    /// hierarchies of `part`.
+    pub fn ve_placement_part(&self, part: Part) -> Result<Placement> {
+        let targets: Vec<(&Hierarchy, PathBuf)> = self
+            .host
+            .hierarchies()
+            .iter()
+            .filter(|h| part.covers(h))
+            .map(|h| (h, self.ve_dir(h)))
+            .collect();
+        Placement::open(&targets)
+    }
+
     /// Like [`Cgroup::placement`], but into the cgroups that process
     /// `peer` is in, which must lie inside this cgroup. Used by `exec`: on
     /// cgroup v2 a VE whose init enabled controllers cannot take processes
@@ -257,7 +308,7 @@ impl<'h> Cgroup<'h> {
         let text = fs::read_to_string(&proc_path).map_err(io_err("read", &proc_path))?;
         let mut targets = Vec::new();
         for h in self.host.hierarchies() {
-            let mut target = self.dir(h);
+            let mut target = self.ve_dir(h);
             for line in text.lines() {
                 let mut parts = line.splitn(3, ':');
                 let (_, field, path) = (parts.next(), parts.next(), parts.next());
@@ -464,11 +515,13 @@ fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
     Ok(())
 }
 
-fn enable_v2_controllers(dir: &Path) -> Result<()> {
+/// Enables Kennel's controllers but `except` for the children of `dir`.
+fn enable_v2_controllers(dir: &Path, except: &[&str]) -> Result<()> {
     let avail = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
     let want: Vec<String> = V2_CONTROLLERS
         .iter()
+        .filter(|c| !except.contains(c))
         .filter(|c| avail.split_whitespace().any(|a| a == **c))
         .filter(|c| !enabled.split_whitespace().any(|a| a == **c))
         .map(|c| format!("+{c}"))

@@ -231,8 +231,14 @@ fn stalled_ves_hold_lxcfs_sync_for_one_deadline() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(!out.status.success(), "{stdout} {stderr}");
-    assert!(stdout.contains("VE 103: 0 lxcfs files bound, 8 live already"), "{stdout}");
-    assert!(stderr.contains("VE 101") && stderr.contains("VE 102"), "{stderr}");
+    assert!(
+        stdout.contains("VE 103: 0 lxcfs files bound, 8 live already"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("VE 101") && stderr.contains("VE 102"),
+        "{stderr}"
+    );
     // One helper's deadline and kill waits (20 s), not two.
     assert!(took < Duration::from_secs(35), "lxcfs-sync took {took:?}");
     for id in ["101", "102"] {

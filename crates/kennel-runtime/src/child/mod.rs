@@ -113,7 +113,7 @@ fn setup(
     sync::wait_cgroups_ready(sock.as_fd()).ctx(|| "wait for the VE's cgroups".into())?;
     spec.cgroup
         .cgroup(host)
-        .placement_part(kennel_cgroup::Part::Late)?
+        .ve_placement_part(kennel_cgroup::Part::Late)?
         .join_self()?;
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWCGROUP)
         .ctx(|| "create the VE's cgroup namespace".into())?;

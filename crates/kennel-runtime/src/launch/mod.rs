@@ -65,7 +65,7 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
     // rest (most of the v1 hierarchies on a hybrid host) is made below
     // while the monitor and the VE get going.
     ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Early)?;
-    let ve_place = ve_cg.placement_part(Part::Early)?;
+    let ve_place = ve_cg.ve_placement_part(Part::Early)?;
     let (rd, wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
     let (cg_rd, cg_wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
     let monitor_place = host.cgroup(&spec.monitor_cgroup).placement()?;

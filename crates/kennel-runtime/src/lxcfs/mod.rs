@@ -10,7 +10,7 @@ mod sync;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-pub use sync::{Copies, Synced};
+pub use sync::{sync_into, Synced};
 
 /// The files lxcfs shows with a reader's own limits (its PID namespace's
 /// init's cgroup), and where they go in the VE: `free`, `top`, `uptime`

@@ -41,58 +41,48 @@ pub struct Synced {
     pub live: usize,
 }
 
-/// lxcfs's files, ready to be bound into the running VEs.
-#[derive(Debug)]
-pub struct Copies(Vec<(&'static str, OwnedFd)>);
-
-impl Copies {
-    /// Read-only, private copies of the files lxcfs serves at `dir`.
-    pub fn of(dir: &Path) -> Result<Copies> {
-        let copies = super::read_only_copies(dir);
-        if copies.is_empty() {
-            return Err(crate::RuntimeError::Setup(format!(
-                "lxcfs does not serve at {}: start it first",
-                dir.display()
-            )));
-        }
-        Ok(Copies(copies))
+/// Starts binding the lxcfs served at `dir` into the running VE whose
+/// init is `init_pid` (started at `init_start`), wherever the VE's file is
+/// a dead lxcfs bind or the kernel's own (see the module doc); the answer
+/// is a [`Synced`]. Helpers for many VEs can work at once. Each gets copies
+/// of its own: a detached mount can be attached once only.
+pub fn sync_into(
+    init_pid: i32,
+    init_start: u64,
+    seccomp: &[kennel_sys::seccomp::SockFilter],
+    dir: &Path,
+) -> Result<Pending> {
+    let copies = super::read_only_copies(dir);
+    if copies.is_empty() {
+        return Err(crate::RuntimeError::Setup(format!(
+            "lxcfs does not serve at {}: start it first",
+            dir.display()
+        )));
     }
-
-    /// Starts binding them into the running VE whose init is `init_pid`
-    /// (started at `init_start`), wherever the VE's file is a dead lxcfs
-    /// bind or the kernel's own (see the module doc); the answer is a
-    /// [`Synced`]. Helpers for many VEs can work at once.
-    pub fn sync_into(
-        &self,
-        init_pid: i32,
-        init_start: u64,
-        seccomp: &[kennel_sys::seccomp::SockFilter],
-    ) -> Result<Pending> {
-        let keep: Vec<BorrowedFd<'_>> = self.0.iter().map(|(_, m)| m.as_fd()).collect();
-        let ve = InsideVe {
-            init_pid,
-            init_start,
-            seccomp,
-            uts: false,
-            keep: &keep,
-        };
-        inside::spawn(&ve, || {
-            let root = inside::ve_root()?;
-            let mut done = Synced::default();
-            for (rel, copy) in &self.0 {
-                match place(root.as_fd(), rel)? {
-                    Some((target, Found::Dead | Found::Kernel)) => {
-                        attach(copy.as_fd(), target.as_fd(), &format!("lxcfs /{rel}"))
-                            .map_err(|e| e.to_string())?;
-                        done.bound += 1;
-                    }
-                    Some((_, Found::Live)) => done.live += 1,
-                    Some((_, Found::Other)) | None => {}
+    let keep: Vec<BorrowedFd<'_>> = copies.iter().map(|(_, m)| m.as_fd()).collect();
+    let ve = InsideVe {
+        init_pid,
+        init_start,
+        seccomp,
+        uts: false,
+        keep: &keep,
+    };
+    inside::spawn(&ve, || {
+        let root = inside::ve_root()?;
+        let mut done = Synced::default();
+        for (rel, copy) in &copies {
+            match place(root.as_fd(), rel)? {
+                Some((target, Found::Dead | Found::Kernel)) => {
+                    attach(copy.as_fd(), target.as_fd(), &format!("lxcfs /{rel}"))
+                        .map_err(|e| e.to_string())?;
+                    done.bound += 1;
                 }
+                Some((_, Found::Live)) => done.live += 1,
+                Some((_, Found::Other)) | None => {}
             }
-            Ok(done)
-        })
-    }
+        }
+        Ok(done)
+    })
 }
 
 /// What is at a file's place in the VE.

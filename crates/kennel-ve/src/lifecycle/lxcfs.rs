@@ -39,7 +39,6 @@ impl Kennel {
             }
             std::thread::sleep(POLL);
         }
-        let copies = kennel_runtime::lxcfs::Copies::of(&dir)?;
         let mut running = Vec::new();
         for id in self.ids()? {
             if let Some(run) = self.run_state(&id)? {
@@ -55,9 +54,13 @@ impl Kennel {
                 .iter()
                 .map(|(id, run)| {
                     let started = self.ve_seccomp(id).and_then(|seccomp| {
-                        copies
-                            .sync_into(run.init_pid, run.init_start, &seccomp)
-                            .map_err(VeError::from)
+                        kennel_runtime::lxcfs::sync_into(
+                            run.init_pid,
+                            run.init_start,
+                            &seccomp,
+                            &dir,
+                        )
+                        .map_err(VeError::from)
                     });
                     (id.clone(), started)
                 })

@@ -138,42 +138,41 @@ pub const CASES: &[Case] = &[
         },
     )
     .restarts(),
-    // A VE may enable cpuset below its own cgroup (systemd's AllowedCPUs=
-    // needs it), but never make a partition: a valid one takes CPUs from
-    // every other cgroup and rebuilds the host's scheduler domains. The
-    // kernel refuses it because the VE's own cgroup (whose
-    // cpuset.cpus.partition and .exclusive are the host's) is no
-    // partition root. Found by a hostile-tenant review of the resources.
-    case("cpuset_partition_below_the_ves_cgroup", |l| {
+    // No cpuset for a VE's own cgroups: with it a VE could flip cpuset
+    // partitions, and on 6.1-6.5 kernels each flip from an invalid one back
+    // to a member rebuilds the host's scheduler domains under global locks
+    // (found by a hostile-tenant review of the resources). The VE's own
+    // cgroup is one level below the one holding its limits, which enables
+    // every controller but cpuset for it.
+    case("cpuset_is_not_delegated", |l| {
+        let host_has = common::cgroup2_mount()
+            .and_then(|m| fs::read_to_string(m.join("cgroup.controllers")).ok())
+            .is_some_and(|c| c.split_whitespace().any(|w| w == "cpuset"));
         let script = "cd /sys/fs/cgroup || exit 1
-            grep -qw cpuset cgroup.controllers || { echo no-cpuset; exit 0; }
-            mkdir -p leaf part
+            echo \"controllers: $(cat cgroup.controllers)\"
+            mkdir -p leaf
             for p in $(cat cgroup.procs); do echo $p > leaf/cgroup.procs; done 2>/dev/null
-            echo +cpuset > cgroup.subtree_control || exit 1
-            for how in root isolated; do echo $how > part/cpuset.cpus.partition; done 2>/dev/null
-            echo \"partition: $(cat part/cpuset.cpus.partition)\"
-            echo \"own: $(cat cpuset.cpus.partition 2>&1)\"";
+            echo +cpuset > cgroup.subtree_control 2>/dev/null && echo ENABLED
+            for p in $(cat leaf/cgroup.procs); do echo $p > cgroup.procs; done 2>/dev/null
+            rmdir leaf; true";
         let (ok, out) = l.sh(ATT, script, 30);
         if !ok {
             return Err(format!("the probe failed: {out}"));
         }
-        if out.contains("no-cpuset") {
-            return Ok(());
-        }
-        let state = out
+        let theirs = out
             .lines()
-            .find_map(|l| l.strip_prefix("partition: "))
+            .find_map(|l| l.strip_prefix("controllers: "))
             .unwrap_or_default();
-        if state == "root" || state == "isolated" {
-            return Err(format!("the VE made a valid cpuset partition: {out}"));
+        if theirs.split_whitespace().any(|c| c == "cpuset") || out.contains("ENABLED") {
+            return Err(format!("the VE has cpuset: {out}"));
         }
-        if !state.contains("invalid") && state != "member" {
-            return Err(format!("unexpected partition state: {out}"));
+        // Where the host has cpuset, the VE still gets the others.
+        if host_has && !theirs.split_whitespace().any(|c| c == "memory") {
+            return Err(format!("the VE lost its other controllers: {out}"));
         }
         Ok(())
     })
-    .only(Layout::VeV2)
-    .restarts(),
+    .only(Layout::VeV2),
     case("fd_exhaustion", |l| {
         holding_check(l, &["fd-exhaust"], || {
             fs::File::open("/proc/self/status")
