@@ -51,10 +51,11 @@ pub fn set_readonly(mount_fd: BorrowedFd<'_>) -> io::Result<()> {
 /// mount in a shared peer group (on a systemd host everything is shared)
 /// would otherwise stay a peer of the host's, and mounts made on it
 /// propagate back to the host and to every other copy.
+#[allow(clippy::unnecessary_cast)] // `c_ulong` is u32 on 32-bit targets
 pub fn set_readonly_private(mount_fd: BorrowedFd<'_>) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
-        propagation: u64::from(libc::MS_PRIVATE),
+        propagation: libc::MS_PRIVATE as u64,
         ..MountAttr::default()
     };
     setattr(mount_fd, attr, 0)
