@@ -208,6 +208,7 @@ impl<'h> Cgroup<'h> {
         self.apply_new_limits(limits, part)?;
         for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
             if h.kind == HierarchyKind::V2 {
+                reclaim_limits_cgroup(&self.dir(h))?;
                 enable_v2_controllers(&self.dir(h), V2_NOT_DELEGATED)?;
                 let inner = self.ve_dir(h);
                 match fs::create_dir(&inner) {
@@ -319,7 +320,12 @@ impl<'h> Cgroup<'h> {
                     continue;
                 }
                 let rel = Path::new(path.trim_start_matches('/'));
-                if rel.starts_with(&self.rel) && !path.contains("/../") {
+                let own = if h.kind == HierarchyKind::V2 {
+                    self.rel.join(VE_DELEGATED)
+                } else {
+                    self.rel.clone()
+                };
+                if rel.starts_with(&own) && !path.contains("/../") {
                     target = h.mount_point.join(rel);
                 }
                 break;
@@ -511,6 +517,26 @@ fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
         let v = fs::read_to_string(&src).map_err(io_err("read", &src))?;
         let dst = child.join(f);
         fs::write(&dst, v.trim()).map_err(io_err("write", dst))?;
+    }
+    Ok(())
+}
+
+/// A VE's limits' cgroup left from before (an older layout delegated it,
+/// or a cleanup that failed) is made the host's again: owned by root, and
+/// no cpuset for what is below it.
+fn reclaim_limits_cgroup(dir: &Path) -> Result<()> {
+    for f in std::iter::once(dir.to_path_buf()).chain(V2_DELEGATE.iter().map(|f| dir.join(f))) {
+        match std::os::unix::fs::chown(&f, Some(0), Some(0)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("chown", f)(e)),
+            _ => {}
+        }
+    }
+    let p = dir.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&p).unwrap_or_default();
+    for c in V2_NOT_DELEGATED {
+        if enabled.split_whitespace().any(|e| e == *c) {
+            fs::write(&p, format!("-{c}")).map_err(io_err("write", &p))?;
+        }
     }
     Ok(())
 }

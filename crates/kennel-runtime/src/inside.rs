@@ -125,43 +125,76 @@ impl Pending {
     /// The helper's answer, once it gave one or its time ran out (then it
     /// is killed).
     pub fn answer<T: DeserializeOwned>(self) -> Result<T> {
-        let Pending {
-            helper,
-            channel,
-            deadline,
-        } = self;
-        let answer = receive(channel.as_fd(), deadline);
-        if answer.is_err() {
-            let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
-        }
-        // Bounded: a helper stuck in the kernel (a FUSE request the VE never
-        // answers) ignores even SIGKILL; it is then left to its fate.
-        let gone = kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT);
-        if !matches!(gone, Ok(true)) {
-            let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
-            if !matches!(
-                kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT),
+        answers(vec![self]).pop().unwrap_or_else(|| {
+            Err(RuntimeError::Inside(
+                "the helper in the VE ended without an answer".into(),
+            ))
+        })
+    }
+}
+
+/// The answers of helpers working at once, in their order. Bounded as one
+/// helper is: each within its own deadline, then the late ones killed
+/// together and waited for together ([`crate::join::KILLED_WAIT`], twice),
+/// however many of them a VE stalled.
+pub fn answers<T: DeserializeOwned>(pending: Vec<Pending>) -> Vec<Result<T>> {
+    let received: Vec<(OwnedFd, Result<Vec<u8>>)> = pending
+        .into_iter()
+        .map(|p| {
+            let answer = receive(p.channel.as_fd(), p.deadline);
+            if answer.is_err() {
+                let _ = rustix::process::pidfd_send_signal(&p.helper, Signal::KILL);
+            }
+            (p.helper, answer)
+        })
+        .collect();
+    // Bounded: a helper stuck in the kernel (a FUSE request the VE never
+    // answers) ignores even SIGKILL; it is then left to its fate.
+    let mut gone = vec![false; received.len()];
+    for round in 0..2 {
+        let until = Instant::now() + crate::join::KILLED_WAIT;
+        for ((helper, _), gone) in received.iter().zip(gone.iter_mut()) {
+            if *gone {
+                continue;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            *gone = matches!(
+                kennel_sys::fd::wait_readable(helper.as_fd(), left),
                 Ok(true)
-            ) {
-                return Err(RuntimeError::Unkillable(crate::join::KILLED_WAIT.as_secs()));
+            );
+            if !*gone && round == 0 {
+                let _ = rustix::process::pidfd_send_signal(helper, Signal::KILL);
             }
         }
-        let _ = rustix::process::waitid(
-            rustix::process::WaitId::PidFd(helper.as_fd()),
-            rustix::process::WaitIdOptions::EXITED,
-        );
-        let bytes = answer?;
-        match bytes.split_first() {
-            Some((b'+', json)) => serde_json::from_slice(json).map_err(|e| {
-                RuntimeError::Inside(format!("unreadable answer from the VE helper: {e}"))
-            }),
-            Some((b'-', msg)) => Err(RuntimeError::Inside(
-                String::from_utf8_lossy(msg).into_owned(),
-            )),
-            _ => Err(RuntimeError::Inside(
-                "the helper in the VE ended without an answer".into(),
-            )),
-        }
+    }
+    received
+        .into_iter()
+        .zip(gone)
+        .map(|((helper, answer), gone)| {
+            if !gone {
+                return Err(RuntimeError::Unkillable(crate::join::KILLED_WAIT.as_secs()));
+            }
+            let _ = rustix::process::waitid(
+                rustix::process::WaitId::PidFd(helper.as_fd()),
+                rustix::process::WaitIdOptions::EXITED,
+            );
+            parse(&answer?)
+        })
+        .collect()
+}
+
+/// A helper's message: `+` and its JSON answer, or `-` and an error.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((b'+', json)) => serde_json::from_slice(json).map_err(|e| {
+            RuntimeError::Inside(format!("unreadable answer from the VE helper: {e}"))
+        }),
+        Some((b'-', msg)) => Err(RuntimeError::Inside(
+            String::from_utf8_lossy(msg).into_owned(),
+        )),
+        _ => Err(RuntimeError::Inside(
+            "the helper in the VE ended without an answer".into(),
+        )),
     }
 }
 

@@ -239,8 +239,8 @@ fn stalled_ves_hold_lxcfs_sync_for_one_deadline() {
         stderr.contains("VE 101") && stderr.contains("VE 102"),
         "{stderr}"
     );
-    // One helper's deadline and kill waits (20 s), not two.
-    assert!(took < Duration::from_secs(35), "lxcfs-sync took {took:?}");
+    // One helper's deadline and kill waits (20 s), not one per stalled VE.
+    assert!(took < Duration::from_secs(27), "lxcfs-sync took {took:?}");
     for id in ["101", "102"] {
         root.ok(&["stop", id, "--timeout", "5"]);
     }

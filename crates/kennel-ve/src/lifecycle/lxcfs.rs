@@ -45,29 +45,35 @@ impl Kennel {
                 running.push((id, run));
             }
         }
-        // In batches of helpers working at once: a VE that stalls its
-        // helper (a FUSE file of its own) delays the others by its
-        // helper's deadline at most, never by one deadline per such VE.
+        // In batches of helpers working at once, each batch bounded by one
+        // helper's deadline and kill waits however many of its VEs stall
+        // theirs (a FUSE file of their own).
         let mut out = Vec::new();
         for batch in running.chunks(PARALLEL) {
-            let pending: Vec<_> = batch
-                .iter()
-                .map(|(id, run)| {
-                    let started = self.ve_seccomp(id).and_then(|seccomp| {
-                        kennel_runtime::lxcfs::sync_into(
-                            run.init_pid,
-                            run.init_start,
-                            &seccomp,
-                            &dir,
-                        )
+            let mut started = Vec::new();
+            let mut pending = Vec::new();
+            for (id, run) in batch {
+                let spawned = self.ve_seccomp(id).and_then(|seccomp| {
+                    kennel_runtime::lxcfs::sync_into(run.init_pid, run.init_start, &seccomp, &dir)
                         .map_err(VeError::from)
-                    });
-                    (id.clone(), started)
-                })
-                .collect();
-            for (id, started) in pending {
-                let result = started.and_then(|p| p.answer().map_err(VeError::from));
-                out.push(VeSynced { id, result });
+                });
+                match spawned {
+                    Ok(p) => {
+                        started.push(id.clone());
+                        pending.push(p);
+                    }
+                    Err(e) => out.push(VeSynced {
+                        id: id.clone(),
+                        result: Err(e),
+                    }),
+                }
+            }
+            let answers = kennel_runtime::inside::answers(pending);
+            for (id, result) in started.into_iter().zip(answers) {
+                out.push(VeSynced {
+                    id,
+                    result: result.map_err(VeError::from),
+                });
             }
         }
         Ok(out)
