@@ -11,14 +11,22 @@ KB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KB_TOP=$(cd "$KB_HERE/.." && pwd)
 PEERS=${KENNEL_PEERS:-$KB_TOP/../shared/bench/peers}
 [ -f "$PEERS/lib.sh" ] || { echo "bench: peer scripts not found at $PEERS (set KENNEL_PEERS)" >&2; exit 2; }
+# The peers' lib.sh defaults RUNS: keep the caller's (or none, so that each
+# script's own default holds).
+kb_runs=${RUNS-}
 # shellcheck source=/dev/null
 source "$PEERS/lib.sh"
+if [ -n "$kb_runs" ]; then RUNS=$kb_runs; else unset RUNS; fi
 need_root
 KB_ROOT=${KB_ROOT:-/var/tmp/kennel-bench}
 KB_RESULTS=${KB_RESULTS:-$KB_ROOT/results}
 mkdir -p "$KB_ROOT" "$KB_RESULTS"
-KENNEL=${KENNEL:-$KB_TOP/target/x86_64-unknown-linux-gnu/release/kennel}
-(cd "$KB_TOP" && cargo build --release -q)
+# KENNEL names a binary built elsewhere (another target directory, a
+# baseline); without it, the tree's own is built.
+if [ -z "${KENNEL:-}" ]; then
+    KENNEL=${CARGO_TARGET_DIR:-$KB_TOP/target}/x86_64-unknown-linux-gnu/release/kennel
+    (cd "$KB_TOP" && cargo build --release -q)
+fi
 need_cmds crun lxc-start hyperfine jq bc
 k() { "$KENNEL" --root "$KB_ROOT/state" -q "$@"; }
 

@@ -13,6 +13,7 @@ pkgs=(
     python3                         # network tests: frames a hostile VE forges
     tar zstd jq                     # test fixtures, the v2 VM runner
     g++                             # libFuzzer, built by tests/fuzz.sh
+    lxcfs                           # /proc inside a VE shows its own limits (docs/RESOURCES.md)
 )
 missing=()
 for p in "${pkgs[@]}"; do [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed'* ]] || missing+=("$p"); done

@@ -16,6 +16,18 @@ echo "==> building (cargo build --release)"
 cargo build --release -q
 install -m 0755 target/x86_64-unknown-linux-gnu/release/kennel target/x86_64-unknown-linux-gnu/release/kennel-monitor /usr/local/bin/
 K=/usr/local/bin/kennel
+if [ -d /run/systemd/system ]; then
+    # lxcfs bounded, and synced into running VEs after each restart.
+    d=/etc/systemd/system
+    if ! cmp -s scripts/systemd/lxcfs.service.d/kennel.conf "$d/lxcfs.service.d/kennel.conf" \
+        || ! cmp -s scripts/systemd/kennel-lxcfs-sync.service "$d/kennel-lxcfs-sync.service"; then
+        install -D -m 0644 scripts/systemd/lxcfs.service.d/kennel.conf "$d/lxcfs.service.d/kennel.conf"
+        install -m 0644 scripts/systemd/kennel-lxcfs-sync.service "$d/"
+        systemctl daemon-reload
+        systemctl restart lxcfs
+    fi
+    systemctl enable -q --now lxcfs
+fi
 $K check
 grep -q '^ *busybox ' <<<"$($K template list)" || $K template create busybox
 ip=${KENNEL_DEMO_IP:-192.0.2.11}

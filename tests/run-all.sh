@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kennel's whole test suite, as CI runs it (.ci/run):
 #   1. install what the tests need (Debian packages);
-#   2. formatting and lints;
+#   2. formatting and lints; the systemd drop-ins Kennel installs;
 #   3. unit and integration tests on this host (real VEs; cgroup v1/hybrid here),
 #      the hostile-tenant attack suite among them (crates/kennel/tests/security);
 #   4. a short run of every fuzz target (tests/fuzz.sh; the corpus is also
@@ -15,6 +15,8 @@ scripts/install-deps.sh
 echo "==> cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
+echo "==> the lxcfs service drop-in (scripts/systemd) against Debian's unit"
+tests/systemd-units.sh
 echo "==> tests on this host ($(uname -r))"
 cargo test --workspace
 echo "==> fuzzing (every parser of untrusted input, FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"

@@ -23,6 +23,21 @@ pub enum CgroupError {
         controller: &'static str,
         hint: String,
     },
+    /// A VE's cgroup record holds no usable path (see `record`).
+    #[error("the VE's cgroup record is damaged: {0}")]
+    BadRecord(String),
+    /// An I/O limit for files on a filesystem without a block device.
+    #[error("{path} is on a filesystem without a block device (tmpfs, overlayfs, NFS, btrfs): no I/O limit can hold there; put the state root on a disk, or leave --io-limit and --iops-limit unlimited")]
+    NoBlockDevice { path: PathBuf },
+    /// The kernel refused a limit on a running cgroup (memory below what
+    /// it uses, a CPU the host lacks); nothing was changed.
+    #[error("the kernel refused {value:?} for {}: {source}", path.display())]
+    Refused {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
     /// A cgroup still had processes after they were killed.
     #[error("cgroup {path} still has processes")]
     Busy { path: PathBuf },

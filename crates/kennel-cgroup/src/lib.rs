@@ -8,22 +8,31 @@
 //! of them, [`Limits`] is the resource model that [`Cgroup::prepare`] writes
 //! in the dialect of whichever hierarchy holds each controller, and
 //! [`Placement`] puts a new process into a cgroup without the kernel's
-//! global lock.
+//! global lock. A VE's cgroup is found through its [`CgroupRecord`],
+//! written before the cgroup is made and removed after it is gone.
 //!
 //! Kennel writes only inside cgroups it created, with one exception: on
 //! cgroup v2, a `cgroup_parent` below an existing cgroup (a systemd unit's)
 //! needs the controllers enabled in that cgroup's `cgroup.subtree_control`.
 
+mod accounting;
 mod error;
 mod host;
+mod io_devices;
 mod limits;
+mod live;
 mod mountinfo;
 mod placement;
+mod record;
 mod tree;
 mod walk;
 
+pub use accounting::{Accounting, Counter, CpuUsage, IoUsage};
 pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
-pub use limits::{CpuLimit, Limits};
+pub use io_devices::{disks_under, BlockDevice};
+pub use limits::{CpuLimit, IoLimits, Limits};
+pub use live::Journal;
 pub use placement::Placement;
+pub use record::{CgroupRecord, RECORD_FILE};
 pub use tree::{Cgroup, Part, Usage};

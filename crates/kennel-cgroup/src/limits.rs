@@ -38,6 +38,71 @@ pub struct Limits {
     pub cpu: Option<CpuLimit>,
     /// Processes and threads.
     pub pids: Option<u64>,
+    /// Share of CPU time against sibling cgroups, 1 to 10000 with 100 for
+    /// an even share (v2's `cpu.weight` scale).
+    pub cpu_weight: Option<u16>,
+    /// Host CPUs to run on, in the kernel's list format (`0-1,3`).
+    pub cpuset: Option<String>,
+    /// Disk bandwidth and operations.
+    pub io: Option<IoLimits>,
+    /// Share of disk time against sibling cgroups, on the `cpu_weight`
+    /// scale. Only a scheduler that shares by weight honours it (BFQ, or
+    /// v2's io.cost where the host set it up); elsewhere nothing is written.
+    pub io_weight: Option<u16>,
+}
+
+/// Where a weight of disk time goes, if this kernel has a place for it:
+/// the file and the value in its own range (BFQ's is 1 to 1000).
+fn io_weight_file(dir: &Path, weight: u16) -> Option<(&'static str, String)> {
+    let bfq = u64::from(weight).clamp(1, 1000);
+    [
+        ("io.weight", format!("default {weight}")),
+        ("io.bfq.weight", format!("default {bfq}")),
+        ("blkio.bfq.weight", bfq.to_string()),
+    ]
+    .into_iter()
+    .find(|(f, _)| dir.join(f).exists())
+}
+
+/// Disk limits on some block devices, reads and writes each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IoLimits {
+    pub devices: Vec<crate::BlockDevice>,
+    /// Bytes per second.
+    pub bps: Option<u64>,
+    /// Operations per second.
+    pub iops: Option<u64>,
+}
+
+impl IoLimits {
+    /// v2's `io.max` line for `dev`.
+    fn v2_line(&self, dev: crate::BlockDevice) -> String {
+        let v = |n: Option<u64>| v2_max(n);
+        format!(
+            "{dev} rbps={} wbps={} riops={} wiops={}",
+            v(self.bps),
+            v(self.bps),
+            v(self.iops),
+            v(self.iops)
+        )
+    }
+
+    /// v1's `blkio.throttle.*` files and values for `dev` (0: none).
+    fn v1_lines(&self, dev: crate::BlockDevice) -> [(&'static str, String); 4] {
+        let v = |n: Option<u64>| format!("{dev} {}", n.unwrap_or(0));
+        [
+            ("blkio.throttle.read_bps_device", v(self.bps)),
+            ("blkio.throttle.write_bps_device", v(self.bps)),
+            ("blkio.throttle.read_iops_device", v(self.iops)),
+            ("blkio.throttle.write_iops_device", v(self.iops)),
+        ]
+    }
+}
+
+/// v1's `cpu.shares` for a v2 `cpu.weight` (100 = 1024, the default of
+/// each; the kernel takes 2 to 262144).
+pub(crate) fn shares(weight: u16) -> u64 {
+    (u64::from(weight) * 1024 / 100).clamp(2, 262_144)
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
@@ -54,14 +119,14 @@ fn missing(controller: &'static str) -> CgroupError {
     }
 }
 
-fn v2_max(v: Option<u64>) -> String {
+pub(crate) fn v2_max(v: Option<u64>) -> String {
     v.map_or_else(|| "max".to_string(), |n| n.to_string())
 }
 
 /// The v1 memory controller's limit on TCP socket buffers.
-const KMEM_TCP: &str = "memory.kmem.tcp.limit_in_bytes";
+pub(crate) const KMEM_TCP: &str = "memory.kmem.tcp.limit_in_bytes";
 
-fn v1_max(v: Option<u64>) -> String {
+pub(crate) fn v1_max(v: Option<u64>) -> String {
     v.map_or_else(|| "-1".to_string(), |n| n.to_string())
 }
 
@@ -109,28 +174,58 @@ pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) ->
         None if mem_needed => return Err(missing("memory")),
         None => {}
     }
+    let cpu_needed = limits.cpu.is_some() || limits.cpu_weight.is_some();
     match of("cpu") {
         Some((false, _)) => {}
-        Some(_) if limits.cpu.is_none() => {}
+        Some(_) if !cpu_needed => {}
         Some((true, h)) => {
             let d = dir_of(h);
-            if h.kind == HierarchyKind::V2 {
-                let v = match limits.cpu {
-                    Some(c) => format!("{} {}", c.quota_us, c.period_us),
-                    None => format!("max {}", CpuLimit::PERIOD_US),
-                };
-                write(&d, "cpu.max", &v)?;
-            } else {
-                let (quota, period) = match limits.cpu {
-                    Some(c) => (c.quota_us.to_string(), c.period_us),
-                    None => ("-1".to_string(), CpuLimit::PERIOD_US),
-                };
-                write(&d, "cpu.cfs_period_us", &period.to_string())?;
-                write(&d, "cpu.cfs_quota_us", &quota)?;
+            let v2 = h.kind == HierarchyKind::V2;
+            if let Some(c) = limits.cpu {
+                if v2 {
+                    write(&d, "cpu.max", &format!("{} {}", c.quota_us, c.period_us))?;
+                } else {
+                    write(&d, "cpu.cfs_period_us", &c.period_us.to_string())?;
+                    write(&d, "cpu.cfs_quota_us", &c.quota_us.to_string())?;
+                }
+            }
+            if let Some(w) = limits.cpu_weight {
+                if v2 {
+                    write(&d, "cpu.weight", &w.to_string())?;
+                } else {
+                    write(&d, "cpu.shares", &shares(w).to_string())?;
+                }
             }
         }
-        None if limits.cpu.is_some() => return Err(missing("cpu")),
+        None if cpu_needed => return Err(missing("cpu")),
         None => {}
+    }
+    match (of("io").or_else(|| of("blkio")), &limits.io) {
+        (Some((true, h)), Some(io)) => {
+            let d = dir_of(h);
+            for &dev in &io.devices {
+                if h.kind == HierarchyKind::V2 {
+                    write(&d, "io.max", &io.v2_line(dev))?;
+                } else {
+                    for (file, line) in io.v1_lines(dev) {
+                        write(&d, file, &line)?;
+                    }
+                }
+            }
+        }
+        (None, Some(_)) => return Err(missing("io")),
+        _ => {}
+    }
+    if let (Some((true, h)), Some(w)) = (of("io").or_else(|| of("blkio")), limits.io_weight) {
+        let d = dir_of(h);
+        if let Some((file, value)) = io_weight_file(&d, w) {
+            write(&d, file, &value)?;
+        }
+    }
+    match (of("cpuset"), &limits.cpuset) {
+        (Some((true, h)), Some(cpus)) => write(&dir_of(h), "cpuset.cpus", cpus)?,
+        (None, Some(_)) => return Err(missing("cpuset")),
+        _ => {}
     }
     match of("pids") {
         Some((false, _)) => {}
@@ -155,6 +250,61 @@ mod tests {
             1000,
             "kernel minimum is 1 ms"
         );
+    }
+
+    #[test]
+    fn io_lines_in_each_dialect() {
+        let dev = crate::BlockDevice {
+            major: 254,
+            minor: 0,
+        };
+        let io = IoLimits {
+            devices: vec![dev],
+            bps: Some(20 << 20),
+            iops: None,
+        };
+        assert_eq!(
+            io.v2_line(dev),
+            "254:0 rbps=20971520 wbps=20971520 riops=max wiops=max"
+        );
+        let v1 = io.v1_lines(dev);
+        assert_eq!(
+            v1[1],
+            ("blkio.throttle.write_bps_device", "254:0 20971520".into())
+        );
+        assert_eq!(
+            v1[3],
+            ("blkio.throttle.write_iops_device", "254:0 0".into())
+        );
+    }
+
+    #[test]
+    fn io_weight_goes_where_the_kernel_has_a_place() {
+        let d = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            io_weight_file(d.path(), 400),
+            None,
+            "no scheduler file: nothing"
+        );
+        fs::write(d.path().join("blkio.bfq.weight"), "100").expect("write");
+        assert_eq!(
+            io_weight_file(d.path(), 4000),
+            Some(("blkio.bfq.weight", "1000".into())),
+            "BFQ's range is 1-1000"
+        );
+        fs::write(d.path().join("io.weight"), "default 100").expect("write");
+        assert_eq!(
+            io_weight_file(d.path(), 400),
+            Some(("io.weight", "default 400".into()))
+        );
+    }
+
+    #[test]
+    fn weights_to_shares() {
+        assert_eq!(shares(100), 1024);
+        assert_eq!(shares(500), 5120);
+        assert_eq!(shares(1), 10);
+        assert_eq!(shares(10_000), 102_400);
     }
 
     #[test]

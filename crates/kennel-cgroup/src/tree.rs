@@ -12,7 +12,7 @@ use crate::placement::Placement;
 use crate::walk;
 
 /// Controllers Kennel enables for its cgroups on cgroup v2.
-const V2_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
+const V2_CONTROLLERS: &[&str] = &["cpu", "cpuset", "io", "memory", "pids"];
 
 /// Files a delegated cgroup's owner may write (cgroup v2, see
 /// Documentation/admin-guide/cgroup-v2.rst "Delegation"); the kernel lists
@@ -47,6 +47,19 @@ const V1_DELEGATE: &[&str] = &["tasks"];
 // In a named hierarchy a VE may set `notify_on_release` on the cgroups it
 // makes: if the host configured a `release_agent` there, the host runs it
 // when they empty (`kennel check` warns).
+
+/// On cgroup v2 a VE's cgroup (`<parent>/<id>`) stays the host's: it
+/// holds the limits, and enables every controller but cpuset for the one
+/// cgroup below it, `ve`, which is all the VE gets (its init, its cgroup
+/// namespace's root, its delegation). A VE given cpuset could make cpuset
+/// partitions: on 6.1-6.5 kernels each flip from an invalid partition back
+/// to a member rebuilds the host's scheduler domains, walking every task
+/// under global locks. Its limits still hold below: processes in `ve` are
+/// confined by the nearest cgroup with cpuset, the VE's.
+pub const VE_DELEGATED: &str = "ve";
+
+/// Controllers a VE's delegated cgroup never gets (see [`VE_DELEGATED`]).
+const V2_NOT_DELEGATED: &[&str] = &["cpuset"];
 
 /// Limits on the cgroup tree a VE may build below its own (cgroup v2):
 /// enough for systemd (a Debian VE uses a few dozen) and a few nested
@@ -89,6 +102,9 @@ pub struct Usage {
     pub memory: Option<u64>,
     /// Processes and threads.
     pub tasks: Option<u64>,
+    /// Processes the OOM killer of its memory limit killed since it was
+    /// made.
+    pub oom_kills: Option<u64>,
 }
 
 /// The cgroup `rel` in every hierarchy of a [`Host`].
@@ -106,8 +122,12 @@ impl<'h> Cgroup<'h> {
         }
     }
 
-    fn dir(&self, h: &Hierarchy) -> PathBuf {
+    pub(crate) fn dir(&self, h: &Hierarchy) -> PathBuf {
         h.mount_point.join(&self.rel)
+    }
+
+    pub(crate) fn host(&self) -> &'h Host {
+        self.host
     }
 
     pub fn exists(&self) -> bool {
@@ -145,7 +165,7 @@ impl<'h> Cgroup<'h> {
                     Err(e) => return Err(io_err("create", &path)(e)),
                 }
                 if i + 1 < comps.len() && h.kind == HierarchyKind::V2 {
-                    enable_v2_controllers(&path)?;
+                    enable_v2_controllers(&path, &[])?;
                 }
             }
         }
@@ -169,21 +189,47 @@ impl<'h> Cgroup<'h> {
         limits::apply_new(self.host, &self.rel, limits, part)
     }
 
+    /// Where the VE's processes go in hierarchy `h`: [`VE_DELEGATED`] below
+    /// this cgroup on cgroup v2, this cgroup itself on v1.
+    fn ve_dir(&self, h: &Hierarchy) -> PathBuf {
+        let d = self.dir(h);
+        if h.kind == HierarchyKind::V2 {
+            d.join(VE_DELEGATED)
+        } else {
+            d
+        }
+    }
+
     /// A new VE cgroup in the hierarchies of `part`: created, limited and
-    /// delegated to the VE's root (`owner`).
+    /// delegated to the VE's root (`owner`): on v2 its [`VE_DELEGATED`]
+    /// cgroup.
     pub fn prepare(&self, limits: &Limits, owner: (u32, u32), part: Part) -> Result<()> {
         self.create_part(part)?;
         self.apply_new_limits(limits, part)?;
+        for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
+            if h.kind == HierarchyKind::V2 {
+                reclaim_limits_cgroup(&self.dir(h))?;
+                enable_v2_controllers(&self.dir(h), V2_NOT_DELEGATED)?;
+                let inner = self.ve_dir(h);
+                match fs::create_dir(&inner) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                        return Err(io_err("create", inner)(e))
+                    }
+                    _ => {}
+                }
+            }
+        }
         self.delegate(owner.0, owner.1, part)
     }
 
-    /// Hands the cgroup to `uid`/`gid` (the VE's root) so that the VE can
-    /// manage its own sub-cgroups, while the limit files stay root's.
-    pub fn delegate(&self, uid: u32, gid: u32, part: Part) -> Result<()> {
+    /// Hands the VE's part of the cgroup to `uid`/`gid` (the VE's root)
+    /// so that the VE can manage its own sub-cgroups, while the limit
+    /// files stay root's.
+    fn delegate(&self, uid: u32, gid: u32, part: Part) -> Result<()> {
         let mut extra = None;
         let has_v2 = self.host.has_v2();
         for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
-            let d = self.dir(h);
+            let d = self.ve_dir(h);
             let (shapeable, files): (bool, Vec<&str>) = if h.kind == HierarchyKind::V2 {
                 for (f, v) in [
                     ("cgroup.max.depth", V2_MAX_DEPTH),
@@ -241,6 +287,19 @@ impl<'h> Cgroup<'h> {
         Placement::open(&targets)
     }
 
+    /// How a VE's init gets into its cgroups ([`Cgroup::prepare`]d) in the
+    /// hierarchies of `part`.
+    pub fn ve_placement_part(&self, part: Part) -> Result<Placement> {
+        let targets: Vec<(&Hierarchy, PathBuf)> = self
+            .host
+            .hierarchies()
+            .iter()
+            .filter(|h| part.covers(h))
+            .map(|h| (h, self.ve_dir(h)))
+            .collect();
+        Placement::open(&targets)
+    }
+
     /// Like [`Cgroup::placement`], but into the cgroups that process
     /// `peer` is in, which must lie inside this cgroup. Used by `exec`: on
     /// cgroup v2 a VE whose init enabled controllers cannot take processes
@@ -250,7 +309,7 @@ impl<'h> Cgroup<'h> {
         let text = fs::read_to_string(&proc_path).map_err(io_err("read", &proc_path))?;
         let mut targets = Vec::new();
         for h in self.host.hierarchies() {
-            let mut target = self.dir(h);
+            let mut target = self.ve_dir(h);
             for line in text.lines() {
                 let mut parts = line.splitn(3, ':');
                 let (_, field, path) = (parts.next(), parts.next(), parts.next());
@@ -261,7 +320,12 @@ impl<'h> Cgroup<'h> {
                     continue;
                 }
                 let rel = Path::new(path.trim_start_matches('/'));
-                if rel.starts_with(&self.rel) && !path.contains("/../") {
+                let own = if h.kind == HierarchyKind::V2 {
+                    self.rel.join(VE_DELEGATED)
+                } else {
+                    self.rel.clone()
+                };
+                if rel.starts_with(&own) && !path.contains("/../") {
                     target = h.mount_point.join(rel);
                 }
                 break;
@@ -293,7 +357,33 @@ impl<'h> Cgroup<'h> {
                 "pids.current",
                 "pids.current",
             ),
+            oom_kills: self.oom_kills(),
         }
+    }
+
+    /// Descriptors open in this cgroup's processes (and its descendants'),
+    /// counted in `/proc/PID/fd`; `None` when the count did not finish by
+    /// `deadline` (a VE may hold millions). Threads share their process's
+    /// table: each process is counted once.
+    pub fn open_files(&self, deadline: Instant) -> Option<u64> {
+        let mut pids = std::collections::BTreeSet::new();
+        self.for_each_pid(deadline, &mut |pid| {
+            pids.insert(pid);
+        })
+        .ok()?;
+        let mut total = 0u64;
+        for pid in pids {
+            let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+                continue; // gone meanwhile, or a thread id of v1's tasks
+            };
+            for _ in dir {
+                total += 1;
+                if total.is_multiple_of(4096) && Instant::now() >= deadline {
+                    return None;
+                }
+            }
+        }
+        (Instant::now() < deadline).then_some(total)
     }
 
     /// Calls `f` with every PID in this cgroup and its descendants, in
@@ -390,6 +480,31 @@ impl<'h> Cgroup<'h> {
         }
         Ok(())
     }
+
+    /// How many processes the OOM killer of this cgroup's memory limit
+    /// killed since it was made (v2 `memory.events`, v1
+    /// `memory.oom_control`), if the kernel counts them.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let h = self.host.hierarchy_for("memory")?;
+        let file = if h.kind == HierarchyKind::V2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let text = fs::read_to_string(self.dir(h).join(file)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    /// Removes the cgroup where it is empty (no process, no child): a
+    /// parent Kennel made that no VE uses any more. Never kills, and
+    /// leaves it where something still runs or lives below.
+    pub fn remove_if_unused(&self) {
+        for h in self.host.hierarchies() {
+            let _ = fs::remove_dir(self.dir(h));
+        }
+    }
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
@@ -406,11 +521,33 @@ fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
     Ok(())
 }
 
-fn enable_v2_controllers(dir: &Path) -> Result<()> {
+/// A VE's limits' cgroup left from before (an older layout delegated it,
+/// or a cleanup that failed) is made the host's again: owned by root, and
+/// no cpuset for what is below it.
+fn reclaim_limits_cgroup(dir: &Path) -> Result<()> {
+    for f in std::iter::once(dir.to_path_buf()).chain(V2_DELEGATE.iter().map(|f| dir.join(f))) {
+        match std::os::unix::fs::chown(&f, Some(0), Some(0)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("chown", f)(e)),
+            _ => {}
+        }
+    }
+    let p = dir.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&p).unwrap_or_default();
+    for c in V2_NOT_DELEGATED {
+        if enabled.split_whitespace().any(|e| e == *c) {
+            fs::write(&p, format!("-{c}")).map_err(io_err("write", &p))?;
+        }
+    }
+    Ok(())
+}
+
+/// Enables Kennel's controllers but `except` for the children of `dir`.
+fn enable_v2_controllers(dir: &Path, except: &[&str]) -> Result<()> {
     let avail = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
     let want: Vec<String> = V2_CONTROLLERS
         .iter()
+        .filter(|c| !except.contains(c))
         .filter(|c| avail.split_whitespace().any(|a| a == **c))
         .filter(|c| !enabled.split_whitespace().any(|a| a == **c))
         .map(|c| format!("+{c}"))

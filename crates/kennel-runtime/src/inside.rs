@@ -26,7 +26,7 @@
 //! [`KILLED_WAIT`](crate::join::KILLED_WAIT).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
 use rustix::process::Signal;
@@ -52,6 +52,10 @@ pub struct InsideVe<'a> {
     pub seccomp: &'a [kennel_sys::seccomp::SockFilter],
     /// Also join the VE's UTS namespace (to set its hostname).
     pub uts: bool,
+    /// Descriptors the helper keeps (every other one is closed before it
+    /// looks up a path): only what the work hands to the VE itself, such
+    /// as detached mounts of lxcfs's files.
+    pub keep: &'a [BorrowedFd<'a>],
 }
 
 /// Runs `work` as the VE's root inside VE `ve`'s namespaces and returns
@@ -60,6 +64,25 @@ pub struct InsideVe<'a> {
 pub fn run<T, F>(ve: &InsideVe<'_>, work: F) -> Result<T>
 where
     T: Serialize + DeserializeOwned,
+    F: FnOnce() -> std::result::Result<T, String>,
+{
+    spawn(ve, work)?.answer()
+}
+
+/// A helper at work; [`Pending::answer`] collects what it says. Several
+/// can work at once (one per VE), each within its own [`TIMEOUT`], from
+/// this single thread.
+#[derive(Debug)]
+pub struct Pending {
+    helper: OwnedFd,
+    channel: OwnedFd,
+    deadline: Instant,
+}
+
+/// Forks the helper of [`run`] and returns at once.
+pub fn spawn<T, F>(ve: &InsideVe<'_>, work: F) -> Result<Pending>
+where
+    T: Serialize,
     F: FnOnce() -> std::result::Result<T, String>,
 {
     let init = procfs::pin_live(ve.init_pid, ve.init_start)?;
@@ -91,29 +114,77 @@ where
             pidfd.ok_or_else(|| RuntimeError::Kernel("no pidfd from clone3".into()))?
         }
     };
-    drop(theirs);
-    drop(init);
-    let answer = receive(ours.as_fd());
-    if answer.is_err() {
-        let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
+    Ok(Pending {
+        helper,
+        channel: ours,
+        deadline: Instant::now() + TIMEOUT,
+    })
+}
+
+impl Pending {
+    /// The helper's answer, once it gave one or its time ran out (then it
+    /// is killed).
+    pub fn answer<T: DeserializeOwned>(self) -> Result<T> {
+        answers(vec![self]).pop().unwrap_or_else(|| {
+            Err(RuntimeError::Inside(
+                "the helper in the VE ended without an answer".into(),
+            ))
+        })
     }
+}
+
+/// The answers of helpers working at once, in their order. Bounded as one
+/// helper is: each within its own deadline, then the late ones killed
+/// together and waited for together ([`crate::join::KILLED_WAIT`], twice),
+/// however many of them a VE stalled.
+pub fn answers<T: DeserializeOwned>(pending: Vec<Pending>) -> Vec<Result<T>> {
+    let received: Vec<(OwnedFd, Result<Vec<u8>>)> = pending
+        .into_iter()
+        .map(|p| {
+            let answer = receive(p.channel.as_fd(), p.deadline);
+            if answer.is_err() {
+                let _ = rustix::process::pidfd_send_signal(&p.helper, Signal::KILL);
+            }
+            (p.helper, answer)
+        })
+        .collect();
     // Bounded: a helper stuck in the kernel (a FUSE request the VE never
     // answers) ignores even SIGKILL; it is then left to its fate.
-    let gone = kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT);
-    if !matches!(gone, Ok(true)) {
-        let _ = rustix::process::pidfd_send_signal(&helper, Signal::KILL);
-        if !matches!(
-            kennel_sys::fd::wait_readable(helper.as_fd(), crate::join::KILLED_WAIT),
-            Ok(true)
-        ) {
-            return Err(RuntimeError::Unkillable(crate::join::KILLED_WAIT.as_secs()));
+    let mut gone = vec![false; received.len()];
+    for round in 0..2 {
+        let until = Instant::now() + crate::join::KILLED_WAIT;
+        for ((helper, _), gone) in received.iter().zip(gone.iter_mut()) {
+            if *gone {
+                continue;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            *gone = matches!(
+                kennel_sys::fd::wait_readable(helper.as_fd(), left),
+                Ok(true)
+            );
+            if !*gone && round == 0 {
+                let _ = rustix::process::pidfd_send_signal(helper, Signal::KILL);
+            }
         }
     }
-    let _ = rustix::process::waitid(
-        rustix::process::WaitId::PidFd(helper.as_fd()),
-        rustix::process::WaitIdOptions::EXITED,
-    );
-    let bytes = answer?;
+    received
+        .into_iter()
+        .zip(gone)
+        .map(|((helper, answer), gone)| {
+            if !gone {
+                return Err(RuntimeError::Unkillable(crate::join::KILLED_WAIT.as_secs()));
+            }
+            let _ = rustix::process::waitid(
+                rustix::process::WaitId::PidFd(helper.as_fd()),
+                rustix::process::WaitIdOptions::EXITED,
+            );
+            parse(&answer?)
+        })
+        .collect()
+}
+
+/// A helper's message: `+` and its JSON answer, or `-` and an error.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((b'+', json)) => serde_json::from_slice(json).map_err(|e| {
             RuntimeError::Inside(format!("unreadable answer from the VE helper: {e}"))
@@ -146,8 +217,11 @@ fn enter(
         ns |= ThreadNameSpaceType::HOST_NAME_AND_NIS_DOMAIN_NAME;
     }
     move_into_thread_name_spaces(init, ns).map_err(fail("join the VE's namespaces"))?;
-    if channel.as_raw_fd() < 3 {
-        return Err("the answer channel is a standard stream".into());
+    let keep: Vec<i32> = std::iter::once(channel.as_raw_fd())
+        .chain(ve.keep.iter().map(|fd| fd.as_raw_fd()))
+        .collect();
+    if keep.iter().any(|&fd| fd < 3) {
+        return Err("a kept descriptor is a standard stream".into());
     }
     // Standard streams the helper cannot use (a pipe's read end, its
     // writer gone): a file it opens later never takes 0-2, where a stray
@@ -160,7 +234,7 @@ fn enter(
             .map_err(|e| format!("replace the standard streams: {e}"))?;
     }
     drop(dead);
-    kennel_sys::fd::close_all_from(3, &[channel.as_raw_fd()])
+    kennel_sys::fd::close_all_from(3, &keep)
         .map_err(|e| format!("close inherited descriptors: {e}"))?;
     let (zu, zg) = (rustix::process::Uid::ROOT, rustix::process::Gid::ROOT);
     rustix::thread::set_thread_res_gid(zg, zg, zg)
@@ -173,9 +247,10 @@ fn enter(
     kennel_sys::seccomp::install(ve.seccomp).map_err(|e| format!("install seccomp: {e}"))
 }
 
-/// The helper's one message, within [`TIMEOUT`].
-fn receive(channel: BorrowedFd<'_>) -> Result<Vec<u8>> {
-    if !kennel_sys::fd::wait_readable(channel, TIMEOUT).ctx(|| "wait for the VE helper".into())? {
+/// The helper's one message, by `deadline`.
+fn receive(channel: BorrowedFd<'_>, deadline: Instant) -> Result<Vec<u8>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if !kennel_sys::fd::wait_readable(channel, left).ctx(|| "wait for the VE helper".into())? {
         return Err(RuntimeError::Inside(format!(
             "the helper working in the VE took more than {} s (the VE stalled it): nothing was changed there",
             TIMEOUT.as_secs()

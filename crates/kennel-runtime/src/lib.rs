@@ -33,6 +33,7 @@ pub mod inside;
 pub mod join;
 pub mod launch;
 pub mod live;
+pub mod lxcfs;
 pub mod policy;
 pub mod procfs;
 pub mod pty;

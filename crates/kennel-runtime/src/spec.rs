@@ -57,8 +57,9 @@ pub struct StartSpec {
     pub idmap: IdMap,
     pub root: RootSpec,
     pub init: InitSpec,
-    /// The VE's cgroup below each hierarchy (`kennel/101`), and its limits.
-    pub cgroup: String,
+    /// The VE's cgroup below each hierarchy (`kennel/101`), as recorded in
+    /// its run directory before the start, and its limits.
+    pub cgroup: kennel_cgroup::CgroupRecord,
     pub limits: kennel_cgroup::Limits,
     /// Where monitors live (`kennel/_monitor`).
     pub monitor_cgroup: String,
@@ -79,6 +80,11 @@ pub struct StartSpec {
     pub features: crate::features::Features,
     /// The VE's pty instance.
     pub devpts: crate::devpts::DevptsOptions,
+    /// The hard open-files limit of the VE's processes.
+    pub nofile: u64,
+    /// Where lxcfs is mounted on the host, if it runs: its files then show
+    /// the VE's own limits in its /proc and /sys.
+    pub lxcfs: Option<std::path::PathBuf>,
 }
 
 impl StartSpec {

@@ -28,6 +28,14 @@ pub struct RunState {
     pub started_at: String,
     /// The VE's cgroup below each hierarchy.
     pub cgroup: String,
+    /// The hard open-files limit its start gave it (for `exec`; absent in
+    /// the state of a VE an older Kennel started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nofile: Option<u64>,
+    /// The host CPUs its start pinned it to, if any (the kernel's list
+    /// format): later starts spread over the least used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
 }
 
 /// A state file written but not yet in place.

@@ -1,4 +1,4 @@
-//! `mount_setattr(2)` for idmapped mounts.
+//! `mount_setattr(2)` for idmapped, read-only and private mounts.
 //!
 //! rustix wraps the rest of the new mount API (open_tree, fsopen, fsmount,
 //! move_mount) but not mount_setattr, which Kennel needs to idmap a
@@ -42,6 +42,20 @@ pub fn set_idmap(
 pub fn set_readonly(mount_fd: BorrowedFd<'_>) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
+        ..MountAttr::default()
+    };
+    setattr(mount_fd, attr, 0)
+}
+
+/// Makes the detached mount `mount_fd` read-only and private: a copy of a
+/// mount in a shared peer group (on a systemd host everything is shared)
+/// would otherwise stay a peer of the host's, and mounts made on it
+/// propagate back to the host and to every other copy.
+#[allow(clippy::unnecessary_cast)] // `c_ulong` is u32 on 32-bit targets
+pub fn set_readonly_private(mount_fd: BorrowedFd<'_>) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        propagation: libc::MS_PRIVATE as u64,
         ..MountAttr::default()
     };
     setattr(mount_fd, attr, 0)

@@ -12,37 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VeError};
 use crate::id::VeId;
-use crate::units::{Size, MAX_CPUS};
 
-/// Resource limits (the full resource model is its own issue). Absent
-/// means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Resources {
-    /// RAM (memory cgroup limit).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory: Option<Size>,
-    /// Swap on top of `memory` (default 0 when `memory` is set).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub swap: Option<Size>,
-    /// CPU time, in CPUs (1.5 = one and a half CPUs).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<f64>,
-    /// Processes and threads.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub numproc: Option<u64>,
-    /// Ptys the VE may have open, its console included (default
-    /// [`DEFAULT_NUMPTY`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub numpty: Option<u32>,
-}
-
-/// Ptys of a VE that sets none: consoles, `kennel enter`, ssh sessions
-/// and terminal multiplexers of a small server.
-pub const DEFAULT_NUMPTY: u32 = 64;
-/// The most ptys one VE may be given (the console needs one, `kennel
-/// enter` another).
-pub const NUMPTY_RANGE: std::ops::RangeInclusive<u32> = 2..=65536;
+pub use crate::resources::{Resources, DEFAULT_NUMPTY, MIN_MEMORY, NUMPTY_RANGE};
 
 /// The VE's host id range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,8 +59,6 @@ pub struct VeConfig {
     pub network: kennel_net::VeNetwork,
 }
 
-pub const MIN_MEMORY: u64 = 16 << 20;
-
 impl IdRange {
     /// A VE's range must be a full 16-bit range (every distribution
     /// expects one) that never includes the host's own ids below 65536,
@@ -103,58 +72,6 @@ impl IdRange {
             ));
         }
         Ok(())
-    }
-}
-
-impl Resources {
-    pub fn validate(&self) -> Result<()> {
-        if let Some(m) = self.memory {
-            if m.bytes() < MIN_MEMORY {
-                return Err(VeError::BadInput(format!(
-                    "memory {m} is too small: a VE needs at least 16M"
-                )));
-            }
-        }
-        if self.swap.is_some() && self.memory.is_none() {
-            return Err(VeError::BadInput(
-                "--swap needs --memory (swap is counted on top of memory)".into(),
-            ));
-        }
-        if self.numproc == Some(0) {
-            return Err(VeError::BadInput("numproc must be at least 1".into()));
-        }
-        if let Some(n) = self.numpty {
-            if !NUMPTY_RANGE.contains(&n) {
-                return Err(VeError::BadInput(format!(
-                    "numpty {n} is out of range: give {} to {} (the console takes one)",
-                    NUMPTY_RANGE.start(),
-                    NUMPTY_RANGE.end()
-                )));
-            }
-        }
-        if let Some(c) = self.cpus {
-            if !(c.is_finite() && c > 0.0 && c <= MAX_CPUS) {
-                return Err(VeError::BadInput(format!(
-                    "invalid CPU count {c}: give a number above 0, at most {MAX_CPUS}"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// The VE's pty limit.
-    pub fn numpty(&self) -> u32 {
-        self.numpty.unwrap_or(DEFAULT_NUMPTY)
-    }
-
-    /// The cgroup limits these resources mean.
-    pub fn limits(&self) -> kennel_cgroup::Limits {
-        kennel_cgroup::Limits {
-            memory: self.memory.map(Size::bytes),
-            swap: self.memory.map(|_| self.swap.map_or(0, Size::bytes)),
-            cpu: self.cpus.map(kennel_cgroup::CpuLimit::from_cpus),
-            pids: self.numproc,
-        }
     }
 }
 
@@ -234,6 +151,8 @@ impl VeConfig {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::limit::Limit;
+    use crate::units::Size;
 
     pub(crate) fn sample() -> VeConfig {
         VeConfig {
@@ -243,11 +162,11 @@ pub(crate) mod tests {
             template: "debian-12".into(),
             created: "2026-01-01T00:00:00Z".into(),
             resources: Resources {
-                memory: Some(Size(512 << 20)),
-                swap: None,
+                memory: Some(Limit::Max(Size(512 << 20))),
                 cpus: Some(1.5),
-                numproc: Some(512),
+                numproc: Some(Limit::Max(512)),
                 numpty: Some(32),
+                ..Resources::default()
             },
             idmap: IdRange {
                 uid_base: 100_000_000,

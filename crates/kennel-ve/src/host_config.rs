@@ -12,6 +12,14 @@
 //! import_max_size = "64G"
 //! import_max_entries = 4000000
 //!
+//! # What a VE may use when its own configuration leaves it out (see
+//! # docs/RESOURCES.md; "unlimited" only on purpose).
+//! [default_plan]
+//! memory = "1G"
+//! swap = "512M"
+//! cpu_limit = "100%"
+//! numproc = 512
+//!
 //! [network]
 //! # Where the LAN is told that routed VE addresses are here (proxy ARP
 //! # and NDP): "detect" (the interface the host routes the address
@@ -31,6 +39,7 @@ use serde::Deserialize;
 
 use crate::error::{Result, VeError};
 use crate::paths::Paths;
+use crate::resources::Resources;
 use crate::units::Size;
 
 /// Ids per VE: a full 16-bit range, as every distribution expects.
@@ -51,6 +60,14 @@ pub struct HostConfig {
     pub import_max_size: Option<Size>,
     #[serde(default)]
     pub import_max_entries: Option<u64>,
+    /// Where the host's lxcfs is mounted (default `/var/lib/lxcfs`,
+    /// Debian's); `"none"`: never bind it.
+    #[serde(default)]
+    pub lxcfs_dir: Option<String>,
+    /// Resources for what a VE's configuration leaves out, over
+    /// [`Resources::builtin_plan`].
+    #[serde(default)]
+    pub default_plan: Resources,
     #[serde(default)]
     pub network: kennel_net::HostNet,
 }
@@ -97,6 +114,17 @@ impl HostConfig {
                 )));
             }
         }
+        if let Some(d) = cfg.lxcfs_dir.as_deref() {
+            if d != "none" && !d.starts_with('/') {
+                return Err(VeError::BadInput(format!(
+                    "{}: lxcfs_dir {d:?} must be an absolute path (or \"none\")",
+                    p.display()
+                )));
+            }
+        }
+        cfg.default_plan
+            .validate()
+            .map_err(|e| VeError::BadInput(format!("{}: [default_plan]: {e}", p.display())))?;
         for d in &cfg.network.neighbour_devs {
             if d != "detect" && d != "none" {
                 validate_ifname(d, "neighbour_devs interface")
@@ -104,6 +132,20 @@ impl HostConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// The host's plan: `[default_plan]` over Kennel's own defaults.
+    pub fn plan(&self) -> Resources {
+        self.default_plan.over(&Resources::builtin_plan())
+    }
+
+    /// Where lxcfs would be mounted, unless the host said `none`.
+    pub fn lxcfs_dir(&self) -> Option<std::path::PathBuf> {
+        match self.lxcfs_dir.as_deref() {
+            Some("none") => None,
+            Some(d) => Some(d.into()),
+            None => Some("/var/lib/lxcfs".into()),
+        }
     }
 
     /// What a tarball import may unpack to.

@@ -48,6 +48,8 @@ mod tests {
             cgroup_parent: None,
             import_max_size: None,
             import_max_entries: None,
+            lxcfs_dir: None,
+            default_plan: Default::default(),
             network: kennel_net::HostNet::default(),
         }
     }

@@ -10,13 +10,16 @@
 //!   API that the `kennel` CLI (and later the API server) calls.
 
 pub mod config;
+pub mod cpuset;
 mod error;
 pub mod host_config;
 pub mod id;
 pub mod idmap;
 pub mod lifecycle;
+pub mod limit;
 pub mod lock;
 pub mod paths;
+pub mod resources;
 pub mod units;
 
 pub use error::{ErrorKind, Result, VeError};

@@ -47,6 +47,9 @@ pub enum Command {
     Kill(IdArg),
     /// Show whether a VE runs, with its init, uptime, processes and memory.
     Status(StatusArgs),
+    /// Show a running VE's resource counters (held, peak, limit, fails), or
+    /// without an id every VE that hit a limit since its start.
+    Stat(StatArgs),
     /// Run a command inside a running VE; its exit status becomes kennel's.
     Exec(ExecArgs),
     /// Open an interactive root shell inside a running VE; Ctrl-] hangs up.
@@ -61,6 +64,11 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Check that this host can run VEs.
     Check,
+    /// Bind a (re)started lxcfs into every running VE, whose /proc views
+    /// of its own limits died with the old lxcfs (run by the lxcfs
+    /// service after it starts).
+    #[command(name = "lxcfs-sync")]
+    LxcfsSync(LxcfsSyncArgs),
     /// Teardown after a VE's init ended (run by the VE's monitor).
     #[command(name = "__ve-exited", hide = true)]
     VeExited(VeExitedArgs),
@@ -92,6 +100,13 @@ pub enum TemplateCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct LxcfsSyncArgs {
+    /// Wait up to this many seconds for lxcfs to serve.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct IdArg {
     /// VE id: 1-32 characters a-z, 0-9 and '-' (e.g. 101).
     pub id: String,
@@ -106,26 +121,55 @@ pub struct CreateArgs {
     /// Hostname (default: the id).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Memory limit, e.g. 512M or 2G.
-    #[arg(long)]
-    pub memory: Option<String>,
-    /// Swap on top of --memory (default 0).
-    #[arg(long)]
-    pub swap: Option<String>,
-    /// CPU limit in CPUs, e.g. 1 or 0.5.
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// Maximum number of processes and threads.
-    #[arg(long)]
-    pub numproc: Option<String>,
-    /// Ptys the VE may have open, its console included (default 64).
-    #[arg(long, value_name = "N")]
-    pub numpty: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Opt-in features, comma-separated: tun, fuse, nesting, keyring (see docs/SECURITY.md).
     #[arg(long, value_name = "LIST")]
     pub features: Option<String>,
     #[command(flatten)]
     pub net: CreateNetArgs,
+}
+
+/// What a VE may use (docs/RESOURCES.md). Each left out comes from the
+/// host's default plan.
+#[derive(Debug, Args, Default)]
+pub struct ResourceArgs {
+    /// Memory limit, e.g. 512M or 2G, or unlimited.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Swap on top of --memory, e.g. 1G (0 for none).
+    #[arg(long, value_name = "SIZE")]
+    pub swap: Option<String>,
+    /// CPU time in CPUs, e.g. 1 or 0.5.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// CPU time as a percentage of one CPU, e.g. 50% or 150%, or unlimited (OpenVZ's cpulimit).
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu_limit: Option<String>,
+    /// Share of CPU time against other VEs, 1-10000 (100 is even; OpenVZ's cpuunits / 10).
+    #[arg(long, value_name = "WEIGHT")]
+    pub cpu_weight: Option<String>,
+    /// Host CPUs the VE runs on, e.g. 0-1,3.
+    #[arg(long, value_name = "LIST")]
+    pub cpumask: Option<String>,
+    /// Processes and threads, or unlimited.
+    #[arg(long, value_name = "N")]
+    pub numproc: Option<String>,
+    /// Ptys the VE may have open, its console included (default 64).
+    #[arg(long, value_name = "N")]
+    pub numpty: Option<String>,
+    /// Open files per process (the hard limit; the soft one stays 1024).
+    #[arg(long, value_name = "N")]
+    pub nofile: Option<String>,
+    /// Share of disk time against other VEs, 1-10000 (100 is even).
+    #[arg(long, value_name = "WEIGHT")]
+    pub io_weight: Option<String>,
+    /// Disk bandwidth per second, reads and writes each, e.g. 50M, or unlimited.
+    #[arg(long, value_name = "RATE")]
+    pub io_limit: Option<String>,
+    /// Disk operations per second, reads and writes each, or unlimited.
+    #[arg(long, value_name = "N")]
+    pub iops_limit: Option<String>,
 }
 
 /// The network options of `create`.
@@ -190,9 +234,10 @@ pub struct SetArgs {
     /// Remove a port forward PROTO:[HOSTADDR:]HOSTPORT:VEPORT.
     #[arg(long = "forward-del", value_name = "SPEC")]
     pub forward_del: Vec<String>,
-    /// Ptys the VE may have open, its console included (live).
-    #[arg(long, value_name = "N")]
-    pub numpty: Option<String>,
+    /// Resources, changed live on a running VE (disk limits and nofile
+    /// from its next start).
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Opt-in features, comma-separated (tun, fuse, nesting, keyring), or
     /// none; they take effect at the VE's next start.
     #[arg(long, value_name = "LIST")]
@@ -209,6 +254,13 @@ pub struct StopArgs {
     /// Seconds to wait for a clean shutdown before killing.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    pub id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -270,7 +322,7 @@ pub struct ListArgs {
         short,
         long,
         value_name = "FIELDS",
-        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, uptime, init, uid_base, layer, uuid, created"
+        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, swap, cpu, fails, uptime, init, uid_base, layer, uuid, created"
     )]
     pub output: Option<String>,
     /// JSON instead of a table.

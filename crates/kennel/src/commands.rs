@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use kennel_runtime::join::{Cwd, Stdio};
-use kennel_ve::config::Resources;
 use kennel_ve::lifecycle::{
     CheckLevel, CreateRequest, ExecRequest, Executables, StopOutcome, VeStatus,
 };
-use kennel_ve::units::{human, parse_cpus, Size};
+use kennel_ve::units::human;
 use kennel_ve::{Kennel, VeError, VeId};
 use serde_json::json;
 
@@ -87,6 +86,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Stat(a) => crate::stat::run(&k, a),
         Command::Exec(a) => exec(&k, a),
         Command::Enter(a) => enter(&k, a),
         Command::Console(a) => {
@@ -126,6 +126,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Check => check(&k),
+        Command::LxcfsSync(a) => lxcfs_sync(&k, &a, quiet),
         Command::VeExited(a) => {
             let id = VeId::parse(&a.id)?;
             k.ve_exited(&id, &a.how)
@@ -218,14 +219,25 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
         .iter()
         .filter(|s| a.all || s.state.is_running())
         .collect();
+    // Counters only when a column needs them: a few more files per VE.
+    let counted = fields.iter().any(|f| output::COUNTER_FIELDS.contains(f));
+    let accounting: Vec<Option<kennel_ve::lifecycle::stat::Accounting>> = shown
+        .iter()
+        .map(|s| {
+            (counted && s.state.is_running())
+                .then(|| k.stat(&s.config.id).ok())
+                .flatten()
+        })
+        .collect();
     if a.json {
         let v: Vec<serde_json::Value> = shown
             .iter()
-            .map(|s| {
+            .zip(&accounting)
+            .map(|(s, acc)| {
                 serde_json::Value::Object(
                     fields
                         .iter()
-                        .map(|f| (f.to_string(), output::field_json(s, f)))
+                        .map(|f| (f.to_string(), output::field_json(s, acc.as_ref(), f)))
                         .collect(),
                 )
             })
@@ -239,7 +251,13 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
         .collect();
     let rows = shown
         .iter()
-        .map(|s| fields.iter().map(|f| output::field_text(s, f)).collect())
+        .zip(&accounting)
+        .map(|(s, acc)| {
+            fields
+                .iter()
+                .map(|f| output::field_text(s, acc.as_ref(), f))
+                .collect()
+        })
         .collect();
     let numeric: Vec<usize> = fields
         .iter()
@@ -247,7 +265,15 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
         .filter(|(_, f)| {
             matches!(
                 **f,
-                "procs" | "memory" | "memlimit" | "cpus" | "numproc" | "uid_base"
+                "procs"
+                    | "memory"
+                    | "memlimit"
+                    | "cpus"
+                    | "numproc"
+                    | "uid_base"
+                    | "swap"
+                    | "cpu"
+                    | "fails"
             )
         })
         .map(|(i, _)| i)
@@ -263,8 +289,12 @@ fn status_line(st: &VeStatus) -> String {
     let id = &st.config.id;
     if st.state.is_running() {
         let pid = st.run.as_ref().map_or(0, |r| r.init_pid);
+        let oom = match st.usage.oom_kills {
+            Some(n) if n > 0 => format!(", {n} killed by the OOM killer of its memory limit"),
+            _ => String::new(),
+        };
         format!(
-            "VE {id} {} (init pid {pid}, up {}, {} processes, {} memory)",
+            "VE {id} {} (init pid {pid}, up {}, {} processes, {} memory{oom})",
             st.state.as_str(),
             st.uptime_secs.map_or("-".into(), output::uptime),
             st.usage.tasks.map_or("-".into(), |n| n.to_string()),
@@ -294,6 +324,7 @@ fn status_json(st: &VeStatus) -> serde_json::Value {
         "uptime_secs": st.uptime_secs,
         "procs": st.usage.tasks,
         "memory_bytes": st.usage.memory,
+        "oom_kills": st.usage.oom_kills,
         "hostname": st.config.hostname,
         "template": st.config.template,
         "last_exit": st.last_exit.as_ref().map(|e| json!({"at": e.at, "how": e.how})),
@@ -308,11 +339,18 @@ fn cfg_json(c: &kennel_ve::config::VeConfig) -> serde_json::Value {
         "template": c.template,
         "created": c.created,
         "resources": {
-            "memory_bytes": c.resources.memory.map(|m| m.bytes()),
+            "memory_bytes": crate::output::limit_bytes(c.resources.memory),
             "swap_bytes": c.resources.swap.map(|m| m.bytes()),
             "cpus": c.resources.cpus,
+            "cpu_limit": c.resources.cpu_limit.map(|l| l.to_string()),
+            "cpu_weight": c.resources.cpu_weight.map(|w| w.get()),
+            "cpumask": c.resources.cpumask.as_ref().map(|m| m.to_string()),
             "numproc": c.resources.numproc,
             "numpty": c.resources.numpty(),
+            "nofile": c.resources.nofile,
+            "io_weight": c.resources.io_weight.map(|w| w.get()),
+            "io_limit_bytes": crate::output::limit_bytes(c.resources.io_limit),
+            "iops_limit": c.resources.iops_limit,
         },
         "features": c.features.0.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "idmap": {"uid_base": c.idmap.uid_base, "gid_base": c.idmap.gid_base, "size": c.idmap.size},
@@ -343,28 +381,7 @@ fn session_escape(s: &str) -> Result<Option<u8>> {
 
 fn create(k: &Kennel, a: crate::cli::CreateArgs, quiet: bool) -> Result<i32> {
     let id = VeId::parse(&a.id)?;
-    let numproc = a
-        .numproc
-        .as_deref()
-        .map(|n| {
-            n.trim().parse::<u64>().map_err(|_| {
-                VeError::BadInput(format!(
-                    "invalid --numproc '{n}': use a whole number such as 512"
-                ))
-            })
-        })
-        .transpose()?;
-    let resources = Resources {
-        memory: a.memory.as_deref().map(Size::parse).transpose()?,
-        swap: a.swap.as_deref().map(Size::parse).transpose()?,
-        cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
-        numproc,
-        numpty: a
-            .numpty
-            .as_deref()
-            .map(crate::set_args::numpty)
-            .transpose()?,
-    };
+    let resources = crate::resource_args::resources(&a.resources)?;
     let features = a
         .features
         .as_deref()
@@ -464,4 +481,32 @@ fn check(k: &Kennel) -> Result<i32> {
         outln!("{mark}  {:<16} {}", c.name, terminal_safe(&c.detail))?;
     }
     Ok(worst)
+}
+
+/// `kennel lxcfs-sync`: one line per running VE; non-zero when one failed.
+fn lxcfs_sync(k: &Kennel, a: &crate::cli::LxcfsSyncArgs, quiet: bool) -> Result<i32> {
+    let all = k.lxcfs_sync(Duration::from_secs(a.wait))?;
+    let mut failed = 0;
+    for ve in &all {
+        match &ve.result {
+            Ok(s) => say(
+                quiet,
+                format!(
+                    "VE {}: {} lxcfs files bound, {} live already",
+                    ve.id, s.bound, s.live
+                ),
+            )?,
+            Err(e) => {
+                failed += 1;
+                eprintln!("kennel: VE {}: {}", ve.id, terminal_safe(&e.to_string()));
+            }
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "lxcfs could not be bound into {failed} of {} running VEs",
+            all.len()
+        );
+    }
+    Ok(0)
 }

@@ -4,9 +4,12 @@
 
 mod cli;
 mod commands;
+mod logging;
 mod net_args;
 mod output;
+mod resource_args;
 mod set_args;
+mod stat;
 
 use std::process::ExitCode;
 
@@ -34,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    logging::init(cli.quiet);
     tracing::debug!("kennel: arguments parsed");
     let result = commands::run(cli);
     tracing::debug!("kennel: done");
@@ -47,26 +50,6 @@ fn main() -> ExitCode {
             let code = exit_code_of(&err);
             eprintln!("kennel: {}", one_line(&err));
             ExitCode::from(code as u8)
-        }
-    }
-}
-
-fn init_logging() {
-    // KENNEL_LOG=debug shows each step with microsecond timestamps.
-    match tracing_subscriber::EnvFilter::try_from_env("KENNEL_LOG") {
-        Ok(filter) => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
-        }
-        Err(_) => {
-            let filter = tracing_subscriber::EnvFilter::new("warn");
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .without_time()
-                .try_init();
         }
     }
 }

@@ -22,6 +22,7 @@ pub(crate) use {out, outln};
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use kennel_storage::shown::terminal_safe;
+use kennel_ve::lifecycle::stat::Accounting;
 use kennel_ve::lifecycle::VeStatus;
 use kennel_ve::units::human;
 use serde_json::{json, Value};
@@ -40,6 +41,9 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("memlimit", "MEMLIMIT"),
     ("cpus", "CPUS"),
     ("numproc", "NUMPROC"),
+    ("swap", "SWAP"),
+    ("cpu", "CPU_TIME"),
+    ("fails", "FAILS"),
     ("uptime", "UPTIME"),
     ("init", "INIT"),
     ("uid_base", "UID_BASE"),
@@ -87,10 +91,26 @@ pub fn uptime(secs: u64) -> String {
     }
 }
 
-/// One field as JSON (numbers stay numbers; missing is null).
-pub fn field_json(st: &VeStatus, f: &str) -> Value {
+/// Columns read from a VE's counters (`kennel stat`), only when asked.
+pub const COUNTER_FIELDS: &[&str] = &["swap", "cpu", "fails"];
+
+/// Costly limits hit since the VE's start: OOM kills, refused forks and
+/// swap-outs (what `kennel stat` without an id lists VEs for).
+fn costly_fails(a: &Accounting) -> u64 {
+    [a.oom_kills, a.processes.fails, a.swap.fails]
+        .iter()
+        .map(|n| n.unwrap_or(0))
+        .sum()
+}
+
+/// One field as JSON (numbers stay numbers; missing is null). `acc` is the
+/// VE's counters when a [`COUNTER_FIELDS`] column was asked for.
+pub fn field_json(st: &VeStatus, acc: Option<&Accounting>, f: &str) -> Value {
     let c = &st.config;
     match f {
+        "swap" => json!(acc.and_then(|a| a.swap.held)),
+        "cpu" => json!(acc.and_then(|a| a.cpu.usage_ns)),
+        "fails" => json!(acc.map(costly_fails)),
         "id" => json!(c.id.as_str()),
         "state" => json!(st.state.as_str()),
         "hostname" => json!(c.hostname),
@@ -109,7 +129,7 @@ pub fn field_json(st: &VeStatus, f: &str) -> Value {
         "template" => json!(c.template),
         "procs" => json!(st.usage.tasks),
         "memory" => json!(st.usage.memory),
-        "memlimit" => json!(c.resources.memory.map(|m| m.bytes())),
+        "memlimit" => limit_bytes(c.resources.memory),
         "cpus" => json!(c.resources.cpus),
         "numproc" => json!(c.resources.numproc),
         "uptime" => json!(st.uptime_secs),
@@ -123,10 +143,15 @@ pub fn field_json(st: &VeStatus, f: &str) -> Value {
 }
 
 /// One field as table text ("-" when not applicable).
-pub fn field_text(st: &VeStatus, f: &str) -> String {
+pub fn field_text(st: &VeStatus, acc: Option<&Accounting>, f: &str) -> String {
     let c = &st.config;
     let dash = || "-".to_string();
     match f {
+        "swap" => acc.and_then(|a| a.swap.held).map_or_else(dash, human),
+        "cpu" => acc
+            .and_then(|a| a.cpu.usage_ns)
+            .map_or_else(dash, |n| format!("{:.1}s", n as f64 / 1e9)),
+        "fails" => acc.map_or_else(dash, |a| costly_fails(a).to_string()),
         "procs" => st.usage.tasks.map_or_else(dash, |n| n.to_string()),
         "memory" => st.usage.memory.map_or_else(dash, human),
         "memlimit" => c.resources.memory.map_or_else(dash, |m| m.to_string()),
@@ -159,7 +184,7 @@ pub fn field_text(st: &VeStatus, f: &str) -> String {
                 ),
             }
         }
-        other => match field_json(st, other) {
+        other => match field_json(st, acc, other) {
             Value::String(s) => s,
             Value::Null => dash(),
             v => v.to_string(),
@@ -188,6 +213,15 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>, numeric: &[usize], header
         .map(|l| l.trim_end().to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A size limit in JSON: bytes, `"unlimited"`, or null when none is set.
+pub fn limit_bytes(l: Option<kennel_ve::limit::Limit<kennel_ve::units::Size>>) -> Value {
+    match l {
+        None => Value::Null,
+        Some(kennel_ve::limit::Limit::Unlimited) => json!(kennel_ve::limit::UNLIMITED),
+        Some(kennel_ve::limit::Limit::Max(s)) => json!(s.bytes()),
+    }
 }
 
 #[cfg(test)]

@@ -22,9 +22,9 @@ pub fn features(s: &str) -> Result<Features, VeError> {
     Features::parse_list(s).map_err(|e| VeError::BadInput(format!("invalid --features: {e}")))
 }
 
-/// Adds `--numpty`, `--features` and `--userpasswd` to `req`.
+/// Adds the resource options, `--features` and `--userpasswd` to `req`.
 pub fn add_to_request(a: &SetArgs, req: &mut SetRequest) -> Result<()> {
-    req.numpty = a.numpty.as_deref().map(numpty).transpose()?;
+    req.resources = crate::resource_args::resources(&a.resources)?;
     req.features = a.features.as_deref().map(features).transpose()?;
     if let Some(spec) = &a.userpasswd {
         req.userpasswd = Some(user_password(spec)?);

@@ -208,6 +208,46 @@ fn fuse_feature_gives_working_fuse_mounts() {
     root.finish();
 }
 
+/// VEs that stall their lxcfs-sync helper (a FUSE mount over /proc whose
+/// server never answers) delay the sync by one helper's deadline, not one
+/// each: the helpers work at once. The other VEs are synced, and the
+/// command says which VEs failed.
+#[test]
+fn stalled_ves_hold_lxcfs_sync_for_one_deadline() {
+    let root = TestRoot::new("feat-lxstall");
+    let lxcfs = common::Lxcfs::start(&root);
+    for id in ["101", "102"] {
+        root.start_busybox(id, &["--features", "fuse"]);
+        install_toolbox(&root, id);
+        let v = probe(&root, id, "fuse-stall /proc");
+        assert!(v.starts_with("WORKS"), "{v}");
+    }
+    root.start_busybox("103", &[]);
+    let t0 = std::time::Instant::now();
+    let out = root.run(&["lxcfs-sync"]);
+    let took = t0.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout} {stderr}");
+    assert!(
+        stdout.contains("VE 103: 0 lxcfs files bound, 8 live already"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("VE 101") && stderr.contains("VE 102"),
+        "{stderr}"
+    );
+    // One helper's deadline and kill waits (20 s), not one per stalled VE.
+    assert!(took < Duration::from_secs(27), "lxcfs-sync took {took:?}");
+    for id in ["101", "102"] {
+        root.ok(&["stop", id, "--timeout", "5"]);
+    }
+    drop(lxcfs);
+    root.finish();
+}
+
 /// With FUSE a VE can make any access to a path wait in the kernel beyond
 /// SIGKILL (its server reads the request and never answers). Host tools
 /// that work in the VE must still return: `kennel set` saves its change

@@ -103,3 +103,43 @@ fn other_inits_get_sigterm_then_sigkill() {
     assert_eq!(root.status("102")["state"], "stopped");
     root.finish();
 }
+
+/// An init that runs out of its VE's memory is killed by the OOM killer
+/// of the VE's own limit, and `status` says so; a kill by `kennel kill`
+/// says that instead.
+#[test]
+fn an_init_killed_by_its_memory_limit_is_reported_as_such() {
+    let root = TestRoot::new("init-oom");
+    scripted_template(
+        &root,
+        "bomb",
+        "#!/bin/sh\nsleep 1\nx=aaaaaaaaaaaaaaaa\nwhile :; do x=$x$x; done\n",
+        None,
+        false,
+    );
+    root.ok(&[
+        "create",
+        "101",
+        "--template",
+        "bomb",
+        "--memory",
+        "32M",
+        "--swap",
+        "0",
+    ]);
+    root.ok(&["start", "101"]);
+    assert!(
+        common::wait_for(common::secs(30), || root.status("101")["state"]
+            == "stopped"),
+        "the bomb outlived its limit"
+    );
+    let how = root.status("101")["last_exit"]["how"].clone();
+    assert_eq!(how, "killed by the OOM killer of its own memory limit");
+    root.ok(&["create", "102", "--template", "bomb", "--memory", "1G"]);
+    root.ok(&["start", "102"]);
+    root.ok(&["kill", "102"]);
+    assert!(common::wait_for(common::secs(10), || {
+        root.status("102")["last_exit"]["how"] == "killed by kennel"
+    }));
+    root.finish();
+}

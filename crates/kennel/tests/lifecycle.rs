@@ -289,6 +289,66 @@ fn cgroup_parent_matches() {
     root.finish();
 }
 
+/// A running VE's cgroup is found through what its start recorded: a
+/// `cgroup_parent` changed meanwhile moves only later starts, and neither
+/// the old parent nor the new one keeps anything of the VE after it ends,
+/// whether it is stopped or dies without its monitor.
+#[test]
+fn changing_cgroup_parent_while_a_ve_runs_leaves_nothing_behind() {
+    let root = TestRoot::new("life-cgmove");
+    root.start_busybox("101", &[]);
+    root.start_busybox("102", &[]);
+    let old = root.cgroup_parent();
+    let new = format!("{old}-moved");
+    let in_hierarchies = |parent: &str, rel: &str| -> Vec<std::path::PathBuf> {
+        common::cgroup_mounts()
+            .into_iter()
+            .map(|m| m.join(parent).join(rel))
+            .filter(|d| d.is_dir())
+            .collect()
+    };
+    fs::write(
+        root.dir.join("lib/kennel.toml"),
+        format!("cgroup_parent = \"{new}\"\n"),
+    )
+    .expect("write kennel.toml");
+    // Its own usage, and commands run in its own cgroups.
+    let json: serde_json::Value =
+        serde_json::from_str(&root.ok(&["list", "--json", "-o", "id,procs"])).expect("json");
+    assert!(json[0]["procs"].as_u64().is_some_and(|n| n >= 2), "{json}");
+    assert_eq!(root.sh("101", "echo in").trim(), "in");
+    // Stopped, and ended without its monitor (the next command repairs).
+    root.ok(&["stop", "101"]);
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &root.monitor_pid("102").to_string()])
+        .status();
+    let init = root.init_pid("102");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &init.to_string()])
+        .status();
+    assert!(wait_for(common::secs(10), || !pid_alive(init)));
+    // (A stop of a VE that is no longer running says so, and repairs.)
+    let _ = root.run(&["stop", "102"]);
+    for id in ["101", "102"] {
+        let left = in_hierarchies(&old, id);
+        assert!(left.is_empty(), "left behind: {left:?}");
+        assert!(in_hierarchies(&new, id).is_empty());
+    }
+    // The old parent went with its last VE.
+    let left = in_hierarchies(&old, "");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The next start goes below the new parent.
+    root.ok(&["start", "101"]);
+    assert!(!in_hierarchies(&new, "101").is_empty());
+    root.ok(&["stop", "101"]);
+    assert!(in_hierarchies(&new, "101").is_empty());
+    for d in in_hierarchies(&new, "") {
+        let _ = fs::remove_dir(d.join("_monitor"));
+        let _ = fs::remove_dir(&d);
+    }
+    root.finish();
+}
+
 /// A state root on a tmpfs of its own, for a test whose VE writes a huge
 /// tree: this host's ext4 (mounted with `discard`) takes milliseconds per
 /// removed directory whoever removes it, and the test is about the walk.

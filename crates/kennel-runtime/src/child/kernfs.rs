@@ -174,3 +174,20 @@ pub fn mount_unmasked(root: &VeRoot) -> Result<()> {
     mount_and_open(r, &format!("{UNMASKED_DIR}/sys"), sys, 0o555)?;
     Ok(())
 }
+
+/// Binds lxcfs's files (its mount at `dir` on the host) over the VE's
+/// `/proc` and `/sys` ones. Best effort, file by file: an lxcfs that went
+/// away since the start checked it leaves the kernel's own files, and the
+/// VE still starts. Returns how many were bound.
+pub fn mount_lxcfs(root: &VeRoot, dir: &std::path::Path) -> usize {
+    let mut bound = 0;
+    for (rel, m) in crate::lxcfs::read_only_copies(dir) {
+        let Ok(Some(target)) = open_target(root.fd.as_fd(), rel, Make::Nothing) else {
+            continue;
+        };
+        if attach(m.as_fd(), target.as_fd(), &format!("lxcfs /{rel}")).is_ok() {
+            bound += 1;
+        }
+    }
+    bound
+}

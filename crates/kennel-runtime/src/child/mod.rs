@@ -28,7 +28,7 @@ pub mod cgroupfs;
 pub mod dev;
 pub mod finish;
 pub mod kernfs;
-mod mnt;
+pub(crate) mod mnt;
 pub mod pivot;
 pub mod rootfs;
 
@@ -97,6 +97,10 @@ fn setup(
     tracing::debug!("ve: /proc");
     kernfs::mount_sys(&root)?;
     tracing::debug!("ve: /sys");
+    if let Some(dir) = &spec.lxcfs {
+        let n = kernfs::mount_lxcfs(&root, dir);
+        tracing::debug!("ve: {n} lxcfs files");
+    }
     let console = dev::mount_dev(&root, go.devpts, &go.nodes, &spec.features)?;
     tracing::debug!("ve: /dev");
     if spec.features.has(crate::features::Feature::Nesting) {
@@ -107,8 +111,9 @@ fn setup(
     // Into the VE's v1 cgroups once `kennel start` has made them (the v2
     // one was joined at clone time); then the cgroup namespace rooted there.
     sync::wait_cgroups_ready(sock.as_fd()).ctx(|| "wait for the VE's cgroups".into())?;
-    host.cgroup(&spec.cgroup)
-        .placement_part(kennel_cgroup::Part::Late)?
+    spec.cgroup
+        .cgroup(host)
+        .ve_placement_part(kennel_cgroup::Part::Late)?
         .join_self()?;
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWCGROUP)
         .ctx(|| "create the VE's cgroup namespace".into())?;

@@ -118,7 +118,8 @@ fn leave_the_caller(child: &Child<'_>) -> Result<(), Failure> {
     // Keys are reached by possession: never take the caller's session
     // keyring (a sudo session's, a service's) into the VE.
     kennel_sys::keyring::join_new_session_keyring().map_err(failed("create a session keyring"))?;
-    crate::policy::rlimits::apply().map_err(failed("set the VE's resource limits"))?;
+    crate::policy::rlimits::apply(child.spec.nofile)
+        .map_err(failed("set the VE's resource limits"))?;
     child.place.join_self().map_err(|e| Failure {
         why: NotRun::Failed,
         message: e.to_string(),

@@ -118,6 +118,8 @@ pub struct JoinSpec<'a> {
     pub env: Vec<String>,
     pub cwd: Cwd,
     pub stdio: Stdio,
+    /// The VE's hard open-files limit.
+    pub nofile: u64,
 }
 
 /// How the command ended.

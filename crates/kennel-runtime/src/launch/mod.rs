@@ -59,13 +59,13 @@ pub struct Started {
 /// monitors' `monitor_cgroup`) already exist with their limits. Returns
 /// once the VE's init is running. The caller must be single-threaded.
 pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
-    let ve_cg = host.cgroup(&spec.cgroup);
+    let ve_cg = spec.cgroup.cgroup(host);
     host.cgroup(&spec.monitor_cgroup).create()?;
     // The early part must exist before init is cloned (see `Part`); the
     // rest (most of the v1 hierarchies on a hybrid host) is made below
     // while the monitor and the VE get going.
     ve_cg.prepare(&spec.limits, spec.idmap.root(), Part::Early)?;
-    let ve_place = ve_cg.placement_part(Part::Early)?;
+    let ve_place = ve_cg.ve_placement_part(Part::Early)?;
     let (rd, wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
     let (cg_rd, cg_wr) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "create a pipe".into())?;
     let monitor_place = host.cgroup(&spec.monitor_cgroup).placement()?;

@@ -85,7 +85,7 @@ fn prepare_and_launch(
     let (ours, theirs) = crate::sync::channel().ctx(|| "create the start channel".into())?;
     // Inherited by the VE's init; only possible out here (see there).
     procfs::lift_oom_protection().ctx(|| "reset the OOM score adjustment".into())?;
-    crate::policy::rlimits::apply().ctx(|| "set the VE's resource limits".into())?;
+    crate::policy::rlimits::apply(spec.nofile).ctx(|| "set the VE's resource limits".into())?;
     // From the host's user and mount namespaces: see `crate::devpts`.
     let devpts = crate::devpts::new_instance(spec.devpts)?;
     // The network namespace is unshared by the child itself, in parallel
@@ -143,7 +143,9 @@ fn prepare_and_launch(
         monitor_pid: me,
         monitor_start: start_time(me).map_err(&kill_child)?,
         started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        cgroup: spec.cgroup.clone(),
+        cgroup: spec.cgroup.as_str().to_string(),
+        nofile: Some(spec.nofile),
+        cpuset: spec.limits.cpuset.clone(),
     };
     let pending = state
         .save_pending(&spec.run_dir)

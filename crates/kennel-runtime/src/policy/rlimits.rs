@@ -97,10 +97,14 @@ pub fn clamp(soft: Option<u64>, hard: Option<u64>, current_hard: Option<u64>) ->
     }
 }
 
-/// Sets [`LIMITS`] on the calling process, and the pending-signal limit to
-/// the kernel's own default (`threads-max / 2`). Must run before the
-/// process enters a user namespace.
-pub fn apply() -> std::io::Result<()> {
+/// The hard open-files limit of a VE that sets none (its `nofile`).
+pub const DEFAULT_NOFILE: u64 = 524_288;
+
+/// Sets [`LIMITS`] on the calling process, with `nofile` as the hard
+/// open-files limit (the VE's `nofile`; the soft one stays at most 1024),
+/// and the pending-signal limit to the kernel's own default (`threads-max
+/// / 2`). Must run before the process enters a user namespace.
+pub fn apply(nofile: u64) -> std::io::Result<()> {
     let sigpending = crate::procfs::read_small("/proc/sys/kernel/threads-max")
         .and_then(|s| s.trim().parse::<u64>().ok())
         .map(|t| t / 2);
@@ -111,6 +115,11 @@ pub fn apply() -> std::io::Result<()> {
         "the kernel's default",
     );
     for &(res, soft, hard, _) in LIMITS.iter().chain(std::iter::once(&extra)) {
+        let (soft, hard) = if res == Resource::Nofile {
+            (Some(nofile.min(1024)), Some(nofile))
+        } else {
+            (soft, hard)
+        };
         let want = Rlimit {
             current: soft,
             maximum: hard,

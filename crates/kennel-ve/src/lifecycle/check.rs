@@ -111,6 +111,7 @@ impl Kennel {
             ),
         });
         out.push(self.cgroups_check());
+        out.push(self.lxcfs_check());
         let fss = fs::read_to_string("/proc/filesystems").unwrap_or_default();
         out.push(if fss.lines().any(|l| l.ends_with("\toverlay")) {
             check("overlayfs", ok, "available")
@@ -187,6 +188,31 @@ impl Kennel {
         out
     }
 
+    /// Whether lxcfs serves the VEs' /proc views of their own limits.
+    fn lxcfs_check(&self) -> Check {
+        let Some(dir) = self.host.lxcfs_dir() else {
+            return check(
+                "lxcfs",
+                CheckLevel::Ok,
+                "off (lxcfs_dir = \"none\"): VEs see the host's memory, CPUs and uptime in /proc",
+            );
+        };
+        match kennel_runtime::lxcfs::probe(&dir) {
+            Ok(()) => check(
+                "lxcfs",
+                CheckLevel::Ok,
+                format!("serving at {}: VEs see their own limits in /proc", dir.display()),
+            ),
+            Err(why) => check(
+                "lxcfs",
+                CheckLevel::Warn,
+                format!(
+                    "{why}: VEs see the host's memory, CPUs and uptime in /proc (apt-get install lxcfs; systemctl start lxcfs)"
+                ),
+            ),
+        }
+    }
+
     /// The cgroup layout, and the controllers VE limits need.
     fn cgroups_check(&self) -> Check {
         use CheckLevel::{Fail, Warn};
@@ -258,7 +284,7 @@ impl Kennel {
             shares.ptys += cfg
                 .as_ref()
                 .map_or(u64::from(crate::config::DEFAULT_NUMPTY), |c| {
-                    u64::from(c.resources.numpty())
+                    u64::from(self.resources_of(c).numpty())
                 });
             if cfg.is_some_and(|c| c.features.has(kennel_runtime::features::Feature::Fuse)) {
                 shares.fuse += 1;

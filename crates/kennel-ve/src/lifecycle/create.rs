@@ -28,7 +28,10 @@ impl Kennel {
     pub fn create(&self, req: &CreateRequest) -> Result<VeConfig> {
         let hostname = req.hostname.clone().unwrap_or_else(|| req.id.to_string());
         validate_hostname(&hostname)?;
-        req.resources.validate()?;
+        // The host's plan fills what the request leaves out, written into
+        // ve.conf: a later change of the plan never moves existing VEs.
+        let resources = req.resources.over(&self.host.plan());
+        resources.validate()?;
         let _host = self.lock_host()?;
         self.check_network(&req.id, &req.network)?;
         // Under the host lock: `template remove` takes it too, so the
@@ -59,7 +62,7 @@ impl Kennel {
             hostname,
             template: req.template.clone(),
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            resources: req.resources.clone(),
+            resources,
             idmap: range,
             init: InitConfig {
                 kind: template.meta.init,

@@ -1,6 +1,7 @@
 //! `kennel exec`, `kennel enter`, `kennel console`, and the commands Kennel
 //! runs in a VE for the operator (`kennel set --userpasswd`).
 
+use kennel_cgroup::CgroupRecord;
 use kennel_runtime::features::Features;
 use kennel_runtime::join::{Cwd, JoinSpec, Outcome, Stdio};
 use kennel_runtime::state::SECCOMP_FILE;
@@ -52,12 +53,16 @@ impl Kennel {
         let spec = JoinSpec {
             init_pid: run.init_pid,
             init_start: run.init_start,
-            cgroup: host.cgroup(&self.ve_cgroup(id)),
+            // The run state holds the cgroup's record as the start made it.
+            cgroup: CgroupRecord::new(&run.cgroup)?.cgroup(host),
             seccomp: &seccomp,
             argv: req.argv.clone(),
             env,
             cwd: req.cwd.clone(),
             stdio: req.stdio.clone(),
+            nofile: run
+                .nofile
+                .unwrap_or(kennel_runtime::policy::rlimits::DEFAULT_NOFILE),
         };
         match kennel_runtime::join::exec(&spec) {
             Err(kennel_runtime::RuntimeError::NotRunning) => {

@@ -7,13 +7,17 @@
 //! `kennel_runtime::state`), never taken from a file alone.
 
 mod check;
+mod cpus;
 mod create;
 mod destroy;
+mod envelope;
 mod exec;
+mod lxcfs;
 mod network;
 mod ptys;
 mod set;
 mod start;
+pub mod stat;
 mod status;
 mod stop;
 mod teardown;
@@ -23,9 +27,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use kennel_cgroup::CgroupRecord;
+
 pub use check::{Check, CheckLevel};
 pub use create::CreateRequest;
 pub use exec::ExecRequest;
+pub use lxcfs::VeSynced;
 pub use set::{SetRequest, UserPassword};
 pub use status::{VeState, VeStatus};
 pub use stop::StopOutcome;
@@ -131,12 +138,61 @@ impl Kennel {
         self.host.cgroup_parent(&self.paths)
     }
 
-    fn ve_cgroup(&self, id: &VeId) -> String {
-        format!("{}/{}", self.cgroup_parent(), id)
+    /// The cgroup a start of VE `id` makes now: below today's
+    /// `cgroup_parent`. Everything after the start goes by the record
+    /// ([`Kennel::ve_cgroup`]).
+    fn new_ve_cgroup(&self, id: &VeId) -> Result<CgroupRecord> {
+        Ok(CgroupRecord::new(&format!(
+            "{}/{}",
+            self.cgroup_parent(),
+            id
+        ))?)
+    }
+
+    /// Where VE `id`'s cgroup was made, if a start recorded it: its
+    /// record, or, for a VE started by a Kennel that kept none, its run
+    /// state.
+    ///
+    /// Kennel only ever makes `PARENT/ID`: a record naming another cgroup
+    /// (a damaged or hand-made file) is ignored with a warning rather than
+    /// followed, so that no teardown kills or removes a cgroup that is not
+    /// the VE's.
+    pub(crate) fn recorded_cgroup(&self, id: &VeId) -> Result<Option<CgroupRecord>> {
+        let rec = match CgroupRecord::load(&self.paths.ve_run(id))? {
+            Some(rec) => Some(rec),
+            None => match self.run_state(id)? {
+                Some(run) => CgroupRecord::new(&run.cgroup).ok(),
+                None => None,
+            },
+        };
+        Ok(rec.filter(|r| {
+            let ours = names_ve(r, id);
+            if !ours {
+                tracing::warn!(
+                    "VE {id}: ignoring a cgroup record that names {}",
+                    r.as_str()
+                );
+            }
+            ours
+        }))
+    }
+
+    /// VE `id`'s cgroup: where it was recorded, else where a start would
+    /// make it now (for what a crashed start of an older Kennel left).
+    pub(crate) fn ve_cgroup(&self, id: &VeId) -> Result<CgroupRecord> {
+        match self.recorded_cgroup(id)? {
+            Some(rec) => Ok(rec),
+            None => self.new_ve_cgroup(id),
+        }
     }
 
     fn monitor_cgroup(&self) -> String {
         format!("{}/_monitor", self.cgroup_parent())
+    }
+
+    /// What VE `cfg` may use: its own resources over the host's plan.
+    pub(crate) fn resources_of(&self, cfg: &VeConfig) -> crate::resources::Resources {
+        cfg.resources.over(&self.host.plan())
     }
 
     /// The configuration of VE `id`, or [`VeError::NoSuchVe`].
@@ -197,5 +253,36 @@ impl Kennel {
             WAIT,
             "host (allocation lock)",
         )
+    }
+}
+
+/// Whether a cgroup record names what Kennel makes for VE `id`: a cgroup
+/// `id` below some parent.
+fn names_ve(record: &CgroupRecord, id: &VeId) -> bool {
+    record
+        .as_str()
+        .rsplit_once('/')
+        .is_some_and(|(_, last)| last == id.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_ves_own_cgroup_record_is_followed() {
+        let id = VeId::parse("101").expect("id");
+        let rec = |s: &str| CgroupRecord::new(s).expect("record");
+        assert!(names_ve(&rec("kennel/101"), &id));
+        assert!(names_ve(&rec("a/b/kennel-0011aabb/101"), &id));
+        for other in [
+            "101",
+            "kennel/1011",
+            "kennel/101/init.scope",
+            "system.slice",
+            "x",
+        ] {
+            assert!(!names_ve(&rec(other), &id), "{other}");
+        }
     }
 }

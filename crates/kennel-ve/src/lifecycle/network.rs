@@ -137,6 +137,7 @@ impl Kennel {
             init_start: run.init_start,
             seccomp: &seccomp,
             uts: new.hostname != old.hostname,
+            keep: &[],
         };
         let hostname = (new.hostname != old.hostname).then_some(new.hostname.as_str());
         let skipped: Vec<String> = kennel_runtime::inside::run(&ve, || {

@@ -35,8 +35,8 @@ pub struct SetRequest {
     pub nat_via: Option<Option<String>>,
     pub forward_add: Vec<Forward>,
     pub forward_del: Vec<Forward>,
-    /// The VE's pty limit (live).
-    pub numpty: Option<u32>,
+    /// Resources given (live; the rest stays as it is).
+    pub resources: crate::resources::Resources,
     /// The VE's opt-in features (from its next start).
     pub features: Option<Features>,
     /// A password to set with the VE's own `chpasswd` (first of all).
@@ -102,7 +102,7 @@ impl SetRequest {
             && self.nat_via.is_none()
             && self.forward_add.is_empty()
             && self.forward_del.is_empty()
-            && self.numpty.is_none()
+            && self.resources == crate::resources::Resources::default()
             && self.features.is_none()
             && self.userpasswd.is_none()
     }
@@ -186,9 +186,7 @@ impl SetRequest {
             n.forwards.push(*f);
         }
         n.validate()?;
-        if let Some(p) = self.numpty {
-            c.resources.numpty = Some(p);
-        }
+        c.resources = self.resources.over(&c.resources);
         if let Some(f) = &self.features {
             c.features = f.clone();
         }
@@ -226,8 +224,22 @@ impl Kennel {
             self.check_network(id, &new.network)?;
         }
         let mut notes = Vec::new();
-        let ptys = if running && new.resources.numpty() != cfg.resources.numpty() {
-            self.change_ptys_live(id, &cfg, &new, &mut notes)?
+        let ptys =
+            if running && self.resources_of(&new).numpty() != self.resources_of(&cfg).numpty() {
+                self.change_ptys_live(id, &cfg, &new, &mut notes)?
+            } else {
+                None
+            };
+        let limits = if running {
+            match self.change_limits_live(id, &cfg, &new, &mut notes) {
+                Ok(j) => j,
+                Err(e) => {
+                    if let Some(change) = ptys {
+                        Self::undo_ptys(change);
+                    }
+                    return Err(e);
+                }
+            }
         } else {
             None
         };
@@ -238,6 +250,9 @@ impl Kennel {
             self.save_and_apply_network(id, &cfg, &new, running)
         })();
         if let Err(e) = applied {
+            if let Some(journal) = limits {
+                journal.undo();
+            }
             if let Some(change) = ptys {
                 Self::undo_ptys(change);
             }
@@ -262,6 +277,60 @@ impl Kennel {
             }
         }
         Ok((new, notes))
+    }
+
+    /// The new limits of a running VE, written at once (all or none: see
+    /// `kennel_cgroup::Journal`). Disk limits and `nofile` wait for its
+    /// next start (a note says so).
+    fn change_limits_live(
+        &self,
+        id: &VeId,
+        old: &VeConfig,
+        new: &VeConfig,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<kennel_cgroup::Journal>> {
+        let (was, will) = (self.resources_of(old), self.resources_of(new));
+        if (was.io_limit, was.iops_limit, was.io_weight, was.nofile)
+            != (will.io_limit, will.iops_limit, will.io_weight, will.nofile)
+        {
+            notes.push(format!(
+                "disk limits and nofile take effect at VE {id}'s next start (kennel restart {id})"
+            ));
+        }
+        // The CPUs its start picked stay unless cpus or cpumask change.
+        let run = self.run_state(id)?;
+        let current = run.as_ref().and_then(|r| r.cpuset.clone());
+        let cpuset = if (was.cpus, &was.cpumask) == (will.cpus, &will.cpumask) {
+            current.clone()
+        } else {
+            self.cpuset_for(id, &will)
+        };
+        let limits = kennel_cgroup::Limits {
+            cpuset: cpuset.clone(),
+            ..will.limits()
+        };
+        let before = kennel_cgroup::Limits {
+            cpuset: current.clone(),
+            ..was.limits()
+        };
+        if limits == before {
+            return Ok(None);
+        }
+        let cg = self.ve_cgroup(id)?;
+        let journal = cg
+            .cgroup(self.cgroups()?)
+            .change_limits(&limits)
+            .map_err(|e| VeError::BadInput(format!("VE {id}: {e}; its limits are as they were")))?;
+        if let (Some(mut run), true) = (run, cpuset != current) {
+            // For the next pick of another VE's CPUs.
+            run.cpuset = cpuset;
+            let dir = self.paths.ve_run(id);
+            if let Err(e) = run.save_pending(&dir).and_then(|p| p.commit()) {
+                journal.undo();
+                return Err(crate::error::io(format!("update the run state of VE {id}"))(e));
+            }
+        }
+        Ok(Some(journal))
     }
 
     /// The network change and the save, under the host lock: no other VE
@@ -305,8 +374,8 @@ impl Kennel {
             }
         };
         let change = PtyChange {
-            old: old.resources.numpty(),
-            new: new.resources.numpty(),
+            old: self.resources_of(old).numpty(),
+            new: self.resources_of(new).numpty(),
             gid: new.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
             monitor: (run.monitor_pid, run.monitor_start),
         };
@@ -414,17 +483,24 @@ mod tests {
     fn numpty_and_features_are_set_and_checked() {
         let cfg = crate::config::tests::sample();
         let req = SetRequest {
-            numpty: Some(128),
+            resources: crate::resources::Resources {
+                numpty: Some(128),
+                ..Default::default()
+            },
             features: Some(Features::parse_list("fuse").expect("fuse")),
             ..Default::default()
         };
         let new = req.apply_to(&cfg).expect("valid");
         assert_eq!(new.resources.numpty(), 128);
+        assert_eq!(new.resources.memory, cfg.resources.memory, "the rest stays");
         assert_eq!(new.features.to_list(), "fuse");
         assert_eq!(new.hostname, cfg.hostname, "the rest stays");
         for n in [0, 1, 65537] {
             let req = SetRequest {
-                numpty: Some(n),
+                resources: crate::resources::Resources {
+                    numpty: Some(n),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             assert!(req.apply_to(&cfg).is_err(), "numpty {n}");

@@ -3,6 +3,7 @@
 use std::fs;
 use std::time::Duration;
 
+use kennel_cgroup::CgroupRecord;
 use kennel_runtime::spec::{IdMap, InitSpec, RootSpec, StartSpec};
 use kennel_runtime::state::SECCOMP_FILE;
 use kennel_storage::template::Store;
@@ -64,8 +65,14 @@ impl Kennel {
             VeState::Stopping => return Err(VeError::Busy(id.to_string())),
         }
         preflight()?;
-        // This start supersedes a restart a rebooted VE waits for.
+        // This start supersedes a restart a rebooted VE waits for, and a
+        // kill marker a stop left behind would misname its next ending.
         self.take_pending_restart(id);
+        let _ = fs::remove_file(
+            self.paths
+                .ve_run(id)
+                .join(super::teardown::KILL_REQUESTED_FILE),
+        );
         if !self.exe.monitor.is_file() {
             return Err(VeError::HostUnsupported(format!(
                 "the monitor program {} is missing: install kennel-monitor next to kennel",
@@ -75,15 +82,27 @@ impl Kennel {
         tracing::debug!("start: VE {id} is stopped");
         let template = Store::new(self.paths.templates()).get(&cfg.template)?;
         let host = self.cgroups()?;
-        let cg_rel = self.ve_cgroup(id);
-        let cg = host.cgroup(&cg_rel);
         let run_dir = self.paths.ve_run(id);
-        self.take_ptys(id, u64::from(cfg.resources.numpty()))?;
+        fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
+        // Recorded before anything is made: whatever happens next, the
+        // teardown finds this cgroup (not one below a `cgroup_parent`
+        // changed meanwhile).
+        let cg_record = self.new_ve_cgroup(id)?;
+        cg_record.save(&run_dir)?;
+        let cg = cg_record.cgroup(host);
+        let resources = self.resources_of(cfg);
+        if let Err(e) = self.take_ptys(id, u64::from(resources.numpty())) {
+            // Nothing was made.
+            let _ = CgroupRecord::remove(&run_dir);
+            return Err(e);
+        }
         let fail = |e: VeError| -> VeError {
             // The start killed its monitor, and the VE's setup dies with it;
             // anything that still got into the cgroups goes too.
             let _ = cg.kill_all();
-            let _ = cg.remove(Duration::from_secs(2));
+            if cg.remove(Duration::from_secs(2)).is_ok() {
+                let _ = CgroupRecord::remove(&run_dir);
+            }
             let _ = self.teardown_network(id);
             self.release_ptys(id);
             super::teardown::clear_run_files(&run_dir);
@@ -98,7 +117,6 @@ impl Kennel {
             }
         };
         let prepared = (|| -> Result<StartSpec> {
-            fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
             let seccomp = kennel_runtime::policy::seccomp::cached(
                 &self.paths.run.join("seccomp"),
                 kennel_runtime::policy::seccomp::FilterOptions::for_features(&cfg.features),
@@ -128,8 +146,12 @@ impl Kennel {
                     args: Vec::new(),
                     env: init_env(cfg),
                 },
-                cgroup: cg_rel.clone(),
-                limits: cfg.resources.limits(),
+                cgroup: cg_record.clone(),
+                limits: kennel_cgroup::Limits {
+                    io: resources.io_limits(&[&self.paths.ve_layers(id), &template.rootfs])?,
+                    cpuset: self.cpuset_for(id, &resources),
+                    ..resources.limits()
+                },
                 monitor_cgroup: self.monitor_cgroup(),
                 run_dir: run_dir.clone(),
                 seccomp,
@@ -140,12 +162,31 @@ impl Kennel {
                 features: cfg.features.clone(),
                 devpts: kennel_runtime::devpts::DevptsOptions {
                     gid: cfg.idmap.gid_base + kennel_runtime::devpts::TTY_GID,
-                    max: cfg.resources.numpty(),
+                    max: resources.numpty(),
                 },
+                nofile: resources
+                    .nofile
+                    .unwrap_or(kennel_runtime::policy::rlimits::DEFAULT_NOFILE),
+                lxcfs: self.lxcfs_for_start(id),
             })
         })();
         let spec = prepared.map_err(fail)?;
+        self.apply_envelope();
         kennel_runtime::launch::start(&spec, host).map_err(|e| fail(e.into()))
+    }
+
+    /// Where lxcfs serves, for this start; a host that expects it but
+    /// where it is down gets a warning, and the VE starts with the
+    /// kernel's own /proc (`kennel check` says so too).
+    fn lxcfs_for_start(&self, id: &VeId) -> Option<std::path::PathBuf> {
+        let dir = self.host.lxcfs_dir()?;
+        match kennel_runtime::lxcfs::probe(&dir) {
+            Ok(()) => Some(dir),
+            Err(why) => {
+                tracing::warn!("VE {id} sees the host's /proc values: {why} (start lxcfs)");
+                None
+            }
+        }
     }
 
     /// The command the monitor runs when the VE's init ends.

@@ -76,7 +76,10 @@ impl Kennel {
                     std::thread::sleep(Duration::from_millis(10))
                 }
                 VeState::Stopped => {
-                    if run.is_some() || self.cgroups()?.cgroup(&self.ve_cgroup(id)).exists() {
+                    if run.is_some()
+                        || self.recorded_cgroup(id)?.is_some()
+                        || self.ve_cgroup(id)?.cgroup(self.cgroups()?).exists()
+                    {
                         self.cleanup_host_side(id, None)?;
                     }
                     return Ok(VeState::Stopped);
@@ -91,7 +94,7 @@ impl Kennel {
         let config = self.config(id)?;
         let (state, run) = self.state_of(id)?;
         let usage = if state.is_running() {
-            self.cgroups()?.cgroup(&self.ve_cgroup(id)).usage()
+            self.ve_cgroup(id)?.cgroup(self.cgroups()?).usage()
         } else {
             Usage::default()
         };

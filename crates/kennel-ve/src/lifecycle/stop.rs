@@ -84,6 +84,13 @@ impl Kennel {
             };
             if !asked {
                 outcome = StopOutcome::Killed;
+                // So that the teardown tells this kill from the OOM killer's.
+                let _ = std::fs::write(
+                    self.paths
+                        .ve_run(id)
+                        .join(super::teardown::KILL_REQUESTED_FILE),
+                    b"",
+                );
                 let _ = pidfd_send_signal(fd, Signal::KILL);
                 if !wait_exit(fd, Duration::from_secs(10)) {
                     return Err(VeError::Io {

@@ -10,6 +10,7 @@
 use std::fs;
 use std::time::Duration;
 
+use kennel_cgroup::CgroupRecord;
 use kennel_runtime::state::{ExitRecord, MONITOR_SOCKET, PENDING_STATE_FILE, STATE_FILE};
 
 use super::Kennel;
@@ -23,7 +24,14 @@ impl Kennel {
     /// Does not take the VE lock: `kennel stop` holds it while it waits for
     /// exactly this. A VE that rebooted itself is started again.
     pub fn ve_exited(&self, id: &VeId, how: &str) -> Result<()> {
-        let what = describe_exit(how);
+        let run_dir = self.paths.ve_run(id);
+        let by_kennel = run_dir.join(KILL_REQUESTED_FILE).exists();
+        let oom_kills = self
+            .ve_cgroup(id)
+            .ok()
+            .and_then(|r| r.cgroup(self.cgroups().ok()?).oom_kills())
+            .unwrap_or(0);
+        let what = exit_words(how, by_kennel, oom_kills);
         self.cleanup_host_side(id, Some(&what))?;
         if what == "rebooted" {
             // A VE that reboots again and again is started again ever more
@@ -91,11 +99,16 @@ impl Kennel {
             }
         }
         let host = self.cgroups()?;
-        let cg = host.cgroup(&self.ve_cgroup(id));
+        let record = self.ve_cgroup(id)?;
+        let cg = record.cgroup(host);
         if cg.exists() && cg.remove(Duration::from_secs(2)).is_err() {
             cg.kill_all()?;
             cg.remove(Duration::from_secs(5))?;
         }
+        // Only once the cgroup is gone: until then, the record is how the
+        // next command finds it.
+        CgroupRecord::remove(&run_dir)?;
+        self.remove_old_cgroup_parent(&record);
         // After the cgroup is empty: no process of the VE holds its
         // network namespace any more.
         self.teardown_network(id)?;
@@ -105,11 +118,39 @@ impl Kennel {
     }
 }
 
+impl Kennel {
+    /// After the last VE that started below a `cgroup_parent` the host
+    /// has since changed: the monitors' cgroup there, if empty, and the
+    /// parent itself if it is the one Kennel names and makes by default
+    /// (a configured parent may be a systemd unit's cgroup: not Kennel's
+    /// to remove).
+    fn remove_old_cgroup_parent(&self, record: &CgroupRecord) {
+        let Some((parent, _)) = record.as_str().rsplit_once('/') else {
+            return;
+        };
+        if parent == self.cgroup_parent() {
+            return;
+        }
+        if let Ok(host) = self.cgroups() {
+            host.cgroup(&format!("{parent}/_monitor"))
+                .remove_if_unused();
+            if parent == self.paths.default_cgroup_parent() {
+                host.cgroup(parent).remove_if_unused();
+            }
+        }
+    }
+}
+
+/// The run file `kennel stop`/`kill` writes before it sends init SIGKILL:
+/// a SIGKILL without it came from the kernel (the OOM killer) or another
+/// host process.
+pub(crate) const KILL_REQUESTED_FILE: &str = "kill-requested";
+
 /// Removes the files that say a VE runs (its state and monitor socket). The
 /// rest of the run directory stays for the next start: the exit record,
 /// the monitor's log, the seccomp program, the (empty) mount points.
 pub(crate) fn clear_run_files(run_dir: &std::path::Path) {
-    for f in [MONITOR_SOCKET, PENDING_STATE_FILE] {
+    for f in [MONITOR_SOCKET, PENDING_STATE_FILE, KILL_REQUESTED_FILE] {
         let _ = fs::remove_file(run_dir.join(f));
     }
     // Last: the state file is what says "this VE ran".
@@ -148,6 +189,23 @@ pub fn reboot_delay(recent: usize) -> std::time::Duration {
     }
     let secs = 1u64 << (over - 1).min(6);
     std::time::Duration::from_secs(secs.min(60))
+}
+
+/// How init ended, in words: [`describe_exit`], and for a SIGKILL whom it
+/// came from: `kennel stop`/`kill` (`by_kennel`), else the OOM killer of
+/// the VE's own memory limit if it killed anything in the VE.
+fn exit_words(how: &str, by_kennel: bool, oom_kills: u64) -> String {
+    let words = describe_exit(how);
+    if words != describe_exit("signal 9") {
+        return words;
+    }
+    if by_kennel {
+        "killed by kennel".into()
+    } else if oom_kills > 0 {
+        "killed by the OOM killer of its own memory limit".into()
+    } else {
+        words
+    }
 }
 
 /// Turns the monitor's `exited N` / `signal N` into words. In a PID
@@ -207,7 +265,21 @@ mod tests {
     }
 
     #[test]
-    fn exit_words() {
+    fn who_sent_sigkill() {
+        assert_eq!(exit_words("signal 9", true, 3), "killed by kennel");
+        assert_eq!(
+            exit_words("signal 9", false, 1),
+            "killed by the OOM killer of its own memory limit"
+        );
+        assert_eq!(exit_words("signal 9", false, 0), "killed (SIGKILL)");
+        assert_eq!(
+            exit_words("exited 0", false, 5),
+            "init exited with status 0"
+        );
+    }
+
+    #[test]
+    fn words_for_each_ending() {
         assert_eq!(describe_exit("exited 0"), "init exited with status 0");
         assert_eq!(describe_exit("signal 1"), "rebooted");
         assert_eq!(describe_exit("signal 2"), "powered off");

@@ -485,3 +485,104 @@ pub fn output_within(
     };
     (status, join(t_out), join(t_err))
 }
+
+/// An lxcfs of the test's own (never the host's: its own mount point and
+/// pidfile below the test root), which the root's `kennel.toml` names.
+/// Dropped, it is killed by PID and unmounted.
+pub struct Lxcfs {
+    child: std::process::Child,
+    pub dir: PathBuf,
+}
+
+impl Lxcfs {
+    pub fn start(root: &TestRoot) -> Self {
+        let dir = root.dir.join("lxcfs");
+        fs::create_dir_all(&dir).expect("mkdir lxcfs");
+        let me = Lxcfs {
+            child: Self::spawn(root, &dir),
+            dir: dir.clone(),
+        };
+        let conf = root.dir.join("lib/kennel.toml");
+        fs::create_dir_all(root.dir.join("lib")).expect("mkdir lib");
+        let old = fs::read_to_string(&conf).unwrap_or_default();
+        fs::write(&conf, format!("lxcfs_dir = \"{}\"\n{old}", dir.display()))
+            .expect("write kennel.toml");
+        me
+    }
+
+    fn spawn(root: &TestRoot, dir: &Path) -> std::process::Child {
+        let child = std::process::Command::new("lxcfs")
+            .args(["-f", "-l", "--enable-pidfd", "-p"])
+            .arg(root.dir.join("lxcfs.pid"))
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lxcfs (scripts/install-deps.sh installs it)");
+        assert!(
+            wait_for(secs(10), || dir.join("proc/meminfo").exists()),
+            "lxcfs did not mount at {}",
+            dir.display()
+        );
+        child
+    }
+
+    /// Makes this lxcfs's mount shared, as everything is on a systemd
+    /// host (mounts made on a copy of it in a VE must not come back).
+    pub fn make_shared(&self) {
+        let st = std::process::Command::new("mount")
+            .arg("--make-shared")
+            .arg(&self.dir)
+            .status()
+            .expect("mount --make-shared");
+        assert!(st.success(), "mount --make-shared {}", self.dir.display());
+    }
+
+    /// Mounts on or below this lxcfs's mount point other than its own.
+    pub fn mounts_below(&self) -> Vec<String> {
+        let dir = format!("{}/", self.dir.display());
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Kills this lxcfs by its PID, as a crash would: its mount stays,
+    /// dead (every access fails), as do the VEs' binds of its files.
+    pub fn crash(&mut self) {
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+
+    /// After [`Lxcfs::crash`]: what its service does next (unmount the
+    /// dead mount, start lxcfs again at the same place).
+    pub fn restart(&mut self, root: &TestRoot) {
+        let _ = rustix::mount::unmount(&self.dir, rustix::mount::UnmountFlags::DETACH);
+        self.child = Self::spawn(root, &self.dir);
+    }
+}
+
+impl Lxcfs {
+    /// Sends this lxcfs `signal` (e.g. STOP to stall it), by its PID.
+    pub fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+}
+
+impl Drop for Lxcfs {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        // Its own PID (SIGTERM: lxcfs unmounts itself), then reaped.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let _ = rustix::mount::unmount(&self.dir, rustix::mount::UnmountFlags::DETACH);
+    }
+}

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use rustix::fs::inotify;
 
 use super::common;
-use super::lab::{case, Case, Lab, Verdict, ATT, NB, TOOL};
+use super::lab::{case, Case, Lab, Layout, Verdict, ATT, NB, TOOL};
 
 /// `prlimit LIMITS -- kennel --root R ARGS`.
 fn under_prlimit(l: &Lab, limits: &[String], args: &[&str]) -> (Option<i32>, String, String) {
@@ -138,6 +138,41 @@ pub const CASES: &[Case] = &[
         },
     )
     .restarts(),
+    // No cpuset for a VE's own cgroups: with it a VE could flip cpuset
+    // partitions, and on 6.1-6.5 kernels each flip from an invalid one back
+    // to a member rebuilds the host's scheduler domains under global locks
+    // (found by a hostile-tenant review of the resources). The VE's own
+    // cgroup is one level below the one holding its limits, which enables
+    // every controller but cpuset for it.
+    case("cpuset_is_not_delegated", |l| {
+        let host_has = common::cgroup2_mount()
+            .and_then(|m| fs::read_to_string(m.join("cgroup.controllers")).ok())
+            .is_some_and(|c| c.split_whitespace().any(|w| w == "cpuset"));
+        let script = "cd /sys/fs/cgroup || exit 1
+            echo \"controllers: $(cat cgroup.controllers)\"
+            mkdir -p leaf
+            for p in $(cat cgroup.procs); do echo $p > leaf/cgroup.procs; done 2>/dev/null
+            echo +cpuset > cgroup.subtree_control 2>/dev/null && echo ENABLED
+            for p in $(cat leaf/cgroup.procs); do echo $p > cgroup.procs; done 2>/dev/null
+            rmdir leaf; true";
+        let (ok, out) = l.sh(ATT, script, 30);
+        if !ok {
+            return Err(format!("the probe failed: {out}"));
+        }
+        let theirs = out
+            .lines()
+            .find_map(|l| l.strip_prefix("controllers: "))
+            .unwrap_or_default();
+        if theirs.split_whitespace().any(|c| c == "cpuset") || out.contains("ENABLED") {
+            return Err(format!("the VE has cpuset: {out}"));
+        }
+        // Where the host has cpuset, the VE still gets the others.
+        if host_has && !theirs.split_whitespace().any(|c| c == "memory") {
+            return Err(format!("the VE lost its other controllers: {out}"));
+        }
+        Ok(())
+    })
+    .only(Layout::VeV2),
     case("fd_exhaustion", |l| {
         holding_check(l, &["fd-exhaust"], || {
             fs::File::open("/proc/self/status")
