@@ -339,6 +339,27 @@ fn stat_counts_the_ves_open_files() {
     root.finish();
 }
 
+/// A VE's cgroup left over in the cgroup2 hierarchy with the VE's
+/// ownership (an older layout delegated it; a cleanup failed) is the
+/// host's again once the VE starts: only the cgroup below it is the VE's.
+#[test]
+fn a_leftover_ve_cgroup_is_taken_back_at_start() {
+    use std::os::unix::fs::MetadataExt;
+    let root = TestRoot::new("lim-leftover");
+    root.start_busybox("102", &[]);
+    root.ok(&["create", "101", "--template", "busybox"]);
+    let v2 = common::cgroup2_mount().expect("a cgroup2 hierarchy");
+    let dir = v2.join(root.cgroup_parent()).join("101");
+    fs::create_dir_all(&dir).expect("mkdir leftover");
+    std::os::unix::fs::chown(&dir, Some(123_456), Some(123_456)).expect("chown");
+    root.ok(&["start", "101"]);
+    let md = fs::metadata(&dir).expect("the VE's cgroup");
+    assert_eq!((md.uid(), md.gid()), (0, 0), "the limits' cgroup is root's");
+    let inner = fs::metadata(dir.join("ve")).expect("the VE's own cgroup");
+    assert_ne!(inner.uid(), 0, "the cgroup below is the VE's");
+    root.finish();
+}
+
 /// A fork bomb stops at numproc: `kennel stat` counts the refused forks
 /// and lists the VE among those that hit a limit; a neighbour VE still
 /// starts processes and is not listed.
