@@ -7,6 +7,7 @@
 #   bench/create.sh          RUNS=30; uses the test suite's Debian tarball
 #                            (/var/tmp/kennel-test-cache) or debootstraps
 source "$(dirname "$0")/lib.sh"
+RUNS=${RUNS:-30}
 trap kb_cleanup EXIT
 cache=${KENNEL_TEST_CACHE:-/var/tmp/kennel-test-cache}/debian-12.tar.zst
 if ! grep -q '^ *debian-12 ' <<<"$(k template list)"; then

@@ -7,6 +7,7 @@
 #
 #   bench/exec.sh            RUNS=30 by default
 source "$(dirname "$0")/lib.sh"
+RUNS=${RUNS:-30}
 trap kb_cleanup EXIT
 kb_busybox_template
 k create bench-exec --template busybox
