@@ -14,6 +14,7 @@ pkgs=(
     tar zstd jq                     # test fixtures, the v2 VM runner
     g++                             # libFuzzer, built by tests/fuzz.sh
     lxcfs                           # /proc inside a VE shows its own limits (docs/RESOURCES.md)
+    systemd                         # systemd-analyze: tests/systemd-units.sh checks the units Kennel installs
 )
 missing=()
 for p in "${pkgs[@]}"; do [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed'* ]] || missing+=("$p"); done
