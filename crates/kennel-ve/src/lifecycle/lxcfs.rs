@@ -39,16 +39,19 @@ impl Kennel {
             }
             std::thread::sleep(POLL);
         }
+        // A VE whose state cannot be read is reported, and the others go on.
+        let mut out = Vec::new();
         let mut running = Vec::new();
         for id in self.ids()? {
-            if let Some(run) = self.run_state(&id)? {
-                running.push((id, run));
+            match self.run_state(&id) {
+                Ok(Some(run)) => running.push((id, run)),
+                Ok(None) => {}
+                Err(e) => out.push(VeSynced { id, result: Err(e) }),
             }
         }
         // In batches of helpers working at once, each batch bounded by one
         // helper's deadline and kill waits however many of its VEs stall
         // theirs (a FUSE file of their own).
-        let mut out = Vec::new();
         for batch in running.chunks(PARALLEL) {
             let mut started = Vec::new();
             let mut pending = Vec::new();
