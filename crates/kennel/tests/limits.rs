@@ -585,6 +585,30 @@ fn twice_if_out(mut measure: impl FnMut() -> f64, good: impl Fn(&f64) -> bool) -
     measure()
 }
 
+/// A CPU hog in VE `id` for [`HOG_SECS`].
+fn spawn_hog(root: &TestRoot, id: &str) -> std::process::Child {
+    let script = format!("exec 2>/dev/null; timeout {HOG_SECS} sh -c 'while :; do :; done'; true");
+    root.cmd()
+        .args(["exec", id, "--", "/bin/sh", "-c", &script])
+        .spawn()
+        .expect("spawn a hog")
+}
+
+/// How long a hog runs; measurements take the middle of it.
+const HOG_SECS: u64 = 6;
+
+/// `read` (counters) at both ends of a window of 3 s that starts 1.5 s
+/// after the hogs were spawned and ends before they stop, and its length:
+/// their start (slow in the v2 VM, or beside another test's VE) falls
+/// outside it.
+fn in_window<T>(read: impl Fn() -> T) -> (T, T, Duration) {
+    std::thread::sleep(Duration::from_millis(1500));
+    let (before, t0) = (read(), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = read();
+    (before, after, t0.elapsed())
+}
+
 /// CPU time used by VE `id` so far, from `kennel stat`.
 fn cpu_used(root: &TestRoot, id: &str) -> Duration {
     let stat: serde_json::Value =
@@ -599,10 +623,10 @@ fn a_cpu_hog_gets_its_cpu_limit() {
     root.start_busybox("101", &["--cpu-limit", "50%"]);
     let _quiet = CPU_MEASUREMENT.lock();
     let measure = || {
-        let before = cpu_used(&root, "101");
-        let t0 = Instant::now();
-        root.sh("101", "timeout 4 sh -c 'while :; do :; done' || true");
-        (cpu_used(&root, "101") - before).as_secs_f64() / t0.elapsed().as_secs_f64()
+        let mut h = spawn_hog(&root, "101");
+        let (before, after, took) = in_window(|| cpu_used(&root, "101"));
+        let _ = h.wait();
+        (after - before).as_secs_f64() / took.as_secs_f64()
     };
     let share = twice_if_out(measure, |s| (0.45..=0.55).contains(s));
     assert!(
@@ -640,25 +664,12 @@ fn cpu_weights_share_a_busy_cpu() {
         ],
     );
     let _quiet = CPU_MEASUREMENT.lock();
-    let hog = |id: &'static str| {
-        let mut c = root.cmd();
-        c.args([
-            "exec",
-            id,
-            "--",
-            "/bin/sh",
-            "-c",
-            "timeout 4 sh -c 'while :; do :; done'; true",
-        ]);
-        c.spawn().expect("spawn")
-    };
     let measure = || {
-        let (a0, b0) = (cpu_used(&root, "101"), cpu_used(&root, "102"));
-        let (mut h1, mut h2) = (hog("101"), hog("102"));
+        let (mut h1, mut h2) = (spawn_hog(&root, "101"), spawn_hog(&root, "102"));
+        let ((a0, b0), (a1, b1), _) =
+            in_window(|| (cpu_used(&root, "101"), cpu_used(&root, "102")));
         let _ = (h1.wait(), h2.wait());
-        let a = (cpu_used(&root, "101") - a0).as_secs_f64();
-        let b = (cpu_used(&root, "102") - b0).as_secs_f64();
-        b / a
+        (b1 - b0).as_secs_f64() / (a1 - a0).as_secs_f64()
     };
     let ratio = twice_if_out(measure, |r| (2.7..=3.3).contains(r));
     assert!(
