@@ -208,7 +208,6 @@ impl<'h> Cgroup<'h> {
         self.apply_new_limits(limits, part)?;
         for h in self.host.hierarchies().iter().filter(|h| part.covers(h)) {
             if h.kind == HierarchyKind::V2 {
-                reclaim_limits_cgroup(&self.dir(h))?;
                 enable_v2_controllers(&self.dir(h), V2_NOT_DELEGATED)?;
                 let inner = self.ve_dir(h);
                 match fs::create_dir(&inner) {
@@ -277,25 +276,22 @@ impl<'h> Cgroup<'h> {
 
     /// [`Cgroup::placement`] for the hierarchies of `part` only.
     pub fn placement_part(&self, part: Part) -> Result<Placement> {
-        let targets: Vec<(&Hierarchy, PathBuf)> = self
-            .host
-            .hierarchies()
-            .iter()
-            .filter(|h| part.covers(h))
-            .map(|h| (h, self.dir(h)))
-            .collect();
-        Placement::open(&targets)
+        self.placement_in(part, |h| self.dir(h))
     }
 
     /// How a VE's init gets into its cgroups ([`Cgroup::prepare`]d) in the
     /// hierarchies of `part`.
     pub fn ve_placement_part(&self, part: Part) -> Result<Placement> {
+        self.placement_in(part, |h| self.ve_dir(h))
+    }
+
+    fn placement_in(&self, part: Part, dir: impl Fn(&Hierarchy) -> PathBuf) -> Result<Placement> {
         let targets: Vec<(&Hierarchy, PathBuf)> = self
             .host
             .hierarchies()
             .iter()
             .filter(|h| part.covers(h))
-            .map(|h| (h, self.ve_dir(h)))
+            .map(|h| (h, dir(h)))
             .collect();
         Placement::open(&targets)
     }
@@ -517,26 +513,6 @@ fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
         let v = fs::read_to_string(&src).map_err(io_err("read", &src))?;
         let dst = child.join(f);
         fs::write(&dst, v.trim()).map_err(io_err("write", dst))?;
-    }
-    Ok(())
-}
-
-/// A VE's limits' cgroup left from before (an older layout delegated it,
-/// or a cleanup that failed) is made the host's again: owned by root, and
-/// no cpuset for what is below it.
-fn reclaim_limits_cgroup(dir: &Path) -> Result<()> {
-    for f in std::iter::once(dir.to_path_buf()).chain(V2_DELEGATE.iter().map(|f| dir.join(f))) {
-        match std::os::unix::fs::chown(&f, Some(0), Some(0)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("chown", f)(e)),
-            _ => {}
-        }
-    }
-    let p = dir.join("cgroup.subtree_control");
-    let enabled = fs::read_to_string(&p).unwrap_or_default();
-    for c in V2_NOT_DELEGATED {
-        if enabled.split_whitespace().any(|e| e == *c) {
-            fs::write(&p, format!("-{c}")).map_err(io_err("write", &p))?;
-        }
     }
     Ok(())
 }

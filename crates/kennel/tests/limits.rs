@@ -342,6 +342,8 @@ fn stat_counts_the_ves_open_files() {
 /// A VE's cgroup left over in the cgroup2 hierarchy with the VE's
 /// ownership (an older layout delegated it; a cleanup failed) is the
 /// host's again once the VE starts: only the cgroup below it is the VE's.
+/// (The start's repair of a stopped VE removes the leftover, or refuses
+/// to start.)
 #[test]
 fn a_leftover_ve_cgroup_is_taken_back_at_start() {
     use std::os::unix::fs::MetadataExt;
