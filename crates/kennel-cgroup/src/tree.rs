@@ -331,6 +331,15 @@ impl<'h> Cgroup<'h> {
         Placement::open(&targets)
     }
 
+    /// Whether a process limit is written on this cgroup (`pids.max` is
+    /// a number): one read.
+    pub fn has_pids_limit(&self) -> bool {
+        self.host.hierarchy_for("pids").is_some_and(|h| {
+            fs::read_to_string(self.dir(h).join("pids.max"))
+                .is_ok_and(|v| v.trim().parse::<u64>().is_ok())
+        })
+    }
+
     /// Memory and task counts.
     pub fn usage(&self) -> Usage {
         let read = |h: Option<&Hierarchy>, v1: &str, v2: &str| -> Option<u64> {

@@ -51,6 +51,12 @@ impl Kennel {
             return;
         }
         let Ok(host) = self.cgroups() else { return };
+        let parent = host.cgroup(&self.cgroup_parent());
+        // Written once, when the parent is made (or by the first start
+        // after an upgrade): not again on every start.
+        if parent.has_pids_limit() {
+            return;
+        }
         let limits = kennel_cgroup::Limits {
             memory: mem_total().map(memory_envelope),
             pids: pid_max().map(pids_envelope),
