@@ -19,7 +19,9 @@ use common::{wait_for, TestRoot};
 fn serve(root: &TestRoot, id: &str, port: u16, reply: &str) {
     root.sh(
         id,
-        &format!("(while true; do nc -l -p {port} -e echo {reply}; done) >/dev/null 2>&1 &"),
+        // `-ll`: one listener that forks per connection, so a second
+        // fetch never lands in the gap before a restarted `nc -l` listens.
+        &format!("(nc -ll -p {port} -e echo {reply}) >/dev/null 2>&1 &"),
     );
     std::thread::sleep(Duration::from_millis(200));
 }
