@@ -36,6 +36,9 @@ pub enum StorageError {
     /// A tree could not be removed (`remove::remove_tree`).
     #[error("remove {path}: {reason}")]
     Remove { path: PathBuf, reason: String },
+    /// A VE backup cannot be written, read or restored.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -11,16 +11,23 @@
 //! files to their own upper layer, so creating a VE copies nothing and VEs
 //! of one template share its page cache.
 
+mod blockmount;
+pub mod backup;
 mod error;
 pub mod init_kind;
 pub mod layers;
+pub mod pool;
+pub mod prune;
 pub mod remove;
 pub mod shown;
 pub mod staging;
 pub mod template;
+mod tools;
 mod tree;
+mod units;
 pub mod unpack;
 mod util;
+pub mod volume;
 
 pub use error::{Result, StorageError};
 pub use init_kind::InitKind;

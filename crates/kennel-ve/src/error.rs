@@ -120,7 +120,7 @@ impl VeError {
                 | StorageError::Tool(_)
                 | StorageError::Metadata { .. } => ErrorKind::Template,
                 StorageError::Layer(_) => ErrorKind::Internal,
-                StorageError::BadTemplateName(_) => ErrorKind::BadInput,
+                StorageError::BadTemplateName(_) | StorageError::Backup(_) => ErrorKind::BadInput,
                 StorageError::Unsupported(_) => ErrorKind::HostUnsupported,
                 StorageError::Io { .. } | StorageError::Remove { .. } => ErrorKind::Internal,
             },

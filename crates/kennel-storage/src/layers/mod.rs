@@ -197,3 +197,42 @@ fn open_overlay() -> rustix::io::Result<OwnedFd> {
     }
     fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
 }
+
+/// Mounts, read-only at `target`, the tree a VE saw when the layer
+/// `upper` (a snapshot's, say) was its own: `upper` over the template.
+/// Nothing in it can run, be a device or raise privileges on the host.
+pub fn mount_read_only_view(
+    upper: &Path,
+    template: &Path,
+    mode: LayerMode,
+    target: &Path,
+) -> Result<()> {
+    let fs = open_overlay().map_err(|e| io_err("open overlay filesystem for", target)(e.into()))?;
+    let cfg = |k: &str, v: &str| -> Result<()> {
+        fsconfig_set_string(fs.as_fd(), k, v).map_err(|e| io_err("configure overlay", target)(e.into()))
+    };
+    let lower = format!("{}:{}", upper.display(), template.display());
+    cfg("lowerdir", &lower)?;
+    if mode == LayerMode::Shifted {
+        cfg("redirect_dir", "follow")?;
+        cfg("metacopy", "on")?;
+    }
+    fsconfig_create(fs.as_fd()).map_err(|e| io_err("create overlay for", target)(e.into()))?;
+    let mnt = fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(|e| io_err("mount overlay for", target)(e.into()))?;
+    move_mount(
+        mnt.as_fd(),
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| io_err("attach overlay at", target)(e.into()))
+}

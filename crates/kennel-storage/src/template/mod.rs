@@ -15,6 +15,7 @@
 
 mod busybox;
 mod debootstrap;
+mod digest;
 mod finalize;
 mod import;
 mod meta;
@@ -23,6 +24,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use digest::tree_digest;
 pub use import::decompressed;
 pub use meta::TemplateMeta;
 
@@ -202,6 +204,17 @@ impl Store {
             meta,
             rootfs: dest.join("rootfs"),
         })
+    }
+
+    /// The digest of template `name`, computed and saved the first time
+    /// for a template made before digests.
+    pub fn digest(&self, name: &str) -> Result<String> {
+        let mut t = self.get(name)?;
+        if t.meta.digest.is_empty() {
+            t.meta.digest = digest::tree_digest(&t.rootfs)?;
+            t.meta.save(&self.path_of(name).join(meta::FILE))?;
+        }
+        Ok(t.meta.digest)
     }
 
     /// Deletes template `name`. The caller checks that no VE uses it.

@@ -245,6 +245,8 @@ impl TestRoot {
             }
             let _ = self.run(&["destroy", "--force", &id]);
         }
+        // The pool goes once its disks have.
+        let _ = self.run(&["storage", "remove"]);
         ranges
     }
 
@@ -256,6 +258,9 @@ impl TestRoot {
             for l in mi.lines().filter(|l| l.contains(&root)) {
                 out.push(format!("mount: {l}"));
             }
+        }
+        for l in loop_devices_under(&root) {
+            out.push(format!("loop device: {l}"));
         }
         let parent = self.cgroup_parent();
         for pid in processes() {
@@ -311,6 +316,21 @@ impl Drop for TestRoot {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Loop devices whose backing file is below `dir` ("loopN: FILE").
+pub fn loop_devices_under(dir: &str) -> Vec<String> {
+    let Ok(rd) = fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let file = fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            file.starts_with(dir)
+                .then(|| format!("{name}: {}", file.trim()))
+        })
+        .collect()
 }
 
 /// Mount points of the host's cgroup hierarchies.

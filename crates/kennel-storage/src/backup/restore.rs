@@ -1,0 +1,150 @@
+//! Restoring a chain of backups — a full one, then its incrementals in
+//! order — into an empty directory.
+//!
+//! Each backup goes through the same unpacker as a template import
+//! ([`crate::unpack`], [`Flavor::Layer`]): paths resolved below the
+//! destination with no symlink followed, members and bytes bounded, owners
+//! and the ids in capabilities and ACLs moved into the new VE's range,
+//! anything a backup cannot hold refused or skipped. An incremental is
+//! unpacked over what the chain made so far (its unchanged members keep
+//! the content and take the new metadata), and then every path it does
+//! not list is removed ([`super::prune`]) — only once its end record has
+//! been read and its hash checked, so a damaged increment deletes nothing.
+//! The caller restores into a staging directory and commits it only when
+//! [`restore_chain`] returns `Ok`: an error part way leaves a partial tree
+//! that must be thrown away.
+
+use std::io::Read;
+use std::path::Path;
+
+use uuid::Uuid;
+
+use super::ids::IdShift;
+use super::manifest::{BackupKind, BackupManifest};
+use super::prune::prune;
+use super::stream::{read_backup, Visitor};
+use super::BackupError;
+use crate::error::Result;
+use crate::unpack::member::Unpacker;
+use crate::unpack::{Flavor, Flow, UnpackLimits, UnpackOptions, UnpackReport};
+
+/// Where the restored VE's ids start, and how much each backup may unpack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RestoreOptions {
+    pub ids: IdShift,
+    /// Applied to each backup of the chain.
+    pub limits: UnpackLimits,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// The chain's manifests, in order.
+    pub manifests: Vec<BackupManifest>,
+    /// Each backup's unpack, in order.
+    pub unpacked: Vec<UnpackReport>,
+    /// Entries removed because an incremental no longer listed them.
+    pub removed: u64,
+}
+
+struct Restorer {
+    unpacker: Unpacker,
+    /// The id the next backup must name as its base (`None`: a full one).
+    expect_base: Option<Uuid>,
+    position: usize,
+    manifest: Option<BackupManifest>,
+}
+
+impl Visitor for Restorer {
+    fn manifest(&mut self, m: &BackupManifest) -> Result<Flow> {
+        let n = self.position + 1;
+        match (self.expect_base, m.kind, &m.base) {
+            (None, BackupKind::Full, _) => {}
+            (None, BackupKind::Incremental, Some(b)) => {
+                return Err(BackupError::Chain(format!(
+                    "backup 1 is an incremental one (on {}); a chain starts with a full backup",
+                    b.id
+                ))
+                .into())
+            }
+            (Some(_), BackupKind::Full, _) => {
+                return Err(BackupError::Chain(format!(
+                    "backup {n} is a full backup; only incrementals may follow the first"
+                ))
+                .into())
+            }
+            (Some(want), BackupKind::Incremental, Some(b)) if b.id == want => {}
+            (Some(want), BackupKind::Incremental, Some(b)) => {
+                return Err(BackupError::Chain(format!(
+                    "backup {n} is an increment on {}, not on the backup before it ({want})",
+                    b.id
+                ))
+                .into())
+            }
+            (_, BackupKind::Incremental, None) => {
+                return Err(
+                    BackupError::Corrupt("an incremental backup without a base".into()).into(),
+                )
+            }
+        }
+        self.unpacker
+            .allow_unchanged(m.kind == BackupKind::Incremental);
+        self.manifest = Some(m.clone());
+        Ok(Flow::Continue)
+    }
+
+    fn layer<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, rel: &[u8]) -> Result<()> {
+        self.unpacker.member(entry, rel)
+    }
+}
+
+/// Restores the backups `readers` (a full one, then its incrementals in
+/// order) into the existing, empty directory `dest`. `progress` is given
+/// the compressed bytes read so far, over the whole chain.
+pub fn restore_chain<R: Read>(
+    readers: impl IntoIterator<Item = R>,
+    dest: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Fn(u64),
+) -> Result<RestoreReport> {
+    let unpack = UnpackOptions {
+        limits: opts.limits,
+        flavor: Flavor::Layer,
+        ids: opts.ids,
+    };
+    let mut report = RestoreReport::default();
+    let mut expect_base = None;
+    let mut before = 0u64;
+    for (position, reader) in readers.into_iter().enumerate() {
+        let mut r = Restorer {
+            unpacker: Unpacker::new(dest, &unpack)?,
+            expect_base,
+            position,
+            manifest: None,
+        };
+        let last = std::cell::Cell::new(0);
+        let summary = read_backup(
+            reader,
+            &|n| {
+                last.set(n);
+                progress(before + n)
+            },
+            &mut r,
+        )?;
+        before += last.get();
+        if summary.end.is_none() {
+            return Err(BackupError::Truncated.into());
+        }
+        let manifest = r.manifest.take().unwrap_or(summary.manifest);
+        if manifest.kind == BackupKind::Incremental {
+            report.removed += prune(dest, r.unpacker.listed())?;
+        }
+        report.unpacked.push(r.unpacker.finish()?);
+        expect_base = Some(manifest.id);
+        report.manifests.push(manifest);
+    }
+    if report.manifests.is_empty() {
+        return Err(BackupError::Chain("no backup was given".into()).into());
+    }
+    Ok(report)
+}
