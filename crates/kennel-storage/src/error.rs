@@ -29,6 +29,11 @@ pub enum StorageError {
     /// A VE's layer could not be prepared.
     #[error("{0}")]
     Layer(String),
+    /// The request cannot be done as asked (a snapshot that does not
+    /// exist, a disk the data does not fit in, a bad name): the user's to
+    /// change, nothing was changed.
+    #[error("{0}")]
+    Refused(String),
     #[error("archive {path}: {reason}")]
     Archive { path: PathBuf, reason: String },
     #[error("{0}")]

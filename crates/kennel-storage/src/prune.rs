@@ -26,7 +26,7 @@ pub fn parse_keep(paths: &[String]) -> Result<Vec<Vec<String>>> {
             .map(str::to_string)
             .collect();
         if !p.starts_with('/') || parts.is_empty() || parts.iter().any(|c| c == "..") {
-            return Err(StorageError::Layer(format!(
+            return Err(StorageError::Refused(format!(
                 "invalid path '{}' to keep: give absolute paths inside the VE, without '..', other than / (e.g. /root,/home)",
                 crate::shown::shown(p.as_bytes())
             )));

@@ -39,6 +39,8 @@
 pub(crate) mod layer;
 pub(crate) mod member;
 mod options;
+mod paths;
+mod regular;
 
 pub use options::{Flavor, UnpackOptions};
 

@@ -344,7 +344,7 @@ pub struct ListArgs {
         short,
         long,
         value_name = "FIELDS",
-        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, swap, cpu, fails, uptime, init, uid_base, layer, uuid, created"
+        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, swap, cpu, fails, uptime, init, uid_base, layer, storage, disk, diskinodes, uuid, created"
     )]
     pub output: Option<String>,
     /// JSON instead of a table.

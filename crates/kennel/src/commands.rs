@@ -362,7 +362,13 @@ fn cfg_json(c: &kennel_ve::config::VeConfig) -> serde_json::Value {
         "features": c.features.0.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "idmap": {"uid_base": c.idmap.uid_base, "gid_base": c.idmap.gid_base, "size": c.idmap.size},
         "init": {"kind": c.init.kind.as_str(), "path": c.init.path},
-        "storage": {"layer": c.storage.layer.as_str()},
+        "storage": {
+            "layer": c.storage.layer.as_str(),
+            "backend": c.storage.backend.as_str(),
+            "pool": c.storage.pool,
+            "disk_bytes": c.storage.disk.map(|d| d.bytes()),
+            "disk_inodes": c.storage.disk_inodes,
+        },
         "network": serde_json::to_value(&c.network).unwrap_or(serde_json::Value::Null),
     })
 }

@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn pax_records_count_their_own_length() {
-        assert_eq!(record("path", b"a"), b"10 path=a\n");
+        assert_eq!(record("path", b"a"), b"9 path=a\n");
         // 9 bytes of text + 1 digit would be 10, which has 2 digits: 11.
         assert_eq!(record("mtime", b"1"), b"11 mtime=1\n");
         for n in 0..300 {

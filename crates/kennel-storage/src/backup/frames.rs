@@ -10,17 +10,19 @@ use std::io::{self, Write};
 
 use sha2::{Digest, Sha256};
 
-/// A writer that counts what goes through it.
-#[derive(Debug)]
+/// A writer that counts and hashes what goes through it (the compressed
+/// bytes, for the footer).
 pub(crate) struct Counting<W> {
     pub inner: W,
     pub count: u64,
+    pub sha: Sha256,
 }
 
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count += n as u64;
+        self.sha.update(&buf[..n]);
         Ok(n)
     }
 
@@ -78,6 +80,7 @@ impl<W: Write> Frames<W> {
             Counting {
                 inner: out,
                 count: 0,
+                sha: Sha256::new(),
             },
             how,
         )?;

@@ -119,6 +119,10 @@ pub struct BaseIndex {
     pub entries: HashMap<Vec<u8>, Stamp>,
 }
 
+/// Most entries an index may list (a backup unpacks at most 4 million
+/// members by default; an index is read whole into memory).
+const MAX_ENTRIES: usize = 16_000_000;
+
 /// Longest index line read (a path of 4096 bytes, each escaped, and the
 /// numbers).
 const MAX_LINE: usize = 3 * 4096 + 512;
@@ -146,6 +150,9 @@ pub(crate) fn parse<R: BufRead>(r: &mut R) -> Result<(Uuid, HashMap<Vec<u8>, Sta
     let id = Uuid::parse_str(&h.backup).map_err(|_| "index: bad backup id".to_string())?;
     let mut entries = HashMap::new();
     while read_line(&mut line)? {
+        if entries.len() == MAX_ENTRIES {
+            return Err("index: too many entries".into());
+        }
         let l: Line = serde_json::from_slice(&line).map_err(|_| "index: bad line".to_string())?;
         let path = decode_path(&l.p).ok_or("index: bad path")?;
         let stamp = Stamp {

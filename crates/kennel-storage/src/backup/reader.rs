@@ -43,7 +43,9 @@ struct Checker {
 
 impl Visitor for Checker {
     fn layer<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, rel: &[u8]) -> Result<()> {
-        let bad = |why: &'static str| BackupError::Corrupt(format!("member 'layer/{}': {why}", shown(rel)));
+        let bad = |why: &'static str| {
+            BackupError::Corrupt(format!("member 'layer/{}': {why}", shown(rel)))
+        };
         if let Err(why) = clean_path(rel, Flavor::Layer) {
             return Err(bad(why).into());
         }

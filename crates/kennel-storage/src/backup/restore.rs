@@ -112,6 +112,16 @@ pub fn restore_chain<R: Read>(
         flavor: Flavor::Layer,
         ids: opts.ids,
     };
+    let not_empty = std::fs::read_dir(dest)
+        .map_err(crate::error::io_err("read", dest))?
+        .next()
+        .is_some();
+    if not_empty {
+        return Err(crate::StorageError::Layer(format!(
+            "cannot restore into {}: the directory is not empty",
+            dest.display()
+        )));
+    }
     let mut report = RestoreReport::default();
     let mut expect_base = None;
     let mut before = 0u64;

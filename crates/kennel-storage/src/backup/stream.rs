@@ -23,6 +23,7 @@ use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
+use super::footer::{Footer, FOOTER_LEN, HASH_LEN};
 use super::format::{hex, END_NAME, INDEX_NAME, LAYER_PREFIX, MANIFEST_NAME};
 use super::manifest::{BackupManifest, EndRecord};
 use super::BackupError;
@@ -51,20 +52,57 @@ struct Probe {
     fault: RefCell<Option<Fault>>,
     /// Decompressed bytes produced.
     produced: Cell<u64>,
+    /// Compressed bytes read.
+    consumed: Cell<u64>,
+    /// The compressed bytes: hashed but for the last [`HASH_LEN`], and
+    /// the last [`FOOTER_LEN`] of them.
+    file: RefCell<FileHash>,
+}
+
+#[derive(Default)]
+struct FileHash {
+    hash: HashState,
+    tail: Vec<u8>,
+    /// The first bytes (a zstd magic number, or not).
+    head: Vec<u8>,
+}
+
+/// How every zstd frame begins.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+impl FileHash {
+    fn push(&mut self, b: &[u8]) {
+        let want = ZSTD_MAGIC
+            .len()
+            .saturating_sub(self.head.len())
+            .min(b.len());
+        self.head.extend_from_slice(&b[..want]);
+        self.hash.push(b, HASH_LEN);
+        if b.len() >= FOOTER_LEN {
+            self.tail.clear();
+            self.tail.extend_from_slice(&b[b.len() - FOOTER_LEN..]);
+        } else {
+            self.tail.extend_from_slice(b);
+            let excess = self.tail.len().saturating_sub(FOOTER_LEN);
+            self.tail.drain(..excess);
+        }
+    }
 }
 
 /// The source, counted for progress.
 struct Progress<'p, R> {
     inner: R,
-    done: u64,
+    probe: Rc<Probe>,
     progress: &'p dyn Fn(u64),
 }
 
 impl<R: Read> Read for Progress<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        (self.progress)(self.done);
+        self.probe.file.borrow_mut().push(&buf[..n]);
+        let done = self.probe.consumed.get() + n as u64;
+        self.probe.consumed.set(done);
+        (self.progress)(done);
         Ok(n)
     }
 }
@@ -85,9 +123,13 @@ impl<R: Read> Read for Classify<R> {
                 Ok(n)
             }
             Err(e) => {
-                let fault = if e.kind() == io::ErrorKind::UnexpectedEof {
+                let fault = if self.probe.consumed.get() == 0 {
+                    Fault::Foreign("the file is empty".into())
+                } else if e.kind() == io::ErrorKind::UnexpectedEof {
                     Fault::Truncated
-                } else if self.probe.produced.get() == 0 {
+                } else if self.probe.produced.get() == 0
+                    && self.probe.file.borrow().head != ZSTD_MAGIC
+                {
                     Fault::Foreign(format!("it is not zstd-compressed ({})", short(&e)))
                 } else {
                     Fault::Corrupt(short(&e))
@@ -109,22 +151,25 @@ struct LagHash<R> {
     state: Rc<RefCell<HashState>>,
 }
 
+#[derive(Default)]
 struct HashState {
     sha: Sha256,
-    /// The last bytes read, not hashed yet (at most `LAG`).
+    /// The last bytes read, not hashed yet.
     lag: Vec<u8>,
 }
 
+/// One tar block.
 const LAG: usize = 512;
 
 impl HashState {
-    fn push(&mut self, b: &[u8]) {
+    /// Takes `b` in, hashing all but the last `keep` bytes seen.
+    fn push(&mut self, b: &[u8], keep: usize) {
         let total = self.lag.len() + b.len();
-        if total <= LAG {
+        if total <= keep {
             self.lag.extend_from_slice(b);
             return;
         }
-        let excess = total - LAG;
+        let excess = total - keep;
         if excess >= self.lag.len() {
             self.sha.update(&self.lag);
             let from_b = excess - self.lag.len();
@@ -147,7 +192,7 @@ impl HashState {
 impl<R: Read> Read for LagHash<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.state.borrow_mut().push(&buf[..n]);
+        self.state.borrow_mut().push(&buf[..n], LAG);
         Ok(n)
     }
 }
@@ -229,16 +274,13 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
     let probe = Rc::new(Probe::default());
     let source = Progress {
         inner: src,
-        done: 0,
+        probe: Rc::clone(&probe),
         progress,
     };
     let decoder =
         zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 17, source))
             .map_err(|e| BackupError::Foreign(short(&e)))?;
-    let hash = Rc::new(RefCell::new(HashState {
-        sha: Sha256::new(),
-        lag: Vec::with_capacity(LAG),
-    }));
+    let hash = Rc::new(RefCell::new(HashState::default()));
     let stack = LagHash {
         inner: Classify {
             inner: decoder,
@@ -283,6 +325,7 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
         return Err(BackupError::Truncated.into());
     }
     drain(rest, &probe)?;
+    check_footer(&probe)?;
     Ok(Summary {
         manifest,
         end: walk.end,
@@ -313,6 +356,19 @@ fn drain<R: Read>(rest: R, probe: &Probe) -> Result<()> {
                 return Err(fault_error(fault.unwrap_or(Fault::Truncated), Stage::Done));
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks the footer the stream ended with, and its hash of the file.
+fn check_footer(probe: &Probe) -> Result<()> {
+    let file = probe.file.borrow();
+    let tail: Option<&[u8; FOOTER_LEN]> = file.tail.as_slice().try_into().ok();
+    let Some(tail) = tail.filter(|t| Footer::decode(t, probe.consumed.get()).is_some()) else {
+        return Err(BackupError::Corrupt("its footer is missing or damaged".into()).into());
+    };
+    if !Footer::hash_matches(tail, file.hash.sha.clone()) {
+        return Err(BackupError::Corrupt("checksum mismatch".into()).into());
     }
     Ok(())
 }

@@ -168,7 +168,8 @@ pub fn write_backup<W: Write>(
         index_frame,
         data_len: counted.count,
     };
-    counted.write_all(&footer.encode()).map_err(out_err)?;
+    let footer = footer.encode(counted.sha.clone());
+    counted.write_all(&footer).map_err(out_err)?;
     counted.flush().map_err(out_err)?;
     let mut skipped = w.report.skipped;
     skipped.too_long += walk_skips.too_long;

@@ -84,7 +84,7 @@ impl Pool {
             if r.ready {
                 if let Some(dev) = &req.device {
                     if r.source != (PoolSource::Device { device: dev.clone() }) {
-                        return Err(StorageError::Layer(format!(
+                        return Err(StorageError::Refused(format!(
                             "a storage pool already exists at {}; it stays (moving VEs to another pool is not supported)",
                             r.path.display()
                         )));
@@ -135,7 +135,7 @@ impl Pool {
             PoolSource::Dir => Ok(()),
             PoolSource::Loop { image, size } => {
                 if *size < GIB {
-                    return Err(StorageError::Layer(
+                    return Err(StorageError::Refused(
                         "a pool needs at least 1G: give a larger --size".into(),
                     ));
                 }
@@ -270,7 +270,7 @@ fn refuse_used_device(device: &Path) -> Result<()> {
     let mut f = fs::File::open(device).map_err(io_err("open", device))?;
     let n = f.read(&mut head).map_err(io_err("read", device))?;
     if head[..n].iter().any(|&b| b != 0) {
-        return Err(StorageError::Layer(format!(
+        return Err(StorageError::Refused(format!(
             "{} is not empty (it may hold a filesystem): wipe it first (`wipefs -a {}`) if its data may go",
             device.display(),
             device.display()

@@ -17,7 +17,9 @@ use std::os::unix::fs::FileExt;
 
 use rustix::fs::{flistxattr, fremovexattr, fsetxattr, futimens, XattrFlags};
 
-use super::member::{owner_and_mode, set_template_xattrs, times, Owner};
+use super::member::Owner;
+use super::paths::times;
+use super::regular::{owner_and_mode, set_template_xattrs};
 use super::Flavor;
 use crate::backup::format::{
     parse_pax_time, PAX_KIND, PAX_MTIME, PAX_REALSIZE, PAX_SPARSE, PAX_SPARSE_MORE, PAX_UNCHANGED,

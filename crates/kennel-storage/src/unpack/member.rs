@@ -3,8 +3,11 @@
 //! [`Unpacker`] holds what lasts across members (the destination's
 //! descriptor, the limits, the directories whose mode and times wait for
 //! their contents, a sparse file still being written) and turns each
-//! member into an entry of the tree. Every path is resolved by the kernel
-//! below the destination's descriptor; see [`super`] for the rules.
+//! member into an entry of the tree: directories, symlinks, FIFOs,
+//! sockets and whiteouts here, regular files and hard links in
+//! [`super::regular`], paths in [`super::paths`]. Every path is resolved
+//! by the kernel below the destination's descriptor; see [`super`] for
+//! the rules.
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -13,13 +16,14 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{
-    chmodat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, mkdirat, mknodat, openat2, statat,
-    symlinkat, unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec,
-    Timestamps, Uid, XattrFlags,
+    chmodat, fchmod, fchown, futimens, mknodat, openat2, statat, symlinkat, unlinkat, utimensat,
+    AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Uid,
 };
 use rustix::io::Errno;
 
 use super::layer::{self, LayerRecords, OpenSparse};
+use super::paths::{chown_entry, make_dir, open_parent, times, ParentError, IN_TREE, STRICT};
+use super::regular::collect_xattrs;
 use super::{
     archive_err, clean_path, errno_err, refuse, too_many, Flavor, UnpackLimits, UnpackOptions,
     UnpackReport, MAX_OWNER,
@@ -27,15 +31,6 @@ use super::{
 use crate::backup::BackupError;
 use crate::error::Result;
 use crate::shown::shown;
-
-/// Templates: symlinks in a member's path are followed, inside the tree.
-const IN_TREE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
-
-/// Layers: no symlink anywhere, no other filesystem.
-const STRICT: ResolveFlags = ResolveFlags::BENEATH
-    .union(ResolveFlags::NO_SYMLINKS)
-    .union(ResolveFlags::NO_MAGICLINKS)
-    .union(ResolveFlags::NO_XDEV);
 
 pub(crate) type Owner = (Option<Uid>, Option<Gid>);
 
@@ -49,19 +44,20 @@ struct PendingDir {
 
 /// Unpacks members, one call each, into one destination.
 pub(crate) struct Unpacker {
-    root: OwnedFd,
-    opts: UnpackOptions,
-    resolve: ResolveFlags,
-    report: UnpackReport,
+    pub(super) root: OwnedFd,
+    pub(super) opts: UnpackOptions,
+    pub(super) resolve: ResolveFlags,
+    pub(super) report: UnpackReport,
     dirs: Vec<PendingDir>,
-    bytes: u64,
+    /// Bytes of file data so far.
+    pub(super) bytes: u64,
     seen: u64,
     /// Layers: the paths this archive made or kept.
     listed: HashSet<Vec<u8>>,
     /// Layers: whether a member may say its content is already there.
-    allow_unchanged: bool,
+    pub(super) allow_unchanged: bool,
     /// Layers: a sparse file whose next segments may follow.
-    sparse: Option<OpenSparse>,
+    pub(super) sparse: Option<OpenSparse>,
 }
 
 impl std::fmt::Debug for Unpacker {
@@ -71,43 +67,6 @@ impl std::fmt::Debug for Unpacker {
             .field("seen", &self.seen)
             .finish_non_exhaustive()
     }
-}
-
-/// Why [`open_parent`] failed.
-enum ParentError {
-    /// Making the missing directories would pass the member limit.
-    Limit,
-    Sys(Errno),
-}
-
-impl From<Errno> for ParentError {
-    fn from(e: Errno) -> Self {
-        ParentError::Sys(e)
-    }
-}
-
-pub(crate) fn rel(comps: &[Vec<u8>]) -> Vec<u8> {
-    if comps.is_empty() {
-        b".".to_vec()
-    } else {
-        comps.join(&b'/')
-    }
-}
-
-pub(crate) fn times(mtime: (i64, u32)) -> Timestamps {
-    let t = Timespec {
-        tv_sec: mtime.0,
-        tv_nsec: mtime.1.into(),
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
-    }
-}
-
-/// Sets the owner of entry `name` in `parent` without following it.
-fn chown_entry(parent: BorrowedFd<'_>, name: &[u8], owner: Owner) -> rustix::io::Result<()> {
-    rustix::fs::chownat(parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 impl Unpacker {
@@ -135,7 +94,7 @@ impl Unpacker {
         })
     }
 
-    fn layer(&self) -> bool {
+    pub(super) fn layer(&self) -> bool {
         self.opts.flavor == Flavor::Layer
     }
 
@@ -150,7 +109,7 @@ impl Unpacker {
         &self.listed
     }
 
-    fn limits(&self) -> &UnpackLimits {
+    pub(super) fn limits(&self) -> &UnpackLimits {
         &self.opts.limits
     }
 
@@ -388,229 +347,11 @@ impl Unpacker {
         Ok(())
     }
 
-    /// A hard link member; `false` if it was refused.
-    fn hard_link<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        p: BorrowedFd<'_>,
-        file: &[u8],
-        name: &str,
-    ) -> Result<bool> {
-        let target = entry
-            .link_name_bytes()
-            .map(|t| t.into_owned())
-            .unwrap_or_default();
-        let target = match self.layer() {
-            // A layer's links name members (`layer/...`).
-            true => match target.strip_prefix(crate::backup::format::LAYER_PREFIX.as_bytes()) {
-                Some(t) => t.to_vec(),
-                None => {
-                    refuse(&mut self.report, name, "hard link target outside the layer");
-                    return Ok(false);
-                }
-            },
-            false => target,
-        };
-        let tcomps = match clean_path(&target, self.opts.flavor) {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                refuse(&mut self.report, name, "hard link to the root directory");
-                return Ok(false);
-            }
-            Err(why) => {
-                refuse(&mut self.report, name, &format!("hard link target {why}"));
-                return Ok(false);
-            }
-        };
-        let (tparent_comps, tfile) = tcomps.split_at(tcomps.len() - 1);
-        let tparent = match openat2(
-            self.root.as_fd(),
-            rel(tparent_comps),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            self.resolve,
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                refuse(
-                    &mut self.report,
-                    name,
-                    &format!(
-                        "hard link target's directory is missing ({})",
-                        io::Error::from(e)
-                    ),
-                );
-                return Ok(false);
-            }
-        };
-        self.remove_existing(p, file, name)?;
-        if let Err(e) = linkat(
-            tparent.as_fd(),
-            tfile[0].as_slice(),
-            p,
-            file,
-            AtFlags::empty(),
-        ) {
-            refuse(
-                &mut self.report,
-                name,
-                &format!("hard link failed ({})", io::Error::from(e)),
-            );
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// A regular file with its data; `false` if it was refused.
-    #[allow(clippy::too_many_arguments)]
-    fn file<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        p: BorrowedFd<'_>,
-        file: &[u8],
-        name: &str,
-        path: &[u8],
-        meta: layer::FileMeta,
-        recs: &LayerRecords,
-    ) -> Result<bool> {
-        self.bytes = self.bytes.saturating_add(entry.size());
-        if self.bytes > self.limits().max_bytes {
-            return Err(archive_err(format!(
-                "its files hold more than {} MiB: if the archive is genuine, raise import_max_size in kennel.toml",
-                self.limits().max_bytes >> 20
-            )));
-        }
-        let sparse = match recs.sparse_map(entry.size(), 0) {
-            Ok(s) => s,
-            Err(why) => {
-                refuse(&mut self.report, name, why);
-                return Ok(false);
-            }
-        };
-        self.remove_existing(p, file, name)?;
-        let fd = rustix::fs::openat(
-            p,
-            file,
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| errno_err("create", name, e))?;
-        let mut f = std::fs::File::from(fd);
-        match sparse {
-            None => {
-                io::copy(entry, &mut f).map_err(|e| archive_err(format!("write '{name}': {e}")))?;
-                self.report.xattrs_dropped +=
-                    layer::finish_file(&f, &meta, self.opts.flavor, self.opts.ids)
-                        .map_err(|e| errno_err("set the owner and mode of", name, e))?;
-            }
-            Some((segments, realsize)) => {
-                // Its metadata waits for its last segment: writing data
-                // drops a file capability.
-                let next = layer::write_segments(entry, &f, &segments, realsize, 0)
-                    .map_err(|e| archive_err(format!("write '{name}': {e}")))?;
-                self.sparse = Some(OpenSparse {
-                    path: path.to_vec(),
-                    name: name.to_string(),
-                    file: f,
-                    next,
-                    realsize,
-                    meta,
-                });
-            }
-        }
-        Ok(true)
-    }
-
-    /// More segments of the sparse file the previous member began.
-    fn sparse_more<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        raw: &[u8],
-        name: &str,
-        recs: &LayerRecords,
-    ) -> Result<()> {
-        let Some(open) = self.sparse.as_mut() else {
-            return Err(BackupError::Corrupt(format!(
-                "'{name}' continues a sparse file that was not begun"
-            ))
-            .into());
-        };
-        let same = raw
-            .strip_prefix(b"./")
-            .unwrap_or(raw)
-            .split(|&b| b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-            .eq(open.path.split(|&b| b == b'/'));
-        if !same {
-            return Err(BackupError::Corrupt(format!(
-                "'{name}' continues another file's segments"
-            ))
-            .into());
-        }
-        self.bytes = self.bytes.saturating_add(entry.size());
-        if self.bytes > self.opts.limits.max_bytes {
-            return Err(archive_err(format!(
-                "its files hold more than {} MiB",
-                self.opts.limits.max_bytes >> 20
-            )));
-        }
-        let segments = recs
-            .sparse_more_map(entry.size(), open.realsize, open.next)
-            .map_err(|why| BackupError::Corrupt(format!("'{name}': {why}")))?;
-        open.next = layer::write_segments(entry, &open.file, &segments, open.realsize, open.next)
-            .map_err(|e| archive_err(format!("write '{name}': {e}")))?;
-        Ok(())
-    }
-
-    /// Applies the metadata of a sparse file whose segments are all written.
-    fn end_sparse(&mut self) -> Result<()> {
-        if let Some(open) = self.sparse.take() {
-            self.report.xattrs_dropped +=
-                layer::finish_file(&open.file, &open.meta, self.opts.flavor, self.opts.ids)
-                    .map_err(|e| errno_err("set the owner and mode of", &open.name, e))?;
-        }
-        Ok(())
-    }
-
-    /// A member whose content is the one already in the tree: only its
-    /// metadata is applied.
-    fn unchanged(
-        &mut self,
-        p: BorrowedFd<'_>,
-        file: &[u8],
-        name: &str,
-        meta: &layer::FileMeta,
-    ) -> Result<()> {
-        let missing = || -> crate::StorageError {
-            BackupError::Chain(format!(
-                "'{name}' is unchanged since the previous backup, which holds no such file"
-            ))
-            .into()
-        };
-        let fd = openat2(
-            p,
-            file,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-            STRICT,
-        )
-        .map_err(|_| missing())?;
-        let st = fstat(&fd).map_err(|e| errno_err("stat", name, e))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(missing());
-        }
-        let f = std::fs::File::from(fd);
-        self.report.xattrs_dropped += layer::finish_file(&f, meta, self.opts.flavor, self.opts.ids)
-            .map_err(|e| errno_err("set the owner and mode of", name, e))?;
-        self.report.unchanged += 1;
-        Ok(())
-    }
-
     /// Unlinks whatever is at `file` so that a new entry never writes
     /// through an existing symlink. Templates remove an empty directory
     /// (a non-empty one is an error); layers remove a whole tree (a
     /// directory replaced by a file between two backups).
-    fn remove_existing(&self, p: BorrowedFd<'_>, file: &[u8], name: &str) -> Result<()> {
+    pub(super) fn remove_existing(&self, p: BorrowedFd<'_>, file: &[u8], name: &str) -> Result<()> {
         match statat(p, file, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 if self.layer() {
@@ -647,91 +388,4 @@ impl Unpacker {
         }
         Ok(self.report)
     }
-}
-
-/// Templates keep only these extended attributes: file capabilities
-/// (ping) and user attributes. `trusted.*` and security labels are never
-/// taken from an untrusted archive.
-fn collect_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    if let Ok(Some(exts)) = entry.pax_extensions() {
-        for ext in exts.flatten() {
-            let Ok(key) = ext.key() else { continue };
-            let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
-                continue;
-            };
-            if name == "security.capability" || name.starts_with("user.") {
-                out.push((name.to_string(), ext.value_bytes().to_vec()));
-            }
-        }
-    }
-    out
-}
-
-/// Template attributes, as they are.
-pub(crate) fn set_template_xattrs(f: &std::fs::File, xattrs: &[(String, Vec<u8>)]) {
-    for (k, v) in xattrs {
-        let _ = fsetxattr(f, k.as_str(), v, XattrFlags::empty());
-    }
-}
-
-/// Sets owner then mode (chown clears set-user-ID bits).
-pub(crate) fn owner_and_mode(f: &std::fs::File, owner: Owner, mode: u32) -> rustix::io::Result<()> {
-    fchown(f, owner.0, owner.1)?;
-    fchmod(f, Mode::from_raw_mode(mode))
-}
-
-/// Opens (creating missing directories) the directory `comps` inside
-/// `root`, resolving every step inside the tree. Each directory it makes
-/// counts as a member (`seen`): one long name would otherwise make
-/// thousands of directories past the limit. Directories made for a
-/// layer's names are given to `made_owner` (the VE's root).
-fn open_parent(
-    root: BorrowedFd<'_>,
-    comps: &[Vec<u8>],
-    seen: &mut u64,
-    limits: &UnpackLimits,
-    resolve: ResolveFlags,
-    made_owner: Option<Owner>,
-) -> std::result::Result<OwnedFd, ParentError> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    match openat2(root, rel(comps), flags, Mode::empty(), resolve) {
-        Err(Errno::NOENT) => {}
-        other => return Ok(other?),
-    }
-    let mut dir = openat2(root, ".", flags, Mode::empty(), resolve)?;
-    for (i, c) in comps.iter().enumerate() {
-        match openat2(root, rel(&comps[..=i]), flags, Mode::empty(), resolve) {
-            Ok(d) => dir = d,
-            Err(Errno::NOENT) => {
-                if *seen >= limits.max_entries {
-                    return Err(ParentError::Limit);
-                }
-                match mkdirat(dir.as_fd(), c.as_slice(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) => {
-                        *seen += 1;
-                        if let Some(owner) = made_owner {
-                            chown_entry(dir.as_fd(), c, owner)?;
-                        }
-                    }
-                    Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                dir = openat2(root, rel(&comps[..=i]), flags, Mode::empty(), resolve)?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(dir)
-}
-
-/// Creates directory `name` in `parent`, replacing a non-directory.
-fn make_dir(parent: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<()> {
-    match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(()),
-        Ok(_) => unlinkat(parent, name, AtFlags::empty())?,
-        Err(Errno::NOENT) => {}
-        Err(e) => return Err(e),
-    }
-    mkdirat(parent, name, Mode::from_raw_mode(0o700))
 }

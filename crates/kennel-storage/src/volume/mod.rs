@@ -57,13 +57,13 @@ pub struct DiskSize {
 impl DiskSize {
     pub fn validate(&self) -> Result<()> {
         if self.bytes < MIN_DISK {
-            return Err(StorageError::Layer(format!(
+            return Err(StorageError::Refused(format!(
                 "a disk of {} bytes is too small: give at least 32M",
                 self.bytes
             )));
         }
         if self.inodes < 1024 {
-            return Err(StorageError::Layer(
+            return Err(StorageError::Refused(
                 "a disk needs at least 1024 inodes (--disk-inodes)".into(),
             ));
         }

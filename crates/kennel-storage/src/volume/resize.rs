@@ -94,7 +94,7 @@ impl Volume {
         // resize2fs's minimum is tight; leave room to boot and log in.
         let need = min.saturating_add(min / 20).max(super::MIN_DISK);
         if bytes < need {
-            return Err(StorageError::Layer(format!(
+            return Err(StorageError::Refused(format!(
                 "the data does not fit in {}: the disk can shrink to {} at the least",
                 crate::units::bytes(bytes),
                 crate::units::bytes(need.div_ceil(1 << 20) << 20)

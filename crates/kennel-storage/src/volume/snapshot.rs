@@ -71,7 +71,7 @@ pub fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(StorageError::Layer(format!(
+        Err(StorageError::Refused(format!(
             "invalid snapshot name '{}': use 1-64 characters a-z, A-Z, 0-9, '.', '_' or '-', starting with a letter or digit",
             crate::shown::shown(name.as_bytes())
         )))
@@ -104,7 +104,7 @@ impl Volume {
         crate::staging::sweep(&dir);
         let dest = self.snapshot_dir(name);
         if dest.exists() {
-            return Err(StorageError::Layer(format!(
+            return Err(StorageError::Refused(format!(
                 "the VE already has a snapshot '{name}': delete it first or choose another name"
             )));
         }
@@ -209,7 +209,7 @@ impl Volume {
         let file = self.snapshot_dir(name).join("meta.json");
         let text = fs::read_to_string(&file).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                StorageError::Layer(format!(
+                StorageError::Refused(format!(
                     "the VE has no snapshot '{name}' (see `kennel snapshot list`)"
                 ))
             } else {

@@ -111,7 +111,7 @@ impl Kennel {
                 report
             }
             Some(vol) => {
-                self.pool()?;
+                self.require_pool()?;
                 let scratch = self.paths.scratch(&format!("backup-{}", req.id));
                 let mut report = None;
                 let mut read = |root: &Path| -> kennel_storage::Result<()> {

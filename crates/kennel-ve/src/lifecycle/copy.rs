@@ -136,7 +136,7 @@ impl Kennel {
     pub fn reinstall(&self, id: &VeId, keep: &[String], timeout: Duration) -> Result<bool> {
         let (_lock, cfg) = self.lock_config(id)?;
         let vol = self.require_volume(&cfg, "reinstall")?;
-        self.pool()?;
+        self.require_pool()?;
         let keep = kennel_storage::prune::parse_keep(keep)?;
         if !keep.is_empty() && cfg.storage.layer == LayerMode::Shifted {
             return Err(VeError::BadInput(format!(

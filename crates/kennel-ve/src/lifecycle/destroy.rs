@@ -14,6 +14,7 @@ impl Kennel {
     /// it first.
     pub fn destroy(&self, id: &VeId, force: bool) -> Result<()> {
         let (_lock, cfg) = self.lock_config(id)?;
+        self.refuse_mounted_snapshots(id, None)?;
         let state = self.settle(id)?;
         if state != VeState::Stopped {
             if !force {

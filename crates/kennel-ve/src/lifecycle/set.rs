@@ -323,7 +323,7 @@ impl Kennel {
     ) -> Result<()> {
         let id = &old.id;
         let vol = self.require_volume(old, "disk size")?;
-        self.pool()?;
+        self.require_pool()?;
         let want = new.storage.disk.map_or(0, |d| d.bytes());
         let have = vol.size()?;
         if want > have {

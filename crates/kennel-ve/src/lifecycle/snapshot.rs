@@ -23,7 +23,7 @@ impl Kennel {
     pub fn snapshot_create(&self, id: &VeId, name: &str) -> Result<(SnapshotMeta, Taken)> {
         let (_lock, cfg) = self.lock_config(id)?;
         let vol = self.require_volume(&cfg, "snapshots")?;
-        self.pool()?;
+        self.require_pool()?;
         let conf = cfg.to_toml()?;
         let running = self.settle(id)? != VeState::Stopped;
         if !running {
@@ -63,7 +63,7 @@ impl Kennel {
     pub fn snapshot_list(&self, id: &VeId) -> Result<Vec<SnapshotMeta>> {
         let cfg = self.config(id)?;
         let vol = self.require_volume(&cfg, "snapshots")?;
-        self.pool()?;
+        self.require_pool()?;
         Ok(vol.snapshots()?)
     }
 
@@ -72,7 +72,7 @@ impl Kennel {
     pub fn snapshot_rollback(&self, id: &VeId, name: &str, timeout: Duration) -> Result<bool> {
         let (_lock, mut cfg) = self.lock_config(id)?;
         let vol = self.require_volume(&cfg, "snapshots")?;
-        self.pool()?;
+        self.require_pool()?;
         // Checked before the VE stops: a wrong name stops nothing.
         vol.snapshot_meta(name)?;
         self.refuse_mounted_snapshots(id, None)?;
@@ -96,7 +96,7 @@ impl Kennel {
     pub fn snapshot_delete(&self, id: &VeId, name: &str) -> Result<()> {
         let (_lock, cfg) = self.lock_config(id)?;
         let vol = self.require_volume(&cfg, "snapshots")?;
-        self.pool()?;
+        self.require_pool()?;
         self.refuse_mounted_snapshots(id, Some(name))?;
         Ok(vol.delete_snapshot(name)?)
     }
@@ -106,7 +106,7 @@ impl Kennel {
     pub fn snapshot_mount(&self, id: &VeId, name: &str, target: &Path) -> Result<()> {
         let (_lock, cfg) = self.lock_config(id)?;
         let vol = self.require_volume(&cfg, "snapshots")?;
-        self.pool()?;
+        self.require_pool()?;
         vol.snapshot_meta(name)?;
         let target = empty_dir(target)?;
         let place = self.snapshot_mount_dir(id, name);

@@ -84,6 +84,17 @@ impl Kennel {
         Ok(Some(path))
     }
 
+    /// The pool an existing VE's disk is in, mounted; an error if it is
+    /// gone (never a new, empty one).
+    pub(crate) fn require_pool(&self) -> Result<Pool> {
+        self.existing_pool()?.ok_or_else(|| {
+            VeError::BadInput(format!(
+                "the storage pool is gone ({} is missing): restore it, or the VEs from backups",
+                self.paths.storage_record().display()
+            ))
+        })
+    }
+
     /// The pool, if one was made (`kennel storage`).
     pub fn existing_pool(&self) -> Result<Option<Pool>> {
         Ok(Pool::open(&self.paths.storage_record())?)
@@ -127,7 +138,13 @@ impl Kennel {
             return Ok(());
         };
         // After a host reboot, the first start mounts the pool again.
-        self.pool()?;
+        if self.existing_pool()?.is_none() {
+            return Err(VeError::BadInput(format!(
+                "VE {}'s disk is in a storage pool that is gone ({} is missing): restore the pool, or the VE from a backup",
+                cfg.id,
+                self.paths.storage_record().display()
+            )));
+        }
         if !vol.exists() {
             return Err(VeError::BadInput(format!(
                 "VE {}'s disk {} is missing: restore it from a backup (`kennel restore`)",

@@ -20,11 +20,17 @@ fn owned_dir(path: &Path) {
     own(path, FROM.uid_base, FROM.gid_base);
 }
 
-fn open_all(files: &[&Path]) -> Vec<fs::File> {
-    files.iter().map(|f| fs::File::open(f).expect("open")).collect()
+fn open_all<P: AsRef<Path>>(files: &[P]) -> Vec<fs::File> {
+    files
+        .iter()
+        .map(|f| fs::File::open(f).expect("open"))
+        .collect()
 }
 
-fn restore(files: &[&Path], dest: &Path) -> crate::Result<crate::backup::RestoreReport> {
+fn restore<P: AsRef<Path>>(
+    files: &[P],
+    dest: &Path,
+) -> crate::Result<crate::backup::RestoreReport> {
     let opts = RestoreOptions {
         ids: TO,
         limits: Default::default(),
@@ -59,12 +65,15 @@ fn a_chain_restores_the_final_tree() {
     let base0 = read_index(&f0).expect("index");
     let r1 = backup_file(&t, Some(&base0), &f1);
     assert_eq!(r1.manifest.kind, BackupKind::Incremental);
-    assert_eq!(r1.manifest.base.as_ref().map(|b| b.id), Some(r0.manifest.id));
+    assert_eq!(
+        r1.manifest.base.as_ref().map(|b| b.id),
+        Some(r0.manifest.id)
+    );
     assert!(r1.unchanged >= 3, "{r1:?}");
     assert!(r1.layer_bytes < r0.layer_bytes, "{r1:?} {r0:?}");
 
     fs::remove_dir_all(t.join("d")).expect("rm");
-    rustix::fs::removexattr(&t.join("o"), "trusted.overlay.opaque").expect("removexattr");
+    rustix::fs::removexattr(t.join("o"), "trusted.overlay.opaque").expect("removexattr");
     owned_write(&t.join("o/new"), "new in the second increment");
     fs::remove_file(t.join("deep-renamed")).expect("rm");
     owned_dir(&t.join("deep-renamed"));
@@ -129,6 +138,9 @@ fn broken_chains_are_refused() {
     let dest = s.path().join("dest");
     let _ = fs::remove_dir_all(&dest);
     fs::create_dir(&dest).expect("mkdir");
-    let e = restore(&[], &dest).expect_err("empty");
-    assert!(matches!(e, StorageError::Backup(BackupError::Chain(_))), "{e}");
+    let e = restore::<&Path>(&[], &dest).expect_err("empty");
+    assert!(
+        matches!(e, StorageError::Backup(BackupError::Chain(_))),
+        "{e}"
+    );
 }

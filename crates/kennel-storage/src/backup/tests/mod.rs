@@ -8,6 +8,7 @@
 mod chain;
 mod damage;
 mod hostile;
+mod perf;
 mod roundtrip;
 
 use std::collections::BTreeMap;
@@ -172,7 +173,6 @@ pub(super) fn xattrs_of(path: &Path, ids: IdShift) -> BTreeMap<String, Vec<u8>> 
 /// Every entry below `top` (the top itself as the empty path).
 pub(super) fn snapshot(top: &Path, ids: IdShift) -> BTreeMap<Vec<u8>, Seen> {
     let mut out = BTreeMap::new();
-    let mut inodes: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut todo = vec![PathBuf::new()];
     while let Some(rel) = todo.pop() {
         let full = top.join(&rel);
@@ -185,12 +185,6 @@ pub(super) fn snapshot(top: &Path, ids: IdShift) -> BTreeMap<Vec<u8>, Seen> {
             _ => String::new(),
         };
         let key = rel.as_os_str().as_bytes().to_vec();
-        if kind == "file" && m.nlink() > 1 {
-            let first = inodes.entry(m.ino()).or_insert_with(|| key.clone());
-            if key < *first {
-                *first = key.clone();
-            }
-        }
         let xattrs = if kind == "file" || kind == "dir" {
             xattrs_of(&full, ids)
         } else {
@@ -201,8 +195,8 @@ pub(super) fn snapshot(top: &Path, ids: IdShift) -> BTreeMap<Vec<u8>, Seen> {
             Seen {
                 kind,
                 mode: m.mode() & 0o7777,
-                uid: m.uid() - ids.uid_base,
-                gid: m.gid() - ids.gid_base,
+                uid: m.uid().wrapping_sub(ids.uid_base),
+                gid: m.gid().wrapping_sub(ids.gid_base),
                 mtime: (m.mtime(), m.mtime_nsec()),
                 nlink: if kind == "dir" { 0 } else { m.nlink() },
                 content,
@@ -242,7 +236,9 @@ pub(super) fn snapshot(top: &Path, ids: IdShift) -> BTreeMap<Vec<u8>, Seen> {
 pub(super) fn assert_same(want: &BTreeMap<Vec<u8>, Seen>, got: &BTreeMap<Vec<u8>, Seen>) {
     for (path, w) in want {
         let name = String::from_utf8_lossy(path);
-        let g = got.get(path).unwrap_or_else(|| panic!("'{name}' is missing"));
+        let g = got
+            .get(path)
+            .unwrap_or_else(|| panic!("'{name}' is missing"));
         assert_eq!(w, g, "'{name}' differs");
     }
     for path in got.keys() {

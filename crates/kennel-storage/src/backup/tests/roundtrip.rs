@@ -61,7 +61,8 @@ pub(super) fn build_tree(t: &Path) {
         let f = fs::File::create(t.join("sparse")).expect("create");
         f.set_len(SPARSE_SIZE).expect("truncate");
         f.write_all_at(&[b'A'; 65536], 1 << 20).expect("write");
-        f.write_all_at(&[b'Z'; 4096], SPARSE_SIZE - 4096).expect("write");
+        f.write_all_at(&[b'Z'; 4096], SPARSE_SIZE - 4096)
+            .expect("write");
     }
     fs::write(t.join("h1"), "linked three times").expect("write");
     fs::hard_link(t.join("h1"), t.join("a/h2")).expect("link");
@@ -73,7 +74,12 @@ pub(super) fn build_tree(t: &Path) {
     mknod(&t.join("fifo"), FileType::Fifo, 0o640, 0);
     mknod(&t.join("wh"), FileType::CharacterDevice, 0, 0);
     mknod(&t.join("sock"), FileType::Socket, 0o755, 0);
-    mknod(&t.join("null"), FileType::CharacterDevice, 0o666, rustix::fs::makedev(1, 3));
+    mknod(
+        &t.join("null"),
+        FileType::CharacterDevice,
+        0o666,
+        rustix::fs::makedev(1, 3),
+    );
     fs::write(t.join("foreign"), "not the VE's").expect("write");
     fs::write(t.join("cap3"), "ping").expect("write");
     fs::write(t.join("cap2"), "ping").expect("write");
@@ -101,19 +107,40 @@ pub(super) fn build_tree(t: &Path) {
     fs::set_permissions(t.join("empty"), fs::Permissions::from_mode(0o600)).expect("chmod");
     setx(&t.join("o"), "trusted.overlay.opaque", b"y");
     setx(&t.join("a/file1"), "user.test", b"value");
-    setx(&t.join("a/file1"), "trusted.overlay.origin", b"\x00\xfb\x21host-handle");
+    setx(
+        &t.join("a/file1"),
+        "trusted.overlay.origin",
+        b"\x00\xfb\x21host-handle",
+    );
     setx(&t.join("a/b/c/deep"), "trusted.overlay.metacopy", b"");
-    setx(&t.join("cap3"), "security.capability", &cap(CAP_V3, Some(b)));
+    setx(
+        &t.join("cap3"),
+        "security.capability",
+        &cap(CAP_V3, Some(b)),
+    );
     setx(&t.join("cap2"), "security.capability", &cap(CAP_V2, None));
     setx(
         &t.join("acl"),
         "system.posix_acl_access",
-        &acl(&[(1, 6, u32::MAX), (2, 4, b + 1000), (4, 4, u32::MAX), (8, 6, b + 50), (0x10, 6, u32::MAX), (0x20, 0, u32::MAX)]),
+        &acl(&[
+            (1, 6, u32::MAX),
+            (2, 4, b + 1000),
+            (4, 4, u32::MAX),
+            (8, 6, b + 50),
+            (0x10, 6, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ]),
     );
     setx(
         &t.join("acld"),
         "system.posix_acl_default",
-        &acl(&[(1, 7, u32::MAX), (2, 5, b + 7), (4, 5, u32::MAX), (0x10, 7, u32::MAX), (0x20, 5, u32::MAX)]),
+        &acl(&[
+            (1, 7, u32::MAX),
+            (2, 5, b + 7),
+            (4, 5, u32::MAX),
+            (0x10, 7, u32::MAX),
+            (0x20, 5, u32::MAX),
+        ]),
     );
     // Times last, deepest first (a child's creation changes its parent).
     all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -145,9 +172,15 @@ fn a_tree_round_trips_into_another_range() {
     assert!(took.as_secs() < 5, "backup took {took:?}");
     assert_eq!(report.skipped.devices, 1, "{report:?}");
     assert_eq!(report.skipped.foreign_owner, 1, "{report:?}");
-    assert_eq!(report.skipped.xattrs, 1, "trusted.overlay.origin: {report:?}");
+    assert_eq!(
+        report.skipped.xattrs, 1,
+        "trusted.overlay.origin: {report:?}"
+    );
     assert_eq!(report.manifest.kind, BackupKind::Full);
-    assert!(report.layer_bytes < 1 << 20, "holes were stored: {report:?}");
+    assert!(
+        report.layer_bytes < 1 << 20,
+        "holes were stored: {report:?}"
+    );
 
     let m = read_manifest(&file).expect("manifest");
     assert_eq!(m, report.manifest);
@@ -164,9 +197,18 @@ fn a_tree_round_trips_into_another_range() {
         ids: TO,
         limits: Default::default(),
     };
-    let r = restore_chain([fs::File::open(&file).expect("open")], &dest, &opts, &|_| {})
-        .expect("restore");
-    assert_eq!(r.unpacked[0].refused_count, 0, "{:?}", r.unpacked[0].refused);
+    let r = restore_chain(
+        [fs::File::open(&file).expect("open")],
+        &dest,
+        &opts,
+        &|_| {},
+    )
+    .expect("restore");
+    assert_eq!(
+        r.unpacked[0].refused_count, 0,
+        "{:?}",
+        r.unpacked[0].refused
+    );
     assert_eq!(r.unpacked[0].whiteouts, 1);
 
     let mut want = snapshot(&tree, FROM);
@@ -176,12 +218,21 @@ fn a_tree_round_trips_into_another_range() {
     assert_same(&want, &got);
 
     // Ids in attributes are the new range's, the host handle is gone.
-    let mut v = vec![0u8; 64];
-    let n = rustix::fs::getxattr(&dest.join("cap3"), "security.capability", &mut v[..]).expect("cap");
+    let mut v = [0u8; 64];
+    let n =
+        rustix::fs::getxattr(dest.join("cap3"), "security.capability", &mut v[..]).expect("cap");
     assert_eq!(&v[20..n], &TO.uid_base.to_le_bytes());
-    let n = rustix::fs::getxattr(&dest.join("acl"), "system.posix_acl_access", &mut v[..]).expect("acl");
-    assert_eq!(&v[12..16], &(TO.uid_base + 1000).to_le_bytes(), "{:?}", &v[..n]);
-    assert!(rustix::fs::getxattr(&dest.join("a/file1"), "trusted.overlay.origin", &mut v[..]).is_err());
+    let n =
+        rustix::fs::getxattr(dest.join("acl"), "system.posix_acl_access", &mut v[..]).expect("acl");
+    assert_eq!(
+        &v[16..20],
+        &(TO.uid_base + 1000).to_le_bytes(),
+        "{:?}",
+        &v[..n]
+    );
+    assert!(
+        rustix::fs::getxattr(dest.join("a/file1"), "trusted.overlay.origin", &mut v[..]).is_err()
+    );
     let top = fs::metadata(&dest).expect("stat");
     assert_eq!((top.uid(), top.gid()), (TO.uid_base, TO.gid_base));
     // The holes stayed holes.
@@ -215,6 +266,12 @@ fn many_segments_span_several_members() {
         ids: TO,
         limits: Default::default(),
     };
-    restore_chain([fs::File::open(&file).expect("open")], &dest, &opts, &|_| {}).expect("restore");
+    restore_chain(
+        [fs::File::open(&file).expect("open")],
+        &dest,
+        &opts,
+        &|_| {},
+    )
+    .expect("restore");
     assert_same(&snapshot(&tree, FROM), &snapshot(&dest, TO));
 }

@@ -1,0 +1,234 @@
+//! Streams crafted by hand by someone who knows the format (and so can
+//! compute a valid end record): each hostile member is refused or skipped,
+//! and nothing is ever written outside the destination.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use tar::EntryType;
+use uuid::Uuid;
+
+use super::*;
+use crate::backup::footer::Footer;
+use crate::backup::format::{hex, push_pax_record, PAX_REALSIZE, PAX_SPARSE, PAX_UNCHANGED};
+use crate::backup::manifest::{BackupKind, BackupManifest, EndRecord};
+use crate::backup::tar_out::{pad, write_data_member, write_header, Member};
+use crate::backup::{restore_chain, RestoreOptions, RestoreReport, TemplateRef, FORMAT_VERSION};
+
+/// One crafted member: its header and data.
+struct Raw {
+    name: Vec<u8>,
+    kind: EntryType,
+    uid: u32,
+    link: Option<Vec<u8>>,
+    records: Vec<u8>,
+    data: Vec<u8>,
+    dev: Option<(u32, u32)>,
+}
+
+fn raw(name: &[u8], kind: EntryType) -> Raw {
+    Raw {
+        name: name.to_vec(),
+        kind,
+        uid: 0,
+        link: None,
+        records: Vec::new(),
+        data: Vec::new(),
+        dev: None,
+    }
+}
+
+/// A complete, well-formed backup stream around `members`.
+fn craft(members: &[Raw]) -> Vec<u8> {
+    let id = Uuid::new_v4();
+    let manifest = BackupManifest {
+        format: FORMAT_VERSION,
+        id,
+        created: "2025-01-01T00:00:00Z".into(),
+        kind: BackupKind::Full,
+        base: None,
+        ve_conf: String::new(),
+        template: TemplateRef::default(),
+    };
+    let mut tar = Vec::new();
+    let json = serde_json::to_vec(&manifest).expect("json");
+    write_data_member(&mut tar, b"kennel-backup.json", &json).expect("manifest");
+    let mut layer_bytes = 0;
+    for m in members {
+        let mut mem = Member::plain(&m.name, m.kind, m.data.len() as u64);
+        mem.uid = m.uid;
+        mem.gid = m.uid;
+        mem.link = m.link.as_deref();
+        mem.records = m.records.clone();
+        let start = tar.len();
+        write_header(&mut tar, &mem).expect("header");
+        if let Some((major, minor)) = m.dev {
+            // Patch the device numbers into the ustar header just written.
+            let at = tar.len() - 512;
+            let mut h = tar::Header::from_byte_slice(&tar[at..]).clone();
+            h.set_device_major(major).expect("major");
+            h.set_device_minor(minor).expect("minor");
+            h.set_cksum();
+            tar[at..].copy_from_slice(h.as_bytes());
+        }
+        let _ = start;
+        tar.write_all(&m.data).expect("data");
+        pad(&mut tar, m.data.len() as u64).expect("pad");
+        if m.kind == EntryType::Regular {
+            layer_bytes += m.data.len() as u64;
+        }
+    }
+    let mut index = Vec::new();
+    crate::backup::index::write_header(&mut index, id);
+    write_data_member(&mut tar, b"kennel-index.jsonl", &index).expect("index");
+    let end = EndRecord {
+        id,
+        members: 2 + members.len() as u64,
+        layer_bytes,
+        sha256: hex(&Sha256::digest(&tar)),
+    };
+    write_data_member(
+        &mut tar,
+        b"kennel-end.json",
+        &serde_json::to_vec(&end).expect("json"),
+    )
+    .expect("end");
+    tar.extend_from_slice(&[0; 1024]);
+    let mut out = zstd::encode_all(tar.as_slice(), 3).expect("zstd");
+    let footer = Footer {
+        index_frame: 0,
+        data_len: out.len() as u64,
+    };
+    let footer = footer.encode(Sha256::new().chain_update(&out));
+    out.extend_from_slice(&footer);
+    out
+}
+
+/// Restores `stream` into `sandbox/dest`; the sandbox must hold nothing
+/// else afterwards.
+fn restore_in(sandbox: &Path, stream: &[u8]) -> crate::Result<RestoreReport> {
+    let _ = fs::remove_dir_all(sandbox);
+    fs::create_dir_all(sandbox.join("dest")).expect("mkdir");
+    let opts = RestoreOptions {
+        ids: TO,
+        limits: Default::default(),
+    };
+    let r = restore_chain([stream], &sandbox.join("dest"), &opts, &|_| {});
+    assert_eq!(
+        names_in(sandbox),
+        vec!["dest".to_string()],
+        "written outside dest"
+    );
+    r
+}
+
+fn refused(r: &crate::Result<RestoreReport>) -> u64 {
+    match r {
+        Ok(rep) => rep.unpacked.iter().map(|u| u.refused_count).sum(),
+        Err(_) => 1,
+    }
+}
+
+#[test]
+fn a_crafted_stream_restores() {
+    let s = scratch();
+    let mut f = raw(b"layer/ok", EntryType::Regular);
+    f.data = b"fine".to_vec();
+    let r = restore_in(&s.path().join("box"), &craft(&[f])).expect("restore");
+    assert_eq!(refused(&Ok(r)), 0);
+    assert_eq!(
+        fs::read(s.path().join("box/dest/ok")).expect("read"),
+        b"fine"
+    );
+}
+
+#[test]
+fn traversal_is_refused() {
+    let s = scratch();
+    let sandbox = s.path().join("box");
+    let mut up = raw(b"layer/../x", EntryType::Regular);
+    up.data = b"up".to_vec();
+    let r = restore_in(&sandbox, &craft(&[up]));
+    assert!(refused(&r) > 0, "{r:?}");
+    // Absolute names are not layer members at all.
+    let mut abs = raw(b"/var/tmp/kennel-hostile-abs", EntryType::Regular);
+    abs.data = b"abs".to_vec();
+    assert!(restore_in(&sandbox, &craft(&[abs])).is_err());
+    assert!(!Path::new("/var/tmp/kennel-hostile-abs").exists());
+    // An absolute name under the prefix stays inside.
+    let mut inside = raw(b"layer//var/tmp/kennel-hostile-in", EntryType::Regular);
+    inside.data = b"in".to_vec();
+    restore_in(&sandbox, &craft(&[inside])).expect("restore");
+    assert!(!Path::new("/var/tmp/kennel-hostile-in").exists());
+    assert!(sandbox.join("dest/var/tmp/kennel-hostile-in").exists());
+}
+
+#[test]
+fn nothing_is_written_through_a_symlink() {
+    let s = scratch();
+    let sandbox = s.path().join("box");
+    let target = s.path().join("victim");
+    fs::create_dir(&target).expect("mkdir");
+    let mut link = raw(b"layer/a", EntryType::Symlink);
+    link.link = Some(target.as_os_str().as_encoded_bytes().to_vec());
+    let mut through = raw(b"layer/a/x", EntryType::Regular);
+    through.data = b"through".to_vec();
+    let mut root_link = raw(b"layer/r", EntryType::Symlink);
+    root_link.link = Some(b"/".to_vec());
+    let mut through_root = raw(b"layer/r/var/tmp/kennel-hostile-root", EntryType::Regular);
+    through_root.data = b"through".to_vec();
+    let r = restore_in(&sandbox, &craft(&[link, through, root_link, through_root]));
+    assert!(refused(&r) >= 2, "{r:?}");
+    assert!(names_in(&target).is_empty());
+    assert!(!Path::new("/var/tmp/kennel-hostile-root").exists());
+    // Hard links must name members of the layer.
+    let mut hl = raw(b"layer/pw", EntryType::Link);
+    hl.link = Some(b"/etc/passwd".to_vec());
+    let mut hl2 = raw(b"layer/pw2", EntryType::Link);
+    hl2.link = Some(b"layer/../../../../etc/passwd".to_vec());
+    let r = restore_in(&sandbox, &craft(&[hl, hl2]));
+    assert_eq!(refused(&r), 2, "{r:?}");
+}
+
+#[test]
+fn devices_owners_and_bad_records_are_refused() {
+    let s = scratch();
+    let sandbox = s.path().join("box");
+    let mut null = raw(b"layer/null", EntryType::Char);
+    null.dev = Some((1, 3));
+    let mut wh = raw(b"layer/wh", EntryType::Char);
+    wh.dev = Some((0, 0));
+    let mut owner = raw(b"layer/owner", EntryType::Regular);
+    owner.uid = 70_000;
+    let mut sparse = raw(b"layer/sparse", EntryType::Regular);
+    sparse.data = vec![1; 10];
+    push_pax_record(&mut sparse.records, PAX_REALSIZE, b"100");
+    push_pax_record(&mut sparse.records, PAX_SPARSE, b"95,10");
+    let mut overlap = raw(b"layer/overlap", EntryType::Regular);
+    overlap.data = vec![1; 20];
+    push_pax_record(&mut overlap.records, PAX_REALSIZE, b"100");
+    push_pax_record(&mut overlap.records, PAX_SPARSE, b"0,10,5,10");
+    let r = restore_in(&sandbox, &craft(&[null, wh, owner, sparse, overlap])).expect("restore");
+    let u = &r.unpacked[0];
+    assert_eq!(u.devices, 1, "{u:?}");
+    assert_eq!(u.whiteouts, 1, "{u:?}");
+    assert_eq!(u.refused_count, 3, "{u:?}");
+    assert_eq!(names_in(&sandbox.join("dest")), vec!["wh".to_string()]);
+
+    // A PAX record of 2 MiB passes the per-member metadata allowance.
+    let mut huge = raw(b"layer/huge", EntryType::Regular);
+    push_pax_record(
+        &mut huge.records,
+        "SCHILY.xattr.user.big",
+        &vec![b'x'; 2 << 20],
+    );
+    let e = restore_in(&sandbox, &craft(&[huge])).expect_err("huge record");
+    assert!(e.to_string().contains("KiB"), "{e}");
+
+    // "Unchanged" means nothing in a full backup.
+    let mut unchanged = raw(b"layer/u", EntryType::Regular);
+    push_pax_record(&mut unchanged.records, PAX_UNCHANGED, b"1");
+    assert!(restore_in(&sandbox, &craft(&[unchanged])).is_err());
+}
