@@ -119,7 +119,12 @@ bench_create() {
     local si sd; si=$(hf_median "$out" image); sd=$(hf_median "$out" dir)
     row "start, image vs dir (medians, $RUNS runs)" "$(printf '%.2f vs %.2f ms (+%.2f ms, %sx)' "$si" "$sd" "$(awk -v a="$si" -v b="$sd" 'BEGIN{print a-b}')" "$(ratio "$si" "$sd")")" ""
     # where the image's start time goes: slow calls (> 2 ms) of one start
-    strace -f -T -o "$KB_RESULTS/storage-start-strace.txt" "$KENNEL" --root "$ST" -q start ss-img
+    # (strace -f would wait for the VE's monitor and init forever: once the
+    # VE runs, the tracer is killed, which detaches them)
+    strace -f -T -o "$KB_RESULTS/storage-start-strace.txt" "$KENNEL" --root "$ST" -q start ss-img &
+    local spid=$! n=0
+    until k status ss-img --json 2>/dev/null | jq -e '.init_pid > 0' >/dev/null || [ $((n += 1)) -gt 100 ]; do sleep 0.1; done
+    sleep 1; kill -KILL "$spid"; wait "$spid" 2>/dev/null || true
     note "start of an image VE under strace, calls over 2 ms:"
     note "$(awk -F'<' '/<[0-9.]+>$/ {t = $NF; sub(/>/, "", t); if (t + 0 > 0.002) print "    " substr($0, 1, 110) " <" t}' "$KB_RESULTS/storage-start-strace.txt")"
     k destroy -f ss-img; k destroy -f ss-dir

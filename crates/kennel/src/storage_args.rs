@@ -111,6 +111,13 @@ pub struct RestoreArgs {
     /// The new VE's hostname (default: the backed-up VE's).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// The new VE's disk size (default: the backed-up VE's, at most the pool's size).
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
+    /// Also take the backed-up VE's limits, features and bridged interfaces from the
+    /// backup (a backup is untrusted input: only for backups you made yourself).
+    #[arg(long)]
+    pub trust_config: bool,
 }
 
 #[derive(Debug, Args)]

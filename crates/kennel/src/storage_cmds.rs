@@ -360,6 +360,12 @@ pub fn restore(k: &Kennel, a: crate::storage_args::RestoreArgs, quiet: bool) -> 
             source,
             id,
             hostname: a.hostname,
+            disk: a
+                .disk
+                .as_deref()
+                .map(|s| crate::resource_args::size_with_unit(s, "--disk"))
+                .transpose()?,
+            trust_config: a.trust_config,
         },
         &bar,
     );
@@ -374,11 +380,12 @@ pub fn restore(k: &Kennel, a: crate::storage_args::RestoreArgs, quiet: bool) -> 
     say(
         quiet,
         format!(
-            "Restored VE {} from {} backup{} (hostname {}, host ids {}-{}{})",
+            "Restored VE {} from {} backup{} (hostname {}, disk {}, host ids {}-{}{})",
             r.config.id,
             r.backups,
             if r.backups == 1 { "" } else { "s" },
             r.config.hostname,
+            r.config.storage.disk.map_or("-".into(), |d| d.to_string()),
             r.config.idmap.uid_base,
             r.config.idmap.uid_base as u64 + r.config.idmap.size as u64 - 1,
             if r.addresses_dropped {

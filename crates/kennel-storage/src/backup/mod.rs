@@ -26,7 +26,9 @@
 //!           kennel-end.json         members before it, layer bytes, and the
 //!                                   SHA-256 of every tar byte before it
 //!           two zero blocks         the tar end
-//! skippable frame (40 bytes)        footer: where frame 3 starts
+//! skippable frame (72 bytes)        footer: where frame 3 starts, and the
+//!                                   SHA-256 of every byte of the file
+//!                                   before that hash
 //! ```
 //!
 //! Layer members carry owners **VE-relative** (host id minus the base), so a
@@ -43,9 +45,11 @@
 //! members marked `KENNEL.kind=socket`.
 //!
 //! The end record makes the stream self-checking: a stream that stops
-//! before it is *truncated*, one whose bytes differ from those written
-//! fails a zstd checksum or the end record's hash and is *corrupt*
-//! ([`BackupError`]). The manifest comes first, alone in its frame, so
+//! before it is *truncated*; one whose content differs from what was
+//! written fails a zstd checksum or the end record's hash, and one whose
+//! compressed bytes differ at all (zstd tolerates a few changes that leave
+//! the content alone) fails the footer's hash: both are *corrupt*
+//! ([`BackupError`]). Streaming readers check all three as they go. The manifest comes first, alone in its frame, so
 //! [`read_manifest`] reads a few kilobytes.
 //!
 //! # Incrementals

@@ -28,7 +28,7 @@ use super::format::{hex, END_NAME, INDEX_NAME, LAYER_PREFIX, MANIFEST_NAME};
 use super::manifest::{BackupManifest, EndRecord};
 use super::BackupError;
 use crate::error::{Result, StorageError};
-use crate::shown::shown;
+use crate::shown::{shown, terminal_safe};
 use crate::unpack::{for_each_member, Budgeted, Flow, Stopped};
 
 /// Largest manifest or end record read.
@@ -257,6 +257,18 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(text).map_err(|e| format!("its {what} is malformed ({})", short(&e)))
 }
 
+/// The manifest member, checked.
+fn parse_manifest<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<BackupManifest> {
+    let text = read_json_bytes(entry, "manifest").map_err(BackupError::Foreign)?;
+    let v: VersionOnly = parse_json(&text, "manifest").map_err(BackupError::Foreign)?;
+    if v.format != super::format::FORMAT_VERSION {
+        return Err(BackupError::Version(v.format).into());
+    }
+    let m: BackupManifest = parse_json(&text, "manifest").map_err(BackupError::Foreign)?;
+    m.check().map_err(BackupError::Corrupt)?;
+    Ok(m)
+}
+
 /// Just the version of a manifest, whatever else a later version holds.
 #[derive(serde::Deserialize)]
 struct VersionOnly {
@@ -281,7 +293,7 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
         zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 17, source))
             .map_err(|e| BackupError::Foreign(short(&e)))?;
     let hash = Rc::new(RefCell::new(HashState::default()));
-    let stack = LagHash {
+    let mut stack = LagHash {
         inner: Classify {
             inner: decoder,
             probe: Rc::clone(&probe),
@@ -297,15 +309,34 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
         layer_bytes: 0,
         hash: &hash,
         stopped: false,
+        pending: None,
     };
-    let result = for_each_member(stack, |entry| walk.member(entry));
-    let fault = probe.fault.borrow().clone();
-    let rest = match (result, fault) {
+    let result = for_each_member(&mut stack, |entry| walk.member(entry)).map(|_| ());
+    if walk.stage == Stage::Manifest && matches!(result, Err(Stopped::Parse(_))) {
+        // The first frame holds the manifest alone: read it to its end, so
+        // that a damaged frame is told from a foreign one by its checksum.
+        let _ = io::copy(&mut (&mut stack.inner).take(MAX_JSON), &mut io::sink());
+    }
+    let mut fault = probe.fault.borrow().clone();
+    if fault == Some(Fault::Truncated) && ends_with_footer(&probe) {
+        // zstd ran out of input, yet the file ends as written: a frame's
+        // block sizes were damaged, not cut.
+        fault = Some(Fault::Corrupt(
+            "a frame does not end where it should".into(),
+        ));
+    }
+    match (result, fault) {
         (_, Some(f)) => return Err(fault_error(f, walk.stage)),
         (Err(Stopped::Visit(e)), None) => return Err(e),
         (Err(Stopped::Parse(e)), None) => return Err(parse_error(e, walk.stage)),
-        (Ok(rest), None) => rest,
-    };
+        (Ok(_), None) if walk.pending.is_some() => {
+            return Err(walk
+                .pending
+                .take()
+                .unwrap_or_else(|| BackupError::Truncated.into()))
+        }
+        (Ok(()), None) => {}
+    }
     let Some(manifest) = walk.manifest.take() else {
         return Err(match walk.stage {
             _ if probe.produced.get() == 0 => BackupError::Foreign("the file is empty".into()),
@@ -324,7 +355,7 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
     if walk.stage != Stage::Done {
         return Err(BackupError::Truncated.into());
     }
-    drain(rest, &probe)?;
+    drain(&mut stack, &probe)?;
     check_footer(&probe)?;
     Ok(Summary {
         manifest,
@@ -360,6 +391,13 @@ fn drain<R: Read>(rest: R, probe: &Probe) -> Result<()> {
     Ok(())
 }
 
+/// Whether the bytes read so far end with a footer that counts them.
+fn ends_with_footer(probe: &Probe) -> bool {
+    let file = probe.file.borrow();
+    let tail: Option<&[u8; FOOTER_LEN]> = file.tail.as_slice().try_into().ok();
+    tail.is_some_and(|t| Footer::decode(t, probe.consumed.get()).is_some())
+}
+
 /// Checks the footer the stream ended with, and its hash of the file.
 fn check_footer(probe: &Probe) -> Result<()> {
     let file = probe.file.borrow();
@@ -388,9 +426,10 @@ fn fault_error(f: Fault, stage: Stage) -> StorageError {
 }
 
 fn parse_error(e: StorageError, stage: Stage) -> StorageError {
+    // The tar parser's reasons may quote the stream's bytes.
     let why = match &e {
-        StorageError::Archive { reason, .. } => reason.clone(),
-        other => other.to_string(),
+        StorageError::Archive { reason, .. } => terminal_safe(reason).into_owned(),
+        other => terminal_safe(&other.to_string()).into_owned(),
     };
     match stage {
         Stage::Manifest => BackupError::Foreign(why),
@@ -408,10 +447,15 @@ struct Walk<'a, V> {
     layer_bytes: u64,
     hash: &'a Rc<RefCell<HashState>>,
     stopped: bool,
+    /// The manifest's error, reported at the next member.
+    pending: Option<StorageError>,
 }
 
 impl<V: Visitor> Walk<'_, V> {
     fn member<R: Read>(&mut self, entry: &mut tar::Entry<'_, Budgeted<R>>) -> Result<Flow> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
         let raw = entry.path_bytes().into_owned();
         let name = shown(&raw);
         match self.stage {
@@ -422,14 +466,17 @@ impl<V: Visitor> Walk<'_, V> {
                     ))
                     .into());
                 }
-                let text = read_json_bytes(entry, "manifest").map_err(BackupError::Foreign)?;
-                let v: VersionOnly = parse_json(&text, "manifest").map_err(BackupError::Foreign)?;
-                if v.format != super::format::FORMAT_VERSION {
-                    return Err(BackupError::Version(v.format).into());
-                }
-                let m: BackupManifest =
-                    parse_json(&text, "manifest").map_err(BackupError::Foreign)?;
-                m.check().map_err(BackupError::Corrupt)?;
+                let m = match parse_manifest(entry) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // Judged once the next header is read: if the frame's
+                        // checksum fails then, the manifest was corrupt, not
+                        // foreign.
+                        self.pending = Some(e);
+                        self.stage = Stage::Layer;
+                        return Ok(Flow::Continue);
+                    }
+                };
                 self.members += 1;
                 self.stage = Stage::Layer;
                 let flow = self.v.manifest(&m)?;

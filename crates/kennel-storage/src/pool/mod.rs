@@ -184,6 +184,7 @@ impl Pool {
                         read_only: false,
                         flags: &[],
                         attrs,
+                        remember: true,
                     },
                     path,
                 )
@@ -205,6 +206,9 @@ impl Pool {
             unmount(&self.record.path, false)?;
         }
         if let PoolSource::Loop { image, .. } = &self.record.source {
+            let mut note = image.as_os_str().to_owned();
+            note.push(".loop");
+            let _ = fs::remove_file(std::path::PathBuf::from(note));
             match fs::remove_file(image) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io_err("remove", image)(e))

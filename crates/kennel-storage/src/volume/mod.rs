@@ -157,7 +157,14 @@ impl Volume {
         self.sweep();
         self.finish_pending_grow()?;
         fs::create_dir_all(at).map_err(io_err("create", at))?;
-        mount_image(&ext4(&self.image(), false), at)
+        let image = self.image();
+        mount_image(
+            &ImageMount {
+                remember: true,
+                ..ext4(&image, false)
+            },
+            at,
+        )
     }
 
     /// Unmounts the disk from `at` (a stop). Detached: a VE's dying
@@ -194,6 +201,7 @@ pub(crate) fn ext4<'a>(image: &'a Path, read_only: bool) -> ImageMount<'a> {
         read_only,
         flags: if read_only { &["noload"] } else { &[] },
         attrs: MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID,
+        remember: false,
     }
 }
 

@@ -14,7 +14,6 @@
 
 use std::fs;
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
@@ -54,9 +53,10 @@ impl Volume {
         let Some(at) = mounted else {
             return Ok(Grown::AtNextStart);
         };
-        let root = rustix::fs::open(at, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err("open", at)(e.into()))?;
-        let dev = fs::metadata(at).map_err(io_err("stat", at))?.dev();
+        let root = crate::blockmount::open_mounted(&image, at)?;
+        let dev = rustix::fs::fstat(&root)
+            .map_err(|e| io_err("stat", at)(e.into()))?
+            .st_dev;
         let node = device_node(dev)?;
         let loopdev = rustix::fs::open(&node, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| io_err("open", &node)(e.into()))?;

@@ -18,7 +18,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{Mode, OFlags};
+
 use serde::{Deserialize, Serialize};
 
 use super::Volume;
@@ -178,7 +178,10 @@ impl Volume {
                 clone()?;
                 None
             }
-            Some(r) => Some(frozen_while(r, clone)?),
+            Some(r) => {
+                let root = crate::blockmount::open_mounted(&self.image(), r.mounted)?;
+                Some(frozen_while(root, r, clone)?)
+            }
         };
         dst.sync_all().map_err(io_err("sync", dest))?;
         Ok(frozen)
@@ -268,13 +271,11 @@ impl Volume {
 
 /// Runs `clone` with the VE and its filesystem frozen; thaws whatever
 /// happens and returns how long that took.
-fn frozen_while(r: Running<'_>, clone: impl FnOnce() -> Result<()>) -> Result<Duration> {
-    let root = rustix::fs::open(
-        r.mounted,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io_err("open", r.mounted)(e.into()))?;
+fn frozen_while(
+    root: rustix::fd::OwnedFd,
+    r: Running<'_>,
+    clone: impl FnOnce() -> Result<()>,
+) -> Result<Duration> {
     // Most dirty data goes now, while the VE still runs.
     rustix::fs::syncfs(&root).map_err(|e| io_err("sync", r.mounted)(e.into()))?;
     (r.freeze)(true)?;
@@ -292,19 +293,14 @@ fn frozen_while(r: Running<'_>, clone: impl FnOnce() -> Result<()>) -> Result<Du
     result.and(thawed).map(|()| frozen)
 }
 
-/// Thaws the filesystem at `mounted` if a command died with it frozen
-/// (and it is still mounted there).
-pub fn thaw_leftover_if_mounted(mounted: &Path) {
-    if !crate::blockmount::is_mount_root(mounted) {
-        return;
-    }
-    if let Ok(root) = rustix::fs::open(
-        mounted,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        // EINVAL when it is not frozen: nothing to do.
-        let _ = kennel_sys::blockdev::fs_thaw(root.as_fd());
+impl Volume {
+    /// Thaws the disk mounted at `mounted` if a command died with it
+    /// frozen (and it is this disk that is mounted there).
+    pub fn thaw_leftover(&self, mounted: &Path) {
+        if let Ok(root) = crate::blockmount::open_mounted(&self.image(), mounted) {
+            // EINVAL when it is not frozen: nothing to do.
+            let _ = kennel_sys::blockdev::fs_thaw(root.as_fd());
+        }
     }
 }
 

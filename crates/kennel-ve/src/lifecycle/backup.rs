@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use kennel_storage::backup::ids::IdShift;
@@ -219,9 +220,11 @@ fn write_to<T>(target: &BackupTarget, write: impl FnOnce(&mut dyn Write) -> Resu
                 name.to_string_lossy(),
                 std::process::id()
             ));
+            // The tenant's whole layer: for root's eyes only.
             let f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&tmp)
                 .map_err(io(format!("create {}", tmp.display())))?;
             let mut buf = std::io::BufWriter::with_capacity(1 << 20, f);
@@ -250,6 +253,56 @@ fn write_to<T>(target: &BackupTarget, write: impl FnOnce(&mut dyn Write) -> Resu
 impl Kennel {
     /// The configuration a restore starts from: the backed-up VE's, read
     /// as untrusted input.
+    /// The new VE's configuration. A backup is untrusted input, so by
+    /// default it brings data, never rights: the template, the hostname
+    /// and the disk's size (at most the pool's) come from it; the plan,
+    /// features, interfaces, NAT and forwards are the host's defaults, as
+    /// for `create`. `--trust-config` takes those from the backup too.
+    fn restored_config(
+        &self,
+        req: &RestoreRequest,
+        old: &VeConfig,
+        template: &kennel_storage::template::Template,
+        pool: &kennel_storage::pool::Pool,
+    ) -> Result<VeConfig> {
+        let base = if req.trust_config {
+            old.clone()
+        } else {
+            VeConfig {
+                resources: Default::default(),
+                features: Default::default(),
+                network: kennel_net::VeNetwork {
+                    nameservers: old.network.nameservers.clone(),
+                    searchdomains: old.network.searchdomains.clone(),
+                    ..Default::default()
+                },
+                init: crate::config::InitConfig {
+                    kind: template.meta.init,
+                    path: "/sbin/init".into(),
+                },
+                ..old.clone()
+            }
+        };
+        let hostname = req.hostname.clone().unwrap_or_else(|| old.hostname.clone());
+        let mut cfg = self.config_for_copy(&base, &req.id, Some(hostname))?;
+        if !req.trust_config {
+            cfg.resources = cfg.resources.over(&self.host.plan());
+        }
+        cfg.storage.layer = if kennel_storage::layers::idmap_supported(&template.rootfs)? {
+            kennel_storage::layers::LayerMode::Idmapped
+        } else {
+            kennel_storage::layers::LayerMode::Shifted
+        };
+        cfg.storage.backend = Backend::Image;
+        cfg.storage.pool = Some(pool.record.path.clone());
+        let pool_size = pool.usage()?.size.max(kennel_storage::volume::MIN_DISK);
+        let wanted = req.disk.or(old.storage.disk).map(|d| crate::units::Size(d.bytes().min(pool_size)));
+        let size = super::storage::disk_size(&self.host.storage, wanted, None)?;
+        cfg.storage.disk = Some(crate::units::Size(size.bytes));
+        cfg.storage.disk_inodes = Some(size.inodes);
+        Ok(cfg)
+    }
+
     pub(crate) fn config_from_backup(&self, m: &BackupManifest) -> Result<VeConfig> {
         let bad = |e: String| VeError::BadInput(format!("the backup's VE configuration is not valid: {e}"));
         let cfg: VeConfig = toml::from_str(&m.ve_conf).map_err(|e| bad(e.to_string()))?;
@@ -278,6 +331,11 @@ pub struct RestoreRequest {
     pub id: VeId,
     /// The new VE's hostname (default: the backed-up VE's).
     pub hostname: Option<String>,
+    /// The new VE's disk (default: the backed-up VE's, at most the pool).
+    pub disk: Option<crate::units::Size>,
+    /// Take the backed-up VE's plan, features and interfaces from the
+    /// backup (only for backups one made oneself).
+    pub trust_config: bool,
 }
 
 /// What a restore made.
@@ -319,24 +377,24 @@ impl Kennel {
         }
         let old = self.config_from_backup(&manifest)?;
         let store = kennel_storage::template::Store::new(self.paths.templates());
-        let digest = store.digest(&old.template).map_err(|e| match e {
+        let template = store.get(&old.template).map_err(|e| match e {
             kennel_storage::StorageError::NoSuchTemplate(t) => VeError::BadInput(format!(
                 "the backup's VE was made from template '{t}', which this host lacks: make it first (`kennel template create {t}`)"
             )),
             other => other.into(),
         })?;
-        let template_differs = digest != manifest.template.digest;
+        let template_differs = store.digest(&old.template)? != manifest.template.digest;
         let _lock = self.lock_ve(&req.id)?;
         let _host = self.lock_host()?;
-        let mut cfg = self.config_for_copy(&old, &req.id, Some(req.hostname.clone().unwrap_or(old.hostname.clone())))?;
-        cfg.template = old.template.clone();
-        cfg.storage.backend = Backend::Image;
-        cfg.storage.pool = Some(self.pool()?.record.path);
-        let size = super::storage::disk_size(&self.host.storage, old.storage.disk, old.storage.disk_inodes)?;
-        cfg.storage.disk = Some(crate::units::Size(size.bytes));
-        cfg.storage.disk_inodes = Some(size.inodes);
+        let pool = self.pool()?;
+        let cfg = self.restored_config(req, &old, &template, &pool)?;
+        let size = kennel_storage::volume::DiskSize {
+            bytes: cfg.storage.disk.map_or(0, |d| d.bytes()),
+            inodes: cfg.storage.disk_inodes.unwrap_or(0),
+        };
         // The backed-up VE's addresses come along when no VE here has
         // them (a move to another host), and never otherwise.
+        let mut cfg = cfg;
         let mut with_addresses = cfg.clone();
         with_addresses.network.ips = old.network.ips.clone();
         let addresses_dropped = !old.network.ips.is_empty()
@@ -360,7 +418,19 @@ impl Kennel {
         let owner = (cfg.idmap.uid_base, cfg.idmap.gid_base);
         let backups = chain.len().max(1);
         self.build_new_ve(&cfg, |_| {
+            let shift_dir = self.paths.scratch(&format!("restore-shift-{}", req.id));
             vol.create(size, owner, &scratch, &mut |root| {
+                if cfg.storage.layer == kennel_storage::layers::LayerMode::Shifted {
+                    // The template's files with the VE's owners first; the
+                    // backup's layer (without its metadata-only copies)
+                    // goes over them.
+                    kennel_storage::layers::prepare_shifted(
+                        &template.rootfs,
+                        &kennel_storage::layers::VeLayers::new(root),
+                        &shift_dir,
+                        cfg.idmap.uid_base,
+                    )?;
+                }
                 let opts = kennel_storage::backup::RestoreOptions {
                     ids,
                     limits: kennel_storage::unpack::UnpackLimits {

@@ -255,7 +255,7 @@ impl Kennel {
         if !marker.exists() {
             return;
         }
-        kennel_storage::volume::snapshot::thaw_leftover_if_mounted(&self.paths.ve_disk(id));
+        self.thaw_disk(id);
         if let (Ok(host), Ok(rec)) = (self.cgroups(), self.ve_cgroup(id)) {
             let cg = rec.cgroup(host);
             if cg.exists() {

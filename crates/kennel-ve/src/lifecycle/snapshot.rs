@@ -3,6 +3,7 @@
 //! them; this file freezes the VE around it and keeps the VE's state).
 
 use std::fs;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -147,9 +148,7 @@ impl Kennel {
         let target = fs::read(place.join("target")).map_err(|_| {
             VeError::BadInput(format!("snapshot '{name}' of VE {id} is not mounted"))
         })?;
-        let target = PathBuf::from(std::ffi::OsString::from(
-            String::from_utf8_lossy(&target).into_owned(),
-        ));
+        let target = PathBuf::from(std::ffi::OsString::from_vec(target));
         Volume::unmount(&target)?;
         Volume::unmount(&place.join("disk"))?;
         fs::remove_dir_all(&place).map_err(io(format!("remove {}", place.display())))?;

@@ -161,7 +161,7 @@ impl Kennel {
     /// Unmounts VE `id`'s disk, if mounted (the teardown).
     pub(crate) fn unmount_disk(&self, id: &VeId) -> Result<()> {
         let at = self.paths.ve_disk(id);
-        kennel_storage::volume::snapshot::thaw_leftover_if_mounted(&at);
+        self.thaw_disk(id);
         Volume::unmount(&at)?;
         let _ = std::fs::remove_dir(&at);
         Ok(())
@@ -172,6 +172,7 @@ impl Kennel {
     /// Removes what crashed creates and destroys left in the VE directory,
     /// with the disks their configurations name.
     pub(crate) fn sweep_ves(&self) {
+        self.sweep_scratch();
         kennel_storage::staging::sweep_with(&self.paths.ves(), &|dir| {
             let Ok(text) = std::fs::read_to_string(dir.join("ve.conf")) else {
                 return;
@@ -188,12 +189,43 @@ impl Kennel {
         });
     }
 
+    /// Unmounts and removes the scratch mount points of commands that
+    /// died (a restore's new disk, a backup's copy), so that no loop
+    /// device or pool space stays held by them.
+    fn sweep_scratch(&self) {
+        let dir = self.paths.run.join("scratch");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.rsplit_once('-').and_then(|(_, p)| p.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = Volume::unmount(&e.path());
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+    }
+
     /// Whether a VE other than the one in `except` has `uuid`.
     fn uuid_in_use(&self, uuid: &str, except: &std::path::Path) -> bool {
         self.ids().unwrap_or_default().iter().any(|id| {
             self.paths.ve_dir(id) != except
                 && self.config(id).is_ok_and(|c| c.uuid == uuid)
         })
+    }
+}
+
+impl Kennel {
+    /// Thaws VE `id`'s disk if a snapshot left it frozen.
+    pub(crate) fn thaw_disk(&self, id: &VeId) {
+        if let Ok(cfg) = self.config(id) {
+            if let Some(vol) = self.volume_of(&cfg) {
+                vol.thaw_leftover(&self.paths.ve_disk(id));
+            }
+        }
     }
 }
 

@@ -52,7 +52,7 @@ fn a_flipped_byte_is_corruption() {
             foreign || matches!(e, StorageError::Backup(BackupError::Corrupt(_))),
             "byte {at}: {t}"
         );
-        if at % 300 != 0 {
+        if !at.is_multiple_of(300) {
             continue;
         }
         // A restore refuses it too.
