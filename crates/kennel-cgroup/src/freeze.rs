@@ -72,7 +72,14 @@ impl Cgroup<'_> {
         while !done() {
             if Instant::now() > deadline {
                 if frozen {
-                    let _ = fs::write(file, if matches!(f, Freezer::V2(_)) { "0" } else { "THAWED" });
+                    let _ = fs::write(
+                        file,
+                        if matches!(f, Freezer::V2(_)) {
+                            "0"
+                        } else {
+                            "THAWED"
+                        },
+                    );
                 }
                 return Err(CgroupError::FreezeTimeout { path: file.clone() });
             }

@@ -25,8 +25,7 @@ use kennel_sys::blockdev::{loop_attach, LoopOptions};
 use rustix::fs::{Mode, OFlags, CWD};
 use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags,
-    UnmountFlags,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags, UnmountFlags,
 };
 
 use crate::error::{io_err, Result};
@@ -115,7 +114,8 @@ fn note_of(image: &Path) -> std::path::PathBuf {
 /// The loop device remembered in `note`, if it still backs `image`.
 fn attached(image: &Path, note: &Path) -> Option<String> {
     let index: u32 = std::fs::read_to_string(note).ok()?.trim().parse().ok()?;
-    let backing = std::fs::read_to_string(format!("/sys/block/loop{index}/loop/backing_file")).ok()?;
+    let backing =
+        std::fs::read_to_string(format!("/sys/block/loop{index}/loop/backing_file")).ok()?;
     (Path::new(backing.trim_end_matches('\n')) == image).then(|| format!("/dev/loop{index}"))
 }
 
@@ -145,7 +145,10 @@ pub(crate) fn open_mounted(image: &Path, at: &Path) -> Result<rustix::fd::OwnedF
         rustix::fs::StatxFlags::BASIC_STATS,
     )
     .map_err(|e| io_err("stat", at)(e.into()))?;
-    if !st.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT) {
+    if !st
+        .stx_attributes
+        .contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
+    {
         return Err(not("nothing is mounted there"));
     }
     let link = format!("/sys/dev/block/{}:{}", st.stx_dev_major, st.stx_dev_minor);

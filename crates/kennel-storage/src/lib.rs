@@ -11,8 +11,8 @@
 //! files to their own upper layer, so creating a VE copies nothing and VEs
 //! of one template share its page cache.
 
-mod blockmount;
 pub mod backup;
+mod blockmount;
 mod error;
 pub mod init_kind;
 pub mod layers;

@@ -60,7 +60,10 @@ fn prune(dir: BorrowedFd<'_>, keep: &[&[String]], root: &Path, depth: usize) -> 
         let mut d = Dir::read_from(dir).map_err(|e| fail("read a directory", e))?;
         let mut v = Vec::new();
         while let Some(ent) = d.read() {
-            let n = ent.map_err(|e| fail("read a directory", e))?.file_name().to_owned();
+            let n = ent
+                .map_err(|e| fail("read a directory", e))?
+                .file_name()
+                .to_owned();
             if n.to_bytes() != b"." && n.to_bytes() != b".." {
                 v.push(n);
             }
@@ -83,8 +86,8 @@ fn prune(dir: BorrowedFd<'_>, keep: &[&[String]], root: &Path, depth: usize) -> 
         }
         // On the way to a kept path: a real directory is entered, anything
         // else (a symlink) stays as it is.
-        let st = statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| fail("stat", e))?;
+        let st =
+            statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| fail("stat", e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory || depth > 64 {
             continue;
         }
@@ -109,7 +112,10 @@ mod tests {
     fn kept_paths_are_checked() {
         assert_eq!(
             parse_keep(&["/root".into(), "/home//alice/".into()]).unwrap_or_default(),
-            vec![vec!["root".to_string()], vec!["home".into(), "alice".into()]]
+            vec![
+                vec!["root".to_string()],
+                vec!["home".into(), "alice".into()]
+            ]
         );
         for bad in ["root", "/", "/home/../etc", ""] {
             assert!(parse_keep(&[bad.to_string()]).is_err(), "{bad}");

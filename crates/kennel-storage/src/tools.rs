@@ -67,7 +67,11 @@ pub(crate) fn mkfs_ext4(image: &Path, inodes: u64) -> Result<()> {
 /// what makes a VE's snapshot one ioctl) on `target`.
 pub(crate) fn mkfs_xfs(target: &Path) -> Result<()> {
     let path = target.to_string_lossy();
-    run("mkfs.xfs", &["-q", "-m", "reflink=1", "-s", "size=4096", "-K", &path]).map(drop)
+    run(
+        "mkfs.xfs",
+        &["-q", "-m", "reflink=1", "-s", "size=4096", "-K", &path],
+    )
+    .map(drop)
 }
 
 /// Checks the unmounted ext4 in `image`, repairing what is safe to.
@@ -93,7 +97,10 @@ pub(crate) fn ext4_min_size(image: &Path) -> Result<u64> {
     let out = run("resize2fs", &["-P", &path])?;
     let blocks = out
         .lines()
-        .find_map(|l| l.rsplit_once(':').and_then(|(_, n)| n.trim().parse::<u64>().ok()))
+        .find_map(|l| {
+            l.rsplit_once(':')
+                .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+        })
         .ok_or_else(|| StorageError::Tool(format!("resize2fs -P {path}: no size in its answer")))?;
     Ok(blocks.saturating_mul(4096))
 }

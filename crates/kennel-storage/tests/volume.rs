@@ -14,7 +14,10 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
-        let dir = PathBuf::from(format!("/var/tmp/kennel-storage-test-{tag}-{}", std::process::id()));
+        let dir = PathBuf::from(format!(
+            "/var/tmp/kennel-storage-test-{tag}-{}",
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let (pool, made) = Pool::init(
@@ -65,8 +68,13 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
         bytes: 64 << 20,
         inodes: 4096,
     };
-    vol.create(size, (100000, 100000), &lab.dir.join("scratch"), &mut |_| Ok(()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    vol.create(
+        size,
+        (100000, 100000),
+        &lab.dir.join("scratch"),
+        &mut |_| Ok(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let at = lab.dir.join("mnt");
     vol.mount(&at).unwrap_or_else(|e| panic!("{e}"));
     let (bytes, inodes) = df(&at);
@@ -90,7 +98,9 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
     assert_eq!(frozen, vec![true, false]);
     assert!(taken.frozen.is_some(), "{meta:?}");
     fs::write(at.join("upper/a"), b"after").unwrap_or_else(|e| panic!("{e}"));
-    let grown = vol.grow(128 << 20, Some(&at)).unwrap_or_else(|e| panic!("{e}"));
+    let grown = vol
+        .grow(128 << 20, Some(&at))
+        .unwrap_or_else(|e| panic!("{e}"));
     if grown == Grown::Online {
         assert!(df(&at).0 > 100 << 20);
     }

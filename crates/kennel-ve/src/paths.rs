@@ -86,7 +86,9 @@ impl Paths {
 
     /// Scratch mount points (a disk being made, a snapshot being read).
     pub fn scratch(&self, name: &str) -> PathBuf {
-        self.run.join("scratch").join(format!("{name}-{}", std::process::id()))
+        self.run
+            .join("scratch")
+            .join(format!("{name}-{}", std::process::id()))
     }
 
     pub fn ve_run(&self, id: &VeId) -> PathBuf {

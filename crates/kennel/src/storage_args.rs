@@ -71,7 +71,11 @@ pub enum SnapshotCommand {
         timeout: u64,
     },
     /// Mount the VE's tree as it was at the snapshot, read-only, on an empty directory.
-    Mount { id: String, name: String, dir: PathBuf },
+    Mount {
+        id: String,
+        name: String,
+        dir: PathBuf,
+    },
     /// Unmount a snapshot mounted with `snapshot mount`.
     Umount { id: String, name: String },
     /// Delete a snapshot.

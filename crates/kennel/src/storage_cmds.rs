@@ -53,7 +53,10 @@ pub fn storage(k: &Kennel, cmd: StorageCommand, quiet: bool) -> Result<i32> {
         }
         StorageCommand::Remove => {
             match k.storage_remove()? {
-                Some(path) => say(quiet, format!("Removed the storage pool at {}", path.display()))?,
+                Some(path) => say(
+                    quiet,
+                    format!("Removed the storage pool at {}", path.display()),
+                )?,
                 None => say(quiet, "There is no storage pool".into())?,
             }
             Ok(0)
@@ -98,7 +101,11 @@ fn source_words(s: &kennel_storage::pool::PoolSource) -> String {
     match s {
         PoolSource::Dir => "a directory on a filesystem with reflinks".into(),
         PoolSource::Loop { image, size } => {
-            format!("XFS in {} on a loop device, {}", image.display(), human(*size))
+            format!(
+                "XFS in {} on a loop device, {}",
+                image.display(),
+                human(*size)
+            )
         }
         PoolSource::Device { device } => format!("XFS on {}", device.display()),
     }
@@ -140,7 +147,13 @@ pub fn snapshot(k: &Kennel, cmd: SnapshotCommand, quiet: bool) -> Result<i32> {
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                outln!("{:<24} {:<22} {:>8} {:>10}", "NAME", "CREATED", "DISK", "FROZEN")?;
+                outln!(
+                    "{:<24} {:<22} {:>8} {:>10}",
+                    "NAME",
+                    "CREATED",
+                    "DISK",
+                    "FROZEN"
+                )?;
                 for s in &snaps {
                     outln!(
                         "{:<24} {:<22} {:>8} {:>10}",
@@ -161,7 +174,11 @@ pub fn snapshot(k: &Kennel, cmd: SnapshotCommand, quiet: bool) -> Result<i32> {
                 quiet,
                 format!(
                     "Rolled VE {id} back to snapshot '{name}'{}",
-                    if restarted { " and started it again" } else { "" }
+                    if restarted {
+                        " and started it again"
+                    } else {
+                        ""
+                    }
                 ),
             )?;
             Ok(0)
@@ -183,7 +200,10 @@ pub fn snapshot(k: &Kennel, cmd: SnapshotCommand, quiet: bool) -> Result<i32> {
             let at = k.snapshot_umount(&id, &name)?;
             say(
                 quiet,
-                format!("Unmounted snapshot '{name}' of VE {id} from {}", at.display()),
+                format!(
+                    "Unmounted snapshot '{name}' of VE {id} from {}",
+                    at.display()
+                ),
             )?;
             Ok(0)
         }
@@ -221,7 +241,12 @@ pub fn reinstall(k: &Kennel, a: crate::storage_args::ReinstallArgs, quiet: bool)
     let keep: Vec<String> = a
         .keep
         .as_deref()
-        .map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
+        .map(|s| {
+            s.split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let restarted = k.reinstall(&id, &keep, std::time::Duration::from_secs(a.timeout))?;
     say(
@@ -312,7 +337,11 @@ pub fn backup(k: &Kennel, a: crate::storage_args::BackupArgs, quiet: bool) -> Re
     let line = format!(
         "Backed up VE {id} to {} ({}, {} paths, {} of data, {} written, in {:.1}s){}",
         file,
-        if a.since.is_some() { "incremental" } else { "full" },
+        if a.since.is_some() {
+            "incremental"
+        } else {
+            "full"
+        },
         report.entries,
         human(report.layer_bytes),
         human(report.compressed_bytes),

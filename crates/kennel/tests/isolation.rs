@@ -69,8 +69,7 @@ fn ve_has_its_own_namespaces_and_ids() {
         "init runs as host uid {base}: {uid_line}"
     );
     root.sh("101", "echo data > /root/file");
-    let md = fs::metadata(root.upper("101").join("root/file"))
-        .expect("file in the upper layer");
+    let md = fs::metadata(root.upper("101").join("root/file")).expect("file in the upper layer");
     assert_eq!(
         std::os::unix::fs::MetadataExt::uid(&md) as u64,
         base,

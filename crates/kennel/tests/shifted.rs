@@ -62,8 +62,7 @@ fn ves_work_the_same_on_a_filesystem_without_idmapped_mounts() {
     assert_eq!((t.uid(), t.gid()), (0, 0));
     if layer == "shifted" {
         // Data is still the template's: only metadata was copied.
-        let up =
-            fs::metadata(root.upper("101").join("bin/busybox")).expect("upper busybox");
+        let up = fs::metadata(root.upper("101").join("bin/busybox")).expect("upper busybox");
         assert!(
             up.blocks() == 0,
             "a shifted layer holds metadata only ({} blocks)",

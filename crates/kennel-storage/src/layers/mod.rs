@@ -209,7 +209,8 @@ pub fn mount_read_only_view(
 ) -> Result<()> {
     let fs = open_overlay().map_err(|e| io_err("open overlay filesystem for", target)(e.into()))?;
     let cfg = |k: &str, v: &str| -> Result<()> {
-        fsconfig_set_string(fs.as_fd(), k, v).map_err(|e| io_err("configure overlay", target)(e.into()))
+        fsconfig_set_string(fs.as_fd(), k, v)
+            .map_err(|e| io_err("configure overlay", target)(e.into()))
     };
     let lower = format!("{}:{}", upper.display(), template.display());
     cfg("lowerdir", &lower)?;

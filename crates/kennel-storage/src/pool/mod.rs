@@ -83,7 +83,11 @@ impl Pool {
         if let Some(r) = PoolRecord::load(record_file)? {
             if r.ready {
                 if let Some(dev) = &req.device {
-                    if r.source != (PoolSource::Device { device: dev.clone() }) {
+                    if r.source
+                        != (PoolSource::Device {
+                            device: dev.clone(),
+                        })
+                    {
                         return Err(StorageError::Refused(format!(
                             "a storage pool already exists at {}; it stays (moving VEs to another pool is not supported)",
                             r.path.display()
@@ -218,7 +222,9 @@ impl Pool {
         }
         let _ = fs::remove_dir(&self.record.path);
         match fs::remove_file(record_file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", record_file)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err("remove", record_file)(e))
+            }
             _ => Ok(()),
         }
     }

@@ -36,7 +36,11 @@ pub fn tree_digest(rootfs: &Path) -> Result<String> {
     .map_err(|e| io_err("open", rootfs)(e.into()))?;
     let mut h = Sha256::new();
     hash_dir(root.as_fd(), &mut h, 0).map_err(|e| {
-        StorageError::Layer(format!("digest of {}: {}", rootfs.display(), std::io::Error::from(e)))
+        StorageError::Layer(format!(
+            "digest of {}: {}",
+            rootfs.display(),
+            std::io::Error::from(e)
+        ))
     })?;
     let out = h.finalize();
     Ok(format!(

@@ -10,7 +10,8 @@ use crate::error::{io_err, Result};
 
 impl Volume {
     fn new_image(&self) -> PathBuf {
-        self.dir.join(format!(".disk.img.new-{}", std::process::id()))
+        self.dir
+            .join(format!(".disk.img.new-{}", std::process::id()))
     }
 
     /// Replaces the disk with an empty one of `size` (prepared as
@@ -49,7 +50,8 @@ impl Volume {
     }
 
     fn commit(&self, new: &Path, built: Result<()>) -> Result<()> {
-        let done = built.and_then(|()| fs::rename(new, self.image()).map_err(io_err("rename", new)));
+        let done =
+            built.and_then(|()| fs::rename(new, self.image()).map_err(io_err("rename", new)));
         if done.is_err() {
             let _ = fs::remove_file(new);
         }

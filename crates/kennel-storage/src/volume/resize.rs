@@ -38,7 +38,9 @@ impl Volume {
         let image = self.image();
         let old = self.size()?;
         if bytes < old {
-            return Err(StorageError::Layer("internal: grow to a smaller size".into()));
+            return Err(StorageError::Layer(
+                "internal: grow to a smaller size".into(),
+            ));
         }
         // Recorded before the image changes: if anything below fails or
         // the command dies, the next start grows the filesystem to what

@@ -18,8 +18,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{
-    fchmod, fchown, fgetxattr, fsetxattr, fstat, openat, statat, AtFlags, Dir, FileType, Gid,
-    Mode, OFlags, Uid, XattrFlags,
+    fchmod, fchown, fgetxattr, fsetxattr, fstat, openat, statat, AtFlags, Dir, FileType, Gid, Mode,
+    OFlags, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 
@@ -193,7 +193,8 @@ impl Walk<'_> {
         for (name, v) in acls {
             // An ACL naming a stranger is dropped, not carried over.
             if let Ok(new) = convert(&v, true) {
-                fsetxattr(f, name, &new, XattrFlags::empty()).map_err(|e| self.err("set ACL", e))?;
+                fsetxattr(f, name, &new, XattrFlags::empty())
+                    .map_err(|e| self.err("set ACL", e))?;
             } else {
                 let _ = rustix::fs::fremovexattr(f, name);
             }

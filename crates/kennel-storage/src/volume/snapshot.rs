@@ -18,7 +18,6 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-
 use serde::{Deserialize, Serialize};
 
 use super::Volume;
@@ -56,7 +55,9 @@ pub struct Running<'a> {
 
 impl std::fmt::Debug for Running<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("mounted", &self.mounted).finish()
+        f.debug_struct("Running")
+            .field("mounted", &self.mounted)
+            .finish()
     }
 }
 
@@ -220,7 +221,10 @@ impl Volume {
             }
         })?;
         serde_json::from_str(&text).map_err(|e| {
-            StorageError::Layer(format!("the snapshot record {} is unreadable: {e}", file.display()))
+            StorageError::Layer(format!(
+                "the snapshot record {} is unreadable: {e}",
+                file.display()
+            ))
         })
     }
 
@@ -238,7 +242,9 @@ impl Volume {
     pub fn rollback(&self, name: &str) -> Result<SnapshotMeta> {
         let meta = self.snapshot_meta(name)?;
         self.sweep();
-        let tmp = self.dir.join(format!(".disk.img.rollback-{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".disk.img.rollback-{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
         let src = fs::File::open(self.snapshot_image(name))
             .map_err(io_err("open", self.snapshot_image(name)))?;
@@ -315,7 +321,9 @@ impl Volume {
         work: &mut dyn FnMut(&Path) -> Result<()>,
     ) -> Result<Option<Duration>> {
         self.sweep();
-        let copy = self.dir.join(format!(".disk.img.copy-{}", std::process::id()));
+        let copy = self
+            .dir
+            .join(format!(".disk.img.copy-{}", std::process::id()));
         let _ = fs::remove_file(&copy);
         let result = self.clone_image_to(&copy, running).and_then(|frozen| {
             fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;

@@ -94,7 +94,9 @@ impl Kennel {
                 compression: Default::default(),
             };
             write_to(&req.target, |out| {
-                Ok(kennel_storage::backup::write_backup(out, &breq, &|n| progress.done(n))?)
+                Ok(kennel_storage::backup::write_backup(out, &breq, &|n| {
+                    progress.done(n)
+                })?)
             })
         };
         let running = self.settle(&req.id)? != VeState::Stopped;
@@ -116,13 +118,16 @@ impl Kennel {
                 let scratch = self.paths.scratch(&format!("backup-{}", req.id));
                 let mut report = None;
                 let mut read = |root: &Path| -> kennel_storage::Result<()> {
-                    report = Some(write(&root.join("upper")).map_err(|e| {
-                        kennel_storage::StorageError::Layer(e.to_string())
-                    }));
+                    report = Some(
+                        write(&root.join("upper"))
+                            .map_err(|e| kennel_storage::StorageError::Layer(e.to_string())),
+                    );
                     Ok(())
                 };
                 if running {
-                    self.with_frozen_disk(&cfg, |r| Ok(vol.with_copy(Some(r), &scratch, &mut read)?))?;
+                    self.with_frozen_disk(&cfg, |r| {
+                        Ok(vol.with_copy(Some(r), &scratch, &mut read)?)
+                    })?;
                 } else {
                     vol.with_copy(None, &scratch, &mut read)?;
                 }
@@ -137,13 +142,18 @@ impl Kennel {
 
     /// `kennel backup verify`: the backup and, for an incremental, every
     /// backup of its chain (found beside it).
-    pub fn backup_verify(&self, file: &Path, progress: &dyn Progress) -> Result<Vec<(PathBuf, kennel_storage::backup::VerifyReport)>> {
+    pub fn backup_verify(
+        &self,
+        file: &Path,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(PathBuf, kennel_storage::backup::VerifyReport)>> {
         let chain = chain_of(file)?;
         let mut out = Vec::new();
         for p in chain {
             let f = fs::File::open(&p).map_err(io(format!("open {}", p.display())))?;
             progress.total(f.metadata().map(|m| m.len()).unwrap_or(0));
-            let r = kennel_storage::backup::verify(std::io::BufReader::new(f), &|n| progress.done(n))?;
+            let r =
+                kennel_storage::backup::verify(std::io::BufReader::new(f), &|n| progress.done(n))?;
             out.push((p, r));
         }
         Ok(out)
@@ -165,7 +175,12 @@ pub(crate) fn chain_of(file: &Path) -> Result<Vec<PathBuf>> {
         let name = Path::new(&base.file)
             .file_name()
             .filter(|n| Path::new(n) == Path::new(&base.file))
-            .ok_or_else(|| VeError::BadInput(format!("{}: its base's name is not a file name", file.display())))?;
+            .ok_or_else(|| {
+                VeError::BadInput(format!(
+                    "{}: its base's name is not a file name",
+                    file.display()
+                ))
+            })?;
         let dir = chain[chain.len() - 1]
             .parent()
             .map(Path::to_path_buf)
@@ -202,19 +217,23 @@ fn used_bytes(tree: &Path) -> u64 {
 
 /// Runs `write` on the target: a file is written under a temporary name,
 /// synced and renamed into place only when complete.
-fn write_to<T>(target: &BackupTarget, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+fn write_to<T>(
+    target: &BackupTarget,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
     match target {
         BackupTarget::Stdout => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             let r = write(&mut lock)?;
-            lock.flush().map_err(io("write the backup to standard output"))?;
+            lock.flush()
+                .map_err(io("write the backup to standard output"))?;
             Ok(r)
         }
         BackupTarget::File(path) => {
-            let name = path
-                .file_name()
-                .ok_or_else(|| VeError::BadInput(format!("{} is not a file name", path.display())))?;
+            let name = path.file_name().ok_or_else(|| {
+                VeError::BadInput(format!("{} is not a file name", path.display()))
+            })?;
             let tmp = path.with_file_name(format!(
                 ".{}.tmp-{}",
                 name.to_string_lossy(),
@@ -229,10 +248,12 @@ fn write_to<T>(target: &BackupTarget, write: impl FnOnce(&mut dyn Write) -> Resu
                 .map_err(io(format!("create {}", tmp.display())))?;
             let mut buf = std::io::BufWriter::with_capacity(1 << 20, f);
             let done = write(&mut buf).and_then(|r| {
-                let f = buf
-                    .into_inner()
-                    .map_err(|e| VeError::Io { what: format!("write {}", tmp.display()), source: e.into_error() })?;
-                f.sync_all().map_err(io(format!("sync {}", tmp.display())))?;
+                let f = buf.into_inner().map_err(|e| VeError::Io {
+                    what: format!("write {}", tmp.display()),
+                    source: e.into_error(),
+                })?;
+                f.sync_all()
+                    .map_err(io(format!("sync {}", tmp.display())))?;
                 if path.exists() {
                     return Err(VeError::BadInput(format!(
                         "{} exists: give a new file name (a backup never overwrites one)",
@@ -296,7 +317,10 @@ impl Kennel {
         cfg.storage.backend = Backend::Image;
         cfg.storage.pool = Some(pool.record.path.clone());
         let pool_size = pool.usage()?.size.max(kennel_storage::volume::MIN_DISK);
-        let wanted = req.disk.or(old.storage.disk).map(|d| crate::units::Size(d.bytes().min(pool_size)));
+        let wanted = req
+            .disk
+            .or(old.storage.disk)
+            .map(|d| crate::units::Size(d.bytes().min(pool_size)));
         let size = super::storage::disk_size(&self.host.storage, wanted, None)?;
         cfg.storage.disk = Some(crate::units::Size(size.bytes));
         cfg.storage.disk_inodes = Some(size.inodes);
@@ -304,10 +328,13 @@ impl Kennel {
     }
 
     pub(crate) fn config_from_backup(&self, m: &BackupManifest) -> Result<VeConfig> {
-        let bad = |e: String| VeError::BadInput(format!("the backup's VE configuration is not valid: {e}"));
+        let bad = |e: String| {
+            VeError::BadInput(format!("the backup's VE configuration is not valid: {e}"))
+        };
         let cfg: VeConfig = toml::from_str(&m.ve_conf).map_err(|e| bad(e.to_string()))?;
         // Every check a configuration file passes, under its own id.
-        VeConfig::parse(&m.ve_conf, &cfg.id, Path::new("backup")).map_err(|e| bad(e.to_string()))?;
+        VeConfig::parse(&m.ve_conf, &cfg.id, Path::new("backup"))
+            .map_err(|e| bad(e.to_string()))?;
         if cfg.storage.backend == Backend::Dir && cfg.storage.disk.is_none() {
             // A `dir` VE becomes an `image` one: the host's default disk.
         }
@@ -398,7 +425,9 @@ impl Kennel {
         let mut with_addresses = cfg.clone();
         with_addresses.network.ips = old.network.ips.clone();
         let addresses_dropped = !old.network.ips.is_empty()
-            && self.check_network(&req.id, &with_addresses.network).is_err();
+            && self
+                .check_network(&req.id, &with_addresses.network)
+                .is_err();
         if !addresses_dropped {
             cfg = with_addresses;
         }
@@ -442,17 +471,24 @@ impl Kennel {
                 match stdin_head.take() {
                     Some(head) => {
                         let r = std::io::Cursor::new(head).chain(std::io::stdin().lock());
-                        kennel_storage::backup::restore_chain([r], &upper, &opts, &|n| progress.done(n))?;
+                        kennel_storage::backup::restore_chain([r], &upper, &opts, &|n| {
+                            progress.done(n)
+                        })?;
                     }
                     None => {
                         let mut readers = Vec::new();
                         for p in &chain {
                             let f = fs::File::open(p).map_err(|e| {
-                                kennel_storage::StorageError::Layer(format!("open {}: {e}", p.display()))
+                                kennel_storage::StorageError::Layer(format!(
+                                    "open {}: {e}",
+                                    p.display()
+                                ))
                             })?;
                             readers.push(std::io::BufReader::new(f));
                         }
-                        kennel_storage::backup::restore_chain(readers, &upper, &opts, &|n| progress.done(n))?;
+                        kennel_storage::backup::restore_chain(readers, &upper, &opts, &|n| {
+                            progress.done(n)
+                        })?;
                     }
                 }
                 Ok(())

@@ -193,7 +193,8 @@ impl Kennel {
     fn storage_check(&self) -> Check {
         let tools = ["mkfs.ext4", "e2fsck", "resize2fs", "mkfs.xfs"];
         let missing: Vec<&str> = tools.into_iter().filter(|t| !on_path(t)).collect();
-        if !missing.is_empty() && self.default_backend().ok() == Some(crate::config::Backend::Image) {
+        if !missing.is_empty() && self.default_backend().ok() == Some(crate::config::Backend::Image)
+        {
             return check(
                 "storage",
                 CheckLevel::Fail,

@@ -104,7 +104,9 @@ impl Kennel {
                 fs::create_dir(new_vol.dir())
                     .map_err(io(format!("create {}", new_vol.dir().display())))?;
                 if running {
-                    self.with_frozen_disk(&src, |r| Ok(vol.clone_image_to(&new_vol.image(), Some(r))?))?;
+                    self.with_frozen_disk(&src, |r| {
+                        Ok(vol.clone_image_to(&new_vol.image(), Some(r))?)
+                    })?;
                 } else {
                     vol.clone_image_to(&new_vol.image(), None)?;
                 }
@@ -143,7 +145,8 @@ impl Kennel {
                 "VE {id} has a shifted layer (its template's filesystem cannot be idmapped): reinstall it without --keep"
             )));
         }
-        let template = kennel_storage::template::Store::new(self.paths.templates()).get(&cfg.template)?;
+        let template =
+            kennel_storage::template::Store::new(self.paths.templates()).get(&cfg.template)?;
         self.refuse_mounted_snapshots(id, None)?;
         let was_running = self.settle(id)? != VeState::Stopped;
         if was_running {
@@ -153,13 +156,21 @@ impl Kennel {
         if keep.is_empty() {
             let size = kennel_storage::volume::DiskSize {
                 bytes: vol.size()?,
-                inodes: cfg.storage.disk_inodes.unwrap_or(vol.size()? / crate::host_config::BYTES_PER_INODE),
+                inodes: cfg
+                    .storage
+                    .disk_inodes
+                    .unwrap_or(vol.size()? / crate::host_config::BYTES_PER_INODE),
             };
             let owner = (cfg.idmap.uid_base, cfg.idmap.gid_base);
             let shift_dir = self.paths.scratch(&format!("shift-{id}"));
             vol.replace_with_empty(size, owner, &scratch, &mut |root| {
                 if cfg.storage.layer == LayerMode::Shifted {
-                    prepare_shifted(&template.rootfs, &VeLayers::new(root), &shift_dir, cfg.idmap.uid_base)?;
+                    prepare_shifted(
+                        &template.rootfs,
+                        &VeLayers::new(root),
+                        &shift_dir,
+                        cfg.idmap.uid_base,
+                    )?;
                 }
                 Ok(())
             })?;

@@ -66,7 +66,8 @@ impl Kennel {
             )?),
             Backend::Dir if req.disk.is_some() || req.disk_inodes.is_some() => {
                 return Err(VeError::BadInput(
-                    "--disk and --disk-inodes need a disk of its own: leave out `--storage dir`".into(),
+                    "--disk and --disk-inodes need a disk of its own: leave out `--storage dir`"
+                        .into(),
                 ))
             }
             Backend::Dir => None,

@@ -33,7 +33,9 @@ use std::sync::OnceLock;
 
 use kennel_cgroup::CgroupRecord;
 
-pub use backup::{BackupRequest, BackupTarget, Progress, Quiet, RestoreRequest, RestoreSource, Restored};
+pub use backup::{
+    BackupRequest, BackupTarget, Progress, Quiet, RestoreRequest, RestoreSource, Restored,
+};
 pub use check::{Check, CheckLevel};
 pub use create::CreateRequest;
 pub use exec::ExecRequest;

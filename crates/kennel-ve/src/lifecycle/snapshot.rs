@@ -116,7 +116,8 @@ impl Kennel {
                 "snapshot '{name}' of VE {id} is already mounted: `kennel snapshot umount {id} {name}` first"
             )));
         }
-        let template = kennel_storage::template::Store::new(self.paths.templates()).get(&cfg.template)?;
+        let template =
+            kennel_storage::template::Store::new(self.paths.templates()).get(&cfg.template)?;
         let disk = place.join("disk");
         fs::create_dir_all(&disk).map_err(io(format!("create {}", disk.display())))?;
         vol.mount_snapshot(name, &disk)?;
@@ -156,7 +157,11 @@ impl Kennel {
     }
 
     fn snapshot_mount_dir(&self, id: &VeId, name: &str) -> PathBuf {
-        self.paths.run.join("snapshots").join(id.as_str()).join(name)
+        self.paths
+            .run
+            .join("snapshots")
+            .join(id.as_str())
+            .join(name)
     }
 
     /// Refuses while a snapshot of VE `id` (`name`, or any) is mounted.

@@ -199,7 +199,9 @@ impl Kennel {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name.rsplit_once('-').and_then(|(_, p)| p.parse::<u32>().ok());
+            let pid = name
+                .rsplit_once('-')
+                .and_then(|(_, p)| p.parse::<u32>().ok());
             if let Some(pid) = pid {
                 if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                     let _ = Volume::unmount(&e.path());
@@ -212,8 +214,7 @@ impl Kennel {
     /// Whether a VE other than the one in `except` has `uuid`.
     fn uuid_in_use(&self, uuid: &str, except: &std::path::Path) -> bool {
         self.ids().unwrap_or_default().iter().any(|id| {
-            self.paths.ve_dir(id) != except
-                && self.config(id).is_ok_and(|c| c.uuid == uuid)
+            self.paths.ve_dir(id) != except && self.config(id).is_ok_and(|c| c.uuid == uuid)
         })
     }
 }
@@ -238,7 +239,11 @@ pub(crate) fn disk_size(
 ) -> Result<DiskSize> {
     let bytes = disk.or(host.disk).map_or(DEFAULT_DISK, Size::bytes);
     let inodes = inodes
-        .or(if disk.is_some() { None } else { host.disk_inodes })
+        .or(if disk.is_some() {
+            None
+        } else {
+            host.disk_inodes
+        })
         .unwrap_or(bytes / BYTES_PER_INODE);
     let size = DiskSize { bytes, inodes };
     size.validate()?;
