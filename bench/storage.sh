@@ -66,7 +66,7 @@ pool_used() { kv storage info --json | jq .used; }
 pool_img() { kv storage info --json | jq -r '.pool.image // empty'; }
 img_kb() { local i; i=$(pool_img); [ -n "$i" ] && du -k "$i" | cut -f1 || echo 0; }
 kthreads() { ps -o pid= --ppid 2 | wc -l; }
-loops_attached() { losetup -a | grep -c "$ST" || true; }
+loops_attached() { losetup -a | grep -c "$ST/lib/pool/" || true; }   # VEs' disks, not the pool's own loop
 
 MOUNTS=()
 st_cleanup() {
@@ -335,7 +335,7 @@ bench_density() {
     sleep 2
     blk1=$(find /sys/block -maxdepth 1 -name "loop*" | wc -l)
     local left_l left_m left_c
-    left_l=$(loops_attached); left_m=$(grep -c " $ST" /proc/self/mountinfo || true)
+    left_l=$(loops_attached); left_m=$(grep -c " $ST/run/" /proc/self/mountinfo || true)
     local p; p=$(k check 2>/dev/null | sed -n 's|.*VEs below \(.*\)/$|\1|p')
     left_c=$(find /sys/fs/cgroup/*/"$p" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | grep -vc '/_monitor$' || true)
     row "density: destroy all $DENSITY_N; left behind: attached loops / mounts / VE cgroups; kernel threads" \

@@ -41,26 +41,31 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<String> {
 /// inodes: no reserved blocks (the VE's plan is all its own), no discard
 /// at mkfs (the file is sparse already), lazy init (done by the kernel in
 /// the background, not by create).
-pub(crate) fn mkfs_ext4(image: &Path, inodes: u64) -> Result<()> {
+///
+/// `populate`: a directory whose contents (owners and modes included)
+/// become the new filesystem's (`mkfs -d`), so that a new disk needs no
+/// mount to get its first directories.
+pub(crate) fn mkfs_ext4(image: &Path, inodes: u64, populate: Option<&Path>) -> Result<()> {
     let path = image.to_string_lossy();
     let n = inodes.to_string();
-    run(
-        "mkfs.ext4",
-        &[
-            "-q",
-            "-F",
-            "-m",
-            "0",
-            "-N",
-            &n,
-            "-b",
-            "4096",
-            "-E",
-            "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
-            &path,
-        ],
-    )
-    .map(drop)
+    let dir = populate.map(|d| d.to_string_lossy().into_owned());
+    let mut args = vec![
+        "-q",
+        "-F",
+        "-m",
+        "0",
+        "-N",
+        &n,
+        "-b",
+        "4096",
+        "-E",
+        "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
+    ];
+    if let Some(d) = &dir {
+        args.extend(["-d", d.as_str()]);
+    }
+    args.push(&path);
+    run("mkfs.ext4", &args).map(drop)
 }
 
 /// Makes an XFS filesystem with reflinks (copy-on-write clones of files:

@@ -17,6 +17,11 @@
 //! * device nodes are skipped (each VE gets its own `/dev`);
 //! * members owned by a uid or gid outside the VE's 65536 ids are refused
 //!   (inside a VE they would belong to nobody);
+//! * everything refused or skipped is counted by reason
+//!   ([`UnpackReport::refusals`]) and the first reasons kept with their
+//!   names, so the caller can tell the operator what the archive held that
+//!   was not made: a refusal is never silent, and never stops the unpack
+//!   (the archive is the tenant's, and the rest of it is still theirs);
 //! * the total size and the number of members are bounded
 //!   ([`UnpackLimits`]; a directory made for a member's name counts as a
 //!   member), so a small compressed file cannot fill the disk;
@@ -62,14 +67,150 @@ pub struct UnpackReport {
     pub devices: u64,
     /// Members refused, with the reason (at most [`MAX_REFUSED`] kept).
     pub refused: Vec<String>,
+    /// Members refused: the sum of [`Self::refused_by`].
     pub refused_count: u64,
+    /// Members refused, by reason.
+    pub refused_by: RefusedBy,
     /// Layers: overlayfs whiteouts made.
     pub whiteouts: u64,
     /// Layers: members whose content was already in the tree.
     pub unchanged: u64,
+    /// Layers: members skipped as overlayfs metadata-only copies
+    /// (`trusted.overlay.metacopy`, see `crate::backup::xattr_policy`),
+    /// and hard links to them.
+    pub metacopy: u64,
     /// Layers: extended attributes not restored (not on the backup's
-    /// list, malformed, ids outside the range, refused by the filesystem).
+    /// list, an overlayfs attribute a restore does not take, malformed,
+    /// ids outside the range, refused by the filesystem).
     pub xattrs_dropped: u64,
+}
+
+/// Members refused, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedBy {
+    /// Names with a `..` component: they would leave the tree.
+    pub paths: u64,
+    /// Names whose directories cannot be used: a symlink on the way (a
+    /// layer follows none), a file, a mount.
+    pub through_symlink: u64,
+    /// Hard links to nothing the tree holds: a name outside it (or the
+    /// backup's layer), the root, a missing entry.
+    pub hard_links: u64,
+    /// Owners outside the VE's ids.
+    pub foreign_owners: u64,
+    /// Headers or records that do not parse or contradict each other;
+    /// names with a NUL byte or (templates) not UTF-8.
+    pub malformed: u64,
+}
+
+/// Why a member is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Path,
+    ThroughSymlink,
+    HardLink,
+    Owner,
+    Malformed,
+}
+
+/// Everything an unpack (or a restore's unpacks) did not make, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refusals {
+    pub refused: RefusedBy,
+    /// Device nodes skipped.
+    pub devices: u64,
+    /// Metadata-only copies skipped (layers).
+    pub metacopy: u64,
+    /// Extended attributes not restored (layers).
+    pub xattrs: u64,
+}
+
+impl Refusals {
+    /// Members refused or skipped (attributes are not members).
+    pub fn entries(&self) -> u64 {
+        let r = &self.refused;
+        r.paths
+            + r.through_symlink
+            + r.hard_links
+            + r.foreign_owners
+            + r.malformed
+            + self.devices
+            + self.metacopy
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &Refusals) {
+        let (a, b) = (&mut self.refused, &other.refused);
+        a.paths += b.paths;
+        a.through_symlink += b.through_symlink;
+        a.hard_links += b.hard_links;
+        a.foreign_owners += b.foreign_owners;
+        a.malformed += b.malformed;
+        self.devices += other.devices;
+        self.metacopy += other.metacopy;
+        self.xattrs += other.xattrs;
+    }
+
+    /// The non-zero member counts, each with its reason in words (for
+    /// `tree`, say "the layer"), in a fixed order.
+    pub fn reasons(&self, tree: &str) -> Vec<String> {
+        let r = &self.refused;
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        [
+            (
+                r.paths,
+                format!("path outside {tree}"),
+                format!("paths outside {tree}"),
+            ),
+            (
+                r.through_symlink,
+                "path through a symlink".to_string(),
+                "paths through a symlink".to_string(),
+            ),
+            (
+                r.hard_links,
+                format!("hard link to nothing in {tree}"),
+                format!("hard links to nothing in {tree}"),
+            ),
+            (
+                self.devices,
+                "device node".to_string(),
+                "device nodes".to_string(),
+            ),
+            (
+                r.foreign_owners,
+                "owner outside the VE's ids".to_string(),
+                "owners outside the VE's ids".to_string(),
+            ),
+            (
+                self.metacopy,
+                "metadata-only copy of a template file".to_string(),
+                "metadata-only copies of template files".to_string(),
+            ),
+            (
+                r.malformed,
+                "malformed member".to_string(),
+                "malformed members".to_string(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, one, many)| plural(n, &one, &many))
+        .collect()
+    }
+}
+
+impl UnpackReport {
+    /// What this unpack did not make, by reason.
+    pub fn refusals(&self) -> Refusals {
+        Refusals {
+            refused: self.refused_by,
+            devices: self.devices,
+            metacopy: self.metacopy,
+            xattrs: self.xattrs_dropped,
+        }
+    }
 }
 
 pub const MAX_REFUSED: usize = 20;
@@ -143,6 +284,32 @@ pub(crate) fn errno_err(what: &str, name: &str, e: Errno) -> StorageError {
     archive_err(format!("{what} '{name}': {}", io::Error::from(e)))
 }
 
+/// Why a member name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadName {
+    /// A `..` component: the name would leave the tree.
+    DotDot,
+    NotUtf8,
+    Nul,
+}
+
+impl BadName {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BadName::DotDot => "contains '..'",
+            BadName::NotUtf8 => "is not valid UTF-8",
+            BadName::Nul => "contains a NUL byte",
+        }
+    }
+
+    pub(crate) fn reason(self) -> Reason {
+        match self {
+            BadName::DotDot => Reason::Path,
+            BadName::NotUtf8 | BadName::Nul => Reason::Malformed,
+        }
+    }
+}
+
 /// Splits a member name into clean components. `Ok(None)` is the root
 /// itself; `Err` carries the reason the name is refused. Templates' names
 /// must be UTF-8; a layer's may be any bytes but NUL (a VE can make such
@@ -150,18 +317,18 @@ pub(crate) fn errno_err(what: &str, name: &str, e: Errno) -> StorageError {
 pub(crate) fn clean_path(
     raw: &[u8],
     flavor: Flavor,
-) -> std::result::Result<Option<Vec<Vec<u8>>>, &'static str> {
+) -> std::result::Result<Option<Vec<Vec<u8>>>, BadName> {
     let mut out = Vec::new();
     for part in raw.split(|&b| b == b'/') {
         match part {
             b"" | b"." => continue,
-            b".." => return Err("contains '..'"),
+            b".." => return Err(BadName::DotDot),
             p => {
                 match flavor {
                     Flavor::Template => {
-                        std::str::from_utf8(p).map_err(|_| "is not valid UTF-8")?;
+                        std::str::from_utf8(p).map_err(|_| BadName::NotUtf8)?;
                     }
-                    Flavor::Layer if p.contains(&0) => return Err("contains a NUL byte"),
+                    Flavor::Layer if p.contains(&0) => return Err(BadName::Nul),
                     Flavor::Layer => {}
                 }
                 out.push(p.to_vec());
@@ -277,8 +444,16 @@ pub(crate) fn too_many(limits: &UnpackLimits) -> StorageError {
     ))
 }
 
-pub(crate) fn refuse(report: &mut UnpackReport, name: &str, why: &str) {
+pub(crate) fn refuse(report: &mut UnpackReport, reason: Reason, name: &str, why: &str) {
     report.refused_count += 1;
+    let by = &mut report.refused_by;
+    *match reason {
+        Reason::Path => &mut by.paths,
+        Reason::ThroughSymlink => &mut by.through_symlink,
+        Reason::HardLink => &mut by.hard_links,
+        Reason::Owner => &mut by.foreign_owners,
+        Reason::Malformed => &mut by.malformed,
+    } += 1;
     if report.refused.len() < MAX_REFUSED {
         report.refused.push(format!("'{name}': {why}"));
     }
@@ -300,15 +475,15 @@ mod tests {
             Ok(Some(vec![b"abs".to_vec(), b"x".to_vec()]))
         );
         assert_eq!(clean_path(b"./", t), Ok(None));
-        assert!(clean_path(b"a/../../etc", t).is_err());
+        assert_eq!(clean_path(b"a/../../etc", t), Err(BadName::DotDot));
         assert!(clean_path(b"..", t).is_err());
-        assert!(clean_path(b"a/\xff", t).is_err());
+        assert_eq!(clean_path(b"a/\xff", t), Err(BadName::NotUtf8));
         let l = Flavor::Layer;
         assert_eq!(
             clean_path(b"a/\xff", l),
             Ok(Some(vec![b"a".to_vec(), b"\xff".to_vec()]))
         );
-        assert!(clean_path(b"a/b\0c", l).is_err());
+        assert_eq!(clean_path(b"a/b\0c", l), Err(BadName::Nul));
         assert!(clean_path(b"x/../y", l).is_err());
     }
 

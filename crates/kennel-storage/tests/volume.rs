@@ -68,15 +68,13 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
         bytes: 64 << 20,
         inodes: 4096,
     };
-    vol.create(
-        size,
-        (100000, 100000),
-        &lab.dir.join("scratch"),
-        &mut |_| Ok(()),
-    )
+    vol.create(size, (100000, 100000), &lab.dir.join("scratch"), None)
     .unwrap_or_else(|e| panic!("{e}"));
     let at = lab.dir.join("mnt");
-    vol.mount(&at).unwrap_or_else(|e| panic!("{e}"));
+    vol.mount(&at, (100000, 100000)).unwrap_or_else(|e| panic!("{e}"));
+    // A fresh disk's layer goes to the VE's root at its first mount.
+    let md = std::fs::metadata(at.join("upper")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&md), 100000);
     let (bytes, inodes) = df(&at);
     assert!(bytes > 50 << 20 && bytes <= 64 << 20, "{bytes}");
     assert!((4096..5000).contains(&inodes), "{inodes}");
@@ -105,7 +103,7 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
         assert!(df(&at).0 > 100 << 20);
     }
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));
-    vol.mount(&at).unwrap_or_else(|e| panic!("{e}"));
+    vol.mount(&at, (100000, 100000)).unwrap_or_else(|e| panic!("{e}"));
     assert!(df(&at).0 > 100 << 20, "grown at the next mount");
     assert_eq!(fs::read(at.join("upper/a")).unwrap_or_default(), b"after");
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));
@@ -114,7 +112,7 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
     let err = vol.shrink(1 << 20).map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("does not fit"), "{err}");
     vol.shrink(48 << 20).unwrap_or_else(|e| panic!("{e}"));
-    vol.mount(&at).unwrap_or_else(|e| panic!("{e}"));
+    vol.mount(&at, (100000, 100000)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fs::read(at.join("upper/a")).unwrap_or_default(), b"before");
     assert!(df(&at).0 <= 48 << 20);
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));

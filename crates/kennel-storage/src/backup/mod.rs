@@ -9,7 +9,10 @@
 //! ever following a symlink or opening anything but directories and
 //! regular files ([`walk`]), with every read bounded; FIFOs, sockets and
 //! overlayfs whiteouts (char 0/0) are recorded from their status alone,
-//! other device nodes are skipped and counted.
+//! other device nodes are skipped and counted. Entries owned outside the
+//! VE's ids are skipped and counted too, except whiteouts: overlayfs
+//! makes them as host root, and a backup without them would bring every
+//! deleted template file back ([`writer`]).
 //!
 //! # The stream
 //!
@@ -38,7 +41,11 @@
 //! `SCHILY.xattr.*` ([`xattr_policy`]: overlayfs's opaque, redirect and
 //! metacopy markers, `security.capability` with a v3 root id made relative,
 //! POSIX ACLs with their named ids made relative, `user.*`; never
-//! `trusted.overlay.origin`, a host file handle). A sparse file stores only
+//! `trusted.overlay.origin`, a host file handle). The overlayfs markers are
+//! written as the layer has them, but a restore takes back only an opaque
+//! marker `y`: a redirect is dropped, and a member marked as a
+//! metadata-only copy is skipped (the stream is the tenant's, and these
+//! are read by the kernel, against the template). A sparse file stores only
 //! its data segments, found with `SEEK_DATA`/`SEEK_HOLE`, with
 //! `KENNEL.sparse=off,len,…` and `KENNEL.realsize` ([`sparse_map`]); a file
 //! of 16 TiB with two bytes of data costs two segments. Sockets are FIFO
@@ -68,8 +75,15 @@
 //! backup and its incrementals into an empty directory through
 //! [`crate::unpack`]'s layer flavor, shifting ids into the new VE's range,
 //! removing what each incremental no longer lists, and checking each
-//! backup's end record. Long functions take a progress callback; nothing
-//! here prints.
+//! backup's end record. What a restore refuses or skips (a path leaving
+//! the layer, a device node, a foreign owner, a metadata-only copy, an
+//! attribute) is counted by reason and summed up in one line
+//! ([`RestoreReport::refused_summary`]) for the caller to show. Long
+//! functions take a progress callback; nothing here prints.
+//!
+//! [`walk`] is also the walk of the id shift of a clone
+//! ([`crate::volume::shift`]): one walker, one set of rules, for every
+//! tree a tenant wrote.
 
 mod base;
 mod content;
@@ -87,7 +101,7 @@ mod restore;
 pub(crate) mod sparse_map;
 mod stream;
 mod tar_out;
-mod walk;
+pub(crate) mod walk;
 mod writer;
 pub(crate) mod xattr_policy;
 mod xattr_read;

@@ -47,7 +47,7 @@ impl Visitor for Checker {
             BackupError::Corrupt(format!("member 'layer/{}': {why}", shown(rel)))
         };
         if let Err(why) = clean_path(rel, Flavor::Layer) {
-            return Err(bad(why).into());
+            return Err(bad(why.as_str()).into());
         }
         let recs = LayerRecords::read(entry).map_err(bad)?;
         if recs.more {

@@ -13,6 +13,17 @@
 //! The caller restores into a staging directory and commits it only when
 //! [`restore_chain`] returns `Ok`: an error part way leaves a partial tree
 //! that must be thrown away.
+//!
+//! A hostile member is refused or skipped, not an error: the backup is the
+//! tenant's, and failing the whole restore on one forged member would let
+//! a tenant's own data block the restore of that data, while refusing it
+//! costs the tenant only the member. What is not made is never silent
+//! though: [`RestoreReport::refusals`] counts it by reason over the whole
+//! chain, and [`RestoreReport::refused_summary`] says it in one line for
+//! the operator. A genuine backup of a VE made by Kennel normally has
+//! none, but for the overlayfs attributes a restore does not take back
+//! (renamed template directories, metadata-only copies of a shifted VE:
+//! see [`super::xattr_policy`]).
 
 use std::io::Read;
 use std::path::Path;
@@ -26,7 +37,7 @@ use super::stream::{read_backup, Visitor};
 use super::BackupError;
 use crate::error::Result;
 use crate::unpack::member::Unpacker;
-use crate::unpack::{Flavor, Flow, UnpackLimits, UnpackOptions, UnpackReport};
+use crate::unpack::{Flavor, Flow, Refusals, UnpackLimits, UnpackOptions, UnpackReport};
 
 /// Where the restored VE's ids start, and how much each backup may unpack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +56,57 @@ pub struct RestoreReport {
     pub unpacked: Vec<UnpackReport>,
     /// Entries removed because an incremental no longer listed them.
     pub removed: u64,
+}
+
+impl RestoreReport {
+    /// What the chain held that the restore did not make, by reason, over
+    /// every backup of the chain.
+    pub fn refusals(&self) -> Refusals {
+        let mut all = Refusals::default();
+        for u in &self.unpacked {
+            all.add(&u.refusals());
+        }
+        all
+    }
+
+    /// One line saying what was refused or skipped, for the operator (a
+    /// warning), or `None` if the restore made everything:
+    /// "12 entries of the backup were refused or skipped (3 paths outside
+    /// the layer, 2 device nodes, 7 owners outside the VE's ids)".
+    pub fn refused_summary(&self) -> Option<String> {
+        let r = self.refusals();
+        let of = if self.unpacked.len() > 1 {
+            "the backups"
+        } else {
+            "the backup"
+        };
+        let entries = r.entries();
+        let mut line = String::new();
+        if entries > 0 {
+            let (noun, verb) = if entries == 1 {
+                ("entry", "was")
+            } else {
+                ("entries", "were")
+            };
+            line = format!(
+                "{entries} {noun} of {of} {verb} refused or skipped ({})",
+                r.reasons("the layer").join(", ")
+            );
+        }
+        if r.xattrs > 0 {
+            let (noun, verb) = if r.xattrs == 1 {
+                ("extended attribute", "was")
+            } else {
+                ("extended attributes", "were")
+            };
+            if line.is_empty() {
+                line = format!("{} {noun} of {of} {verb} not restored", r.xattrs);
+            } else {
+                line.push_str(&format!("; {} {noun} {verb} not restored", r.xattrs));
+            }
+        }
+        (!line.is_empty()).then_some(line)
+    }
 }
 
 struct Restorer {

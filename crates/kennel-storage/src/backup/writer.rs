@@ -10,6 +10,21 @@
 //! vanished during the walk, an attribute that is not kept. Only the
 //! tree's top being unreadable or foreign, or the output failing, stops a
 //! backup.
+//!
+//! The owner rule has one exception, by type: an overlayfs whiteout (char
+//! 0/0) is kept whatever its owner. overlayfs makes whiteouts with the
+//! mounter's credentials, so every real one is owned by host root, outside
+//! any VE's range; skipping them as foreign would lose every deletion of a
+//! template file, and a restore would bring the files back. A whiteout
+//! carries nothing but its name (overlayfs reads only its type), so it is
+//! stored as the VE root's (relative 0:0), which is what a restore gives
+//! it. No other kind gets the exemption: a FIFO, socket, symlink or file
+//! of a foreign owner is still skipped.
+//!
+//! Overlayfs's own attributes are written as they are (opaque, redirect,
+//! metacopy markers), so `verify` and an inspection of the stream see the
+//! layer as it was; what a restore may take back from them is narrower
+//! and decided there (`crate::backup::xattr_policy`).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -36,7 +51,7 @@ use super::manifest::{BackupKind, BackupManifest, BaseRef, EndRecord, TemplateRe
 use super::meta::Meta;
 use super::sparse_map::encode_map;
 use super::tar_out::{pad, write_data_member, write_header, Member};
-use super::walk::{walk, Descend, Found, STRICT};
+use super::walk::{walk, Descend, Found, WalkOptions, STRICT};
 use super::xattr_read::read_xattrs;
 use super::BackupError;
 use crate::error::{Result, StorageError};
@@ -63,7 +78,8 @@ pub struct Skipped {
     /// Device nodes other than whiteouts (char 0/0).
     pub devices: u64,
     /// Entries owned by an id outside the VE's range (a directory's
-    /// contents are left out with it and not counted).
+    /// contents are left out with it and not counted); whiteouts are kept
+    /// whatever their owner.
     pub foreign_owner: u64,
     /// Paths longer than [`super::walk::MAX_PATH`].
     pub too_long: u64,
@@ -149,7 +165,9 @@ pub fn write_backup<W: Write>(
     index::write_header(&mut w.index, manifest.id);
     write_data_member(&mut w.tar, MANIFEST_NAME.as_bytes(), &json).map_err(out_err)?;
     w.tar.inner.next_frame().map_err(out_err)?;
-    let walk_skips = walk(req.tree, |path, found| w.entry(path, found))?;
+    let walk_skips = walk(req.tree, WalkOptions::BACKUP, |path, found| {
+        w.entry(path, found)
+    })?;
     let index_frame = w.tar.inner.next_frame().map_err(out_err)?;
     write_data_member(&mut w.tar, INDEX_NAME.as_bytes(), &w.index).map_err(out_err)?;
     let members = w.report.members + 2;
@@ -344,9 +362,26 @@ impl<W: Write> Layer<'_, '_, W> {
     }
 
     /// A FIFO, socket or whiteout: a header only, nothing opened.
+    ///
+    /// A whiteout is the one entry kept whatever its owner: overlayfs
+    /// makes it with the mounter's credentials (host root), and its owner
+    /// means nothing to overlayfs, only its type does. It is stored as
+    /// owned by the VE's root (relative 0:0). Dropping it would bring the
+    /// template's file back in a restored VE.
     fn special(&mut self, path: &[u8], meta: &Meta, kind: EntryKind) -> Result<()> {
-        let Some(c) = self.common(path, meta) else {
-            return Ok(());
+        let c = if kind == EntryKind::Whiteout {
+            Common {
+                name: [LAYER_PREFIX.as_bytes(), path].concat(),
+                mode: meta.perm(),
+                uid: 0,
+                gid: 0,
+                mtime: meta.mtime,
+            }
+        } else {
+            let Some(c) = self.common(path, meta) else {
+                return Ok(());
+            };
+            c
         };
         let tar_kind = match kind {
             EntryKind::Whiteout => EntryType::Char,

@@ -186,7 +186,8 @@ impl Pool {
                         image,
                         fstype: "xfs",
                         read_only: false,
-                        flags: &[],
+                        // Space the VEs' disks free goes back to the host.
+                        flags: &["discard"],
                         attrs,
                         remember: true,
                     },

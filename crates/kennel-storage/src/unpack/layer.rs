@@ -92,6 +92,12 @@ impl LayerRecords {
         Ok(r)
     }
 
+    /// Whether the member carries a sparse map (its file's segments may
+    /// continue in the next members).
+    pub fn has_segments(&self) -> bool {
+        self.sparse.is_some()
+    }
+
     /// The first member of a sparse file: its segments and apparent size;
     /// `None` for a plain file.
     pub fn sparse_map(

@@ -8,6 +8,15 @@
 //! [`super::regular`], paths in [`super::paths`]. Every path is resolved
 //! by the kernel below the destination's descriptor; see [`super`] for
 //! the rules.
+//!
+//! A layer's member that carries `trusted.overlay.metacopy` (any kind but
+//! a directory, where overlayfs ignores the marker and it is only
+//! dropped) is not made at all, and neither is a hard link to it: it has
+//! no data of its own, and a restore does not let a stream make the
+//! kernel read a template file in its place
+//! (`crate::backup::xattr_policy`). Its path still counts as listed, so an
+//! incremental restore does not prune what is there (a shifted VE's own
+//! fresh metadata copy).
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -25,9 +34,10 @@ use super::layer::{self, LayerRecords, OpenSparse};
 use super::paths::{chown_entry, make_dir, open_parent, times, ParentError, IN_TREE, STRICT};
 use super::regular::collect_xattrs;
 use super::{
-    archive_err, clean_path, errno_err, refuse, too_many, Flavor, UnpackLimits, UnpackOptions,
-    UnpackReport, MAX_OWNER,
+    archive_err, clean_path, errno_err, refuse, too_many, Flavor, Reason, UnpackLimits,
+    UnpackOptions, UnpackReport, MAX_OWNER,
 };
+use crate::backup::xattr_policy::is_metacopy;
 use crate::backup::BackupError;
 use crate::error::Result;
 use crate::shown::shown;
@@ -53,7 +63,12 @@ pub(crate) struct Unpacker {
     pub(super) bytes: u64,
     seen: u64,
     /// Layers: the paths this archive made or kept.
-    listed: HashSet<Vec<u8>>,
+    pub(super) listed: HashSet<Vec<u8>>,
+    /// Layers: the paths of metadata-only copies skipped.
+    pub(super) metacopies: HashSet<Vec<u8>>,
+    /// Layers: a skipped metadata-only copy whose sparse segments may
+    /// continue in the next members (they are skipped too).
+    skipped_sparse: Option<Vec<u8>>,
     /// Layers: whether a member may say its content is already there.
     pub(super) allow_unchanged: bool,
     /// Layers: a sparse file whose next segments may follow.
@@ -89,6 +104,8 @@ impl Unpacker {
             bytes: 0,
             seen: 0,
             listed: HashSet::new(),
+            metacopies: HashSet::new(),
+            skipped_sparse: None,
             allow_unchanged: false,
             sparse: None,
         })
@@ -126,7 +143,7 @@ impl Unpacker {
                     if self.seen > self.limits().max_entries {
                         return Err(too_many(self.limits()));
                     }
-                    refuse(&mut self.report, &name, why);
+                    refuse(&mut self.report, Reason::Malformed, &name, why);
                     return Ok(());
                 }
             }
@@ -134,8 +151,14 @@ impl Unpacker {
             LayerRecords::default()
         };
         if recs.more {
+            if let Some(skipped) = &self.skipped_sparse {
+                if super::regular::same_path(raw, skipped) {
+                    return Ok(());
+                }
+            }
             return self.sparse_more(entry, raw, &name, &recs);
         }
+        self.skipped_sparse = None;
         self.end_sparse()?;
         self.seen += 1;
         if self.seen > self.limits().max_entries {
@@ -152,7 +175,7 @@ impl Unpacker {
                 return Ok(());
             }
             Err(why) => {
-                refuse(&mut self.report, &name, why);
+                refuse(&mut self.report, why.reason(), &name, why.as_str());
                 return Ok(());
             }
         };
@@ -163,6 +186,14 @@ impl Unpacker {
             && entry.header().device_minor().ok().flatten() == Some(0);
         if (kind.is_character_special() || kind.is_block_special()) && !whiteout {
             self.report.devices += 1;
+            return Ok(());
+        }
+        if self.layer() && !kind.is_dir() && is_metacopy(&recs.xattrs) {
+            let path = comps.join(&b'/');
+            if recs.has_segments() {
+                self.skipped_sparse = Some(path.clone());
+            }
+            self.skip_metacopy(path);
             return Ok(());
         }
         let (parent_comps, file) = comps.split_at(comps.len() - 1);
@@ -181,6 +212,7 @@ impl Unpacker {
             Err(ParentError::Sys(e)) => {
                 refuse(
                     &mut self.report,
+                    Reason::ThroughSymlink,
                     &name,
                     &format!("its parent cannot be used ({})", io::Error::from(e)),
                 );
@@ -191,13 +223,19 @@ impl Unpacker {
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         // An unreadable owner is not taken as root's.
         let (Ok(uid), Ok(gid)) = (h.uid(), h.gid()) else {
-            refuse(&mut self.report, &name, "its owner field is not a number");
+            refuse(
+                &mut self.report,
+                Reason::Malformed,
+                &name,
+                "its owner field is not a number",
+            );
             return Ok(());
         };
         let mtime = recs.mtime.unwrap_or((h.mtime().unwrap_or(0) as i64, 0));
         let Some(owner) = self.host_owner(uid, gid) else {
             refuse(
                 &mut self.report,
+                Reason::Owner,
                 &name,
                 &format!("owner {uid}:{gid} is outside the VE's ids 0-{MAX_OWNER}"),
             );
@@ -220,7 +258,12 @@ impl Unpacker {
             });
         } else if kind.is_symlink() {
             let Some(target) = entry.link_name_bytes() else {
-                refuse(&mut self.report, &name, "symlink without a target");
+                refuse(
+                    &mut self.report,
+                    Reason::Malformed,
+                    &name,
+                    "symlink without a target",
+                );
                 return Ok(());
             };
             let target = target.into_owned();
@@ -229,7 +272,7 @@ impl Unpacker {
             chown_entry(p, file, owner).map_err(|e| errno_err("chown", &name, e))?;
             let _ = utimensat(p, file, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
         } else if kind.is_hard_link() {
-            if !self.hard_link(entry, p, file, &name)? {
+            if !self.hard_link(entry, p, file, &name, &path)? {
                 return Ok(());
             }
         } else if kind.is_fifo() || whiteout {
@@ -286,6 +329,13 @@ impl Unpacker {
         Ok(())
     }
 
+    /// Skips the metadata-only copy at `path` (whatever is there stays).
+    pub(super) fn skip_metacopy(&mut self, path: Vec<u8>) {
+        self.report.metacopy += 1;
+        self.listed.insert(path.clone());
+        self.metacopies.insert(path);
+    }
+
     /// The host owner of VE-relative (or, for templates, plain) ids.
     fn host_owner(&self, uid: u64, gid: u64) -> Option<Owner> {
         if uid > MAX_OWNER || gid > MAX_OWNER {
@@ -323,12 +373,18 @@ impl Unpacker {
     ) -> Result<()> {
         let h = entry.header();
         let (Ok(uid), Ok(gid)) = (h.uid(), h.gid()) else {
-            refuse(&mut self.report, name, "its owner field is not a number");
+            refuse(
+                &mut self.report,
+                Reason::Malformed,
+                name,
+                "its owner field is not a number",
+            );
             return Ok(());
         };
         let Some(owner) = self.host_owner(uid, gid) else {
             refuse(
                 &mut self.report,
+                Reason::Owner,
                 name,
                 &format!("owner {uid}:{gid} is outside the VE's ids"),
             );

@@ -21,7 +21,9 @@ pub enum Flavor {
     /// A VE's upper layer from a backup (`crate::backup`): owners,
     /// capability root ids and ACL ids shifted by [`UnpackOptions::ids`];
     /// overlayfs whiteouts (char 0/0) made, every other device skipped;
-    /// the backup's attribute list (`crate::backup::xattr_policy`);
+    /// the backup's attribute list (`crate::backup::xattr_policy`),
+    /// narrowed for overlayfs's markers (members marked as metadata-only
+    /// copies are skipped);
     /// nanosecond times; sparse members; members marked unchanged (their
     /// content is the one already in the tree); sockets; names of any
     /// bytes but NUL; an existing entry in the way replaced whole, a

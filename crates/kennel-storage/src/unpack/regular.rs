@@ -19,18 +19,20 @@ use rustix::fs::{
 use super::layer::{self, LayerRecords, OpenSparse};
 use super::member::{Owner, Unpacker};
 use super::paths::{rel, STRICT};
-use super::{archive_err, clean_path, errno_err, refuse};
+use super::{archive_err, clean_path, errno_err, refuse, Reason};
 use crate::backup::BackupError;
 use crate::error::Result;
 
 impl Unpacker {
-    /// A hard link member; `false` if it was refused.
+    /// A hard link member at `path`; `false` if it was not made (refused,
+    /// or a link to a skipped metadata-only copy).
     pub(super) fn hard_link<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
         p: BorrowedFd<'_>,
         file: &[u8],
         name: &str,
+        path: &[u8],
     ) -> Result<bool> {
         let target = entry
             .link_name_bytes()
@@ -41,7 +43,12 @@ impl Unpacker {
             true => match target.strip_prefix(crate::backup::format::LAYER_PREFIX.as_bytes()) {
                 Some(t) => t.to_vec(),
                 None => {
-                    refuse(&mut self.report, name, "hard link target outside the layer");
+                    refuse(
+                        &mut self.report,
+                        Reason::HardLink,
+                        name,
+                        "hard link target outside the layer",
+                    );
                     return Ok(false);
                 }
             },
@@ -50,14 +57,28 @@ impl Unpacker {
         let tcomps = match clean_path(&target, self.opts.flavor) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                refuse(&mut self.report, name, "hard link to the root directory");
+                refuse(
+                    &mut self.report,
+                    Reason::HardLink,
+                    name,
+                    "hard link to the root directory",
+                );
                 return Ok(false);
             }
             Err(why) => {
-                refuse(&mut self.report, name, &format!("hard link target {why}"));
+                refuse(
+                    &mut self.report,
+                    Reason::HardLink,
+                    name,
+                    &format!("hard link target {}", why.as_str()),
+                );
                 return Ok(false);
             }
         };
+        if self.layer() && self.metacopies.contains(&tcomps.join(&b'/')) {
+            self.skip_metacopy(path.to_vec());
+            return Ok(false);
+        }
         let (tparent_comps, tfile) = tcomps.split_at(tcomps.len() - 1);
         let tparent = match openat2(
             self.root.as_fd(),
@@ -70,6 +91,7 @@ impl Unpacker {
             Err(e) => {
                 refuse(
                     &mut self.report,
+                    Reason::HardLink,
                     name,
                     &format!(
                         "hard link target's directory is missing ({})",
@@ -89,6 +111,7 @@ impl Unpacker {
         ) {
             refuse(
                 &mut self.report,
+                Reason::HardLink,
                 name,
                 &format!("hard link failed ({})", io::Error::from(e)),
             );
@@ -119,7 +142,7 @@ impl Unpacker {
         let sparse = match recs.sparse_map(entry.size(), 0) {
             Ok(s) => s,
             Err(why) => {
-                refuse(&mut self.report, name, why);
+                refuse(&mut self.report, Reason::Malformed, name, why);
                 return Ok(false);
             }
         };
@@ -171,13 +194,7 @@ impl Unpacker {
             ))
             .into());
         };
-        let same = raw
-            .strip_prefix(b"./")
-            .unwrap_or(raw)
-            .split(|&b| b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-            .eq(open.path.split(|&b| b == b'/'));
-        if !same {
+        if !same_path(raw, &open.path) {
             return Err(BackupError::Corrupt(format!(
                 "'{name}' continues another file's segments"
             ))
@@ -241,6 +258,13 @@ impl Unpacker {
         self.report.unchanged += 1;
         Ok(())
     }
+}
+
+/// Whether member name `raw` names `path` (components joined by `/`).
+pub(super) fn same_path(raw: &[u8], path: &[u8]) -> bool {
+    raw.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .eq(path.split(|&b| b == b'/'))
 }
 
 /// Templates keep only these extended attributes: file capabilities

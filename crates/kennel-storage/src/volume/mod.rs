@@ -18,6 +18,7 @@
 //!
 //! Layout: `<pool>/<uuid>/disk.img`, `<pool>/<uuid>/snapshots/<name>/`.
 
+mod golden;
 mod reinstall;
 mod resize;
 pub mod shift;
@@ -103,29 +104,42 @@ impl Volume {
             .unwrap_or(0)
     }
 
-    /// Makes the volume: a sparse image of `size` with a fresh ext4,
-    /// mounted once at `scratch` to make the overlay's `upper` (owned by
-    /// `owner`) and `work` directories and to let `prepare` fill the upper
-    /// (a shifted layer). On failure the caller removes the directory.
+    /// Makes the volume: a clone of the pool's empty disk of `size` (see
+    /// `golden.rs`), whose overlay `upper` and `work` directories are
+    /// there already. `prepare`, if given, fills the upper (a shifted
+    /// layer) on a mount of the new disk at `scratch`; without it no mount
+    /// is needed. On failure the caller removes the directory.
     pub fn create(
         &self,
         size: DiskSize,
         owner: (u32, u32),
         scratch: &Path,
-        prepare: &mut dyn FnMut(&Path) -> Result<()>,
+        prepare: Option<&mut dyn FnMut(&Path) -> Result<()>>,
     ) -> Result<()> {
         size.validate()?;
+        let pool = self.dir.parent().unwrap_or(Path::new("/"));
+        let golden = golden::golden(pool, size)?;
         fs::create_dir(&self.dir).map_err(io_err("create", &self.dir))?;
-        self.make_image(&self.image(), size)?;
-        self.with_mounted(&self.image(), scratch, &mut |root| {
-            let layers = crate::layers::VeLayers::new(root);
-            layers.create(owner)?;
-            prepare(root)
-        })
+        let src = fs::File::open(&golden).map_err(io_err("open", &golden))?;
+        let dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.image())
+            .map_err(io_err("create", self.image()))?;
+        rustix::fs::ioctl_ficlone(&dst, &src)
+            .map_err(|e| io_err("clone", &golden)(e.into()))?;
+        match prepare {
+            None => Ok(()),
+            Some(prepare) => self.with_mounted(&self.image(), scratch, &mut |root| {
+                give_upper(root, owner)?;
+                prepare(root)
+            }),
+        }
     }
 
-    /// A sparse image at `path` with a fresh ext4 of `size`.
-    pub(crate) fn make_image(&self, path: &Path, size: DiskSize) -> Result<()> {
+    /// A sparse image at `path` with a fresh ext4 of `size` and the
+    /// overlay's two directories, made by `mkfs` from a skeleton.
+    pub(crate) fn make_image(&self, path: &Path, size: DiskSize, owner: (u32, u32)) -> Result<()> {
         let f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -133,7 +147,14 @@ impl Volume {
             .map_err(io_err("create", path))?;
         f.set_len(size.bytes).map_err(io_err("size", path))?;
         drop(f);
-        crate::tools::mkfs_ext4(path, size.inodes)
+        let skel = self.dir.join(format!(".skel-{}", std::process::id()));
+        let made = (|| {
+            fs::create_dir(&skel).map_err(io_err("create", &skel))?;
+            crate::layers::VeLayers::new(&skel).create(owner)?;
+            crate::tools::mkfs_ext4(path, size.inodes, Some(&skel))
+        })();
+        let _ = fs::remove_dir_all(&skel);
+        made
     }
 
     /// Mounts `image` at `scratch`, runs `work` on it, unmounts.
@@ -151,9 +172,9 @@ impl Volume {
         result.and(unmounted)
     }
 
-    /// Mounts the disk at `at` for a start: first finishes a grow the
-    /// kernel refused online.
-    pub fn mount(&self, at: &Path) -> Result<()> {
+    /// Mounts the disk at `at` for a start of the VE whose root is
+    /// `owner`: first finishes a grow the kernel refused online.
+    pub fn mount(&self, at: &Path, owner: (u32, u32)) -> Result<()> {
         self.sweep();
         self.finish_pending_grow()?;
         fs::create_dir_all(at).map_err(io_err("create", at))?;
@@ -164,7 +185,8 @@ impl Volume {
                 ..ext4(&image, false)
             },
             at,
-        )
+        )?;
+        give_upper(at, owner)
     }
 
     /// Unmounts the disk from `at` (a stop). Detached: a VE's dying
@@ -191,6 +213,25 @@ impl Volume {
     }
 }
 
+/// Gives a fresh disk's `upper` (owned by the host's root, see
+/// `golden.rs`) to the VE's root `owner`; leaves any other owner alone.
+fn give_upper(root: &Path, owner: (u32, u32)) -> Result<()> {
+    use rustix::fs::{Gid, Mode, OFlags, Uid};
+    let upper = root.join("upper");
+    let fd = rustix::fs::open(
+        &upper,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", &upper)(e.into()))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io_err("stat", &upper)(e.into()))?;
+    if (st.st_uid, st.st_gid) == (0, 0) {
+        rustix::fs::fchown(&fd, Some(Uid::from_raw(owner.0)), Some(Gid::from_raw(owner.1)))
+            .map_err(|e| io_err("chown", &upper)(e.into()))?;
+    }
+    Ok(())
+}
+
 /// How Kennel mounts a VE's ext4: never a device node or a set-user-id
 /// program from it on the host's side (the VE sees it only through its
 /// overlay, whose own flags apply there).
@@ -199,7 +240,14 @@ pub(crate) fn ext4<'a>(image: &'a Path, read_only: bool) -> ImageMount<'a> {
         image,
         fstype: "ext4",
         read_only,
-        flags: if read_only { &["noload"] } else { &[] },
+        // A sparse image reads zeros where nothing was written: its inode
+        // tables need no zeroing (which would fill the image), and freed
+        // blocks go back to the pool as holes.
+        flags: if read_only {
+            &["noload"]
+        } else {
+            &["noinit_itable", "discard"]
+        },
         attrs: MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID,
         remember: false,
     }

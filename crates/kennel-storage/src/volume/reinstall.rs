@@ -24,12 +24,9 @@ impl Volume {
         prepare: &mut dyn FnMut(&Path) -> Result<()>,
     ) -> Result<()> {
         let new = self.new_image();
-        let built = self.make_image(&new, size).and_then(|()| {
-            self.with_mounted(&new, scratch, &mut |root| {
-                crate::layers::VeLayers::new(root).create(owner)?;
-                prepare(root)
-            })
-        });
+        let built = self
+            .make_image(&new, size, owner)
+            .and_then(|()| self.with_mounted(&new, scratch, &mut |root| prepare(root)));
         self.commit(&new, built)
     }
 

@@ -72,6 +72,7 @@ impl Kennel {
             None => None,
         };
         let lock = self.lock_ve(&req.id)?;
+        self.sweep_scratch();
         let cfg = self.config(&req.id)?;
         let template = TemplateRef {
             name: cfg.template.clone(),
@@ -215,6 +216,25 @@ fn used_bytes(tree: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Removes what killed backups to `path` left (`.NAME.tmp-PID` whose
+/// process is gone).
+fn sweep_partial_backups(path: &Path, stem: &str) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix(stem).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Runs `write` on the target: a file is written under a temporary name,
 /// synced and renamed into place only when complete.
 fn write_to<T>(
@@ -234,11 +254,9 @@ fn write_to<T>(
             let name = path.file_name().ok_or_else(|| {
                 VeError::BadInput(format!("{} is not a file name", path.display()))
             })?;
-            let tmp = path.with_file_name(format!(
-                ".{}.tmp-{}",
-                name.to_string_lossy(),
-                std::process::id()
-            ));
+            let stem = format!(".{}.tmp-", name.to_string_lossy());
+            sweep_partial_backups(path, &stem);
+            let tmp = path.with_file_name(format!("{stem}{}", std::process::id()));
             // The tenant's whole layer: for root's eyes only.
             let f = fs::OpenOptions::new()
                 .write(true)
@@ -448,7 +466,7 @@ impl Kennel {
         let backups = chain.len().max(1);
         self.build_new_ve(&cfg, |_| {
             let shift_dir = self.paths.scratch(&format!("restore-shift-{}", req.id));
-            vol.create(size, owner, &scratch, &mut |root| {
+            vol.create(size, owner, &scratch, Some(&mut |root: &Path| {
                 if cfg.storage.layer == kennel_storage::layers::LayerMode::Shifted {
                     // The template's files with the VE's owners first; the
                     // backup's layer (without its metadata-only copies)
@@ -492,7 +510,7 @@ impl Kennel {
                     }
                 }
                 Ok(())
-            })?;
+            }))?;
             Ok(())
         })?;
         Ok(Restored {

@@ -133,10 +133,18 @@ impl Kennel {
             match (self.volume_of(&cfg), disk) {
                 (Some(vol), Some(size)) => {
                     let scratch = self.paths.scratch(&format!("create-{}", req.id));
-                    vol.create(size, owner, &scratch, &mut |root| {
+                    let mut prepare = |root: &std::path::Path| {
                         shift(&VeLayers::new(root), &building.join("shift"))
                             .map_err(|e| kennel_storage::StorageError::Layer(e.to_string()))
-                    })?;
+                    };
+                    // Only a shifted layer needs the new disk mounted.
+                    let shifted = cfg.storage.layer == LayerMode::Shifted;
+                    vol.create(
+                        size,
+                        owner,
+                        &scratch,
+                        shifted.then_some(&mut prepare as &mut dyn FnMut(&std::path::Path) -> _),
+                    )?;
                 }
                 _ => {
                     let layers = VeLayers::new(building.join("fs"));

@@ -245,7 +245,6 @@ impl Kennel {
             return Err(VeError::NoSuchVe(id.to_string()));
         }
         let lock = self.lock_ve(id)?;
-        self.repair_freeze(id);
         Ok((lock, self.config(id)?))
     }
 
@@ -268,7 +267,22 @@ impl Kennel {
     }
 
     fn lock_ve(&self, id: &VeId) -> Result<Lock> {
-        Lock::acquire(&self.ve_lock_path(id), WAIT, id.as_str())
+        let lock = Lock::acquire(&self.ve_lock_path(id), WAIT, id.as_str())?;
+        self.repair_freeze(id);
+        Ok(lock)
+    }
+
+    /// For commands that work on a VE without its lock (`exec`,
+    /// `status`): a freeze left by a command that died is undone if no
+    /// command holds the lock now (one that does may be freezing the VE
+    /// this very moment, for milliseconds).
+    pub(crate) fn repair_freeze_unlocked(&self, id: &VeId) {
+        if !self.paths.ve_run(id).join(FREEZING_FILE).exists() {
+            return;
+        }
+        if let Some(_lock) = Lock::try_acquire(&self.ve_lock_path(id)) {
+            self.repair_freeze(id);
+        }
     }
 
     /// The lock every command that changes VE `id` holds.

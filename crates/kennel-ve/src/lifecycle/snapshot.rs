@@ -25,6 +25,7 @@ impl Kennel {
         let (_lock, cfg) = self.lock_config(id)?;
         let vol = self.require_volume(&cfg, "snapshots")?;
         self.require_pool()?;
+        self.sweep_scratch();
         let conf = cfg.to_toml()?;
         let running = self.settle(id)? != VeState::Stopped;
         if !running {

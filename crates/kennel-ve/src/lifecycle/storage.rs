@@ -155,7 +155,7 @@ impl Kennel {
         let at = self.paths.ve_disk(&cfg.id);
         // A disk still mounted (a start that died before its teardown).
         Volume::unmount(&at)?;
-        Ok(vol.mount(&at)?)
+        Ok(vol.mount(&at, (cfg.idmap.uid_base, cfg.idmap.gid_base))?)
     }
 
     /// Unmounts VE `id`'s disk, if mounted (the teardown).
@@ -192,7 +192,7 @@ impl Kennel {
     /// Unmounts and removes the scratch mount points of commands that
     /// died (a restore's new disk, a backup's copy), so that no loop
     /// device or pool space stays held by them.
-    fn sweep_scratch(&self) {
+    pub(crate) fn sweep_scratch(&self) {
         let dir = self.paths.run.join("scratch");
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return;

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::backup::footer::Footer;
-use crate::backup::format::{hex, push_pax_record, PAX_REALSIZE, PAX_SPARSE, PAX_UNCHANGED};
+use crate::backup::format::{
+    hex, push_pax_record, PAX_REALSIZE, PAX_SPARSE, PAX_SPARSE_MORE, PAX_UNCHANGED,
+};
 use crate::backup::manifest::{BackupKind, BackupManifest, EndRecord};
 use crate::backup::tar_out::{pad, write_data_member, write_header, Member};
 use crate::backup::{restore_chain, RestoreOptions, RestoreReport, TemplateRef, FORMAT_VERSION};
@@ -231,4 +233,160 @@ fn devices_owners_and_bad_records_are_refused() {
     let mut unchanged = raw(b"layer/u", EntryType::Regular);
     push_pax_record(&mut unchanged.records, PAX_UNCHANGED, b"1");
     assert!(restore_in(&sandbox, &craft(&[unchanged])).is_err());
+}
+
+fn xattr_record(m: &mut Raw, name: &str, value: &[u8]) {
+    push_pax_record(&mut m.records, &format!("SCHILY.xattr.{name}"), value);
+}
+
+fn xattr_of(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut v = vec![0u8; 4096];
+    let n = rustix::fs::lgetxattr(path, name, &mut v[..]).ok()?;
+    v.truncate(n);
+    Some(v)
+}
+
+/// Review finding 4: a forged stream's overlayfs attributes. A redirect
+/// is never restored, an opaque marker only as `y`, and a member marked
+/// as a metadata-only copy is not made at all (nor a hard link to it, nor
+/// its sparse continuation); on a directory the marker is only dropped.
+#[test]
+fn overlay_attributes_of_a_forged_stream_are_narrowed() {
+    let s = scratch();
+    let sandbox = s.path().join("box");
+    let mut redirect = raw(b"layer/x", EntryType::Directory);
+    xattr_record(
+        &mut redirect,
+        "trusted.overlay.redirect",
+        b"/../../../../etc",
+    );
+    let mut opaque_x = raw(b"layer/o", EntryType::Directory);
+    xattr_record(&mut opaque_x, "trusted.overlay.opaque", b"x");
+    let mut opaque_y = raw(b"layer/y", EntryType::Directory);
+    xattr_record(&mut opaque_y, "trusted.overlay.opaque", b"y");
+    let mut meta_dir = raw(b"layer/md", EntryType::Directory);
+    xattr_record(&mut meta_dir, "trusted.overlay.metacopy", b"");
+    let mut metacopy = raw(b"layer/m", EntryType::Regular);
+    xattr_record(&mut metacopy, "trusted.overlay.metacopy", b"");
+    xattr_record(&mut metacopy, "trusted.overlay.redirect", b"/etc/shadow");
+    let mut link = raw(b"layer/ml", EntryType::Link);
+    link.link = Some(b"layer/m".to_vec());
+    let mut sparse = raw(b"layer/ms", EntryType::Regular);
+    xattr_record(&mut sparse, "trusted.overlay.metacopy", b"");
+    sparse.data = vec![7; 10];
+    push_pax_record(&mut sparse.records, PAX_REALSIZE, b"100");
+    push_pax_record(&mut sparse.records, PAX_SPARSE, b"0,10");
+    let mut more = raw(b"layer/ms", EntryType::Regular);
+    more.data = vec![8; 10];
+    push_pax_record(&mut more.records, PAX_SPARSE_MORE, b"1");
+    push_pax_record(&mut more.records, PAX_SPARSE, b"50,10");
+    let mut after = raw(b"layer/after", EntryType::Regular);
+    after.data = b"made".to_vec();
+    let r = restore_in(
+        &sandbox,
+        &craft(&[
+            redirect, opaque_x, opaque_y, meta_dir, metacopy, link, sparse, more, after,
+        ]),
+    )
+    .expect("restore");
+    let u = &r.unpacked[0];
+    assert_eq!(u.refused_count, 0, "{u:?}");
+    assert_eq!(u.metacopy, 3, "m, ml, ms: {u:?}");
+    assert_eq!(
+        u.xattrs_dropped, 3,
+        "redirect, opaque x, metacopy on md: {u:?}"
+    );
+    let dest = sandbox.join("dest");
+    assert_eq!(names_in(&dest), vec!["after", "md", "o", "x", "y"]);
+    assert_eq!(xattr_of(&dest.join("x"), "trusted.overlay.redirect"), None);
+    assert_eq!(xattr_of(&dest.join("o"), "trusted.overlay.opaque"), None);
+    assert_eq!(
+        xattr_of(&dest.join("y"), "trusted.overlay.opaque"),
+        Some(b"y".to_vec())
+    );
+    assert_eq!(xattr_of(&dest.join("md"), "trusted.overlay.metacopy"), None);
+    assert_eq!(fs::read(dest.join("after")).expect("read"), b"made");
+}
+
+/// Review finding 5: what a restore refuses or skips is counted by
+/// reason, over the chain, and said in one line.
+#[test]
+fn refusals_are_counted_by_reason_and_summed_up() {
+    let s = scratch();
+    let sandbox = s.path().join("box");
+    let target = s.path().join("victim");
+    fs::create_dir(&target).expect("mkdir");
+    let mut members = Vec::new();
+    for name in [
+        &b"layer/../up"[..],
+        b"layer/a/../../up2",
+        b"layer/../../../etc/x",
+    ] {
+        members.push(raw(name, EntryType::Regular));
+    }
+    let mut link = raw(b"layer/s", EntryType::Symlink);
+    link.link = Some(target.as_os_str().as_encoded_bytes().to_vec());
+    members.push(link);
+    members.push(raw(b"layer/s/through", EntryType::Regular));
+    let mut outside = raw(b"layer/pw", EntryType::Link);
+    outside.link = Some(b"/etc/passwd".to_vec());
+    members.push(outside);
+    for (name, dev) in [(&b"layer/sda"[..], (8, 0)), (b"layer/mem", (1, 1))] {
+        let mut d = raw(name, EntryType::Char);
+        d.dev = Some(dev);
+        members.push(d);
+    }
+    for name in [&b"layer/o1"[..], b"layer/o2", b"layer/o3"] {
+        let mut o = raw(name, EntryType::Regular);
+        o.uid = 70_000;
+        members.push(o);
+    }
+    let mut mc = raw(b"layer/mc", EntryType::Regular);
+    xattr_record(&mut mc, "trusted.overlay.metacopy", b"");
+    members.push(mc);
+    let mut bad = raw(b"layer/bad", EntryType::Regular);
+    push_pax_record(&mut bad.records, PAX_UNCHANGED, b"maybe");
+    members.push(bad);
+    let mut dropped = raw(b"layer/d", EntryType::Directory);
+    xattr_record(&mut dropped, "trusted.overlay.redirect", b"/etc");
+    members.push(dropped);
+    let r = restore_in(&sandbox, &craft(&members)).expect("restore");
+    assert!(names_in(&target).is_empty());
+    let got = r.refusals();
+    let want = crate::unpack::Refusals {
+        refused: crate::unpack::RefusedBy {
+            paths: 3,
+            through_symlink: 1,
+            hard_links: 1,
+            foreign_owners: 3,
+            malformed: 1,
+        },
+        devices: 2,
+        metacopy: 1,
+        xattrs: 1,
+    };
+    assert_eq!(got, want);
+    assert_eq!(r.unpacked[0].refused_count, 9);
+    assert_eq!(
+        r.refused_summary().as_deref(),
+        Some(
+            "12 entries of the backup were refused or skipped (3 paths outside the layer, \
+             1 path through a symlink, 1 hard link to nothing in the layer, 2 device nodes, \
+             3 owners outside the VE's ids, 1 metadata-only copy of a template file, \
+             1 malformed member); 1 extended attribute was not restored"
+        )
+    );
+
+    // Nothing refused: no line. One kind: the words agree in number.
+    let mut ok = raw(b"layer/ok", EntryType::Regular);
+    ok.data = b"fine".to_vec();
+    let r = restore_in(&sandbox, &craft(&[ok])).expect("restore");
+    assert_eq!(r.refused_summary(), None);
+    let mut one = raw(b"layer/one", EntryType::Regular);
+    one.uid = 65_536;
+    let r = restore_in(&sandbox, &craft(&[one])).expect("restore");
+    assert_eq!(
+        r.refused_summary().as_deref(),
+        Some("1 entry of the backup was refused or skipped (1 owner outside the VE's ids)")
+    );
 }

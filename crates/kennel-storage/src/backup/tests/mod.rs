@@ -8,6 +8,7 @@
 mod chain;
 mod damage;
 mod hostile;
+mod overlay;
 mod perf;
 mod roundtrip;
 

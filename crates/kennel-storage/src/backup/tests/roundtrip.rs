@@ -112,7 +112,6 @@ pub(super) fn build_tree(t: &Path) {
         "trusted.overlay.origin",
         b"\x00\xfb\x21host-handle",
     );
-    setx(&t.join("a/b/c/deep"), "trusted.overlay.metacopy", b"");
     setx(
         &t.join("cap3"),
         "security.capability",
