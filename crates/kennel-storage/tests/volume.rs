@@ -69,9 +69,10 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
         inodes: 4096,
     };
     vol.create(size, (100000, 100000), &lab.dir.join("scratch"), None)
-    .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"));
     let at = lab.dir.join("mnt");
-    vol.mount(&at, (100000, 100000)).unwrap_or_else(|e| panic!("{e}"));
+    vol.mount(&at, (100000, 100000))
+        .unwrap_or_else(|e| panic!("{e}"));
     // A fresh disk's layer goes to the VE's root at its first mount.
     let md = std::fs::metadata(at.join("upper")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&md), 100000);
@@ -103,7 +104,8 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
         assert!(df(&at).0 > 100 << 20);
     }
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));
-    vol.mount(&at, (100000, 100000)).unwrap_or_else(|e| panic!("{e}"));
+    vol.mount(&at, (100000, 100000))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(df(&at).0 > 100 << 20, "grown at the next mount");
     assert_eq!(fs::read(at.join("upper/a")).unwrap_or_default(), b"after");
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));
@@ -112,7 +114,8 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
     let err = vol.shrink(1 << 20).map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("does not fit"), "{err}");
     vol.shrink(48 << 20).unwrap_or_else(|e| panic!("{e}"));
-    vol.mount(&at, (100000, 100000)).unwrap_or_else(|e| panic!("{e}"));
+    vol.mount(&at, (100000, 100000))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fs::read(at.join("upper/a")).unwrap_or_default(), b"before");
     assert!(df(&at).0 <= 48 << 20);
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));

@@ -54,7 +54,7 @@ pub enum StorageCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// Snapshot a VE's disk; a running VE is frozen for a few milliseconds.
+    /// Snapshot a VE's disk; a running VE is frozen for milliseconds (it says how long).
     Create { id: String, name: String },
     /// List a VE's snapshots.
     List {

@@ -400,6 +400,12 @@ pub fn restore(k: &Kennel, a: crate::storage_args::RestoreArgs, quiet: bool) -> 
     );
     bar.finish();
     let r = r?;
+    if let (Some(line), false) = (&r.refused, quiet) {
+        eprintln!(
+            "kennel: warning: {}",
+            kennel_storage::shown::terminal_safe(line)
+        );
+    }
     if r.template_differs && !quiet {
         eprintln!(
             "kennel: warning: this host's template '{}' is not the one the VE was backed up on: its own files are restored over this one",

@@ -45,6 +45,7 @@ pub fn run(data: &[u8]) {
         return;
     };
     let opts = RestoreOptions {
+        over_prepared: false,
         ids: IDS,
         limits: input.limits,
     };

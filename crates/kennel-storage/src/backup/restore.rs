@@ -45,6 +45,11 @@ pub struct RestoreOptions {
     pub ids: IdShift,
     /// Applied to each backup of the chain.
     pub limits: UnpackLimits,
+    /// `dest` already holds a shifted layer's metadata-only copies of the
+    /// template (made for the new VE): the backup goes over them
+    /// (directories merge, files replace, the backup's own metadata-only
+    /// copies are skipped), instead of into an empty directory.
+    pub over_prepared: bool,
 }
 
 /// What a restore did.
@@ -178,7 +183,7 @@ pub fn restore_chain<R: Read>(
         .map_err(crate::error::io_err("read", dest))?
         .next()
         .is_some();
-    if not_empty {
+    if not_empty && !opts.over_prepared {
         return Err(crate::StorageError::Layer(format!(
             "cannot restore into {}: the directory is not empty",
             dest.display()

@@ -42,6 +42,9 @@ const GROW_PENDING: &str = "grow-pending";
 /// The smallest disk: the ext4 journal and metadata need a few MiB.
 pub const MIN_DISK: u64 = 32 << 20;
 
+/// Work on a new disk's root, mounted.
+pub type Prepare<'a> = &'a mut dyn FnMut(&Path) -> Result<()>;
+
 /// A VE's disk.
 #[derive(Debug, Clone)]
 pub struct Volume {
@@ -114,7 +117,7 @@ impl Volume {
         size: DiskSize,
         owner: (u32, u32),
         scratch: &Path,
-        prepare: Option<&mut dyn FnMut(&Path) -> Result<()>>,
+        prepare: Option<Prepare<'_>>,
     ) -> Result<()> {
         size.validate()?;
         let pool = self.dir.parent().unwrap_or(Path::new("/"));
@@ -126,8 +129,7 @@ impl Volume {
             .create_new(true)
             .open(self.image())
             .map_err(io_err("create", self.image()))?;
-        rustix::fs::ioctl_ficlone(&dst, &src)
-            .map_err(|e| io_err("clone", &golden)(e.into()))?;
+        rustix::fs::ioctl_ficlone(&dst, &src).map_err(|e| io_err("clone", &golden)(e.into()))?;
         match prepare {
             None => Ok(()),
             Some(prepare) => self.with_mounted(&self.image(), scratch, &mut |root| {
@@ -226,8 +228,12 @@ fn give_upper(root: &Path, owner: (u32, u32)) -> Result<()> {
     .map_err(|e| io_err("open", &upper)(e.into()))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| io_err("stat", &upper)(e.into()))?;
     if (st.st_uid, st.st_gid) == (0, 0) {
-        rustix::fs::fchown(&fd, Some(Uid::from_raw(owner.0)), Some(Gid::from_raw(owner.1)))
-            .map_err(|e| io_err("chown", &upper)(e.into()))?;
+        rustix::fs::fchown(
+            &fd,
+            Some(Uid::from_raw(owner.0)),
+            Some(Gid::from_raw(owner.1)),
+        )
+        .map_err(|e| io_err("chown", &upper)(e.into()))?;
     }
     Ok(())
 }

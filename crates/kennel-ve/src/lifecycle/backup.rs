@@ -394,6 +394,8 @@ pub struct Restored {
     pub addresses_dropped: bool,
     /// This host's template differs from the backed-up VE's.
     pub template_differs: bool,
+    /// What the restore refused or left out of the backup, in one line.
+    pub refused: Option<String>,
 }
 
 impl Kennel {
@@ -464,58 +466,74 @@ impl Kennel {
         let scratch = self.paths.scratch(&format!("restore-{}", req.id));
         let owner = (cfg.idmap.uid_base, cfg.idmap.gid_base);
         let backups = chain.len().max(1);
+        let mut report = None;
         self.build_new_ve(&cfg, |_| {
             let shift_dir = self.paths.scratch(&format!("restore-shift-{}", req.id));
-            vol.create(size, owner, &scratch, Some(&mut |root: &Path| {
-                if cfg.storage.layer == kennel_storage::layers::LayerMode::Shifted {
-                    // The template's files with the VE's owners first; the
-                    // backup's layer (without its metadata-only copies)
-                    // goes over them.
-                    kennel_storage::layers::prepare_shifted(
-                        &template.rootfs,
-                        &kennel_storage::layers::VeLayers::new(root),
-                        &shift_dir,
-                        cfg.idmap.uid_base,
-                    )?;
-                }
-                let opts = kennel_storage::backup::RestoreOptions {
-                    ids,
-                    limits: kennel_storage::unpack::UnpackLimits {
-                        max_bytes: size.bytes.saturating_mul(2),
-                        ..Default::default()
-                    },
-                };
-                let upper = root.join("upper");
-                match stdin_head.take() {
-                    Some(head) => {
-                        let r = std::io::Cursor::new(head).chain(std::io::stdin().lock());
-                        kennel_storage::backup::restore_chain([r], &upper, &opts, &|n| {
-                            progress.done(n)
-                        })?;
+            vol.create(
+                size,
+                owner,
+                &scratch,
+                Some(&mut |root: &Path| {
+                    if cfg.storage.layer == kennel_storage::layers::LayerMode::Shifted {
+                        // The template's files with the VE's owners first; the
+                        // backup's layer (without its metadata-only copies)
+                        // goes over them.
+                        kennel_storage::layers::prepare_shifted(
+                            &template.rootfs,
+                            &kennel_storage::layers::VeLayers::new(root),
+                            &shift_dir,
+                            cfg.idmap.uid_base,
+                        )?;
                     }
-                    None => {
-                        let mut readers = Vec::new();
-                        for p in &chain {
-                            let f = fs::File::open(p).map_err(|e| {
-                                kennel_storage::StorageError::Layer(format!(
-                                    "open {}: {e}",
-                                    p.display()
-                                ))
-                            })?;
-                            readers.push(std::io::BufReader::new(f));
+                    let opts = kennel_storage::backup::RestoreOptions {
+                        over_prepared: cfg.storage.layer
+                            == kennel_storage::layers::LayerMode::Shifted,
+                        ids,
+                        limits: kennel_storage::unpack::UnpackLimits {
+                            max_bytes: size.bytes.saturating_mul(2),
+                            ..Default::default()
+                        },
+                    };
+                    let upper = root.join("upper");
+                    match stdin_head.take() {
+                        Some(head) => {
+                            let r = std::io::Cursor::new(head).chain(std::io::stdin().lock());
+                            report = Some(kennel_storage::backup::restore_chain(
+                                [r],
+                                &upper,
+                                &opts,
+                                &|n| progress.done(n),
+                            )?);
                         }
-                        kennel_storage::backup::restore_chain(readers, &upper, &opts, &|n| {
-                            progress.done(n)
-                        })?;
+                        None => {
+                            let mut readers = Vec::new();
+                            for p in &chain {
+                                let f = fs::File::open(p).map_err(|e| {
+                                    kennel_storage::StorageError::Layer(format!(
+                                        "open {}: {e}",
+                                        p.display()
+                                    ))
+                                })?;
+                                readers.push(std::io::BufReader::new(f));
+                            }
+                            report = Some(kennel_storage::backup::restore_chain(
+                                readers,
+                                &upper,
+                                &opts,
+                                &|n| progress.done(n),
+                            )?);
+                        }
                     }
-                }
-                Ok(())
-            }))?;
+                    Ok(())
+                }),
+            )?;
             Ok(())
         })?;
         Ok(Restored {
             config: cfg,
             backups,
+            refused: report
+                .and_then(|r: kennel_storage::backup::RestoreReport| r.refused_summary()),
             addresses_dropped,
             template_differs,
         })

@@ -32,6 +32,7 @@ fn restore<P: AsRef<Path>>(
     dest: &Path,
 ) -> crate::Result<crate::backup::RestoreReport> {
     let opts = RestoreOptions {
+        over_prepared: false,
         ids: TO,
         limits: Default::default(),
     };

@@ -59,6 +59,7 @@ fn a_flipped_byte_is_corruption() {
         let dest = s.path().join(format!("dest{at}"));
         fs::create_dir(&dest).expect("mkdir");
         let opts = RestoreOptions {
+            over_prepared: false,
             ids: TO,
             limits: Default::default(),
         };

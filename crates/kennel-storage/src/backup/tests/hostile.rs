@@ -114,6 +114,7 @@ fn restore_in(sandbox: &Path, stream: &[u8]) -> crate::Result<RestoreReport> {
     let _ = fs::remove_dir_all(sandbox);
     fs::create_dir_all(sandbox.join("dest")).expect("mkdir");
     let opts = RestoreOptions {
+        over_prepared: false,
         ids: TO,
         limits: Default::default(),
     };

@@ -17,6 +17,7 @@ use crate::backup::{read_index, restore_chain, verify, RestoreOptions, RestoreRe
 fn restore_one(file: &Path, dest: &Path) -> RestoreReport {
     fs::create_dir(dest).expect("mkdir");
     let opts = RestoreOptions {
+        over_prepared: false,
         ids: TO,
         limits: Default::default(),
     };

@@ -151,6 +151,7 @@ fn perf_one_gib_of_ten_thousand_files() {
     fs::create_dir(&dest).expect("mkdir");
     let s = Instant::now();
     let opts = crate::backup::RestoreOptions {
+        over_prepared: false,
         ids: TO,
         limits: Default::default(),
     };

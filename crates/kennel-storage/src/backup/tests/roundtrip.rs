@@ -193,6 +193,7 @@ fn a_tree_round_trips_into_another_range() {
     let dest = s.path().join("dest");
     fs::create_dir(&dest).expect("mkdir");
     let opts = RestoreOptions {
+        over_prepared: false,
         ids: TO,
         limits: Default::default(),
     };
@@ -262,6 +263,7 @@ fn many_segments_span_several_members() {
     let dest = s.path().join("dest");
     fs::create_dir(&dest).expect("mkdir");
     let opts = RestoreOptions {
+        over_prepared: false,
         ids: TO,
         limits: Default::default(),
     };
