@@ -125,7 +125,10 @@ fn mend_end(tar: Vec<u8>) -> Vec<u8> {
     let Some(end) = seen.get(index + 1).filter(|m| m.name == END_NAME) else {
         return tar;
     };
-    let layer_bytes: u64 = seen[1..index]
+    // The layer: after the manifest, before the index.
+    let layer_bytes: u64 = seen
+        .get(1..index)
+        .unwrap_or_default()
         .iter()
         .filter(|m| m.is_file && m.name.starts_with(LAYER_PREFIX))
         .fold(0u64, |n, m| n.saturating_add(m.size));

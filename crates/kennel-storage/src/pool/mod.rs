@@ -221,6 +221,10 @@ impl Pool {
                 _ => {}
             }
         }
+        if matches!(self.record.source, PoolSource::Dir) {
+            // The empty disks new ones were cloned from (`volume/golden.rs`).
+            let _ = fs::remove_dir_all(self.record.path.join(".golden"));
+        }
         let _ = fs::remove_dir(&self.record.path);
         match fs::remove_file(record_file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
