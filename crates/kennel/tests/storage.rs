@@ -1068,3 +1068,64 @@ fn a_killed_clone_leaves_nothing() {
     stop_writer(&root, "101");
     finish_crash_test(root, problems, t0, "crash clone");
 }
+
+/// A backup is untrusted input (hostile review 1, 3): a restore brings the
+/// VE's files, not its rights: its features, limits and interfaces are the
+/// host's defaults unless the operator trusts the backup; a deleted
+/// template file stays deleted (review 2: whiteouts); the backup file is
+/// for root's eyes only.
+#[test]
+fn a_restore_takes_the_files_not_the_rights() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = TestRoot::new("stor-rights");
+    root.start_busybox(
+        "101",
+        &[
+            "--disk",
+            "96M",
+            "--features",
+            "tun",
+            "--memory",
+            "2G",
+            "--numproc",
+            "900",
+        ],
+    );
+    root.sh("101", "echo mine > /root/f; rm /bin/true");
+    let file = root.dir.join("full.kbk");
+    let f = file.to_string_lossy().into_owned();
+    root.ok(&["backup", "101", &f]);
+    let mode = fs::metadata(&file).expect("backup").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a backup holds the tenant's files: root only");
+    root.ok(&["restore", &f, "201"]);
+    let c = config_value(&root, "201");
+    assert!(
+        c["features"].as_array().is_none_or(|a| a.is_empty()),
+        "no feature comes from a backup: {c}"
+    );
+    assert_eq!(
+        c["resources"]["memory_bytes"],
+        1u64 << 30,
+        "the host's plan: {c}"
+    );
+    assert_ne!(c["resources"]["numproc"], 900, "the host's plan: {c}");
+    assert_eq!(
+        c["storage"]["disk_bytes"],
+        96u64 << 20,
+        "the disk's size comes along"
+    );
+    root.ok(&["start", "201"]);
+    assert_eq!(root.sh("201", "cat /root/f").trim(), "mine");
+    assert_eq!(
+        root.sh("201", "test -e /bin/true && echo back || echo gone")
+            .trim(),
+        "gone",
+        "a template file deleted in the VE stays deleted"
+    );
+    // Trusted on purpose: the backed-up VE's plan and features.
+    root.ok(&["restore", &f, "301", "--trust-config"]);
+    let c = config_value(&root, "301");
+    assert_eq!(c["features"], serde_json::json!(["tun"]), "{c}");
+    assert_eq!(c["resources"]["memory_bytes"], 2u64 << 30, "{c}");
+    root.finish();
+}
