@@ -70,6 +70,7 @@ fn backup(tree: &Path, base: Option<&Path>, out: &Path) -> Vec<u8> {
             digest: "sha256:00".into(),
         },
         base: index.as_ref(),
+        template_tree: None,
         compression: Compression {
             level: 19,
             threads: 1,
@@ -159,7 +160,7 @@ fn write_seeds() {
     fs::hard_link(tree.join("a"), tree.join("d/h")).expect("link");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &tree.join("p"),
+        tree.join("p"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
         0,
@@ -167,7 +168,7 @@ fn write_seeds() {
     .expect("mkfifo");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &tree.join("w"),
+        tree.join("w"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o600),
         0,

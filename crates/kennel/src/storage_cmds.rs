@@ -314,12 +314,6 @@ pub fn backup(k: &Kennel, a: crate::storage_args::BackupArgs, quiet: bool) -> Re
     } else {
         BackupTarget::File(file.clone().into())
     };
-    if a.with_template {
-        return Err(VeError::BadInput(
-            "--with-template is not supported yet: make the template on the other host (`kennel template create`)".into(),
-        )
-        .into());
-    }
     let bar = crate::progress::Bar::new(&format!("backup of VE {id}"), quiet);
     let started = std::time::Instant::now();
     let report = k.backup(
@@ -327,6 +321,7 @@ pub fn backup(k: &Kennel, a: crate::storage_args::BackupArgs, quiet: bool) -> Re
             id: id.clone(),
             target: target.clone(),
             since: a.since.clone(),
+            with_template: a.with_template,
         },
         &bar,
     );
@@ -405,6 +400,12 @@ pub fn restore(k: &Kennel, a: crate::storage_args::RestoreArgs, quiet: bool) -> 
             "kennel: warning: {}",
             kennel_storage::shown::terminal_safe(line)
         );
+    }
+    if r.made_template {
+        say(
+            quiet,
+            format!("Made template {} from the backup", r.config.template),
+        )?;
     }
     if r.template_differs && !quiet {
         eprintln!(

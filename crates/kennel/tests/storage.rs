@@ -1129,3 +1129,34 @@ fn a_restore_takes_the_files_not_the_rights() {
     assert_eq!(c["resources"]["memory_bytes"], 2u64 << 30, "{c}");
     root.finish();
 }
+
+/// `--with-template` carries the template to a host that lacks it (here a
+/// second state root): the restore makes it first, with the same digest.
+#[test]
+fn a_backup_with_its_template_restores_where_the_template_is_missing() {
+    let a = TestRoot::new("stor-wt-a");
+    a.start_busybox("101", &["--disk", "64M"]);
+    a.sh("101", "echo moved > /root/f");
+    let file = a.dir.join("with-template.kbk");
+    let f = file.to_string_lossy().into_owned();
+    let plain = a.dir.join("plain.kbk").to_string_lossy().into_owned();
+    a.ok(&["backup", "101", &f, "--with-template"]);
+    a.ok(&["backup", "101", &plain]);
+    a.ok(&["backup", "verify", &f]);
+    let b = TestRoot::new("stor-wt-b");
+    let err = fails_any(&b, &["restore", &plain, "101"]);
+    assert!(err.contains("template 'busybox'"), "{err}");
+    b.ok(&["restore", &f, "101"]);
+    b.ok(&["start", "101"]);
+    assert_eq!(b.sh("101", "cat /root/f").trim(), "moved");
+    let digest = |r: &TestRoot| {
+        fs::read_to_string(r.dir.join("lib/templates/busybox/template.toml"))
+            .expect("template.toml")
+            .lines()
+            .find(|l| l.starts_with("digest"))
+            .map(str::to_string)
+    };
+    assert_eq!(digest(&a), digest(&b), "the same template");
+    b.finish();
+    a.finish();
+}

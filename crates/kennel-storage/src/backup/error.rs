@@ -27,6 +27,9 @@ pub enum BackupError {
     /// Backups given to a restore are not one chain in order.
     #[error("the backup chain is broken: {0}")]
     Chain(String),
+    /// A template was asked of a backup made without one.
+    #[error("the backup holds no template (it was made without --with-template)")]
+    NoTemplate,
     /// The tree to back up cannot be read.
     #[error("cannot back up {path}: {reason}")]
     Tree { path: PathBuf, reason: String },

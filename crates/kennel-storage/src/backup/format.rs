@@ -10,6 +10,9 @@ use std::fmt::Write as _;
 pub const MANIFEST_NAME: &str = "kennel-backup.json";
 /// Every entry of the layer is a member under this prefix.
 pub const LAYER_PREFIX: &str = "layer/";
+/// A backup made with the VE's template holds the template's tree under
+/// this prefix, before the layer (see [`super`]).
+pub const TEMPLATE_PREFIX: &str = "template/";
 /// The member listing every path with its identity (for incrementals).
 pub const INDEX_NAME: &str = "kennel-index.jsonl";
 /// The last member: counts and the hash of everything before it.

@@ -5,6 +5,12 @@
 //! opaque JSON around: what a backup says about itself is exactly what
 //! these types can hold. The two fields the caller supplies (`ve_conf`,
 //! `template`) are opaque to this crate but typed all the same.
+//!
+//! Fields added after the first release carry `#[serde(default)]`, so a
+//! backup written before them still parses (strictness is about fields a
+//! reader does not know, not about fields a writer did not know yet), and
+//! are left out when they hold their default, so a backup that does not
+//! use them still reads with an older kennel.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -27,6 +33,12 @@ pub struct BackupManifest {
     /// The VE's configuration file, as the caller gave it.
     pub ve_conf: String,
     pub template: TemplateRef,
+    /// The stream also holds the template's tree (`template/...`
+    /// members), for a host that lacks it. Absent in backups made without
+    /// it, and in backups made before the field existed: it is written
+    /// only when true, so such a backup still reads with an older kennel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template_included: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,7 +132,25 @@ mod tests {
                 name: "debian-12".into(),
                 digest: "sha256:00".into(),
             },
+            template_included: false,
         }
+    }
+
+    #[test]
+    fn the_template_flag_is_optional_and_written_only_when_set() {
+        let mut m = manifest();
+        let text = serde_json::to_string(&m).expect("json");
+        assert!(!text.contains("template_included"), "{text}");
+        // A backup from before the field: no such key.
+        let back: BackupManifest = serde_json::from_str(&text).expect("parse");
+        assert!(!back.template_included);
+        m.template_included = true;
+        let text = serde_json::to_string(&m).expect("json");
+        assert!(text.contains("\"template_included\":true"), "{text}");
+        let back: BackupManifest = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, m);
+        let wrong = text.replace("\"template_included\":true", "\"template_included\":1");
+        assert!(serde_json::from_str::<BackupManifest>(&wrong).is_err());
     }
 
     #[test]

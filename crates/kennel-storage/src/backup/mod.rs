@@ -21,7 +21,9 @@
 //!
 //! ```text
 //! frame 1   kennel-backup.json      the manifest (BackupManifest)
-//! frame 2   layer/                  the tree's top, then every entry as
+//! frame 2   [template/              with --with-template only: the
+//!           template/<path>...]     template's tree, as the layer below
+//!           layer/                  the tree's top, then every entry as
 //!           layer/<path>...         layer/<path>, directories before
 //!                                   their contents, names sorted bytewise
 //! frame 3   kennel-index.jsonl      every path: inode, size, mtime, ctime,
@@ -51,6 +53,18 @@
 //! of 16 TiB with two bytes of data costs two segments. Sockets are FIFO
 //! members marked `KENNEL.kind=socket`.
 //!
+//! A backup made with its template (`--with-template`,
+//! [`BackupRequest::template_tree`], [`BackupManifest::template_included`])
+//! holds the template's tree first, as `template/...` members written by
+//! the same walker under a template's rules (owners as they are, no
+//! device nodes, only `security.capability` and `user.*`: [`writer`]), so
+//! a host that lacks the template can make it ([`extract_template`])
+//! through the template import's unpacker ([`extract`]). They come before
+//! the layer so that the template can be made, and checked, before the
+//! layer that lies on it is restored, in one pass for a backup read from a
+//! pipe. The index lists only the layer; the end record counts and hashes
+//! every member.
+//!
 //! The end record makes the stream self-checking: a stream that stops
 //! before it is *truncated*; one whose content differs from what was
 //! written fails a zstd checksum or the end record's hash, and one whose
@@ -71,7 +85,9 @@
 //!
 //! # Reading
 //!
-//! [`verify`] checks a stream end to end; [`restore_chain`] restores a full
+//! [`verify`] checks a stream end to end, the template's members included;
+//! [`extract_template`] makes the template a backup holds;
+//! [`restore_chain`] reads past the template's members and restores a full
 //! backup and its incrementals into an empty directory through
 //! [`crate::unpack`]'s layer flavor, shifting ids into the new VE's range,
 //! removing what each incremental no longer lists, and checking each
@@ -88,6 +104,7 @@
 mod base;
 mod content;
 mod error;
+mod extract;
 pub(crate) mod footer;
 pub(crate) mod format;
 mod frames;
@@ -111,6 +128,7 @@ mod tests;
 
 pub use base::read_index;
 pub use error::BackupError;
+pub use extract::{extract_template, extract_template_report, TemplateExtract};
 pub use format::FORMAT_VERSION;
 pub use frames::Compression;
 pub use ids::IdShift;
@@ -118,4 +136,4 @@ pub use index::{BaseIndex, EntryKind, Stamp};
 pub use manifest::{BackupKind, BackupManifest, BaseRef, EndRecord, TemplateRef};
 pub use reader::{manifest_of_stream, read_manifest, verify, VerifyReport};
 pub use restore::{restore_chain, RestoreOptions, RestoreReport};
-pub use writer::{write_backup, BackupReport, BackupRequest, Skipped};
+pub use writer::{write_backup, BackupReport, BackupRequest, Skipped, TemplateWritten};

@@ -5,6 +5,13 @@
 //! name and Kennel records, the index against the members, and the end
 //! record's counts and hash. [`read_manifest`] stops after the first
 //! member.
+//!
+//! A backup's `template/` members are checked as what a template import
+//! accepts (`crate::unpack::Flavor::Template`) and the writer writes: a
+//! clean UTF-8 name, no device node or socket, no Kennel record but the
+//! sparse ones, only the template's attributes, hard links to `template/`
+//! names. They are not in the index and not counted in
+//! [`VerifyReport::entries`].
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -18,6 +25,9 @@ use crate::shown::shown;
 use crate::unpack::layer::LayerRecords;
 use crate::unpack::{clean_path, Flavor, Flow};
 
+use super::format::TEMPLATE_PREFIX;
+use super::xattr_read::template_keeps;
+
 /// What [`verify`] found.
 #[derive(Debug, Clone)]
 pub struct VerifyReport {
@@ -30,6 +40,8 @@ pub struct VerifyReport {
     pub layer_bytes: u64,
     /// Files whose content is in the base chain.
     pub unchanged: u64,
+    /// Paths of the template the backup holds (none without one).
+    pub template_entries: u64,
     /// SHA-256 of the tar stream before the end record.
     pub sha256: String,
 }
@@ -37,11 +49,58 @@ pub struct VerifyReport {
 #[derive(Default)]
 struct Checker {
     paths: u64,
+    template_paths: u64,
     unchanged: u64,
     index_entries: Option<u64>,
 }
 
+/// The paths template member `entry` adds (0 for a sparse file's next
+/// segments), or why it is not one a backup writes.
+fn template_fault<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    rel: &[u8],
+) -> std::result::Result<u64, String> {
+    clean_path(rel, Flavor::Template).map_err(|why| why.as_str().to_string())?;
+    let kind = entry.header().entry_type();
+    if kind.is_character_special() || kind.is_block_special() {
+        return Err("a device node".into());
+    }
+    if kind.is_hard_link() {
+        let target = entry.link_name_bytes().unwrap_or_default();
+        let ok = target
+            .strip_prefix(TEMPLATE_PREFIX.as_bytes())
+            .is_some_and(|t| matches!(clean_path(t, Flavor::Template), Ok(Some(_))));
+        if !ok {
+            return Err("a hard link to nothing in the template".into());
+        }
+    }
+    let recs = LayerRecords::read(entry).map_err(str::to_string)?;
+    if recs.unchanged || recs.socket {
+        return Err("a record a template does not have".into());
+    }
+    if let Some((k, _)) = recs.xattrs.iter().find(|(k, _)| !template_keeps(k)) {
+        return Err(format!(
+            "an attribute a template does not keep ({})",
+            shown(k)
+        ));
+    }
+    if recs.more {
+        recs.sparse_more_map(entry.size(), u64::MAX, 0)?;
+        return Ok(0);
+    }
+    recs.sparse_map(entry.size(), 0)?;
+    Ok(1)
+}
+
 impl Visitor for Checker {
+    fn template<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, rel: &[u8]) -> Result<()> {
+        let paths = template_fault(entry, rel).map_err(|why| {
+            BackupError::Corrupt(format!("member 'template/{}': {why}", shown(rel)))
+        })?;
+        self.template_paths += paths;
+        Ok(())
+    }
+
     fn layer<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, rel: &[u8]) -> Result<()> {
         let bad = |why: &'static str| {
             BackupError::Corrupt(format!("member 'layer/{}': {why}", shown(rel)))
@@ -88,6 +147,7 @@ pub fn verify<R: Read>(reader: R, progress: &dyn Fn(u64)) -> Result<VerifyReport
         entries: c.paths,
         layer_bytes: s.layer_bytes,
         unchanged: c.unchanged,
+        template_entries: c.template_paths,
         sha256: end.sha256,
     })
 }

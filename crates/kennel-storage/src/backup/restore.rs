@@ -120,6 +120,11 @@ struct Restorer {
     expect_base: Option<Uuid>,
     position: usize,
     manifest: Option<BackupManifest>,
+    /// Paths of the layer read (continuation members of a sparse file
+    /// not counted), and what the index says: a restore checks the index
+    /// as `verify` does, so the two never disagree on a backup.
+    paths: u64,
+    index_entries: Option<u64>,
 }
 
 impl Visitor for Restorer {
@@ -161,7 +166,18 @@ impl Visitor for Restorer {
     }
 
     fn layer<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, rel: &[u8]) -> Result<()> {
+        let more = crate::unpack::layer::LayerRecords::read(entry).is_ok_and(|r| r.more);
+        if !more {
+            self.paths += 1;
+        }
         self.unpacker.member(entry, rel)
+    }
+
+    fn index<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<Flow> {
+        let (_, entries) = super::index::parse(&mut std::io::BufReader::new(entry))
+            .map_err(BackupError::Corrupt)?;
+        self.index_entries = Some(entries.len() as u64);
+        Ok(Flow::Continue)
     }
 }
 
@@ -198,6 +214,8 @@ pub fn restore_chain<R: Read>(
             expect_base,
             position,
             manifest: None,
+            paths: 0,
+            index_entries: None,
         };
         let last = std::cell::Cell::new(0);
         let summary = read_backup(
@@ -211,6 +229,11 @@ pub fn restore_chain<R: Read>(
         before += last.get();
         if summary.end.is_none() {
             return Err(BackupError::Truncated.into());
+        }
+        if r.index_entries != Some(r.paths) {
+            return Err(
+                BackupError::Corrupt("the index does not list the layer's paths".into()).into(),
+            );
         }
         let manifest = r.manifest.take().unwrap_or(summary.manifest);
         if manifest.kind == BackupKind::Incremental {

@@ -10,9 +10,12 @@
 //! the hash of everything before it; and the shared member loop of
 //! [`crate::unpack`], with its per-member metadata budget.
 //!
-//! [`read_backup`] checks the stream's shape — the manifest first, layer
-//! members, the index, the end record, the tar end, nothing after — and
-//! hands the members to a [`Visitor`]. After the end record it reads the
+//! [`read_backup`] checks the stream's shape — the manifest first, the
+//! template's members if the manifest says it holds the template (and
+//! only then), layer members, the index, the end record, the tar end,
+//! nothing after — and hands the members to a [`Visitor`]. A visitor that
+//! does not want the template's members (a restore) leaves them to the
+//! loop, which reads them past, hashing them like every other byte. After the end record it reads the
 //! stream to its end, so the last frame's checksum is checked too. An
 //! error is reported as the first fault the stream showed, whatever the
 //! layer above made of it.
@@ -24,7 +27,7 @@ use std::rc::Rc;
 use sha2::{Digest, Sha256};
 
 use super::footer::{Footer, FOOTER_LEN, HASH_LEN};
-use super::format::{hex, END_NAME, INDEX_NAME, LAYER_PREFIX, MANIFEST_NAME};
+use super::format::{hex, END_NAME, INDEX_NAME, LAYER_PREFIX, MANIFEST_NAME, TEMPLATE_PREFIX};
 use super::manifest::{BackupManifest, EndRecord};
 use super::BackupError;
 use crate::error::{Result, StorageError};
@@ -204,6 +207,14 @@ pub(crate) trait Visitor {
         Ok(Flow::Continue)
     }
 
+    /// A template member, `rel` its path without the `template/` prefix
+    /// (only in a backup whose manifest says it holds the template, and
+    /// before every layer member). Data left unread is read (and hashed)
+    /// by the loop.
+    fn template<R: Read>(&mut self, _entry: &mut tar::Entry<'_, R>, _rel: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
     /// A layer member, `rel` its path without the `layer/` prefix. Data
     /// left unread is read (and hashed) by the loop.
     fn layer<R: Read>(&mut self, _entry: &mut tar::Entry<'_, R>, _rel: &[u8]) -> Result<()> {
@@ -224,12 +235,16 @@ pub(crate) struct Summary {
     pub end: Option<EndRecord>,
     pub members: u64,
     pub layer_bytes: u64,
+    /// Members under `template/` (counted in `members` too).
+    pub template_members: u64,
 }
 
 /// Where in the stream the loop is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Manifest,
+    /// After the manifest of a backup that holds its template.
+    Template,
     Layer,
     End,
     Done,
@@ -307,6 +322,7 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
         end: None,
         members: 0,
         layer_bytes: 0,
+        template_members: 0,
         hash: &hash,
         stopped: false,
         pending: None,
@@ -350,6 +366,7 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
             end: None,
             members: walk.members,
             layer_bytes: walk.layer_bytes,
+            template_members: walk.template_members,
         });
     }
     if walk.stage != Stage::Done {
@@ -362,6 +379,7 @@ pub(crate) fn read_backup<R: Read, V: Visitor>(
         end: walk.end,
         members: walk.members,
         layer_bytes: walk.layer_bytes,
+        template_members: walk.template_members,
     })
 }
 
@@ -445,6 +463,7 @@ struct Walk<'a, V> {
     end: Option<EndRecord>,
     members: u64,
     layer_bytes: u64,
+    template_members: u64,
     hash: &'a Rc<RefCell<HashState>>,
     stopped: bool,
     /// The manifest's error, reported at the next member.
@@ -478,13 +497,33 @@ impl<V: Visitor> Walk<'_, V> {
                     }
                 };
                 self.members += 1;
-                self.stage = Stage::Layer;
+                self.stage = if m.template_included {
+                    Stage::Template
+                } else {
+                    Stage::Layer
+                };
                 let flow = self.v.manifest(&m)?;
                 self.manifest = Some(m);
                 self.stopped = flow == Flow::Stop;
                 Ok(flow)
             }
-            Stage::Layer => {
+            Stage::Template if raw.starts_with(TEMPLATE_PREFIX.as_bytes()) => {
+                self.members += 1;
+                self.template_members += 1;
+                let rel = &raw[TEMPLATE_PREFIX.len()..];
+                self.v.template(entry, rel)?;
+                Ok(Flow::Continue)
+            }
+            Stage::Template | Stage::Layer => {
+                if self.stage == Stage::Template {
+                    if self.template_members == 0 {
+                        return Err(BackupError::Corrupt(
+                            "its manifest says it holds the template, but it holds none".into(),
+                        )
+                        .into());
+                    }
+                    self.stage = Stage::Layer;
+                }
                 self.members += 1;
                 if let Some(rel) = raw.strip_prefix(LAYER_PREFIX.as_bytes()) {
                     if entry.header().entry_type().is_file() {
@@ -497,6 +536,12 @@ impl<V: Visitor> Walk<'_, V> {
                     let flow = self.v.index(entry)?;
                     self.stopped = flow == Flow::Stop;
                     Ok(flow)
+                } else if raw.starts_with(TEMPLATE_PREFIX.as_bytes()) {
+                    Err(BackupError::Corrupt(format!(
+                        "a template member '{name}' where none may be (after the layer's, or \
+                         in a backup without the template)"
+                    ))
+                    .into())
                 } else {
                     Err(BackupError::Corrupt(format!("an unexpected member '{name}'")).into())
                 }

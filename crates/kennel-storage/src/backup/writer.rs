@@ -25,6 +25,33 @@
 //! metacopy markers), so `verify` and an inspection of the stream see the
 //! layer as it was; what a restore may take back from them is narrower
 //! and decided there (`crate::backup::xattr_policy`).
+//!
+//! # The template, when asked for
+//!
+//! With [`BackupRequest::template_tree`] set, the template's tree is
+//! written first, as `template/...` members, by the same walk and the same
+//! member code as the layer, so everything a layer member is careful about
+//! (no symlink followed, bounded reads, sparse files as data segments,
+//! hard links as link members to the first name, which here is a
+//! `template/` name) holds for it too. What differs is what a *template*
+//! is, and follows what a template import keeps
+//! (`crate::unpack::Flavor::Template`), so that a template made from the
+//! stream is the one a tarball of the same tree would make:
+//!
+//! * owners are written as they are: a template's files are owned by host
+//!   ids 0-65535, which are what a VE sees through its id mapping, i.e.
+//!   already VE-relative. An entry owned outside 0-65535 is skipped and
+//!   counted as foreign (an import would refuse it);
+//! * every device node is skipped, whiteouts included (a template is not an
+//!   overlayfs layer), and so are sockets (nothing listens on them);
+//! * only `security.capability` and `user.*` attributes are kept, byte for
+//!   byte (a v3 capability's root id is a template's own, not shifted);
+//! * names must be UTF-8 (an import refuses others): others are skipped;
+//! * nothing goes into the index, which lists the layer only (an
+//!   incremental compares the layer with its base, never the template),
+//!   and the end record's `layer_bytes` counts the layer only. The
+//!   template's members are counted in `members` and hashed like all
+//!   others, so the end record covers them.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -42,7 +69,7 @@ use super::content::{copy_range, looks_sparse, CopyFail, Segments, CHUNK};
 use super::footer::Footer;
 use super::format::{
     hex, push_pax_record, END_NAME, FORMAT_VERSION, INDEX_NAME, LAYER_PREFIX, MANIFEST_NAME,
-    PAX_KIND, PAX_REALSIZE, PAX_SPARSE, PAX_SPARSE_MORE, PAX_UNCHANGED, PAX_XATTR,
+    PAX_KIND, PAX_REALSIZE, PAX_SPARSE, PAX_SPARSE_MORE, PAX_UNCHANGED, PAX_XATTR, TEMPLATE_PREFIX,
 };
 use super::frames::{Compression, Frames, Hashed};
 use super::ids::{Direction, IdShift};
@@ -52,7 +79,7 @@ use super::meta::Meta;
 use super::sparse_map::encode_map;
 use super::tar_out::{pad, write_data_member, write_header, Member};
 use super::walk::{walk, Descend, Found, WalkOptions, STRICT};
-use super::xattr_read::read_xattrs;
+use super::xattr_read::{read_template_xattrs, read_xattrs};
 use super::BackupError;
 use crate::error::{Result, StorageError};
 use crate::shown::shown;
@@ -70,6 +97,9 @@ pub struct BackupRequest<'a> {
     /// The previous backup's index, for an incremental backup.
     pub base: Option<&'a BaseIndex>,
     pub compression: Compression,
+    /// The template's root filesystem, to write into the stream before
+    /// the layer (`kennel backup --with-template`); `None`: the layer only.
+    pub template_tree: Option<&'a Path>,
 }
 
 /// Entries a backup left out, by reason.
@@ -90,13 +120,43 @@ pub struct Skipped {
     pub changed: u64,
     /// Extended attributes dropped.
     pub xattrs: u64,
+    /// Template entries whose names are not UTF-8 (a directory's contents
+    /// are left out with it and not counted).
+    pub names: u64,
+    /// Sockets of the template.
+    pub sockets: u64,
+}
+
+impl Skipped {
+    fn add(&mut self, o: &Skipped) {
+        self.devices += o.devices;
+        self.foreign_owner += o.foreign_owner;
+        self.too_long += o.too_long;
+        self.mounts += o.mounts;
+        self.changed += o.changed;
+        self.xattrs += o.xattrs;
+        self.names += o.names;
+        self.sockets += o.sockets;
+    }
+}
+
+/// What a backup wrote of the template (with [`BackupRequest::template_tree`]).
+#[derive(Debug, Clone, Default)]
+pub struct TemplateWritten {
+    /// Tar members under `template/`.
+    pub members: u64,
+    /// Entries of the template written.
+    pub entries: u64,
+    /// Bytes of file data stored.
+    pub bytes: u64,
+    pub skipped: Skipped,
 }
 
 /// What a backup wrote.
 #[derive(Debug, Clone)]
 pub struct BackupReport {
     pub manifest: BackupManifest,
-    /// Tar members, the end record excluded.
+    /// Tar members, the end record excluded (the template's included).
     pub members: u64,
     /// Paths of the layer backed up.
     pub entries: u64,
@@ -108,7 +168,10 @@ pub struct BackupReport {
     pub compressed_bytes: u64,
     /// Of the tar stream before the end record.
     pub sha256: String,
+    /// What the layer's walk left out.
     pub skipped: Skipped,
+    /// What was written of the template, if it was asked for.
+    pub template: Option<TemplateWritten>,
 }
 
 fn out_err(e: io::Error) -> StorageError {
@@ -149,11 +212,14 @@ pub fn write_backup<W: Write>(
         }),
         ve_conf: req.ve_conf.clone(),
         template: req.template.clone(),
+        template_included: req.template_tree.is_some(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| out_err(io::Error::other(e)))?;
     let frames = Frames::new(out, req.compression).map_err(out_err)?;
     let mut w = Layer {
         req,
+        part: Part::Template,
+        top: req.tree,
         tar: Hashed::new(frames),
         index: Vec::new(),
         links: HashMap::new(),
@@ -165,12 +231,32 @@ pub fn write_backup<W: Write>(
     index::write_header(&mut w.index, manifest.id);
     write_data_member(&mut w.tar, MANIFEST_NAME.as_bytes(), &json).map_err(out_err)?;
     w.tar.inner.next_frame().map_err(out_err)?;
+    let template = match req.template_tree {
+        Some(top) => {
+            w.top = top;
+            let walk_skips = walk(top, WalkOptions::BACKUP, |path, found| w.entry(path, found))?;
+            let counts = std::mem::take(&mut w.report);
+            w.links.clear();
+            let mut skipped = counts.skipped;
+            skipped.add(&walk_skips.into());
+            Some(TemplateWritten {
+                members: counts.members,
+                entries: counts.entries,
+                bytes: counts.layer_bytes,
+                skipped,
+            })
+        }
+        None => None,
+    };
+    w.part = Part::Layer;
+    w.top = req.tree;
     let walk_skips = walk(req.tree, WalkOptions::BACKUP, |path, found| {
         w.entry(path, found)
     })?;
+    let template_members = template.as_ref().map_or(0, |t| t.members);
     let index_frame = w.tar.inner.next_frame().map_err(out_err)?;
     write_data_member(&mut w.tar, INDEX_NAME.as_bytes(), &w.index).map_err(out_err)?;
-    let members = w.report.members + 2;
+    let members = w.report.members + template_members + 2;
     let sha256 = hex(&w.tar.sha.clone().finalize());
     let end = EndRecord {
         id: manifest.id,
@@ -190,9 +276,7 @@ pub fn write_backup<W: Write>(
     counted.write_all(&footer).map_err(out_err)?;
     counted.flush().map_err(out_err)?;
     let mut skipped = w.report.skipped;
-    skipped.too_long += walk_skips.too_long;
-    skipped.mounts += walk_skips.mounts;
-    skipped.changed += walk_skips.changed;
+    skipped.add(&walk_skips.into());
     Ok(BackupReport {
         manifest,
         members,
@@ -202,7 +286,29 @@ pub fn write_backup<W: Write>(
         compressed_bytes: counted.count,
         sha256,
         skipped,
+        template,
     })
+}
+
+impl From<super::walk::WalkSkips> for Skipped {
+    fn from(w: super::walk::WalkSkips) -> Self {
+        Skipped {
+            too_long: w.too_long,
+            mounts: w.mounts,
+            changed: w.changed,
+            ..Skipped::default()
+        }
+    }
+}
+
+/// Which tree a walk writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The template's: `template/` names, owners as they are, the
+    /// template's attribute list, no index.
+    Template,
+    /// The VE's layer.
+    Layer,
 }
 
 #[derive(Default)]
@@ -217,6 +323,9 @@ struct Counts {
 /// The state of one backup's walk.
 struct Layer<'r, 'p, W: Write> {
     req: &'r BackupRequest<'r>,
+    part: Part,
+    /// The tree being walked (for errors).
+    top: &'r Path,
     tar: Hashed<Frames<W>>,
     /// The index member's text, written as the walk goes.
     index: Vec<u8>,
@@ -243,12 +352,20 @@ impl<W: Write> Layer<'_, '_, W> {
     /// VE's.
     fn common(&mut self, path: &[u8], m: &Meta) -> Option<Common> {
         let ids = self.req.ids;
-        match (
-            ids.uid(u64::from(m.uid), Direction::ToRelative),
-            ids.gid(u64::from(m.gid), Direction::ToRelative),
-        ) {
+        let owner = match self.part {
+            Part::Layer => (
+                ids.uid(u64::from(m.uid), Direction::ToRelative),
+                ids.gid(u64::from(m.gid), Direction::ToRelative),
+            ),
+            // A template's owners are already what a VE sees.
+            Part::Template => (
+                IdShift::default().uid(u64::from(m.uid), Direction::ToRelative),
+                IdShift::default().gid(u64::from(m.gid), Direction::ToRelative),
+            ),
+        };
+        match owner {
             (Ok(uid), Ok(gid)) => Some(Common {
-                name: [LAYER_PREFIX.as_bytes(), path].concat(),
+                name: [self.prefix(), path].concat(),
                 mode: m.perm(),
                 uid,
                 gid,
@@ -258,6 +375,13 @@ impl<W: Write> Layer<'_, '_, W> {
                 self.report.skipped.foreign_owner += 1;
                 None
             }
+        }
+    }
+
+    fn prefix(&self) -> &'static [u8] {
+        match self.part {
+            Part::Template => TEMPLATE_PREFIX.as_bytes(),
+            Part::Layer => LAYER_PREFIX.as_bytes(),
         }
     }
 
@@ -282,12 +406,17 @@ impl<W: Write> Layer<'_, '_, W> {
     }
 
     fn indexed(&mut self, path: &[u8], kind: EntryKind, m: &Meta) {
-        index::write_line(&mut self.index, path, &Stamp::of(kind, m));
+        if self.part == Part::Layer {
+            index::write_line(&mut self.index, path, &Stamp::of(kind, m));
+        }
         self.report.entries += 1;
     }
 
     fn xattr_records(&mut self, fd: BorrowedFd<'_>) -> Vec<u8> {
-        let (attrs, dropped) = read_xattrs(fd, self.req.ids);
+        let (attrs, dropped) = match self.part {
+            Part::Layer => read_xattrs(fd, self.req.ids),
+            Part::Template => read_template_xattrs(fd),
+        };
         self.report.skipped.xattrs += dropped;
         let mut records = Vec::new();
         for (k, v) in attrs {
@@ -297,6 +426,27 @@ impl<W: Write> Layer<'_, '_, W> {
     }
 
     fn entry(&mut self, path: &[u8], found: Found<'_>) -> Result<Descend> {
+        if self.part == Part::Template && std::str::from_utf8(path).is_err() {
+            // An import refuses such names (its parents' were checked
+            // before them: only the last component can be at fault).
+            self.report.skipped.names += 1;
+            return Ok(Descend::No);
+        }
+        if self.part == Part::Template {
+            if let Found::Other { meta, .. } = &found {
+                match meta.file_type() {
+                    FileType::Socket => {
+                        self.report.skipped.sockets += 1;
+                        return Ok(Descend::Yes);
+                    }
+                    FileType::CharacterDevice | FileType::BlockDevice => {
+                        self.report.skipped.devices += 1;
+                        return Ok(Descend::Yes);
+                    }
+                    _ => {}
+                }
+            }
+        }
         match found {
             Found::Dir { fd, meta } => self.dir(path, fd, &meta),
             Found::Other { parent, name, meta } => {
@@ -319,7 +469,7 @@ impl<W: Write> Layer<'_, '_, W> {
         let Some(c) = self.common(path, meta) else {
             if path.is_empty() {
                 return Err(BackupError::Tree {
-                    path: self.req.tree.to_path_buf(),
+                    path: self.top.to_path_buf(),
                     reason: format!(
                         "its top is owned by {}:{}, outside the VE's ids",
                         meta.uid, meta.gid
@@ -349,7 +499,7 @@ impl<W: Write> Layer<'_, '_, W> {
                 self.report.skipped.changed += 1;
                 return Ok(());
             }
-            Err(e) => return Err(tree_err(self.req.tree, path, io::Error::from(e))),
+            Err(e) => return Err(tree_err(self.top, path, io::Error::from(e))),
         };
         let Some(c) = self.common(path, meta) else {
             return Ok(());
@@ -371,7 +521,7 @@ impl<W: Write> Layer<'_, '_, W> {
     fn special(&mut self, path: &[u8], meta: &Meta, kind: EntryKind) -> Result<()> {
         let c = if kind == EntryKind::Whiteout {
             Common {
-                name: [LAYER_PREFIX.as_bytes(), path].concat(),
+                name: [self.prefix(), path].concat(),
                 mode: meta.perm(),
                 uid: 0,
                 gid: 0,
@@ -410,11 +560,10 @@ impl<W: Write> Layer<'_, '_, W> {
                 self.report.skipped.changed += 1;
                 return Ok(());
             }
-            Err(e) => return Err(tree_err(self.req.tree, path, io::Error::from(e))),
+            Err(e) => return Err(tree_err(self.top, path, io::Error::from(e))),
         };
-        let meta = Meta::from_stat(
-            &fstat(&fd).map_err(|e| tree_err(self.req.tree, path, io::Error::from(e)))?,
-        );
+        let meta =
+            Meta::from_stat(&fstat(&fd).map_err(|e| tree_err(self.top, path, io::Error::from(e)))?);
         if meta.file_type() != FileType::RegularFile {
             self.report.skipped.changed += 1;
             return Ok(());
@@ -435,11 +584,12 @@ impl<W: Write> Layer<'_, '_, W> {
         }
         let records = self.xattr_records(fd.as_fd());
         let stamp = Stamp::of(EntryKind::File, &meta);
-        let unchanged = self
-            .req
-            .base
-            .and_then(|b| b.entries.get(path))
-            .is_some_and(|b| stamp.unchanged_since(b));
+        let unchanged = self.part == Part::Layer
+            && self
+                .req
+                .base
+                .and_then(|b| b.entries.get(path))
+                .is_some_and(|b| stamp.unchanged_since(b));
         if unchanged {
             let mut m = self.member(&c, EntryType::Regular, 0);
             m.records = records;
@@ -469,7 +619,7 @@ impl<W: Write> Layer<'_, '_, W> {
         })
         .map_err(|e| match e {
             CopyFail::Write(e) => out_err(e),
-            CopyFail::Read(e) => tree_err(self.req.tree, path, e),
+            CopyFail::Read(e) => tree_err(self.top, path, e),
         })?;
         self.done = done;
         self.report.layer_bytes += len;
@@ -495,7 +645,7 @@ impl<W: Write> Layer<'_, '_, W> {
         loop {
             let batch = segments
                 .next_batch()
-                .map_err(|e| tree_err(self.req.tree, path, e))?;
+                .map_err(|e| tree_err(self.top, path, e))?;
             if !first && batch.is_empty() {
                 break;
             }

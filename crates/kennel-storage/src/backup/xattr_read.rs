@@ -6,6 +6,10 @@
 //! are kept per file. What is dropped
 //! (not on the list of [`super::xattr_policy`], too long, too many, ids
 //! outside the VE's range, a malformed capability or ACL) is counted.
+//!
+//! A template's files ([`read_template_xattrs`]) keep only what a template
+//! import keeps (`crate::unpack::Flavor::Template`): `security.capability`
+//! and `user.*`, byte for byte, within the same bounds.
 
 use std::os::fd::BorrowedFd;
 
@@ -21,6 +25,32 @@ pub const MAX_LIST: usize = 64 << 10;
 /// The kept attributes of `fd`, converted to VE-relative ids, sorted by
 /// name; and how many were dropped.
 pub(crate) fn read_xattrs(fd: BorrowedFd<'_>, shift: IdShift) -> (Vec<(String, Vec<u8>)>, u64) {
+    read_with(
+        fd,
+        |name| kept(name).is_some(),
+        |name, value| convert(name, value, shift, Direction::ToRelative).ok(),
+    )
+}
+
+/// Whether a template keeps attribute `name` (what a template import
+/// keeps).
+pub(crate) fn template_keeps(name: &str) -> bool {
+    name == "security.capability" || (name.starts_with("user.") && name.len() > "user.".len())
+}
+
+/// The attributes of a template's file that a template keeps, as they
+/// are, sorted by name; and how many were dropped.
+pub(crate) fn read_template_xattrs(fd: BorrowedFd<'_>) -> (Vec<(String, Vec<u8>)>, u64) {
+    read_with(fd, template_keeps, |_, value| Some(value.to_vec()))
+}
+
+/// The attributes of `fd` whose names `wanted` takes, each value as
+/// `store` makes it (`None`: dropped), within the bounds.
+fn read_with(
+    fd: BorrowedFd<'_>,
+    wanted: impl Fn(&str) -> bool,
+    store: impl Fn(&str, &[u8]) -> Option<Vec<u8>>,
+) -> (Vec<(String, Vec<u8>)>, u64) {
     let mut list = vec![0u8; MAX_LIST];
     let n = match flistxattr(fd, &mut list[..]) {
         Ok(n) => n,
@@ -37,7 +67,7 @@ pub(crate) fn read_xattrs(fd: BorrowedFd<'_>, shift: IdShift) -> (Vec<(String, V
             dropped += 1;
             continue;
         };
-        if kept(name).is_none() || out.len() == MAX_XATTRS {
+        if !wanted(name) || out.len() == MAX_XATTRS {
             dropped += 1;
             continue;
         }
@@ -50,8 +80,8 @@ pub(crate) fn read_xattrs(fd: BorrowedFd<'_>, shift: IdShift) -> (Vec<(String, V
                 continue;
             }
         };
-        match convert(name, &value[..len], shift, Direction::ToRelative) {
-            Ok(v) if total + name.len() + v.len() <= MAX_XATTR_TOTAL => {
+        match store(name, &value[..len]) {
+            Some(v) if total + name.len() + v.len() <= MAX_XATTR_TOTAL => {
                 total += name.len() + v.len();
                 out.push((name.to_string(), v));
             }

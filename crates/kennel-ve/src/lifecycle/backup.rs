@@ -54,6 +54,8 @@ pub struct BackupRequest {
     pub target: BackupTarget,
     /// An earlier backup of the VE: only what changed since goes in.
     pub since: Option<PathBuf>,
+    /// The VE's template goes in too, for a host that lacks it.
+    pub with_template: bool,
 }
 
 impl Kennel {
@@ -74,10 +76,15 @@ impl Kennel {
         let lock = self.lock_ve(&req.id)?;
         self.sweep_scratch();
         let cfg = self.config(&req.id)?;
+        let store = kennel_storage::template::Store::new(self.paths.templates());
         let template = TemplateRef {
             name: cfg.template.clone(),
-            digest: kennel_storage::template::Store::new(self.paths.templates())
-                .digest(&cfg.template)?,
+            digest: store.digest(&cfg.template)?,
+        };
+        let template_tree = if req.with_template {
+            Some(store.get(&cfg.template)?.rootfs)
+        } else {
+            None
         };
         let ids = IdShift {
             uid_base: cfg.idmap.uid_base,
@@ -92,6 +99,7 @@ impl Kennel {
                 ve_conf: ve_conf.clone(),
                 template: template.clone(),
                 base: base.as_ref(),
+                template_tree: template_tree.as_deref(),
                 compression: Default::default(),
             };
             write_to(&req.target, |out| {
@@ -292,6 +300,39 @@ fn write_to<T>(
 impl Kennel {
     /// The configuration a restore starts from: the backed-up VE's, read
     /// as untrusted input.
+    /// Makes template `name` from the backup of `chain` that holds it
+    /// (`backup --with-template`), if this host lacks it; true if made.
+    fn template_from_backup(
+        &self,
+        store: &kennel_storage::template::Store,
+        name: &str,
+        chain: &[PathBuf],
+        progress: &dyn Progress,
+    ) -> Result<bool> {
+        match store.get(name) {
+            Err(kennel_storage::StorageError::NoSuchTemplate(_)) => {}
+            _ => return Ok(false),
+        }
+        let mut holder = None;
+        for p in chain.iter().rev() {
+            if kennel_storage::backup::read_manifest(p)?.template_included {
+                holder = Some(p.clone());
+                break;
+            }
+        }
+        let Some(file) = holder else {
+            return Ok(false);
+        };
+        let _host = self.lock_host()?;
+        progress.total(fs::metadata(&file).map(|m| m.len()).unwrap_or(0));
+        store.create(
+            name,
+            &kennel_storage::template::Source::Backup(file, self.host.unpack_limits()),
+            &mut |_| {},
+        )?;
+        Ok(true)
+    }
+
     /// The new VE's configuration. A backup is untrusted input, so by
     /// default it brings data, never rights: the template, the hostname
     /// and the disk's size (at most the pool's) come from it; the plan,
@@ -394,6 +435,8 @@ pub struct Restored {
     pub addresses_dropped: bool,
     /// This host's template differs from the backed-up VE's.
     pub template_differs: bool,
+    /// The template was made from the backup (`--with-template`).
+    pub made_template: bool,
     /// What the restore refused or left out of the backup, in one line.
     pub refused: Option<String>,
 }
@@ -424,6 +467,7 @@ impl Kennel {
         }
         let old = self.config_from_backup(&manifest)?;
         let store = kennel_storage::template::Store::new(self.paths.templates());
+        let made_template = self.template_from_backup(&store, &old.template, &chain, progress)?;
         let template = store.get(&old.template).map_err(|e| match e {
             kennel_storage::StorageError::NoSuchTemplate(t) => VeError::BadInput(format!(
                 "the backup's VE was made from template '{t}', which this host lacks: make it first (`kennel template create {t}`)"
@@ -532,6 +576,7 @@ impl Kennel {
         Ok(Restored {
             config: cfg,
             backups,
+            made_template,
             refused: report
                 .and_then(|r: kennel_storage::backup::RestoreReport| r.refused_summary()),
             addresses_dropped,

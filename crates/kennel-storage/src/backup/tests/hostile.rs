@@ -20,17 +20,17 @@ use crate::backup::tar_out::{pad, write_data_member, write_header, Member};
 use crate::backup::{restore_chain, RestoreOptions, RestoreReport, TemplateRef, FORMAT_VERSION};
 
 /// One crafted member: its header and data.
-struct Raw {
-    name: Vec<u8>,
-    kind: EntryType,
-    uid: u32,
-    link: Option<Vec<u8>>,
-    records: Vec<u8>,
-    data: Vec<u8>,
-    dev: Option<(u32, u32)>,
+pub(super) struct Raw {
+    pub(super) name: Vec<u8>,
+    pub(super) kind: EntryType,
+    pub(super) uid: u32,
+    pub(super) link: Option<Vec<u8>>,
+    pub(super) records: Vec<u8>,
+    pub(super) data: Vec<u8>,
+    pub(super) dev: Option<(u32, u32)>,
 }
 
-fn raw(name: &[u8], kind: EntryType) -> Raw {
+pub(super) fn raw(name: &[u8], kind: EntryType) -> Raw {
     Raw {
         name: name.to_vec(),
         kind,
@@ -44,6 +44,12 @@ fn raw(name: &[u8], kind: EntryType) -> Raw {
 
 /// A complete, well-formed backup stream around `members`.
 fn craft(members: &[Raw]) -> Vec<u8> {
+    craft_with(members, false)
+}
+
+/// [`craft`], for a backup whose manifest says whether it holds the
+/// template.
+pub(super) fn craft_with(members: &[Raw], template_included: bool) -> Vec<u8> {
     let id = Uuid::new_v4();
     let manifest = BackupManifest {
         format: FORMAT_VERSION,
@@ -53,6 +59,7 @@ fn craft(members: &[Raw]) -> Vec<u8> {
         base: None,
         ve_conf: String::new(),
         template: TemplateRef::default(),
+        template_included,
     };
     let mut tar = Vec::new();
     let json = serde_json::to_vec(&manifest).expect("json");
@@ -78,12 +85,32 @@ fn craft(members: &[Raw]) -> Vec<u8> {
         let _ = start;
         tar.write_all(&m.data).expect("data");
         pad(&mut tar, m.data.len() as u64).expect("pad");
-        if m.kind == EntryType::Regular {
+        if m.kind == EntryType::Regular && m.name.starts_with(b"layer/") {
             layer_bytes += m.data.len() as u64;
         }
     }
+    // The index lists every layer path, as a real backup's does (a
+    // restore checks it as `verify` does).
     let mut index = Vec::new();
     crate::backup::index::write_header(&mut index, id);
+    let more = crate::backup::format::PAX_SPARSE_MORE.as_bytes();
+    for m in members {
+        let Some(path) = m.name.strip_prefix(b"layer/".as_slice()) else {
+            continue;
+        };
+        if m.records.windows(more.len()).any(|w| w == more) {
+            continue;
+        }
+        let stamp = crate::backup::index::Stamp {
+            kind: crate::backup::index::EntryKind::File,
+            ino: 0,
+            size: 0,
+            mtime: (0, 0),
+            ctime: (0, 0),
+            nlink: 1,
+        };
+        crate::backup::index::write_line(&mut index, path, &stamp);
+    }
     write_data_member(&mut tar, b"kennel-index.jsonl", &index).expect("index");
     let end = EndRecord {
         id,

@@ -11,6 +11,7 @@ mod hostile;
 mod overlay;
 mod perf;
 mod roundtrip;
+mod template;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -54,6 +55,7 @@ pub(super) fn backup_file(tree: &Path, base: Option<&BaseIndex>, out: &Path) -> 
         },
         base,
         compression: Compression::default(),
+        template_tree: None,
     };
     write_backup(std::io::BufWriter::new(f), &req, &|_| {}).expect("backup")
 }

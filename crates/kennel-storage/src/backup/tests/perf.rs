@@ -112,6 +112,7 @@ fn perf_one_gib_of_ten_thousand_files() {
             template: TemplateRef::default(),
             base: None,
             compression: Compression::default(),
+            template_tree: None,
         };
         let null = fs::File::create("/dev/null").expect("null");
         write_backup(null, &req, &|_| {}).expect("backup");
