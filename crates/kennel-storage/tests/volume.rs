@@ -14,10 +14,10 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
-        let dir = PathBuf::from(format!(
-            "/var/tmp/kennel-storage-test-{tag}-{}",
-            std::process::id()
-        ));
+        let base = std::env::var_os("KENNEL_TEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+        let dir = base.join(format!("kennel-storage-test-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let (pool, made) = Pool::init(

@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn huge_sparse_files_are_a_few_segments() {
-        let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+        let dir = tempfile::tempdir_in(crate::test_dir()).expect("tempdir");
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

@@ -331,7 +331,7 @@ mod tests {
     fn scratch() -> tempfile::TempDir {
         tempfile::Builder::new()
             .prefix("kennel-walk-test")
-            .tempdir_in("/var/tmp")
+            .tempdir_in(crate::test_dir())
             .expect("tempdir")
     }
 

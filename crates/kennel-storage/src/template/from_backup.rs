@@ -76,7 +76,7 @@ mod tests {
     fn scratch() -> tempfile::TempDir {
         tempfile::Builder::new()
             .prefix("kennel-template-test")
-            .tempdir_in("/var/tmp")
+            .tempdir_in(crate::test_dir())
             .expect("tempdir")
     }
 

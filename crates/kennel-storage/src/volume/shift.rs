@@ -376,7 +376,7 @@ mod tests {
         let (f, t) = (FROM.uid_base, TO.uid_base);
         let tmp = tempfile::Builder::new()
             .prefix("kennel-shift-test")
-            .tempdir_in("/var/tmp")
+            .tempdir_in(crate::test_dir())
             .expect("tempdir");
         let top = tmp.path().join("upper");
         fs::create_dir(&top).expect("mkdir");

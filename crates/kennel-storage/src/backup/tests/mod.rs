@@ -38,7 +38,7 @@ pub(super) const TO: IdShift = IdShift {
 pub(super) fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("kennel-backup-test")
-        .tempdir_in("/var/tmp")
+        .tempdir_in(crate::test_dir())
         .expect("tempdir")
 }
 
