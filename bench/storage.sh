@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Storage (issue 9): the per-VE disk images in a reflink pool.
 #
-#   create    `kennel create` on the image backend (the default: a sparse
-#             ext4 image made with mkfs.ext4 in the pool) vs `--storage dir`
+#   create    `kennel create` on the image backend (the default: a reflink
+#             clone of the pool's empty disk of that size) vs `--storage dir`
 #             (hyperfine, RUNS each, destroy between); median and p90;
 #             goal < 50 ms. `kennel start` of each (the image is
 #             loop-mounted at start): medians and the difference.
