@@ -18,7 +18,7 @@
 //!   slaves (`ip netns exec`, systemd's sandboxing) lose their copies when
 //!   the host unmounts.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use kennel_sys::blockdev::{loop_attach, LoopOptions};
@@ -85,21 +85,11 @@ pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
     for f in m.flags {
         fsconfig_set_flag(fs.as_fd(), *f).map_err(fail("configure"))?;
     }
-    fsconfig_create(fs.as_fd()).map_err(fail("mount the filesystem in"))?;
     let mut attrs = m.attrs;
     if m.read_only {
         attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
     }
-    let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs)
-        .map_err(fail("mount the filesystem in"))?;
-    move_mount(
-        mnt.as_fd(),
-        "",
-        CWD,
-        target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(|e| io_err("attach mount at", target)(e.into()))?;
+    create_and_attach(fs.as_fd(), attrs, target, "mount the filesystem at")?;
     drop(held);
     rustix::mount::mount_change(target, MountPropagationFlags::SHARED)
         .map_err(|e| io_err("share the mount at", target)(e.into()))
@@ -158,6 +148,27 @@ pub(crate) fn open_mounted(image: &Path, at: &Path) -> Result<rustix::fd::OwnedF
         return Err(not("another image"));
     }
     Ok(fd)
+}
+
+/// Creates the filesystem configured in `fs`, mounts it with `attrs` and
+/// attaches it at `target`; `what` names it in errors.
+pub(crate) fn create_and_attach(
+    fs: BorrowedFd<'_>,
+    attrs: MountAttrFlags,
+    target: &Path,
+    what: &'static str,
+) -> Result<()> {
+    fsconfig_create(fs).map_err(|e| io_err(what, target)(e.into()))?;
+    let mnt = fsmount(fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(|e| io_err(what, target)(e.into()))?;
+    move_mount(
+        mnt.as_fd(),
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| io_err("attach mount at", target)(e.into()))
 }
 
 /// Whether `path` is the root of a mount.

@@ -138,7 +138,8 @@ fn io_limit_holds_a_direct_writer() {
     root.start_busybox("102", &["--io-limit", "20M"]);
     let line = cg_read(&root, "102", &["io.max", "blkio.throttle.write_bps_device"]);
     assert!(
-        line.lines().any(|l| l.starts_with("7:") && l.contains("20971520")),
+        line.lines()
+            .any(|l| l.starts_with("7:") && l.contains("20971520")),
         "the limit holds on the VE's own disk: {line}"
     );
     let t0 = Instant::now();

@@ -295,21 +295,12 @@ fn refuse_used_device(device: &Path) -> Result<()> {
 }
 
 fn mount_device(device: &Path, target: &Path, attrs: MountAttrFlags) -> Result<()> {
-    use rustix::mount::{
-        fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
-        FsOpenFlags, MoveMountFlags,
-    };
+    use rustix::mount::{fsconfig_set_flag, fsconfig_set_string, fsopen, FsOpenFlags};
     let fail = |e: rustix::io::Errno| io_err("mount", device)(e.into());
     let fs = fsopen("xfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
     fsconfig_set_string(fs.as_fd(), "source", device).map_err(fail)?;
-    fsconfig_create(fs.as_fd()).map_err(fail)?;
-    let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(fail)?;
-    move_mount(
-        mnt.as_fd(),
-        "",
-        rustix::fs::CWD,
-        target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(|e| io_err("attach mount at", target)(e.into()))
+    fsconfig_set_flag(fs.as_fd(), "discard").map_err(fail)?;
+    crate::blockmount::create_and_attach(fs.as_fd(), attrs, target, "mount the pool at")?;
+    rustix::mount::mount_change(target, rustix::mount::MountPropagationFlags::SHARED)
+        .map_err(|e| io_err("share the mount at", target)(e.into()))
 }
