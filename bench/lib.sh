@@ -48,6 +48,7 @@ hf_median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median 
 
 kb_cleanup() {
     for id in $(k list --all --json -o id 2>/dev/null | jq -r '.[].id' 2>/dev/null); do k destroy --force "$id" || true; done
+    k storage remove >/dev/null 2>&1 || true   # the pool, once its disks are gone
     crun_cleanup_all; lxc_cleanup_all; cgroup_cleanup_all
     # This state root's cgroup parent, as `kennel check` names it.
     local p; p=$(k check 2>/dev/null | sed -n 's|.*VEs below \(.*\)/$|\1|p' || true)

@@ -15,6 +15,7 @@ pkgs=(
     g++                             # libFuzzer, built by tests/fuzz.sh
     lxcfs                           # /proc inside a VE shows its own limits (docs/RESOURCES.md)
     systemd                         # systemd-analyze: tests/systemd-units.sh checks the units Kennel installs
+    e2fsprogs xfsprogs              # VE disks (ext4) and the storage pool (XFS, reflinks): docs/STORAGE.md
 )
 missing=()
 for p in "${pkgs[@]}"; do [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed'* ]] || missing+=("$p"); done

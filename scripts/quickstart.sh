@@ -32,11 +32,11 @@ $K check
 grep -q '^ *busybox ' <<<"$($K template list)" || $K template create busybox
 ip=${KENNEL_DEMO_IP:-192.0.2.11}
 net=(); [ "$ip" = none ] || net=(--ip "$ip")
-$K config demo >/dev/null 2>&1 || $K create demo --template busybox --hostname demo --memory 256M --numproc 256 "${net[@]}"
+$K config demo >/dev/null 2>&1 || $K create demo --template busybox --hostname demo --memory 256M --numproc 256 --disk 2G "${net[@]}"
 grep -q running <<<"$($K status demo)" || $K start demo
 $K status demo
 echo "==> inside VE demo: its own hostname, PID 1, root user mapped to an unprivileged host uid, its own network"
-$K exec demo -- sh -c 'echo "hostname: $(hostname)"; echo "processes:"; ps; echo "uid map: $(cat /proc/self/uid_map)"; echo "network:"; ip addr | grep -E "^[0-9]|inet"; ip route'
+$K exec demo -- sh -c 'echo "hostname: $(hostname)"; echo "processes:"; ps; echo "uid map: $(cat /proc/self/uid_map)"; echo "its own 2G disk:"; df -h /; echo "network:"; ip addr | grep -E "^[0-9]|inet"; ip route'
 echo "==> on the host, the VE's init runs as uid $(awk '/^Uid:/ {print $2}' /proc/"$($K status demo --json | jq .init_pid)"/status)"
 if [ "$ip" != none ]; then
     echo "==> the host reaches the VE at $ip"

@@ -7,18 +7,18 @@
 #
 #   sudo tests/fuzz.sh [TARGET...]      all targets when none is named
 #
-#   FUZZ_SECONDS=20   seconds per target; the tarball target, the slowest
-#                     and richest, gets three times as long (default: 3m20s
-#                     of fuzzing in all, plus the build)
+#   FUZZ_SECONDS=20   seconds per target; the tarball and backup targets,
+#                     the slowest and richest, get three times as long
+#                     (default: 4m20s of fuzzing in all, plus the build)
 #   FUZZ_MERGE=1      afterwards, add to fuzz/corpus/ the new inputs that
 #                     reach new edges (review what it adds before a commit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "run as root (sudo $0): the tarball target chowns what it unpacks" >&2; exit 3; }
+[ "$(id -u)" = 0 ] || { echo "run as root (sudo $0): the tarball and backup targets chown what they unpack" >&2; exit 3; }
 
 seconds=${FUZZ_SECONDS:-20}
 cargo_fuzz_version=0.13.2
-all=(tarball ve_conf host_conf units address rate forward netif)
+all=(tarball backup ve_conf host_conf units address rate forward netif)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
@@ -29,7 +29,7 @@ if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]
 fi
 
 # Everything the targets write goes below one tmpfs directory of this run:
-# new inputs, and the tarball target's scratch directories (which a
+# new inputs, and the tarball and backup targets' scratch directories (which a
 # crashed target cannot remove itself).
 work=$(mktemp -d /dev/shm/kennel-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -50,7 +50,7 @@ printf '%-10s %5s %10s %8s %6s %7s %s\n' target secs execs exec/s cov corpus res
 for t in "${targets[@]}"; do
     secs=$seconds
     opts=(-timeout=20 -rss_limit_mb=2048 -print_final_stats=1)
-    if [ "$t" = tarball ]; then
+    if [ "$t" = tarball ] || [ "$t" = backup ]; then
         secs=$((seconds * 3))
         opts+=(-max_len=65536)
     fi
@@ -74,6 +74,7 @@ for t in "${targets[@]}"; do
         # ones: the corpus stays a few hundred kilobytes.
         len=512
         [ "$t" = tarball ] && len=2048
+        [ "$t" = backup ] && len=8192
         "$bin/$t" -set_cover_merge=1 -use_counters=0 -max_len=$len "corpus/$t" "$work/new/$t" \
             >"$work/$t.merge.log" 2>&1
         echo "   into fuzz/corpus/$t: $(grep -o '[0-9]* new files with [0-9]* new features' "$work/$t.merge.log" || echo '?')"

@@ -41,6 +41,12 @@ pub enum CgroupError {
     /// A cgroup still had processes after they were killed.
     #[error("cgroup {path} still has processes")]
     Busy { path: PathBuf },
+    /// The VE's processes did not all stop (one in uninterruptible
+    /// sleep on slow I/O, say); it was thawed again.
+    #[error("the VE did not freeze in time ({}): it runs on; try again", path.display())]
+    FreezeTimeout { path: PathBuf },
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T, E = CgroupError> = std::result::Result<T, E>;

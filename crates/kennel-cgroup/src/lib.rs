@@ -17,6 +17,7 @@
 
 mod accounting;
 mod error;
+mod freeze;
 mod host;
 mod io_devices;
 mod limits;

@@ -19,10 +19,16 @@
 //! * an accepted `kennel.toml` holds only usable values;
 //! * an accepted tarball, unpacked into a tmpfs directory, created nothing
 //!   outside it, no device node, no file owned outside 0-65535, and stayed
-//!   within the limits.
+//!   within the limits;
+//! * a backup (or a full backup and an incremental), restored into a tmpfs
+//!   directory, likewise kept to it, to whiteouts for device nodes, to the
+//!   restored VE's ids and to the limits; and `verify` accepts every backup
+//!   a restore accepted.
 
+pub mod backup;
 pub mod host_conf;
 pub mod net;
+mod scratch;
 pub mod tarball;
 pub mod units;
 pub mod ve_conf;
@@ -34,6 +40,7 @@ pub type Target = (&'static str, fn(&[u8]));
 /// Every target, in the order `tests/fuzz.sh` runs them.
 pub const TARGETS: &[Target] = &[
     ("tarball", tarball::run),
+    ("backup", backup::run),
     ("ve_conf", ve_conf::run),
     ("host_conf", host_conf::run),
     ("units", units::run),

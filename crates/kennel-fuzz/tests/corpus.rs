@@ -22,8 +22,8 @@ fn body(name: &str) -> fn(&[u8]) {
 
 /// Runs every corpus file of `name`; fails naming each file that panics.
 fn replay(name: &str) {
-    if name == "tarball" && !rustix::process::geteuid().is_root() {
-        eprintln!("tarball: skipped, imports need root (members are chowned)");
+    if matches!(name, "tarball" | "backup") && !rustix::process::geteuid().is_root() {
+        eprintln!("{name}: skipped, imports and restores need root (members are chowned)");
         return;
     }
     let dir = fuzz_dir().join("corpus").join(name);
@@ -75,4 +75,4 @@ macro_rules! replays {
     };
 }
 
-replays!(tarball, ve_conf, host_conf, units, address, rate, forward, netif);
+replays!(tarball, backup, ve_conf, host_conf, units, address, rate, forward, netif);

@@ -71,6 +71,24 @@ pub struct VeNetwork {
     pub forwards: Vec<Forward>,
 }
 
+impl VeNetwork {
+    /// The network of a copy of this VE (a clone, a restore): what is
+    /// the VE's own on a network never comes along. No address (routed
+    /// or bridged) and no port forward, which would clash with the
+    /// original's; every MAC new. DNS, rates, NAT and the bridges stay.
+    pub fn for_copy(&self) -> Result<VeNetwork> {
+        let mut n = self.clone();
+        n.ips.clear();
+        n.forwards.clear();
+        for i in &mut n.netifs {
+            i.mac = Mac::random()?;
+            i.ips.clear();
+            i.gateways.clear();
+        }
+        Ok(n)
+    }
+}
+
 /// One bridged interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -673,6 +691,31 @@ text_serde!(Forward);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_takes_no_address_forward_or_mac_of_the_original() {
+        let mac = Mac::random().unwrap();
+        let orig = VeNetwork {
+            ips: vec![parse_ve_address("192.0.2.11").unwrap()],
+            netifs: vec![Netif {
+                name: "eth1".into(),
+                bridge: "br0".into(),
+                mac,
+                ips: vec!["198.51.100.5/24".parse().unwrap()],
+                gateways: vec!["198.51.100.1".parse().unwrap()],
+                dhcp: true,
+            }],
+            nameservers: vec!["192.0.2.1".parse().unwrap()],
+            nat_via: Some("eth0".into()),
+            ..Default::default()
+        };
+        let copy = orig.for_copy().unwrap();
+        assert!(copy.ips.is_empty() && copy.forwards.is_empty());
+        assert_ne!(copy.netifs[0].mac, mac);
+        assert!(copy.netifs[0].ips.is_empty() && copy.netifs[0].dhcp);
+        assert_eq!(copy.nameservers, orig.nameservers);
+        assert_eq!(copy.nat_via, orig.nat_via);
+    }
 
     #[test]
     fn addresses() {

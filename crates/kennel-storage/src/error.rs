@@ -29,6 +29,11 @@ pub enum StorageError {
     /// A VE's layer could not be prepared.
     #[error("{0}")]
     Layer(String),
+    /// The request cannot be done as asked (a snapshot that does not
+    /// exist, a disk the data does not fit in, a bad name): the user's to
+    /// change, nothing was changed.
+    #[error("{0}")]
+    Refused(String),
     #[error("archive {path}: {reason}")]
     Archive { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -36,6 +41,9 @@ pub enum StorageError {
     /// A tree could not be removed (`remove::remove_tree`).
     #[error("remove {path}: {reason}")]
     Remove { path: PathBuf, reason: String },
+    /// A VE backup cannot be written, read or restored.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

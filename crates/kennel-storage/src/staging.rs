@@ -23,6 +23,12 @@ pub fn deleting(dir: &Path, name: &str) -> PathBuf {
 /// descriptor: they may be a VE's or a tarball's tree, see
 /// [`crate::remove`]).
 pub fn sweep(dir: &Path) {
+    sweep_with(dir, &|_| {});
+}
+
+/// [`sweep`], calling `before_removing` on each leftover first (a VE's
+/// leftover names a disk in the pool that goes with it).
+pub fn sweep_with(dir: &Path, before_removing: &dyn Fn(&Path)) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -35,6 +41,7 @@ pub fn sweep(dir: &Path) {
             .and_then(|(_, p)| p.parse::<i32>().ok());
         if let Some(pid) = pid {
             if !Path::new(&format!("/proc/{pid}")).exists() {
+                before_removing(&e.path());
                 if let Err(e) = crate::remove::remove_tree(&e.path()) {
                     tracing::warn!("{e}");
                 }

@@ -17,6 +17,11 @@
 //! * device nodes are skipped (each VE gets its own `/dev`);
 //! * members owned by a uid or gid outside the VE's 65536 ids are refused
 //!   (inside a VE they would belong to nobody);
+//! * everything refused or skipped is counted by reason
+//!   ([`UnpackReport::refusals`]) and the first reasons kept with their
+//!   names, so the caller can tell the operator what the archive held that
+//!   was not made: a refusal is never silent, and never stops the unpack
+//!   (the archive is the tenant's, and the rest of it is still theirs);
 //! * the total size and the number of members are bounded
 //!   ([`UnpackLimits`]; a directory made for a member's name counts as a
 //!   member), so a small compressed file cannot fill the disk;
@@ -26,22 +31,32 @@
 //! * member names reach messages (refusals, errors) only escaped and cut
 //!   short ([`crate::shown`]): a name cannot write to the operator's
 //!   terminal.
+//!
+//! The same unpacker restores a VE's own layer from a backup
+//! ([`crate::backup`]): [`UnpackOptions`] picks the [`Flavor`], which only
+//! widens what a member may be (ids shifted into the VE's range,
+//! whiteouts, the backup's attributes, sparse and unchanged members) and
+//! narrows how paths resolve (no symlink at all); everything above holds
+//! for both. The loop over members ([`for_each_member`], with its
+//! metadata budget) is shared with the backup reader, and the work on each
+//! member is [`member::Unpacker`]'s.
+
+pub(crate) mod layer;
+pub(crate) mod member;
+mod options;
+mod paths;
+mod regular;
+
+pub use options::{Flavor, UnpackOptions};
 
 use std::cell::Cell;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
-use rustix::fs::{
-    fchmod, fchown, fsetxattr, futimens, linkat, mkdirat, mknodat, openat2, statat, symlinkat,
-    unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
-    Uid, XattrFlags,
-};
 use rustix::io::Errno;
 
 use crate::error::{Result, StorageError};
-use crate::shown::shown;
 
 /// What an unpack did.
 #[derive(Debug, Default, Clone)]
@@ -52,7 +67,150 @@ pub struct UnpackReport {
     pub devices: u64,
     /// Members refused, with the reason (at most [`MAX_REFUSED`] kept).
     pub refused: Vec<String>,
+    /// Members refused: the sum of [`Self::refused_by`].
     pub refused_count: u64,
+    /// Members refused, by reason.
+    pub refused_by: RefusedBy,
+    /// Layers: overlayfs whiteouts made.
+    pub whiteouts: u64,
+    /// Layers: members whose content was already in the tree.
+    pub unchanged: u64,
+    /// Layers: members skipped as overlayfs metadata-only copies
+    /// (`trusted.overlay.metacopy`, see `crate::backup::xattr_policy`),
+    /// and hard links to them.
+    pub metacopy: u64,
+    /// Layers: extended attributes not restored (not on the backup's
+    /// list, an overlayfs attribute a restore does not take, malformed,
+    /// ids outside the range, refused by the filesystem).
+    pub xattrs_dropped: u64,
+}
+
+/// Members refused, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedBy {
+    /// Names with a `..` component: they would leave the tree.
+    pub paths: u64,
+    /// Names whose directories cannot be used: a symlink on the way (a
+    /// layer follows none), a file, a mount.
+    pub through_symlink: u64,
+    /// Hard links to nothing the tree holds: a name outside it (or the
+    /// backup's layer), the root, a missing entry.
+    pub hard_links: u64,
+    /// Owners outside the VE's ids.
+    pub foreign_owners: u64,
+    /// Headers or records that do not parse or contradict each other;
+    /// names with a NUL byte or (templates) not UTF-8.
+    pub malformed: u64,
+}
+
+/// Why a member is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Path,
+    ThroughSymlink,
+    HardLink,
+    Owner,
+    Malformed,
+}
+
+/// Everything an unpack (or a restore's unpacks) did not make, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refusals {
+    pub refused: RefusedBy,
+    /// Device nodes skipped.
+    pub devices: u64,
+    /// Metadata-only copies skipped (layers).
+    pub metacopy: u64,
+    /// Extended attributes not restored (layers).
+    pub xattrs: u64,
+}
+
+impl Refusals {
+    /// Members refused or skipped (attributes are not members).
+    pub fn entries(&self) -> u64 {
+        let r = &self.refused;
+        r.paths
+            + r.through_symlink
+            + r.hard_links
+            + r.foreign_owners
+            + r.malformed
+            + self.devices
+            + self.metacopy
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &Refusals) {
+        let (a, b) = (&mut self.refused, &other.refused);
+        a.paths += b.paths;
+        a.through_symlink += b.through_symlink;
+        a.hard_links += b.hard_links;
+        a.foreign_owners += b.foreign_owners;
+        a.malformed += b.malformed;
+        self.devices += other.devices;
+        self.metacopy += other.metacopy;
+        self.xattrs += other.xattrs;
+    }
+
+    /// The non-zero member counts, each with its reason in words (for
+    /// `tree`, say "the layer"), in a fixed order.
+    pub fn reasons(&self, tree: &str) -> Vec<String> {
+        let r = &self.refused;
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        [
+            (
+                r.paths,
+                format!("path outside {tree}"),
+                format!("paths outside {tree}"),
+            ),
+            (
+                r.through_symlink,
+                "path through a symlink".to_string(),
+                "paths through a symlink".to_string(),
+            ),
+            (
+                r.hard_links,
+                format!("hard link to nothing in {tree}"),
+                format!("hard links to nothing in {tree}"),
+            ),
+            (
+                self.devices,
+                "device node".to_string(),
+                "device nodes".to_string(),
+            ),
+            (
+                r.foreign_owners,
+                "owner outside the VE's ids".to_string(),
+                "owners outside the VE's ids".to_string(),
+            ),
+            (
+                self.metacopy,
+                "metadata-only copy of a template file".to_string(),
+                "metadata-only copies of template files".to_string(),
+            ),
+            (
+                r.malformed,
+                "malformed member".to_string(),
+                "malformed members".to_string(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, one, many)| plural(n, &one, &many))
+        .collect()
+    }
+}
+
+impl UnpackReport {
+    /// What this unpack did not make, by reason.
+    pub fn refusals(&self) -> Refusals {
+        Refusals {
+            refused: self.refused_by,
+            devices: self.devices,
+            metacopy: self.metacopy,
+            xattrs: self.xattrs_dropped,
+        }
+    }
 }
 
 pub const MAX_REFUSED: usize = 20;
@@ -62,8 +220,8 @@ pub const METADATA_ALLOWANCE: u64 = 1 << 20;
 
 /// How much more the tar parser may read from the stream. The unpack loop
 /// sets it before each step: one member's headers, then its data.
-#[derive(Default)]
-struct Budget {
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
     left: Cell<u64>,
     /// Bytes read from the stream so far.
     read: Cell<u64>,
@@ -72,7 +230,8 @@ struct Budget {
 }
 
 /// The archive stream, read within a [`Budget`].
-struct Budgeted<R> {
+#[derive(Debug)]
+pub(crate) struct Budgeted<R> {
     inner: R,
     budget: Rc<Budget>,
 }
@@ -93,7 +252,7 @@ impl<R: Read> Read for Budgeted<R> {
 }
 
 /// Owners a template's files may have: the ids a VE maps (0-65535).
-const MAX_OWNER: u64 = 65535;
+pub(crate) const MAX_OWNER: u64 = 65535;
 
 /// Bounds on what one archive may unpack to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,57 +273,127 @@ impl Default for UnpackLimits {
     }
 }
 
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
-
-fn archive_err(reason: impl Into<String>) -> StorageError {
+pub(crate) fn archive_err(reason: impl Into<String>) -> StorageError {
     StorageError::Archive {
         path: Default::default(),
         reason: reason.into(),
     }
 }
 
-fn errno_err(what: &str, name: &str, e: Errno) -> StorageError {
+pub(crate) fn errno_err(what: &str, name: &str, e: Errno) -> StorageError {
     archive_err(format!("{what} '{name}': {}", io::Error::from(e)))
 }
 
+/// Why a member name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadName {
+    /// A `..` component: the name would leave the tree.
+    DotDot,
+    NotUtf8,
+    Nul,
+}
+
+impl BadName {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BadName::DotDot => "contains '..'",
+            BadName::NotUtf8 => "is not valid UTF-8",
+            BadName::Nul => "contains a NUL byte",
+        }
+    }
+
+    pub(crate) fn reason(self) -> Reason {
+        match self {
+            BadName::DotDot => Reason::Path,
+            BadName::NotUtf8 | BadName::Nul => Reason::Malformed,
+        }
+    }
+}
+
 /// Splits a member name into clean components. `Ok(None)` is the root
-/// itself; `Err` carries the reason the name is refused.
-pub(crate) fn clean_path(raw: &[u8]) -> std::result::Result<Option<Vec<String>>, &'static str> {
+/// itself; `Err` carries the reason the name is refused. Templates' names
+/// must be UTF-8; a layer's may be any bytes but NUL (a VE can make such
+/// names).
+pub(crate) fn clean_path(
+    raw: &[u8],
+    flavor: Flavor,
+) -> std::result::Result<Option<Vec<Vec<u8>>>, BadName> {
     let mut out = Vec::new();
     for part in raw.split(|&b| b == b'/') {
         match part {
             b"" | b"." => continue,
-            b".." => return Err("contains '..'"),
+            b".." => return Err(BadName::DotDot),
             p => {
-                let s = std::str::from_utf8(p).map_err(|_| "is not valid UTF-8")?;
-                out.push(s.to_string());
+                match flavor {
+                    Flavor::Template => {
+                        std::str::from_utf8(p).map_err(|_| BadName::NotUtf8)?;
+                    }
+                    Flavor::Layer if p.contains(&0) => return Err(BadName::Nul),
+                    Flavor::Layer => {}
+                }
+                out.push(p.to_vec());
             }
         }
     }
     Ok(if out.is_empty() { None } else { Some(out) })
 }
 
-/// A directory whose mode and times are applied once everything below it
-/// has been written.
-struct PendingDir {
-    path: String,
-    mode: u32,
-    mtime: i64,
+/// Unpacks the tar stream `reader` into the existing directory `dest`,
+/// within `limits`, as a template.
+pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<UnpackReport> {
+    let opts = UnpackOptions {
+        limits: *limits,
+        ..UnpackOptions::default()
+    };
+    unpack_with(reader, dest, &opts)
 }
 
-/// Unpacks the tar stream `reader` into the existing directory `dest`,
-/// within `limits`.
-pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<UnpackReport> {
-    let root = rustix::fs::open(
-        dest,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| errno_err("open", &dest.display().to_string(), e))?;
-    let mut report = UnpackReport::default();
-    let mut dirs: Vec<PendingDir> = Vec::new();
-    let mut bytes: u64 = 0;
-    let mut seen: u64 = 0;
+/// Unpacks the tar stream `reader` into the existing directory `dest` as
+/// `opts` say.
+pub fn unpack_with<R: Read>(reader: R, dest: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
+    let mut u = member::Unpacker::new(dest, opts)?;
+    for_each_member(reader, |entry| {
+        let raw = entry.path_bytes().into_owned();
+        u.member(entry, &raw)?;
+        Ok(Flow::Continue)
+    })
+    .map_err(Stopped::into_error)?;
+    u.finish()
+}
+
+/// Whether [`for_each_member`] goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Why [`for_each_member`] stopped early.
+#[derive(Debug)]
+pub(crate) enum Stopped {
+    /// The stream is not a tar archive, or a corrupt one, or a member's
+    /// headers pass the [`METADATA_ALLOWANCE`].
+    Parse(StorageError),
+    /// The visitor failed.
+    Visit(StorageError),
+}
+
+impl Stopped {
+    pub(crate) fn into_error(self) -> StorageError {
+        match self {
+            Stopped::Parse(e) | Stopped::Visit(e) => e,
+        }
+    }
+}
+
+/// Calls `visit` with each member of the tar stream `reader`, reading at
+/// most [`METADATA_ALLOWANCE`] bytes of headers per member and never past
+/// a member's data; returns the stream where the archive ended (or where
+/// `visit` stopped).
+pub(crate) fn for_each_member<R: Read>(
+    reader: R,
+    mut visit: impl FnMut(&mut tar::Entry<'_, Budgeted<R>>) -> Result<Flow>,
+) -> std::result::Result<R, Stopped> {
     let budget = Rc::new(Budget::default());
     let mut archive = tar::Archive::new(Budgeted {
         inner: reader,
@@ -172,7 +401,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
     });
     let mut entries = archive
         .entries()
-        .map_err(|e| archive_err(format!("not a tar archive: {e}")))?;
+        .map_err(|e| Stopped::Parse(archive_err(format!("not a tar archive: {e}"))))?;
     // Where the previous member's data (padded) ends in the stream.
     let mut data_end: u64 = 0;
     loop {
@@ -182,14 +411,16 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
         let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(|e| {
             if budget.exceeded.get() {
-                return archive_err(format!(
+                return Stopped::Parse(archive_err(format!(
                     "a member's headers (long name, PAX records) pass {} KiB",
                     METADATA_ALLOWANCE >> 10
-                ));
+                )));
             }
             // The reason may quote the archive's bytes: cut at a character.
             let why: String = e.to_string().chars().take(80).collect();
-            archive_err(format!("not a tar archive, or a corrupt one ({why})"))
+            Stopped::Parse(archive_err(format!(
+                "not a tar archive, or a corrupt one ({why})"
+            )))
         })?;
         let stored = entry
             .size()
@@ -198,330 +429,33 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<
             .saturating_mul(512);
         data_end = budget.read.get().saturating_add(stored);
         budget.left.set(stored);
-        seen += 1;
-        if seen > limits.max_entries {
-            return Err(too_many(limits));
-        }
-        let raw = entry.path_bytes().into_owned();
-        // The name as messages show it: escaped, bounded (crate::shown).
-        let name = shown(&raw);
-        let comps = match clean_path(&raw) {
-            Ok(Some(c)) => c,
-            Ok(None) => continue, // the root directory itself
-            Err(why) => {
-                refuse(&mut report, &name, why);
-                continue;
-            }
-        };
-        let kind = entry.header().entry_type();
-        if kind.is_character_special() || kind.is_block_special() {
-            report.devices += 1;
-            continue;
-        }
-        let (parent_comps, file) = comps.split_at(comps.len() - 1);
-        let file = &file[0];
-        let parent = match open_parent(root.as_fd(), parent_comps, &mut seen, limits) {
-            Ok(p) => p,
-            Err(ParentError::Limit) => return Err(too_many(limits)),
-            Err(ParentError::Sys(e)) => {
-                refuse(
-                    &mut report,
-                    &name,
-                    &format!("its parent cannot be used ({})", io::Error::from(e)),
-                );
-                continue;
-            }
-        };
-        let h = entry.header();
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        // An unreadable owner is not taken as root's.
-        let (Ok(uid), Ok(gid)) = (h.uid(), h.gid()) else {
-            refuse(&mut report, &name, "its owner field is not a number");
-            continue;
-        };
-        let mtime = h.mtime().unwrap_or(0) as i64;
-        if uid > MAX_OWNER || gid > MAX_OWNER {
-            refuse(
-                &mut report,
-                &name,
-                &format!("owner {uid}:{gid} is outside the VE's ids 0-{MAX_OWNER}"),
-            );
-            continue;
-        }
-        // In range, so the casts are exact.
-        let owner = (
-            Some(Uid::from_raw(uid as u32)),
-            Some(Gid::from_raw(gid as u32)),
-        );
-        if kind.is_dir() {
-            make_dir(parent.as_fd(), file).map_err(|e| errno_err("mkdir", &name, e))?;
-            chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
-            dirs.push(PendingDir {
-                path: comps.join("/"),
-                mode,
-                mtime,
-            });
-        } else if kind.is_symlink() {
-            let Some(target) = entry.link_name_bytes() else {
-                refuse(&mut report, &name, "symlink without a target");
-                continue;
-            };
-            let target = target.into_owned();
-            remove_existing(parent.as_fd(), file).map_err(|e| errno_err("replace", &name, e))?;
-            symlinkat(target.as_slice(), parent.as_fd(), file.as_str())
-                .map_err(|e| errno_err("symlink", &name, e))?;
-            chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
-            let _ = utimensat(
-                parent.as_fd(),
-                file.as_str(),
-                &times(mtime),
-                AtFlags::SYMLINK_NOFOLLOW,
-            );
-        } else if kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|t| t.into_owned())
-                .unwrap_or_default();
-            let tcomps = match clean_path(&target) {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    refuse(&mut report, &name, "hard link to the root directory");
-                    continue;
-                }
-                Err(why) => {
-                    refuse(&mut report, &name, &format!("hard link target {why}"));
-                    continue;
-                }
-            };
-            let (tparent_comps, tfile) = tcomps.split_at(tcomps.len() - 1);
-            let tparent = match openat2(
-                root.as_fd(),
-                rel(tparent_comps),
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                RESOLVE,
-            ) {
-                Ok(p) => p,
-                Err(e) => {
-                    refuse(
-                        &mut report,
-                        &name,
-                        &format!(
-                            "hard link target's directory is missing ({})",
-                            io::Error::from(e)
-                        ),
-                    );
-                    continue;
-                }
-            };
-            remove_existing(parent.as_fd(), file).map_err(|e| errno_err("replace", &name, e))?;
-            if let Err(e) = linkat(
-                tparent.as_fd(),
-                tfile[0].as_str(),
-                parent.as_fd(),
-                file.as_str(),
-                AtFlags::empty(),
-            ) {
-                refuse(
-                    &mut report,
-                    &name,
-                    &format!("hard link failed ({})", io::Error::from(e)),
-                );
-                continue;
-            }
-        } else if kind.is_fifo() {
-            remove_existing(parent.as_fd(), file).map_err(|e| errno_err("replace", &name, e))?;
-            mknodat(
-                parent.as_fd(),
-                file.as_str(),
-                FileType::Fifo,
-                Mode::from_raw_mode(mode & 0o777),
-                0,
-            )
-            .map_err(|e| errno_err("mkfifo", &name, e))?;
-            chown_entry(parent.as_fd(), file, owner).map_err(|e| errno_err("chown", &name, e))?;
-        } else if kind.is_file() || kind.is_contiguous() || kind == tar::EntryType::GNUSparse {
-            bytes = bytes.saturating_add(entry.size());
-            if bytes > limits.max_bytes {
-                return Err(archive_err(format!(
-                    "its files hold more than {} MiB: if the archive is genuine, raise import_max_size in kennel.toml",
-                    limits.max_bytes >> 20
-                )));
-            }
-            let xattrs = collect_xattrs(&mut entry);
-            remove_existing(parent.as_fd(), file).map_err(|e| errno_err("replace", &name, e))?;
-            let fd = rustix::fs::openat(
-                parent.as_fd(),
-                file.as_str(),
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
-            .map_err(|e| errno_err("create", &name, e))?;
-            let mut f = std::fs::File::from(fd);
-            io::copy(&mut entry, &mut f)
-                .map_err(|e| archive_err(format!("write '{name}': {e}")))?;
-            fchown(&f, owner.0, owner.1).map_err(|e| errno_err("chown", &name, e))?;
-            // chmod after chown: chown clears set-user-ID bits.
-            fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| errno_err("chmod", &name, e))?;
-            for (k, v) in xattrs {
-                let _ = fsetxattr(&f, k.as_str(), &v, XattrFlags::empty());
-            }
-            let _ = futimens(&f, &times(mtime));
-        } else {
-            // GNU volume labels, unknown types: nothing to create.
-            continue;
-        }
-        report.entries += 1;
-    }
-    // Deepest first, so a read-only parent never blocks its children.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
-    for d in dirs {
-        if let Ok(fd) = openat2(
-            root.as_fd(),
-            d.path.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            RESOLVE,
-        ) {
-            let _ = fchmod(&fd, Mode::from_raw_mode(d.mode));
-            let _ = futimens(&fd, &times(d.mtime));
+        if visit(&mut entry).map_err(Stopped::Visit)? == Flow::Stop {
+            break;
         }
     }
-    Ok(report)
+    budget.left.set(u64::MAX);
+    Ok(archive.into_inner().inner)
 }
 
-fn too_many(limits: &UnpackLimits) -> StorageError {
+pub(crate) fn too_many(limits: &UnpackLimits) -> StorageError {
     archive_err(format!(
         "more than {} members: if the archive is genuine, raise import_max_entries in kennel.toml",
         limits.max_entries
     ))
 }
 
-/// Sets the owner of entry `name` in `parent` without following it.
-fn chown_entry(
-    parent: BorrowedFd<'_>,
-    name: &str,
-    owner: (Option<Uid>, Option<Gid>),
-) -> rustix::io::Result<()> {
-    rustix::fs::chownat(parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-}
-
-fn refuse(report: &mut UnpackReport, name: &str, why: &str) {
+pub(crate) fn refuse(report: &mut UnpackReport, reason: Reason, name: &str, why: &str) {
     report.refused_count += 1;
+    let by = &mut report.refused_by;
+    *match reason {
+        Reason::Path => &mut by.paths,
+        Reason::ThroughSymlink => &mut by.through_symlink,
+        Reason::HardLink => &mut by.hard_links,
+        Reason::Owner => &mut by.foreign_owners,
+        Reason::Malformed => &mut by.malformed,
+    } += 1;
     if report.refused.len() < MAX_REFUSED {
         report.refused.push(format!("'{name}': {why}"));
-    }
-}
-
-fn rel(comps: &[String]) -> String {
-    if comps.is_empty() {
-        ".".into()
-    } else {
-        comps.join("/")
-    }
-}
-
-fn times(mtime: i64) -> Timestamps {
-    let t = Timespec {
-        tv_sec: mtime,
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
-    }
-}
-
-/// Only these extended attributes are restored: file capabilities (ping)
-/// and user attributes. `trusted.*` and security labels are never taken
-/// from an untrusted archive.
-fn collect_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    if let Ok(Some(exts)) = entry.pax_extensions() {
-        for ext in exts.flatten() {
-            let Ok(key) = ext.key() else { continue };
-            let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
-                continue;
-            };
-            if name == "security.capability" || name.starts_with("user.") {
-                out.push((name.to_string(), ext.value_bytes().to_vec()));
-            }
-        }
-    }
-    out
-}
-
-/// Why [`open_parent`] failed.
-enum ParentError {
-    /// Making the missing directories would pass the member limit.
-    Limit,
-    Sys(Errno),
-}
-
-impl From<Errno> for ParentError {
-    fn from(e: Errno) -> Self {
-        ParentError::Sys(e)
-    }
-}
-
-/// Opens (creating missing directories) the directory `comps` inside
-/// `root`, resolving every step inside the tree. Each directory it makes
-/// counts as a member (`seen`): one long name would otherwise make
-/// thousands of directories past the limit.
-fn open_parent(
-    root: BorrowedFd<'_>,
-    comps: &[String],
-    seen: &mut u64,
-    limits: &UnpackLimits,
-) -> std::result::Result<OwnedFd, ParentError> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    match openat2(root, rel(comps), flags, Mode::empty(), RESOLVE) {
-        Err(Errno::NOENT) => {}
-        other => return Ok(other?),
-    }
-    let mut dir = openat2(root, ".", flags, Mode::empty(), RESOLVE)?;
-    for (i, c) in comps.iter().enumerate() {
-        match openat2(root, rel(&comps[..=i]), flags, Mode::empty(), RESOLVE) {
-            Ok(d) => dir = d,
-            Err(Errno::NOENT) => {
-                if *seen >= limits.max_entries {
-                    return Err(ParentError::Limit);
-                }
-                match mkdirat(dir.as_fd(), c.as_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) => *seen += 1,
-                    Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                dir = openat2(root, rel(&comps[..=i]), flags, Mode::empty(), RESOLVE)?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(dir)
-}
-
-/// Creates directory `name` in `parent`, replacing a non-directory.
-fn make_dir(parent: BorrowedFd<'_>, name: &str) -> rustix::io::Result<()> {
-    match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(()),
-        Ok(_) => unlinkat(parent, name, AtFlags::empty())?,
-        Err(Errno::NOENT) => {}
-        Err(e) => return Err(e),
-    }
-    mkdirat(parent, name, Mode::from_raw_mode(0o700))
-}
-
-/// Unlinks whatever is at `name` so that a new entry never writes through
-/// an existing symlink. An empty directory is removed; a non-empty one is
-/// an error.
-fn remove_existing(parent: BorrowedFd<'_>, name: &str) -> rustix::io::Result<()> {
-    match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-            unlinkat(parent, name, AtFlags::REMOVEDIR)
-        }
-        Ok(_) => unlinkat(parent, name, AtFlags::empty()),
-        Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
@@ -531,17 +465,26 @@ mod tests {
 
     #[test]
     fn clean_paths() {
+        let t = Flavor::Template;
         assert_eq!(
-            clean_path(b"./etc/passwd"),
-            Ok(Some(vec!["etc".into(), "passwd".into()]))
+            clean_path(b"./etc/passwd", t),
+            Ok(Some(vec![b"etc".to_vec(), b"passwd".to_vec()]))
         );
         assert_eq!(
-            clean_path(b"/abs//x/"),
-            Ok(Some(vec!["abs".into(), "x".into()]))
+            clean_path(b"/abs//x/", t),
+            Ok(Some(vec![b"abs".to_vec(), b"x".to_vec()]))
         );
-        assert_eq!(clean_path(b"./"), Ok(None));
-        assert!(clean_path(b"a/../../etc").is_err());
-        assert!(clean_path(b"..").is_err());
+        assert_eq!(clean_path(b"./", t), Ok(None));
+        assert_eq!(clean_path(b"a/../../etc", t), Err(BadName::DotDot));
+        assert!(clean_path(b"..", t).is_err());
+        assert_eq!(clean_path(b"a/\xff", t), Err(BadName::NotUtf8));
+        let l = Flavor::Layer;
+        assert_eq!(
+            clean_path(b"a/\xff", l),
+            Ok(Some(vec![b"a".to_vec(), b"\xff".to_vec()]))
+        );
+        assert_eq!(clean_path(b"a/b\0c", l), Err(BadName::Nul));
+        assert!(clean_path(b"x/../y", l).is_err());
     }
 
     /// Found by fuzzing: one member named a/b/c/.../z made every missing

@@ -6,6 +6,7 @@
 //! is sound. Keep this crate small: if a well-kept crate grows a wrapper for
 //! one of these calls, use it and delete the code here.
 
+pub mod blockdev;
 pub mod clone;
 pub mod fd;
 pub mod keyring;

@@ -35,6 +35,56 @@ pub struct InitConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub layer: LayerMode,
+    /// Where the VE's files live; configurations older than pools say
+    /// nothing and mean `dir`.
+    #[serde(default, skip_serializing_if = "Backend::is_dir")]
+    pub backend: Backend,
+    /// The pool that holds the VE's disk (`<pool>/<uuid>`), as it was
+    /// when the disk was made: a later `kennel.toml` never moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<std::path::PathBuf>,
+    /// The disk's size (the `image` backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::units::Size>,
+    /// The disk's inodes (fixed when its filesystem is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_inodes: Option<u64>,
+}
+
+/// Where a VE's own files live (docs/STORAGE.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Directories on the state root's filesystem: no quota, no
+    /// snapshots (development, or hosts that want it).
+    #[default]
+    Dir,
+    /// A disk image of its own in the pool.
+    Image,
+}
+
+impl Backend {
+    pub fn is_dir(&self) -> bool {
+        *self == Backend::Dir
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "dir" => Ok(Backend::Dir),
+            "image" => Ok(Backend::Image),
+            _ => Err(VeError::BadInput(format!(
+                "unknown storage backend '{}': use `image` (a disk of its own, the default) or `dir`",
+                s.escape_debug()
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Dir => "dir",
+            Backend::Image => "image",
+        }
+    }
 }
 
 /// The whole configuration of one VE.
@@ -179,6 +229,10 @@ pub(crate) mod tests {
             },
             storage: StorageConfig {
                 layer: LayerMode::Idmapped,
+                backend: Backend::Image,
+                pool: Some("/var/lib/kennel/pool".into()),
+                disk: Some(crate::units::Size(10 << 30)),
+                disk_inodes: Some(655_360),
             },
             features: Features::parse_list("tun,keyring").expect("features"),
             network: kennel_net::VeNetwork {

@@ -120,7 +120,9 @@ impl VeError {
                 | StorageError::Tool(_)
                 | StorageError::Metadata { .. } => ErrorKind::Template,
                 StorageError::Layer(_) => ErrorKind::Internal,
-                StorageError::BadTemplateName(_) => ErrorKind::BadInput,
+                StorageError::BadTemplateName(_)
+                | StorageError::Backup(_)
+                | StorageError::Refused(_) => ErrorKind::BadInput,
                 StorageError::Unsupported(_) => ErrorKind::HostUnsupported,
                 StorageError::Io { .. } | StorageError::Remove { .. } => ErrorKind::Internal,
             },

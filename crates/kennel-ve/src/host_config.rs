@@ -20,6 +20,20 @@
 //! cpu_limit = "100%"
 //! numproc = 512
 //!
+//! [storage]
+//! # Where new VEs' files go: "image" (a disk of its own in the pool, with
+//! # its size and inodes; the default) or "dir" (no quota, no snapshots).
+//! backend = "image"
+//! # The pool (`kennel storage init`): a directory; on a filesystem without
+//! # reflinks Kennel puts a loop-mounted XFS image there of `pool_size`
+//! # (default a fifth of the free space, 5G-30G).
+//! pool = "/var/lib/kennel/pool"
+//! pool_size = "30G"
+//! # A VE's disk when `create` gives no --disk / --disk-inodes (inodes
+//! # default to one per 16K of disk).
+//! disk = "10G"
+//! disk_inodes = 655360
+//!
 //! [network]
 //! # Where the LAN is told that routed VE addresses are here (proxy ARP
 //! # and NDP): "detect" (the interface the host routes the address
@@ -70,7 +84,32 @@ pub struct HostConfig {
     pub default_plan: Resources,
     #[serde(default)]
     pub network: kennel_net::HostNet,
+    #[serde(default)]
+    pub storage: HostStorage,
 }
+
+/// `[storage]`: the pool and new VEs' disks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostStorage {
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default)]
+    pub pool: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub pool_size: Option<Size>,
+    #[serde(default)]
+    pub disk: Option<Size>,
+    #[serde(default)]
+    pub disk_inodes: Option<u64>,
+}
+
+/// A new VE's disk when nothing says otherwise: ample for a distribution
+/// and its packages, and sparse, so it costs the pool only what is
+/// written.
+pub const DEFAULT_DISK: u64 = 10 << 30;
+/// Bytes of disk per inode when no count is given (ext4's own default).
+pub const BYTES_PER_INODE: u64 = 16 << 10;
 
 fn default_base() -> u32 {
     DEFAULT_IDMAP_BASE
@@ -125,6 +164,19 @@ impl HostConfig {
         cfg.default_plan
             .validate()
             .map_err(|e| VeError::BadInput(format!("{}: [default_plan]: {e}", p.display())))?;
+        if let Some(b) = cfg.storage.backend.as_deref() {
+            crate::config::Backend::parse(b)
+                .map_err(|e| VeError::BadInput(format!("{}: [storage]: {e}", p.display())))?;
+        }
+        if let Some(pool) = &cfg.storage.pool {
+            if !pool.is_absolute() {
+                return Err(VeError::BadInput(format!(
+                    "{}: [storage] pool {} must be an absolute path",
+                    p.display(),
+                    pool.display()
+                )));
+            }
+        }
         for d in &cfg.network.neighbour_devs {
             if d != "detect" && d != "none" {
                 validate_ifname(d, "neighbour_devs interface")

@@ -51,6 +51,7 @@ mod tests {
             lxcfs_dir: None,
             default_plan: Default::default(),
             network: kennel_net::HostNet::default(),
+            storage: Default::default(),
         }
     }
 

@@ -7,9 +7,15 @@
 //! <lib>/templates/<name>/        templates (kennel-storage)
 //! <lib>/ve/<id>/ve.conf          a VE's configuration
 //! <lib>/ve/<id>/fs/{upper,work}  its own layer
+//! <lib>/storage.json            the storage pool's record
+//! <lib>/pool/<uuid>/disk.img     a VE's disk (the `image` backend) and
+//! <lib>/pool/<uuid>/snapshots/   its snapshots
+//! <lib>/pool.img                 the pool's own image, where the state
+//!                                root's filesystem has no reflinks
 //! <lib>/cache/                   downloads (debootstrap packages)
 //! <run>/ve/<id>/                 a running VE: state.json, monitor.sock,
 //!                                seccomp.bpf, exit.json, mount points
+//! <run>/ve/<id>/disk             its disk, mounted while it runs
 //! <run>/locks/                   lock files
 //! ```
 
@@ -59,6 +65,30 @@ impl Paths {
 
     pub fn ve_layers(&self, id: &VeId) -> PathBuf {
         self.ve_dir(id).join("fs")
+    }
+
+    /// Where a running VE's disk is mounted (the `image` backend).
+    pub fn ve_disk(&self, id: &VeId) -> PathBuf {
+        self.ve_run(id).join("disk")
+    }
+
+    pub fn storage_record(&self) -> PathBuf {
+        self.lib.join("storage.json")
+    }
+
+    pub fn default_pool(&self) -> PathBuf {
+        self.lib.join("pool")
+    }
+
+    pub fn pool_image(&self) -> PathBuf {
+        self.lib.join("pool.img")
+    }
+
+    /// Scratch mount points (a disk being made, a snapshot being read).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.run
+            .join("scratch")
+            .join(format!("{name}-{}", std::process::id()))
     }
 
     pub fn ve_run(&self, id: &VeId) -> PathBuf {

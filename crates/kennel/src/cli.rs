@@ -69,6 +69,24 @@ pub enum Command {
     /// service after it starts).
     #[command(name = "lxcfs-sync")]
     LxcfsSync(LxcfsSyncArgs),
+    /// The storage pool that holds VEs' disks.
+    #[command(subcommand)]
+    Storage(crate::storage_args::StorageCommand),
+    /// Snapshots of a VE's disk.
+    #[command(subcommand)]
+    Snapshot(crate::storage_args::SnapshotCommand),
+    /// Back up a VE into one file or stream (full, or incremental with
+    /// --since); `kennel backup verify FILE` checks one.
+    Backup(crate::storage_args::BackupArgs),
+    /// Make a new VE from a backup (new ids, uuid and MACs; no addresses).
+    Restore(crate::storage_args::RestoreArgs),
+    /// Copy a VE to a new one (new ids, uuid, MACs and hostname; no addresses).
+    Clone(crate::storage_args::CloneArgs),
+    /// Give a VE fresh files from its template, keeping its configuration
+    /// and id (and --keep paths).
+    Reinstall(crate::storage_args::ReinstallArgs),
+    /// Give a stopped VE a new id.
+    Rename(crate::storage_args::RenameArgs),
     /// Teardown after a VE's init ended (run by the VE's monitor).
     #[command(name = "__ve-exited", hide = true)]
     VeExited(VeExitedArgs),
@@ -123,6 +141,8 @@ pub struct CreateArgs {
     pub hostname: Option<String>,
     #[command(flatten)]
     pub resources: ResourceArgs,
+    #[command(flatten)]
+    pub disk: crate::storage_args::DiskArgs,
     /// Opt-in features, comma-separated: tun, fuse, nesting, keyring (see docs/SECURITY.md).
     #[arg(long, value_name = "LIST")]
     pub features: Option<String>,
@@ -238,6 +258,8 @@ pub struct SetArgs {
     /// from its next start).
     #[command(flatten)]
     pub resources: ResourceArgs,
+    #[command(flatten)]
+    pub disk: crate::storage_args::SetDiskArgs,
     /// Opt-in features, comma-separated (tun, fuse, nesting, keyring), or
     /// none; they take effect at the VE's next start.
     #[arg(long, value_name = "LIST")]
@@ -322,7 +344,7 @@ pub struct ListArgs {
         short,
         long,
         value_name = "FIELDS",
-        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, swap, cpu, fails, uptime, init, uid_base, layer, uuid, created"
+        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, swap, cpu, fails, uptime, init, uid_base, layer, storage, disk, diskinodes, uuid, created"
     )]
     pub output: Option<String>,
     /// JSON instead of a table.

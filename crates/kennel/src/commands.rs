@@ -17,7 +17,7 @@ use crate::output::{self, out, outln};
 use kennel_storage::shown::terminal_safe;
 
 /// Prints a command's one-line report, unless `--quiet`.
-fn say(quiet: bool, msg: String) -> std::io::Result<()> {
+pub(crate) fn say(quiet: bool, msg: String) -> std::io::Result<()> {
     if !quiet {
         outln!("{msg}")?;
     }
@@ -127,6 +127,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Check => check(&k),
         Command::LxcfsSync(a) => lxcfs_sync(&k, &a, quiet),
+        Command::Storage(c) => crate::storage_cmds::storage(&k, c, quiet),
+        Command::Snapshot(c) => crate::storage_cmds::snapshot(&k, c, quiet),
+        Command::Backup(a) => crate::storage_cmds::backup(&k, a, quiet),
+        Command::Restore(a) => crate::storage_cmds::restore(&k, a, quiet),
+        Command::Clone(a) => crate::storage_cmds::clone(&k, a, quiet),
+        Command::Reinstall(a) => crate::storage_cmds::reinstall(&k, a, quiet),
+        Command::Rename(a) => crate::storage_cmds::rename(&k, a, quiet),
         Command::VeExited(a) => {
             let id = VeId::parse(&a.id)?;
             k.ve_exited(&id, &a.how)
@@ -355,7 +362,13 @@ fn cfg_json(c: &kennel_ve::config::VeConfig) -> serde_json::Value {
         "features": c.features.0.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "idmap": {"uid_base": c.idmap.uid_base, "gid_base": c.idmap.gid_base, "size": c.idmap.size},
         "init": {"kind": c.init.kind.as_str(), "path": c.init.path},
-        "storage": {"layer": c.storage.layer.as_str()},
+        "storage": {
+            "layer": c.storage.layer.as_str(),
+            "backend": c.storage.backend.as_str(),
+            "pool": c.storage.pool,
+            "disk_bytes": c.storage.disk.map(|d| d.bytes()),
+            "disk_inodes": c.storage.disk_inodes,
+        },
         "network": serde_json::to_value(&c.network).unwrap_or(serde_json::Value::Null),
     })
 }
@@ -389,6 +402,24 @@ fn create(k: &Kennel, a: crate::cli::CreateArgs, quiet: bool) -> Result<i32> {
         .transpose()?
         .unwrap_or_default();
     let network = crate::net_args::create_network(&a.net)?;
+    let disk = a
+        .disk
+        .disk
+        .as_deref()
+        .map(|s| crate::resource_args::size_with_unit(s, "--disk"))
+        .transpose()?;
+    let disk_inodes = a
+        .disk
+        .disk_inodes
+        .as_deref()
+        .map(crate::storage_cmds::inode_count)
+        .transpose()?;
+    let backend = a
+        .disk
+        .storage
+        .as_deref()
+        .map(kennel_ve::config::Backend::parse)
+        .transpose()?;
     let cfg = k.create(&CreateRequest {
         id,
         template: a.template,
@@ -396,17 +427,24 @@ fn create(k: &Kennel, a: crate::cli::CreateArgs, quiet: bool) -> Result<i32> {
         resources,
         features,
         network,
+        disk,
+        disk_inodes,
+        backend,
     })?;
     say(
         quiet,
         format!(
-            "Created VE {} from template {} (hostname {}, host ids {}-{}, {} layer)",
+            "Created VE {} from template {} (hostname {}, host ids {}-{}, {} layer, {})",
             cfg.id,
             cfg.template,
             cfg.hostname,
             cfg.idmap.uid_base,
             cfg.idmap.uid_base as u64 + cfg.idmap.size as u64 - 1,
-            cfg.storage.layer.as_str()
+            cfg.storage.layer.as_str(),
+            match cfg.storage.disk {
+                Some(d) => format!("disk {d}"),
+                None => "no disk limit".into(),
+            }
         ),
     )?;
     Ok(0)

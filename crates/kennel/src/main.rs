@@ -7,9 +7,12 @@ mod commands;
 mod logging;
 mod net_args;
 mod output;
+mod progress;
 mod resource_args;
 mod set_args;
 mod stat;
+mod storage_args;
+mod storage_cmds;
 
 use std::process::ExitCode;
 

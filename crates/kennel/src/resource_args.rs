@@ -20,7 +20,7 @@ fn count(s: &str, what: &str) -> Result<u64, VeError> {
 
 /// A size that names its unit: on the command line a bare number is a
 /// mistake more often than bytes (`--memory 2048`).
-fn size_with_unit(s: &str, what: &str) -> Result<Size, VeError> {
+pub(crate) fn size_with_unit(s: &str, what: &str) -> Result<Size, VeError> {
     if s.trim().chars().all(|c| c.is_ascii_digit()) && s.trim() != "0" {
         return Err(VeError::BadInput(format!(
             "invalid {what} '{s}': give a unit, e.g. {}M or {}G",

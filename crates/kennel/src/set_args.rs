@@ -26,6 +26,18 @@ pub fn features(s: &str) -> Result<Features, VeError> {
 pub fn add_to_request(a: &SetArgs, req: &mut SetRequest) -> Result<()> {
     req.resources = crate::resource_args::resources(&a.resources)?;
     req.features = a.features.as_deref().map(features).transpose()?;
+    req.disk = a
+        .disk
+        .disk
+        .as_deref()
+        .map(|s| crate::resource_args::size_with_unit(s, "--disk"))
+        .transpose()?;
+    req.disk_inodes = a
+        .disk
+        .disk_inodes
+        .as_deref()
+        .map(crate::storage_cmds::inode_count)
+        .transpose()?;
     if let Some(spec) = &a.userpasswd {
         req.userpasswd = Some(user_password(spec)?);
     }

@@ -423,7 +423,9 @@ fn destroy_removes_a_hostile_tree_and_nothing_else() {
     fs::write(&canary, "keep me").expect("write canary");
     fs::create_dir(&canary_dir).expect("mkdir canary");
     fs::write(canary_dir.join("inside"), "keep me too").expect("write canary");
-    root.start_busybox("101", &[]);
+    // A directory layer: its removal by descriptor is what is tested (a
+    // disk image goes as one file).
+    root.start_busybox("101", &["--storage", "dir"]);
     let base = root.config("101")["idmap"]["uid_base"]
         .as_u64()
         .expect("uid base") as u32;

@@ -129,9 +129,19 @@ fn nofile_is_the_hard_open_files_limit() {
 #[test]
 fn io_limit_holds_a_direct_writer() {
     let root = TestRoot::new("lim-io");
-    root.start_busybox("101", &["--io-limit", "20M"]);
+    // The rate is measured on a directory layer: a disk image's stack of
+    // loop devices (slow in the emulated v2 VM) may not reach 20 MiB/s.
+    root.start_busybox("101", &["--io-limit", "20M", "--storage", "dir"]);
     let line = cg_read(&root, "101", &["io.max", "blkio.throttle.write_bps_device"]);
     assert!(line.contains("20971520"), "{line}");
+    // A VE with a disk of its own gets the limit on its loop device (7:N).
+    root.start_busybox("102", &["--io-limit", "20M"]);
+    let line = cg_read(&root, "102", &["io.max", "blkio.throttle.write_bps_device"]);
+    assert!(
+        line.lines()
+            .any(|l| l.starts_with("7:") && l.contains("20971520")),
+        "the limit holds on the VE's own disk: {line}"
+    );
     let t0 = Instant::now();
     let out = root.sh(
         "101",

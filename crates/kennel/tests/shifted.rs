@@ -55,19 +55,20 @@ fn ves_work_the_same_on_a_filesystem_without_idmapped_mounts() {
     let base = root.config("101")["idmap"]["uid_base"]
         .as_u64()
         .expect("base") as u32;
-    let md = fs::metadata(root.dir.join("lib/ve/101/fs/upper/root/new")).expect("new file");
+    let md = fs::metadata(root.upper("101").join("root/new")).expect("new file");
     assert_eq!((md.uid(), md.gid()), (base + 1000, base + 1000));
     // The template itself is never changed.
     let t = fs::metadata(tpl.join("etc/passwd")).expect("template passwd");
     assert_eq!((t.uid(), t.gid()), (0, 0));
     if layer == "shifted" {
-        // Data is still the template's: only metadata was copied.
-        let up =
-            fs::metadata(root.dir.join("lib/ve/101/fs/upper/bin/busybox")).expect("upper busybox");
+        // Data is still the template's: only metadata was copied (on a
+        // VE's ext4 disk the overlay's attributes may take one block).
+        let up = fs::metadata(root.upper("101").join("bin/busybox")).expect("upper busybox");
         assert!(
-            up.blocks() == 0,
-            "a shifted layer holds metadata only ({} blocks)",
-            up.blocks()
+            up.blocks() <= 8 && up.len() > 100 << 10,
+            "a shifted layer holds metadata only ({} blocks of a {}-byte file)",
+            up.blocks(),
+            up.len()
         );
     }
     root.finish();

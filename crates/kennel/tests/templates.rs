@@ -354,7 +354,7 @@ fn tarballs_in_three_formats_make_bootable_templates() {
 fn ves_share_their_template_instead_of_copying_it() {
     let root = TestRoot::new("tpl-share");
     root.busybox();
-    root.ok(&["create", "101", "--template", "busybox"]);
+    root.ok(&["create", "101", "--template", "busybox", "--storage", "dir"]);
     let upper = root.dir.join("lib/ve/101/fs/upper");
     assert_eq!(
         fs::read_dir(&upper).expect("upper").count(),

@@ -50,8 +50,9 @@ impl Input {
     }
 }
 
-/// Walks the archive's headers as a tar reader does, mending each.
-fn mend(tar: &mut [u8], outside: &[u8]) {
+/// Walks the archive's headers as a tar reader does, mending each: its
+/// checksum, and a link target starting with `@` (`outside` then).
+pub(crate) fn mend(tar: &mut [u8], outside: &[u8]) {
     let mut off: usize = 0;
     while let Some(h) = off.checked_add(BLOCK).and_then(|end| tar.get_mut(off..end)) {
         off += BLOCK;

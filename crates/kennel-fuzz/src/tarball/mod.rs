@@ -9,7 +9,6 @@
 //! root, as imports do (members are chowned).
 
 mod input;
-mod scratch;
 
 use std::io::Cursor;
 use std::path::Path;
@@ -17,8 +16,13 @@ use std::path::Path;
 use kennel_storage::template::decompressed;
 use kennel_storage::unpack::unpack;
 
+use crate::scratch::{Rules, Scratch};
 use input::Input;
-use scratch::Scratch;
+
+pub(crate) use input::mend;
+
+/// Highest uid and gid a VE maps.
+const MAX_OWNER: u32 = 65535;
 
 /// See [`input`] for what the bytes mean.
 pub fn run(data: &[u8]) {
@@ -31,6 +35,19 @@ pub fn run(data: &[u8]) {
     let accepted = decompressed(Cursor::new(input.file), name)
         .and_then(|r| unpack(r, &scratch.dest(), &input.limits))
         .is_ok();
-    scratch.check(&input.limits, accepted);
+    let rules = Rules {
+        max_names: input.limits.max_entries,
+        uids: 0..=MAX_OWNER,
+        gids: 0..=MAX_OWNER,
+        layer: false,
+        accepted,
+    };
+    let tree = scratch.check(&rules);
+    assert!(
+        tree.bytes <= input.limits.max_bytes,
+        "{} bytes of files unpacked, past the limit of {} (accepted: {accepted})",
+        tree.bytes,
+        input.limits.max_bytes
+    );
     scratch.remove();
 }

@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags,
-    FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+    fsconfig_set_string, fsopen, move_mount, open_tree, FsOpenFlags, MountAttrFlags,
+    MoveMountFlags, OpenTreeFlags,
 };
 use serde::{Deserialize, Serialize};
 
@@ -166,21 +166,12 @@ pub(crate) fn mount_overlay(
                 .map_err(|e| io_err("configure overlay", target)(e.into()))?;
         }
     }
-    fsconfig_create(fs.as_fd()).map_err(|e| io_err("create overlay for", target)(e.into()))?;
-    let mnt = fsmount(
+    crate::blockmount::create_and_attach(
         fs.as_fd(),
-        FsMountFlags::FSMOUNT_CLOEXEC,
         MountAttrFlags::MOUNT_ATTR_NODEV,
-    )
-    .map_err(|e| io_err("mount overlay for", target)(e.into()))?;
-    move_mount(
-        mnt.as_fd(),
-        "",
-        CWD,
         target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        "mount overlay for",
     )
-    .map_err(|e| io_err("attach overlay at", target)(e.into()))
 }
 
 /// `fsopen("overlay")`. When overlayfs is a module, the first user loads
@@ -196,4 +187,35 @@ fn open_overlay() -> rustix::io::Result<OwnedFd> {
         }
     }
     fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+}
+
+/// Mounts, read-only at `target`, the tree a VE saw when the layer
+/// `upper` (a snapshot's, say) was its own: `upper` over the template.
+/// Nothing in it can run, be a device or raise privileges on the host.
+pub fn mount_read_only_view(
+    upper: &Path,
+    template: &Path,
+    mode: LayerMode,
+    target: &Path,
+) -> Result<()> {
+    let fs = open_overlay().map_err(|e| io_err("open overlay filesystem for", target)(e.into()))?;
+    let cfg = |k: &str, v: &str| -> Result<()> {
+        fsconfig_set_string(fs.as_fd(), k, v)
+            .map_err(|e| io_err("configure overlay", target)(e.into()))
+    };
+    let lower = format!("{}:{}", upper.display(), template.display());
+    cfg("lowerdir", &lower)?;
+    if mode == LayerMode::Shifted {
+        cfg("redirect_dir", "follow")?;
+        cfg("metacopy", "on")?;
+    }
+    crate::blockmount::create_and_attach(
+        fs.as_fd(),
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        target,
+        "mount overlay for",
+    )
 }

@@ -43,6 +43,7 @@ pub(crate) fn finish(name: &str, rootfs: &Path, source: String) -> Result<Templa
         size_bytes: stats.bytes,
         entries: stats.entries,
         os: os_pretty_name(&tree),
+        digest: super::digest::tree_digest(rootfs)?,
     })
 }
 

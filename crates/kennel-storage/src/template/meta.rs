@@ -26,6 +26,10 @@ pub struct TemplateMeta {
     /// `PRETTY_NAME` from the tree's os-release, if any.
     #[serde(default)]
     pub os: String,
+    /// [`super::digest::tree_digest`] of the tree; empty for templates
+    /// made before digests (computed at their first backup).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
 }
 
 impl TemplateMeta {

@@ -12,10 +12,17 @@
 //! Building always happens in a staging directory that is renamed into
 //! place at the end, so a crash never leaves a half-made template under its
 //! real name; leftover staging directories are swept by the next build.
+//!
+//! A template can also come out of a VE's backup made with
+//! `--with-template` ([`Source::Backup`], [`from_backup`]), so a VE can be
+//! restored on a host that never had its template: the tree goes through
+//! the same unpacker as a tarball's, then the same last step.
 
 mod busybox;
 mod debootstrap;
+mod digest;
 mod finalize;
+mod from_backup;
 mod import;
 mod meta;
 
@@ -23,11 +30,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use digest::tree_digest;
 pub use import::decompressed;
 pub use meta::TemplateMeta;
 
 use crate::error::{io_err, Result, StorageError};
 use crate::remove::remove_tree;
+use crate::shown::shown;
 use crate::unpack::UnpackLimits;
 
 /// How to make a new template.
@@ -44,6 +53,9 @@ pub enum Source {
     /// An untrusted root filesystem tarball (.tar, .tar.gz, .tar.zst),
     /// unpacked within the limits.
     Tarball(PathBuf, UnpackLimits),
+    /// The template held by a backup file made with `--with-template`
+    /// (any backup of a chain that holds it), unpacked within the limits.
+    Backup(PathBuf, UnpackLimits),
 }
 
 impl Source {
@@ -175,6 +187,7 @@ impl Store {
     ) -> Result<Template> {
         let rootfs = staging.join("rootfs");
         crate::util::mkdir_mode(&rootfs, 0o755)?;
+        let mut recorded_digest = None;
         let source_desc = match source {
             Source::Busybox => busybox::build(&rootfs)?,
             Source::Debootstrap {
@@ -183,9 +196,23 @@ impl Store {
                 cache_dir,
             } => debootstrap::build(&rootfs, suite, mirror.as_deref(), cache_dir, progress)?,
             Source::Tarball(path, limits) => import::build(&rootfs, path, limits, progress)?,
+            Source::Backup(path, limits) => {
+                let built = from_backup::build(&rootfs, path, limits, progress)?;
+                recorded_digest = Some(built.recorded_digest);
+                built.source
+            }
         };
         progress("finishing template");
         let meta = finalize::finish(name, &rootfs, source_desc)?;
+        if let Some(recorded) = recorded_digest.filter(|d| !d.is_empty()) {
+            if recorded != meta.digest {
+                progress(&format!(
+                    "the template's digest ({}) differs from the one the backup recorded ({})",
+                    meta.digest,
+                    shown(recorded.as_bytes())
+                ));
+            }
+        }
         meta.save(&staging.join(meta::FILE))?;
         let dest = self.path_of(name);
         // rename(2) refuses to replace a non-empty directory, so a template
@@ -202,6 +229,17 @@ impl Store {
             meta,
             rootfs: dest.join("rootfs"),
         })
+    }
+
+    /// The digest of template `name`, computed and saved the first time
+    /// for a template made before digests.
+    pub fn digest(&self, name: &str) -> Result<String> {
+        let mut t = self.get(name)?;
+        if t.meta.digest.is_empty() {
+            t.meta.digest = digest::tree_digest(&t.rootfs)?;
+            t.meta.save(&self.path_of(name).join(meta::FILE))?;
+        }
+        Ok(t.meta.digest)
     }
 
     /// Deletes template `name`. The caller checks that no VE uses it.

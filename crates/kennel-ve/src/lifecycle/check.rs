@@ -163,6 +163,7 @@ impl Kennel {
                 format!("{} is missing", self.exe.monitor.display()),
             )
         });
+        out.push(self.storage_check());
         for (tool, package, template) in [
             ("busybox", "busybox-static", "busybox"),
             ("debootstrap", "debootstrap", "debian-12"),
@@ -186,6 +187,54 @@ impl Kennel {
             (maj, min),
         ));
         out
+    }
+
+    /// The storage pool: made and mounted, and how full.
+    fn storage_check(&self) -> Check {
+        let tools = ["mkfs.ext4", "e2fsck", "resize2fs", "mkfs.xfs"];
+        let missing: Vec<&str> = tools.into_iter().filter(|t| !on_path(t)).collect();
+        if !missing.is_empty() && self.default_backend().ok() == Some(crate::config::Backend::Image)
+        {
+            return check(
+                "storage",
+                CheckLevel::Fail,
+                format!(
+                    "{} missing: apt-get install e2fsprogs xfsprogs (VE disks need them)",
+                    missing.join(", ")
+                ),
+            );
+        }
+        match self.existing_pool() {
+            Ok(None) => check(
+                "storage",
+                CheckLevel::Ok,
+                "no pool yet: `kennel storage init` (or the first create) makes one",
+            ),
+            Ok(Some(pool)) => match pool.usage() {
+                Ok(u) if u.size > 0 && u.free < u.size / 10 => check(
+                    "storage",
+                    CheckLevel::Warn,
+                    format!(
+                        "the pool at {} is {}% full ({} free): every VE's writes fail when it is full; grow it or move VEs",
+                        pool.record.path.display(),
+                        100 - u.free * 100 / u.size,
+                        crate::units::human(u.free)
+                    ),
+                ),
+                Ok(u) => check(
+                    "storage",
+                    CheckLevel::Ok,
+                    format!(
+                        "pool at {}: {} free of {}",
+                        pool.record.path.display(),
+                        crate::units::human(u.free),
+                        crate::units::human(u.size)
+                    ),
+                ),
+                Err(e) => check("storage", CheckLevel::Fail, format!("the pool: {e}")),
+            },
+            Err(e) => check("storage", CheckLevel::Fail, format!("the pool: {e}")),
+        }
     }
 
     /// Whether lxcfs serves the VEs' /proc views of their own limits.

@@ -7,7 +7,9 @@ use kennel_storage::layers::{idmap_supported, prepare_shifted, LayerMode, VeLaye
 use kennel_storage::template::Store;
 
 use super::Kennel;
-use crate::config::{validate_hostname, IdRange, InitConfig, Resources, StorageConfig, VeConfig};
+use crate::config::{
+    validate_hostname, Backend, IdRange, InitConfig, Resources, StorageConfig, VeConfig,
+};
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
 use crate::idmap;
@@ -22,28 +24,15 @@ pub struct CreateRequest {
     pub resources: Resources,
     pub features: kennel_runtime::features::Features,
     pub network: kennel_net::VeNetwork,
+    /// `--disk`, `--disk-inodes`, `--storage`.
+    pub disk: Option<crate::units::Size>,
+    pub disk_inodes: Option<u64>,
+    pub backend: Option<Backend>,
 }
 
 impl Kennel {
-    pub fn create(&self, req: &CreateRequest) -> Result<VeConfig> {
-        let hostname = req.hostname.clone().unwrap_or_else(|| req.id.to_string());
-        validate_hostname(&hostname)?;
-        // The host's plan fills what the request leaves out, written into
-        // ve.conf: a later change of the plan never moves existing VEs.
-        let resources = req.resources.over(&self.host.plan());
-        resources.validate()?;
-        let _host = self.lock_host()?;
-        self.check_network(&req.id, &req.network)?;
-        // Under the host lock: `template remove` takes it too, so the
-        // template cannot go between this check and the new VE's config.
-        let template = Store::new(self.paths.templates()).get(&req.template)?;
-        let ves = self.paths.ves();
-        fs::create_dir_all(&ves).map_err(io(format!("create {}", ves.display())))?;
-        staging::sweep(&ves);
-        let dest = self.paths.ve_dir(&req.id);
-        if dest.exists() {
-            return Err(VeError::Exists(req.id.to_string()));
-        }
+    /// A free host id range for a new VE. Call with the host lock held.
+    pub(crate) fn allocate_range(&self) -> Result<IdRange> {
         // Every VE's range counts, so a VE whose configuration cannot be
         // read stops the allocation: its ids must never go to another VE.
         let mut used: Vec<IdRange> = Vec::new();
@@ -55,7 +44,51 @@ impl Kennel {
             })?;
             used.push(cfg.idmap);
         }
-        let range = idmap::allocate(&self.host, &used)?;
+        idmap::allocate(&self.host, &used)
+    }
+
+    pub fn create(&self, req: &CreateRequest) -> Result<VeConfig> {
+        let hostname = req.hostname.clone().unwrap_or_else(|| req.id.to_string());
+        validate_hostname(&hostname)?;
+        // The host's plan fills what the request leaves out, written into
+        // ve.conf: a later change of the plan never moves existing VEs.
+        let resources = req.resources.over(&self.host.plan());
+        resources.validate()?;
+        let backend = match req.backend {
+            Some(b) => b,
+            None => self.default_backend()?,
+        };
+        let disk = match backend {
+            Backend::Image => Some(super::storage::disk_size(
+                &self.host.storage,
+                req.disk,
+                req.disk_inodes,
+            )?),
+            Backend::Dir if req.disk.is_some() || req.disk_inodes.is_some() => {
+                return Err(VeError::BadInput(
+                    "--disk and --disk-inodes need a disk of its own: leave out `--storage dir`"
+                        .into(),
+                ))
+            }
+            Backend::Dir => None,
+        };
+        let _host = self.lock_host()?;
+        self.check_network(&req.id, &req.network)?;
+        // Under the host lock: `template remove` takes it too, so the
+        // template cannot go between this check and the new VE's config.
+        let template = Store::new(self.paths.templates()).get(&req.template)?;
+        let pool = match backend {
+            Backend::Image => Some(self.pool()?),
+            Backend::Dir => None,
+        };
+        let ves = self.paths.ves();
+        fs::create_dir_all(&ves).map_err(io(format!("create {}", ves.display())))?;
+        self.sweep_ves();
+        let dest = self.paths.ve_dir(&req.id);
+        if dest.exists() {
+            return Err(VeError::Exists(req.id.to_string()));
+        }
+        let range = self.allocate_range()?;
         let cfg = VeConfig {
             id: req.id.clone(),
             uuid: uuid::Uuid::new_v4().to_string(),
@@ -76,6 +109,10 @@ impl Kennel {
                 } else {
                     LayerMode::Shifted
                 },
+                backend,
+                pool: pool.as_ref().map(|p| p.record.path.clone()),
+                disk: disk.map(|d| crate::units::Size(d.bytes)),
+                disk_inodes: disk.map(|d| d.inodes),
             },
         };
         // Build under a staging name, then rename: a crash never leaves a
@@ -83,17 +120,38 @@ impl Kennel {
         let building = staging::building(&ves, req.id.as_str());
         let build = || -> Result<()> {
             fs::create_dir(&building).map_err(io(format!("create {}", building.display())))?;
-            let layers = VeLayers::new(building.join("fs"));
-            layers.create((range.uid_base, range.gid_base))?;
-            if cfg.storage.layer == LayerMode::Shifted {
-                prepare_shifted(
-                    &template.rootfs,
-                    &layers,
-                    &building.join("shift"),
-                    range.uid_base,
-                )?;
-            }
+            // Before the disk exists: a crash from here on leaves a
+            // configuration that tells the sweep which disk to remove.
             cfg.save(&building.join("ve.conf"))?;
+            let owner = (range.uid_base, range.gid_base);
+            let shift = |layers: &VeLayers, scratch: &std::path::Path| -> Result<()> {
+                if cfg.storage.layer == LayerMode::Shifted {
+                    prepare_shifted(&template.rootfs, layers, scratch, range.uid_base)?;
+                }
+                Ok(())
+            };
+            match (self.volume_of(&cfg), disk) {
+                (Some(vol), Some(size)) => {
+                    let scratch = self.paths.scratch(&format!("create-{}", req.id));
+                    let mut prepare = |root: &std::path::Path| {
+                        shift(&VeLayers::new(root), &building.join("shift"))
+                            .map_err(|e| kennel_storage::StorageError::Layer(e.to_string()))
+                    };
+                    // Only a shifted layer needs the new disk mounted.
+                    let shifted = cfg.storage.layer == LayerMode::Shifted;
+                    vol.create(
+                        size,
+                        owner,
+                        &scratch,
+                        shifted.then_some(&mut prepare as &mut dyn FnMut(&std::path::Path) -> _),
+                    )?;
+                }
+                _ => {
+                    let layers = VeLayers::new(building.join("fs"));
+                    layers.create(owner)?;
+                    shift(&layers, &building.join("shift"))?;
+                }
+            }
             fs::rename(&building, &dest).map_err(io(format!(
                 "rename {} to {}",
                 building.display(),
@@ -101,6 +159,9 @@ impl Kennel {
             )))
         };
         if let Err(e) = build() {
+            if let Some(vol) = self.volume_of(&cfg) {
+                let _ = vol.destroy();
+            }
             // A shifted layer copies the template's tree, which an
             // imported tarball shaped: removed by descriptor.
             let _ = kennel_storage::remove::remove_tree(&building);

@@ -14,6 +14,7 @@ impl Kennel {
     /// it first.
     pub fn destroy(&self, id: &VeId, force: bool) -> Result<()> {
         let (_lock, cfg) = self.lock_config(id)?;
+        self.refuse_mounted_snapshots(id, None)?;
         let state = self.settle(id)?;
         if state != VeState::Stopped {
             if !force {
@@ -29,9 +30,13 @@ impl Kennel {
         // descriptor, never followed out of it.
         let trash = staging::deleting(&self.paths.ves(), id.as_str());
         fs::rename(&dir, &trash).map_err(io(format!("rename {}", dir.display())))?;
+        // The disk before the directory whose configuration names it.
+        if let Some(vol) = self.volume_of(&cfg) {
+            vol.destroy()?;
+        }
         remove_tree(&trash)?;
         let _ = fs::remove_dir_all(self.paths.ve_run(id));
-        staging::sweep(&self.paths.ves());
+        self.sweep_ves();
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 impl Kennel {
     /// Runs a command in VE `id`; returns how it ended.
     pub fn exec(&self, id: &VeId, req: &ExecRequest) -> Result<Outcome> {
+        self.repair_freeze_unlocked(id);
         // A VE that does not exist is reported as such, not as stopped.
         self.require_ve(id)?;
         // Whether its init still runs (with or without its monitor) is

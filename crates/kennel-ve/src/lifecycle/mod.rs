@@ -6,7 +6,9 @@
 //! Whether a VE runs is always asked of the kernel (see
 //! `kennel_runtime::state`), never taken from a file alone.
 
+mod backup;
 mod check;
+mod copy;
 mod cpus;
 mod create;
 mod destroy;
@@ -16,10 +18,12 @@ mod lxcfs;
 mod network;
 mod ptys;
 mod set;
+mod snapshot;
 mod start;
 pub mod stat;
 mod status;
 mod stop;
+mod storage;
 mod teardown;
 mod templates;
 
@@ -29,6 +33,9 @@ use std::sync::OnceLock;
 
 use kennel_cgroup::CgroupRecord;
 
+pub use backup::{
+    BackupRequest, BackupTarget, Progress, Quiet, RestoreRequest, RestoreSource, Restored,
+};
 pub use check::{Check, CheckLevel};
 pub use create::CreateRequest;
 pub use exec::ExecRequest;
@@ -198,6 +205,9 @@ impl Kennel {
     /// The configuration of VE `id`, or [`VeError::NoSuchVe`].
     pub fn config(&self, id: &VeId) -> Result<VeConfig> {
         self.require_ve(id)?;
+        if self.paths.ve_dir(id).join(copy::RENAMED_CONF).exists() {
+            self.finish_rename(id);
+        }
         VeConfig::load(&self.paths.ve_config(id), id)
     }
 
@@ -238,8 +248,41 @@ impl Kennel {
         Ok((lock, self.config(id)?))
     }
 
+    /// A command that froze VE `id` for a snapshot and died before it
+    /// thawed it left this file: thaw the VE and its disk. Call with the
+    /// VE's lock held (the command that froze it held it, so it is gone).
+    fn repair_freeze(&self, id: &VeId) {
+        let marker = self.paths.ve_run(id).join(FREEZING_FILE);
+        if !marker.exists() {
+            return;
+        }
+        self.thaw_disk(id);
+        if let (Ok(host), Ok(rec)) = (self.cgroups(), self.ve_cgroup(id)) {
+            let cg = rec.cgroup(host);
+            if cg.exists() {
+                let _ = cg.freeze(false, std::time::Duration::from_secs(5));
+            }
+        }
+        let _ = fs::remove_file(&marker);
+    }
+
     fn lock_ve(&self, id: &VeId) -> Result<Lock> {
-        Lock::acquire(&self.ve_lock_path(id), WAIT, id.as_str())
+        let lock = Lock::acquire(&self.ve_lock_path(id), WAIT, id.as_str())?;
+        self.repair_freeze(id);
+        Ok(lock)
+    }
+
+    /// For commands that work on a VE without its lock (`exec`,
+    /// `status`): a freeze left by a command that died is undone if no
+    /// command holds the lock now (one that does may be freezing the VE
+    /// this very moment, for milliseconds).
+    pub(crate) fn repair_freeze_unlocked(&self, id: &VeId) {
+        if !self.paths.ve_run(id).join(FREEZING_FILE).exists() {
+            return;
+        }
+        if let Some(_lock) = Lock::try_acquire(&self.ve_lock_path(id)) {
+            self.repair_freeze(id);
+        }
     }
 
     /// The lock every command that changes VE `id` holds.
@@ -255,6 +298,10 @@ impl Kennel {
         )
     }
 }
+
+/// The run file that says a command froze the VE (a snapshot's few
+/// milliseconds); [`Kennel::repair_freeze`] undoes it if that command died.
+pub(crate) const FREEZING_FILE: &str = "freezing";
 
 /// Whether a cgroup record names what Kennel makes for VE `id`: a cgroup
 /// `id` below some parent.

@@ -41,6 +41,10 @@ pub struct SetRequest {
     pub features: Option<Features>,
     /// A password to set with the VE's own `chpasswd` (first of all).
     pub userpasswd: Option<UserPassword>,
+    /// The disk's new size: grown live, shrunk while stopped.
+    pub disk: Option<crate::units::Size>,
+    /// Inodes are fixed when a disk is made: only the same count passes.
+    pub disk_inodes: Option<u64>,
 }
 
 /// A user and the password to give it. Never printed: its `Debug` hides
@@ -105,6 +109,8 @@ impl SetRequest {
             && self.resources == crate::resources::Resources::default()
             && self.features.is_none()
             && self.userpasswd.is_none()
+            && self.disk.is_none()
+            && self.disk_inodes.is_none()
     }
 
     /// `cfg` with the request applied (not yet checked against others).
@@ -191,6 +197,31 @@ impl SetRequest {
             c.features = f.clone();
         }
         c.resources.validate()?;
+        if self.disk.is_some() || self.disk_inodes.is_some() {
+            if c.storage.backend != crate::config::Backend::Image {
+                return Err(VeError::BadInput(format!(
+                    "VE {} keeps its files in a directory (storage backend `dir`), which has no disk size",
+                    cfg.id
+                )));
+            }
+            if let Some(d) = self.disk {
+                kennel_storage::volume::DiskSize {
+                    bytes: d.bytes(),
+                    inodes: c.storage.disk_inodes.unwrap_or(1024),
+                }
+                .validate()?;
+                c.storage.disk = Some(d);
+            }
+            if let Some(n) = self.disk_inodes {
+                if Some(n) != c.storage.disk_inodes {
+                    return Err(VeError::BadInput(format!(
+                        "VE {}'s inodes are fixed when its disk is made ({}); they grow with --disk in proportion",
+                        cfg.id,
+                        c.storage.disk_inodes.map_or("unknown".into(), |n| n.to_string())
+                    )));
+                }
+            }
+        }
         Ok(c)
     }
 }
@@ -244,6 +275,9 @@ impl Kennel {
             None
         };
         let applied = (|| {
+            if new.storage.disk != cfg.storage.disk {
+                self.change_disk(&cfg, &new, running, &mut notes)?;
+            }
             if let Some(up) = &req.userpasswd {
                 self.set_password(id, up)?;
             }
@@ -277,6 +311,36 @@ impl Kennel {
             }
         }
         Ok((new, notes))
+    }
+
+    /// Grows a VE's disk (live if it runs) or shrinks it (stopped only).
+    fn change_disk(
+        &self,
+        old: &VeConfig,
+        new: &VeConfig,
+        running: bool,
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
+        let id = &old.id;
+        let vol = self.require_volume(old, "disk size")?;
+        self.require_pool()?;
+        let want = new.storage.disk.map_or(0, |d| d.bytes());
+        let have = vol.size()?;
+        if want > have {
+            let at = self.paths.ve_disk(id);
+            let grown = vol.grow(want, running.then_some(at.as_path()))?;
+            if running && grown == kennel_storage::volume::Grown::AtNextStart {
+                notes.push(format!(
+                    "VE {id}'s disk grows at its next start: this host's kernel refuses to grow a mounted filesystem (Kennel lacks CAP_SYS_RESOURCE)"
+                ));
+            }
+        } else if want < have {
+            if running {
+                return Err(VeError::Running(id.to_string()));
+            }
+            vol.shrink(want)?;
+        }
+        Ok(())
     }
 
     /// The new limits of a running VE, written at once (all or none: see

@@ -104,6 +104,7 @@ impl Kennel {
                 let _ = CgroupRecord::remove(&run_dir);
             }
             let _ = self.teardown_network(id);
+            let _ = self.unmount_disk(id);
             self.release_ptys(id);
             super::teardown::clear_run_files(&run_dir);
             match e {
@@ -117,6 +118,8 @@ impl Kennel {
             }
         };
         let prepared = (|| -> Result<StartSpec> {
+            self.mount_disk(cfg)?;
+            let layers_dir = self.layers_dir(cfg);
             let seccomp = kennel_runtime::policy::seccomp::cached(
                 &self.paths.run.join("seccomp"),
                 kennel_runtime::policy::seccomp::FilterOptions::for_features(&cfg.features),
@@ -138,7 +141,7 @@ impl Kennel {
                 },
                 root: RootSpec {
                     template: template.rootfs.clone(),
-                    layers_dir: self.paths.ve_layers(id),
+                    layers_dir: layers_dir.clone(),
                     mode: cfg.storage.layer,
                 },
                 init: InitSpec {
@@ -148,7 +151,7 @@ impl Kennel {
                 },
                 cgroup: cg_record.clone(),
                 limits: kennel_cgroup::Limits {
-                    io: resources.io_limits(&[&self.paths.ve_layers(id), &template.rootfs])?,
+                    io: resources.io_limits(&[&layers_dir, &template.rootfs])?,
                     cpuset: self.cpuset_for(id, &resources),
                     ..resources.limits()
                 },

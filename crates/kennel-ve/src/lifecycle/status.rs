@@ -91,6 +91,7 @@ impl Kennel {
 
     /// Status of one VE.
     pub fn status(&self, id: &VeId) -> Result<VeStatus> {
+        self.repair_freeze_unlocked(id);
         let config = self.config(id)?;
         let (state, run) = self.state_of(id)?;
         let usage = if state.is_running() {

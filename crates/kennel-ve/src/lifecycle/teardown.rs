@@ -112,6 +112,8 @@ impl Kennel {
         // After the cgroup is empty: no process of the VE holds its
         // network namespace any more.
         self.teardown_network(id)?;
+        // No process of the VE is left to write to its disk.
+        self.unmount_disk(id)?;
         self.release_ptys(id);
         clear_run_files(&run_dir);
         Ok(())

@@ -161,6 +161,17 @@ impl TestRoot {
         self.ok(&["start", id]);
     }
 
+    /// VE `id`'s own layer on the host: on its mounted disk while it runs
+    /// (backend `image`), else in its directory (backend `dir`).
+    pub fn upper(&self, id: &str) -> PathBuf {
+        let disk = self.dir.join(format!("run/ve/{id}/disk/upper"));
+        if disk.is_dir() {
+            disk
+        } else {
+            self.dir.join(format!("lib/ve/{id}/fs/upper"))
+        }
+    }
+
     /// `sh -c SCRIPT` inside VE `id`; asserts success, returns stdout.
     pub fn sh(&self, id: &str, script: &str) -> String {
         self.ok(&["exec", id, "--", "/bin/sh", "-c", script])
@@ -245,6 +256,8 @@ impl TestRoot {
             }
             let _ = self.run(&["destroy", "--force", &id]);
         }
+        // The pool goes once its disks have.
+        let _ = self.run(&["storage", "remove"]);
         ranges
     }
 
@@ -252,10 +265,24 @@ impl TestRoot {
     pub fn leaks(&self, ranges: &[(u64, u64)]) -> Vec<String> {
         let mut out = Vec::new();
         let root = self.dir.to_string_lossy().to_string();
+        // The storage pool stays while its record does (`kennel storage
+        // remove` takes both down).
+        let pool = self.dir.join("lib/storage.json").exists();
+        let pool_mount = format!(" {root}/lib/pool ");
+        let pool_image = format!("{root}/lib/pool.img");
         if let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") {
             for l in mi.lines().filter(|l| l.contains(&root)) {
+                if pool && l.contains(&pool_mount) {
+                    continue;
+                }
                 out.push(format!("mount: {l}"));
             }
+        }
+        for l in loop_devices_under(&root) {
+            if pool && l.ends_with(&pool_image) {
+                continue;
+            }
+            out.push(format!("loop device: {l}"));
         }
         let parent = self.cgroup_parent();
         for pid in processes() {
@@ -311,6 +338,21 @@ impl Drop for TestRoot {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Loop devices whose backing file is below `dir` ("loopN: FILE").
+pub fn loop_devices_under(dir: &str) -> Vec<String> {
+    let Ok(rd) = fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let file = fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            file.starts_with(dir)
+                .then(|| format!("{name}: {}", file.trim()))
+        })
+        .collect()
 }
 
 /// Mount points of the host's cgroup hierarchies.

@@ -88,7 +88,7 @@ fn kernel_addresses(text: &str) -> Vec<String> {
 /// Reads the attacker's /etc from the host side (its upper layer) and
 /// from inside; nothing may hold a kernel address or `marker`.
 fn etc_is_clean(l: &Lab, marker: Option<&str>) -> Result<(), String> {
-    let upper = l.root.dir.join(format!("lib/ve/{ATT}/fs/upper/etc"));
+    let upper = l.root.upper(ATT).join("etc");
     for e in fs::read_dir(&upper).into_iter().flatten().flatten() {
         let p = e.path();
         let Ok(md) = fs::symlink_metadata(&p) else {
@@ -579,7 +579,7 @@ pub const CASES: &[Case] = &[
         let base = l.root.config(ATT)["idmap"]["uid_base"]
             .as_u64()
             .unwrap_or(0) as u32;
-        let upper = l.root.dir.join(format!("lib/ve/{ATT}/fs/upper"));
+        let upper = l.root.upper(ATT);
         let mut bad = Vec::new();
         if nested.contains("NESTED-OK") {
             let init = l.root.init_pid(ATT);

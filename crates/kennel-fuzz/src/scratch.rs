@@ -1,4 +1,5 @@
-//! Where one fuzz input is unpacked, and what must hold afterwards.
+//! Where one fuzz input is unpacked (a template tarball, or a chain of
+//! backups), and what must hold afterwards.
 //!
 //! ```text
 //! <tmpfs>/kennel-fuzz-XXXX/      the scratch directory
@@ -20,13 +21,26 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
 
-use kennel_storage::unpack::UnpackLimits;
+use std::io::Read;
+use std::ops::RangeInclusive;
+
 use tempfile::TempDir;
 
 const CANARY: &[u8] = b"kennel fuzz canary\n";
 
-/// Highest uid and gid a VE maps.
-const MAX_OWNER: u32 = 65535;
+/// What the unpacked tree may hold.
+pub(crate) struct Rules {
+    /// Names below the destination: the walk stops as soon as it passes
+    /// them (a tree far past it could be deeper than the descriptors a
+    /// walk may hold).
+    pub max_names: u64,
+    pub uids: RangeInclusive<u32>,
+    pub gids: RangeInclusive<u32>,
+    /// Overlayfs whiteouts (char 0/0) and sockets may be made (layers).
+    pub layer: bool,
+    /// Whether the unpack finished (for the messages).
+    pub accepted: bool,
+}
 
 pub(crate) struct Scratch {
     dir: TempDir,
@@ -78,21 +92,25 @@ impl Scratch {
     }
 
     /// Panics unless the unpack (finished or not) kept to the destination
-    /// and the limits. `accepted` says whether it finished.
-    pub(crate) fn check(&self, limits: &UnpackLimits, accepted: bool) {
+    /// and to `rules`; returns what the destination holds, for the caller
+    /// to check against its byte limit.
+    pub(crate) fn check(&self, rules: &Rules) -> Tree {
         self.check_outside();
-        let mut tree = Tree {
-            max_names: limits.max_entries,
-            accepted,
-            ..Tree::default()
-        };
-        tree.walk(&self.dest());
-        assert!(
-            tree.bytes <= limits.max_bytes,
-            "{} bytes of files unpacked, past the limit of {} (accepted: {accepted})",
-            tree.bytes,
-            limits.max_bytes
-        );
+        let mut tree = Tree::default();
+        let dest = self.dest();
+        // The destination itself: as it was made, or given the tree's top.
+        match fs::symlink_metadata(&dest) {
+            Ok(m) if (m.uid(), m.gid()) == (0, 0) => {}
+            Ok(m) => assert!(
+                rules.uids.contains(&m.uid()) && rules.gids.contains(&m.gid()),
+                "the destination is owned by {}:{}, outside the VE's ids",
+                m.uid(),
+                m.gid()
+            ),
+            Err(e) => panic!("{}: {e}", dest.display()),
+        }
+        tree.walk(&dest, rules);
+        tree
     }
 
     /// Nothing next to the destination or above it changed.
@@ -144,30 +162,32 @@ impl Scratch {
 
 /// What an unpacked tree holds.
 #[derive(Default)]
-struct Tree {
+pub(crate) struct Tree {
     /// Names below the destination (not the destination itself).
-    names: u64,
-    /// The member limit, which also bounds the names: the walk stops as
-    /// soon as it is passed (a tree far past it could be deeper than the
-    /// descriptors a walk may hold).
-    max_names: u64,
-    accepted: bool,
+    pub names: u64,
     /// Sizes of its regular files, each inode once.
-    bytes: u64,
+    pub bytes: u64,
+    /// Layers: the least number of bytes that were written to its regular
+    /// files (each inode once), sparse ones included: of a file with a
+    /// hole, the pages it has (each holds a written byte; tmpfs allocates
+    /// no page for a hole), else the larger of that and its non-zero bytes
+    /// (a file without a hole may be a sparse one whose data covers every
+    /// page, its zeros never written).
+    pub written: u64,
     inodes: HashSet<u64>,
 }
 
 impl Tree {
     /// Walks `dir` without following symlinks, by descriptor: a tree made
     /// through symlinks can be deeper than a path can name.
-    fn walk(&mut self, dir: &Path) {
+    fn walk(&mut self, dir: &Path, rules: &Rules) {
         match open_dir(CWD, dir) {
-            Ok(fd) => self.walk_fd(fd, &dir.display().to_string()),
+            Ok(fd) => self.walk_fd(fd, &dir.display().to_string(), rules),
             Err(e) => panic!("open {}: {e}", dir.display()),
         }
     }
 
-    fn walk_fd(&mut self, fd: OwnedFd, shown: &str) {
+    fn walk_fd(&mut self, fd: OwnedFd, shown: &str, rules: &Rules) {
         let entries = match Dir::read_from(&fd) {
             Ok(d) => d,
             Err(e) => panic!("read {shown}: {e}"),
@@ -188,34 +208,85 @@ impl Tree {
             };
             self.names += 1;
             assert!(
-                self.names <= self.max_names,
-                "more names unpacked than the limit of {} members (at {path}; accepted: {})",
-                self.max_names,
-                self.accepted
+                self.names <= rules.max_names,
+                "more names unpacked than the limit of {} (at {path}; accepted: {})",
+                rules.max_names,
+                rules.accepted
             );
             let t = FileType::from_raw_mode(st.st_mode);
+            let whiteout = t == FileType::CharacterDevice && st.st_rdev == 0;
+            let allowed = match t {
+                FileType::BlockDevice => false,
+                FileType::CharacterDevice => rules.layer && whiteout,
+                FileType::Socket => rules.layer,
+                _ => true,
+            };
             assert!(
-                !matches!(
-                    t,
-                    FileType::BlockDevice | FileType::CharacterDevice | FileType::Socket
-                ),
-                "{path} is a device node or socket"
+                allowed,
+                "{path} is a device node or socket ({t:?}, rdev {:#x})",
+                st.st_rdev
             );
+            // A refused restore may stop while a sparse file waits for its
+            // last segment: made 0600 by root, its owner and mode not set
+            // yet. The caller throws such a tree away.
+            let unfinished = rules.layer
+                && !rules.accepted
+                && t == FileType::RegularFile
+                && (st.st_uid, st.st_gid) == (0, 0)
+                && st.st_mode & 0o7777 == 0o600;
             assert!(
-                st.st_uid <= MAX_OWNER && st.st_gid <= MAX_OWNER,
-                "{path} is owned by {}:{}, outside the VE's ids",
+                unfinished || (rules.uids.contains(&st.st_uid) && rules.gids.contains(&st.st_gid)),
+                "{path} is owned by {}:{}, outside the VE's ids (mode {:o}; accepted: {})",
                 st.st_uid,
-                st.st_gid
+                st.st_gid,
+                st.st_mode,
+                rules.accepted
             );
             if t == FileType::RegularFile && self.inodes.insert(st.st_ino) {
-                self.bytes += u64::try_from(st.st_size).unwrap_or(u64::MAX);
+                let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+                self.bytes = self.bytes.saturating_add(size);
+                if rules.layer {
+                    let held = u64::try_from(st.st_blocks)
+                        .unwrap_or(u64::MAX)
+                        .saturating_mul(512);
+                    let pages = held.div_ceil(4096);
+                    let least = if held < size {
+                        pages
+                    } else {
+                        pages.max(non_zero(&fd, name, &path))
+                    };
+                    self.written = self.written.saturating_add(least);
+                }
             }
             if t == FileType::Directory {
                 match open_dir(&fd, name) {
-                    Ok(sub) => self.walk_fd(sub, &path),
+                    Ok(sub) => self.walk_fd(sub, &path, rules),
                     Err(e) => panic!("open {path}: {e}"),
                 }
             }
+        }
+    }
+}
+
+/// The non-zero bytes of the regular file `name` in `dir`.
+fn non_zero<Fd: AsFd>(dir: Fd, name: &std::ffi::CStr, path: &str) -> u64 {
+    let fd = match openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => panic!("open {path}: {e}"),
+    };
+    let mut f = fs::File::from(fd);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut count = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return count,
+            Ok(n) => count += buf[..n].iter().filter(|&&b| b != 0).count() as u64,
+            Err(e) => panic!("read {path}: {e}"),
         }
     }
 }

@@ -1,0 +1,204 @@
+//! Mounting a filesystem image through a loop device, with the new mount
+//! API, and taking such mounts down.
+//!
+//! The loop device is attached with autoclear: it goes by itself when its
+//! filesystem is unmounted (or when the mount fails), so no path through
+//! this module can leak a loop device, even a crash.
+//!
+//! **One image, one filesystem instance.** A process that copied the
+//! host's mount namespace (`unshare -m`, a service with a private `/tmp`)
+//! keeps a copy of every mount, and with it the filesystem, alive after
+//! the host unmounts it. Mounting the image again through a *second* loop
+//! device would then run two instances of one filesystem on one file,
+//! which corrupts it. So:
+//! * a writable image remembers its loop device (`<image>.loop`); if that
+//!   device still backs the image, it is mounted again (the kernel gives
+//!   back the same superblock) instead of a new one being attached;
+//! * the mounts are made *shared*, so that namespaces that copy them as
+//!   slaves (`ip netns exec`, systemd's sandboxing) lose their copies when
+//!   the host unmounts.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+use kennel_sys::blockdev::{loop_attach, LoopOptions};
+use rustix::fs::{Mode, OFlags, CWD};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags, UnmountFlags,
+};
+
+use crate::error::{io_err, Result};
+
+/// How an image is mounted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ImageMount<'a> {
+    pub image: &'a Path,
+    pub fstype: &'a str,
+    pub read_only: bool,
+    /// Filesystem flags (`noload`, ...).
+    pub flags: &'a [&'a str],
+    pub attrs: MountAttrFlags,
+    /// Where a writable image's loop device is remembered.
+    pub remember: bool,
+}
+
+/// Mounts `m.image` at `target`.
+pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
+    let access = if m.read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::RDWR
+    };
+    let file = rustix::fs::open(m.image, access | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io_err("open", m.image)(e.into()))?;
+    let note = m.remember.then(|| note_of(m.image));
+    let reused = note.as_deref().and_then(|n| attached(m.image, n));
+    // A new device is held open until the mount holds it (autoclear).
+    let mut held = None;
+    let dev = match reused {
+        Some(dev) => dev,
+        None => {
+            let dev = loop_attach(
+                file.as_fd(),
+                LoopOptions {
+                    read_only: m.read_only,
+                    direct_io: true,
+                    block_size: 4096,
+                },
+            )
+            .map_err(io_err("attach a loop device to", m.image))?;
+            if let Some(n) = &note {
+                std::fs::write(n, dev.index.to_string()).map_err(io_err("write", n))?;
+            }
+            let path = dev.path();
+            held = Some(dev);
+            path
+        }
+    };
+    let fail = |op: &'static str| move |e: rustix::io::Errno| io_err(op, m.image)(e.into());
+    let fs = fsopen(m.fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail("open filesystem for"))?;
+    fsconfig_set_string(fs.as_fd(), "source", &dev).map_err(fail("configure"))?;
+    if m.read_only {
+        fsconfig_set_flag(fs.as_fd(), "ro").map_err(fail("configure"))?;
+    }
+    for f in m.flags {
+        fsconfig_set_flag(fs.as_fd(), *f).map_err(fail("configure"))?;
+    }
+    let mut attrs = m.attrs;
+    if m.read_only {
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
+    create_and_attach(fs.as_fd(), attrs, target, "mount the filesystem at")?;
+    drop(held);
+    rustix::mount::mount_change(target, MountPropagationFlags::SHARED)
+        .map_err(|e| io_err("share the mount at", target)(e.into()))
+}
+
+fn note_of(image: &Path) -> std::path::PathBuf {
+    let mut n = image.as_os_str().to_owned();
+    n.push(".loop");
+    n.into()
+}
+
+/// The loop device remembered in `note`, if it still backs `image`.
+fn attached(image: &Path, note: &Path) -> Option<String> {
+    let index: u32 = std::fs::read_to_string(note).ok()?.trim().parse().ok()?;
+    let backing =
+        std::fs::read_to_string(format!("/sys/block/loop{index}/loop/backing_file")).ok()?;
+    (Path::new(backing.trim_end_matches('\n')) == image).then(|| format!("/dev/loop{index}"))
+}
+
+/// Opens the mount root `at` after checking that it is `image`'s
+/// filesystem: a mount root whose device is a loop device backed by
+/// `image`. Work that freezes or resizes a filesystem acts on the returned
+/// descriptor, never on whatever a path happens to lead to.
+pub(crate) fn open_mounted(image: &Path, at: &Path) -> Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let not = |why: &str| {
+        crate::error::StorageError::Layer(format!(
+            "{} is not the mount of {} ({why})",
+            at.display(),
+            image.display()
+        ))
+    };
+    let fd = rustix::fs::open(
+        at,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", at)(e.into()))?;
+    let st = rustix::fs::statx(
+        &fd,
+        "",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::BASIC_STATS,
+    )
+    .map_err(|e| io_err("stat", at)(e.into()))?;
+    if !st
+        .stx_attributes
+        .contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
+    {
+        return Err(not("nothing is mounted there"));
+    }
+    let link = format!("/sys/dev/block/{}:{}", st.stx_dev_major, st.stx_dev_minor);
+    let backing = std::fs::read_to_string(format!("{link}/loop/backing_file"))
+        .map_err(|_| not("not a loop device"))?;
+    if Path::new(backing.trim_end_matches('\n')) != image {
+        return Err(not("another image"));
+    }
+    Ok(fd)
+}
+
+/// Creates the filesystem configured in `fs`, mounts it with `attrs` and
+/// attaches it at `target`; `what` names it in errors.
+pub(crate) fn create_and_attach(
+    fs: BorrowedFd<'_>,
+    attrs: MountAttrFlags,
+    target: &Path,
+    what: &'static str,
+) -> Result<()> {
+    fsconfig_create(fs).map_err(|e| io_err(what, target)(e.into()))?;
+    let mnt = fsmount(fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(|e| io_err(what, target)(e.into()))?;
+    move_mount(
+        mnt.as_fd(),
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| io_err("attach mount at", target)(e.into()))
+}
+
+/// Whether `path` is the root of a mount.
+pub(crate) fn is_mount_root(path: &Path) -> bool {
+    rustix::fs::statx(
+        CWD,
+        path,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        rustix::fs::StatxFlags::BASIC_STATS,
+    )
+    .map(|s| {
+        s.stx_attributes_mask
+            .contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
+            && s.stx_attributes
+                .contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
+    })
+    .unwrap_or(false)
+}
+
+/// Unmounts what is mounted at `target`, if anything. `detach` leaves a
+/// filesystem still in use (by a dying VE's namespace) to go when its
+/// last user does.
+pub(crate) fn unmount(target: &Path, detach: bool) -> Result<()> {
+    if !is_mount_root(target) {
+        return Ok(());
+    }
+    let flags = if detach {
+        UnmountFlags::DETACH
+    } else {
+        UnmountFlags::empty()
+    };
+    rustix::mount::unmount(target, flags).map_err(|e| io_err("unmount", target)(e.into()))
+}
