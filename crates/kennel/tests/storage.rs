@@ -1160,3 +1160,49 @@ fn a_backup_with_its_template_restores_where_the_template_is_missing() {
     b.finish();
     a.finish();
 }
+
+/// A snapshot of a running Debian VE under a write load is of one moment:
+/// rolled back, the VE boots, systemd reaches `running`, and the files
+/// are those of the snapshot (the marker written before it, not after).
+#[test]
+fn a_debian_ve_rolls_back_to_a_snapshot_and_boots() {
+    let tarball = common::debian_tarball();
+    let root = TestRoot::new("stor-debian");
+    root.ok(&[
+        "template",
+        "import",
+        "debian-12",
+        tarball.to_str().expect("path"),
+    ]);
+    root.ok(&[
+        "create",
+        "200",
+        "--template",
+        "debian-12",
+        "--memory",
+        "512M",
+        "--disk",
+        "2G",
+    ]);
+    root.ok(&["start", "200"]);
+    let (state, failed) = root.systemd_state("200");
+    assert_eq!(state, "running", "{failed}");
+    root.sh(
+        "200",
+        "echo before > /root/marker; sync; \
+         (while true; do dd if=/dev/zero of=/var/tmp/load bs=64k count=64 2>/dev/null; done) \
+         >/dev/null 2>&1 &",
+    );
+    let out = root.ok(&["snapshot", "create", "200", "upgrade"]);
+    assert!(out.contains("frozen"), "{out}");
+    root.sh("200", "echo after > /root/marker; rm -f /etc/motd");
+    root.ok(&["snapshot", "rollback", "200", "upgrade"]);
+    let (state, failed) = root.systemd_state("200");
+    assert_eq!(
+        state, "running",
+        "systemd after the rollback; failed units:\n{failed}"
+    );
+    assert_eq!(root.sh("200", "cat /root/marker").trim(), "before");
+    assert!(root.sh("200", "ls /etc").contains("motd"));
+    root.finish();
+}
