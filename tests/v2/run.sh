@@ -63,5 +63,5 @@ trap 'rm -f "$script"' EXIT
     echo "echo \"=== v2: \$failed test binaries failed\"; exit \$failed"
 } > "$script"
 # KP_MEM: the Debian template is imported into a RAM-backed image.
-KP_MEM=${KP_MEM:-3072} KP_TIMEOUT=${KP_TIMEOUT:-2400} KP_QEMU_EXTRA=${KP_QEMU_EXTRA:-"-cpu qemu64,+rdrand"} \
+KP_MEM=${KP_MEM:-3072} KP_TIMEOUT=${KP_TIMEOUT:-3000} KP_QEMU_EXTRA=${KP_QEMU_EXTRA:-"-cpu qemu64,+rdrand"} \
     bash "$VM" boot "sh $script"
