@@ -380,7 +380,13 @@ impl Kennel {
             .disk
             .or(old.storage.disk)
             .map(|d| crate::units::Size(d.bytes().min(pool_size)));
-        let size = super::storage::disk_size(&self.host.storage, wanted, None)?;
+        // The backed-up disk's inodes, when its size is kept (a VE of many
+        // small files needs them), at most one per 4K block.
+        let inodes = match (req.disk, wanted, old.storage.disk_inodes) {
+            (None, Some(w), Some(n)) => Some(n.min(w.bytes() / 4096)),
+            _ => None,
+        };
+        let size = super::storage::disk_size(&self.host.storage, wanted, inodes)?;
         cfg.storage.disk = Some(crate::units::Size(size.bytes));
         cfg.storage.disk_inodes = Some(size.inodes);
         Ok(cfg)
