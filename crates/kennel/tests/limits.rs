@@ -33,22 +33,26 @@ fn memory_limit_stops_allocation() {
         let tcp = cg_read(&root, "101", &["memory.kmem.tcp.limit_in_bytes"]);
         assert_eq!(tcp.trim(), (32u64 << 20).to_string());
     }
-    // tmpfs pages are charged to the VE: filling /dev/shm past the limit fails.
+    // tmpfs pages are charged to the VE: filling /dev/shm past the limit
+    // fails. The file is measured and removed by the same shell: left
+    // full, the VE's next allocation (an exec) could meet the OOM killer
+    // again, and it may pick init.
     let out = root.run(&[
         "exec",
         "101",
         "--",
         "/bin/sh",
         "-c",
-        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=64 2>&1; ls -l /dev/shm/fill",
+        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=64 2>&1; \
+         echo size=$(stat -c %s /dev/shm/fill 2>/dev/null || echo 0); rm -f /dev/shm/fill",
     ]);
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let size: u64 = root
-        .sh("101", "stat -c %s /dev/shm/fill 2>/dev/null || echo 0")
-        .trim()
-        .parse()
-        .expect("size");
+    let size: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("size="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
     assert!(
         size < 40 << 20,
         "the VE wrote {size} bytes past a 32M limit: {text}"
