@@ -36,8 +36,8 @@ fi
 # cannot load modules (iptables-legacy tries to).
 KP=${KP:-/var/tmp/cgroup2-vm}
 export KP
-export KP_PRELOAD="crc32c_generic virtio_pci 9pnet_virtio 9p virtiofs loop overlay tun nfnetlink nf_tables x_tables ip_tables iptable_filter xt_tcpudp"
-export KP_LAZY="virtio_blk veth bridge br_netfilter dummy macvlan ipvlan vxlan ext4 squashfs xfs
+export KP_PRELOAD="crc32c_generic virtio_pci 9pnet_virtio 9p virtiofs loop overlay xfs tun nfnetlink nf_tables x_tables ip_tables iptable_filter xt_tcpudp"
+export KP_LAZY="virtio_blk veth bridge br_netfilter dummy macvlan ipvlan vxlan ext4 squashfs
  nft_chain_nat nft_nat nft_masq nft_redir nft_ct nft_reject_inet nft_fib_inet nft_limit
  nft_compat nft_numgen nft_hash nft_quota nft_log nf_conntrack_netlink nft_meta_bridge
  xt_MASQUERADE xt_conntrack xt_comment xt_mark xt_addrtype ip6_tables iptable_nat

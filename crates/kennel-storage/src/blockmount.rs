@@ -77,7 +77,7 @@ pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
         }
     };
     let fail = |op: &'static str| move |e: rustix::io::Errno| io_err(op, m.image)(e.into());
-    let fs = fsopen(m.fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail("open filesystem for"))?;
+    let fs = open_fs(m.fstype).map_err(fail("open filesystem for"))?;
     fsconfig_set_string(fs.as_fd(), "source", &dev).map_err(fail("configure"))?;
     if m.read_only {
         fsconfig_set_flag(fs.as_fd(), "ro").map_err(fail("configure"))?;
@@ -148,6 +148,22 @@ pub(crate) fn open_mounted(image: &Path, at: &Path) -> Result<rustix::fd::OwnedF
         return Err(not("another image"));
     }
     Ok(fd)
+}
+
+/// `fsopen(fstype)`. Where the filesystem is a module (XFS, ext4 on
+/// Debian's kernel), the first user loads it, and a second caller racing
+/// with that load can get ENODEV although the module is a moment away:
+/// retry briefly.
+pub(crate) fn open_fs(fstype: &str) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    for _ in 0..50 {
+        match fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC) {
+            Err(rustix::io::Errno::NODEV) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+    fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)
 }
 
 /// Creates the filesystem configured in `fs`, mounts it with `attrs` and

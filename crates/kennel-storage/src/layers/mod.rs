@@ -34,8 +34,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
 use rustix::mount::{
-    fsconfig_set_string, fsopen, move_mount, open_tree, FsOpenFlags, MountAttrFlags,
-    MoveMountFlags, OpenTreeFlags,
+    fsconfig_set_string, move_mount, open_tree, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 use serde::{Deserialize, Serialize};
 
@@ -174,19 +173,10 @@ pub(crate) fn mount_overlay(
     )
 }
 
-/// `fsopen("overlay")`. When overlayfs is a module, the first user loads
-/// it; a second caller racing with that load can get ENODEV although the
-/// module is a moment away, so retry briefly.
+/// `fsopen("overlay")`, retried while the module loads (see
+/// [`crate::blockmount::open_fs`]).
 fn open_overlay() -> rustix::io::Result<OwnedFd> {
-    for _ in 0..50 {
-        match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
-            Err(rustix::io::Errno::NODEV) => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            other => return other,
-        }
-    }
-    fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+    crate::blockmount::open_fs("overlay")
 }
 
 /// Mounts, read-only at `target`, the tree a VE saw when the layer

@@ -295,9 +295,9 @@ fn refuse_used_device(device: &Path) -> Result<()> {
 }
 
 fn mount_device(device: &Path, target: &Path, attrs: MountAttrFlags) -> Result<()> {
-    use rustix::mount::{fsconfig_set_flag, fsconfig_set_string, fsopen, FsOpenFlags};
+    use rustix::mount::{fsconfig_set_flag, fsconfig_set_string};
     let fail = |e: rustix::io::Errno| io_err("mount", device)(e.into());
-    let fs = fsopen("xfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
+    let fs = crate::blockmount::open_fs("xfs").map_err(fail)?;
     fsconfig_set_string(fs.as_fd(), "source", device).map_err(fail)?;
     fsconfig_set_flag(fs.as_fd(), "discard").map_err(fail)?;
     crate::blockmount::create_and_attach(fs.as_fd(), attrs, target, "mount the pool at")?;
