@@ -311,29 +311,56 @@ impl Volume {
 }
 
 impl Volume {
-    /// Runs `work` on a read-only mount (at `scratch`) of a copy of the
-    /// disk taken now (consistently, if `running`); the copy goes after.
-    /// Returns how long the VE was frozen.
+    /// A copy of the disk taken now (consistently, if `running`), for
+    /// [`Volume::read_copy`]; and how long the VE was frozen.
+    pub fn take_copy(&self, running: Option<Running<'_>>) -> Result<(DiskCopy, Option<Duration>)> {
+        self.sweep();
+        let path = self
+            .dir
+            .join(format!(".disk.img.copy-{}", std::process::id()));
+        let _ = fs::remove_file(&path);
+        let copy = DiskCopy { path };
+        let frozen = self.clone_image_to(&copy.path, running)?;
+        Ok((copy, frozen))
+    }
+
+    /// Runs `work` on a read-only mount (at `scratch`) of `copy`; the copy
+    /// goes after. Needs no lock on the VE: nothing but this reads it.
+    pub fn read_copy(
+        &self,
+        copy: DiskCopy,
+        scratch: &Path,
+        work: &mut dyn FnMut(&Path) -> Result<()>,
+    ) -> Result<()> {
+        fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
+        crate::blockmount::mount_image(&super::ext4(&copy.path, true), scratch)?;
+        let done = work(scratch);
+        let unmounted = crate::blockmount::unmount(scratch, false);
+        let _ = fs::remove_dir(scratch);
+        done.and(unmounted)
+    }
+
+    /// [`Volume::take_copy`] then [`Volume::read_copy`].
     pub fn with_copy(
         &self,
         running: Option<Running<'_>>,
         scratch: &Path,
         work: &mut dyn FnMut(&Path) -> Result<()>,
     ) -> Result<Option<Duration>> {
-        self.sweep();
-        let copy = self
-            .dir
-            .join(format!(".disk.img.copy-{}", std::process::id()));
-        let _ = fs::remove_file(&copy);
-        let result = self.clone_image_to(&copy, running).and_then(|frozen| {
-            fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
-            crate::blockmount::mount_image(&super::ext4(&copy, true), scratch)?;
-            let done = work(scratch);
-            let unmounted = crate::blockmount::unmount(scratch, false);
-            let _ = fs::remove_dir(scratch);
-            done.and(unmounted).map(|()| frozen)
-        });
-        let _ = fs::remove_file(&copy);
-        result
+        let (copy, frozen) = self.take_copy(running)?;
+        self.read_copy(copy, scratch, work).map(|()| frozen)
+    }
+}
+
+/// A reflink copy of a disk, removed when dropped (a crash leaves it to
+/// [`Volume::sweep`]).
+#[derive(Debug)]
+pub struct DiskCopy {
+    path: PathBuf,
+}
+
+impl Drop for DiskCopy {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
     }
 }

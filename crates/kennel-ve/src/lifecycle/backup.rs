@@ -133,14 +133,15 @@ impl Kennel {
                     );
                     Ok(())
                 };
-                if running {
-                    self.with_frozen_disk(&cfg, |r| {
-                        Ok(vol.with_copy(Some(r), &scratch, &mut read)?)
-                    })?;
+                // The copy under the lock; the (long) reading without it,
+                // so that a start or stop need not wait for the backup.
+                let (copy, _) = if running {
+                    self.with_frozen_disk(&cfg, |r| Ok(vol.take_copy(Some(r))?))?
                 } else {
-                    vol.with_copy(None, &scratch, &mut read)?;
-                }
+                    vol.take_copy(None)?
+                };
                 drop(lock);
+                vol.read_copy(copy, &scratch, &mut read)?;
                 match report {
                     Some(r) => Ok(r?),
                     None => Err(VeError::BadInput("internal: the backup did not run".into())),
