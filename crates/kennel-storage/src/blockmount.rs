@@ -53,11 +53,12 @@ pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
     let file = rustix::fs::open(m.image, access | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| io_err("open", m.image)(e.into()))?;
     let note = m.remember.then(|| note_of(m.image));
-    let reused = note.as_deref().and_then(|n| attached(m.image, n));
-    // A new device is held open until the mount holds it (autoclear).
-    let mut held = None;
-    let dev = match reused {
-        Some(dev) => dev,
+    let reused = note.as_deref().and_then(|n| attached(file.as_fd(), n));
+    // The device is held open until the mount holds it: an autoclear
+    // device goes with its last user, and its number could be another
+    // image's by the time it is mounted.
+    let (dev, held) = match reused {
+        Some((path, fd)) => (path, fd),
         None => {
             let dev = loop_attach(
                 file.as_fd(),
@@ -71,9 +72,7 @@ pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
             if let Some(n) = &note {
                 std::fs::write(n, dev.index.to_string()).map_err(io_err("write", n))?;
             }
-            let path = dev.path();
-            held = Some(dev);
-            path
+            (dev.path(), dev.fd)
         }
     };
     let fail = |op: &'static str| move |e: rustix::io::Errno| io_err(op, m.image)(e.into());
@@ -101,12 +100,20 @@ fn note_of(image: &Path) -> std::path::PathBuf {
     n.into()
 }
 
-/// The loop device remembered in `note`, if it still backs `image`.
-fn attached(image: &Path, note: &Path) -> Option<String> {
+/// The loop device remembered in `note`, opened, if it is still backed
+/// by `image` (the same file: device and inode, not a path).
+fn attached(image: BorrowedFd<'_>, note: &Path) -> Option<(String, rustix::fd::OwnedFd)> {
     let index: u32 = std::fs::read_to_string(note).ok()?.trim().parse().ok()?;
-    let backing =
-        std::fs::read_to_string(format!("/sys/block/loop{index}/loop/backing_file")).ok()?;
-    (Path::new(backing.trim_end_matches('\n')) == image).then(|| format!("/dev/loop{index}"))
+    let path = format!("/dev/loop{index}");
+    let dev = rustix::fs::open(
+        &path,
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let (bdev, ino) = kennel_sys::blockdev::loop_backing(dev.as_fd()).ok()?;
+    let st = rustix::fs::fstat(image).ok()?;
+    (st.st_dev == bdev && st.st_ino == ino).then_some((path, dev))
 }
 
 /// Opens the mount root `at` after checking that it is `image`'s

@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
 const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_FLAGS_DIRECT_IO: u32 = 16;
@@ -150,6 +151,37 @@ pub fn loop_attach(file: BorrowedFd<'_>, opts: LoopOptions) -> io::Result<LoopDe
         }
     }
     Err(last)
+}
+
+/// The device and inode numbers of the file loop device `dev` is backed
+/// by (what a path in sysfs cannot prove: that it is this very file).
+pub fn loop_backing(dev: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let mut info = LoopInfo64 {
+        device: 0,
+        inode: 0,
+        rdevice: 0,
+        offset: 0,
+        sizelimit: 0,
+        number: 0,
+        encrypt_type: 0,
+        encrypt_key_size: 0,
+        flags: 0,
+        file_name: [0; 64],
+        crypt_name: [0; 64],
+        encrypt_key: [0; 32],
+        init: [0; 2],
+    };
+    // SAFETY: LOOP_GET_STATUS64 writes one `struct loop_info64` through the
+    // pointer, which points at `info`, valid and writable for the call.
+    let ret = unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            LOOP_GET_STATUS64 as _,
+            std::ptr::addr_of_mut!(info),
+        )
+    };
+    crate::check(ret as libc::c_long)?;
+    Ok((info.device, info.inode))
 }
 
 /// Tells loop device `dev` that its backing file changed size.

@@ -118,8 +118,9 @@ pub struct RestoreArgs {
     /// The new VE's disk size (default: the backed-up VE's, at most the pool's size).
     #[arg(long, value_name = "SIZE")]
     pub disk: Option<String>,
-    /// Also take the backed-up VE's limits, features and bridged interfaces from the
-    /// backup (a backup is untrusted input: only for backups you made yourself).
+    /// Also take the backed-up VE's limits, features, interfaces, addresses (if no VE here has
+    /// them) and its template (if carried and missing here) from the backup (a backup is
+    /// untrusted input: only for backups you made yourself).
     #[arg(long)]
     pub trust_config: bool,
 }

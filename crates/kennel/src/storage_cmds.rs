@@ -425,7 +425,7 @@ pub fn restore(k: &Kennel, a: crate::storage_args::RestoreArgs, quiet: bool) -> 
             r.config.idmap.uid_base,
             r.config.idmap.uid_base as u64 + r.config.idmap.size as u64 - 1,
             if r.addresses_dropped {
-                "; its addresses are another VE's here, so it has none: add them with `kennel set --ip-add`"
+                "; its addresses were left out (taken only with --trust-config, and only when no VE here has them): add them with `kennel set --ip-add`"
             } else {
                 ""
             }

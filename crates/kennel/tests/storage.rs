@@ -1122,6 +1122,24 @@ fn a_restore_takes_the_files_not_the_rights() {
         "gone",
         "a template file deleted in the VE stays deleted"
     );
+    // Addresses are rights too (they route the host's traffic): a VE
+    // that was never started, made with one, comes back without it.
+    root.ok(&[
+        "create",
+        "102",
+        "--template",
+        "busybox",
+        "--ip",
+        "192.0.2.77",
+    ]);
+    let f2 = root.dir.join("addr.kbk").to_string_lossy().into_owned();
+    root.ok(&["backup", "102", &f2]);
+    root.ok(&["restore", &f2, "202"]);
+    let c = config_value(&root, "202");
+    assert!(
+        c["network"]["ips"].as_array().is_none_or(|a| a.is_empty()),
+        "no address comes from an untrusted backup: {c}"
+    );
     // Trusted on purpose: the backed-up VE's plan and features.
     root.ok(&["restore", &f, "301", "--trust-config"]);
     let c = config_value(&root, "301");
@@ -1146,7 +1164,11 @@ fn a_backup_with_its_template_restores_where_the_template_is_missing() {
     let b = TestRoot::new("stor-wt-b");
     let err = fails_any(&b, &["restore", &plain, "101"]);
     assert!(err.contains("template 'busybox'"), "{err}");
-    b.ok(&["restore", &f, "101"]);
+    // A template is shared by every VE made from it: made from a backup
+    // only when the operator trusts it.
+    let err = fails_any(&b, &["restore", &f, "101"]);
+    assert!(err.contains("--trust-config"), "{err}");
+    b.ok(&["restore", &f, "101", "--trust-config"]);
     b.ok(&["start", "101"]);
     assert_eq!(b.sh("101", "cat /root/f").trim(), "moved");
     let digest = |r: &TestRoot| {

@@ -353,6 +353,9 @@ impl<W: Write> Layer<'_, '_, W> {
     fn common(&mut self, path: &[u8], m: &Meta) -> Option<Common> {
         let ids = self.req.ids;
         let owner = match self.part {
+            // A disk that never ran still has the top its golden image gave
+            // it, the host's root's (`volume/golden.rs`): the VE's root's.
+            Part::Layer if path.is_empty() && (m.uid, m.gid) == (0, 0) => (Ok(0), Ok(0)),
             Part::Layer => (
                 ids.uid(u64::from(m.uid), Direction::ToRelative),
                 ids.gid(u64::from(m.gid), Direction::ToRelative),

@@ -474,10 +474,16 @@ impl Kennel {
         }
         let old = self.config_from_backup(&manifest)?;
         let store = kennel_storage::template::Store::new(self.paths.templates());
-        let made_template = self.template_from_backup(&store, &old.template, &chain, progress)?;
+        let made_template = if req.trust_config {
+            self.template_from_backup(&store, &old.template, &chain, progress)?
+        } else {
+            false
+        };
         let template = store.get(&old.template).map_err(|e| match e {
+            // A template is shared by every VE made from it: one a backup
+            // carries is made only when the operator trusts the backup.
             kennel_storage::StorageError::NoSuchTemplate(t) => VeError::BadInput(format!(
-                "the backup's VE was made from template '{t}', which this host lacks: make it first (`kennel template create {t}`)"
+                "the backup's VE was made from template '{t}', which this host lacks: make it first (`kennel template create {t}`), or, for a backup you made with --with-template, restore with --trust-config"
             )),
             other => other.into(),
         })?;
@@ -490,15 +496,17 @@ impl Kennel {
             bytes: cfg.storage.disk.map_or(0, |d| d.bytes()),
             inodes: cfg.storage.disk_inodes.unwrap_or(0),
         };
-        // The backed-up VE's addresses come along when no VE here has
-        // them (a move to another host), and never otherwise.
+        // Addresses route the host's traffic (and answer ARP on its LAN):
+        // they are rights, taken only from a trusted backup, and then
+        // only when no VE here has them (a move to another host).
         let mut cfg = cfg;
         let mut with_addresses = cfg.clone();
         with_addresses.network.ips = old.network.ips.clone();
         let addresses_dropped = !old.network.ips.is_empty()
-            && self
-                .check_network(&req.id, &with_addresses.network)
-                .is_err();
+            && (!req.trust_config
+                || self
+                    .check_network(&req.id, &with_addresses.network)
+                    .is_err());
         if !addresses_dropped {
             cfg = with_addresses;
         }
