@@ -36,6 +36,7 @@ mod lab;
 mod network;
 mod processes;
 mod resources;
+mod storage;
 mod terminals;
 
 use lab::{run_area, LabOptions};
@@ -71,6 +72,11 @@ fn shared_pools_and_limits() {
 }
 
 #[test]
+fn disks_snapshots_and_backups() {
+    run_area("stor", storage::options(), storage::CASES);
+}
+
+#[test]
 fn network_identity() {
     run_area("net", network::options(), network::CASES);
 }
@@ -86,6 +92,7 @@ fn the_suite_has_over_100_cases() {
         terminals::CASES,
         resources::CASES,
         network::CASES,
+        storage::CASES,
     ]
     .iter()
     .flat_map(|c| c.iter().map(|c| c.name))
