@@ -43,6 +43,26 @@ struct LoopInfo64 {
     init: [u64; 2],
 }
 
+impl LoopInfo64 {
+    const fn zeroed() -> Self {
+        LoopInfo64 {
+            device: 0,
+            inode: 0,
+            rdevice: 0,
+            offset: 0,
+            sizelimit: 0,
+            number: 0,
+            encrypt_type: 0,
+            encrypt_key_size: 0,
+            flags: 0,
+            file_name: [0; 64],
+            crypt_name: [0; 64],
+            encrypt_key: [0; 32],
+            init: [0; 2],
+        }
+    }
+}
+
 /// The kernel's `struct loop_config`.
 #[repr(C)]
 struct LoopConfig {
@@ -118,19 +138,8 @@ pub fn loop_attach(file: BorrowedFd<'_>, opts: LoopOptions) -> io::Result<LoopDe
             fd: file.as_raw_fd() as u32,
             block_size: opts.block_size,
             info: LoopInfo64 {
-                device: 0,
-                inode: 0,
-                rdevice: 0,
-                offset: 0,
-                sizelimit: 0,
-                number: 0,
-                encrypt_type: 0,
-                encrypt_key_size: 0,
                 flags,
-                file_name: [0; 64],
-                crypt_name: [0; 64],
-                encrypt_key: [0; 32],
-                init: [0; 2],
+                ..LoopInfo64::zeroed()
             },
             reserved: [0; 8],
         };
@@ -156,21 +165,7 @@ pub fn loop_attach(file: BorrowedFd<'_>, opts: LoopOptions) -> io::Result<LoopDe
 /// The device and inode numbers of the file loop device `dev` is backed
 /// by (what a path in sysfs cannot prove: that it is this very file).
 pub fn loop_backing(dev: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
-    let mut info = LoopInfo64 {
-        device: 0,
-        inode: 0,
-        rdevice: 0,
-        offset: 0,
-        sizelimit: 0,
-        number: 0,
-        encrypt_type: 0,
-        encrypt_key_size: 0,
-        flags: 0,
-        file_name: [0; 64],
-        crypt_name: [0; 64],
-        encrypt_key: [0; 32],
-        init: [0; 2],
-    };
+    let mut info = LoopInfo64::zeroed();
     // SAFETY: LOOP_GET_STATUS64 writes one `struct loop_info64` through the
     // pointer, which points at `info`, valid and writable for the call.
     let ret = unsafe {
