@@ -161,7 +161,11 @@ impl Kennel {
     /// Unmounts VE `id`'s disk, if mounted (the teardown).
     pub(crate) fn unmount_disk(&self, id: &VeId) -> Result<()> {
         let at = self.paths.ve_disk(id);
-        self.thaw_disk(id);
+        // Only after a snapshot that died with the disk frozen: no work on
+        // an ordinary stop.
+        if self.paths.ve_run(id).join(super::FREEZING_FILE).exists() {
+            self.thaw_disk(id);
+        }
         Volume::unmount(&at)?;
         let _ = std::fs::remove_dir(&at);
         Ok(())
