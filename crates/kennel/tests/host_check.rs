@@ -232,3 +232,36 @@ fn a_start_beyond_the_hosts_pids_is_refused_and_leaves_nothing() {
     root.ok(&["start", "101"]);
     root.finish();
 }
+
+/// A start whose namespaces the kernel refuses for the per-user namespace
+/// limit fails with one line naming the sysctl (and the VE's owner uid),
+/// and leaves nothing behind. Sets user.max_uts_namespaces to 0,
+/// host-wide: run alone.
+#[test]
+#[ignore = "host-wide: run alone (tests/run-all.sh)"]
+fn a_start_refused_a_namespace_names_the_limit_and_leaves_nothing() {
+    let root = TestRoot::new("check-ns");
+    root.busybox();
+    root.ok(&["create", "101", "--template", "busybox"]);
+    {
+        let _none = SysctlGuard::set("user.max_uts_namespaces", 0);
+        let out = root.run(&["start", "101"]);
+        assert!(!out.status.success(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let errors: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("kennel: ") && !l.starts_with("kennel: warning: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(
+            errors[0].contains("sysctl -w user.max_uts_namespaces=")
+                && errors[0].contains(&format!("uid {}", root.config("101")["idmap"]["uid_base"])),
+            "{err}"
+        );
+        assert_eq!(root.status("101")["state"], "stopped");
+        let leaks = root.leaks(&[]);
+        assert!(leaks.is_empty(), "{leaks:?}");
+    }
+    root.ok(&["start", "101"]);
+    root.finish();
+}
