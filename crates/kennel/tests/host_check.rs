@@ -189,6 +189,20 @@ impl Drop for SysctlGuard {
     }
 }
 
+/// The one error line of a command that fails (warnings aside: a VM
+/// without lxcfs warns at every start).
+fn one_error(root: &TestRoot, args: &[&str]) -> String {
+    let out = root.run(args);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("kennel: ") && !l.starts_with("kennel: warning: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    errors[0].to_string()
+}
+
 /// Threads on the host now (each holds a PID).
 fn host_threads() -> u64 {
     let text = fs::read_to_string("/proc/loadavg").expect("loadavg");
@@ -245,17 +259,10 @@ fn a_start_refused_a_namespace_names_the_limit_and_leaves_nothing() {
     root.ok(&["create", "101", "--template", "busybox"]);
     {
         let _none = SysctlGuard::set("user.max_uts_namespaces", 0);
-        let out = root.run(&["start", "101"]);
-        assert!(!out.status.success(), "{out:?}");
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        let errors: Vec<&str> = err
-            .lines()
-            .filter(|l| l.starts_with("kennel: ") && !l.starts_with("kennel: warning: "))
-            .collect();
-        assert_eq!(errors.len(), 1, "{err}");
+        let err = one_error(&root, &["start", "101"]);
         assert!(
-            errors[0].contains("sysctl -w user.max_uts_namespaces=")
-                && errors[0].contains(&format!("uid {}", root.config("101")["idmap"]["uid_base"])),
+            err.contains("sysctl -w user.max_uts_namespaces=")
+                && err.contains(&format!("uid {}", root.config("101")["idmap"]["uid_base"])),
             "{err}"
         );
         assert_eq!(root.status("101")["state"], "stopped");
@@ -263,5 +270,41 @@ fn a_start_refused_a_namespace_names_the_limit_and_leaves_nothing() {
         assert!(leaks.is_empty(), "{leaks:?}");
     }
     root.ok(&["start", "101"]);
+    root.finish();
+}
+
+/// A fork refused by a cgroup's `pids.max` (here the monitors' cgroup of
+/// this root, at its limit) is told apart from the host's PIDs running
+/// out: the line names pids.max, not kernel.pid_max, and the VE is left
+/// stopped with no cgroup. Pure cgroup v2 only: on v1 the monitor joins
+/// its pids cgroup after the fork, which the limit does not stop.
+#[test]
+fn a_fork_refused_by_a_cgroups_pids_max_is_told_from_the_hosts_pids() {
+    if !common::pure_v2() {
+        eprintln!("skipped: the fork goes into the pids cgroup only on cgroup v2");
+        return;
+    }
+    let root = TestRoot::new("check-pidsmax");
+    root.start_busybox("101", &[]);
+    root.ok(&["create", "102", "--template", "busybox"]);
+    let cg = std::path::Path::new("/sys/fs/cgroup").join(root.cgroup_parent());
+    let pids_max = cg.join("_monitor/pids.max");
+    assert!(
+        pids_max.exists(),
+        "the monitors' cgroup has the pids controller"
+    );
+    // VE 101's monitor is the one it holds.
+    fs::write(&pids_max, "1").expect("limit the monitors");
+    let err = one_error(&root, &["start", "102"]);
+    fs::write(&pids_max, "max").expect("lift the limit");
+    assert!(
+        err.contains("cannot fork the VE's monitor")
+            && err.contains("pids.max")
+            && !err.contains("kernel.pid_max ="),
+        "{err}"
+    );
+    assert_eq!(root.status("102")["state"], "stopped");
+    assert!(!cg.join("102").exists(), "VE 102's cgroup is gone");
+    root.ok(&["start", "102"]);
     root.finish();
 }

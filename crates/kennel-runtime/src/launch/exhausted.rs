@@ -98,7 +98,7 @@ pub fn explain(errno: i32, what: &str, facts: &HostFacts, owner: Option<u32>) ->
             )
         } else {
             format!(
-                "cannot {what}: its cgroup's process limit is reached (pids.max; a VE's is its numproc: kennel set ID --numproc), the host's PIDs are not used up"
+                "cannot {what}: the process limit (pids.max) of the cgroup it is forked into is reached (a VE's is its numproc: kennel set ID --numproc; the monitors' is the host's), not the host's PIDs"
             )
         }),
         libc::ENOSPC | libc::EUSERS => {
@@ -123,6 +123,41 @@ pub fn clone_error(err: io::Error, what: &str, owner: Option<u32>) -> RuntimeErr
     let explained = err
         .raw_os_error()
         .and_then(|errno| explain(errno, what, &HostFacts::read(), owner));
+    match explained {
+        Some(line) => RuntimeError::HostPool(line),
+        None => RuntimeError::Sys {
+            what: what.to_string(),
+            source: err,
+        },
+    }
+}
+
+/// The one line for a VE's console pty that the kernel refused with
+/// `errno`. The VE's devpts is new then (none of its `numpty` in use), so
+/// `ENOSPC` means the host's ptys: `nr` of `kernel.pty.max` = `max`.
+pub fn explain_pty(errno: i32, what: &str, nr: Option<u64>, max: Option<u64>) -> Option<String> {
+    if errno != libc::ENOSPC {
+        return None;
+    }
+    let (nr, max) = (nr.unwrap_or(0), max.unwrap_or(0));
+    let set = max.saturating_mul(2).max(8192);
+    Some(format!(
+        "cannot {what}: the host's ptys are used up ({nr} of kernel.pty.max = {max}, which kernel.pty.reserve is part of): raise them (sysctl -w kernel.pty.max={set} kernel.pty.reserve={}, and persist it in /etc/sysctl.d/), or stop VEs",
+        set / 2
+    ))
+}
+
+/// `err` from opening a VE's console pty while `what`, named as the
+/// host's pty pool when that is what ran out.
+pub fn pty_error(err: io::Error, what: &str) -> RuntimeError {
+    let explained = err.raw_os_error().and_then(|errno| {
+        explain_pty(
+            errno,
+            what,
+            sysctl("kernel.pty.nr"),
+            sysctl("kernel.pty.max"),
+        )
+    });
     match explained {
         Some(line) => RuntimeError::HostPool(line),
         None => RuntimeError::Sys {
@@ -167,6 +202,18 @@ mod tests {
         assert!(l.contains("uid 100000"), "{l}");
         assert!(l.contains("sysctl -w user.max_pid_namespaces=65536"), "{l}");
         assert!(!l.contains('\n'));
+    }
+
+    #[test]
+    fn a_console_without_a_pty_names_the_hosts_pty_limits() {
+        let l = explain_pty(libc::ENOSPC, "open the console", Some(4096), Some(4096))
+            .expect("explained");
+        assert!(
+            l.contains("4096 of kernel.pty.max = 4096")
+                && l.contains("sysctl -w kernel.pty.max=8192 kernel.pty.reserve=4096"),
+            "{l}"
+        );
+        assert_eq!(explain_pty(libc::EIO, "open", None, None), None);
     }
 
     #[test]
