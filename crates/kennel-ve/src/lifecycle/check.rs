@@ -220,6 +220,7 @@ impl Kennel {
                         plan.add(cfg.init.kind, cfg.storage.backend);
                     }
                 }
+                shares.starting = shares.ves.saturating_sub(self.running_ves());
                 Ok((shares, plan))
             }
             Sizing::Planned { ves, template } => {
@@ -230,9 +231,18 @@ impl Kennel {
                 let numpty = u64::from(self.host.plan().numpty());
                 shares.ves = *ves;
                 shares.ptys = ves.saturating_mul(numpty);
+                shares.starting = ves.saturating_sub(self.running_ves());
                 Ok((shares, Plan::uniform(*ves, init, self.default_backend()?)))
             }
         }
+    }
+
+    /// How many of this root's VEs run.
+    fn running_ves(&self) -> u64 {
+        let ids = self.ids().unwrap_or_default();
+        ids.iter()
+            .filter(|id| matches!(self.run_state(id), Ok(Some(_))))
+            .count() as u64
     }
 
     /// The host's PID figures, without what the running VEs hold (their
