@@ -65,6 +65,11 @@ pub enum RuntimeError {
     /// Changing the capability sets failed.
     #[error("{0}")]
     Capabilities(String),
+    /// A fork or namespace the kernel refused because a host-wide pool is
+    /// used up: the line names the setting to raise
+    /// (`launch::exhausted`).
+    #[error("{0}")]
+    HostPool(String),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -132,6 +132,7 @@ impl VeError {
                 NotRun::Failed => ErrorKind::CannotRun,
             },
             VeError::Runtime(RuntimeError::ConsoleBusy) => ErrorKind::Busy,
+            VeError::Runtime(RuntimeError::HostPool(_)) => ErrorKind::HostUnsupported,
             VeError::Cgroup(
                 kennel_cgroup::CgroupError::MissingController { .. }
                 | kennel_cgroup::CgroupError::NotMounted,

@@ -62,8 +62,9 @@ pub enum Command {
     Config(ConfigArgs),
     /// Delete a VE and all its files.
     Destroy(DestroyArgs),
-    /// Check that this host can run VEs.
-    Check,
+    /// Check that this host can run VEs, and size its shared kernel
+    /// pools (PIDs, ptys, ...) for the VEs defined or a planned number.
+    Check(CheckArgs),
     /// Bind a (re)started lxcfs into every running VE, whose /proc views
     /// of its own limits died with the old lxcfs (run by the lxcfs
     /// service after it starts).
@@ -115,6 +116,18 @@ pub enum TemplateCommand {
     },
     /// Remove a template no VE uses.
     Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Size the host's shared pools for this many running VEs (instead
+    /// of the VEs defined), each with the default plan.
+    #[arg(long, value_name = "N")]
+    pub ves: Option<u64>,
+    /// With --ves: VEs made from this template (its init decides what
+    /// each takes); busybox's costs without it.
+    #[arg(long, value_name = "NAME", requires = "ves")]
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -125,7 +125,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             say(format!("Destroyed VE {id}"))?;
             Ok(0)
         }
-        Command::Check => check(&k),
+        Command::Check(a) => check(&k, &a),
         Command::LxcfsSync(a) => lxcfs_sync(&k, &a, quiet),
         Command::Storage(c) => crate::storage_cmds::storage(&k, c, quiet),
         Command::Snapshot(c) => crate::storage_cmds::snapshot(&k, c, quiet),
@@ -507,9 +507,16 @@ fn enter(k: &Kennel, a: crate::cli::EnterArgs) -> Result<i32> {
 }
 
 /// `kennel check`: one line per check; exit 10 if VEs cannot start.
-fn check(k: &Kennel) -> Result<i32> {
+fn check(k: &Kennel, a: &crate::cli::CheckArgs) -> Result<i32> {
+    let sizing = match a.ves {
+        Some(ves) => kennel_ve::lifecycle::Sizing::Planned {
+            ves,
+            template: a.template.clone(),
+        },
+        None => kennel_ve::lifecycle::Sizing::Defined,
+    };
     let mut worst = 0;
-    for c in &k.check() {
+    for c in &k.check(&sizing)? {
         let (mark, code) = match c.level {
             CheckLevel::Ok => ("ok  ", 0),
             CheckLevel::Warn => ("warn", 0),

@@ -18,6 +18,7 @@
 //! `kennel-monitor`, `handover.rs` what it passes to that program.
 
 pub mod devnodes;
+pub mod exhausted;
 mod handover;
 mod monitor;
 mod owner;
@@ -75,7 +76,7 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
         pidfd: true,
         cgroup: monitor_place.clone_into(),
     })
-    .ctx(|| "fork the VE's monitor".into())?;
+    .map_err(|e| exhausted::clone_error(e, "fork the VE's monitor", None))?;
     match fork {
         Forked::Child => {
             drop(rd);

@@ -38,7 +38,11 @@ pub(super) fn clone_as(owner: u32, opts: &CloneOptions<'_>) -> Result<Forked> {
         .ctx(|| "keep capabilities across the change of uid".into())?;
     let switched = set_thread_res_uid(None, Uid::from_raw(owner), None)
         .ctx(|| format!("become uid {owner} to create the VE's user namespace"));
-    let forked = switched.and_then(|()| clone3(opts).ctx(|| "create the VE's namespaces".into()));
+    let forked = switched.and_then(|()| {
+        clone3(opts).map_err(|e| {
+            super::exhausted::clone_error(e, "create the VE's namespaces", Some(owner))
+        })
+    });
     if let Ok(Forked::Child) = forked {
         return forked;
     }

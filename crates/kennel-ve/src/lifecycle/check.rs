@@ -1,6 +1,7 @@
 //! `kennel check`: what this host offers and what Kennel needs, and the
 //! host kernel's hardening it relies on (`hardening`); kernel modules in
-//! `modules`.
+//! `modules`; the shared kernel pools a number of VEs needs in
+//! `super::pools` (for the VEs defined, or a planned number: [`Sizing`]).
 
 pub(crate) mod hardening;
 mod modules;
@@ -27,7 +28,7 @@ pub struct Check {
     pub detail: String,
 }
 
-fn check(name: &'static str, level: CheckLevel, detail: impl Into<String>) -> Check {
+pub(super) fn check(name: &'static str, level: CheckLevel, detail: impl Into<String>) -> Check {
     Check {
         name,
         level,
@@ -79,10 +80,24 @@ fn connlimit_check(state: modules::ModuleState, nat_max: u32) -> Check {
     }
 }
 
+/// The VEs `kennel check` sizes the host's shared pools for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Sizing {
+    /// Those defined (all of them running).
+    #[default]
+    Defined,
+    /// `ves` VEs running, made from `template` (else the smallest kind:
+    /// busybox) with the host's default plan (`[default_plan]`).
+    Planned { ves: u64, template: Option<String> },
+}
+
 impl Kennel {
-    /// Checks the host; any [`CheckLevel::Fail`] means VEs cannot start.
-    pub fn check(&self) -> Vec<Check> {
+    /// Checks the host, its shared pools sized for `sizing`; any
+    /// [`CheckLevel::Fail`] means VEs cannot start. An error only when
+    /// `sizing` names a template that does not exist.
+    pub fn check(&self, sizing: &Sizing) -> crate::error::Result<Vec<Check>> {
         use CheckLevel::{Fail, Warn};
+        let (shares, plan) = self.sized(sizing)?;
         let ok = CheckLevel::Ok;
         let mut out = Vec::new();
         let (maj, min, rel) = kernel_version();
@@ -182,11 +197,68 @@ impl Kennel {
         }
         out.extend(self.check_host_network());
         out.extend(hardening::report(
-            self.ve_shares(),
+            shares,
             &self.v1_hierarchies(),
             (maj, min),
         ));
-        out
+        out.extend(super::pools::report(self.host_pid_pool(), plan));
+        Ok(out)
+    }
+
+    /// What the VEs `sizing` names take of the shared pools.
+    fn sized(
+        &self,
+        sizing: &Sizing,
+    ) -> crate::error::Result<(hardening::VeShares, super::pools::Plan)> {
+        use super::pools::Plan;
+        let mut shares = self.ve_shares();
+        match sizing {
+            Sizing::Defined => {
+                let mut plan = Plan::default();
+                for id in self.ids().unwrap_or_default() {
+                    if let Ok(cfg) = self.config(&id) {
+                        plan.add(cfg.init.kind, cfg.storage.backend);
+                    }
+                }
+                shares.starting = shares.ves.saturating_sub(self.running_ves());
+                Ok((shares, plan))
+            }
+            Sizing::Planned { ves, template } => {
+                let init = match template {
+                    Some(t) => self.template_store().get(t)?.meta.init,
+                    None => kennel_storage::InitKind::Busybox,
+                };
+                let numpty = u64::from(self.host.plan().numpty());
+                shares.ves = *ves;
+                shares.ptys = ves.saturating_mul(numpty);
+                shares.starting = ves.saturating_sub(self.running_ves());
+                Ok((shares, Plan::uniform(*ves, init, self.default_backend()?)))
+            }
+        }
+    }
+
+    /// How many of this root's VEs run.
+    fn running_ves(&self) -> u64 {
+        let ids = self.ids().unwrap_or_default();
+        ids.iter()
+            .filter(|id| matches!(self.run_state(id), Ok(Some(_))))
+            .count() as u64
+    }
+
+    /// The host's PID figures, without what the running VEs hold (their
+    /// threads are counted in their own pids cgroups' `pids.current`,
+    /// here estimated from the census like the plan).
+    fn host_pid_pool(&self) -> Option<super::pools::PidPool> {
+        let mut pool = super::pools::read_pid_pool()?;
+        let mut running = 0;
+        for id in self.ids().unwrap_or_default() {
+            let Ok(cfg) = self.config(&id) else { continue };
+            if matches!(self.run_state(&id), Ok(Some(_))) {
+                running += super::pools::ve_pids(cfg.init.kind, cfg.storage.backend);
+            }
+        }
+        pool.host_threads = pool.host_threads.saturating_sub(running);
+        Some(pool)
     }
 
     /// The storage pool: made and mounted, and how full.

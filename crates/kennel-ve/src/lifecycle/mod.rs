@@ -16,6 +16,7 @@ mod envelope;
 mod exec;
 mod lxcfs;
 mod network;
+pub mod pools;
 mod ptys;
 mod set;
 mod snapshot;
@@ -36,7 +37,7 @@ use kennel_cgroup::CgroupRecord;
 pub use backup::{
     BackupRequest, BackupTarget, Progress, Quiet, RestoreRequest, RestoreSource, Restored,
 };
-pub use check::{Check, CheckLevel};
+pub use check::{Check, CheckLevel, Sizing};
 pub use create::CreateRequest;
 pub use exec::ExecRequest;
 pub use lxcfs::VeSynced;

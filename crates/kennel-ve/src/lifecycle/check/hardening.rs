@@ -529,6 +529,8 @@ pub struct VeShares {
     pub conntrack: u64,
     /// VEs given the `fuse` feature.
     pub fuse: u64,
+    /// VEs of the sizing not running yet.
+    pub starting: u64,
 }
 
 /// The longest a VE's FUSE server should take to answer, as
@@ -569,13 +571,16 @@ pub fn fuse_check(max_request_timeout: Option<u64>, fuse_ves: u64) -> Check {
 /// kernel's 65,535 ids: every VE takes one, and on cgroup v2 each cgroup
 /// its systemd makes another (at most 1024 per VE). When they are gone,
 /// no VE starts and the host's systemd cannot make units.
-pub fn memcg_check(in_use: Option<u64>) -> Check {
+/// `starting` is how many more VEs the sizing starts (each takes one).
+pub fn memcg_check(in_use: Option<u64>, starting: u64) -> Check {
     const IDS: u64 = 65_535;
     let Some(n) = in_use else {
         return check("memory cgroups", CheckLevel::Ok, "no memory controller");
     };
-    let what = format!("{n} of the kernel's {IDS} memory cgroup ids in use");
-    if n.saturating_mul(5) >= IDS * 4 {
+    let what = format!(
+        "{n} of the kernel's {IDS} memory cgroup ids in use, {starting} more for the VEs not running"
+    );
+    if n.saturating_add(starting).saturating_mul(5) >= IDS * 4 {
         check(
             "memory cgroups",
             CheckLevel::Warn,
@@ -619,6 +624,7 @@ pub(super) fn report(shares: VeShares, v1: &[(String, PathBuf)], kernel: (u32, u
         fs::read_to_string("/proc/cgroups")
             .ok()
             .and_then(|t| memory_cgroups(&t)),
+        shares.starting,
     ));
     out.push(keys_check(
         read_number("kernel.keys.maxkeys"),

@@ -216,9 +216,11 @@ fn memory_cgroup_ids_are_a_shared_pool() {
     let text =
         "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t3\t1\t1\nmemory\t4\t60000\t1\n";
     assert_eq!(memory_cgroups(text), Some(60000));
-    assert_eq!(memcg_check(Some(60000)).level, CheckLevel::Warn);
-    assert_eq!(memcg_check(Some(150)).level, CheckLevel::Ok);
-    assert_eq!(memcg_check(None).level, CheckLevel::Ok);
+    assert_eq!(memcg_check(Some(60000), 0).level, CheckLevel::Warn);
+    assert_eq!(memcg_check(Some(150), 0).level, CheckLevel::Ok);
+    assert_eq!(memcg_check(None, 0).level, CheckLevel::Ok);
+    // 60,000 VEs more would not fit.
+    assert_eq!(memcg_check(Some(150), 60_000).level, CheckLevel::Warn);
 }
 
 #[test]
