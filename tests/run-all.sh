@@ -4,6 +4,7 @@
 #   2. formatting and lints; the systemd drop-ins Kennel installs;
 #   3. unit and integration tests on this host (real VEs; cgroup v1/hybrid here),
 #      the hostile-tenant attack suite among them (crates/kennel/tests/security);
+#      then, alone, the tests that lower a host-wide limit (marked `ignore`);
 #   4. a short run of every fuzz target (tests/fuzz.sh; the corpus is also
 #      replayed by step 3);
 #   5. the same test binaries on a pure cgroup v2 kernel in a VM (tests/v2/run.sh).
@@ -19,6 +20,8 @@ echo "==> the lxcfs service drop-in (scripts/systemd) against Debian's unit"
 tests/systemd-units.sh
 echo "==> tests on this host ($(uname -r))"
 cargo test --workspace
+echo "==> tests that bring a host-wide limit down (kernel.pid_max, namespaces), alone"
+cargo test -p kennel --test host_check -- --ignored --test-threads=1
 echo "==> fuzzing (every parser of untrusted input, FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"
 tests/fuzz.sh
 echo "==> tests on a pure cgroup v2 kernel (VM)"

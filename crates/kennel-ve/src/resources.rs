@@ -22,7 +22,7 @@ pub const MIN_MEMORY: u64 = 16 << 20;
 
 /// Ptys of a VE that sets none: consoles, `kennel enter`, ssh sessions
 /// and terminal multiplexers of a small server.
-pub const DEFAULT_NUMPTY: u32 = 64;
+pub const DEFAULT_NUMPTY: u32 = 16;
 /// The most ptys one VE may be given (the console needs one, `kennel
 /// enter` another).
 pub const NUMPTY_RANGE: std::ops::RangeInclusive<u32> = 2..=65536;
