@@ -146,15 +146,18 @@ kb_objects() {
     "${inns[@]}" ip -o link show 2>/dev/null | awk -F': ' -v p="kv$prefix" 'index($2, p) == 1 {sub(/@.*/, "", $2); print "link: " $2}'
     "${inns[@]}" nft list tables 2>/dev/null | awk -v p="kennel-$prefix" 'index($3, p) == 1 {print "nft table: " $2 " " $3}'
 }
-# Whether process lines name live processes (not zombies, not gone).
+# kb_objects' lines with the processes among them that are gone or zombies
+# left out (a stopped VE's monitor ends just after `kennel stop` returns,
+# and its zombie waits for the host's PID 1), and a command line added.
 kb_live() {
-    local l pid
+    local l pid cmd
     while IFS= read -r l; do
         case $l in
             process:*) pid=${l#process: }
-                [ -r "/proc/$pid/status" ] || continue
-                grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && continue
-                echo "$l ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-80))" ;;
+                grep -qs '^State:.*Z' "/proc/$pid/status" && continue
+                cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+                [ -n "$cmd" ] || cmd="[$(cat "/proc/$pid/comm" 2>/dev/null)]"
+                [ -d "/proc/$pid" ] && echo "$l (${cmd:0:80})" ;;
             *) echo "$l" ;;
         esac
     done | sort -u
