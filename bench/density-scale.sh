@@ -102,7 +102,8 @@ ptys0=$(cat /proc/sys/kernel/pty/nr)
 a0=$(kb_mem_available_settled)
 create_args=(--template busybox --memory 64M --numproc 64 --numpty "$NUMPTY" --storage "$STORAGE")
 [ -z "${DISK:-}" ] || create_args+=(--disk "$DISK")
-if [ "$STORAGE" = image ]; then k storage init ${POOL_SIZE:+--size "$POOL_SIZE"}; fi
+pool_used_kib() { k storage info --json | jq '.used / 1024 | floor'; }
+if [ "$STORAGE" = image ]; then k storage init ${POOL_SIZE:+--size "$POOL_SIZE"}; pool0=$(pool_used_kib); fi
 
 # create, one by one, each timed: the first and last tenth show whether a
 # create costs more with more VEs defined.
@@ -133,6 +134,7 @@ running=$(k list --json -o id | jq length)
 line="start ($start_how): $running of $N running after $(ms "$t_start") ms, $(per "$t_start" "$N") ms each"
 [ ! -s "$KB_RESULTS/start-us.txt" ] || line+="; first tenth $(head -n "$tenth" "$KB_RESULTS/start-us.txt" | avg_us) ms, last tenth $(tail -n "$tenth" "$KB_RESULTS/start-us.txt" | avg_us) ms"
 report "$line"
+[ "$STORAGE" = dir ] || report "pool: $(pool_used_kib) KiB used of $(k storage info --json | jq '.size / 1073741824 | floor') GiB, $(awk -v u="$(pool_used_kib)" -v u0="$pool0" -v n="$N" 'BEGIN {printf "%.0f", (u - u0) / n}') KiB per VE"
 [ ! -s "$KB_RESULTS/start-errors.txt" ] || report "start errors ($(wc -l < "$KB_RESULTS/start-errors.txt") lines), the first: $(head -1 "$KB_RESULTS/start-errors.txt")"
 a1=$(kb_mem_available_settled)
 memcg=$(kb_memcg_kb "$PARENT")
@@ -170,6 +172,10 @@ else
 fi
 t_stop=$(($(kb_us) - t0))
 report "stop ($stop_how): $(ms "$t_stop") ms, $(per "$t_stop" "$N") ms each; still running: $(k list --json -o id | jq length)"
+# MemAvailable again with the VEs stopped: the running figure against the
+# mean of before and after brackets the drift other users of the host cause.
+a_stopped=$(kb_mem_available_settled)
+report "MemAvailable bracketed: $(mib_per $(((a_created + a_stopped) / 2 - a1)) "$running") MiB per running VE (running against the mean of before the starts and after the stops, which differ by $(( (a_stopped - a_created) / 1024 )) MiB)"
 [ ! -s "$KB_RESULTS/stop-errors.txt" ] || report "stop errors, the first: $(head -1 "$KB_RESULTS/stop-errors.txt")"
 t0=$(kb_us)
 for id in "${ids[@]}"; do k destroy "$id" || report "destroy $id failed"; done
@@ -188,7 +194,7 @@ if [ "$CRUN" = 1 ]; then
     jq '.linux.resources.memory.limit = 67108864 | .linux.resources.pids.limit = 64' "$B/config.json" > "$B/config.json.new"
     mv "$B/config.json.new" "$B/config.json"
     crun_scale() {
-        local i t0 t_run t_del n_run a0 a1
+        local i t0 t_run t_del n_run a0 a1 a2
         a0=$(kb_mem_available_settled)
         t0=$(kb_us)
         for ((i = 1; i <= N; i++)); do
@@ -204,6 +210,8 @@ if [ "$CRUN" = 1 ]; then
         for ((i = 1; i <= N; i++)); do crun --root "$CRUN_ROOT" delete -f "pb-ks-$i" >/dev/null 2>&1 || true; done
         t_del=$(($(kb_us) - t0))
         echo "crun delete -f (kill + delete, one by one): $(ms "$t_del") ms, $(per "$t_del" "$N") ms each; left: $(crun --root "$CRUN_ROOT" list -q | grep -c '^pb-ks-' || true)"
+        a2=$(kb_mem_available_settled)
+        echo "crun MemAvailable bracketed: $(mib_per $(((a0 + a2) / 2 - a1)) "$n_run") MiB per container (before and after differ by $(( (a2 - a0) / 1024 )) MiB)"
     }
     : > "$KB_RESULTS/crun-errors.txt"
     export -f crun_scale kb_memcg_kb kb_mem_available_settled kb_settle mem_available_kb median kb_us ms per mib_per timed_median

@@ -99,6 +99,9 @@ snapshot() {
     echo "MemAvailable $(kb_mem_available_settled)"
     for f in SUnreclaim SReclaimable PageTables KernelStack Percpu; do echo "$f $(meminfo_kb $f)"; done
     echo "pty_nr $(cat /proc/sys/kernel/pty/nr)"
+    # memory cgroups the kernel still holds (dying ones too: a cgroup whose
+    # pages or kernel objects outlive it stays counted)
+    echo "memory_cgroups $(awk '$1 == "memory" {print $3}' /proc/cgroups)"
     echo "file_handles $(cut -f1 /proc/sys/fs/file-nr)"
     echo "witness_monitor_fds $(fds "$wmon")"
     echo "witness_init_fds $(fds "$winit")"
