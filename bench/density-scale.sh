@@ -88,14 +88,14 @@ PARENT=$(kb_cgroup_parent)
 # (`kennel check`, docs/CLI.md --numpty). pids: three processes a VE
 # (monitor, init, getty), and a disk's loop device adds kernel threads
 # (about 3 a VE); crun's `sleep` one each.
-pty_reserve=$((N * NUMPTY + 128 + $(cat /proc/sys/kernel/pty/nr)))
+pty_reserve=$(((N + 1) * NUMPTY + 128 + $(cat /proc/sys/kernel/pty/nr)))   # N and the probe
 kb_sysctl_raise kernel.pty.max $((pty_reserve + 1024))
 kb_sysctl_raise kernel.pty.reserve "$pty_reserve"
 pids_per_ve=4; [ "$STORAGE" = image ] && pids_per_ve=8
 threads_now=$(kb_threads)
 kb_sysctl_raise kernel.pid_max $((threads_now + N * pids_per_ve + 8192))
 report "# density-scale N=$N storage=$STORAGE numpty=$NUMPTY $(env_line)"
-report "sysctls for this run: ${KB_SYSCTLS[*]:-none changed}"
+report "sysctls raised for this run: $(kb_sysctl_changes)"
 
 # --- Kennel
 ptys0=$(cat /proc/sys/kernel/pty/nr)
@@ -148,12 +148,16 @@ report "list: $(timed_median "$LIST_RUNS" k list) ms with $running running, list
 probe=${ids[$((N / 2))]:-${ids[0]}}
 report "one VE with $N defined (medians of $PROBES): status $(timed_median "$PROBES" k status "$probe") ms, exec /bin/true $(timed_median "$PROBES" k exec "$probe" -- /bin/true) ms"
 : > "$KB_RESULTS/probe-cycle.txt"
-for ((i = 0; i < PROBES; i++)); do
-    t=$(kb_us); k create ksprobe "${create_args[@]}"; c=$(($(kb_us) - t))
-    t=$(kb_us); k start ksprobe; s=$(($(kb_us) - t))
-    t=$(kb_us); k stop ksprobe; p=$(($(kb_us) - t))
-    t=$(kb_us); k destroy ksprobe; d=$(($(kb_us) - t))
+probe_cycle() {
+    local t c s p d
+    t=$(kb_us); k create ksprobe "${create_args[@]}" || return 1; c=$(($(kb_us) - t))
+    t=$(kb_us); k start ksprobe || return 1; s=$(($(kb_us) - t))
+    t=$(kb_us); k stop ksprobe || return 1; p=$(($(kb_us) - t))
+    t=$(kb_us); k destroy ksprobe || return 1; d=$(($(kb_us) - t))
     echo "$c $s $p $d" >> "$KB_RESULTS/probe-cycle.txt"
+}
+for ((i = 0; i < PROBES; i++)); do
+    probe_cycle 2>> "$KB_RESULTS/start-errors.txt" || { report "one more VE: failed: $(tail -1 "$KB_RESULTS/start-errors.txt")"; k destroy --force ksprobe 2>/dev/null || true; break; }
 done
 col() { awk -v c="$1" '{print $c}' "$KB_RESULTS/probe-cycle.txt" | median | awk '{printf "%.2f", $1 / 1000}'; }
 report "one more VE with $N defined (medians of $PROBES): create $(col 1) ms, start $(col 2) ms, stop $(col 3) ms, destroy $(col 4) ms"

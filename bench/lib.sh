@@ -179,3 +179,9 @@ kb_memcg_kb() {
     done
     echo $((s / 1024))
 }
+# What kb_sysctl_raise changed, on one line ("none" if nothing).
+kb_sysctl_changes() {
+    local e name old set out=()
+    for e in "${KB_SYSCTLS[@]}"; do read -r name old set <<<"$e"; out+=("$name $old -> $set"); done
+    if [ ${#out[@]} -eq 0 ]; then echo none; else (IFS=,; echo "${out[*]}" | sed 's/,/, /g'); fi
+}

@@ -66,7 +66,7 @@ kb_sysctl_raise kernel.pty.reserve "$pty_reserve"
 pids_per_ve=4; [ "$STORAGE" = image ] && pids_per_ve=8
 kb_sysctl_raise kernel.pid_max $(($(kb_threads) + N * pids_per_ve + 8192))
 report "# net-scale N=$N storage=$STORAGE DURATION=$DURATION ROUNDS=$ROUNDS $(env_line)"
-report "sysctls for this run: ${KB_SYSCTLS[*]:-none changed}"
+report "sysctls raised for this run: $(kb_sysctl_changes)"
 
 args=(--template busybox --memory 64M --numproc 64 --numpty 4 --storage "$STORAGE")
 [ "$STORAGE" = dir ] || kh storage init

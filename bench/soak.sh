@@ -81,7 +81,7 @@ pty_reserve=$(((VES + 1) * 4 + 128 + $(cat /proc/sys/kernel/pty/nr)))
 kb_sysctl_raise kernel.pty.max $((pty_reserve + 1024))
 kb_sysctl_raise kernel.pty.reserve "$pty_reserve"
 report "# soak VES=$VES CYCLES=$CYCLES ($ROUNDS rounds) storage=$STORAGE stop=$STOP $(env_line)"
-report "sysctls for this run: ${KB_SYSCTLS[*]:-none changed}"
+report "sysctls raised for this run: $(kb_sysctl_changes)"
 
 args=(--template busybox --memory 64M --numproc 64 --numpty 4 --storage "$STORAGE")
 [ "$STORAGE" = dir ] || kh storage init
