@@ -211,6 +211,16 @@ if [ "$N_DEBIAN" -gt 0 ]; then
     PB_DEB=$PB_ROOTFS/kennel-debian-12
     rm -rf "$PB_DEB"; mkdir -p "$PB_DEB"
     zstd -dc "$cache" | tar -x -C "$PB_DEB" --numeric-owner
+    # LXC's containers are privileged here (the peers' config): every
+    # container's systemd, journald and logind are the host's root, and
+    # share its fs.inotify.max_user_instances (128, some 25 containers'
+    # worth); each Kennel VE is a user of its own. Raised for this run
+    # only, so that LXC's containers boot as one does alone.
+    inotify=$(cat /proc/sys/fs/inotify/max_user_instances)
+    trap 'echo "$inotify" > /proc/sys/fs/inotify/max_user_instances; kb_cleanup' EXIT
+    echo $((N_DEBIAN * 8 + inotify)) > /proc/sys/fs/inotify/max_user_instances
     lxc_dens "$N_DEBIAN" "/sbin/init" "$PB_DEB" "$SETTLE_DEBIAN"
+    echo "$inotify" > /proc/sys/fs/inotify/max_user_instances
+    trap kb_cleanup EXIT
     rm -rf "$PB_DEB"
 fi
