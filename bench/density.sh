@@ -84,12 +84,16 @@ memcg_kb() {
     echo $((s / 1024))
 }
 # user pages (anon + page cache) charged to the memory cgroups matching a
-# glob: the charge without its kernel part, which slab already counts
+# glob: the charge without its kernel part, which slab already counts. On
+# v1 the total_ lines include sub-cgroups (an LXC container's systemd
+# makes some); v2's lines always do.
 memcg_user_kb() {
     local f s=0 v
     for f in $1; do
         [ -f "$f" ] || continue
-        v=$(awk '$1 == "rss" || $1 == "cache" || $1 == "anon" || $1 == "file" {s += $2} END {print s + 0}' "$f")
+        v=$(awk '$1 == "total_rss" || $1 == "total_cache" {t += $2; v1 = 1}
+                 $1 == "rss" || $1 == "cache" || $1 == "anon" || $1 == "file" {s += $2}
+                 END {print (v1 ? t : s) + 0}' "$f")
         s=$((s + v))
     done
     echo $((s / 1024))
