@@ -76,7 +76,7 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
             if let Ok(conn) = accept_with(&fds.listener, SocketFlags::CLOEXEC) {
                 if client.is_some() {
                     let _ = rustix::net::send(&conn, b"BUSY", SendFlags::NOSIGNAL);
-                } else if lend_console(conn.as_fd(), fds.master.as_fd(), &ring.contents()) {
+                } else if lend_console(conn.as_fd(), fds.master.as_fd(), ring.as_slices()) {
                     client = Some(conn);
                 }
             }
@@ -103,11 +103,12 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
     }
 }
 
-/// Sends the console master and the backlog to a `kennel console` client.
-fn lend_console(conn: BorrowedFd<'_>, master: BorrowedFd<'_>, backlog: &[u8]) -> bool {
+/// Sends the console master and the backlog (in its ring's two pieces) to
+/// a `kennel console` client.
+fn lend_console(conn: BorrowedFd<'_>, master: BorrowedFd<'_>, backlog: (&[u8], &[u8])) -> bool {
     let mut hello = [0u8; 6];
     hello[..2].copy_from_slice(b"OK");
-    hello[2..].copy_from_slice(&(backlog.len() as u32).to_le_bytes());
+    hello[2..].copy_from_slice(&((backlog.0.len() + backlog.1.len()) as u32).to_le_bytes());
     let fds = [master];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = SendAncillaryBuffer::new(&mut space);
@@ -115,12 +116,13 @@ fn lend_console(conn: BorrowedFd<'_>, master: BorrowedFd<'_>, backlog: &[u8]) ->
     if sendmsg(conn, &[IoSlice::new(&hello)], &mut anc, SendFlags::NOSIGNAL).is_err() {
         return false;
     }
-    let mut rest = backlog;
-    while !rest.is_empty() {
-        match rustix::net::send(conn, rest, SendFlags::NOSIGNAL) {
-            Ok(n) => rest = &rest[n..],
-            Err(Errno::INTR) => {}
-            Err(_) => return false,
+    for mut rest in [backlog.0, backlog.1] {
+        while !rest.is_empty() {
+            match rustix::net::send(conn, rest, SendFlags::NOSIGNAL) {
+                Ok(n) => rest = &rest[n..],
+                Err(Errno::INTR) => {}
+                Err(_) => return false,
+            }
         }
     }
     true

@@ -55,7 +55,9 @@ pub(crate) fn mount_and_open(
         .ok_or_else(|| RuntimeError::Setup(format!("/{rel} vanished")))
 }
 
-pub fn mount_proc(root: &VeRoot) -> Result<()> {
+/// `hider` covers the host-hardware directories; pass the same one to
+/// [`mount_sys`] so that one filesystem covers both.
+pub fn mount_proc(root: &VeRoot, hider: &mut Hider) -> Result<()> {
     let fs = new_fs("proc", &[], &[], NOSUID_NODEV_NOEXEC)?;
     let proc = mount_and_open(root.fd.as_fd(), "proc", fs, 0o555)?;
     let p = proc.as_fd();
@@ -93,14 +95,13 @@ pub fn mount_proc(root: &VeRoot) -> Result<()> {
             )?;
         }
     }
-    let mut hider = Hider::default();
     for name in PROC_HIDDEN_DIRS {
         hider.hide(p, name, "proc")?;
     }
     Ok(())
 }
 
-pub fn mount_sys(root: &VeRoot) -> Result<()> {
+pub fn mount_sys(root: &VeRoot, hider: &mut Hider) -> Result<()> {
     let fs = new_fs(
         "sysfs",
         &[],
@@ -108,7 +109,6 @@ pub fn mount_sys(root: &VeRoot) -> Result<()> {
         NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
     )?;
     let sys = mount_and_open(root.fd.as_fd(), "sys", fs, 0o555)?;
-    let mut hider = Hider::default();
     for name in SYS_HIDDEN_DIRS {
         hider.hide(sys.as_fd(), name, "sys")?;
     }
@@ -116,10 +116,12 @@ pub fn mount_sys(root: &VeRoot) -> Result<()> {
 }
 
 /// Covers directories with an empty read-only tmpfs: one filesystem per
-/// VE, attached once and then cloned (a mount costs far less than a
-/// superblock, and one runs per VE).
+/// VE for /proc and /sys together, attached once and then cloned. A mount
+/// costs far less than a superblock, and every superblock also registers
+/// a shrinker whose per-memory-cgroup bookkeeping every memory cgroup on
+/// the host carries (see docs/DENSITY.md, "Memory per VE").
 #[derive(Debug, Default)]
-struct Hider {
+pub struct Hider {
     first: Option<OwnedFd>,
 }
 

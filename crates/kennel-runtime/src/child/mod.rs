@@ -93,9 +93,10 @@ fn setup(
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .ctx(|| "set the parent-death signal".into())?;
     tracing::debug!("ve: go");
-    kernfs::mount_proc(&root)?;
+    let mut hider = kernfs::Hider::default();
+    kernfs::mount_proc(&root, &mut hider)?;
     tracing::debug!("ve: /proc");
-    kernfs::mount_sys(&root)?;
+    kernfs::mount_sys(&root, &mut hider)?;
     tracing::debug!("ve: /sys");
     if let Some(dir) = &spec.lxcfs {
         let n = kernfs::mount_lxcfs(&root, dir);
