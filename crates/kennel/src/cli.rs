@@ -285,7 +285,7 @@ pub struct ManyArgs {
     #[arg(long)]
     pub all: bool,
     /// VEs at most at once (default: twice the CPUs; for stop, which
-    /// mostly waits, 32 times).
+    /// mostly waits, 128 times).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallel: Option<u16>,
 }
