@@ -14,14 +14,16 @@
 //! on.
 //!
 //! **Long-lived workers, not one `kennel start ID` per VE.** A `kennel`
-//! process costs an exec, the dynamic setup of a static-PIE binary, the
+//! process costs an exec, the relocation of a static-PIE binary, the
 //! state root's checks, the host configuration and the cgroup layout
-//! before it does anything: about 1 ms of a core here, a tenth of the
-//! 10 ms a start may cost when 1,000 VEs are to start in 5 s on 2 cores.
-//! A worker pays it once for all the VEs it starts (bench/start-many.sh
-//! measures both). Forking P workers from the CLI before any thread exists
-//! would save those P execs too, but only a process that has no threads
-//! yet can do that: the API service cannot.
+//! before it does anything: 1.5 ms of a core here (`perf stat` of
+//! `kennel status`), a seventh of the 10 ms a start may cost when 1,000
+//! VEs are to start in 5 s on 2 cores. A worker pays it once for all the
+//! VEs it starts: 200 VEs started in 8.9 ms each with `start --all`
+//! against 14.0 ms with one `kennel start` per VE at the same parallelism
+//! (bench/start-many.sh). Forking P workers from the CLI before any thread
+//! exists would save those P execs too (a few ms in all), but only a
+//! process that has no threads yet can do that: the API service cannot.
 //!
 //! **Reuse by the API service** (a multi-threaded tokio daemon): spawning
 //! a worker is fork and exec at once (`std::process::Command`), which is
