@@ -206,3 +206,48 @@ fn wait_for_reports(workers: &[Worker]) -> Vec<usize> {
 fn busy(workers: &[Worker]) -> usize {
     workers.iter().filter(|w| w.busy.is_some()).count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Executables;
+
+    /// Workers that die at once (here: `false` as the kennel program)
+    /// fail each VE with a line of its own, and the batch ends.
+    #[test]
+    fn workers_that_die_fail_their_ves_and_the_batch_ends() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root (Kennel::open)");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = Executables {
+            kennel: "/bin/false".into(),
+            monitor: "/bin/false".into(),
+        };
+        let k = Kennel::open(Some(dir.path()), exe).expect("open");
+        let ids: Vec<VeId> = ["1", "2", "3", "4", "5"]
+            .iter()
+            .map(|s| VeId::parse(s).expect("id"))
+            .collect();
+        let opts = BatchOptions {
+            parallel: 2,
+            skip_idle: false,
+            quiet: true,
+            in_process: false,
+        };
+        let mut seen = Vec::new();
+        k.batch(Op::Start, &ids, &opts, &mut |r| seen.push(r));
+        seen.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
+        assert_eq!(
+            seen.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["1", "2", "3", "4", "5"],
+            "each VE is reported once"
+        );
+        assert!(
+            seen.iter()
+                .all(|r| matches!(r.outcome, Outcome::Failed { code: 1, .. })),
+            "{seen:?}"
+        );
+    }
+}
