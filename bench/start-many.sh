@@ -23,6 +23,13 @@ NUMPTY=${NUMPTY:-4}
 SWEEP=${PARALLEL:-}
 BACKENDS=${BACKENDS:-dir image}
 P=$(($(nproc) * 2))
+# Refuse up front rather than fail at VE number 225 (numpty is at least 2).
+budget=$(($(cat /proc/sys/kernel/pty/reserve) - 128))
+if [ $((N * NUMPTY)) -gt "$budget" ]; then
+    echo "bench: $N VEs with --numpty $NUMPTY need $((N * NUMPTY)) ptys, the host leaves VEs $budget:" \
+         "lower NUMPTY (at least 2) or raise kernel.pty.reserve (and kernel.pty.max) to $((N * NUMPTY + 128))" >&2
+    exit 2
+fi
 
 destroy_all() {
     k kill --all >/dev/null 2>&1 || true
