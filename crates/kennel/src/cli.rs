@@ -37,14 +37,16 @@ pub enum Command {
     /// Change a VE's network, hostname, pty limit, features or a user's
     /// password: saved, and applied at once to a running VE.
     Set(SetArgs),
-    /// Start a VE: boot its init in its own namespaces.
-    Start(IdArg),
-    /// Shut a VE down the way its init expects; kill it after the timeout.
+    /// Start VEs: boot each one's init in its own namespaces (several at
+    /// once, bounded by the CPUs).
+    Start(StartArgs),
+    /// Shut VEs down the way their init expects; kill each after the
+    /// timeout.
     Stop(StopArgs),
     /// Stop (if running) and start a VE.
-    Restart(StopArgs),
-    /// Kill a VE at once (all its processes).
-    Kill(IdArg),
+    Restart(RestartArgs),
+    /// Kill VEs at once (all their processes).
+    Kill(KillArgs),
     /// Show whether a VE runs, with its init, uptime, processes and memory.
     Status(StatusArgs),
     /// Show a running VE's resource counters (held, peak, limit, fails), or
@@ -91,6 +93,10 @@ pub enum Command {
     /// Teardown after a VE's init ended (run by the VE's monitor).
     #[command(name = "__ve-exited", hide = true)]
     VeExited(VeExitedArgs),
+    /// One worker of `start|stop|kill` of many VEs: ids on stdin, one
+    /// report line each on stdout (kennel_ve::lifecycle::batch).
+    #[command(name = "__batch-worker", hide = true)]
+    BatchWorker(BatchWorkerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,12 +141,6 @@ pub struct LxcfsSyncArgs {
     /// Wait up to this many seconds for lxcfs to serve.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub wait: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct IdArg {
-    /// VE id: 1-32 characters a-z, 0-9 and '-' (e.g. 101).
-    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -283,8 +283,49 @@ pub struct SetArgs {
     pub userpasswd: Option<String>,
 }
 
+/// Which VEs a `start`, `stop` or `kill` acts on, and how many at once.
+#[derive(Debug, Args)]
+pub struct ManyArgs {
+    /// VE ids, one or more: 1-32 characters a-z, 0-9 and '-' each (e.g. 101).
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub ids: Vec<String>,
+    /// Every VE this applies to: for start the stopped ones, for stop and
+    /// kill the running ones.
+    #[arg(long)]
+    pub all: bool,
+    /// VEs at most at once (default: twice the CPUs; for stop, which
+    /// mostly waits, 128 times).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub many: ManyArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct StopArgs {
+    #[command(flatten)]
+    pub many: ManyArgs,
+    /// Seconds to wait for a clean shutdown before killing.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub many: ManyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
     pub id: String,
     /// Seconds to wait for a clean shutdown before killing.
     #[arg(long, default_value_t = 30)]
@@ -381,6 +422,13 @@ pub struct DestroyArgs {
     /// Kill the VE first if it runs.
     #[arg(short, long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchWorkerArgs {
+    /// start | stop --timeout SECS | kill, then --skip-idle (`Op::worker_args`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub op: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use kennel_runtime::join::{Cwd, Stdio};
-use kennel_ve::lifecycle::{
-    CheckLevel, CreateRequest, ExecRequest, Executables, StopOutcome, VeStatus,
-};
+use kennel_ve::lifecycle::batch::Op;
+use kennel_ve::lifecycle::{CheckLevel, CreateRequest, ExecRequest, Executables, VeStatus};
 use kennel_ve::units::human;
 use kennel_ve::{Kennel, VeError, VeId};
 use serde_json::json;
@@ -47,35 +46,22 @@ pub fn run(cli: Cli) -> Result<i32> {
             ))?;
             Ok(0)
         }
-        Command::Start(a) => {
-            let id = VeId::parse(&a.id)?;
-            let s = k.start(&id)?;
-            say(format!("Started VE {id} (init pid {})", s.init_pid))?;
-            Ok(0)
-        }
-        Command::Stop(a) => {
-            let id = VeId::parse(&a.id)?;
-            match k.stop(&id, Duration::from_secs(a.timeout))? {
-                StopOutcome::Clean => say(format!("Stopped VE {id}"))?,
-                StopOutcome::Killed => say(format!(
-                    "Killed VE {id}: it did not shut down within {}s",
-                    a.timeout
-                ))?,
-            }
-            Ok(0)
-        }
+        Command::Start(a) => crate::many::run(&k, Op::Start, &a.many, quiet),
+        Command::Stop(a) => crate::many::run(
+            &k,
+            Op::Stop {
+                timeout: Duration::from_secs(a.timeout),
+            },
+            &a.many,
+            quiet,
+        ),
         Command::Restart(a) => {
             let id = VeId::parse(&a.id)?;
             let s = k.restart(&id, Duration::from_secs(a.timeout))?;
             say(format!("Restarted VE {id} (init pid {})", s.init_pid))?;
             Ok(0)
         }
-        Command::Kill(a) => {
-            let id = VeId::parse(&a.id)?;
-            k.kill(&id)?;
-            say(format!("Killed VE {id}"))?;
-            Ok(0)
-        }
+        Command::Kill(a) => crate::many::run(&k, Op::Kill, &a.many, quiet),
         Command::Status(a) => {
             let id = VeId::parse(&a.id)?;
             let st = k.status(&id)?;
@@ -140,6 +126,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 .with_context(|| format!("teardown of VE {id}"))?;
             Ok(0)
         }
+        Command::BatchWorker(a) => crate::many::worker(&k, &a.op),
     }
 }
 

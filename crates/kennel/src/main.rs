@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod logging;
+mod many;
 mod net_args;
 mod output;
 mod progress;

@@ -7,6 +7,7 @@
 //! `kennel_runtime::state`), never taken from a file alone.
 
 mod backup;
+pub mod batch;
 mod check;
 mod copy;
 mod cpus;

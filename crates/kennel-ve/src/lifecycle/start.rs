@@ -26,25 +26,34 @@ fn init_env(cfg: &VeConfig) -> Vec<String> {
 
 /// Kernel features every start needs, checked up front so that a host
 /// without them gets one clear line (exit status 10) instead of a failed
-/// start half-way.
+/// start half-way. Once per process: a batch worker starts hundreds.
 fn preflight() -> Result<()> {
+    static MISSING: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match MISSING.get_or_init(missing_feature) {
+        None => Ok(()),
+        Some(what) => Err(VeError::HostUnsupported(what.clone())),
+    }
+}
+
+/// What [`preflight`] finds missing, if anything.
+fn missing_feature() -> Option<String> {
     let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
     if userns == Some(0) {
-        return Err(VeError::HostUnsupported(
+        return Some(
             "user namespaces are disabled on this host: set `sysctl user.max_user_namespaces=100000` (every VE runs in its own)".into(),
-        ));
+        );
     }
     // Also loads the overlay module if it is one.
     if let Err(e) = rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC) {
         if e == rustix::io::Errno::NODEV {
-            return Err(VeError::HostUnsupported(
+            return Some(
                 "overlayfs is not available in this kernel: load it with `modprobe overlay` (VE roots are overlay mounts)".into(),
-            ));
+            );
         }
     }
-    Ok(())
+    None
 }
 
 impl Kennel {
@@ -188,7 +197,14 @@ impl Kennel {
         match kennel_runtime::lxcfs::probe(&dir) {
             Ok(()) => Some(dir),
             Err(why) => {
-                tracing::warn!("VE {id} sees the host's /proc values: {why} (start lxcfs)");
+                // Once per process: a batch worker starts hundreds.
+                static WARNED: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::debug!("VE {id} sees the host's /proc values: {why}");
+                } else {
+                    tracing::warn!("VE {id} sees the host's /proc values: {why} (start lxcfs)");
+                }
                 None
             }
         }
