@@ -87,23 +87,19 @@ pub struct Host {
 }
 
 impl Host {
-    /// Reads the hierarchies from `/proc/self/mountinfo`.
+    /// Reads the hierarchies from `/proc/self/mountinfo` (see
+    /// [`Host::detect_cached`] for commands that run often).
     pub fn detect() -> Result<Self> {
         let text = fs::read_to_string("/proc/self/mountinfo")
             .map_err(io_err("read", "/proc/self/mountinfo"))?;
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         for m in cgroup_mounts(&text) {
             let h = if m.fstype == "cgroup2" {
-                let ctl = PathBuf::from(&m.mount_point).join("cgroup.controllers");
-                let controllers = fs::read_to_string(&ctl)
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect();
+                let mount_point = PathBuf::from(&m.mount_point);
                 Hierarchy {
-                    mount_point: m.mount_point.into(),
+                    controllers: Host::v2_controllers(&mount_point),
+                    mount_point,
                     kind: HierarchyKind::V2,
-                    controllers,
                 }
             } else {
                 let mut name = None;
@@ -134,10 +130,24 @@ impl Host {
             }
             hierarchies.push(h);
         }
+        Host::from_hierarchies(hierarchies)
+    }
+
+    /// A host with these hierarchies; at least one.
+    pub(crate) fn from_hierarchies(hierarchies: Vec<Hierarchy>) -> Result<Self> {
         if hierarchies.is_empty() {
             return Err(CgroupError::NotMounted);
         }
         Ok(Host { hierarchies })
+    }
+
+    /// The controllers the v2 hierarchy at `mount_point` offers.
+    pub(crate) fn v2_controllers(mount_point: &Path) -> Vec<String> {
+        fs::read_to_string(mount_point.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn hierarchies(&self) -> &[Hierarchy] {

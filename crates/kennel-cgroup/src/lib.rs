@@ -19,6 +19,7 @@ mod accounting;
 mod error;
 mod freeze;
 mod host;
+mod host_cache;
 mod io_devices;
 mod limits;
 mod live;

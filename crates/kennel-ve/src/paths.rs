@@ -17,6 +17,7 @@
 //!                                seccomp.bpf, exit.json, mount points
 //! <run>/ve/<id>/disk             its disk, mounted while it runs
 //! <run>/locks/                   lock files
+//! <run>/cgroup-hierarchies       the host's cgroup mounts, checked and reused
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -93,6 +94,12 @@ impl Paths {
 
     pub fn ve_run(&self, id: &VeId) -> PathBuf {
         self.run.join("ve").join(id.as_str())
+    }
+
+    /// The host's cgroup hierarchies as the last command found them
+    /// (`kennel_cgroup::Host::detect_cached`).
+    pub fn cgroup_hierarchies(&self) -> PathBuf {
+        self.run.join("cgroup-hierarchies")
     }
 
     pub fn locks(&self) -> PathBuf {

@@ -139,7 +139,7 @@ impl Kennel {
         if let Some(h) = self.cgroups.get() {
             return Ok(h);
         }
-        let h = kennel_cgroup::Host::detect()?;
+        let h = kennel_cgroup::Host::detect_cached(&self.paths.cgroup_hierarchies())?;
         Ok(self.cgroups.get_or_init(|| h))
     }
 
