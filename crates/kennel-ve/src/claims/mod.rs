@@ -401,3 +401,6 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .map_err(io(format!("sync {}", dir.display())))
 }
+
+#[cfg(test)]
+mod tests;

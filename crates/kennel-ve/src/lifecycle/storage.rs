@@ -229,7 +229,7 @@ impl Kennel {
         };
         match self.existing_claims() {
             Ok(Some(claims)) => claims.holder_of_uuid(uuid).is_some_and(|id| by(&id)),
-            _ => self.ids().map_or(true, |ids| ids.iter().any(|id| by(id))),
+            _ => self.ids().map_or(true, |ids| ids.iter().any(by)),
         }
     }
 }
