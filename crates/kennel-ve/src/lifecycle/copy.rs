@@ -62,8 +62,7 @@ impl Kennel {
         cfg: &VeConfig,
         fill: impl FnOnce(&std::path::Path) -> Result<()>,
     ) -> Result<()> {
-        let staging = self.staging_dir();
-        fs::create_dir_all(&staging).map_err(io(format!("create {}", staging.display())))?;
+        let staging = self.make_ve_dirs()?;
         self.sweep_ves();
         // Claimed before its configuration exists (see `crate::claims`).
         let claims = self.claims()?;

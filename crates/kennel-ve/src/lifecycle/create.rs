@@ -55,10 +55,20 @@ impl Kennel {
         }
     }
 
-    /// Where new VEs are built and destroyed ones removed: apart from the
-    /// VEs, so that sweeping what crashes left reads no VE's entry.
+    /// Makes the VE and staging directories; returns the latter.
+    pub(crate) fn make_ve_dirs(&self) -> Result<std::path::PathBuf> {
+        let staging = self.staging_dir();
+        for d in [self.paths.ves(), staging.clone()] {
+            fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+        }
+        Ok(staging)
+    }
+
+    /// Where new VEs are built and destroyed ones removed: beside the
+    /// VEs' directory, so that sweeping what crashes left reads no VE's
+    /// entry (a rename within one filesystem moves them in and out).
     pub(crate) fn staging_dir(&self) -> std::path::PathBuf {
-        self.paths.ves().join(".staging")
+        self.paths.lib.join("ve-staging")
     }
 
     pub fn create(&self, req: &CreateRequest) -> Result<VeConfig> {
@@ -96,8 +106,7 @@ impl Kennel {
             Backend::Image => Some(self.pool()?),
             Backend::Dir => None,
         };
-        let staging = self.staging_dir();
-        fs::create_dir_all(&staging).map_err(io(format!("create {}", staging.display())))?;
+        let staging = self.make_ve_dirs()?;
         self.sweep_ves();
         let dest = self.paths.ve_dir(&req.id);
         if dest.exists() {

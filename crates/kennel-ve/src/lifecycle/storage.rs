@@ -225,7 +225,14 @@ impl Kennel {
     /// Host lock held.
     fn uuid_in_use(&self, uuid: &str, except: &std::path::Path) -> bool {
         let by = |id: &VeId| {
-            self.paths.ve_dir(id) != except && self.config(id).map_or(true, |c| c.uuid == uuid)
+            self.paths.ve_dir(id) != except
+                && match self.config(id) {
+                    Ok(c) => c.uuid == uuid,
+                    // A crashed build's claim: no VE has the disk.
+                    Err(VeError::NoSuchVe(_)) => false,
+                    // Unreadable: it might be its disk; kept.
+                    Err(_) => true,
+                }
         };
         match self.existing_claims() {
             Ok(Some(claims)) => claims.holder_of_uuid(uuid).is_some_and(|id| by(&id)),
