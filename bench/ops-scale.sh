@@ -6,8 +6,8 @@
 #   bench/ops-scale.sh [N]     N=1000 by default; RUNS=7 cycles per size
 #
 # The N are made with `--storage dir` (quick, no pool) under a private
-# state root ($KB_ROOT/state, removed at the end), stopped; RUNNING=M
-# starts M of them first. KENNEL names a binary (default: this tree's
+# state root ($KB_ROOT/large; the 10 in $KB_ROOT/small; both removed at
+# the end), stopped; RUNNING=M starts M of them (in each root) first. KENNEL names a binary (default: this tree's
 # release build, built if missing). Prints medians in ms and the ratios.
 set -euo pipefail
 N=${1:-1000}
@@ -20,52 +20,58 @@ if [ -z "${KENNEL:-}" ]; then
     KENNEL=$HERE/../target/x86_64-unknown-linux-gnu/release/kennel
     [ -x "$KENNEL" ] || (cd "$HERE/.." && cargo build --release -q -p kennel)
 fi
-STATE=$KB_ROOT/state
-k() { "$KENNEL" --root "$STATE" -q "$@"; }
+# Two state roots, timed in turns (a cycle on one, then the same on the
+# other), so that the load of a shared host weighs on both alike.
+SMALL=$KB_ROOT/small; LARGE=$KB_ROOT/large
+k() { "$KENNEL" --root "$ROOT" -q "$@"; }
 cleanup() {
-    for id in $(k list --all -H -o id 2>/dev/null); do k destroy --force "$id" >/dev/null 2>&1 || true; done
-    rm -rf "$STATE"
+    for ROOT in "$SMALL" "$LARGE"; do
+        [ -d "$ROOT" ] || continue
+        for id in $(k list --all -H -o id 2>/dev/null); do k destroy --force "$id" >/dev/null 2>&1 || true; done
+        rm -rf "$ROOT"
+    done
 }
 trap cleanup EXIT
 cleanup
 mkdir -p "$KB_ROOT"
-k template create busybox >/dev/null
 
 now() { date +%s%N; }
-# t NAME CMD...: runs CMD, appends its time in ms to $KB_ROOT/NAME
+# t FILE CMD...: runs CMD, appends its time in ms to FILE
 t() {
-    local name=$1 a b; shift
+    local file=$1 a b; shift
     a=$(now); "$@" >/dev/null; b=$(now)
-    echo "scale=3; ($b - $a) / 1000000" | bc >> "$KB_ROOT/$name"
+    echo "scale=3; ($b - $a) / 1000000" | bc >> "$file"
 }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-# define COUNT: fills up to COUNT VEs (f1..fCOUNT), RUNNING of them started
+# define ROOT COUNT: COUNT VEs (f1..fCOUNT) in ROOT, RUNNING of them started
 define() {
-    local have; have=$(k list --all -H -o id | wc -l)
-    for i in $(seq $((have + 1)) "$1"); do k create "f$i" --template busybox --storage dir; done
+    ROOT=$1
+    k template create busybox >/dev/null
+    for i in $(seq 1 "$2"); do k create "f$i" --template busybox --storage dir; done
     for i in $(seq 1 "$RUNNING"); do k start "f$i" 2>/dev/null || true; done
 }
 
-# measure LABEL: RUNS cycles of one VE's life, then `list --all`
-measure() {
-    local label=$1 op
-    for op in create start status exec stop destroy list; do : > "$KB_ROOT/$label-$op"; done
-    for _ in $(seq 1 "$RUNS"); do
-        t "$label-create" k create probe --template busybox --storage dir
-        t "$label-start" k start probe
-        t "$label-status" k status probe
-        t "$label-exec" k exec probe -- true
-        t "$label-stop" k stop probe --timeout 10
-        t "$label-destroy" k destroy probe
-        t "$label-list" k list --all
-    done
+# cycle ROOT LABEL: one VE's life, then `list --all`
+cycle() {
+    ROOT=$1
+    local r=$KB_ROOT/$2
+    t "$r-create" k create probe --template busybox --storage dir
+    t "$r-start" k start probe
+    t "$r-status" k status probe
+    t "$r-exec" k exec probe -- true
+    t "$r-stop" k stop probe --timeout 10
+    t "$r-destroy" k destroy probe
+    t "$r-list" k list --all
 }
 
-define 10
-measure small
-define "$N"
-measure large
+define "$SMALL" 10
+define "$LARGE" "$N"
+for op in create start status exec stop destroy list; do : > "$KB_ROOT/small-$op"; : > "$KB_ROOT/large-$op"; done
+for _ in $(seq 1 "$RUNS"); do
+    cycle "$SMALL" small
+    cycle "$LARGE" large
+done
 printf '%-8s %10s %10s %7s\n' op "10 (ms)" "$N (ms)" ratio
 for op in create start status exec stop destroy list; do
     a=$(median < "$KB_ROOT/small-$op"); b=$(median < "$KB_ROOT/large-$op")

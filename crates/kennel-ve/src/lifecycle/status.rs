@@ -93,6 +93,11 @@ impl Kennel {
     pub fn status(&self, id: &VeId) -> Result<VeStatus> {
         self.repair_freeze_unlocked(id);
         let config = self.config(id)?;
+        self.status_of(id, config)
+    }
+
+    /// The live facts of VE `id`, whose configuration is `config`.
+    fn status_of(&self, id: &VeId, config: VeConfig) -> Result<VeStatus> {
         let (state, run) = self.state_of(id)?;
         let usage = if state.is_running() {
             self.ve_cgroup(id)?.cgroup(self.cgroups()?).usage()
@@ -121,20 +126,20 @@ impl Kennel {
     /// state and, running, its cgroup's counters): with thousands of VEs
     /// they are read by a few threads at once, in order of their ids.
     pub fn list(&self, warn: &mut dyn FnMut(&VeId, &VeError)) -> Result<Vec<VeStatus>> {
-        let ids = self.ids()?;
+        let ids = self.listed_ids()?;
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, LIST_THREADS);
         let per_thread = ids.len().div_ceil(threads).max(LIST_CHUNK_MIN);
-        let results: Vec<Result<VeStatus>> = if ids.len() <= LIST_CHUNK_MIN {
-            ids.iter().map(|id| self.status(id)).collect()
+        let results: Vec<Result<Option<VeStatus>>> = if ids.len() <= LIST_CHUNK_MIN {
+            ids.iter().map(|id| self.listed(id)).collect()
         } else {
             std::thread::scope(|scope| {
                 let parts: Vec<_> = ids
                     .chunks(per_thread)
                     .map(|part| {
                         let read = scope.spawn(move || {
-                            part.iter().map(|id| self.status(id)).collect::<Vec<_>>()
+                            part.iter().map(|id| self.listed(id)).collect::<Vec<_>>()
                         });
                         (part.len(), read)
                     })
@@ -157,11 +162,54 @@ impl Kennel {
         let mut out = Vec::with_capacity(ids.len());
         for (id, r) in ids.iter().zip(results) {
             match r {
-                Ok(s) => out.push(s),
+                Ok(Some(s)) => out.push(s),
+                // Not a VE (an entry without a configuration), or
+                // destroyed while listed.
+                Ok(None) | Err(VeError::NoSuchVe(_)) => {}
                 Err(e) => warn(id, &e),
             }
         }
         Ok(out)
+    }
+
+    /// The ids in the VE directory, sorted as [`Kennel::ids`] sorts them,
+    /// without a stat of each (the status that follows reads each VE's
+    /// configuration anyway).
+    fn listed_ids(&self) -> Result<Vec<VeId>> {
+        let dir = self.paths.ves();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(crate::error::io(format!("read {}", dir.display()))(e)),
+        };
+        let mut ids: Vec<VeId> = rd
+            .flatten()
+            .filter_map(|e| VeId::parse(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        ids.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        Ok(ids)
+    }
+
+    /// [`Kennel::status`] for `list`: the configuration read at once (no
+    /// stat before it); anything unusual takes the full path, with its
+    /// repairs. `None`: no VE there.
+    fn listed(&self, id: &VeId) -> Result<Option<VeStatus>> {
+        let config = match VeConfig::load(&self.paths.ve_config(id), id) {
+            Ok(c) => c,
+            Err(_)
+                if !self.paths.ve_dir(id).join("ve.conf").exists()
+                    && !self
+                        .paths
+                        .ve_dir(id)
+                        .join(super::copy::RENAMED_CONF)
+                        .exists() =>
+            {
+                return Ok(None)
+            }
+            Err(_) => return self.status(id).map(Some),
+        };
+        self.repair_freeze_unlocked(id);
+        self.status_of(id, config).map(Some)
     }
 }
 
