@@ -93,11 +93,13 @@ impl Kennel {
     pub fn status(&self, id: &VeId) -> Result<VeStatus> {
         self.repair_freeze_unlocked(id);
         let config = self.config(id)?;
-        self.status_of(id, config)
+        self.status_of(id, config, true)
     }
 
-    /// The live facts of VE `id`, whose configuration is `config`.
-    fn status_of(&self, id: &VeId, config: VeConfig) -> Result<VeStatus> {
+    /// The live facts of VE `id`, whose configuration is `config`; its
+    /// last exit only `with_exit` (a file more per VE, which `list` does
+    /// not show).
+    fn status_of(&self, id: &VeId, config: VeConfig, with_exit: bool) -> Result<VeStatus> {
         let (state, run) = self.state_of(id)?;
         let usage = if state.is_running() {
             self.ve_cgroup(id)?.cgroup(self.cgroups()?).usage()
@@ -108,7 +110,9 @@ impl Kennel {
             .as_ref()
             .filter(|_| state.is_running())
             .and_then(RunState::uptime_secs);
-        let last_exit = ExitRecord::load(&self.paths.ve_run(id)).ok().flatten();
+        let last_exit = with_exit
+            .then(|| ExitRecord::load(&self.paths.ve_run(id)).ok().flatten())
+            .flatten();
         Ok(VeStatus {
             config,
             state,
@@ -119,8 +123,9 @@ impl Kennel {
         })
     }
 
-    /// Status of every VE; a VE whose status cannot be read is reported
-    /// to `warn` and left out, so one broken VE never hides the others.
+    /// Status of every VE (without its last exit: see [`Kennel::status`]
+    /// for that); a VE whose status cannot be read is reported to `warn`
+    /// and left out, so one broken VE never hides the others.
     ///
     /// Each VE's status is its own few files (its configuration, run
     /// state and, running, its cgroup's counters): with thousands of VEs
@@ -209,7 +214,7 @@ impl Kennel {
             Err(_) => return self.status(id).map(Some),
         };
         self.repair_freeze_unlocked(id);
-        self.status_of(id, config).map(Some)
+        self.status_of(id, config, false).map(Some)
     }
 }
 
