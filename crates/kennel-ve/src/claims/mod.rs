@@ -104,7 +104,8 @@ impl<'k> Claims<'k> {
 
     /// The VE whose claim holds `uuid`, if any.
     pub fn holder_of_uuid(&self, uuid: &str) -> Option<VeId> {
-        self.holder_at(&Thing::Uuid(uuid.to_string()).path())
+        let u = uuid::Uuid::parse_str(uuid).ok()?.hyphenated().to_string();
+        self.holder_at(&Thing::Uuid(u).path())
             .and_then(|h| VeId::parse(&h).ok())
     }
 

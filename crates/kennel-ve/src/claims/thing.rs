@@ -129,7 +129,10 @@ pub(crate) fn port_thing(proto: Proto, port: u16, name: &str) -> Option<Thing> {
 /// Everything VE `cfg` holds alone, on `grid`, without duplicates.
 pub(crate) fn things_of(cfg: &VeConfig, grid: &Grid) -> Vec<Thing> {
     let mut out: Vec<Thing> = grid.slots_of(&cfg.idmap).map(Thing::Slot).collect();
-    out.push(Thing::Uuid(cfg.uuid.clone()));
+    // Only a real uuid names a claim (a hand-edited one could hold `/`).
+    if let Ok(u) = uuid::Uuid::parse_str(&cfg.uuid) {
+        out.push(Thing::Uuid(u.hyphenated().to_string()));
+    }
     out.extend(network_things(&cfg.network));
     out
 }

@@ -39,12 +39,19 @@ impl Kennel {
         }
         remove_tree(&trash)?;
         let _ = fs::remove_dir_all(self.paths.ve_run(id));
-        // The VE is gone: its claims go (see `crate::claims`).
-        let _host = self.lock_host()?;
-        if let Some(claims) = self.existing_claims()? {
-            claims.release(id, &things_of(&cfg, &claims.grid()))?;
+        // The VE is gone: its claims go (see `crate::claims`). Should that
+        // fail (the host lock busy for long), they are stale, which the
+        // next command that meets them sweeps: the destroy stands.
+        let released = self.lock_host().and_then(|host| {
+            if let Some(claims) = self.existing_claims()? {
+                claims.release(id, &things_of(&cfg, &claims.grid()))?;
+            }
+            self.sweep_ves();
+            Ok(host)
+        });
+        if let Err(e) = released {
+            tracing::warn!("VE {id} is destroyed; its claims are left for later: {e}");
         }
-        self.sweep_ves();
         Ok(())
     }
 }

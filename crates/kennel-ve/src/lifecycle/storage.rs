@@ -234,6 +234,10 @@ impl Kennel {
                     Err(_) => true,
                 }
         };
+        if uuid::Uuid::parse_str(uuid).is_err() {
+            // Not a disk Kennel named: never removed by a sweep.
+            return true;
+        }
         match self.existing_claims() {
             Ok(Some(claims)) => claims.holder_of_uuid(uuid).is_some_and(|id| by(&id)),
             _ => self.ids().map_or(true, |ids| ids.iter().any(by)),
