@@ -28,6 +28,11 @@ cleanup() {
     for ROOT in "$SMALL" "$LARGE"; do
         [ -d "$ROOT" ] || continue
         for id in $(k list --all -H -o id 2>/dev/null); do k destroy --force "$id" >/dev/null 2>&1 || true; done
+        # This root's cgroup parent, as `kennel check` names it.
+        local p; p=$(k check 2>/dev/null | sed -n 's|.*VEs below \(.*\)/$|\1|p' || true)
+        if [ -n "$p" ]; then
+            for h in /sys/fs/cgroup/ /sys/fs/cgroup/*/; do rmdir "$h$p/_monitor" "$h$p" 2>/dev/null || true; done
+        fi
         rm -rf "$ROOT"
     done
 }
