@@ -9,12 +9,12 @@
 //!   the teardown the monitor calls when a VE ends. This is the library
 //!   API that the `kennel` CLI (and later the API server) calls.
 
+mod claims;
 pub mod config;
 pub mod cpuset;
 mod error;
 pub mod host_config;
 pub mod id;
-pub mod idmap;
 pub mod lifecycle;
 pub mod limit;
 pub mod lock;

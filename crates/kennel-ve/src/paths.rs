@@ -7,6 +7,8 @@
 //! <lib>/templates/<name>/        templates (kennel-storage)
 //! <lib>/ve/<id>/ve.conf          a VE's configuration
 //! <lib>/ve/<id>/fs/{upper,work}  its own layer
+//! <lib>/ve-staging/              VEs being built or deleted (`.ID.tmp-PID`)
+//! <lib>/claims/                  what each VE holds alone (`crate::claims`)
 //! <lib>/storage.json            the storage pool's record
 //! <lib>/pool/<uuid>/disk.img     a VE's disk (the `image` backend) and
 //! <lib>/pool/<uuid>/snapshots/   its snapshots

@@ -189,14 +189,15 @@ fn broken_or_copied_configurations_are_caught() {
     .expect("write");
     let err = root.fails(&["start", "102"], 2);
     assert!(err.contains("invalid [idmap]"), "{err}");
-    // While a configuration is unreadable, no id range is handed out.
-    let before = snapshot(&root);
-    let err = root.fails(&["create", "104", "--template", "busybox"], 2);
-    assert!(
-        err.contains("cannot read the configuration of VE 102"),
-        "{err}"
-    );
-    assert_eq!(snapshot(&root), before);
+    // While a configuration is unreadable, its id range stays its own:
+    // the claims index holds it (building the index from unreadable
+    // configurations is refused instead: tests/scale.rs).
+    root.ok(&["create", "104", "--template", "busybox"]);
+    let b104 = root.config("104")["idmap"]["uid_base"]
+        .as_u64()
+        .expect("base");
+    assert_ne!(b104, base, "VE 102's range is never handed out");
+    root.ok(&["destroy", "104"]);
     // One broken VE does not hide the others.
     let list = root.run(&["list", "--all"]);
     assert!(list.status.success());

@@ -191,9 +191,9 @@ fn killed_monitor_and_stale_state_are_repaired() {
     assert_eq!(root.status("101")["state"], "stopped");
     root.ok(&["start", "101"]);
     // Half-made VEs and half-deleted ones from crashed commands are swept.
-    let stale = root.dir.join("lib/ve/.102.tmp-999999");
+    let stale = root.dir.join("lib/ve-staging/.102.tmp-999999");
     fs::create_dir_all(stale.join("fs")).expect("mkdir");
-    let trash = root.dir.join("lib/ve/.103.deleted-999999");
+    let trash = root.dir.join("lib/ve-staging/.103.deleted-999999");
     fs::create_dir_all(&trash).expect("mkdir");
     root.ok(&["create", "102", "--template", "busybox"]);
     assert!(

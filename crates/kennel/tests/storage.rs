@@ -830,9 +830,12 @@ fn unmount_scratch(root: &TestRoot) -> Vec<String> {
 /// volumes no VE has.
 fn leftovers(root: &TestRoot) -> Vec<String> {
     let mut out = Vec::new();
-    for e in entries(&root.dir.join("lib/ve")) {
-        if e.starts_with('.') {
-            out.push(format!("lib/ve/{e}"));
+    // Builds and deletions are staged beside the VEs (lib/ve-staging).
+    for dir in ["lib/ve", "lib/ve-staging"] {
+        for e in entries(&root.dir.join(dir)) {
+            if e.starts_with('.') {
+                out.push(format!("{dir}/{e}"));
+            }
         }
     }
     let uuids: BTreeSet<String> = ve_ids(root)

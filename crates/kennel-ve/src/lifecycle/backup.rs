@@ -505,7 +505,7 @@ impl Kennel {
         let addresses_dropped = !old.network.ips.is_empty()
             && (!req.trust_config
                 || self
-                    .check_network(&req.id, &with_addresses.network)
+                    .check_network(&req.id, &with_addresses.network, &self.claims()?)
                     .is_err());
         if !addresses_dropped {
             cfg = with_addresses;

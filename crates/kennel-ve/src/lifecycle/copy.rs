@@ -19,6 +19,7 @@ use kennel_storage::volume::Volume;
 
 use super::status::VeState;
 use super::Kennel;
+use crate::claims::thing::things_of;
 use crate::config::{validate_hostname, VeConfig};
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
@@ -46,7 +47,7 @@ impl Kennel {
         cfg.uuid = uuid::Uuid::new_v4().to_string();
         cfg.hostname = hostname;
         cfg.created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        cfg.idmap = self.allocate_range()?;
+        cfg.idmap = self.claims()?.allocate()?;
         cfg.network = src.network.for_copy()?;
         if cfg.storage.backend == crate::config::Backend::Image {
             cfg.storage.pool = Some(self.pool()?.record.path);
@@ -61,10 +62,13 @@ impl Kennel {
         cfg: &VeConfig,
         fill: impl FnOnce(&std::path::Path) -> Result<()>,
     ) -> Result<()> {
-        let ves = self.paths.ves();
-        fs::create_dir_all(&ves).map_err(io(format!("create {}", ves.display())))?;
+        let staging = self.make_ve_dirs()?;
         self.sweep_ves();
-        let building = staging::building(&ves, cfg.id.as_str());
+        // Claimed before its configuration exists (see `crate::claims`).
+        let claims = self.claims()?;
+        let things = things_of(cfg, &claims.grid());
+        claims.take(&cfg.id, &things)?;
+        let building = staging::building(&staging, cfg.id.as_str());
         let dest = self.paths.ve_dir(&cfg.id);
         let build = || -> Result<()> {
             fs::create_dir(&building).map_err(io(format!("create {}", building.display())))?;
@@ -82,6 +86,9 @@ impl Kennel {
                 let _ = vol.destroy();
             }
             let _ = kennel_storage::remove::remove_tree(&building);
+            if let Err(e) = claims.release(&cfg.id, &things) {
+                tracing::warn!("VE {}: {e}", cfg.id);
+            }
         }
         built
     }
@@ -185,7 +192,7 @@ impl Kennel {
 
     /// `kennel rename`: VE `id`, stopped, becomes VE `new_id`.
     pub fn rename(&self, id: &VeId, new_id: &VeId) -> Result<VeConfig> {
-        let (_lock, mut cfg) = self.lock_config(id)?;
+        let (_lock, cfg) = self.lock_config(id)?;
         let _new_lock = self.lock_ve(new_id)?;
         let _host = self.lock_host()?;
         if self.paths.ve_dir(new_id).exists() {
@@ -195,6 +202,17 @@ impl Kennel {
             return Err(VeError::Running(id.to_string()));
         }
         self.refuse_mounted_snapshots(id, None)?;
+        // Journaled: the claims follow the VE to its new id, even if this
+        // command dies half-way (the next one settles it).
+        let claims = self.claims()?;
+        claims.begin_rename(id, new_id)?;
+        let moved = self.rename_locked(id, new_id, cfg);
+        claims.settle_rename()?;
+        moved
+    }
+
+    /// The moves of a rename; host lock held, rename journaled.
+    fn rename_locked(&self, id: &VeId, new_id: &VeId, mut cfg: VeConfig) -> Result<VeConfig> {
         let old_dir = self.paths.ve_dir(id);
         cfg.id = new_id.clone();
         // The new configuration first, beside the old; then the one

@@ -39,6 +39,7 @@ impl Kennel {
     /// all of them.
     pub(crate) fn cpuset_for(&self, id: &VeId, r: &Resources) -> Option<String> {
         if let Some(mask) = &r.cpumask {
+            self.note_pinned(id);
             return Some(mask.to_string());
         }
         let n = r.cpus?.ceil() as usize;
@@ -47,7 +48,7 @@ impl Kennel {
             return None;
         }
         let mut load = BTreeMap::new();
-        for other in self.ids().unwrap_or_default() {
+        for other in self.pinned() {
             if &other == id {
                 continue;
             }
@@ -68,6 +69,7 @@ impl Kennel {
             }
         }
         let picked = least_used(&online, &load, n);
+        self.note_pinned(id);
         CpuSet::parse(
             &picked
                 .iter()
@@ -77,6 +79,39 @@ impl Kennel {
         )
         .ok()
         .map(|s| s.to_string())
+    }
+}
+
+impl Kennel {
+    /// Where the VEs that were ever given CPUs of their own are noted (an
+    /// empty file each), so that a pick reads the run state of those VEs
+    /// only, not of every VE.
+    fn pinned_dir(&self) -> std::path::PathBuf {
+        self.paths.run.join("pinned")
+    }
+
+    fn note_pinned(&self, id: &VeId) {
+        let dir = self.pinned_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::File::create(dir.join(id.as_str()));
+    }
+
+    /// The VEs noted as pinned; the notes of VEs that are gone are
+    /// removed.
+    fn pinned(&self) -> Vec<VeId> {
+        let Ok(rd) = std::fs::read_dir(self.pinned_dir()) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| VeId::parse(&e.file_name().to_string_lossy()).ok())
+            .filter(|id| {
+                let exists = self.paths.ve_config(id).exists();
+                if !exists {
+                    let _ = std::fs::remove_file(self.pinned_dir().join(id.as_str()));
+                }
+                exists
+            })
+            .collect()
     }
 }
 

@@ -7,12 +7,11 @@ use kennel_storage::layers::{idmap_supported, prepare_shifted, LayerMode, VeLaye
 use kennel_storage::template::Store;
 
 use super::Kennel;
-use crate::config::{
-    validate_hostname, Backend, IdRange, InitConfig, Resources, StorageConfig, VeConfig,
-};
+use crate::claims::thing::{things_of, Grid};
+use crate::claims::Claims;
+use crate::config::{validate_hostname, Backend, InitConfig, Resources, StorageConfig, VeConfig};
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
-use crate::idmap;
 use kennel_storage::staging;
 
 /// What `kennel create` asks for.
@@ -31,20 +30,45 @@ pub struct CreateRequest {
 }
 
 impl Kennel {
-    /// A free host id range for a new VE. Call with the host lock held.
-    pub(crate) fn allocate_range(&self) -> Result<IdRange> {
-        // Every VE's range counts, so a VE whose configuration cannot be
-        // read stops the allocation: its ids must never go to another VE.
-        let mut used: Vec<IdRange> = Vec::new();
-        for id in self.ids()? {
-            let cfg = self.config(&id).map_err(|e| {
-                VeError::BadInput(format!(
-                    "cannot read the configuration of VE {id} ({e}); fix it first: its id range must not be given to another VE"
-                ))
-            })?;
-            used.push(cfg.idmap);
+    /// The claims index (see `crate::claims`), built if this state root
+    /// has none yet. Call with the host lock held.
+    pub(crate) fn claims(&self) -> Result<Claims<'_>> {
+        let (claims, built) = Claims::open(self, self.paths.lib.join("claims"), self.grid())?;
+        if built {
+            // Leftovers of crashed commands from before the staging
+            // directory, once.
+            self.sweep_dir(&self.paths.ves());
         }
-        idmap::allocate(&self.host, &used)
+        Ok(claims)
+    }
+
+    /// The claims index if this state root has one (nothing to release
+    /// from one that does not exist yet). Host lock held.
+    pub(crate) fn existing_claims(&self) -> Result<Option<Claims<'_>>> {
+        Claims::open_existing(self, self.paths.lib.join("claims"), self.grid())
+    }
+
+    fn grid(&self) -> Grid {
+        Grid {
+            base: self.host.idmap_base,
+            slots: self.host.idmap_ranges,
+        }
+    }
+
+    /// Makes the VE and staging directories; returns the latter.
+    pub(crate) fn make_ve_dirs(&self) -> Result<std::path::PathBuf> {
+        let staging = self.staging_dir();
+        for d in [self.paths.ves(), staging.clone()] {
+            fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+        }
+        Ok(staging)
+    }
+
+    /// Where new VEs are built and destroyed ones removed: beside the
+    /// VEs' directory, so that sweeping what crashes left reads no VE's
+    /// entry (a rename within one filesystem moves them in and out).
+    pub(crate) fn staging_dir(&self) -> std::path::PathBuf {
+        self.paths.lib.join("ve-staging")
     }
 
     pub fn create(&self, req: &CreateRequest) -> Result<VeConfig> {
@@ -73,7 +97,8 @@ impl Kennel {
             Backend::Dir => None,
         };
         let _host = self.lock_host()?;
-        self.check_network(&req.id, &req.network)?;
+        let claims = self.claims()?;
+        self.check_network(&req.id, &req.network, &claims)?;
         // Under the host lock: `template remove` takes it too, so the
         // template cannot go between this check and the new VE's config.
         let template = Store::new(self.paths.templates()).get(&req.template)?;
@@ -81,14 +106,13 @@ impl Kennel {
             Backend::Image => Some(self.pool()?),
             Backend::Dir => None,
         };
-        let ves = self.paths.ves();
-        fs::create_dir_all(&ves).map_err(io(format!("create {}", ves.display())))?;
+        let staging = self.make_ve_dirs()?;
         self.sweep_ves();
         let dest = self.paths.ve_dir(&req.id);
         if dest.exists() {
             return Err(VeError::Exists(req.id.to_string()));
         }
-        let range = self.allocate_range()?;
+        let range = claims.allocate()?;
         let cfg = VeConfig {
             id: req.id.clone(),
             uuid: uuid::Uuid::new_v4().to_string(),
@@ -115,9 +139,13 @@ impl Kennel {
                 disk_inodes: disk.map(|d| d.inodes),
             },
         };
+        // Claimed before its configuration exists: a crash leaves at worst
+        // a stale claim, never a VE whose things are free for others.
+        let things = things_of(&cfg, &claims.grid());
+        claims.take(&req.id, &things)?;
         // Build under a staging name, then rename: a crash never leaves a
         // half-made VE under its real id.
-        let building = staging::building(&ves, req.id.as_str());
+        let building = staging::building(&staging, req.id.as_str());
         let build = || -> Result<()> {
             fs::create_dir(&building).map_err(io(format!("create {}", building.display())))?;
             // Before the disk exists: a crash from here on leaves a
@@ -165,6 +193,9 @@ impl Kennel {
             // A shifted layer copies the template's tree, which an
             // imported tarball shaped: removed by descriptor.
             let _ = kennel_storage::remove::remove_tree(&building);
+            if let Err(r) = claims.release(&req.id, &things) {
+                tracing::warn!("VE {}: {r}", req.id);
+            }
             return Err(e);
         }
         Ok(cfg)

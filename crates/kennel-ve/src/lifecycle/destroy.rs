@@ -4,6 +4,7 @@ use std::fs;
 
 use super::status::VeState;
 use super::Kennel;
+use crate::claims::thing::things_of;
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
 use kennel_storage::remove::remove_tree;
@@ -28,7 +29,9 @@ impl Kennel {
         // half-deleted VE under its id. The tree is the VE's own making
         // (any depth, any names, links to host paths): removed by
         // descriptor, never followed out of it.
-        let trash = staging::deleting(&self.paths.ves(), id.as_str());
+        let trash = staging::deleting(&self.staging_dir(), id.as_str());
+        fs::create_dir_all(self.staging_dir())
+            .map_err(io(format!("create {}", self.staging_dir().display())))?;
         fs::rename(&dir, &trash).map_err(io(format!("rename {}", dir.display())))?;
         // The disk before the directory whose configuration names it.
         if let Some(vol) = self.volume_of(&cfg) {
@@ -36,7 +39,19 @@ impl Kennel {
         }
         remove_tree(&trash)?;
         let _ = fs::remove_dir_all(self.paths.ve_run(id));
-        self.sweep_ves();
+        // The VE is gone: its claims go (see `crate::claims`). Should that
+        // fail (the host lock busy for long), they are stale, which the
+        // next command that meets them sweeps: the destroy stands.
+        let released = self.lock_host().and_then(|host| {
+            if let Some(claims) = self.existing_claims()? {
+                claims.release(id, &things_of(&cfg, &claims.grid()))?;
+            }
+            self.sweep_ves();
+            Ok(host)
+        });
+        if let Err(e) = released {
+            tracing::warn!("VE {id} is destroyed; its claims are left for later: {e}");
+        }
         Ok(())
     }
 }

@@ -2,7 +2,6 @@
 //! address belongs to one VE only), the live part of `kennel set`
 //! (`set.rs`), and the host-side teardown when a VE ends.
 
-use std::net::IpAddr;
 use std::os::fd::AsFd;
 
 use kennel_net::netlink::Netlink;
@@ -10,66 +9,30 @@ use kennel_net::reconcile::{self, check_bridge};
 use kennel_net::{Target, VeNetwork};
 
 use super::Kennel;
+use crate::claims::thing::{network_things, Thing};
+use crate::claims::Claims;
 use crate::config::VeConfig;
 use crate::error::{Result, VeError};
 use crate::id::VeId;
 
-/// What one VE's network may not share with another's (`theirs`, of VE
-/// `other`): addresses, MACs, forwarded host ports.
-fn check_against(net: &VeNetwork, theirs: &VeNetwork, other: &VeId) -> Result<()> {
-    let their_ips: Vec<IpAddr> = theirs.all_ips().collect();
-    if let Some(ip) = net.all_ips().find(|a| their_ips.contains(a)) {
-        return Err(VeError::BadInput(format!(
-            "address {ip} is already used by VE {other}: give another, or remove it there first (kennel set {other} --ip-del {ip})"
-        )));
-    }
-    if let Some(n) = net
-        .netifs
-        .iter()
-        .find(|n| theirs.netifs.iter().any(|t| t.mac == n.mac))
-    {
-        return Err(VeError::BadInput(format!(
-            "MAC {} is already used by VE {other}: give another, or leave mac= out to get a new one",
-            n.mac
-        )));
-    }
-    for f in &net.forwards {
-        let clash = theirs.forwards.iter().any(|g| {
-            g.proto == f.proto
-                && g.host_port == f.host_port
-                && (g.host_addr.is_none() || f.host_addr.is_none() || g.host_addr == f.host_addr)
-        });
-        if clash {
-            return Err(VeError::BadInput(format!(
-                "host port {} {} is already forwarded to VE {other}: pick another port",
-                f.proto.as_str(),
-                f.host_port
-            )));
-        }
-    }
-    Ok(())
+/// What network `a` holds that `b` does not.
+fn network_difference(a: &VeNetwork, b: &VeNetwork) -> Vec<Thing> {
+    let (mut ta, tb) = (network_things(a), network_things(b));
+    ta.retain(|t| !tb.contains(t));
+    ta
 }
 
 impl Kennel {
     /// Checks `net` for VE `id` against the host and the other VEs: every
-    /// address is free, every bridge and uplink exists. Call with the host
-    /// lock held.
-    pub(crate) fn check_network(&self, id: &VeId, net: &VeNetwork) -> Result<()> {
+    /// address, MAC and forwarded port is free (by the claims index, not
+    /// by reading the other VEs), every bridge and uplink exists. Call
+    /// with the host lock held; [`Claims::take`] claims what passed.
+    pub(crate) fn check_network(&self, id: &VeId, net: &VeNetwork, claims: &Claims) -> Result<()> {
         net.validate()?;
         if net.is_empty() {
             return Ok(());
         }
-        for other in self.ids()? {
-            if &other == id {
-                continue;
-            }
-            let cfg = self.config(&other).map_err(|e| {
-                VeError::BadInput(format!(
-                    "cannot read the configuration of VE {other} ({e}); fix it first: its addresses must not be given to another VE"
-                ))
-            })?;
-            check_against(net, &cfg.network, &other)?;
-        }
+        claims.check(id, &network_things(net))?;
         let mut nl = Netlink::open().map_err(kennel_net::NetError::from)?;
         for ip in net.all_ips() {
             if nl
@@ -96,6 +59,27 @@ impl Kennel {
             }
         }
         Ok(())
+    }
+
+    /// Claims what `new`'s network holds and `old`'s did not; returns
+    /// them, for [`Kennel::release_network`] if the change fails.
+    pub(crate) fn claim_network(
+        &self,
+        claims: &Claims,
+        old: &VeConfig,
+        new: &VeConfig,
+    ) -> Result<Vec<Thing>> {
+        let added = network_difference(&new.network, &old.network);
+        claims.take(&new.id, &added)?;
+        Ok(added)
+    }
+
+    /// Releases what `old`'s network held and `new`'s (saved) does not.
+    pub(crate) fn release_network(&self, claims: &Claims, old: &VeConfig, new: &VeConfig) {
+        let gone = network_difference(&old.network, &new.network);
+        if let Err(e) = claims.release(&new.id, &gone) {
+            tracing::warn!("VE {}: {e}", new.id);
+        }
     }
 
     /// The network part of a live change, under the VE's network lock and

@@ -252,7 +252,7 @@ impl Kennel {
         }
         if new.network != cfg.network {
             let _host = self.lock_host()?;
-            self.check_network(id, &new.network)?;
+            self.check_network(id, &new.network, &self.claims()?)?;
         }
         let mut notes = Vec::new();
         let ptys =
@@ -407,11 +407,26 @@ impl Kennel {
         running: bool,
     ) -> Result<()> {
         let _host = self.lock_host()?;
-        self.check_network(id, &new.network)?;
-        if running && new.network != old.network {
-            self.apply_network_live(old, new)?;
+        let claims = self.claims()?;
+        self.check_network(id, &new.network, &claims)?;
+        // Claimed before the configuration holds them, released after it
+        // no longer does (see `crate::claims`).
+        let added = self.claim_network(&claims, old, new)?;
+        let saved = (|| {
+            if running && new.network != old.network {
+                self.apply_network_live(old, new)?;
+            }
+            new.save(&self.paths.ve_config(id))
+        })();
+        match saved {
+            Ok(()) => self.release_network(&claims, old, new),
+            Err(_) => {
+                if let Err(e) = claims.release(id, &added) {
+                    tracing::warn!("VE {id}: {e}");
+                }
+            }
         }
-        new.save(&self.paths.ve_config(id))
+        saved
     }
 
     /// The new pty limit of a running VE, through the devpts mount its

@@ -93,6 +93,13 @@ impl Kennel {
     pub fn status(&self, id: &VeId) -> Result<VeStatus> {
         self.repair_freeze_unlocked(id);
         let config = self.config(id)?;
+        self.status_of(id, config, true)
+    }
+
+    /// The live facts of VE `id`, whose configuration is `config`; its
+    /// last exit only `with_exit` (a file more per VE, which `list` does
+    /// not show).
+    fn status_of(&self, id: &VeId, config: VeConfig, with_exit: bool) -> Result<VeStatus> {
         let (state, run) = self.state_of(id)?;
         let usage = if state.is_running() {
             self.ve_cgroup(id)?.cgroup(self.cgroups()?).usage()
@@ -103,7 +110,9 @@ impl Kennel {
             .as_ref()
             .filter(|_| state.is_running())
             .and_then(RunState::uptime_secs);
-        let last_exit = ExitRecord::load(&self.paths.ve_run(id)).ok().flatten();
+        let last_exit = with_exit
+            .then(|| ExitRecord::load(&self.paths.ve_run(id)).ok().flatten())
+            .flatten();
         Ok(VeStatus {
             config,
             state,
@@ -114,16 +123,102 @@ impl Kennel {
         })
     }
 
-    /// Status of every VE; a VE whose status cannot be read is reported
-    /// to `warn` and left out, so one broken VE never hides the others.
+    /// Status of every VE (without its last exit: see [`Kennel::status`]
+    /// for that); a VE whose status cannot be read is reported to `warn`
+    /// and left out, so one broken VE never hides the others.
+    ///
+    /// Each VE's status is its own few files (its configuration, run
+    /// state and, running, its cgroup's counters): with thousands of VEs
+    /// they are read by a few threads at once, in order of their ids.
     pub fn list(&self, warn: &mut dyn FnMut(&VeId, &VeError)) -> Result<Vec<VeStatus>> {
-        let mut out = Vec::new();
-        for id in self.ids()? {
-            match self.status(&id) {
-                Ok(s) => out.push(s),
-                Err(e) => warn(&id, &e),
+        let ids = self.listed_ids()?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, LIST_THREADS);
+        let per_thread = ids.len().div_ceil(threads).max(LIST_CHUNK_MIN);
+        let results: Vec<Result<Option<VeStatus>>> = if ids.len() <= LIST_CHUNK_MIN {
+            ids.iter().map(|id| self.listed(id)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = ids
+                    .chunks(per_thread)
+                    .map(|part| {
+                        let read = scope.spawn(move || {
+                            part.iter().map(|id| self.listed(id)).collect::<Vec<_>>()
+                        });
+                        (part.len(), read)
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|(n, read)| match read.join() {
+                        Ok(v) => v,
+                        Err(_) => (0..n)
+                            .map(|_| {
+                                Err(VeError::BadInput(
+                                    "internal: the thread reading its status failed".into(),
+                                ))
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            })
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, r) in ids.iter().zip(results) {
+            match r {
+                Ok(Some(s)) => out.push(s),
+                // Not a VE (an entry without a configuration), or
+                // destroyed while listed.
+                Ok(None) | Err(VeError::NoSuchVe(_)) => {}
+                Err(e) => warn(id, &e),
             }
         }
         Ok(out)
     }
+
+    /// The ids in the VE directory, sorted as [`Kennel::ids`] sorts them,
+    /// without a stat of each (the status that follows reads each VE's
+    /// configuration anyway).
+    fn listed_ids(&self) -> Result<Vec<VeId>> {
+        let dir = self.paths.ves();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(crate::error::io(format!("read {}", dir.display()))(e)),
+        };
+        let mut ids: Vec<VeId> = rd
+            .flatten()
+            .filter_map(|e| VeId::parse(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        ids.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        Ok(ids)
+    }
+
+    /// [`Kennel::status`] for `list`: the configuration read at once (no
+    /// stat before it); anything unusual takes the full path, with its
+    /// repairs. `None`: no VE there.
+    fn listed(&self, id: &VeId) -> Result<Option<VeStatus>> {
+        let config = match VeConfig::load(&self.paths.ve_config(id), id) {
+            Ok(c) => c,
+            Err(_)
+                if !self.paths.ve_dir(id).join("ve.conf").exists()
+                    && !self
+                        .paths
+                        .ve_dir(id)
+                        .join(super::copy::RENAMED_CONF)
+                        .exists() =>
+            {
+                return Ok(None)
+            }
+            Err(_) => return self.status(id).map(Some),
+        };
+        self.repair_freeze_unlocked(id);
+        self.status_of(id, config, false).map(Some)
+    }
 }
+
+/// At most this many threads read statuses for `list`.
+const LIST_THREADS: usize = 4;
+/// Fewer VEs than this are read by one thread.
+const LIST_CHUNK_MIN: usize = 64;

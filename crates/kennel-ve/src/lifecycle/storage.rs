@@ -173,11 +173,16 @@ impl Kennel {
 }
 
 impl Kennel {
-    /// Removes what crashed creates and destroys left in the VE directory,
-    /// with the disks their configurations name.
+    /// Removes what crashed creates and destroys left in the staging
+    /// directory, with the disks their configurations name.
     pub(crate) fn sweep_ves(&self) {
         self.sweep_scratch();
-        kennel_storage::staging::sweep_with(&self.paths.ves(), &|dir| {
+        self.sweep_dir(&self.staging_dir());
+    }
+
+    /// Removes the leftovers of crashed builds and deletions in `dir`.
+    pub(crate) fn sweep_dir(&self, dir: &std::path::Path) {
+        kennel_storage::staging::sweep_with(dir, &|dir| {
             let Ok(text) = std::fs::read_to_string(dir.join("ve.conf")) else {
                 return;
             };
@@ -215,11 +220,28 @@ impl Kennel {
         }
     }
 
-    /// Whether a VE other than the one in `except` has `uuid`.
+    /// Whether a VE other than the one in `except` has `uuid`: the VE
+    /// its claim names, if it still has it; every VE without an index.
+    /// Host lock held.
     fn uuid_in_use(&self, uuid: &str, except: &std::path::Path) -> bool {
-        self.ids().unwrap_or_default().iter().any(|id| {
-            self.paths.ve_dir(id) != except && self.config(id).is_ok_and(|c| c.uuid == uuid)
-        })
+        let by = |id: &VeId| {
+            self.paths.ve_dir(id) != except
+                && match self.config(id) {
+                    Ok(c) => c.uuid == uuid,
+                    // A crashed build's claim: no VE has the disk.
+                    Err(VeError::NoSuchVe(_)) => false,
+                    // Unreadable: it might be its disk; kept.
+                    Err(_) => true,
+                }
+        };
+        if uuid::Uuid::parse_str(uuid).is_err() {
+            // Not a disk Kennel named: never removed by a sweep.
+            return true;
+        }
+        match self.existing_claims() {
+            Ok(Some(claims)) => claims.holder_of_uuid(uuid).is_some_and(|id| by(&id)),
+            _ => self.ids().map_or(true, |ids| ids.iter().any(by)),
+        }
     }
 }
 
