@@ -9,15 +9,17 @@ use std::process::{Command, Stdio};
 
 use common::TestRoot;
 
-/// Everything below the root except lock files, which are harmless and
-/// kept on purpose.
+/// Everything below the root except lock files and the remembered cgroup
+/// layout, which are harmless and kept on purpose.
 fn snapshot(root: &TestRoot) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.dir.clone()];
     while let Some(d) = stack.pop() {
         for e in fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
-            if p.components().any(|c| c.as_os_str() == "locks") {
+            if p.components()
+                .any(|c| c.as_os_str() == "locks" || c.as_os_str() == "cgroup-hierarchies")
+            {
                 continue;
             }
             out.push(
