@@ -37,7 +37,8 @@ pub fn loadavg_threads(text: &str) -> Option<u64> {
     field.split_once('/')?.1.parse().ok()
 }
 
-fn sysctl(name: &str) -> Option<u64> {
+/// The number a sysctl (`kernel.pid_max`) holds now, if it reads as one.
+pub fn sysctl(name: &str) -> Option<u64> {
     fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/")))
         .ok()?
         .trim()

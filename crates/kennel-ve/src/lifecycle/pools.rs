@@ -34,6 +34,8 @@ use std::fs;
 use kennel_storage::InitKind;
 
 use super::check::{check, Check, CheckLevel};
+use kennel_runtime::launch::exhausted::sysctl;
+
 use super::Kennel;
 use crate::config::{Backend, VeConfig};
 use crate::error::{Result, VeError};
@@ -220,14 +222,6 @@ pub fn pid_room(id: &str, cost: u64, pool: PidPool) -> Option<String> {
     ))
 }
 
-fn read_sysctl(name: &str) -> Option<u64> {
-    fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/")))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The host's PID figures now; `host_threads` is every thread, VEs'
 /// included (the caller subtracts the running VEs' if it wants the
 /// host's own).
@@ -236,8 +230,8 @@ pub fn read_pid_pool() -> Option<PidPool> {
         .ok()
         .and_then(|t| kennel_runtime::launch::exhausted::loadavg_threads(&t))?;
     Some(PidPool {
-        pid_max: read_sysctl("kernel.pid_max")?,
-        threads_max: read_sysctl("kernel.threads-max")?,
+        pid_max: sysctl("kernel.pid_max")?,
+        threads_max: sysctl("kernel.threads-max")?,
         host_threads: threads,
     })
 }
@@ -271,7 +265,7 @@ pub(super) fn report(pool: Option<PidPool>, plan: Plan) -> Vec<Check> {
                 "cannot read kernel.pid_max, kernel.threads-max and /proc/loadavg",
             ),
         },
-        inotify_check(read_sysctl("user.max_inotify_instances"), plan),
+        inotify_check(sysctl("user.max_inotify_instances"), plan),
     ]
 }
 

@@ -21,6 +21,8 @@
 use std::fs;
 use std::path::PathBuf;
 
+use kennel_runtime::launch::exhausted::sysctl;
+
 use super::Kennel;
 use crate::error::{io, Result, VeError};
 use crate::id::VeId;
@@ -29,18 +31,10 @@ use crate::lock::Lock;
 /// What the host keeps of `kernel.pty.reserve` for itself.
 pub const HOST_PTYS: u64 = 128;
 
-fn read_sysctl_number(name: &str) -> Option<u64> {
-    fs::read_to_string(format!("/proc/sys/{name}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The reserve the running VEs may share: `kernel.pty.reserve` less
 /// [`HOST_PTYS`]; `None` if the kernel does not say.
 pub fn pty_budget() -> Option<u64> {
-    read_sysctl_number("kernel/pty/reserve").map(|r| r.saturating_sub(HOST_PTYS))
+    sysctl("kernel.pty.reserve").map(|r| r.saturating_sub(HOST_PTYS))
 }
 
 /// The host's pty limits (`kernel.pty.max`, `kernel.pty.reserve`).
@@ -117,7 +111,7 @@ impl Kennel {
             let others = ledger_sum(names.iter().map(String::as_str), id.as_str());
             if others + n > budget {
                 let have = PtyLimits {
-                    max: read_sysctl_number("kernel/pty/max").unwrap_or(0),
+                    max: sysctl("kernel.pty.max").unwrap_or(0),
                     reserve: budget + HOST_PTYS,
                 };
                 let need = pty_needs(have, others + n).unwrap_or(have);
