@@ -89,10 +89,10 @@ fn check_reports_the_hosts_kernel_hardening() {
     assert!(
         ptys.contains(&format!(
             "kernel.pty.max = {max}, kernel.pty.reserve = {reserve}"
-        )) && ptys.contains("the 2 VEs may hold 128 (their numpty)"),
+        )) && ptys.contains("the 2 VEs may hold 32 (their numpty)"),
         "{ptys}"
     );
-    let needed = 2 * 64 + 128;
+    let needed = 2 * 16 + 128;
     if reserve >= needed && max >= needed + 1024 {
         assert!(ptys.starts_with("ok "), "{ptys}");
     } else {
@@ -150,12 +150,12 @@ fn check_sizes_the_shared_pools_for_a_planned_number_of_ves() {
             "{pids}"
         );
     }
-    // Their consoles: 64 ptys each by default, from the reserve.
+    // Their consoles: 16 ptys each by default, from the reserve.
     let ptys = line_about(&lines, "kernel.pty.reserve = ");
-    assert!(ptys.contains("the 5000 VEs may hold 320000"), "{ptys}");
-    if sysctl("kernel.pty.reserve").expect("reserve") < 320_128 {
+    assert!(ptys.contains("the 5000 VEs may hold 80000"), "{ptys}");
+    if sysctl("kernel.pty.reserve").expect("reserve") < 80_128 {
         assert!(
-            ptys.contains("sysctl -w kernel.pty.reserve=320128 kernel.pty.max="),
+            ptys.contains("sysctl -w kernel.pty.reserve=80128 kernel.pty.max="),
             "{ptys}"
         );
     }
