@@ -202,3 +202,42 @@ fn id_ranges_are_never_shared_and_the_lowest_is_reused() {
     assert_eq!(distinct.len(), all.len(), "{all:?}");
     root.finish();
 }
+
+/// A create of an id whose destroy is still under way waits for it: the
+/// destroy releases that id's claims last, and must not release the new
+/// VE's (hostile review of issue 10: a tenant slows its own destroy with
+/// many files, and its address went to a third VE as well).
+#[test]
+fn a_create_during_a_destroy_of_its_id_keeps_its_claims() {
+    let root = TestRoot::new("scale-race");
+    root.busybox();
+    let ip = ["--ip", "192.0.2.50"];
+    root.ok(&create("hx", &ip));
+    // Enough files that the destroy takes a while to remove them.
+    let upper = root.upper("hx");
+    for d in 0..60 {
+        let dir = upper.join(format!("d{d}"));
+        fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..1000 {
+            fs::File::create(dir.join(f.to_string())).expect("create");
+        }
+    }
+    let mut destroy = root
+        .cmd()
+        .args(["destroy", "hx"])
+        .spawn()
+        .expect("spawn destroy");
+    let gone = common::wait_for(common::secs(20), || !root.dir.join("lib/ve/hx").exists());
+    assert!(gone, "the destroy never moved the VE away");
+    root.ok(&create("hx", &ip));
+    assert!(destroy.wait().expect("wait").success(), "destroy failed");
+    refused(&root, &create("hy", &ip), "already used by VE hx");
+    assert_eq!(
+        fs::read_link(root.dir.join("lib/claims/addr/192.0.2.50"))
+            .expect("the new VE's address claim")
+            .to_string_lossy(),
+        "hx"
+    );
+    root.ok(&["destroy", "hx"]);
+    root.finish();
+}

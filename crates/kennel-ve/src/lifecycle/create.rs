@@ -96,6 +96,10 @@ impl Kennel {
             }
             Backend::Dir => None,
         };
+        // The id's own lock first, as every command that makes or removes
+        // a VE holds it: a destroy of the same id still under way (it
+        // releases that id's claims last) is waited for, never raced.
+        let _ve = self.lock_ve(&req.id)?;
         let _host = self.lock_host()?;
         let claims = self.claims()?;
         self.check_network(&req.id, &req.network, &claims)?;
