@@ -331,6 +331,25 @@ impl<'h> Cgroup<'h> {
         Placement::open(&targets)
     }
 
+    /// Caps the tasks of this cgroup and all below it at `max`
+    /// (`pids.max`, where the cgroup exists in the hierarchy that holds
+    /// `pids`). Kennel caps its parent of all VEs, so that the VEs and
+    /// their monitors together never take the PIDs the host keeps for
+    /// itself, however far each grows within its own `numproc`. One read
+    /// when the cap is already right.
+    pub fn cap_tasks(&self, max: u64) -> Result<()> {
+        let Some(h) = self.host.hierarchy_for("pids") else {
+            return Ok(());
+        };
+        let file = self.dir(h).join("pids.max");
+        let want = max.to_string();
+        match fs::read_to_string(&file) {
+            Ok(v) if v.trim() == want => Ok(()),
+            Ok(_) => fs::write(&file, want).map_err(io_err("write", &file)),
+            Err(_) => Ok(()), // no such cgroup (yet) or no pids there
+        }
+    }
+
     /// Whether a process limit is written on this cgroup (`pids.max` is
     /// a number): one read.
     pub fn has_pids_limit(&self) -> bool {

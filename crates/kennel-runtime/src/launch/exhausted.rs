@@ -99,7 +99,7 @@ pub fn explain(errno: i32, what: &str, facts: &HostFacts, owner: Option<u32>) ->
             )
         } else {
             format!(
-                "cannot {what}: the process limit (pids.max) of the cgroup it is forked into is reached (a VE's is its numproc: kennel set ID --numproc; the monitors' is the host's), not the host's PIDs"
+                "cannot {what}: the process limit (pids.max) of the cgroup it is forked into is reached (a VE's is its numproc: kennel set ID --numproc; all VEs and their monitors together may hold kernel.pid_max less 1024 kept for the host: raise kernel.pid_max, or stop VEs), not the host's own PIDs"
             )
         }),
         libc::ENOSPC | libc::EUSERS => {
