@@ -222,7 +222,7 @@ if [ "$CRUN" = 1 ]; then
     export N CRUN_ROOT B KB_RESULTS LIST_RUNS SETTLE
     in_crun_ns bash -c crun_scale | tee -a "$OUT"
     [ ! -s "$KB_RESULTS/crun-errors.txt" ] || report "crun errors, the first: $(head -1 "$KB_RESULTS/crun-errors.txt")"
-    left=$(ls -d /sys/fs/cgroup/*/pb-ks-* 2>/dev/null | wc -l)
+    left=$(compgen -G "/sys/fs/cgroup/*/pb-ks-*" | wc -l || true)
     report "crun leftovers: $left cgroups pb-ks-*"
 fi
 report "results: $OUT"
