@@ -188,7 +188,7 @@ pub struct ResourceArgs {
     /// Processes and threads, or unlimited.
     #[arg(long, value_name = "N")]
     pub numproc: Option<String>,
-    /// Ptys the VE may have open, its console included (default 64).
+    /// Ptys the VE may have open, its console included (default 16).
     #[arg(long, value_name = "N")]
     pub numpty: Option<String>,
     /// Open files per process (the hard limit; the soft one stays 1024).
