@@ -333,10 +333,8 @@ impl<'h> Cgroup<'h> {
 
     /// Caps the tasks of this cgroup and all below it at `max`
     /// (`pids.max`, where the cgroup exists in the hierarchy that holds
-    /// `pids`). Kennel caps its parent of all VEs, so that the VEs and
-    /// their monitors together never take the PIDs the host keeps for
-    /// itself, however far each grows within its own `numproc`. One read
-    /// when the cap is already right.
+    /// `pids`): Kennel's parent of all VEs follows `kernel.pid_max`. One
+    /// read when the cap is already right.
     pub fn cap_tasks(&self, max: u64) -> Result<()> {
         let Some(h) = self.host.hierarchy_for("pids") else {
             return Ok(());

@@ -310,26 +310,33 @@ fn a_fork_refused_by_a_cgroups_pids_max_is_told_from_the_hosts_pids() {
 }
 
 /// VEs that grow within their own `numproc` never take the PIDs the host
-/// keeps for itself: Kennel caps its parent cgroup of all VEs at
-/// kernel.pid_max less 1,024 (hostile review of issue 10: 62 VEs at their
-/// numproc left the host no PID, and every start was refused). Lowers
-/// kernel.pid_max, host-wide: run alone.
+/// keeps for itself: Kennel's parent cgroup of all VEs is capped at
+/// kernel.pid_max less 4,096 (the envelope), and the cap follows a changed
+/// kernel.pid_max at the next start (hostile review of issue 10: with the
+/// cap written once, a lowered pid_max left VEs at their numproc the
+/// host's last PIDs, and a raised one kept thousands of VEs under the
+/// old cap). Lowers kernel.pid_max, host-wide: run alone.
 #[test]
 #[ignore = "host-wide: run alone (tests/run-all.sh)"]
 fn ves_that_grow_never_take_the_hosts_spare_pids() {
     let root = TestRoot::new("check-pidcap");
     root.busybox();
-    root.ok(&[
-        "create",
-        "101",
-        "--template",
-        "busybox",
-        "--storage",
-        "dir",
-        "--numproc",
-        "4000",
-    ]);
-    let pid_max = host_threads() + 1024 + 600;
+    for id in ["101", "102"] {
+        root.ok(&[
+            "create",
+            id,
+            "--template",
+            "busybox",
+            "--storage",
+            "dir",
+            "--numproc",
+            "8000",
+        ]);
+    }
+    // The parent exists, with the cap of today's pid_max.
+    root.ok(&["start", "102"]);
+    root.ok(&["kill", "102"]);
+    let pid_max = host_threads() + 4096 + 600;
     let guard = SysctlGuard::set("kernel.pid_max", pid_max);
     root.ok(&["start", "101"]);
     let cap = root
@@ -337,15 +344,15 @@ fn ves_that_grow_never_take_the_hosts_spare_pids() {
         .into_iter()
         .find_map(|d| fs::read_to_string(d.join("pids.max")).ok())
         .expect("the parent's pids.max");
-    assert_eq!(cap.trim(), (pid_max - 1024).to_string());
-    // The VE forks all it can, within its own numproc (4,000)...
+    assert_eq!(cap.trim(), (pid_max - 4096).to_string(), "the cap follows");
+    // The VE forks all it can, within its own numproc (8,000)...
     root.sh(
         "101",
-        "n=0; while [ $n -lt 2000 ]; do sleep 1000 >/dev/null 2>&1 & n=$((n+1)); done 2>/dev/null; true",
+        "n=0; while [ $n -lt 3000 ]; do sleep 1000 >/dev/null 2>&1 & n=$((n+1)); done 2>/dev/null; true",
     );
-    // ...and the host still has its spare: 500 processes of its own.
+    // ...and the host still has its spare: 1,000 processes of its own.
     let mut kids = Vec::new();
-    for _ in 0..500 {
+    for _ in 0..1000 {
         match std::process::Command::new("/bin/sleep").arg("30").spawn() {
             Ok(c) => kids.push(c),
             Err(e) => panic!("the host could fork only {} processes: {e}", kids.len()),

@@ -3,7 +3,8 @@
 //! are sold overcommitted) meet the OOM killer and the process limit of
 //! Kennel's parent, never the host's own: the host keeps a reserve of
 //! memory (2G, or a tenth of a host of more than 20G) and of processes (4096) for
-//! itself. Written only on Kennel's default parent: a configured one may
+//! itself; the process part follows `kernel.pid_max` at every start.
+//! Written only on Kennel's default parent: a configured one may
 //! be a systemd unit's, whose limits are the unit's business
 //! (`MemoryMax=`, `TasksMax=`).
 
@@ -53,8 +54,14 @@ impl Kennel {
         let Ok(host) = self.cgroups() else { return };
         let parent = host.cgroup(&self.cgroup_parent());
         // Written once, when the parent is made (or by the first start
-        // after an upgrade): not again on every start.
+        // after an upgrade): not again on every start. But the process
+        // part follows `kernel.pid_max` (one read when it is right): a
+        // host raised for thousands of VEs must not keep the old cap, nor
+        // a lowered one leave the VEs the host's last PIDs.
         if parent.has_pids_limit() {
+            if let Err(e) = pid_max().map_or(Ok(()), |m| parent.cap_tasks(pids_envelope(m))) {
+                tracing::warn!("the process limit on all VEs together was not updated: {e}");
+            }
             return;
         }
         let limits = kennel_cgroup::Limits {

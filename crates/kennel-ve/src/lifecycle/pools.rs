@@ -254,28 +254,6 @@ impl Kennel {
     }
 }
 
-/// What all VEs and their monitors together may hold: the smaller of
-/// `kernel.pid_max` and `kernel.threads-max`, less [`HOST_PIDS`].
-pub fn ve_task_cap(pool: PidPool) -> u64 {
-    pool.pid_max.min(pool.threads_max).saturating_sub(HOST_PIDS)
-}
-
-impl Kennel {
-    /// Caps the tasks of Kennel's parent cgroup of all VEs at
-    /// [`ve_task_cap`]: a VE that grows to its `numproc` is within its own
-    /// limit, but VEs together must never take the host's last PIDs (its
-    /// logins, `kennel exec`, the next start's checks). The kernel holds
-    /// the cap; the start check above only refuses early.
-    pub(crate) fn cap_ve_tasks(&self) -> Result<()> {
-        let Some(pool) = read_pid_pool() else {
-            return Ok(());
-        };
-        let parent = self.cgroups()?.cgroup(&self.cgroup_parent());
-        parent.create()?;
-        Ok(parent.cap_tasks(ve_task_cap(pool))?)
-    }
-}
-
 /// The lines `kennel check` shows for the shared pools beyond ptys.
 pub(super) fn report(pool: Option<PidPool>, plan: Plan) -> Vec<Check> {
     vec![
@@ -355,16 +333,6 @@ mod tests {
         let line = pid_room("101", 5, pool(32_768 - HOST_PIDS - 4)).expect("refused");
         assert!(line.contains("kernel.pid_max = 32768"), "{line}");
         assert!(line.contains("sysctl -w kernel.pid_max=131072"), "{line}");
-    }
-
-    #[test]
-    fn the_ves_together_leave_the_host_its_spare() {
-        assert_eq!(ve_task_cap(pool(100)), 32768 - HOST_PIDS);
-        let small_threads = PidPool {
-            threads_max: 10_000,
-            ..pool(100)
-        };
-        assert_eq!(ve_task_cap(small_threads), 10_000 - HOST_PIDS);
     }
 
     #[test]

@@ -91,7 +91,6 @@ impl Kennel {
         tracing::debug!("start: VE {id} is stopped");
         // Before anything is made: see `super::pools`.
         self.check_pid_room(id, cfg)?;
-        self.cap_ve_tasks()?;
         let template = Store::new(self.paths.templates()).get(&cfg.template)?;
         let host = self.cgroups()?;
         let run_dir = self.paths.ve_run(id);
