@@ -51,6 +51,22 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("io_uring_register", "as io_uring_setup"),
 ];
 
+/// System calls that succeed without doing anything, and why.
+///
+/// `sync(2)` writes back every filesystem of the host, not the caller's:
+/// every VE's disk, and, through each disk's loop device, an `fsync` of
+/// every disk image. A busybox VE runs `sync` when it stops; with 5,000
+/// VEs on their own disks, stopping them made 3,500 `sync`s wait on one
+/// another for minutes (docs/DENSITY.md), and one VE looping on `sync`
+/// stalls every other VE's I/O. In a VE it does nothing and succeeds, as
+/// Virtuozzo can have it: the VE's data still reaches its disk (the
+/// journal commits every 5 s, `fsync`, `fdatasync` and `syncfs` stay
+/// real), and a stop unmounts the VE's disk, which writes all of it.
+pub const NO_OP: &[(&str, &str)] = &[(
+    "sync",
+    "flushes every filesystem on the host; the VE's own stay flushed by their journal, fsync and syncfs",
+)];
+
 /// The kernel keyring: ENOSYS unless the VE has the `keyring` feature.
 /// Keys are not namespaced, their memory is charged to no memory cgroup,
 /// and the key quotas (`kernel.keys.maxkeys`, `maxbytes`) count per host
@@ -139,6 +155,7 @@ fn common_rules(arch: Option<ScmpArch>, opts: FilterOptions) -> Result<ScmpFilte
         (libc::EPERM, DENIED),
         (libc::ENOSYS, NOT_IMPLEMENTED),
         (libc::ENOSYS, keyring),
+        (0, NO_OP),
     ] {
         for (call, _) in list {
             // Unknown on this arch (vm86 on x86_64): nothing to deny.
