@@ -346,11 +346,16 @@ fn ves_that_grow_never_take_the_hosts_spare_pids() {
         .expect("the parent's pids.max");
     let envelope = (pid_max - 4096).max(pid_max / 2);
     assert_eq!(cap.trim(), envelope.to_string(), "the cap follows");
-    // The VE forks all it can, within its own numproc (8,000)...
-    root.sh(
+    // The VE forks all it can, within its own numproc (8,000); its shell
+    // gives up at the first fork the cap refuses.
+    let _ = root.run(&[
+        "exec",
         "101",
-        "n=0; while [ $n -lt 3000 ]; do sleep 1000 >/dev/null 2>&1 & n=$((n+1)); done 2>/dev/null; true",
-    );
+        "--",
+        "/bin/sh",
+        "-c",
+        "n=0; while [ $n -lt 3000 ]; do sleep 1000 >/dev/null 2>&1 & n=$((n+1)); done",
+    ]);
     // ...and the host still has its spare: 1,000 processes of its own.
     let mut kids = Vec::new();
     for _ in 0..1000 {
