@@ -122,7 +122,8 @@ fn open_console(pts: BorrowedFd<'_>) -> Result<Console> {
         OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .ctx(|| "open the VE's /dev/pts/ptmx".into())?;
+    // The first pty of a fresh instance: ENOSPC is the host's pool.
+    .map_err(|e| crate::launch::exhausted::pty_error(e.into(), "open the VE's console pty"))?;
     unlockpt(&master).ctx(|| "unlock the console pty".into())?;
     let peer = ioctl_tiocgptpeer(
         &master,
