@@ -19,16 +19,22 @@
 //! (its size, say), as it could each of them before; nothing of the host's
 //! is on it.
 //!
-//! What a VE sees differently: the places share one device number, one
-//! size and one inode count (`df /dev/shm` and `df /run` show the same
-//! totals and usage; `/dev` is no longer capped at 4 MiB on its own), and
-//! `stat` sees `/dev` and `/dev/shm` on the same device, so a tool that
-//! tells mount points by device numbers alone (busybox `mountpoint`) takes
-//! `/dev/shm` for a plain directory; mountinfo, `findmnt` and systemd, which
-//! go by mount ids, see every place as a mount as before. The size bounds
-//! nothing that matters to the host: tmpfs pages and inodes are charged to
-//! the VE's memory cgroup whatever the mount, and the VE's root could always
-//! remount its own tmpfs with another size.
+//! What a VE sees differently:
+//! * the places share one device number, one size and one inode count,
+//!   `/run`'s as before (20% of the host's memory, 400k inodes): `df`
+//!   shows the same totals and usage for `/dev/shm` and `/run`; `/dev/shm`
+//!   is no longer half the host's memory on its own, nor `/dev` 4 MiB;
+//! * in a VE without a memory limit, users who fill `/dev/shm` fill `/run`
+//!   with it (each had its own size before); with a limit, the limit is
+//!   reached first, as before;
+//! * `stat` finds `/dev` and `/dev/shm` on one device, so a tool that tells
+//!   mount points by device numbers alone (busybox `mountpoint`) takes
+//!   `/dev/shm` for a plain directory; mountinfo, `findmnt` and systemd,
+//!   which go by mount ids, see every place as the mount it is.
+//!
+//! None of it matters to the host: tmpfs pages and inodes are charged to
+//! the VE's memory cgroup whatever the mount, and the VE's root could
+//! always remount its own tmpfs with another size.
 //!
 //! The kernels Kennel supports (6.1) cannot bind a subdirectory of a
 //! detached mount, so the tmpfs is attached for a moment at the VE's
@@ -108,9 +114,16 @@ impl Scratch {
     /// `/sys/fs/cgroup` needs one (a pure cgroup v1 host).
     pub fn new(root: &VeRoot, cgroup_dir: bool) -> Result<Self> {
         let r = root.fd.as_fd();
-        // The defaults of a tmpfs /dev/shm: half the host's memory, which
-        // the VE's memory cgroup bounds long before.
-        let fs = new_fs("tmpfs", &[], &[("mode", "0755")], NOSUID)?;
+        // `/run`'s sizes as they were (systemd's own for /run; journald
+        // sizes its runtime journal from it), which also bound /dev/shm
+        // now (half the host's memory before); the VE's memory limit
+        // bounds all of it long before.
+        let fs = new_fs(
+            "tmpfs",
+            &[],
+            &[("mode", "0755"), ("size", "20%"), ("nr_inodes", "400k")],
+            NOSUID,
+        )?;
         let target = open_target(r, TRANSIENT, Make::Dir(0o755))?
             .ok_or_else(|| RuntimeError::Setup(format!("/{TRANSIENT} missing")))?;
         attach(fs.as_fd(), target.as_fd(), "the VE's tmpfs")?;
