@@ -143,8 +143,8 @@ impl Scratch {
             })
         });
         // Gone from the tree whatever happened: the places hold the
-        // filesystem now. By a path relative to the VE's root, which has
-        // a mount on it and so cannot be renamed or replaced meanwhile.
+        // filesystem now. By its path below the VE's root: a directory
+        // with a mount on it cannot be renamed or replaced meanwhile.
         rustix::process::fchdir(r).ctx(|| "enter the VE's root".into())?;
         unmount(TRANSIENT, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
             .ctx(|| "detach the VE's tmpfs from its setup place".into())?;
