@@ -117,8 +117,14 @@ breakdown() {
     ks=$(delta "$a" "$b" KernelStack); pt=$(delta "$a" "$b" PageTables)
     report "$label per VE: issue's measure $(mib $((mpss + slab + memcg)) "$n") MiB; without double counting $(mib $((mpss + slab + pc + ks + pt + user)) "$n") MiB; MemAvailable fell $(mib "$(delta "$b" "$a" MemAvailable)" "$n") MiB"
 }
-# mounts and distinct superblocks in a process's mount namespace
-mounts_of() { awk '{m++; s[$3]++} END {printf "%d mounts, %d superblocks", m, length(s)}' "/proc/$1/mountinfo"; }
+# mounts and distinct superblocks in a process's mount namespace, and how
+# many of those the host's namespace does not show (the VE's own; the
+# mqueue of its IPC namespace, mounted nowhere, comes on top)
+mounts_of() {
+    awk 'NR == FNR {host[$3] = 1; next} {m++; s[$3]++; if (!($3 in host)) own[$3]++}
+         END {printf "%d mounts, %d superblocks (%d its own)", m, length(s), length(own)}' \
+        /proc/self/mountinfo "/proc/$1/mountinfo"
+}
 
 # --- Kennel
 # kennel_run LABEL N TEMPLATE SETTLE CREATE-ARGS...

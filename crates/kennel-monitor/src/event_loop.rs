@@ -30,11 +30,9 @@ pub(crate) struct Inherited {
 
 /// Runs until the VE's init has ended and been reaped; returns how it
 /// ended (`exited N`, `signal N`).
-pub(crate) fn run(fds: Inherited, id: &str) -> String {
+pub(crate) fn run(fds: Inherited, id: &str, mut ring: Ring) -> String {
     let _ = rustix::io::ioctl_fionbio(&fds.master, true);
-    let mut ring = Ring::default();
     let mut client: Option<OwnedFd> = None;
-    let mut buf = [0u8; 4096];
     let mut budget = CONSOLE_BYTES_PER_SEC;
     let mut refill = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
@@ -86,18 +84,17 @@ pub(crate) fn run(fds: Inherited, id: &str) -> String {
                 Some(c) => {
                     // The client only ever closes its end; any readiness
                     // here means it is gone.
+                    let mut buf = [0u8; 64];
                     match rustix::io::read(c, &mut buf) {
                         Ok(0) | Err(_) => client = None,
                         Ok(_) => {}
                     }
                 }
-                None => match rustix::io::read(&fds.master, &mut buf[..budget.min(4096)]) {
-                    Ok(n) if n > 0 => {
-                        ring.push(&buf[..n]);
+                None => {
+                    if let Ok(n) = ring.read_from(&fds.master, budget) {
                         budget -= n;
                     }
-                    _ => {}
-                },
+                }
             }
         }
     }

@@ -1,8 +1,10 @@
 //! The per-VE monitor.
 //!
 //! One monitor runs for every running VE, so it is kept small: one thread,
-//! no async runtime, no allocation after start-up beyond the console
-//! backlog, and only `rustix` for system calls. `kennel start` execs it
+//! no async runtime, no allocation after start-up, only `rustix` for
+//! system calls, and no Rust runtime set-up (see the `kennel-monitor`
+//! program). What an idle monitor keeps, and why, is in docs/DENSITY.md
+//! ("Memory per VE"). `kennel start` execs it
 //! once the VE's init runs (see `kennel_runtime::launch`), handing it:
 //!
 //! | fd | what |
@@ -26,6 +28,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 /// Runs the monitor; never returns.
 pub fn main() -> ! {
+    let backlog = ring::Ring::new();
     let args = match args::Args::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(msg) => {
@@ -51,7 +54,7 @@ pub fn main() -> ! {
     for fd in [&fds.pidfd, &fds.master, &fds.peer, &fds.listener, &devpts] {
         let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
     }
-    let how = event_loop::run(fds, &args.id);
+    let how = event_loop::run(fds, &args.id, backlog);
     drop(devpts);
     let err = args.exec_teardown(&how);
     eprintln!(

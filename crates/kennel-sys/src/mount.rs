@@ -47,6 +47,17 @@ pub fn set_readonly(mount_fd: BorrowedFd<'_>) -> io::Result<()> {
     setattr(mount_fd, attr, 0)
 }
 
+/// Sets the attributes `attrs` (`MOUNT_ATTR_NOSUID`, `NODEV`, `NOEXEC`,
+/// `RDONLY`, ...) on the detached or attached mount `mount_fd` (one mount,
+/// not its children), leaving the others as they are.
+pub fn set_attrs(mount_fd: BorrowedFd<'_>, attrs: rustix::mount::MountAttrFlags) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: u64::from(attrs.bits()),
+        ..MountAttr::default()
+    };
+    setattr(mount_fd, attr, 0)
+}
+
 /// Makes the detached mount `mount_fd` read-only and private: a copy of a
 /// mount in a shared peer group (on a systemd host everything is shared)
 /// would otherwise stay a peer of the host's, and mounts made on it

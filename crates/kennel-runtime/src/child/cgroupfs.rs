@@ -7,10 +7,13 @@
 //! that subtree is bounded (`cgroup.max.*`), while v1 can bound nothing a
 //! VE makes (see `kennel_cgroup`'s delegation note); the v1 controllers
 //! still confine the VE from outside. Only on a pure v1 host does it get
-//! a read-only tmpfs holding one mount per v1 hierarchy (its systemd in
-//! legacy mode).
+//! a read-only place of the VE's tmpfs ([`super::scratch`]) holding one
+//! mount per v1 hierarchy (its systemd in legacy mode). A cgroup mount,
+//! v1 or v2, makes no superblock of its own: the kernel shares the
+//! hierarchy's one superblock among all its mounts, whatever the cgroup
+//! namespace (the VE's `/sys/fs/cgroup` has the host's device number).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use kennel_cgroup::{HierarchyKind, Host};
 use rustix::fs::{mkdirat, openat, symlinkat, Mode, OFlags};
@@ -20,20 +23,19 @@ use super::mnt::{new_fs, NOSUID_NODEV_NOEXEC};
 use super::rootfs::VeRoot;
 use crate::error::{Context, Result, RuntimeError};
 
-pub fn mount(root: &VeRoot, host: &Host) -> Result<()> {
+/// `place`: `/sys/fs/cgroup`'s place on the VE's tmpfs
+/// ([`super::scratch`]), needed on a pure v1 host only.
+pub fn mount(root: &VeRoot, host: &Host, place: Option<OwnedFd>) -> Result<()> {
     let r = root.fd.as_fd();
     if host.has_v2() {
         let fs = new_fs("cgroup2", &[], &[], NOSUID_NODEV_NOEXEC)?;
         mount_and_open(r, "sys/fs/cgroup", fs, 0o755)?;
         return Ok(());
     }
-    let fs = new_fs(
-        "tmpfs",
-        &[],
-        &[("mode", "0755"), ("size", "64k")],
-        NOSUID_NODEV_NOEXEC,
-    )?;
-    let cg = mount_and_open(r, "sys/fs/cgroup", fs, 0o755)?;
+    let place = place.ok_or_else(|| {
+        RuntimeError::Setup("no place on the VE's tmpfs for /sys/fs/cgroup".into())
+    })?;
+    let cg = mount_and_open(r, "sys/fs/cgroup", place, 0o755)?;
     let dir = openat(
         cg.as_fd(),
         ".",

@@ -1,5 +1,6 @@
 //! Step 3: `/dev` (tmpfs with the host's harmless nodes, the VE's devpts,
-//! the console) and `/run`.
+//! the console) and `/run`, both places of the VE's one tmpfs
+//! ([`super::scratch`]).
 //!
 //! A user namespace cannot create usable device nodes, so the nodes are the
 //! host's own, bind-mounted one by one. Only these exist: null, zero, full,
@@ -11,11 +12,10 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{openat, symlinkat, Mode, OFlags};
-use rustix::mount::MountAttrFlags;
 use rustix::pty::{ioctl_tiocgptpeer, unlockpt, OpenptFlags};
 
 use super::kernfs::mount_and_open;
-use super::mnt::{attach, clone_of, new_fs, open_target, Make};
+use super::mnt::{attach, clone_of, open_target, Make};
 use super::rootfs::VeRoot;
 use crate::error::{Context, Result, RuntimeError};
 use crate::features::Features;
@@ -24,10 +24,12 @@ use crate::launch::devnodes::FeatureNode;
 /// Host device nodes bound into every VE.
 pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-const NOSUID_NOEXEC: MountAttrFlags =
-    MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
-const NOSUID_NODEV: MountAttrFlags =
-    MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV);
+/// `/dev`'s and `/dev/shm`'s places on the VE's tmpfs.
+#[derive(Debug)]
+pub struct DevPlaces {
+    pub dev: OwnedFd,
+    pub shm: OwnedFd,
+}
 
 /// The VE's console: a pty from its own devpts. Init gets the peer
 /// (`/dev/console`), the monitor the master.
@@ -41,19 +43,16 @@ fn missing(what: &str) -> RuntimeError {
     RuntimeError::Setup(format!("{what} could not be created"))
 }
 
+/// `/dev` and `/dev/shm` are places of the VE's one tmpfs
+/// ([`super::scratch`]): `scratch` gives them.
 pub fn mount_dev(
     root: &VeRoot,
+    scratch: DevPlaces,
     devpts: OwnedFd,
     nodes: &[OwnedFd],
     features: &Features,
 ) -> Result<Console> {
-    let fs = new_fs(
-        "tmpfs",
-        &[],
-        &[("mode", "0755"), ("size", "4m"), ("nr_inodes", "4096")],
-        NOSUID_NOEXEC,
-    )?;
-    let dev = mount_and_open(root.fd.as_fd(), "dev", fs, 0o755)?;
+    let dev = mount_and_open(root.fd.as_fd(), "dev", scratch.dev, 0o755)?;
     let d = dev.as_fd();
     for n in NODES {
         let host = rustix::fs::open(
@@ -101,8 +100,7 @@ pub fn mount_dev(
     ] {
         symlinkat(target, dir.as_fd(), link).ctx(|| format!("create /dev/{link}"))?;
     }
-    let shm = new_fs("tmpfs", &[], &[("mode", "1777")], NOSUID_NODEV)?;
-    mount_and_open(d, "shm", shm, 0o1777)?;
+    mount_and_open(d, "shm", scratch.shm, 0o1777)?;
     Ok(console)
 }
 
@@ -122,7 +120,8 @@ fn open_console(pts: BorrowedFd<'_>) -> Result<Console> {
         OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .ctx(|| "open the VE's /dev/pts/ptmx".into())?;
+    // The first pty of a fresh instance: ENOSPC is the host's pool.
+    .map_err(|e| crate::launch::exhausted::pty_error(e.into(), "open the VE's console pty"))?;
     unlockpt(&master).ctx(|| "unlock the console pty".into())?;
     let peer = ioctl_tiocgptpeer(
         &master,
@@ -139,15 +138,10 @@ fn open_console(pts: BorrowedFd<'_>) -> Result<Console> {
     Ok(Console { master, peer })
 }
 
-/// `/run`, with systemd's container-interface file `/run/host/container-manager`.
-pub fn mount_run(root: &VeRoot) -> Result<()> {
-    let fs = new_fs(
-        "tmpfs",
-        &[],
-        &[("mode", "0755"), ("size", "20%"), ("nr_inodes", "400k")],
-        NOSUID_NODEV,
-    )?;
-    let run = mount_and_open(root.fd.as_fd(), "run", fs, 0o755)?;
+/// `/run` (`place`: its place on the VE's tmpfs), with systemd's
+/// container-interface file `/run/host/container-manager`.
+pub fn mount_run(root: &VeRoot, place: OwnedFd) -> Result<()> {
+    let run = mount_and_open(root.fd.as_fd(), "run", place, 0o755)?;
     let run = openat(
         run.as_fd(),
         ".",

@@ -115,40 +115,48 @@ pub fn mount_sys(root: &VeRoot, hider: &mut Hider) -> Result<()> {
     Ok(())
 }
 
-/// Covers directories with an empty read-only tmpfs: one filesystem per
-/// VE for /proc and /sys together, attached once and then cloned. A mount
-/// costs far less than a superblock, and every superblock also registers
-/// a shrinker whose per-memory-cgroup bookkeeping every memory cgroup on
-/// the host carries (see docs/DENSITY.md, "Memory per VE").
-#[derive(Debug, Default)]
+/// Covers directories with an empty read-only directory of the VE's
+/// tmpfs ([`super::scratch`]), attached once and then cloned, for /proc
+/// and /sys together. A mount costs far less than a superblock, and every
+/// superblock also registers a shrinker whose per-memory-cgroup
+/// bookkeeping every memory cgroup on the host carries (see
+/// docs/DENSITY.md, "Memory per VE").
+#[derive(Debug)]
 pub struct Hider {
+    /// The empty directory, until it is first attached.
+    unused: Option<OwnedFd>,
+    /// Where it was first attached, to clone from.
     first: Option<OwnedFd>,
 }
 
 impl Hider {
+    /// `empty`: a detached, read-only mount of an empty directory.
+    pub fn new(empty: OwnedFd) -> Self {
+        Self {
+            unused: Some(empty),
+            first: None,
+        }
+    }
+
     /// Covers directory `name` below `dir` (absent: nothing to hide).
     fn hide(&mut self, dir: BorrowedFd<'_>, name: &str, what: &str) -> Result<()> {
         let Some(t) = open_target(dir, name, Make::Nothing)? else {
             return Ok(());
         };
         let what = format!("empty /{what}/{name}");
-        match &self.first {
-            Some(first) => {
-                let m = clone_of(first.as_fd(), "")?;
-                attach(m.as_fd(), t.as_fd(), &what)
-            }
-            None => {
-                let empty = new_fs(
-                    "tmpfs",
-                    &[],
-                    &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0555")],
-                    NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
-                )?;
-                attach(empty.as_fd(), t.as_fd(), &what)?;
-                self.first = open_target(dir, name, Make::Nothing)?;
-                Ok(())
-            }
+        if let Some(first) = &self.first {
+            let m = clone_of(first.as_fd(), "")?;
+            return attach(m.as_fd(), t.as_fd(), &what);
         }
+        let empty = self
+            .unused
+            .take()
+            .ok_or_else(|| RuntimeError::Setup(format!("nothing left to cover {what}")))?;
+        attach(empty.as_fd(), t.as_fd(), &what)?;
+        // Cloned from its attached place: the kernels Kennel supports
+        // (6.1) cannot clone a detached mount.
+        self.first = open_target(dir, name, Make::Nothing)?;
+        Ok(())
     }
 }
 

@@ -4,7 +4,10 @@
 //! 1. [`rootfs`]: take its own mount and network namespaces; the monitor
 //!    mounts the VE's root into that mount namespace and hands over a
 //!    descriptor of it; become the VE's root user.
-//! 2. [`kernfs`]: `/proc` (with masked and read-only parts) and `/sys`.
+//! 2. [`scratch`]: the VE's one tmpfs, whose places become `/dev`,
+//!    `/dev/shm`, `/run`, the covers of host hardware and (pure v1)
+//!    `/sys/fs/cgroup`; then [`kernfs`]: `/proc` (with masked and
+//!    read-only parts) and `/sys`.
 //! 3. [`dev`]: a tmpfs `/dev` with the host's harmless device nodes (and
 //!    those of opt-in features), the devpts instance the host made for the
 //!    VE, the console pty, `/dev/shm`; and `/run`. With the `nesting`
@@ -31,6 +34,7 @@ pub mod kernfs;
 pub(crate) mod mnt;
 pub mod pivot;
 pub mod rootfs;
+pub mod scratch;
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -93,7 +97,9 @@ fn setup(
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .ctx(|| "set the parent-death signal".into())?;
     tracing::debug!("ve: go");
-    let mut hider = kernfs::Hider::default();
+    let scratch = scratch::Scratch::new(&root, !host.has_v2())?;
+    tracing::debug!("ve: tmpfs");
+    let mut hider = kernfs::Hider::new(scratch.hide);
     kernfs::mount_proc(&root, &mut hider)?;
     tracing::debug!("ve: /proc");
     kernfs::mount_sys(&root, &mut hider)?;
@@ -102,12 +108,16 @@ fn setup(
         let n = kernfs::mount_lxcfs(&root, dir);
         tracing::debug!("ve: {n} lxcfs files");
     }
-    let console = dev::mount_dev(&root, go.devpts, &go.nodes, &spec.features)?;
+    let places = dev::DevPlaces {
+        dev: scratch.dev,
+        shm: scratch.shm,
+    };
+    let console = dev::mount_dev(&root, places, go.devpts, &go.nodes, &spec.features)?;
     tracing::debug!("ve: /dev");
     if spec.features.has(crate::features::Feature::Nesting) {
         kernfs::mount_unmasked(&root)?;
     }
-    dev::mount_run(&root)?;
+    dev::mount_run(&root, scratch.run)?;
     tracing::debug!("ve: /run");
     // Into the VE's v1 cgroups once `kennel start` has made them (the v2
     // one was joined at clone time); then the cgroup namespace rooted there.
@@ -119,7 +129,7 @@ fn setup(
     kennel_sys::ns::unshare_namespaces(rustix::thread::UnshareFlags::NEWCGROUP)
         .ctx(|| "create the VE's cgroup namespace".into())?;
     tracing::debug!("ve: cgroups joined");
-    cgroupfs::mount(&root, host)?;
+    cgroupfs::mount(&root, host, scratch.cgroup)?;
     tracing::debug!("ve: cgroupfs");
     pivot::pivot(&root)?;
     tracing::debug!("ve: pivoted");
