@@ -275,7 +275,19 @@ fn a_stalled_fuse_mount_cannot_hold_host_commands() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().expect("spawn");
-    std::thread::sleep(Duration::from_secs(1));
+    // Stuck once its `cat` runs in the VE (a fixed wait raced a slow
+    // emulated host: the Ctrl-Cs came before kennel exec took them).
+    let stuck = common::wait_for(common::secs(20), || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"cat\0/etc/hostname\0")
+            })
+    });
+    assert!(stuck, "the command never ran in the VE");
+    std::thread::sleep(Duration::from_millis(300));
     let pid = rustix::process::Pid::from_child(&child);
     for _ in 0..2 {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
