@@ -148,6 +148,16 @@ impl<'h> Cgroup<'h> {
             // Usually only the leaf is missing: one mkdir per hierarchy.
             match fs::create_dir(&leaf) {
                 Ok(()) => {
+                    // On v2 the parent's controllers too, as the walk below
+                    // enables them: another start may have made the parent
+                    // a moment ago and not enabled them yet (parallel
+                    // starts on a fresh root), and the leaf would get no
+                    // limits' files. Two reads when they are there.
+                    if h.kind == HierarchyKind::V2 {
+                        if let Some(parent) = leaf.parent().filter(|p| *p != h.mount_point) {
+                            enable_v2_controllers(parent, &[])?;
+                        }
+                    }
                     self.created(h, &leaf)?;
                     continue;
                 }
