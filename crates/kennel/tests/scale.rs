@@ -229,7 +229,17 @@ fn a_create_during_a_destroy_of_its_id_keeps_its_claims() {
         .expect("spawn destroy");
     let gone = common::wait_for(common::secs(20), || !root.dir.join("lib/ve/hx").exists());
     assert!(gone, "the destroy never moved the VE away");
-    root.ok(&create("hx", &ip));
+    // It waits for the destroy (20 s at most, then "busy", exit 11: a
+    // slow emulated host takes longer to remove the files).
+    let mut tries = 0;
+    loop {
+        let out = root.run(&create("hx", &ip));
+        if out.status.success() {
+            break;
+        }
+        tries += 1;
+        assert!(out.status.code() == Some(11) && tries < 10, "{out:?}");
+    }
     assert!(destroy.wait().expect("wait").success(), "destroy failed");
     refused(&root, &create("hy", &ip), "already used by VE hx");
     assert_eq!(
