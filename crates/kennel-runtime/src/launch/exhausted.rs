@@ -10,7 +10,9 @@
 //! namespace's owner: see `owner`) or the nesting depth is reached. Which
 //! one it was is not in the errno: it is read from the host right after
 //! the failure ([`HostFacts`]), and [`explain`] picks the pool that is
-//! full. Anything else keeps the plain system error.
+//! full. For namespaces the caller may also say which kind the kernel
+//! refuses (found by trying each: `owner::refused_kind`). Anything else
+//! keeps the plain system error.
 
 use std::fs;
 use std::io;
@@ -29,6 +31,9 @@ pub struct HostFacts {
     /// The smallest of `user.max_{user,pid,uts,ipc}_namespaces`, and its
     /// name.
     pub ns_limit: Option<(&'static str, u64)>,
+    /// The namespace kind found refused by trying each (its sysctl and
+    /// value), when the caller tried.
+    pub ns_refused: Option<(&'static str, u64)>,
 }
 
 /// Threads from `/proc/loadavg` (`0.00 0.01 0.05 1/123 4567`).
@@ -46,12 +51,12 @@ pub fn sysctl(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The namespace kinds a VE's clone creates, as sysctls.
-const NS_SYSCTLS: [&str; 4] = [
-    "user.max_user_namespaces",
-    "user.max_pid_namespaces",
-    "user.max_uts_namespaces",
-    "user.max_ipc_namespaces",
+/// The namespace kinds a VE's clone creates: their flag and sysctl.
+pub const NS_KINDS: [(i32, &str); 4] = [
+    (libc::CLONE_NEWUSER, "user.max_user_namespaces"),
+    (libc::CLONE_NEWPID, "user.max_pid_namespaces"),
+    (libc::CLONE_NEWUTS, "user.max_uts_namespaces"),
+    (libc::CLONE_NEWIPC, "user.max_ipc_namespaces"),
 ];
 
 impl HostFacts {
@@ -63,10 +68,11 @@ impl HostFacts {
             threads: fs::read_to_string("/proc/loadavg")
                 .ok()
                 .and_then(|t| loadavg_threads(&t)),
-            ns_limit: NS_SYSCTLS
+            ns_limit: NS_KINDS
                 .iter()
-                .filter_map(|n| Some((*n, sysctl(n)?)))
+                .filter_map(|(_, n)| Some((*n, sysctl(n)?)))
                 .min_by_key(|(_, v)| *v),
+            ns_refused: None,
         }
     }
 }
@@ -104,6 +110,12 @@ pub fn explain(errno: i32, what: &str, facts: &HostFacts, owner: Option<u32>) ->
         }),
         libc::ENOSPC | libc::EUSERS => {
             let owner = owner.map_or_else(String::new, |u| format!(" for uid {u}"));
+            if let Some((name, v)) = facts.ns_refused {
+                return Some(format!(
+                    "cannot {what}: the kernel's namespace count{owner} is at its limit ({name} = {v}): raise it (sysctl -w {name}={}, and persist it in /etc/sysctl.d/), or end what else holds that uid's namespaces",
+                    v.saturating_mul(2).max(65536)
+                ));
+            }
             Some(match facts.ns_limit {
                 Some((name, v)) => format!(
                     "cannot {what}: the kernel's namespace count{owner} is at its limit ({name} = {v} is the smallest of user.max_{{user,pid,uts,ipc}}_namespaces; or 32 nested user namespaces): raise it (sysctl -w {name}={}, and persist it in /etc/sysctl.d/)",
@@ -121,9 +133,20 @@ pub fn explain(errno: i32, what: &str, facts: &HostFacts, owner: Option<u32>) ->
 /// `err` from a clone while `what`, as the pool it ran out of when one
 /// explains it, else as a plain system error.
 pub fn clone_error(err: io::Error, what: &str, owner: Option<u32>) -> RuntimeError {
+    clone_error_with(err, what, owner, &HostFacts::read())
+}
+
+/// [`clone_error`] with the host's figures already read (and perhaps the
+/// refused namespace kind found).
+pub fn clone_error_with(
+    err: io::Error,
+    what: &str,
+    owner: Option<u32>,
+    facts: &HostFacts,
+) -> RuntimeError {
     let explained = err
         .raw_os_error()
-        .and_then(|errno| explain(errno, what, &HostFacts::read(), owner));
+        .and_then(|errno| explain(errno, what, facts, owner));
     match explained {
         Some(line) => RuntimeError::HostPool(line),
         None => RuntimeError::Sys {
@@ -178,6 +201,7 @@ mod tests {
             threads_max: Some(threads_max),
             threads: Some(threads),
             ns_limit: Some(("user.max_pid_namespaces", 10)),
+            ns_refused: None,
         }
     }
 
@@ -203,6 +227,19 @@ mod tests {
         assert!(l.contains("uid 100000"), "{l}");
         assert!(l.contains("sysctl -w user.max_pid_namespaces=65536"), "{l}");
         assert!(!l.contains('\n'));
+    }
+
+    #[test]
+    fn enospc_names_the_kind_found_refused_over_the_smallest() {
+        let mut f = facts(1, 2, 3);
+        f.ns_refused = Some(("user.max_uts_namespaces", 96_367));
+        let l = explain(libc::ENOSPC, "clone", &f, Some(7)).expect("explained");
+        assert!(
+            l.contains("(user.max_uts_namespaces = 96367)")
+                && l.contains("sysctl -w user.max_uts_namespaces=192734")
+                && !l.contains("max_pid"),
+            "{l}"
+        );
     }
 
     #[test]

@@ -21,12 +21,13 @@
 //! keep capabilities across `setuid`), and the monitor returns to uid 0.
 
 use kennel_sys::clone::{clone3, CloneOptions, Forked};
-use rustix::process::Uid;
+use rustix::process::{waitpid, Pid, Uid, WaitOptions};
 use rustix::thread::{
     capabilities_secure_bits, set_capabilities_secure_bits, set_thread_res_uid,
     CapabilitiesSecureBits,
 };
 
+use super::exhausted;
 use crate::error::{Context, Result};
 
 /// `clone3` with `opts` (which creates a user namespace) as effective uid
@@ -40,7 +41,11 @@ pub(super) fn clone_as(owner: u32, opts: &CloneOptions<'_>) -> Result<Forked> {
         .ctx(|| format!("become uid {owner} to create the VE's user namespace"));
     let forked = switched.and_then(|()| {
         clone3(opts).map_err(|e| {
-            super::exhausted::clone_error(e, "create the VE's namespaces", Some(owner))
+            let mut facts = exhausted::HostFacts::read();
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                facts.ns_refused = refused_kind();
+            }
+            exhausted::clone_error_with(e, "create the VE's namespaces", Some(owner), &facts)
         })
     });
     if let Ok(Forked::Child) = forked {
@@ -49,6 +54,32 @@ pub(super) fn clone_as(owner: u32, opts: &CloneOptions<'_>) -> Result<Forked> {
     set_thread_res_uid(None, Uid::ROOT, None).ctx(|| "return to uid 0".into())?;
     set_capabilities_secure_bits(before).ctx(|| "put the secure bits back".into())?;
     forked
+}
+
+/// The kind of namespace the kernel refuses to the current effective uid,
+/// with its sysctl's value: a refused clone's `ENOSPC` does not say which
+/// of the kinds it asked for was full, so each is tried on its own in a
+/// child that exits at once.
+fn refused_kind() -> Option<(&'static str, u64)> {
+    for (flag, name) in exhausted::NS_KINDS {
+        let tried = clone3(&CloneOptions {
+            flags: (libc::CLONE_NEWUSER | flag) as u64,
+            ..CloneOptions::default()
+        });
+        match tried {
+            Ok(Forked::Child) => kennel_sys::process::exit_child(0),
+            Ok(Forked::Parent { pid, .. }) => {
+                if let Some(pid) = Pid::from_raw(pid) {
+                    let _ = waitpid(Some(pid), WaitOptions::empty());
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                return Some((name, exhausted::sysctl(name)?));
+            }
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// In the child: without `SECBIT_NO_SETUID_FIXUP`, whatever the host's
