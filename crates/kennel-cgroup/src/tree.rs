@@ -358,6 +358,29 @@ impl<'h> Cgroup<'h> {
         }
     }
 
+    /// Caps the cgroups below this one at `max` (`cgroup.max.descendants`)
+    /// where the memory controller is cgroup v2: there every cgroup a VE
+    /// makes with memory enabled takes one of the kernel's 65,535 memory
+    /// cgroup ids, which the host shares. On v1 a VE makes no memory
+    /// cgroups (the hierarchy is not delegated to it). One read when the
+    /// cap is already right.
+    pub fn cap_cgroups(&self, max: u64) -> Result<()> {
+        let Some(h) = self
+            .host
+            .hierarchy_for("memory")
+            .filter(|h| h.kind == HierarchyKind::V2)
+        else {
+            return Ok(());
+        };
+        let file = self.dir(h).join("cgroup.max.descendants");
+        let want = max.to_string();
+        match fs::read_to_string(&file) {
+            Ok(v) if v.trim() == want => Ok(()),
+            Ok(_) => fs::write(&file, want).map_err(io_err("write", &file)),
+            Err(_) => Ok(()), // no such cgroup (yet)
+        }
+    }
+
     /// Whether a process limit is written on this cgroup (`pids.max` is
     /// a number): one read.
     pub fn has_pids_limit(&self) -> bool {

@@ -702,7 +702,9 @@ fn cpu_weights_share_a_busy_cpu() {
 
 /// All VEs together stay below the host's memory less its reserve (2G,
 /// or a tenth of a larger host; at least half of it is left to VEs) and
-/// below pid_max less 4096: the limits on Kennel's parent cgroup.
+/// below pid_max less 4096: the limits on Kennel's parent cgroup. On
+/// cgroup v2, where each VE may make cgroups of its own, all of them
+/// together hold at most 61,439 of the kernel's 65,535 memory cgroup ids.
 #[test]
 fn all_ves_together_stay_within_the_hosts_envelope() {
     let root = TestRoot::new("lim-envelope");
@@ -734,6 +736,13 @@ fn all_ves_together_stay_within_the_hosts_envelope() {
         .parse()
         .expect("pid_max");
     assert_eq!(first(&["pids.max"]), pid_max - 4096);
+    let v2_memory = root
+        .cgroup_dirs("")
+        .iter()
+        .any(|d| d.join("memory.max").exists());
+    if v2_memory {
+        assert_eq!(first(&["cgroup.max.descendants"]), 65_535 - 4096);
+    }
     root.finish();
 }
 

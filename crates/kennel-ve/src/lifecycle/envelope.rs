@@ -3,7 +3,10 @@
 //! are sold overcommitted) meet the OOM killer and the process limit of
 //! Kennel's parent, never the host's own: the host keeps a reserve of
 //! memory (2G, or a tenth of a host of more than 20G) and of processes (4096) for
-//! itself; the process part follows `kernel.pid_max` at every start.
+//! itself; the process part follows `kernel.pid_max` at every start. On
+//! cgroup v2 the VEs' cgroups together are capped too, below the kernel's
+//! 65,535 memory cgroup ids (each VE may make 1,024 of its own: 64 VEs
+//! could otherwise take every id, and the host could start no service).
 //! Written only on Kennel's default parent: a configured one may
 //! be a systemd unit's, whose limits are the unit's business
 //! (`MemoryMax=`, `TasksMax=`).
@@ -22,6 +25,15 @@ pub fn memory_envelope(total: u64) -> u64 {
 pub fn pids_envelope(pid_max: u64) -> u64 {
     pid_max.saturating_sub(4096).max(pid_max / 2)
 }
+
+/// The kernel's memory cgroup ids (`MEM_CGROUP_ID_MAX`), shared by the
+/// whole host.
+const MEMORY_CGROUP_IDS: u64 = 65_535;
+
+/// Cgroups all VEs together may hold below Kennel's parent on cgroup v2:
+/// the host keeps 4,096 memory cgroup ids for its own services, and the
+/// dying cgroups the kernel has yet to free.
+pub const CGROUPS_ENVELOPE: u64 = MEMORY_CGROUP_IDS - 4096;
 
 fn mem_total() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -62,6 +74,10 @@ impl Kennel {
             if let Err(e) = pid_max().map_or(Ok(()), |m| parent.cap_tasks(pids_envelope(m))) {
                 tracing::warn!("the process limit on all VEs together was not updated: {e}");
             }
+            // A parent made before the cap (an upgrade) gets it here.
+            if let Err(e) = parent.cap_cgroups(CGROUPS_ENVELOPE) {
+                tracing::warn!("the cgroup limit on all VEs together was not set: {e}");
+            }
             return;
         }
         let limits = kennel_cgroup::Limits {
@@ -76,6 +92,7 @@ impl Kennel {
             .cgroup(&self.monitor_cgroup())
             .create()
             .and_then(|()| parent.apply_new_limits(&limits, kennel_cgroup::Part::All))
+            .and_then(|()| parent.cap_cgroups(CGROUPS_ENVELOPE))
         {
             tracing::warn!("the limits on all VEs together were not set: {e}");
         }
