@@ -341,34 +341,31 @@ fn converge(
     }
 }
 
-/// Removes everything the record (or, without one, the names) says may
-/// exist for the VE. For a VE that has ended; tolerant of what is already
-/// gone.
+/// Removes everything the record says exists for the VE. For a VE that
+/// has ended, or before a start (what a crashed run left); tolerant of
+/// what is already gone.
+///
+/// Without a record nothing of the VE's exists: the record is written
+/// before anything is made and removed after everything went. So nothing
+/// is searched for by name: a link named like the VE's without a record
+/// is not Kennel's (another state root's VE with the same id), and it is
+/// left alone, where a search by the VE's prefix removed it. A search was
+/// also a dump of every link on the host, one per running VE, on every
+/// start.
 pub fn teardown(t: Target<'_>) -> Result<()> {
+    let Some(record) = Record::load(t.run_dir) else {
+        return Ok(());
+    };
     let mut host = Netlink::open()?;
-    let record = Record::load(t.run_dir);
-    let mut links: BTreeSet<String> = record.as_ref().map(|r| r.links.clone()).unwrap_or_default();
-    if record.is_none() {
-        // Without a record (lost, or never written): the links named after
-        // this VE. `_` cannot be in a VE id, so `kv101_` is VE 101's alone.
-        let prefix = format!("{}{}{}", names::LINK_PREFIX, t.ve, names::SEPARATOR);
-        links.extend(host.links_with_prefix(&prefix)?.into_iter().map(|l| l.name));
-    }
-    for l in &links {
+    for l in &record.links {
         host.delete_link(l)?;
     }
-    for p in record.iter().flat_map(|r| r.proxies.iter()) {
+    for p in &record.proxies {
         if let Some(dev) = host.link_index(&p.dev)? {
             host.del_proxy_neigh(dev, p.addr)?;
         }
     }
-    if record.is_some() || !links.is_empty() {
-        // Without a record, a NAT table may exist as well as not.
-        let nat = record
-            .as_ref()
-            .is_none_or(|r| firewall::needs_nat(&r.network));
-        firewall::remove(t.ve, nat)?;
-    }
+    firewall::remove(t.ve, firewall::needs_nat(&record.network))?;
     remove_record(t.run_dir);
     Ok(())
 }
@@ -443,7 +440,6 @@ fn wanted_proxies(
     if devs.iter().any(|d| d == "none") {
         return Ok(out);
     }
-    let mut names_by_index: Option<BTreeMap<u32, String>> = None;
     for ip in new.ips.iter().map(IpNet::addr) {
         let kept: Vec<&Proxy> = old.proxies.iter().filter(|p| p.addr == ip).collect();
         if !kept.is_empty() {
@@ -464,20 +460,13 @@ fn wanted_proxies(
         let Some(idx) = host.route_dev_on_link(ip)? else {
             continue;
         };
-        if names_by_index.is_none() {
-            names_by_index = Some(
-                host.links_with_prefix("")?
-                    .into_iter()
-                    .map(|l| (l.index, l.name))
-                    .collect(),
-            );
-        }
-        let name = names_by_index.as_ref().and_then(|m| m.get(&idx));
-        if let Some(name) = name {
-            let ours = name.starts_with(names::LINK_PREFIX) || name == "lo";
+        // That one link by its index, not a dump of all: the host's
+        // namespace holds a link per running VE.
+        if let Some(link) = host.link_by_index(idx)? {
+            let ours = link.name.starts_with(names::LINK_PREFIX) || link.name == "lo";
             if !ours {
                 out.insert(Proxy {
-                    dev: name.clone(),
+                    dev: link.name,
                     addr: ip,
                 });
             }

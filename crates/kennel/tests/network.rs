@@ -809,6 +809,50 @@ fn a_ve_killed_without_teardown_starts_again() {
     done(root, &lab);
 }
 
+/// A host link that has a VE's link name but is not the VE's (another
+/// state root's VE with the same id) is never taken: the start is
+/// refused, naming it, and the link stays. (A start no longer lists every
+/// host link to find the VE's leftovers: only its record says what they
+/// are.)
+#[test]
+fn a_foreign_link_with_the_ves_name_is_refused_and_kept() {
+    let (lab, root) = lab_and_root("foreign");
+    let made = lab.host_cmd(&[
+        "ip",
+        "link",
+        "add",
+        "kv101_eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "foreign0",
+    ]);
+    assert!(made.status.success(), "{made:?}");
+    root.busybox();
+    root.ok(&[
+        "create",
+        "101",
+        "--template",
+        "busybox",
+        "--ip",
+        "192.0.2.11",
+    ]);
+    let out = root.run(&["start", "101"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("host interface kv101_eth0 exists but is not VE 101's"),
+        "{err}"
+    );
+    assert_eq!(root.status("101")["state"], "stopped");
+    let kept = lab.host_cmd(&["ip", "link", "show", "kv101_eth0"]);
+    assert!(kept.status.success(), "the foreign link was removed");
+    let _ = lab.host_cmd(&["ip", "link", "del", "kv101_eth0"]);
+    root.ok(&["start", "101"]);
+    done(root, &lab);
+}
+
 /// With `dhcp=yes` a bridged VE gets a lease from a DHCP server on the
 /// LAN; its MAC is still the only one it may use.
 #[test]
