@@ -76,6 +76,7 @@ scale_cleanup() {
         for h in /sys/fs/cgroup/*/; do rmdir "$h$PARENT/_monitor" "$h$PARENT" 2>/dev/null; done
     fi
     kb_sysctl_restore
+    kb_run_release
     exit "$rc"
 }
 trap scale_cleanup EXIT

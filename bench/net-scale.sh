@@ -48,6 +48,7 @@ net_cleanup() {
         for h in /sys/fs/cgroup/*/; do rmdir "$h$PARENT/_monitor" "$h$PARENT" 2>/dev/null; done
     fi
     kb_sysctl_restore
+    kb_run_release
     exit "$rc"
 }
 trap net_cleanup EXIT
@@ -94,7 +95,7 @@ t_start=$(($(kb_us) - t0))
 running=$(kh list --json -o id | jq length)
 report "started $((N - 1)) more routed VEs in $((t_start / 1000)) ms ($(awk -v t="$t_start" -v n=$((N - 1)) 'BEGIN {if (n) printf "%.2f", t / n / 1000}') ms each): $running running"
 [ ! -s "$KB_RESULTS/net-scale-errors.txt" ] || report "start errors, the first: $(head -1 "$KB_RESULTS/net-scale-errors.txt")"
-report "host namespace with $running running: $(ip -n $H -o link | grep -c ': kv' || true) VE links, $(ip -n $H route | grep -c ' dev kv' || true) routes, $(ip -n $H neigh show proxy | wc -l) proxy neighbours, $(ip netns exec $H nft list tables | grep -c kennel || true) nft tables"
+report "host namespace with $running running: $(ip -n $H -o link | grep -c ': kv' || true) VE links, $(ip -n $H route | grep -c ' dev kv' || true) routes, $(ip -n $H neigh show proxy | wc -l) proxy neighbours, $(ip netns exec $H python3 "$KB_TOP/bench/nft-tables.py" | grep -c kennel || true) nft tables"
 measure > "$KB_RESULTS/net-scale-n.txt"
 for id in "${others[@]}"; do kh kill "$id" 2>/dev/null || true; done
 measure > "$KB_RESULTS/net-scale-1b.txt"

@@ -36,7 +36,7 @@ cleanup() {
         rm -rf "$ROOT"
     done
 }
-trap cleanup EXIT
+trap 'cleanup; kb_run_release' EXIT
 cleanup
 mkdir -p "$KB_ROOT"
 

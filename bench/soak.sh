@@ -63,6 +63,7 @@ soak_cleanup() {
         for h in /sys/fs/cgroup/*/; do rmdir "$h$PARENT/_monitor" "$h$PARENT" 2>/dev/null; done
     fi
     kb_sysctl_restore
+    kb_run_release
     exit "$rc"
 }
 trap soak_cleanup EXIT

@@ -44,7 +44,7 @@ cleanup() {
         rmdir "$h$p/_monitor" "$h$p" 2>/dev/null || true
     done
 }
-trap cleanup EXIT
+trap 'cleanup; kb_run_release' EXIT
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }

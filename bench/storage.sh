@@ -85,7 +85,7 @@ st_cleanup() {
         echo "storage.sh: left behind:" >&2; grep " $ST" /proc/self/mountinfo >&2; losetup -a | grep "$ST" >&2
     fi
 }
-trap st_cleanup EXIT
+trap 'st_cleanup; kb_run_release' EXIT
 mkdir -p "$ST"
 grep -q '^ *busybox ' <<<"$(k template list)" || k template create busybox
 k storage init --size "$POOL_SIZE"
