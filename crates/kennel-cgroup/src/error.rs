@@ -45,11 +45,33 @@ pub enum CgroupError {
     /// sleep on slow I/O, say); it was thawed again.
     #[error("the VE did not freeze in time ({}): it runs on; try again", path.display())]
     FreezeTimeout { path: PathBuf },
+    /// The kernel refused a new cgroup: a cgroup above it is at its cap of
+    /// descendants (on cgroup v2 Kennel caps all VEs' cgroups together,
+    /// below the kernel's memory cgroup ids).
+    #[error("cannot create cgroup {}: the cgroups below a parent are at their cap (cgroup.max.descendants; all VEs' cgroups together may hold 61,439, the host keeps the rest of the kernel's 65,535 memory cgroup ids): stop VEs, or have them make fewer cgroups", path.display())]
+    Full { path: PathBuf },
     #[error("{0}")]
     Unsupported(String),
 }
 
 pub type Result<T, E = CgroupError> = std::result::Result<T, E>;
+
+/// [`io_err`] for a `mkdir` of a cgroup: the kernel says `EAGAIN` when an
+/// ancestor is at its `cgroup.max.descendants`.
+pub(crate) fn mkdir_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> CgroupError {
+    let path = path.into();
+    move |source| {
+        if source.kind() == io::ErrorKind::WouldBlock {
+            CgroupError::Full { path }
+        } else {
+            CgroupError::Io {
+                op: "create",
+                path,
+                source,
+            }
+        }
+    }
+}
 
 pub(crate) fn io_err(
     op: &'static str,
@@ -57,4 +79,21 @@ pub(crate) fn io_err(
 ) -> impl FnOnce(io::Error) -> CgroupError {
     let path = path.into();
     move |source| CgroupError::Io { op, path, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_mkdir_at_the_cap_names_it() {
+        let e = mkdir_err("/sys/fs/cgroup/k/101")(io::Error::from_raw_os_error(11));
+        let text = e.to_string();
+        assert!(
+            matches!(e, CgroupError::Full { .. }) && text.contains("cgroup.max.descendants"),
+            "{text}"
+        );
+        let other = mkdir_err("/x")(io::Error::from_raw_os_error(13));
+        assert!(matches!(other, CgroupError::Io { op: "create", .. }));
+    }
 }

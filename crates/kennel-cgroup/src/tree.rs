@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{io_err, CgroupError, Result};
+use crate::error::{io_err, mkdir_err, CgroupError, Result};
 use crate::host::{Hierarchy, HierarchyKind, Host};
 use crate::limits::{self, Limits};
 use crate::placement::Placement;
@@ -163,7 +163,7 @@ impl<'h> Cgroup<'h> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("create", &leaf)(e)),
+                Err(e) => return Err(mkdir_err(&leaf)(e)),
             }
             let mut path = h.mount_point.clone();
             let comps: Vec<_> = self.rel.components().collect();
@@ -172,7 +172,7 @@ impl<'h> Cgroup<'h> {
                 match fs::create_dir(&path) {
                     Ok(()) => self.created(h, &path)?,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io_err("create", &path)(e)),
+                    Err(e) => return Err(mkdir_err(&path)(e)),
                 }
                 if i + 1 < comps.len() && h.kind == HierarchyKind::V2 {
                     enable_v2_controllers(&path, &[])?;

@@ -99,8 +99,21 @@ pub const RECORD_FILE: &str = "net.json";
 
 impl Record {
     pub fn load(run_dir: &Path) -> Option<Record> {
-        let text = std::fs::read_to_string(run_dir.join(RECORD_FILE)).ok()?;
-        serde_json::from_str(&text).ok()
+        Record::read(run_dir).ok().flatten()
+    }
+
+    /// The record in `run_dir`: `Ok(None)` when there is none, `Err` when
+    /// one is there that cannot be read (damaged, or another version's).
+    fn read(run_dir: &Path) -> std::result::Result<Option<Record>, String> {
+        let path = run_dir.join(RECORD_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     fn save(&self, run_dir: &Path) -> Result<()> {
@@ -167,6 +180,11 @@ fn converge(
                 l.host, t.ve, t.ve
             )));
         }
+    }
+    // Likewise its filter table (before the record: a refused start's
+    // teardown must not take the other VE's table).
+    if matches!(fw, Firewall::Create) && !new_links.is_empty() {
+        firewall::refuse_foreign_table(t.ve)?;
     }
     let proxies = wanted_proxies(&mut host, t, &old, new)?;
     let new_names = link_names(&new_links);
@@ -351,10 +369,19 @@ fn converge(
 /// is not Kennel's (another state root's VE with the same id), and it is
 /// left alone, where a search by the VE's prefix removed it. A search was
 /// also a dump of every link on the host, one per running VE, on every
-/// start.
+/// start. A record that is there but cannot be read is the one case
+/// where the VE's objects are searched for by name.
 pub fn teardown(t: Target<'_>) -> Result<()> {
-    let Some(record) = Record::load(t.run_dir) else {
-        return Ok(());
+    let record = match Record::read(t.run_dir) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(()),
+        Err(why) => {
+            tracing::warn!(
+                "network record unreadable ({why}): removing VE {}'s links by name",
+                t.ve
+            );
+            return teardown_by_name(t);
+        }
     };
     let mut host = Netlink::open()?;
     for l in &record.links {
@@ -365,7 +392,28 @@ pub fn teardown(t: Target<'_>) -> Result<()> {
             host.del_proxy_neigh(dev, p.addr)?;
         }
     }
-    firewall::remove(t.ve, firewall::needs_nat(&record.network))?;
+    // `nat` holds whether a NAT table may exist even when the network
+    // last applied needs none (a change that removed NAT, cut short).
+    firewall::remove(t.ve, record.nat || firewall::needs_nat(&record.network))?;
+    remove_record(t.run_dir);
+    Ok(())
+}
+
+/// [`teardown`] without a readable record: the links named after the VE
+/// (`_` cannot be in a VE id, so `kv101_` is VE 101's alone) and both of
+/// its tables. Its proxy entries are not known by name.
+fn teardown_by_name(t: Target<'_>) -> Result<()> {
+    let mut host = Netlink::open()?;
+    let prefix = format!("{}{}{}", names::LINK_PREFIX, t.ve, names::SEPARATOR);
+    for l in host.links_with_prefix(&prefix)? {
+        host.delete_link(&l.name)?;
+    }
+    // A NAT table may exist or not; without nft (never needed where no VE
+    // has NAT) only the filter table can be, and goes.
+    if let Err(e) = firewall::remove(t.ve, true) {
+        tracing::warn!("VE {}'s NAT table: {e}", t.ve);
+        firewall::remove(t.ve, false)?;
+    }
     remove_record(t.run_dir);
     Ok(())
 }

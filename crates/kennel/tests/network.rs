@@ -809,13 +809,38 @@ fn a_ve_killed_without_teardown_starts_again() {
     done(root, &lab);
 }
 
-/// A host link that has a VE's link name but is not the VE's (another
-/// state root's VE with the same id) is never taken: the start is
-/// refused, naming it, and the link stays. (A start no longer lists every
+/// A VE that died without its teardown, whose network record is then
+/// found damaged, starts again: its links are found by name, and nothing
+/// is left once it is destroyed.
+#[test]
+fn a_crashed_ve_with_an_unreadable_record_starts_again() {
+    let (lab, root) = lab_and_root("badrec");
+    root.start_busybox("101", &["--ip", "192.0.2.12"]);
+    let (monitor, init) = (root.monitor_pid("101"), root.init_pid("101"));
+    for pid in [monitor, init] {
+        // Only processes this test started, by PID.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(wait_for(Duration::from_secs(5), || !common::pid_alive(
+        init
+    )));
+    let record = root.dir.join("run/ve/101/net.json");
+    std::fs::write(&record, "{ damaged").expect("damage the record");
+    root.ok(&["start", "101"]);
+    serve(&root, "101", 80, "again");
+    assert_eq!(lab.lan_fetch("192.0.2.12", 80), "again");
+    done(root, &lab);
+}
+
+/// A host link or filter table that has a VE's name but is not the VE's
+/// (another state root's VE with the same id) is never taken: the start is
+/// refused, naming it, and it stays. (A start no longer lists every
 /// host link to find the VE's leftovers: only its record says what they
 /// are.)
 #[test]
-fn a_foreign_link_with_the_ves_name_is_refused_and_kept() {
+fn a_foreign_link_or_table_with_the_ves_name_is_refused_and_kept() {
     let (lab, root) = lab_and_root("foreign");
     let made = lab.host_cmd(&[
         "ip",
@@ -849,6 +874,20 @@ fn a_foreign_link_with_the_ves_name_is_refused_and_kept() {
     let kept = lab.host_cmd(&["ip", "link", "show", "kv101_eth0"]);
     assert!(kept.status.success(), "the foreign link was removed");
     let _ = lab.host_cmd(&["ip", "link", "del", "kv101_eth0"]);
+    // Nor its filter table: a start would have replaced the other VE's
+    // filter, and its stop removed it.
+    let made = lab.host_cmd(&["nft", "add", "table", "netdev", "kennel-101"]);
+    assert!(made.status.success(), "{made:?}");
+    let out = root.run(&["start", "101"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("table netdev kennel-101 exists but is not VE 101's"),
+        "{err}"
+    );
+    let kept = lab.host_cmd(&["nft", "list", "table", "netdev", "kennel-101"]);
+    assert!(kept.status.success(), "the foreign table was removed");
+    let _ = lab.host_cmd(&["nft", "delete", "table", "netdev", "kennel-101"]);
     root.ok(&["start", "101"]);
     done(root, &lab);
 }

@@ -73,6 +73,19 @@ pub fn remove(ve: &str, nat: bool) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a start whose filter table exists already: the teardown of the
+/// VE's earlier run has removed its own, so that one is another state
+/// root's VE's with the same id, whose filter a start would replace.
+pub fn refuse_foreign_table(ve: &str) -> Result<()> {
+    let table = names::table(ve);
+    if nfnl::table_exists(&table)? {
+        return Err(NetError::Host(format!(
+            "host nftables table netdev {table} exists but is not VE {ve}'s (another Kennel root with a VE {ve}?): remove it (nft delete table netdev {table}) or use another id"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether VE `ve`'s filter table exists (for `kennel check`: the host's
 /// `nft flush ruleset` removes it).
 pub fn exists(ve: &str) -> bool {

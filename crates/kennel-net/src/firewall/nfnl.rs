@@ -33,6 +33,7 @@ const NLMSG_ERROR: u16 = 0x2;
 const NLA_F_NESTED: u16 = 0x8000;
 
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
@@ -468,10 +469,41 @@ fn send(b: Batch) -> Result<()> {
     Ok(())
 }
 
+/// Whether `table` (netdev family) exists: one request for it alone, not
+/// a dump of every table (the host's namespace holds one per running VE).
+pub fn table_exists(table: &str) -> Result<bool> {
+    let mut b = Batch {
+        buf: Vec::with_capacity(64),
+        seq: 1,
+        acked: Vec::new(),
+        last: None,
+        next_set: 1,
+    };
+    b.message(
+        NFT_MSG_GETTABLE,
+        NLM_F_REQUEST | NLM_F_ACK,
+        NFPROTO_NETDEV,
+        |a| a.str(NFTA_TABLE_NAME, table),
+    );
+    match send(b) {
+        Ok(()) => Ok(true),
+        Err(e) if is_errno(&e, ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
+
+/// Whether an error from [`send`] is the kernel's `errno`.
+fn is_errno(e: &NetError, errno: i32) -> bool {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    matches!(e, NetError::Tool { detail, .. } if *detail == text)
+}
+
 /// Whether an error from [`apply`] says the table already exists.
 pub fn is_exists(e: &NetError) -> bool {
-    let eexist = io::Error::from_raw_os_error(17).to_string();
-    matches!(e, NetError::Tool { detail, .. } if *detail == eexist)
+    is_errno(e, EEXIST)
 }
 
 #[cfg(test)]
