@@ -834,6 +834,29 @@ fn a_crashed_ve_with_an_unreadable_record_starts_again() {
     done(root, &lab);
 }
 
+/// A change that removed a VE's port forwards and was cut short leaves a
+/// record whose network needs no NAT while its NAT table may exist: the
+/// record says so (`nat`), and the VE's stop removes the table.
+#[test]
+fn a_nat_table_the_record_may_hold_goes_with_the_ve() {
+    let (lab, root) = lab_and_root("natrec");
+    root.start_busybox("101", &["--ip", "192.0.2.13", "--forward", "tcp:8081:80"]);
+    let record_path = root.dir.join("run/ve/101/net.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).expect("read the record"))
+            .expect("parse the record");
+    assert_eq!(record["nat"], true, "{record}");
+    // As a `set` that dropped the forward would have left it.
+    record["network"]["forwards"] = serde_json::json!([]);
+    std::fs::write(&record_path, record.to_string()).expect("write the record");
+    let before = lab.host_cmd(&["nft", "list", "table", "ip", "kennel-101"]);
+    assert!(before.status.success(), "the NAT table exists (control)");
+    root.ok(&["stop", "101"]);
+    let after = lab.host_cmd(&["nft", "list", "table", "ip", "kennel-101"]);
+    assert!(!after.status.success(), "the NAT table outlived the VE");
+    done(root, &lab);
+}
+
 /// A host link or filter table that has a VE's name but is not the VE's
 /// (another state root's VE with the same id) is never taken: the start is
 /// refused, naming it, and it stays. (A start no longer lists every
