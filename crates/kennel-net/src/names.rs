@@ -1,6 +1,6 @@
 //! The host-side names of a VE's network objects. They are derived from
-//! the VE id, so that teardown finds them even without any record, and
-//! readable (`kv101_eth0`), so that `ip link` tells an operator whose
+//! the VE id, so that a teardown whose record is damaged still finds
+//! them, and readable (`kv101_eth0`), so that `ip link` tells an operator whose
 //! interface it is. The separator `_` cannot occur in a VE id, so the
 //! names of two VEs never collide and `kv101_` is VE 101's prefix alone.
 

@@ -263,7 +263,12 @@ fn converge(
     // The firewall, whole, before anything comes up.
     match fw {
         Firewall::Create => firewall::create(t.ve, new, t.host)?,
-        Firewall::Replace => firewall::apply(t.ve, new, &old.network, t.host)?,
+        Firewall::Replace => firewall::apply(
+            t.ve,
+            new,
+            old.nat || firewall::needs_nat(&old.network),
+            t.host,
+        )?,
     }
     tracing::debug!("net: firewall");
     // Up, addressed and routed: everything wanted, again (replacing is

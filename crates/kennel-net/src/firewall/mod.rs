@@ -45,12 +45,12 @@ pub fn create(ve: &str, net: &VeNetwork, host: &HostNet) -> Result<()> {
     Ok(())
 }
 
-/// Makes VE `ve`'s tables what `net` needs, whatever they are now (`old`
-/// is what was applied last: it says whether a NAT table may exist).
-pub fn apply(ve: &str, net: &VeNetwork, old: &VeNetwork, host: &HostNet) -> Result<()> {
+/// Makes VE `ve`'s tables what `net` needs, whatever they are now
+/// (`nat_may_exist`: whether a NAT table may exist, from the record).
+pub fn apply(ve: &str, net: &VeNetwork, nat_may_exist: bool, host: &HostNet) -> Result<()> {
     let table = names::table(ve);
     nfnl::apply(&table, &rules::chains(ve, net), nfnl::Mode::Replace)?;
-    if needs_nat(net) || needs_nat(old) {
+    if needs_nat(net) || nat_may_exist {
         run_nft(
             &nat::render_replace(ve, net, host.nat_conntrack_max),
             "apply the VE's NAT table",

@@ -112,7 +112,7 @@ pub fn explain(errno: i32, what: &str, facts: &HostFacts, owner: Option<u32>) ->
             let owner = owner.map_or_else(String::new, |u| format!(" for uid {u}"));
             if let Some((name, v)) = facts.ns_refused {
                 return Some(format!(
-                    "cannot {what}: the kernel's namespace count{owner} is at its limit ({name} = {v}): raise it (sysctl -w {name}={}, and persist it in /etc/sysctl.d/), or end what else holds that uid's namespaces",
+                    "cannot {what}: the kernel's namespace count{owner} is at its limit ({name} = {v}): raise it (sysctl -w {name}={}, and persist it in /etc/sysctl.d/), or end what else holds that uid's namespaces (with none of its processes left, what the VE's last run left in the kernel: retry in a few minutes)",
                     v.saturating_mul(2).max(65536)
                 ));
             }
