@@ -349,13 +349,7 @@ impl<'h> Cgroup<'h> {
         let Some(h) = self.host.hierarchy_for("pids") else {
             return Ok(());
         };
-        let file = self.dir(h).join("pids.max");
-        let want = max.to_string();
-        match fs::read_to_string(&file) {
-            Ok(v) if v.trim() == want => Ok(()),
-            Ok(_) => fs::write(&file, want).map_err(io_err("write", &file)),
-            Err(_) => Ok(()), // no such cgroup (yet) or no pids there
-        }
+        cap_file(&self.dir(h).join("pids.max"), max)
     }
 
     /// Caps the cgroups below this one at `max` (`cgroup.max.descendants`)
@@ -372,13 +366,7 @@ impl<'h> Cgroup<'h> {
         else {
             return Ok(());
         };
-        let file = self.dir(h).join("cgroup.max.descendants");
-        let want = max.to_string();
-        match fs::read_to_string(&file) {
-            Ok(v) if v.trim() == want => Ok(()),
-            Ok(_) => fs::write(&file, want).map_err(io_err("write", &file)),
-            Err(_) => Ok(()), // no such cgroup (yet)
-        }
+        cap_file(&self.dir(h).join("cgroup.max.descendants"), max)
     }
 
     /// Whether a process limit is written on this cgroup (`pids.max` is
@@ -574,6 +562,17 @@ fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
         fs::write(&dst, v.trim()).map_err(io_err("write", dst))?;
     }
     Ok(())
+}
+
+/// Writes `max` into the limit `file` unless it holds it already (one
+/// read then); a cgroup that does not exist (yet) is left alone.
+fn cap_file(file: &Path, max: u64) -> Result<()> {
+    let want = max.to_string();
+    match fs::read_to_string(file) {
+        Ok(v) if v.trim() == want => Ok(()),
+        Ok(_) => fs::write(file, want).map_err(io_err("write", file)),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Enables Kennel's controllers but `except` for the children of `dir`.

@@ -39,6 +39,20 @@ fn lab_and_root(tag: &str) -> (NetLab, TestRoot) {
     (lab, root)
 }
 
+/// Kills VE `id`'s monitor and init at once, as a crash would: no
+/// teardown runs. Only processes this test started, by PID.
+fn crash(root: &TestRoot, id: &str) {
+    let (monitor, init) = (root.monitor_pid(id), root.init_pid(id));
+    for pid in [monitor, init] {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(wait_for(Duration::from_secs(5), || !common::pid_alive(
+        init
+    )));
+}
+
 /// Ends a test: every VE destroyed, nothing left in the host namespace.
 fn done(root: TestRoot, lab: &NetLab) {
     root.finish();
@@ -788,16 +802,7 @@ fn nat_and_port_forwarding() {
 fn a_ve_killed_without_teardown_starts_again() {
     let (lab, root) = lab_and_root("crash");
     root.start_busybox("101", &["--ip", "192.0.2.11", "--forward", "tcp:8080:80"]);
-    let (monitor, init) = (root.monitor_pid("101"), root.init_pid("101"));
-    for pid in [monitor, init] {
-        // Only processes this test started, by PID.
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    }
-    assert!(wait_for(Duration::from_secs(5), || !common::pid_alive(
-        init
-    )));
+    crash(&root, "101");
     assert!(
         !lab.leaks().is_empty(),
         "the host objects are still there (control)"
@@ -816,16 +821,7 @@ fn a_ve_killed_without_teardown_starts_again() {
 fn a_crashed_ve_with_an_unreadable_record_starts_again() {
     let (lab, root) = lab_and_root("badrec");
     root.start_busybox("101", &["--ip", "192.0.2.12"]);
-    let (monitor, init) = (root.monitor_pid("101"), root.init_pid("101"));
-    for pid in [monitor, init] {
-        // Only processes this test started, by PID.
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    }
-    assert!(wait_for(Duration::from_secs(5), || !common::pid_alive(
-        init
-    )));
+    crash(&root, "101");
     let record = root.dir.join("run/ve/101/net.json");
     std::fs::write(&record, "{ damaged").expect("damage the record");
     root.ok(&["start", "101"]);
