@@ -209,6 +209,37 @@ pub const CASES: &[Case] = &[
         }
     })
     .only(Layout::VeV2),
+    // Found by a hostile-tenant review (density): on cgroup v2 every
+    // cgroup a VE makes may take one of the host's 65,535 memory cgroup
+    // ids. One VE is bounded by its own cap, all of them by Kennel's
+    // parent's, below the kernel's ids.
+    case("cgroup_v2_count_bounded_per_ve_and_for_all", |l| {
+        let (_, out) = l.sh(
+            ATT,
+            "i=0; while [ $i -lt 1100 ] && mkdir /sys/fs/cgroup/many$i 2>/dev/null; do i=$((i+1)); done; echo $i; \
+             j=0; while [ $j -lt $i ]; do rmdir /sys/fs/cgroup/many$j; j=$((j+1)); done",
+            120,
+        );
+        match out.trim().lines().next().and_then(|n| n.parse::<u32>().ok()) {
+            Some(n) if n <= 1024 => {}
+            other => return Err(format!("the VE made {other:?} cgroups (limit 1024)")),
+        }
+        // Where memory is cgroup v2 (not on a hybrid host), the parent of
+        // all VEs caps their cgroups together.
+        let parent = l
+            .root
+            .cgroup_dirs("")
+            .into_iter()
+            .find(|d| d.join("memory.max").exists());
+        if let Some(d) = parent {
+            let cap = std::fs::read_to_string(d.join("cgroup.max.descendants")).unwrap_or_default();
+            if cap.trim() != (65_535 - 4096).to_string() {
+                return Err(format!("all VEs' cgroups are capped at {cap:?}, not 61439"));
+            }
+        }
+        Ok(())
+    })
+    .only(Layout::VeV2),
     case("freeze_init_under_kennel_exec", |l| {
         // The VE moves its init into a sub-cgroup it made and freezes it
         // (cgroup v2's freezer; a hybrid host's VE sees its cgroup2 too).
