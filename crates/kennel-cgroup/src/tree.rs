@@ -341,15 +341,15 @@ impl<'h> Cgroup<'h> {
         Placement::open(&targets)
     }
 
-    /// Caps the tasks of this cgroup and all below it at `max`
+    /// Sets the process limit of this cgroup and all below it to `max`
     /// (`pids.max`, where the cgroup exists in the hierarchy that holds
-    /// `pids`): Kennel's parent of all VEs follows `kernel.pid_max`. One
-    /// read when the cap is already right.
-    pub fn cap_tasks(&self, max: u64) -> Result<()> {
+    /// `pids`): Kennel's parent of all VEs follows `kernel.pid_max`.
+    pub fn set_tasks(&self, max: u64) -> Result<()> {
         let Some(h) = self.host.hierarchy_for("pids") else {
             return Ok(());
         };
-        cap_file(&self.dir(h).join("pids.max"), max)
+        let file = self.dir(h).join("pids.max");
+        fs::write(&file, max.to_string()).map_err(io_err("write", &file))
     }
 
     /// Caps the cgroups below this one at `max` (`cgroup.max.descendants`)
@@ -369,13 +369,15 @@ impl<'h> Cgroup<'h> {
         cap_file(&self.dir(h).join("cgroup.max.descendants"), max)
     }
 
-    /// Whether a process limit is written on this cgroup (`pids.max` is
-    /// a number): one read.
-    pub fn has_pids_limit(&self) -> bool {
-        self.host.hierarchy_for("pids").is_some_and(|h| {
-            fs::read_to_string(self.dir(h).join("pids.max"))
-                .is_ok_and(|v| v.trim().parse::<u64>().is_ok())
-        })
+    /// The process limit written on this cgroup (`pids.max`, when it is
+    /// a number, not `max`): one read.
+    pub fn pids_limit(&self) -> Option<u64> {
+        let h = self.host.hierarchy_for("pids")?;
+        fs::read_to_string(self.dir(h).join("pids.max"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Memory and task counts.

@@ -49,11 +49,7 @@ fn mem_total() -> Option<u64> {
 }
 
 fn pid_max() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    kennel_runtime::launch::exhausted::sysctl("kernel.pid_max")
 }
 
 impl Kennel {
@@ -67,11 +63,13 @@ impl Kennel {
         let parent = host.cgroup(&self.cgroup_parent());
         // Written once, when the parent is made (or by the first start
         // after an upgrade): not again on every start. But the process
-        // part follows `kernel.pid_max` (one read when it is right): a
+        // part follows `kernel.pid_max` (the one read that finds the
+        // parent made tells whether it is right): a
         // host raised for thousands of VEs must not keep the old cap, nor
         // a lowered one leave the VEs the host's last PIDs.
-        if parent.has_pids_limit() {
-            if let Err(e) = pid_max().map_or(Ok(()), |m| parent.cap_tasks(pids_envelope(m))) {
+        if let Some(now) = parent.pids_limit() {
+            let want = pid_max().map(pids_envelope).filter(|w| *w != now);
+            if let Err(e) = want.map_or(Ok(()), |w| parent.set_tasks(w)) {
                 tracing::warn!("the process limit on all VEs together was not updated: {e}");
             }
             // A parent made before the cap (an upgrade) gets it here.

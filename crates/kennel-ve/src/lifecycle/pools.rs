@@ -33,9 +33,9 @@ use std::fs;
 
 use kennel_storage::InitKind;
 
-use super::check::{check, Check, CheckLevel};
 use kennel_runtime::launch::exhausted::sysctl;
 
+use super::check::{check, Check, CheckLevel};
 use super::Kennel;
 use crate::config::{Backend, VeConfig};
 use crate::error::{Result, VeError};
