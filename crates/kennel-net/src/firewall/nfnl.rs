@@ -143,15 +143,20 @@ struct Batch {
 
 impl Batch {
     fn new() -> Self {
-        let mut b = Batch {
+        let mut b = Batch::bare();
+        b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
+        b
+    }
+
+    /// Messages without a transaction around them (a query).
+    fn bare() -> Self {
+        Batch {
             buf: Vec::with_capacity(8192),
             seq: 1,
             acked: Vec::new(),
             last: None,
             next_set: 1,
-        };
-        b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
-        b
+        }
     }
 
     /// Appends one message: netlink header, `nfgenmsg`, attributes.
@@ -472,13 +477,7 @@ fn send(b: Batch) -> Result<()> {
 /// Whether `table` (netdev family) exists: one request for it alone, not
 /// a dump of every table (the host's namespace holds one per running VE).
 pub fn table_exists(table: &str) -> Result<bool> {
-    let mut b = Batch {
-        buf: Vec::with_capacity(64),
-        seq: 1,
-        acked: Vec::new(),
-        last: None,
-        next_set: 1,
-    };
+    let mut b = Batch::bare();
     b.message(
         NFT_MSG_GETTABLE,
         NLM_F_REQUEST | NLM_F_ACK,
