@@ -278,12 +278,23 @@ impl TestRoot {
                 out.push(format!("mount: {l}"));
             }
         }
-        for l in loop_devices_under(&root) {
-            if pool && l.ends_with(&pool_image) {
-                continue;
-            }
-            out.push(format!("loop device: {l}"));
+        // An autoclear loop device goes with the last mount of its
+        // filesystem, and a VE that another test starts at the same time
+        // holds a copy of the host's mounts until it detaches the host's
+        // root: give such a copy a moment before calling a device left.
+        let stray = || -> Vec<String> {
+            loop_devices_under(&root)
+                .into_iter()
+                .filter(|l| !(pool && l.ends_with(&pool_image)))
+                .collect()
+        };
+        let deadline = Instant::now() + secs(5);
+        let mut left = stray();
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            left = stray();
         }
+        out.extend(left.into_iter().map(|l| format!("loop device: {l}")));
         let parent = self.cgroup_parent();
         for pid in processes() {
             if !pid_alive(pid) {
