@@ -9,10 +9,9 @@
 //! caller says so rather than pretend.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::error::{io_err, CgroupError, Result};
+use crate::error::{CgroupError, Result};
 
 /// A block device, `MAJOR:MINOR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,13 +26,13 @@ impl std::fmt::Display for BlockDevice {
     }
 }
 
-/// The disks holding `paths` (deduplicated), or
-/// [`CgroupError::NoBlockDevice`] for a path on a filesystem without one.
-pub fn disks_under(paths: &[&Path]) -> Result<Vec<BlockDevice>> {
+/// The disks of `files`, each a device number (`st_dev`) and the path it
+/// names in errors (deduplicated), or [`CgroupError::NoBlockDevice`] for
+/// one on a filesystem without a block device.
+pub fn disks_of(files: &[(u64, &Path)]) -> Result<Vec<BlockDevice>> {
     let mut out = Vec::new();
-    for p in paths {
-        let dev = fs::metadata(p).map_err(io_err("stat", *p))?.dev();
-        let (major, minor) = (libc::major(dev), libc::minor(dev));
+    for (dev, p) in files {
+        let (major, minor) = (libc::major(*dev), libc::minor(*dev));
         let disk =
             disk_of(BlockDevice { major, minor }).ok_or_else(|| CgroupError::NoBlockDevice {
                 path: p.to_path_buf(),
@@ -91,8 +90,11 @@ mod tests {
     #[test]
     fn a_tmpfs_has_no_disk() {
         // /dev/shm is a tmpfs on every Linux host.
+        use std::os::unix::fs::MetadataExt;
+        let shm = Path::new("/dev/shm");
+        let dev = fs::metadata(shm).expect("/dev/shm").dev();
         assert!(matches!(
-            disks_under(&[Path::new("/dev/shm")]),
+            disks_of(&[(dev, shm)]),
             Err(CgroupError::NoBlockDevice { .. })
         ));
     }

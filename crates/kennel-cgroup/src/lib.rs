@@ -32,7 +32,7 @@ mod walk;
 pub use accounting::{Accounting, Counter, CpuUsage, IoUsage};
 pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
-pub use io_devices::{disks_under, BlockDevice};
+pub use io_devices::{disks_of, BlockDevice};
 pub use limits::{CpuLimit, IoLimits, Limits};
 pub use live::Journal;
 pub use placement::Placement;

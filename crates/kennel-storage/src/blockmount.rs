@@ -18,7 +18,7 @@
 //!   slaves (`ip netns exec`, systemd's sandboxing) lose their copies when
 //!   the host unmounts.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use kennel_sys::blockdev::{loop_attach, LoopOptions};
@@ -43,8 +43,18 @@ pub(crate) struct ImageMount<'a> {
     pub remember: bool,
 }
 
-/// Mounts `m.image` at `target`.
+/// Mounts `m.image` at `target`, shared (see the module doc).
 pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
+    let mnt = mount_image_detached(m)?;
+    attach(mnt.as_fd(), target, "mount the filesystem at")?;
+    rustix::mount::mount_change(target, MountPropagationFlags::SHARED)
+        .map_err(|e| io_err("share the mount at", target)(e.into()))
+}
+
+/// Mounts `m.image` detached: a mount in no namespace, held by the
+/// returned descriptor (`fsmount`'s), which the caller attaches where it
+/// wants; dropped unattached, it unmounts.
+pub(crate) fn mount_image_detached(m: &ImageMount<'_>) -> Result<OwnedFd> {
     let access = if m.read_only {
         OFlags::RDONLY
     } else {
@@ -75,9 +85,31 @@ pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
             (dev.path(), dev.fd)
         }
     };
+    let mnt = mount_device(m, &dev)?;
+    drop(held);
+    Ok(mnt)
+}
+
+/// A new mount of the filesystem on `image`'s remembered loop device, if
+/// that device still backs `image`: the kernel gives back the filesystem
+/// already there (a running VE's disk), never a second instance. `None`
+/// when no device backs it (nothing is mounted); never attaches one.
+pub(crate) fn mount_existing(m: &ImageMount<'_>) -> Result<Option<OwnedFd>> {
+    let file = rustix::fs::open(m.image, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io_err("open", m.image)(e.into()))?;
+    let Some((dev, held)) = attached(file.as_fd(), &note_of(m.image)) else {
+        return Ok(None);
+    };
+    let mnt = mount_device(m, &dev)?;
+    drop(held);
+    Ok(Some(mnt))
+}
+
+/// Makes a detached mount of `m`'s filesystem on the block device `dev`.
+fn mount_device(m: &ImageMount<'_>, dev: &str) -> Result<OwnedFd> {
     let fail = |op: &'static str| move |e: rustix::io::Errno| io_err(op, m.image)(e.into());
     let fs = open_fs(m.fstype).map_err(fail("open filesystem for"))?;
-    fsconfig_set_string(fs.as_fd(), "source", &dev).map_err(fail("configure"))?;
+    fsconfig_set_string(fs.as_fd(), "source", dev).map_err(fail("configure"))?;
     if m.read_only {
         fsconfig_set_flag(fs.as_fd(), "ro").map_err(fail("configure"))?;
     }
@@ -88,10 +120,9 @@ pub(crate) fn mount_image(m: &ImageMount<'_>, target: &Path) -> Result<()> {
     if m.read_only {
         attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
     }
-    create_and_attach(fs.as_fd(), attrs, target, "mount the filesystem at")?;
-    drop(held);
-    rustix::mount::mount_change(target, MountPropagationFlags::SHARED)
-        .map_err(|e| io_err("share the mount at", target)(e.into()))
+    fsconfig_create(fs.as_fd()).map_err(fail("mount the filesystem of"))?;
+    fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(fail("mount the filesystem of"))
 }
 
 fn note_of(image: &Path) -> std::path::PathBuf {
@@ -114,47 +145,6 @@ fn attached(image: BorrowedFd<'_>, note: &Path) -> Option<(String, rustix::fd::O
     let (bdev, ino) = kennel_sys::blockdev::loop_backing(dev.as_fd()).ok()?;
     let st = rustix::fs::fstat(image).ok()?;
     (st.st_dev == bdev && st.st_ino == ino).then_some((path, dev))
-}
-
-/// Opens the mount root `at` after checking that it is `image`'s
-/// filesystem: a mount root whose device is a loop device backed by
-/// `image`. Work that freezes or resizes a filesystem acts on the returned
-/// descriptor, never on whatever a path happens to lead to.
-pub(crate) fn open_mounted(image: &Path, at: &Path) -> Result<rustix::fd::OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
-    let not = |why: &str| {
-        crate::error::StorageError::Layer(format!(
-            "{} is not the mount of {} ({why})",
-            at.display(),
-            image.display()
-        ))
-    };
-    let fd = rustix::fs::open(
-        at,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io_err("open", at)(e.into()))?;
-    let st = rustix::fs::statx(
-        &fd,
-        "",
-        rustix::fs::AtFlags::EMPTY_PATH,
-        rustix::fs::StatxFlags::BASIC_STATS,
-    )
-    .map_err(|e| io_err("stat", at)(e.into()))?;
-    if !st
-        .stx_attributes
-        .contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
-    {
-        return Err(not("nothing is mounted there"));
-    }
-    let link = format!("/sys/dev/block/{}:{}", st.stx_dev_major, st.stx_dev_minor);
-    let backing = std::fs::read_to_string(format!("{link}/loop/backing_file"))
-        .map_err(|_| not("not a loop device"))?;
-    if Path::new(backing.trim_end_matches('\n')) != image {
-        return Err(not("another image"));
-    }
-    Ok(fd)
 }
 
 /// `fsopen(fstype)`. Where the filesystem is a module (XFS, ext4 on
@@ -184,14 +174,32 @@ pub(crate) fn create_and_attach(
     fsconfig_create(fs).map_err(|e| io_err(what, target)(e.into()))?;
     let mnt = fsmount(fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
         .map_err(|e| io_err(what, target)(e.into()))?;
+    attach(mnt.as_fd(), target, what)
+}
+
+/// Attaches the detached mount `mnt` at `target`.
+pub(crate) fn attach(mnt: BorrowedFd<'_>, target: &Path, what: &'static str) -> Result<()> {
     move_mount(
-        mnt.as_fd(),
+        mnt,
         "",
         CWD,
         target,
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
-    .map_err(|e| io_err("attach mount at", target)(e.into()))
+    .map_err(|e| io_err(what, target)(e.into()))
+}
+
+/// Opens the root of the detached or attached mount `mnt` (an `O_PATH`
+/// descriptor, as `fsmount` gives) for work on its filesystem: ioctls
+/// and `syncfs` need a real open.
+pub(crate) fn open_root(mnt: BorrowedFd<'_>, what: &Path) -> Result<OwnedFd> {
+    rustix::fs::openat(
+        mnt,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open the filesystem of", what)(e.into()))
 }
 
 /// Whether `path` is the root of a mount.

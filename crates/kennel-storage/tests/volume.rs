@@ -43,6 +43,23 @@ impl Drop for Lab {
     }
 }
 
+/// Mounts `vol` detached and attaches it at `at`, as a VE's start does in
+/// the VE's namespace.
+fn mount(vol: &Volume, at: &Path) {
+    fs::create_dir_all(at).unwrap_or_else(|e| panic!("{e}"));
+    let mnt = vol
+        .mount_detached((100000, 100000))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rustix::mount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        at,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 fn df(path: &Path) -> (u64, u64) {
     let s = rustix::fs::statvfs(path).unwrap_or_else(|e| panic!("{e}"));
     (s.f_blocks * s.f_frsize, s.f_files)
@@ -71,8 +88,7 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
     vol.create(size, (100000, 100000), &lab.dir.join("scratch"), None)
         .unwrap_or_else(|e| panic!("{e}"));
     let at = lab.dir.join("mnt");
-    vol.mount(&at, (100000, 100000))
-        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&vol, &at);
     // A fresh disk's layer goes to the VE's root at its first mount.
     let md = std::fs::metadata(at.join("upper")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&md), 100000);
@@ -86,7 +102,6 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
             "s1",
             "conf",
             Some(kennel_storage::volume::snapshot::Running {
-                mounted: &at,
                 freeze: &mut |f| {
                     frozen.push(f);
                     Ok(())
@@ -97,15 +112,12 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
     assert_eq!(frozen, vec![true, false]);
     assert!(taken.frozen.is_some(), "{meta:?}");
     fs::write(at.join("upper/a"), b"after").unwrap_or_else(|e| panic!("{e}"));
-    let grown = vol
-        .grow(128 << 20, Some(&at))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let grown = vol.grow(128 << 20, true).unwrap_or_else(|e| panic!("{e}"));
     if grown == Grown::Online {
         assert!(df(&at).0 > 100 << 20);
     }
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));
-    vol.mount(&at, (100000, 100000))
-        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&vol, &at);
     assert!(df(&at).0 > 100 << 20, "grown at the next mount");
     assert_eq!(fs::read(at.join("upper/a")).unwrap_or_default(), b"after");
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));
@@ -114,8 +126,7 @@ fn a_disk_has_its_size_grows_snapshots_and_shrinks() {
     let err = vol.shrink(1 << 20).map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("does not fit"), "{err}");
     vol.shrink(48 << 20).unwrap_or_else(|e| panic!("{e}"));
-    vol.mount(&at, (100000, 100000))
-        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&vol, &at);
     assert_eq!(fs::read(at.join("upper/a")).unwrap_or_default(), b"before");
     assert!(df(&at).0 <= 48 << 20);
     Volume::unmount(&at).unwrap_or_else(|e| panic!("{e}"));

@@ -70,7 +70,9 @@ impl Paths {
         self.ve_dir(id).join("fs")
     }
 
-    /// Where a running VE's disk is mounted (the `image` backend).
+    /// Where a starting VE's disk is attached, in the VE's own mount
+    /// namespace only (the `image` backend); in the host's, an empty
+    /// directory.
     pub fn ve_disk(&self, id: &VeId) -> PathBuf {
         self.ve_run(id).join("disk")
     }

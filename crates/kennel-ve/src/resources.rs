@@ -287,15 +287,19 @@ impl Resources {
     }
 
     /// The disk limits, on the disks that hold `files` (the VE's own
-    /// layer and its template); `None` when both are unlimited.
-    pub fn io_limits(&self, files: &[&std::path::Path]) -> Result<Option<kennel_cgroup::IoLimits>> {
+    /// layer and its template: each a device number and the path it names
+    /// in errors); `None` when both are unlimited.
+    pub fn io_limits(
+        &self,
+        files: &[(u64, &std::path::Path)],
+    ) -> Result<Option<kennel_cgroup::IoLimits>> {
         let bps = self.io_limit.and_then(|l| l.max().map(|s| s.bytes()));
         let iops = self.iops_limit.and_then(|l| l.max().copied());
         if bps.is_none() && iops.is_none() {
             return Ok(None);
         }
         Ok(Some(kennel_cgroup::IoLimits {
-            devices: kennel_cgroup::disks_under(files)?,
+            devices: kennel_cgroup::disks_of(files)?,
             bps,
             iops,
         }))

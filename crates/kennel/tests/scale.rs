@@ -214,14 +214,15 @@ fn a_create_during_a_destroy_of_its_id_keeps_its_claims() {
     let ip = ["--ip", "192.0.2.50"];
     root.ok(&create("hx", &ip));
     // Enough files that the destroy takes a while to remove them.
-    let upper = root.upper("hx");
-    for d in 0..60 {
-        let dir = upper.join(format!("d{d}"));
-        fs::create_dir_all(&dir).expect("mkdir");
-        for f in 0..1000 {
-            fs::File::create(dir.join(f.to_string())).expect("create");
+    root.with_upper("hx", |upper| {
+        for d in 0..60 {
+            let dir = upper.join(format!("d{d}"));
+            fs::create_dir_all(&dir).expect("mkdir");
+            for f in 0..1000 {
+                fs::File::create(dir.join(f.to_string())).expect("create");
+            }
         }
-    }
+    });
     let mut destroy = root
         .cmd()
         .args(["destroy", "hx"])

@@ -55,7 +55,9 @@ fn ves_work_the_same_on_a_filesystem_without_idmapped_mounts() {
     let base = root.config("101")["idmap"]["uid_base"]
         .as_u64()
         .expect("base") as u32;
-    let md = fs::metadata(root.upper("101").join("root/new")).expect("new file");
+    let md = root.with_upper("101", |u| {
+        fs::metadata(u.join("root/new")).expect("new file")
+    });
     assert_eq!((md.uid(), md.gid()), (base + 1000, base + 1000));
     // The template itself is never changed.
     let t = fs::metadata(tpl.join("etc/passwd")).expect("template passwd");
@@ -63,7 +65,9 @@ fn ves_work_the_same_on_a_filesystem_without_idmapped_mounts() {
     if layer == "shifted" {
         // Data is still the template's: only metadata was copied (on a
         // VE's ext4 disk the overlay's attributes may take one block).
-        let up = fs::metadata(root.upper("101").join("bin/busybox")).expect("upper busybox");
+        let up = root.with_upper("101", |u| {
+            fs::metadata(u.join("bin/busybox")).expect("upper busybox")
+        });
         assert!(
             up.blocks() <= 8 && up.len() > 100 << 10,
             "a shifted layer holds metadata only ({} blocks of a {}-byte file)",

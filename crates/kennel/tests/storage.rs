@@ -675,7 +675,7 @@ fn clone_reinstall_and_rename() {
     assert_eq!(root.sh("102", "hostname").trim(), "102");
     // On the host, the clone's files are its own range's.
     let base = b["idmap"]["uid_base"].as_u64().expect("uid_base");
-    let md = fs::metadata(root.dir.join("run/ve/102/disk/upper/root/f")).expect("stat");
+    let md = root.with_upper("102", |u| fs::metadata(u.join("root/f")).expect("stat"));
     assert_eq!(md.uid() as u64, base);
     // The original runs on.
     let c = writer_count(&root, "101");
@@ -802,10 +802,10 @@ fn after_kill(root: &TestRoot, id: &str, what: &str, problems: &mut Vec<String>)
 /// Thaws VE `id`'s disk and cgroup by hand (what Kennel should have
 /// done), so that the test can go on and clean up.
 fn force_thaw(root: &TestRoot, id: &str) {
-    let disk = root.dir.join("run/ve").join(id).join("disk");
+    let disk = common::DiskView::of_running(root, id);
     let _ = Command::new("fsfreeze")
         .arg("-u")
-        .arg(&disk)
+        .arg(&disk.at)
         .stderr(Stdio::null())
         .status();
     for d in root.cgroup_dirs(id) {

@@ -23,7 +23,7 @@ mod handover;
 mod monitor;
 mod owner;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use kennel_cgroup::{Host, Part};
@@ -57,9 +57,11 @@ pub struct Started {
 }
 
 /// Starts the VE described by `spec`, whose cgroups (`cgroup`, and the
-/// monitors' `monitor_cgroup`) already exist with their limits. Returns
-/// once the VE's init is running. The caller must be single-threaded.
-pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
+/// monitors' `monitor_cgroup`) already exist with their limits. `disk` is
+/// the VE's disk, mounted detached, which the monitor attaches at
+/// `spec.root.layers_dir` in the VE's mount namespace. Returns once the
+/// VE's init is running. The caller must be single-threaded.
+pub fn start(spec: &StartSpec, host: &Host, disk: Option<BorrowedFd<'_>>) -> Result<Started> {
     let ve_cg = spec.cgroup.cgroup(host);
     host.cgroup(&spec.monitor_cgroup).create()?;
     // The early part must exist before init is cloned (see `Part`); the
@@ -81,7 +83,7 @@ pub fn start(spec: &StartSpec, host: &Host) -> Result<Started> {
         Forked::Child => {
             drop(rd);
             drop(cg_wr);
-            monitor::run(spec, host, &monitor_place, &ve_place, wr, cg_rd)
+            monitor::run(spec, host, &monitor_place, &ve_place, disk, wr, cg_rd)
         }
         Forked::Parent { pid, pidfd } => {
             drop(wr);

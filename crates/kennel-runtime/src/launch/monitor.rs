@@ -27,10 +27,16 @@ pub(super) fn run(
     host: &Host,
     place: &Placement,
     ve_place: &Placement,
+    disk: Option<BorrowedFd<'_>>,
     report: OwnedFd,
     cgroups: OwnedFd,
 ) -> ! {
-    match prepare_and_launch(spec, host, place, ve_place, &report, &cgroups) {
+    let fds = Fds {
+        report: report.as_fd(),
+        cgroups: cgroups.as_fd(),
+        disk,
+    };
+    match prepare_and_launch(spec, host, place, ve_place, fds) {
         Ok(handover) => {
             sync::report(&report, &format!("ok {}", handover.init_pid));
             drop(report);
@@ -58,19 +64,31 @@ pub(super) fn run(
     }
 }
 
+/// What the monitor inherits from `kennel start`.
+#[derive(Clone, Copy)]
+struct Fds<'a> {
+    /// Where the monitor reports the start's outcome.
+    report: BorrowedFd<'a>,
+    /// Where `kennel start` says that the v1 cgroups are made.
+    cgroups: BorrowedFd<'a>,
+    /// The VE's disk, mounted detached (`None`: its files are in a
+    /// directory).
+    disk: Option<BorrowedFd<'a>>,
+}
+
 fn prepare_and_launch(
     spec: &StartSpec,
     host: &Host,
     place: &Placement,
     ve_place: &Placement,
-    report: &OwnedFd,
-    cgroups: &OwnedFd,
+    fds: Fds<'_>,
 ) -> Result<Handover> {
     let deadline = Instant::now() + SETUP_TIMEOUT;
-    // From here on only the report pipe and the monitor's cgroup files are
-    // open.
-    let keep: Vec<RawFd> = [report.as_raw_fd(), cgroups.as_raw_fd()]
+    // From here on only the report pipe, the monitor's cgroup files and
+    // the VE's disk are open.
+    let keep: Vec<RawFd> = [fds.report.as_raw_fd(), fds.cgroups.as_raw_fd()]
         .into_iter()
+        .chain(fds.disk.map(|d| d.as_raw_fd()))
         .chain(place.raw_fds())
         .chain(ve_place.raw_fds())
         .collect();
@@ -120,14 +138,18 @@ fn prepare_and_launch(
     };
     let channels = Channels {
         sock: ours.as_fd(),
-        cgroups: cgroups.as_fd(),
+        cgroups: fds.cgroups,
         deadline,
     };
     let devpts_copy = devpts
         .try_clone()
         .ctx(|| "keep the VE's devpts".into())
         .map_err(&kill_child)?;
-    host_side(spec, pid, &channels, host_mnt.as_fd(), devpts_copy).map_err(&kill_child)?;
+    let mounts = HostMounts {
+        host_mnt: host_mnt.as_fd(),
+        disk: fds.disk,
+    };
+    host_side(spec, pid, &channels, mounts, devpts_copy).map_err(&kill_child)?;
     // While the VE sets itself up: the console socket, and the state file
     // under a temporary name.
     let socket = listen(spec).map_err(&kill_child)?;
@@ -182,11 +204,19 @@ struct Channels<'a> {
 /// mounts never exist in the host's namespace); then "go"; then, once the
 /// child has its own network namespace, the VE's links, addresses and
 /// firewall (`kennel_net`), while the child mounts its /proc, /sys, /dev.
+/// The mounts the host side works with.
+struct HostMounts<'a> {
+    /// The host's mount namespace, to return to.
+    host_mnt: BorrowedFd<'a>,
+    /// The VE's disk, detached, attached in the VE's namespace.
+    disk: Option<BorrowedFd<'a>>,
+}
+
 fn host_side(
     spec: &StartSpec,
     pid: i32,
     ch: &Channels<'_>,
-    host_mnt: BorrowedFd<'_>,
+    mounts: HostMounts<'_>,
     devpts: OwnedFd,
 ) -> Result<()> {
     let sock = ch.sock;
@@ -236,32 +266,35 @@ fn host_side(
     move_into_link_name_space(ve_mnt.as_fd(), Some(LinkNameSpaceType::Mount))
         .ctx(|| "enter the VE's mount namespace".into())?;
     let layers = VeLayers::new(&spec.root.layers_dir);
-    let mounted = mount_root(
-        &RootMount {
-            template: &spec.root.template,
-            layers: &layers,
-            mode: spec.root.mode,
-            lower_mountpoint: &lower,
-            target: &target,
-        },
-        Some(userns.as_fd()),
-    )
-    .map_err(RuntimeError::from)
-    .and_then(|()| match &nodes {
-        Some(n) => super::devnodes::attach(n, &spec.run_dir, &spec.features),
-        None => Ok(Vec::new()),
-    })
-    .and_then(|nodes| {
-        let root = rustix::fs::open(
-            &target,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| "open the VE's root".into())?;
-        Ok((root, nodes))
-    });
+    let mounted = attach_disk(mounts.disk, &spec.root.layers_dir)
+        .and_then(|()| {
+            mount_root(
+                &RootMount {
+                    template: &spec.root.template,
+                    layers: &layers,
+                    mode: spec.root.mode,
+                    lower_mountpoint: &lower,
+                    target: &target,
+                },
+                Some(userns.as_fd()),
+            )
+            .map_err(RuntimeError::from)
+        })
+        .and_then(|()| match &nodes {
+            Some(n) => super::devnodes::attach(n, &spec.run_dir, &spec.features),
+            None => Ok(Vec::new()),
+        })
+        .and_then(|nodes| {
+            let root = rustix::fs::open(
+                &target,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| "open the VE's root".into())?;
+            Ok((root, nodes))
+        });
     // Back home whatever happened: nothing else may run in the VE's namespace.
-    move_into_link_name_space(host_mnt, Some(LinkNameSpaceType::Mount))
+    move_into_link_name_space(mounts.host_mnt, Some(LinkNameSpaceType::Mount))
         .ctx(|| "return to the host's mount namespace".into())?;
     let (root, nodes) = mounted?;
     tracing::debug!("monitor: root mounted");
@@ -294,6 +327,24 @@ fn host_side(
         return Err(RuntimeError::Setup(format!("cgroups: {note}")));
     }
     sync::send_cgroups_ready(sock).ctx(|| "tell the VE its cgroups are ready".into())
+}
+
+/// Attaches the VE's disk (detached until now) at `at` in the mount
+/// namespace the monitor is in, the VE's: its overlay's upper and work
+/// directories are on it. The disk is then in no namespace but the VE's,
+/// and goes with it.
+fn attach_disk(disk: Option<BorrowedFd<'_>>, at: &std::path::Path) -> Result<()> {
+    let Some(disk) = disk else {
+        return Ok(());
+    };
+    rustix::mount::move_mount(
+        disk,
+        "",
+        rustix::fs::CWD,
+        at,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .ctx(|| format!("attach the VE's disk at {}", at.display()))
 }
 
 /// Waits for the child's console and then the end-of-file that its exec

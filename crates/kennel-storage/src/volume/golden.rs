@@ -8,7 +8,7 @@
 //! shared until the VE writes.
 //!
 //! The golden disk's `upper` directory belongs to the host's root; the
-//! first mount gives it to the VE's root ([`super::Volume::mount`]). A VE
+//! first mount gives it to the VE's root ([`super::Volume::mount_detached`]). A VE
 //! can never own anything as the host's root, so that tells a fresh disk
 //! from one the VE changed. Clones share the golden disk's filesystem
 //! UUID, as snapshots and clones of one disk share theirs: Kennel mounts

@@ -1,6 +1,7 @@
-//! A VE's disk: one sparse ext4 image in the pool, mounted by the host on
-//! a loop device while the VE runs; the overlay's upper and work
-//! directories live on it, over the shared template.
+//! A VE's disk: one sparse ext4 image in the pool, mounted on a loop
+//! device while the VE runs (in the VE's mount namespace only, see
+//! [`Volume::mount_detached`]); the overlay's upper and work directories
+//! live on it, over the shared template.
 //!
 //! Why an image per VE (docs/STORAGE.md has the figures):
 //! * the limit is the filesystem's size, so it holds against anything
@@ -25,13 +26,16 @@ pub mod shift;
 pub mod snapshot;
 
 use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::mount::MountAttrFlags;
 
 pub use resize::Grown;
 
-use crate::blockmount::{mount_image, unmount, ImageMount};
+use crate::blockmount::{
+    mount_existing, mount_image, mount_image_detached, open_root, unmount, ImageMount,
+};
 use crate::error::{io_err, Result, StorageError};
 
 /// A file in the volume's directory that says the image grew while the
@@ -133,7 +137,8 @@ impl Volume {
         match prepare {
             None => Ok(()),
             Some(prepare) => self.with_mounted(&self.image(), scratch, &mut |root| {
-                give_upper(root, owner)?;
+                let dir = fs::File::open(root).map_err(io_err("open", root))?;
+                give_upper(dir.as_fd(), &self.image(), owner)?;
                 prepare(root)
             }),
         }
@@ -174,24 +179,45 @@ impl Volume {
         result.and(unmounted)
     }
 
-    /// Mounts the disk at `at` for a start of the VE whose root is
-    /// `owner`: first finishes a grow the kernel refused online.
-    pub fn mount(&self, at: &Path, owner: (u32, u32)) -> Result<()> {
+    /// Mounts the disk for a start of the VE whose root is `owner`, after
+    /// finishing a grow the kernel refused online. The mount is detached,
+    /// in no namespace: the VE's setup attaches it in the VE's own, so a
+    /// running VE's disk never is in the host's mount table (each start
+    /// copies that table, and each mount in it would make every later
+    /// start dearer). It goes with the VE's namespace.
+    pub fn mount_detached(&self, owner: (u32, u32)) -> Result<OwnedFd> {
         self.sweep();
         self.finish_pending_grow()?;
-        fs::create_dir_all(at).map_err(io_err("create", at))?;
         let image = self.image();
-        mount_image(
-            &ImageMount {
-                remember: true,
-                ..ext4(&image, false)
-            },
-            at,
-        )?;
-        give_upper(at, owner)
+        let mnt = mount_image_detached(&ImageMount {
+            remember: true,
+            ..ext4(&image, false)
+        })?;
+        give_upper(mnt.as_fd(), &image, owner)?;
+        Ok(mnt)
     }
 
-    /// Unmounts the disk from `at` (a stop). Detached: a VE's dying
+    /// The running VE's disk: a new mount of the filesystem its start
+    /// mounted (the kernel's one instance, through the loop device that
+    /// backs the image), opened at its root for work on the filesystem.
+    /// Fails when the disk is not mounted.
+    pub fn open_running(&self) -> Result<OwnedFd> {
+        let image = self.image();
+        let mnt = mount_existing(&ImageMount {
+            remember: true,
+            ..ext4(&image, false)
+        })?
+        .ok_or_else(|| {
+            StorageError::Layer(format!(
+                "the disk {} is not mounted (its VE is not running)",
+                image.display()
+            ))
+        })?;
+        open_root(mnt.as_fd(), &image)
+    }
+
+    /// Unmounts a disk an earlier Kennel mounted at `at` in the host's
+    /// namespace (a VE started before an upgrade). Detached: a VE's dying
     /// namespace may hold it a moment longer, and the loop device goes
     /// with its last user.
     pub fn unmount(at: &Path) -> Result<()> {
@@ -217,23 +243,25 @@ impl Volume {
 
 /// Gives a fresh disk's `upper` (owned by the host's root, see
 /// `golden.rs`) to the VE's root `owner`; leaves any other owner alone.
-fn give_upper(root: &Path, owner: (u32, u32)) -> Result<()> {
+/// `root` is the disk's root, mounted by Kennel (the VE not yet running).
+fn give_upper(root: BorrowedFd<'_>, image: &Path, owner: (u32, u32)) -> Result<()> {
     use rustix::fs::{Gid, Mode, OFlags, Uid};
-    let upper = root.join("upper");
-    let fd = rustix::fs::open(
-        &upper,
+    let fd = rustix::fs::openat(
+        root,
+        "upper",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| io_err("open", &upper)(e.into()))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| io_err("stat", &upper)(e.into()))?;
+    .map_err(|e| io_err("open the disk's upper directory of", image)(e.into()))?;
+    let st = rustix::fs::fstat(&fd)
+        .map_err(|e| io_err("stat the disk's upper directory of", image)(e.into()))?;
     if (st.st_uid, st.st_gid) == (0, 0) {
         rustix::fs::fchown(
             &fd,
             Some(Uid::from_raw(owner.0)),
             Some(Gid::from_raw(owner.1)),
         )
-        .map_err(|e| io_err("chown", &upper)(e.into()))?;
+        .map_err(|e| io_err("chown the disk's upper directory of", image)(e.into()))?;
     }
     Ok(())
 }

@@ -14,7 +14,6 @@
 
 use std::fs;
 use std::os::fd::AsFd;
-use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 
@@ -32,9 +31,9 @@ pub enum Grown {
 }
 
 impl Volume {
-    /// Grows the disk to `bytes`. `mounted` is where the running VE's
-    /// disk is mounted, if it runs.
-    pub fn grow(&self, bytes: u64, mounted: Option<&Path>) -> Result<Grown> {
+    /// Grows the disk to `bytes`, and its filesystem with it if its VE
+    /// is `running`.
+    pub fn grow(&self, bytes: u64, running: bool) -> Result<Grown> {
         let image = self.image();
         let old = self.size()?;
         if bytes < old {
@@ -52,12 +51,12 @@ impl Volume {
             .map_err(io_err("open", &image))?;
         f.set_len(bytes).map_err(io_err("grow", &image))?;
         f.sync_all().map_err(io_err("sync", &image))?;
-        let Some(at) = mounted else {
+        if !running {
             return Ok(Grown::AtNextStart);
-        };
-        let root = crate::blockmount::open_mounted(&image, at)?;
+        }
+        let root = self.open_running()?;
         let dev = rustix::fs::fstat(&root)
-            .map_err(|e| io_err("stat", at)(e.into()))?
+            .map_err(|e| io_err("stat the filesystem of", &image)(e.into()))?
             .st_dev;
         let node = device_node(dev)?;
         let loopdev = rustix::fs::open(&node, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
@@ -70,7 +69,7 @@ impl Volume {
                 Ok(Grown::Online)
             }
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(Grown::AtNextStart),
-            Err(e) => Err(io_err("grow the filesystem on", at)(e)),
+            Err(e) => Err(io_err("grow the filesystem on", &image)(e)),
         }
     }
 

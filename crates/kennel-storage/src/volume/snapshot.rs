@@ -45,19 +45,16 @@ pub struct Taken {
     pub total: Duration,
 }
 
-/// A running VE's side of a snapshot: its mounted disk and its freezer.
+/// A running VE's side of a snapshot: its freezer (its disk is reached
+/// with [`Volume::open_running`]).
 pub struct Running<'a> {
-    /// Where the VE's disk is mounted on the host.
-    pub mounted: &'a Path,
     /// Freezes (`true`) or thaws (`false`) every process of the VE.
     pub freeze: &'a mut dyn FnMut(bool) -> Result<()>,
 }
 
 impl std::fmt::Debug for Running<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running")
-            .field("mounted", &self.mounted)
-            .finish()
+        f.debug_struct("Running").finish_non_exhaustive()
     }
 }
 
@@ -180,8 +177,8 @@ impl Volume {
                 None
             }
             Some(r) => {
-                let root = crate::blockmount::open_mounted(&self.image(), r.mounted)?;
-                Some(frozen_while(root, r, clone)?)
+                let root = self.open_running()?;
+                Some(frozen_while(root, &self.image(), r, clone)?)
             }
         };
         dst.sync_all().map_err(io_err("sync", dest))?;
@@ -279,19 +276,20 @@ impl Volume {
 /// happens and returns how long that took.
 fn frozen_while(
     root: rustix::fd::OwnedFd,
+    image: &Path,
     r: Running<'_>,
     clone: impl FnOnce() -> Result<()>,
 ) -> Result<Duration> {
     // Most dirty data goes now, while the VE still runs.
-    rustix::fs::syncfs(&root).map_err(|e| io_err("sync", r.mounted)(e.into()))?;
+    rustix::fs::syncfs(&root).map_err(|e| io_err("sync the filesystem of", image)(e.into()))?;
     (r.freeze)(true)?;
     let start = Instant::now();
     let result = kennel_sys::blockdev::fs_freeze(root.as_fd())
-        .map_err(io_err("freeze the filesystem on", r.mounted))
+        .map_err(io_err("freeze the filesystem of", image))
         .and_then(|()| {
             let cloned = clone();
             let thawed = kennel_sys::blockdev::fs_thaw(root.as_fd())
-                .map_err(io_err("thaw the filesystem on", r.mounted));
+                .map_err(io_err("thaw the filesystem of", image));
             cloned.and(thawed)
         });
     let frozen = start.elapsed();
@@ -300,10 +298,11 @@ fn frozen_while(
 }
 
 impl Volume {
-    /// Thaws the disk mounted at `mounted` if a command died with it
-    /// frozen (and it is this disk that is mounted there).
-    pub fn thaw_leftover(&self, mounted: &Path) {
-        if let Ok(root) = crate::blockmount::open_mounted(&self.image(), mounted) {
+    /// Thaws the disk if a command died with it frozen. A frozen
+    /// filesystem outlives its last mount, so this works after its VE has
+    /// stopped too.
+    pub fn thaw_leftover(&self) {
+        if let Ok(root) = self.open_running() {
             // EINVAL when it is not frozen: nothing to do.
             let _ = kennel_sys::blockdev::fs_thaw(root.as_fd());
         }

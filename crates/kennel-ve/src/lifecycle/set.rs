@@ -327,8 +327,7 @@ impl Kennel {
         let want = new.storage.disk.map_or(0, |d| d.bytes());
         let have = vol.size()?;
         if want > have {
-            let at = self.paths.ve_disk(id);
-            let grown = vol.grow(want, running.then_some(at.as_path()))?;
+            let grown = vol.grow(want, running)?;
             if running && grown == kennel_storage::volume::Grown::AtNextStart {
                 notes.push(format!(
                     "VE {id}'s disk grows at its next start: this host's kernel refuses to grow a mounted filesystem (Kennel lacks CAP_SYS_RESOURCE)"

@@ -48,13 +48,11 @@ impl Kennel {
         let marker = self.paths.ve_run(id).join(FREEZING_FILE);
         fs::write(&marker, std::process::id().to_string())
             .map_err(io(format!("write {}", marker.display())))?;
-        let disk = self.paths.ve_disk(id);
         let mut freeze = |on: bool| -> kennel_storage::Result<()> {
             cg.freeze(on, FREEZE_TIMEOUT)
                 .map_err(|e| kennel_storage::StorageError::Layer(e.to_string()))
         };
         let result = take(Running {
-            mounted: &disk,
             freeze: &mut freeze,
         });
         let _ = fs::remove_file(&marker);

@@ -1,6 +1,8 @@
 //! `kennel start`.
 
 use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::time::Duration;
 
 use kennel_cgroup::CgroupRecord;
@@ -54,6 +56,24 @@ fn missing_feature() -> Option<String> {
         }
     }
     None
+}
+
+/// The device of the filesystem a VE's layer is on: its disk's (`disk`,
+/// detached) or the directory's.
+fn layers_dev(disk: Option<&OwnedFd>, dir: &Path) -> Result<u64> {
+    match disk {
+        Some(fd) => rustix::fs::fstat(fd)
+            .map(|st| st.st_dev)
+            .map_err(|e| io(format!("stat the disk of {}", dir.display()))(e.into())),
+        None => dev_of(dir),
+    }
+}
+
+fn dev_of(p: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(p)
+        .map(|m| m.dev())
+        .map_err(io(format!("stat {}", p.display())))
 }
 
 impl Kennel {
@@ -128,9 +148,16 @@ impl Kennel {
                 other => other,
             }
         };
-        let prepared = (|| -> Result<StartSpec> {
-            self.mount_disk(cfg)?;
+        let prepared = (|| -> Result<(StartSpec, Option<OwnedFd>)> {
+            let disk = self.mount_disk(cfg)?;
             let layers_dir = self.layers_dir(cfg);
+            let io_files = [
+                (
+                    layers_dev(disk.as_ref(), &layers_dir)?,
+                    layers_dir.as_path(),
+                ),
+                (dev_of(&template.rootfs)?, template.rootfs.as_path()),
+            ];
             let seccomp = kennel_runtime::policy::seccomp::cached(
                 &self.paths.run.join("seccomp"),
                 kennel_runtime::policy::seccomp::FilterOptions::for_features(&cfg.features),
@@ -142,7 +169,7 @@ impl Kennel {
             if fs::read(&sp).ok().as_deref() != Some(bytes.as_slice()) {
                 fs::write(&sp, bytes).map_err(io(format!("write {}", sp.display())))?;
             }
-            Ok(StartSpec {
+            let spec = StartSpec {
                 id: id.to_string(),
                 hostname: cfg.hostname.clone(),
                 idmap: IdMap {
@@ -162,7 +189,7 @@ impl Kennel {
                 },
                 cgroup: cg_record.clone(),
                 limits: kennel_cgroup::Limits {
-                    io: resources.io_limits(&[&layers_dir, &template.rootfs])?,
+                    io: resources.io_limits(&io_files)?,
                     cpuset: self.cpuset_for(id, &resources),
                     ..resources.limits()
                 },
@@ -182,11 +209,13 @@ impl Kennel {
                     .nofile
                     .unwrap_or(kennel_runtime::policy::rlimits::DEFAULT_NOFILE),
                 lxcfs: self.lxcfs_for_start(id),
-            })
+            };
+            Ok((spec, disk))
         })();
-        let spec = prepared.map_err(fail)?;
+        let (spec, disk) = prepared.map_err(fail)?;
         self.apply_envelope();
-        kennel_runtime::launch::start(&spec, host).map_err(|e| fail(e.into()))
+        kennel_runtime::launch::start(&spec, host, disk.as_ref().map(AsFd::as_fd))
+            .map_err(|e| fail(e.into()))
     }
 
     /// Where lxcfs serves, for this start; a host that expects it but

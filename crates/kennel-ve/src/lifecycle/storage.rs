@@ -3,6 +3,7 @@
 //! at the teardown. `kennel-storage` owns the pool and the disks
 //! (`pool`, `volume`); this file only says which VE has which.
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use kennel_storage::pool::{Pool, PoolRequest};
@@ -10,7 +11,7 @@ use kennel_storage::volume::{DiskSize, Volume};
 
 use super::Kennel;
 use crate::config::{Backend, VeConfig};
-use crate::error::{Result, VeError};
+use crate::error::{io, Result, VeError};
 use crate::host_config::{BYTES_PER_INODE, DEFAULT_DISK};
 use crate::id::VeId;
 use crate::units::Size;
@@ -132,10 +133,11 @@ impl Kennel {
         }
     }
 
-    /// Mounts VE `cfg`'s disk for a start (nothing for `dir`).
-    pub(crate) fn mount_disk(&self, cfg: &VeConfig) -> Result<()> {
+    /// Mounts VE `cfg`'s disk for a start, detached (see
+    /// `Volume::mount_detached`); `None` for `dir`.
+    pub(crate) fn mount_disk(&self, cfg: &VeConfig) -> Result<Option<OwnedFd>> {
         let Some(vol) = self.volume_of(cfg) else {
-            return Ok(());
+            return Ok(None);
         };
         // After a host reboot, the first start mounts the pool again.
         if self.existing_pool()?.is_none() {
@@ -153,12 +155,19 @@ impl Kennel {
             )));
         }
         let at = self.paths.ve_disk(&cfg.id);
-        // A disk still mounted (a start that died before its teardown).
+        // Mounted in the host's namespace by a Kennel before this one.
         Volume::unmount(&at)?;
-        Ok(vol.mount(&at, (cfg.idmap.uid_base, cfg.idmap.gid_base))?)
+        // Where the VE's setup attaches it, in the VE's namespace.
+        std::fs::create_dir_all(&at).map_err(io(format!("create {}", at.display())))?;
+        Ok(Some(vol.mount_detached((
+            cfg.idmap.uid_base,
+            cfg.idmap.gid_base,
+        ))?))
     }
 
-    /// Unmounts VE `id`'s disk, if mounted (the teardown).
+    /// The teardown's part for VE `id`'s disk. The disk itself goes with
+    /// the VE's mount namespace; left to do: a freeze a dead snapshot
+    /// left, and a disk an earlier Kennel mounted in the host's namespace.
     pub(crate) fn unmount_disk(&self, id: &VeId) -> Result<()> {
         let at = self.paths.ve_disk(id);
         // Only after a snapshot that died with the disk frozen: no work on
@@ -250,7 +259,7 @@ impl Kennel {
     pub(crate) fn thaw_disk(&self, id: &VeId) {
         if let Ok(cfg) = self.config(id) {
             if let Some(vol) = self.volume_of(&cfg) {
-                vol.thaw_leftover(&self.paths.ve_disk(id));
+                vol.thaw_leftover();
             }
         }
     }

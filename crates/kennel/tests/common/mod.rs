@@ -161,15 +161,18 @@ impl TestRoot {
         self.ok(&["start", id]);
     }
 
-    /// VE `id`'s own layer on the host: on its mounted disk while it runs
-    /// (backend `image`), else in its directory (backend `dir`).
-    pub fn upper(&self, id: &str) -> PathBuf {
-        let disk = self.dir.join(format!("run/ve/{id}/disk/upper"));
-        if disk.is_dir() {
-            disk
-        } else {
-            self.dir.join(format!("lib/ve/{id}/fs/upper"))
+    /// Runs `work` on VE `id`'s own layer as the host sees it: on its
+    /// disk (backend `image`), else in its directory (backend `dir`). A
+    /// running VE's disk is in no host mount (Kennel attaches it in the
+    /// VE's namespace only), so it is mounted for `work` from the loop
+    /// device that backs it, which gives back the VE's one filesystem.
+    pub fn with_upper<T>(&self, id: &str, work: impl FnOnce(&Path) -> T) -> T {
+        let dir = self.dir.join(format!("lib/ve/{id}/fs/upper"));
+        if dir.is_dir() {
+            return work(&dir);
         }
+        let view = DiskView::of_running(self, id);
+        work(&view.at.join("upper"))
     }
 
     /// `sh -c SCRIPT` inside VE `id`; asserts success, returns stdout.
@@ -348,6 +351,64 @@ impl Drop for TestRoot {
             self.remove_cgroup_parent();
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// A running VE's disk mounted for a test to look at, outside the state
+/// root; unmounted when dropped.
+pub struct DiskView {
+    pub at: PathBuf,
+}
+
+impl DiskView {
+    /// Mounts the disk of VE `id` of `root`: while it runs, the kernel
+    /// gives back the filesystem the VE has.
+    pub fn of_running(root: &TestRoot, id: &str) -> DiskView {
+        let cfg = root.config(id);
+        let uuid = cfg["uuid"].as_str().expect("uuid");
+        let pool = cfg["storage"]["pool"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.dir.join("lib/pool"));
+        let image = pool.join(uuid).join("disk.img");
+        // The loop device that backs the disk while its VE runs; a
+        // stopped VE's disk is looked at read-only.
+        let index = fs::read_to_string(image.with_extension("img.loop")).unwrap_or_default();
+        let backing =
+            fs::read_to_string(format!("/sys/block/loop{}/loop/backing_file", index.trim()))
+                .unwrap_or_default();
+        let (source, opts) = if Path::new(backing.trim()) == image {
+            (PathBuf::from(format!("/dev/loop{}", index.trim())), "rw")
+        } else {
+            (image, "loop,ro,noload")
+        };
+        static N: AtomicU32 = AtomicU32::new(0);
+        let at = std::env::temp_dir().join(format!(
+            "kennel-disk-view-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&at).expect("mkdir");
+        let st = Command::new("mount")
+            .args(["-t", "ext4", "-o", opts])
+            .arg(&source)
+            .arg(&at)
+            .status()
+            .expect("mount");
+        assert!(
+            st.success(),
+            "mount {} at {}",
+            source.display(),
+            at.display()
+        );
+        DiskView { at }
+    }
+}
+
+impl Drop for DiskView {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.at).status();
+        let _ = fs::remove_dir(&self.at);
     }
 }
 

@@ -88,8 +88,12 @@ fn kernel_addresses(text: &str) -> Vec<String> {
 /// Reads the attacker's /etc from the host side (its upper layer) and
 /// from inside; nothing may hold a kernel address or `marker`.
 fn etc_is_clean(l: &Lab, marker: Option<&str>) -> Result<(), String> {
-    let upper = l.root.upper(ATT).join("etc");
-    for e in fs::read_dir(&upper).into_iter().flatten().flatten() {
+    l.root
+        .with_upper(ATT, |upper| upper_etc_is_clean(&upper.join("etc"), marker))
+}
+
+fn upper_etc_is_clean(upper: &std::path::Path, marker: Option<&str>) -> Result<(), String> {
+    for e in fs::read_dir(upper).into_iter().flatten().flatten() {
         let p = e.path();
         let Ok(md) = fs::symlink_metadata(&p) else {
             continue;
@@ -579,7 +583,6 @@ pub const CASES: &[Case] = &[
         let base = l.root.config(ATT)["idmap"]["uid_base"]
             .as_u64()
             .unwrap_or(0) as u32;
-        let upper = l.root.upper(ATT);
         let mut bad = Vec::new();
         if nested.contains("NESTED-OK") {
             let init = l.root.init_pid(ATT);
@@ -595,27 +598,29 @@ pub const CASES: &[Case] = &[
         } else {
             eprintln!("    (the VE could not mount an overlay of its own: {nested})");
         }
-        let mut stack = vec![upper];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-                let Ok(md) = fs::symlink_metadata(e.path()) else {
-                    continue;
-                };
-                let foreign = |id: u32| id < base || id >= base + 65536;
-                if (foreign(md.uid()) || foreign(md.gid())) && bad.len() < 5 {
-                    bad.push(format!(
-                        "{} {}:{} {:o}",
-                        e.path().display(),
-                        md.uid(),
-                        md.gid(),
-                        md.mode()
-                    ));
-                }
-                if md.is_dir() {
-                    stack.push(e.path());
+        l.root.with_upper(ATT, |upper| {
+            let mut stack = vec![upper.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let Ok(md) = fs::symlink_metadata(e.path()) else {
+                        continue;
+                    };
+                    let foreign = |id: u32| id < base || id >= base + 65536;
+                    if (foreign(md.uid()) || foreign(md.gid())) && bad.len() < 5 {
+                        bad.push(format!(
+                            "{} {}:{} {:o}",
+                            e.path().display(),
+                            md.uid(),
+                            md.gid(),
+                            md.mode()
+                        ));
+                    }
+                    if md.is_dir() {
+                        stack.push(e.path());
+                    }
                 }
             }
-        }
+        });
         l.sh(
             ATT,
             "umount /tmp/ov/m; umount /tmp/ov; rm -rf /tmp/ov; chmod 755 /bin/busybox; chmod 644 /etc/passwd",
