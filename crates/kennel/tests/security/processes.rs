@@ -240,6 +240,71 @@ pub const CASES: &[Case] = &[
         Ok(())
     })
     .only(Layout::VeV2),
+    // Found by a hostile-tenant review (density): a removed memory cgroup
+    // keeps its id while a page charged to it stays (a tmpfs page, one in
+    // swap), and the cap above does not count such dying cgroups. The VE
+    // pins more than its budget of 1,024 with a /dev/shm page each; its
+    // monitor reclaims, then ends it, and the ids come back.
+    case("dying_memory_cgroups_end_the_ve", |l| {
+        let Some(parent) = l
+            .root
+            .cgroup_dirs("")
+            .into_iter()
+            .find(|d| d.join("memory.max").exists())
+        else {
+            return Ok(()); // memory on v1: the VE makes no memory cgroups
+        };
+        let dying = |d: &std::path::Path| -> u64 {
+            std::fs::read_to_string(d.join("cgroup.stat"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("nr_dying_descendants "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let (_, out) = l.sh(
+            ATT,
+            "C=/sys/fs/cgroup; mkdir -p $C/base; echo $$ > $C/base/cgroup.procs; \
+             for p in $(cat $C/cgroup.procs); do echo $p > $C/base/cgroup.procs 2>/dev/null; done; \
+             echo +memory > $C/cgroup.subtree_control; \
+             i=0; while [ $i -lt 1300 ] && mkdir $C/pin$i 2>/dev/null; do \
+               echo $$ > $C/pin$i/cgroup.procs; echo x > /dev/shm/pin$i; \
+               echo $$ > $C/base/cgroup.procs; rmdir $C/pin$i; i=$((i+1)); done; \
+             echo made $i; grep dying $C/cgroup.stat",
+            300,
+        );
+        let pinned = dying(&parent.join(ATT));
+        if pinned <= 1024 {
+            return Err(format!(
+                "control: the VE did not get past its budget ({pinned} dying): {out}"
+            ));
+        }
+        // Two looks of the monitor, 10 s apart, with a reclaim between.
+        let ended = common::wait_for(common::secs(60), || {
+            l.root.run(&["status", ATT, "--json"]).stdout.windows(9).any(|w| w == b"\"stopped\"")
+        });
+        if !ended {
+            return Err(format!("the VE still runs with {pinned} dying memory cgroups"));
+        }
+        let how = l.root.status(ATT)["last_exit"]["how"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !how.contains("removed memory cgroups") {
+            return Err(format!("the VE ended, but `status` says: {how:?}"));
+        }
+        // Its end frees the pages, and with them the ids.
+        let freed = common::wait_for(common::secs(30), || dying(&parent) < 1024);
+        if !freed {
+            return Err(format!(
+                "{} dying memory cgroups remain after the VE ended",
+                dying(&parent)
+            ));
+        }
+        Ok(())
+    })
+    .only(Layout::VeV2)
+    .restarts(),
     case("freeze_init_under_kennel_exec", |l| {
         // The VE moves its init into a sub-cgroup it made and freezes it
         // (cgroup v2's freezer; a hybrid host's VE sees its cgroup2 too).
