@@ -3,15 +3,16 @@
 //! ```text
 //! kennel start ──fork──► monitor ──clone3(NEWUSER|NEWPID|NEWUTS|NEWIPC)──► VE init
 //!   v1 cgroups   │         │ id maps                                     │ own mount + net ns
-//!   ──"y"──────► │         │ in the VE's mount ns: idmapped template +   │
-//!                │         │ overlay root ──"go" + root fd────────────► │ child::* steps
+//!   ──"y"──────► │         │ in the VE's mount ns: its disk, idmapped +  │
+//!                │         │ template, overlay root ──"go" + root fd──► │ child::* steps
 //!                │         │ ──"cg" (v1 cgroups ready)────────────────► │
 //!                │         │ ◄──console pty── ◄──EOF on exec──────────  │ execve(/sbin/init)
 //!      ◄──"ok PID"──────── │ state.json
 //!      exit 0              exec kennel-monitor (pidfd, console, socket)
 //! ```
 //!
-//! The monitor mounts the VE's root from inside the VE's own mount
+//! The monitor attaches the VE's disk (mounted detached by `kennel start`)
+//! and mounts the VE's root from inside the VE's own mount
 //! namespace (entered with `setns` and left again at once), so the VE's
 //! mounts never appear in the host's: they vanish with the VE. [`start`]
 //! is `kennel start`'s side, `monitor.rs` the monitor's until it becomes

@@ -207,11 +207,6 @@ struct Channels<'a> {
     deadline: Instant,
 }
 
-/// The host side of the start: id maps; then, once the child has its own
-/// mount namespace, the VE's root mounted straight into it (so the VE's
-/// mounts never exist in the host's namespace); then "go"; then, once the
-/// child has its own network namespace, the VE's links, addresses and
-/// firewall (`kennel_net`), while the child mounts its /proc, /sys, /dev.
 /// The mounts the host side works with.
 struct HostMounts<'a> {
     /// The host's mount namespace, to return to.
@@ -220,6 +215,11 @@ struct HostMounts<'a> {
     disk: Option<BorrowedFd<'a>>,
 }
 
+/// The host side of the start: id maps; then, once the child has its own
+/// mount namespace, the VE's disk attached and its root mounted straight
+/// into it (so neither ever exists in the host's namespace); then "go"; then, once the
+/// child has its own network namespace, the VE's links, addresses and
+/// firewall (`kennel_net`), while the child mounts its /proc, /sys, /dev.
 fn host_side(
     spec: &StartSpec,
     pid: i32,
