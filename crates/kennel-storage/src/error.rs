@@ -34,6 +34,10 @@ pub enum StorageError {
     /// change, nothing was changed.
     #[error("{0}")]
     Refused(String),
+    /// A stopped VE's disk is still in use by the kernel (something on
+    /// the host holds the VE's files): work on the image itself must wait.
+    #[error("{0}")]
+    InUse(String),
     #[error("archive {path}: {reason}")]
     Archive { path: PathBuf, reason: String },
     #[error("{0}")]

@@ -123,6 +123,7 @@ impl VeError {
                 StorageError::BadTemplateName(_)
                 | StorageError::Backup(_)
                 | StorageError::Refused(_) => ErrorKind::BadInput,
+                StorageError::InUse(_) => ErrorKind::Busy,
                 StorageError::Unsupported(_) => ErrorKind::HostUnsupported,
                 StorageError::Io { .. } | StorageError::Remove { .. } => ErrorKind::Internal,
             },

@@ -310,6 +310,94 @@ fn the_disk_grows_under_a_writer_and_shrinks_while_stopped() {
     eprintln!("resize: {:.1}s", t0.elapsed().as_secs_f64());
 }
 
+/// A process that holds a directory of a stopped VE (its working
+/// directory was in `/proc/PID/root`), killed when dropped.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Something on the host still holds a stopped VE's files (a shell whose
+/// directory is in /proc/PID/root), so the kernel still has the VE's ext4:
+/// no offline tool may touch the image then (hostile review: e2fsck and
+/// resize2fs on a live filesystem corrupted it). A pending grow waits for
+/// a later start, a shrink and a copy are refused (busy, exit 11), and the
+/// disk is consistent afterwards.
+#[test]
+fn a_disk_still_held_on_the_host_is_never_worked_on_offline() {
+    let root = TestRoot::new("stor-held");
+    root.start_busybox("101", &["--disk", "64M"]);
+    root.sh("101", "echo kept > /root/f");
+    let init = root.init_pid("101");
+    let holder = Holder(
+        Command::new("sleep")
+            .arg("600")
+            .current_dir(format!("/proc/{init}/root/root"))
+            .spawn()
+            .expect("spawn the holder"),
+    );
+    root.ok(&["stop", "101"]);
+    // Stopped: the grow waits for the next start either way.
+    root.ok(&["set", "101", "--disk", "128M"]);
+    for args in [
+        &["set", "101", "--disk", "48M"][..],
+        &["snapshot", "create", "101", "s1"],
+        &["backup", "101", "-"],
+    ] {
+        let err = root.fails(args, 11);
+        assert!(
+            err.contains("still in use by the kernel"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        config_value(&root, "101")["storage"]["disk_bytes"],
+        128 * MIB,
+        "the refused shrink changed nothing"
+    );
+    // The start gets the kernel's filesystem back, unresized.
+    root.ok(&["start", "101"]);
+    assert_eq!(root.sh("101", "cat /root/f").trim(), "kept");
+    assert_df_size(&root, "101", 64 * MIB);
+    root.sh("101", "echo more > /root/g");
+    root.ok(&["stop", "101"]);
+    drop(holder);
+    // Nothing holds it now: the next start grows it, and the image is
+    // sound.
+    root.ok(&["start", "101"]);
+    assert_df_size(&root, "101", 128 * MIB);
+    assert_eq!(root.sh("101", "cat /root/f /root/g"), "kept\nmore\n");
+    root.ok(&["stop", "101"]);
+    let uuid = root.config("101")["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let image = root.dir.join("lib/pool").join(uuid).join("disk.img");
+    assert!(
+        common::wait_for(secs(5), || common::loop_devices_under(
+            &image.to_string_lossy()
+        )
+        .is_empty()),
+        "the disk's loop device goes after the stop"
+    );
+    let fsck = Command::new("e2fsck")
+        .args(["-f", "-n"])
+        .arg(&image)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "e2fsck: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    root.finish();
+}
+
 #[test]
 fn snapshots_are_of_one_moment_and_of_one_ve() {
     let root = TestRoot::new("stor-snap");

@@ -216,6 +216,44 @@ impl Volume {
         open_root(mnt.as_fd(), &image)
     }
 
+    /// The loop device that still backs the image, if any: while it
+    /// does, the kernel has the disk's ext4, even with the VE stopped
+    /// (something on the host may hold the VE's files: a shell whose
+    /// directory is in `/proc/PID/root`, an `nsenter`, a backup agent).
+    /// Every loop device is looked at, not only the one Kennel remembers.
+    pub(crate) fn backing_loop(&self) -> Option<String> {
+        let image = self.image();
+        let rd = fs::read_dir("/sys/block").ok()?;
+        rd.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("loop") {
+                return None;
+            }
+            let file = fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            (Path::new(file.trim_end_matches('\n')) == image).then(|| format!("/dev/{name}"))
+        })
+    }
+
+    /// Refuses work on the image itself (`what`: fsck, resize, a copy)
+    /// while the kernel still has its filesystem: two writers would
+    /// corrupt it. A stop that just ended lets its loop device go within
+    /// moments; that much is waited for.
+    pub(crate) fn refuse_if_in_use(&self, what: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let Some(dev) = self.backing_loop() else {
+                return Ok(());
+            };
+            if std::time::Instant::now() >= deadline {
+                return Err(StorageError::InUse(format!(
+                    "cannot {what}: the disk {} is still in use by the kernel ({dev} backs it) although its VE is stopped; a process on the host holds the VE's files (a shell or program whose directory is in /proc/PID/root of the VE, an nsenter, a backup agent): end it and retry",
+                    self.image().display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Unmounts a disk an earlier Kennel mounted at `at` in the host's
     /// namespace (a VE started before an upgrade). Detached: a VE's dying
     /// namespace may hold it a moment longer, and the loop device goes

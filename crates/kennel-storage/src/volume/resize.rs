@@ -74,9 +74,12 @@ impl Volume {
     }
 
     /// Grows the filesystem to the image's size if a grow was left for
-    /// the start. The disk is not mounted.
+    /// the start. The disk is not mounted; where the kernel still has its
+    /// filesystem all the same (something on the host holds the stopped
+    /// VE's files), the start gets that one back and the grow waits for a
+    /// later start: an offline tool on a live filesystem corrupts it.
     pub(crate) fn finish_pending_grow(&self) -> Result<()> {
-        if !self.grow_pending().exists() {
+        if !self.grow_pending().exists() || self.backing_loop().is_some() {
             return Ok(());
         }
         let image = self.image();
@@ -89,6 +92,7 @@ impl Volume {
     /// Shrinks the disk of a stopped VE to `bytes`, if its data fits.
     pub fn shrink(&self, bytes: u64) -> Result<()> {
         let image = self.image();
+        self.refuse_if_in_use("shrink the disk")?;
         self.finish_pending_grow()?;
         crate::tools::fsck_ext4(&image)?;
         let min = crate::tools::ext4_min_size(&image)?;

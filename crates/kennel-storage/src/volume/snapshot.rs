@@ -156,6 +156,9 @@ impl Volume {
         dest: &Path,
         running: Option<Running<'_>>,
     ) -> Result<Option<Duration>> {
+        if running.is_none() {
+            self.refuse_if_in_use("copy the disk of a stopped VE")?;
+        }
         let src = fs::File::open(self.image()).map_err(io_err("open", self.image()))?;
         let dst = fs::OpenOptions::new()
             .write(true)

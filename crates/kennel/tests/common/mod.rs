@@ -377,10 +377,15 @@ impl DiskView {
         let backing =
             fs::read_to_string(format!("/sys/block/loop{}/loop/backing_file", index.trim()))
                 .unwrap_or_default();
+        // Never a set-user-id program or a device node of the tenant's,
+        // in a directory only root enters.
         let (source, opts) = if Path::new(backing.trim()) == image {
-            (PathBuf::from(format!("/dev/loop{}", index.trim())), "rw")
+            (
+                PathBuf::from(format!("/dev/loop{}", index.trim())),
+                "rw,nosuid,nodev,noexec",
+            )
         } else {
-            (image, "loop,ro,noload")
+            (image, "loop,ro,noload,nosuid,nodev,noexec")
         };
         static N: AtomicU32 = AtomicU32::new(0);
         let at = std::env::temp_dir().join(format!(
@@ -388,7 +393,9 @@ impl DiskView {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        fs::create_dir_all(&at).expect("mkdir");
+        std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+            .create(&at)
+            .expect("mkdir");
         let st = Command::new("mount")
             .args(["-t", "ext4", "-o", opts])
             .arg(&source)
