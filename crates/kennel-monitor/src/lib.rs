@@ -19,8 +19,9 @@
 //!
 //! Its loop keeps the last 16 KiB (`ring::CAPACITY`) of console output,
 //! lends the console to one `kennel console` client at a time, keeps the
-//! VE's dying memory cgroups within a budget (`guard`), and reaps init. When init ends it closes everything and execs the command it was
-//! given after `--` (kennel's teardown), adding how init ended.
+//! VE's dying memory cgroups within a budget (`guard`), and reaps init.
+//! When init ends it closes everything and execs the command it was given
+//! after `--` (kennel's teardown), adding how init ended.
 
 mod args;
 mod event_loop;
