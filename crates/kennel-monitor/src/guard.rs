@@ -4,7 +4,7 @@
 //! to reclaim in the VE ([`RECLAIM`]), which frees those that only page
 //! cache held (an honest VE's, after its units come and go); still over it
 //! at the next look, the VE is ended (its exit frees the tmpfs and swap
-//! pages that hold the rest). Two reads of a small kernel file a VE
+//! pages that hold the rest). One read of a small kernel file a VE
 //! cannot write, per [`EVERY`]: nothing an idle host notices.
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
