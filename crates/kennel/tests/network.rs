@@ -26,6 +26,12 @@ fn serve(root: &TestRoot, id: &str, port: u16, reply: &str) {
     std::thread::sleep(Duration::from_millis(200));
 }
 
+/// VE `id` serves `reply` on port 80, and the LAN gets it from `ip`.
+fn assert_lan_reaches(root: &TestRoot, lab: &NetLab, id: &str, ip: &str, reply: &str) {
+    serve(root, id, 80, reply);
+    assert_eq!(lab.lan_fetch(ip, 80), reply, "VE {id} at {ip} from the LAN");
+}
+
 fn assert_no_leaks(lab: &NetLab) {
     let leaks = lab.leaks();
     assert!(leaks.is_empty(), "left on the host:\n{}", leaks.join("\n"));
@@ -203,8 +209,7 @@ fn bridged_ve_is_reachable_and_filtered() {
             "eth1,bridge=br0,mac=02:00:00:00:01:02,ip=198.51.100.21/24",
         ],
     );
-    serve(&root, "102", 80, "hello-bridged");
-    assert_eq!(lab.lan_fetch("198.51.100.21", 80), "hello-bridged");
+    assert_lan_reaches(&root, &lab, "102", "198.51.100.21", "hello-bridged");
     let link = root.sh("102", "ip link show eth1");
     assert!(link.contains("02:00:00:00:01:02"), "{link}");
     let master = lab.host_cmd(&["ip", "link", "show", "kv102_eth1"]);
@@ -351,8 +356,7 @@ fn live_addresses_and_rates() {
     );
     // Saved: a restart keeps them.
     root.ok(&["restart", "101"]);
-    serve(&root, "101", 80, "again");
-    assert_eq!(lab.lan_fetch("192.0.2.12", 80), "again");
+    assert_lan_reaches(&root, &lab, "101", "192.0.2.12", "again");
 
     root.ok(&["set", "101", "--rate", "20mbit"]);
     let pid = root.init_pid("101").to_string();
@@ -721,8 +725,7 @@ fn guest_files_never_follow_the_ves_symlinks() {
         "links"
     );
     // The network itself still follows the configuration.
-    serve(&root, "101", 80, "files");
-    assert_eq!(lab.lan_fetch("192.0.2.12", 80), "files");
+    assert_lan_reaches(&root, &lab, "101", "192.0.2.12", "files");
     done(root, &lab);
 }
 
@@ -740,8 +743,7 @@ fn network_survives_a_reboot_inside() {
         }),
         "the VE came back"
     );
-    serve(&root, "101", 80, "rebooted");
-    assert_eq!(lab.lan_fetch("192.0.2.11", 80), "rebooted");
+    assert_lan_reaches(&root, &lab, "101", "192.0.2.11", "rebooted");
     done(root, &lab);
 }
 
@@ -808,8 +810,7 @@ fn a_ve_killed_without_teardown_starts_again() {
         "the host objects are still there (control)"
     );
     root.ok(&["start", "101"]);
-    serve(&root, "101", 80, "again");
-    assert_eq!(lab.lan_fetch("192.0.2.11", 80), "again");
+    assert_lan_reaches(&root, &lab, "101", "192.0.2.11", "again");
     assert_eq!(lab.lan_fetch("192.0.2.1", 8080), "again");
     done(root, &lab);
 }
@@ -825,8 +826,7 @@ fn a_crashed_ve_with_an_unreadable_record_starts_again() {
     let record = root.dir.join("run/ve/101/net.json");
     std::fs::write(&record, "{ damaged").expect("damage the record");
     root.ok(&["start", "101"]);
-    serve(&root, "101", 80, "again");
-    assert_eq!(lab.lan_fetch("192.0.2.12", 80), "again");
+    assert_lan_reaches(&root, &lab, "101", "192.0.2.12", "again");
     done(root, &lab);
 }
 
@@ -873,15 +873,7 @@ fn a_foreign_link_or_table_with_the_ves_name_is_refused_and_kept() {
         "foreign0",
     ]);
     assert!(made.status.success(), "{made:?}");
-    root.busybox();
-    root.ok(&[
-        "create",
-        "101",
-        "--template",
-        "busybox",
-        "--ip",
-        "192.0.2.11",
-    ]);
+    root.create_busybox("101", &["--ip", "192.0.2.11"]);
     let out = root.run(&["start", "101"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{out:?}");

@@ -152,12 +152,17 @@ impl TestRoot {
         }
     }
 
-    /// Creates and starts a busybox VE.
-    pub fn start_busybox(&self, id: &str, extra: &[&str]) {
+    /// Creates a busybox VE (`extra`: more `create` arguments).
+    pub fn create_busybox(&self, id: &str, extra: &[&str]) {
         self.busybox();
         let mut args = vec!["create", id, "--template", "busybox"];
         args.extend_from_slice(extra);
         self.ok(&args);
+    }
+
+    /// Creates and starts a busybox VE.
+    pub fn start_busybox(&self, id: &str, extra: &[&str]) {
+        self.create_busybox(id, extra);
         self.ok(&["start", id]);
     }
 
