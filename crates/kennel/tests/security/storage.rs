@@ -1,7 +1,8 @@
 //! The VE's own disk (issue 9's hostile reviews): the quota holds against
 //! root in the VE, no block device of its disk is reachable, a snapshot's
-//! freeze never outlasts it, and a backup of the tenant's files restores
-//! the files, not rights. Forged backup streams are the `kennel-storage`
+//! freeze never outlasts it, a stopped disk the host still holds is never
+//! worked on offline, and a backup of the tenant's files restores the
+//! files, not rights. Forged backup streams are the `kennel-storage`
 //! tests' (`backup/tests/hostile.rs`): they need a hand-made stream.
 
 use super::lab::{case, Case, Lab, ATT};
@@ -75,6 +76,40 @@ pub const CASES: &[Case] = &[
         }
         Ok(())
     }),
+    // Found by a hostile-tenant review (detached disks): something on the
+    // host that holds a stopped VE's files (here a process whose directory
+    // is in /proc/PID/root) keeps its ext4 alive; an offline fsck, resize
+    // or copy of the image then corrupted the tenant's disk. They must be
+    // refused as busy while it is held.
+    case("a_held_stopped_disk_is_never_worked_on_offline", |l| {
+        l.sh(ATT, "echo mine > /root/held", 10);
+        let init = l.root.init_pid(ATT);
+        let mut holder = std::process::Command::new("sleep")
+            .arg("600")
+            .current_dir(format!("/proc/{init}/root/root"))
+            .spawn()
+            .map_err(|e| format!("spawn the holder: {e}"))?;
+        let outcome = (|| {
+            let (code, _, err) = l.kennel(&["stop", ATT], 60);
+            if code != Some(0) {
+                return Err(format!("stop failed: {err}"));
+            }
+            for args in [
+                &["set", ATT, "--disk", "48M"][..],
+                &["snapshot", "create", ATT, "held"],
+            ] {
+                let (code, _, err) = l.kennel(args, 60);
+                if code != Some(11) || !err.contains("still in use by the kernel") {
+                    return Err(format!("{args:?} on a held disk: {code:?} {err}"));
+                }
+            }
+            Ok(())
+        })();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        outcome
+    })
+    .restarts(),
     case("a_restore_takes_files_not_rights", |l| {
         use std::os::unix::fs::PermissionsExt;
         let (wrote, out) = l.sh(ATT, "echo mine > /root/f && rm -f /bin/true", 10);
