@@ -11,7 +11,6 @@ use rustix::net::{
 };
 use rustix::process::{waitid, WaitId, WaitIdOptions};
 
-use crate::guard::Guard;
 use crate::ring::Ring;
 
 /// How fast the monitor takes a VE's console output into its ring, with
@@ -30,10 +29,8 @@ pub(crate) struct Inherited {
 }
 
 /// Runs until the VE's init has ended and been reaped; returns how it
-/// ended (`exited N`, `signal N`, or `guarded N` when the guard ended it
-/// with N dying memory cgroups).
-pub(crate) fn run(fds: Inherited, id: &str, mut ring: Ring, mut guard: Option<Guard>) -> String {
-    let mut guarded: Option<u64> = None;
+/// ended (`exited N`, `signal N`).
+pub(crate) fn run(fds: Inherited, id: &str, mut ring: Ring) -> String {
     let _ = rustix::io::ioctl_fionbio(&fds.master, true);
     let mut client: Option<OwnedFd> = None;
     let mut budget = CONSOLE_BYTES_PER_SEC;
@@ -52,14 +49,9 @@ pub(crate) fn run(fds: Inherited, id: &str, mut ring: Ring, mut guard: Option<Gu
         } else {
             PollFlags::IN
         };
-        let console_wait =
-            (client.is_none() && budget == 0).then(|| refill.saturating_duration_since(now));
-        let guard_wait = guard.as_ref().map(|g| g.wait(now));
-        let wait = [console_wait, guard_wait]
-            .into_iter()
-            .flatten()
-            .min()
-            .and_then(|d| rustix::event::Timespec::try_from(d).ok());
+        let wait = (client.is_none() && budget == 0)
+            .then(|| rustix::event::Timespec::try_from(refill.saturating_duration_since(now)).ok())
+            .flatten();
         let mut pfds = [
             PollFd::new(&fds.pidfd, PollFlags::IN),
             PollFd::new(&fds.listener, PollFlags::IN),
@@ -76,26 +68,7 @@ pub(crate) fn run(fds: Inherited, id: &str, mut ring: Ring, mut guard: Option<Gu
         }
         let rev = pfds.map(|p| p.revents());
         if !rev[0].is_empty() {
-            let how = reap(fds.pidfd.as_fd());
-            return match guarded {
-                Some(n) => format!("guarded {n}"),
-                None => how,
-            };
-        }
-        if guarded.is_none() {
-            if let Some(n) = guard
-                .as_mut()
-                .and_then(|g| g.look(std::time::Instant::now()))
-            {
-                eprintln!(
-                    "kennel-monitor: VE {id}: {n} dying memory cgroups after a reclaim (budget {}): ending the VE",
-                    crate::guard::BUDGET
-                );
-                guarded = Some(n);
-                guard = None;
-                let _ =
-                    rustix::process::pidfd_send_signal(&fds.pidfd, rustix::process::Signal::KILL);
-            }
+            return reap(fds.pidfd.as_fd());
         }
         if !rev[1].is_empty() {
             if let Ok(conn) = accept_with(&fds.listener, SocketFlags::CLOEXEC) {

@@ -14,18 +14,14 @@
 //! | 5 | console pty peer (held so the master never sees a hangup) |
 //! | 6 | listening socket for `kennel console` |
 //! | 7 | a mount of the VE's devpts (`kennel set --numpty` reaches it with `pidfd_getfd`) |
-//! | 8 | the VE cgroup's `cgroup.stat` (memory on cgroup v2 only; see `guard`) |
-//! | 9 | the VE cgroup's `memory.reclaim` (the same, Linux 5.19 and later) |
 //!
 //! Its loop keeps the last 16 KiB (`ring::CAPACITY`) of console output,
-//! lends the console to one `kennel console` client at a time, keeps the
-//! VE's dying memory cgroups within a budget (`guard`), and reaps init.
-//! When init ends it closes everything and execs the command it was given
-//! after `--` (kennel's teardown), adding how init ended.
+//! lends the console to one `kennel console` client at a time, and reaps
+//! init. When init ends it closes everything and execs the command it was
+//! given after `--` (kennel's teardown), adding how init ended.
 
 mod args;
 mod event_loop;
-mod guard;
 mod ring;
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -54,16 +50,11 @@ pub fn main() -> ! {
     };
     // SAFETY: as above; the monitor only holds it, for `kennel set`.
     let devpts = unsafe { OwnedFd::from_raw_fd(7) };
-    let guard = guard::Guard::inherited();
-    // The teardown command must not inherit the console, the pidfd or the
-    // VE's cgroup files.
+    // The teardown command must not inherit the console or the pidfd.
     for fd in [&fds.pidfd, &fds.master, &fds.peer, &fds.listener, &devpts] {
         let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
     }
-    for fd in guard.iter().flat_map(guard::Guard::fds) {
-        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
-    }
-    let how = event_loop::run(fds, &args.id, backlog, guard);
+    let how = event_loop::run(fds, &args.id, backlog);
     drop(devpts);
     let err = args.exec_teardown(&how);
     eprintln!(

@@ -21,10 +21,6 @@ pub const MONITOR_FD_SOCKET: RawFd = 6;
 /// A mount of the VE's devpts, for `kennel set --numpty` (see
 /// [`crate::devpts`]).
 pub const MONITOR_FD_DEVPTS: RawFd = 7;
-/// The VE cgroup's `cgroup.stat` and `memory.reclaim`, where memory is
-/// cgroup v2 (see `kennel_cgroup::MemoryWatch`); absent elsewhere.
-pub const MONITOR_FD_CGROUP_STAT: RawFd = 8;
-pub const MONITOR_FD_MEMORY_RECLAIM: RawFd = 9;
 
 /// What the monitor program inherits.
 pub(super) struct Handover {
@@ -34,7 +30,6 @@ pub(super) struct Handover {
     pub(super) peer: OwnedFd,
     pub(super) socket: OwnedFd,
     pub(super) devpts: OwnedFd,
-    pub(super) memory_watch: Option<kennel_cgroup::MemoryWatch>,
 }
 
 /// The monitor must not keep the caller's terminal, session or files.
@@ -94,35 +89,24 @@ pub(super) fn listen(spec: &StartSpec) -> Result<OwnedFd> {
 
 /// Becomes the `kennel-monitor` program; returns only on failure.
 pub(super) fn exec_monitor(spec: &StartSpec, h: &Handover) -> std::io::Error {
-    let watch = h.memory_watch.as_ref();
-    let fds: Vec<(RawFd, RawFd)> = [
+    let fds = [
         (h.pidfd.as_raw_fd(), MONITOR_FD_PIDFD),
         (h.master.as_raw_fd(), MONITOR_FD_CONSOLE),
         (h.peer.as_raw_fd(), MONITOR_FD_CONSOLE_PEER),
         (h.socket.as_raw_fd(), MONITOR_FD_SOCKET),
         (h.devpts.as_raw_fd(), MONITOR_FD_DEVPTS),
-    ]
-    .into_iter()
-    .chain(watch.map(|w| (w.stat.as_raw_fd(), MONITOR_FD_CGROUP_STAT)))
-    .chain(
-        watch
-            .and_then(|w| w.reclaim.as_ref())
-            .map(|r| (r.as_raw_fd(), MONITOR_FD_MEMORY_RECLAIM)),
-    )
-    .collect();
+    ];
     // Move everything above the target range first so dup2 never clobbers
-    // a source (just above it: a low descriptor limit must not break
-    // this). Every descriptor not handed over is close-on-exec, so the
-    // numbers not used here reach the program closed.
-    let above = MONITOR_FD_MEMORY_RECLAIM + 1;
+    // a source (just above it: a low descriptor limit must not break this).
+    let above = fds.iter().map(|(_, t)| *t).max().unwrap_or(2) + 1;
     let mut moved = Vec::new();
-    for &(src, _) in &fds {
+    for (src, _) in fds {
         match kennel_sys::fd::dup_above(src, above) {
             Ok(d) => moved.push(d),
             Err(e) => return e,
         }
     }
-    for (d, &(_, target)) in moved.iter().zip(&fds) {
+    for (d, (_, target)) in moved.iter().zip(fds) {
         if let Err(e) = kennel_sys::fd::dup_onto(*d, target) {
             return e;
         }

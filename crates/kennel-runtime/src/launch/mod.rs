@@ -37,8 +37,8 @@ use crate::spec::StartSpec;
 use crate::sync;
 
 pub use handover::{
-    MONITOR_FD_CGROUP_STAT, MONITOR_FD_CONSOLE, MONITOR_FD_CONSOLE_PEER, MONITOR_FD_DEVPTS,
-    MONITOR_FD_MEMORY_RECLAIM, MONITOR_FD_PIDFD, MONITOR_FD_SOCKET,
+    MONITOR_FD_CONSOLE, MONITOR_FD_CONSOLE_PEER, MONITOR_FD_DEVPTS, MONITOR_FD_PIDFD,
+    MONITOR_FD_SOCKET,
 };
 pub(crate) use owner::child_reset as owner_child_reset;
 

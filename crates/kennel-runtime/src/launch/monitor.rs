@@ -153,13 +153,6 @@ fn prepare_and_launch(
     // While the VE sets itself up: the console socket, and the state file
     // under a temporary name.
     let socket = listen(spec).map_err(&kill_child)?;
-    // For the monitor's guard over the VE's dying memory cgroups.
-    let memory_watch = spec
-        .cgroup
-        .cgroup(host)
-        .open_memory_watch()
-        .map_err(RuntimeError::from)
-        .map_err(&kill_child)?;
     let me = rustix::process::getpid().as_raw_nonzero().get();
     // Without start times a reused PID could be taken for the VE's.
     let start_time = |p: i32| {
@@ -193,7 +186,6 @@ fn prepare_and_launch(
         peer: console.1,
         socket,
         devpts,
-        memory_watch,
     })
 }
 

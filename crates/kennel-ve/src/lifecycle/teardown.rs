@@ -210,9 +210,9 @@ fn exit_words(how: &str, by_kennel: bool, oom_kills: u64) -> String {
     }
 }
 
-/// Turns the monitor's `exited N` / `signal N` / `guarded N` into words.
-/// In a PID namespace, reboot(2) ends init with SIGHUP (restart) or SIGINT
-/// (power off / halt).
+/// Turns the monitor's `exited N` / `signal N` into words. In a PID
+/// namespace, reboot(2) ends init with SIGHUP (restart) or SIGINT (power
+/// off / halt).
 fn describe_exit(how: &str) -> String {
     let mut w = how.split_whitespace();
     match (w.next(), w.next().and_then(|n| n.parse::<i32>().ok())) {
@@ -221,9 +221,6 @@ fn describe_exit(how: &str) -> String {
         (Some("signal"), Some(libc::SIGINT)) => "powered off".into(),
         (Some("signal"), Some(libc::SIGKILL)) => "killed (SIGKILL)".into(),
         (Some("signal"), Some(n)) => format!("init killed by signal {n}"),
-        (Some("guarded"), Some(n)) => format!(
-            "ended by its monitor: it kept {n} removed memory cgroups alive (the most is 1024; their ids are the host's, shared by all VEs)"
-        ),
         _ => how.to_string(),
     }
 }
@@ -287,7 +284,6 @@ mod tests {
     fn words_for_each_ending() {
         assert_eq!(describe_exit("exited 0"), "init exited with status 0");
         assert_eq!(describe_exit("signal 1"), "rebooted");
-        assert!(describe_exit("guarded 2048").contains("kept 2048 removed memory cgroups"));
         assert_eq!(describe_exit("signal 2"), "powered off");
         assert_eq!(describe_exit("signal 9"), "killed (SIGKILL)");
         assert_eq!(describe_exit("weird"), "weird");
