@@ -1,6 +1,6 @@
 //! The console backlog: the last bytes the VE wrote to its console.
 
-use std::os::fd::AsFd;
+use crate::sys::{self, Fd};
 
 /// Bytes kept. Small on purpose: one monitor per VE.
 pub(crate) const CAPACITY: usize = 16 * 1024;
@@ -8,83 +8,73 @@ pub(crate) const CAPACITY: usize = 16 * 1024;
 /// The most taken from the console at a time.
 pub(crate) const CHUNK: usize = 4096;
 
-/// The backlog's memory is taken once, all of it ([`Ring::new`]): a ring
-/// grown by doubling would copy itself four times on the way to
-/// [`CAPACITY`] and leave the smaller buffers behind as dirty free chunks
-/// in the monitor's heap. Its pages are touched only as bytes arrive (a VE
-/// that shows a login prompt costs one), and the console is read straight
-/// into it: no buffer on the monitor's stack, whose every page stays.
+/// The backlog lives in memory given to it once (the program's bss, see
+/// `crate::main`): its pages are touched only as bytes arrive (a VE that
+/// shows a login prompt costs one), and the console is read straight into
+/// it, with no buffer on the monitor's stack, whose every page stays.
 #[derive(Debug)]
-pub(crate) struct Ring {
-    /// Filled up to `CAPACITY` bytes, then overwritten in a circle.
-    buf: Vec<u8>,
+pub(crate) struct Ring<'a> {
+    /// Filled up to its length, then overwritten in a circle.
+    buf: &'a mut [u8],
+    /// Bytes held, up to `buf.len()`.
+    len: usize,
     /// Once full: where the oldest byte is (and the next read goes).
     head: usize,
 }
 
-impl Ring {
-    /// Taken first thing in the monitor, before any other allocation: the
-    /// backlog then starts on the heap's first page, beside the C
-    /// library's thread block, so that a login prompt dirties no page of
-    /// its own, and the small allocations after it share a page with the
-    /// heap's top. (Untouched, its other pages cost nothing.)
-    pub(crate) fn new() -> Self {
+impl<'a> Ring<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
         Self {
-            buf: Vec::with_capacity(CAPACITY),
+            buf,
+            len: 0,
             head: 0,
         }
     }
 
     /// Reads at most `max` bytes (and at most [`CHUNK`]) from `fd` into
-    /// the backlog, dropping the oldest bytes past [`CAPACITY`]. Returns
-    /// how many were read (0: end of file).
-    pub(crate) fn read_from(&mut self, fd: impl AsFd, max: usize) -> rustix::io::Result<usize> {
-        let len = self.buf.len();
-        if len < CAPACITY {
-            // Into the spare capacity as it is: zeroing it first would
-            // dirty pages the console's bytes may never reach.
-            let want = max.min(CHUNK).min(CAPACITY - len);
-            let spare = &mut self.buf.spare_capacity_mut()[..want];
-            let n = rustix::io::read(fd, spare)?.0.len();
-            // SAFETY: the read initialised the first `n` bytes of the spare
-            // capacity, and `len + n <= CAPACITY <= capacity`.
-            unsafe { self.buf.set_len(len + n) };
+    /// the backlog, dropping the oldest bytes past its size. Returns how
+    /// many were read (0: end of file).
+    pub(crate) fn read_from(&mut self, fd: &Fd, max: usize) -> sys::Result<usize> {
+        let cap = self.buf.len();
+        if self.len < cap {
+            let want = max.min(CHUNK).min(cap - self.len);
+            let n = sys::read(fd, &mut self.buf[self.len..self.len + want])?;
+            self.len += n;
             return Ok(n);
         }
-        let want = max.min(CHUNK).min(CAPACITY - self.head);
-        let n = rustix::io::read(fd, &mut self.buf[self.head..self.head + want])?;
-        self.head = (self.head + n) % CAPACITY;
+        let want = max.min(CHUNK).min(cap - self.head);
+        let n = sys::read(fd, &mut self.buf[self.head..self.head + want])?;
+        self.head = (self.head + n) % cap;
         Ok(n)
     }
 
     /// The backlog, oldest bytes first, in (at most) two pieces: sent as
-    /// they are, without a copy that would leave another 16 KiB of dirty
-    /// heap behind.
+    /// they are, without a copy.
     pub(crate) fn as_slices(&self) -> (&[u8], &[u8]) {
-        let (newer, older) = self.buf.split_at(self.head);
+        let (newer, older) = self.buf[..self.len].split_at(self.head);
         (older, newer)
-    }
-
-    /// Bytes of memory the backlog holds.
-    #[cfg(test)]
-    fn allocated(&self) -> usize {
-        self.buf.capacity()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::OwnedFd;
+    use std::os::fd::IntoRawFd;
 
     fn contents(r: &Ring) -> Vec<u8> {
         let (a, b) = r.as_slices();
         [a, b].concat()
     }
 
+    fn pipe() -> (Fd, std::os::fd::OwnedFd) {
+        let (rd, wr) = rustix::pipe::pipe().expect("pipe");
+        // SAFETY: the read end was just made and is handed over whole.
+        (unsafe { Fd::from_raw(rd.into_raw_fd()) }, wr)
+    }
+
     /// Feeds `data` to the ring through a pipe, as a console would.
     fn feed(r: &mut Ring, data: &[u8]) {
-        let (rd, wr): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("pipe");
+        let (rd, wr) = pipe();
         let writer = {
             let data = data.to_vec();
             std::thread::spawn(move || {
@@ -101,7 +91,8 @@ mod tests {
 
     #[test]
     fn keeps_the_tail() {
-        let mut r = Ring::new();
+        let mut buf = vec![0u8; CAPACITY];
+        let mut r = Ring::new(&mut buf);
         feed(&mut r, &vec![b'a'; CAPACITY]);
         feed(&mut r, b"xyz");
         let c = contents(&r);
@@ -117,8 +108,9 @@ mod tests {
 
     #[test]
     fn reads_no_more_than_asked() {
-        let mut r = Ring::new();
-        let (rd, wr) = rustix::pipe::pipe().expect("pipe");
+        let mut buf = vec![0u8; CAPACITY];
+        let mut r = Ring::new(&mut buf);
+        let (rd, wr) = pipe();
         rustix::io::write(&wr, &[b'x'; CHUNK + 100]).expect("write");
         assert_eq!(r.read_from(&rd, 10).expect("read"), 10);
         assert_eq!(r.read_from(&rd, usize::MAX).expect("read"), CHUNK);
@@ -126,10 +118,10 @@ mod tests {
     }
 
     #[test]
-    fn takes_its_memory_once_and_never_more() {
-        let mut r = Ring::new();
-        let first = r.allocated();
-        assert!(first >= CAPACITY, "the whole backlog at once: {first}");
+    fn holds_no_more_than_its_memory() {
+        let mut buf = vec![0u8; CAPACITY + 64];
+        let (ring, guard) = buf.split_at_mut(CAPACITY);
+        let mut r = Ring::new(ring);
         for n in [
             1,
             100,
@@ -140,8 +132,8 @@ mod tests {
             3 * CAPACITY,
         ] {
             feed(&mut r, &vec![b'x'; n]);
-            assert_eq!(r.allocated(), first, "no growth after {n} bytes");
             assert!(contents(&r).len() <= CAPACITY);
         }
+        assert!(guard.iter().all(|&b| b == 0), "nothing past its buffer");
     }
 }

@@ -1,19 +1,15 @@
 //! The per-VE monitor program (see the `kennel-monitor` crate). Started by
 //! `kennel start`, never by hand.
 //!
-//! It enters at the C library's `main`, without Rust's runtime set-up:
-//! that set-up finds the main thread's stack guard by reading
-//! `/proc/self/maps` (a heap buffer and stack frames that stay dirty in
-//! every monitor) and maps an alternate signal stack, only to print a
-//! message should the stack overflow. The monitor's few frames never come
-//! near that; it ignores `SIGPIPE` already (inherited from `kennel`, and it
-//! sends with `MSG_NOSIGNAL`), and the C library hands the arguments to
-//! `std::env::args` as before.
-#![no_main]
+//! It runs without the C library and without `std`: a position-dependent
+//! static executable (the link arguments are in `build.rs`) entering at
+//! its own `_start`, which the crate's `program!` expands here, with the
+//! panic handler and the memory functions. Why: docs/DENSITY.md ("Memory
+//! per VE") and `kennel_monitor::rt`.
+//! (Under `cargo clippy --all-targets` it is also checked as a test
+//! harness, which brings `std`: nothing of it is built then.)
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
 
-use std::ffi::{c_char, c_int};
-
-#[no_mangle]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    kennel_monitor::main()
-}
+#[cfg(not(test))]
+kennel_monitor::program!();
