@@ -380,8 +380,17 @@ impl<'h> Cgroup<'h> {
             .ok()
     }
 
-    /// Memory and task counts.
+    /// Memory and task counts, and OOM kills.
     pub fn usage(&self) -> Usage {
+        Usage {
+            oom_kills: self.oom_kills(),
+            ..self.memory_and_tasks()
+        }
+    }
+
+    /// Memory and task counts only (what `list` shows: a file fewer to
+    /// read per VE).
+    pub fn memory_and_tasks(&self) -> Usage {
         let read = |h: Option<&Hierarchy>, v1: &str, v2: &str| -> Option<u64> {
             let h = h?;
             let f = if h.kind == HierarchyKind::V2 { v2 } else { v1 };
@@ -402,7 +411,7 @@ impl<'h> Cgroup<'h> {
                 "pids.current",
                 "pids.current",
             ),
-            oom_kills: self.oom_kills(),
+            oom_kills: None,
         }
     }
 

@@ -106,9 +106,14 @@ impl RunState {
 
     /// Seconds the VE has been up, from init's start time.
     pub fn uptime_secs(&self) -> Option<u64> {
-        let up = procfs::uptime_secs()?;
+        Some(self.uptime_secs_at(procfs::uptime_secs()?))
+    }
+
+    /// [`RunState::uptime_secs`] with the host's uptime `up` read once
+    /// for many VEs (`list`).
+    pub fn uptime_secs_at(&self, up: f64) -> u64 {
         let started = self.init_start as f64 / procfs::ticks_per_sec() as f64;
-        Some((up - started).max(0.0) as u64)
+        (up - started).max(0.0) as u64
     }
 }
 

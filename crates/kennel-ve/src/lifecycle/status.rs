@@ -93,24 +93,29 @@ impl Kennel {
     pub fn status(&self, id: &VeId) -> Result<VeStatus> {
         self.repair_freeze_unlocked(id);
         let config = self.config(id)?;
-        self.status_of(id, config, true)
+        self.status_of(id, config, Detail::Full)
     }
 
-    /// The live facts of VE `id`, whose configuration is `config`; its
-    /// last exit only `with_exit` (a file more per VE, which `list` does
-    /// not show).
-    fn status_of(&self, id: &VeId, config: VeConfig, with_exit: bool) -> Result<VeStatus> {
+    /// The live facts of VE `id`, whose configuration is `config`, in
+    /// `detail`.
+    fn status_of(&self, id: &VeId, config: VeConfig, detail: Detail) -> Result<VeStatus> {
         let (state, run) = self.state_of(id)?;
-        let usage = if state.is_running() {
-            self.ve_cgroup(id)?.cgroup(self.cgroups()?).usage()
-        } else {
-            Usage::default()
+        let usage = match (state.is_running(), detail) {
+            (false, _) => Usage::default(),
+            (true, Detail::Full) => self.ve_cgroup(id)?.cgroup(self.cgroups()?).usage(),
+            (true, Detail::Listed { .. }) => self
+                .ve_cgroup(id)?
+                .cgroup(self.cgroups()?)
+                .memory_and_tasks(),
         };
         let uptime_secs = run
             .as_ref()
             .filter(|_| state.is_running())
-            .and_then(RunState::uptime_secs);
-        let last_exit = with_exit
+            .and_then(|r| match detail {
+                Detail::Full => r.uptime_secs(),
+                Detail::Listed { host_uptime } => host_uptime.map(|up| r.uptime_secs_at(up)),
+            });
+        let last_exit = (detail == Detail::Full)
             .then(|| ExitRecord::load(&self.paths.ve_run(id)).ok().flatten())
             .flatten();
         Ok(VeStatus {
@@ -132,19 +137,24 @@ impl Kennel {
     /// they are read by a few threads at once, in order of their ids.
     pub fn list(&self, warn: &mut dyn FnMut(&VeId, &VeError)) -> Result<Vec<VeStatus>> {
         let ids = self.listed_ids()?;
+        let detail = Detail::Listed {
+            host_uptime: kennel_runtime::procfs::uptime_secs(),
+        };
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, LIST_THREADS);
         let per_thread = ids.len().div_ceil(threads).max(LIST_CHUNK_MIN);
         let results: Vec<Result<Option<VeStatus>>> = if ids.len() <= LIST_CHUNK_MIN {
-            ids.iter().map(|id| self.listed(id)).collect()
+            ids.iter().map(|id| self.listed(id, detail)).collect()
         } else {
             std::thread::scope(|scope| {
                 let parts: Vec<_> = ids
                     .chunks(per_thread)
                     .map(|part| {
                         let read = scope.spawn(move || {
-                            part.iter().map(|id| self.listed(id)).collect::<Vec<_>>()
+                            part.iter()
+                                .map(|id| self.listed(id, detail))
+                                .collect::<Vec<_>>()
                         });
                         (part.len(), read)
                     })
@@ -198,7 +208,7 @@ impl Kennel {
     /// [`Kennel::status`] for `list`: the configuration read at once (no
     /// stat before it); anything unusual takes the full path, with its
     /// repairs. `None`: no VE there.
-    fn listed(&self, id: &VeId) -> Result<Option<VeStatus>> {
+    fn listed(&self, id: &VeId, detail: Detail) -> Result<Option<VeStatus>> {
         let config = match VeConfig::load(&self.paths.ve_config(id), id) {
             Ok(c) => c,
             Err(_)
@@ -214,8 +224,18 @@ impl Kennel {
             Err(_) => return self.status(id).map(Some),
         };
         self.repair_freeze_unlocked(id);
-        self.status_of(id, config, false).map(Some)
+        self.status_of(id, config, detail).map(Some)
     }
+}
+
+/// How much of a VE's status to read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Detail {
+    /// `status`: everything, its last exit and OOM kills included.
+    Full,
+    /// `list`: what its columns show (no last exit, no OOM kills), with
+    /// the host's uptime read once for all VEs.
+    Listed { host_uptime: Option<f64> },
 }
 
 /// At most this many threads read statuses for `list`.
