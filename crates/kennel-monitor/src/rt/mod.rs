@@ -9,10 +9,15 @@
 //! position-dependent static executable (so no relocation dirties a page)
 //! whose console backlog sits in bss, touched only as the console writes.
 //! `origin`, the crate that starts Rust programs without the C library,
-//! tracks rustix's unstable runtime module, which rustix renamed in 1.1.6;
-//! what is needed here is a dozen lines: the entry point, the memory
-//! and string functions the compiler and `core` call, and the panic handler, all in
-//! [`program!`], which the `kennel-monitor` binary expands.
+//! tracks rustix's unstable runtime module, which rustix renamed in 1.1.6
+//! (origin 0.26 no longer builds with it); what the monitor needs is
+//! small: the entry point and panic handler ([`crate::program!`], which the
+//! `kennel-monitor` binary expands), the memory and string functions the
+//! compiler and `core` call ([`mem`]), the arguments on the initial stack
+//! ([`Process`]), and the read-only RELRO the C library's start-up would
+//! have made ([`protect_relro`]).
+
+pub mod mem;
 
 use core::ffi::{c_char, CStr};
 use core::fmt;
@@ -60,8 +65,6 @@ impl Process {
         self.envp
     }
 }
-
-pub mod mem;
 
 // The linker's symbol at this executable's ELF header.
 extern "C" {
