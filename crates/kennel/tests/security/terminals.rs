@@ -247,6 +247,39 @@ pub const CASES: &[Case] = &[
         }
     })
     .restarts(),
+    case(
+        "console_written_a_byte_at_a_time_cannot_spin_the_monitor",
+        |l| {
+            // The monitor's CPU is charged to no VE: one-byte writes must not
+            // wake it per byte (100 reads a second at most).
+            let mon = l.root.monitor_pid(ATT);
+            let woken = || {
+                fs::read_to_string(format!("/proc/{mon}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    })
+                    .ok_or_else(|| "the monitor's status is unreadable".to_string())
+            };
+            let before = woken()?;
+            let t = Instant::now();
+            l.sh(
+                ATT,
+                "timeout 3 sh -c 'while :; do echo -n x; done > /dev/console'; true",
+                20,
+            );
+            let secs = t.elapsed().as_secs() + 1;
+            let woke = woken()? - before;
+            if woke > 100 * secs + 50 {
+                return Err(format!(
+                    "the monitor woke {woke} times in about {secs} s of one-byte console writes"
+                ));
+            }
+            Ok(())
+        },
+    ),
     case("console_detach_key_with_the_ves_input_full", |l| {
         console_ends_with_input_full(l, Some(0x1d))
     })
