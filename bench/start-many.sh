@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Parallel boot: N busybox VEs started by `kennel start --all` (batch
-# workers, twice the CPUs), against one by one, and against one
+# workers, four per CPU), against one by one, and against one
 # `kennel start ID` process per VE at the same parallelism (xargs -P: the
 # design the long-lived workers replace), with each storage backend
 # (`--storage dir`, and `image`: a disk of its own); then `kill --all`
@@ -22,7 +22,7 @@ N=${1:-200}
 NUMPTY=${NUMPTY:-4}
 SWEEP=${PARALLEL:-}
 BACKENDS=${BACKENDS:-dir image}
-P=$(($(nproc) * 2))
+P=$(($(nproc) * 4))
 # Refuse up front rather than fail at VE number 225 (numpty is at least 2).
 budget=$(($(cat /proc/sys/kernel/pty/reserve) - 128))
 if [ $((N * NUMPTY)) -gt "$budget" ]; then

@@ -133,6 +133,10 @@ pub(crate) fn v1_max(v: Option<u64>) -> String {
 /// Writes `limits` into the new cgroup `rel` of every hierarchy of `part`
 /// that holds the controllers. A controller without a limit is left alone:
 /// a new cgroup is unlimited already.
+/// The CFS period a v1 cpu cgroup has when it is made (the kernel's
+/// `default_cfs_period()`, 100 ms).
+const V1_NEW_CGROUP_PERIOD_US: u64 = 100_000;
+
 pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) -> Result<()> {
     let dir_of = |h: &Hierarchy| h.mount_point.join(rel);
     // A controller in a hierarchy outside `part` is someone else's job.
@@ -185,7 +189,11 @@ pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) ->
                 if v2 {
                     write(&d, "cpu.max", &format!("{} {}", c.quota_us, c.period_us))?;
                 } else {
-                    write(&d, "cpu.cfs_period_us", &c.period_us.to_string())?;
+                    // Each write checks the bandwidth of every task group
+                    // on the host: a new cgroup has the default period.
+                    if c.period_us != V1_NEW_CGROUP_PERIOD_US {
+                        write(&d, "cpu.cfs_period_us", &c.period_us.to_string())?;
+                    }
                     write(&d, "cpu.cfs_quota_us", &c.quota_us.to_string())?;
                 }
             }

@@ -297,8 +297,8 @@ pub struct ManyArgs {
     /// kill the running ones.
     #[arg(long)]
     pub all: bool,
-    /// VEs at most at once (default: twice the CPUs; for stop, which
-    /// mostly waits, 128 times).
+    /// VEs at most at once (default: four per CPU; for stop, which
+    /// mostly waits, 128 per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallel: Option<u16>,
 }

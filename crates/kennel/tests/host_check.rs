@@ -291,13 +291,23 @@ fn a_start_beyond_the_hosts_pids_is_refused_and_leaves_nothing() {
 /// and leaves nothing behind. The VE's uid has used up its UTS namespaces
 /// (held by a helper): writing user.max_uts_namespaces needs
 /// CAP_SYS_RESOURCE, which root on CI lacks. Only that uid is touched, so
-/// this runs with the others.
+/// this runs with the others, provided no other test's VE has the same
+/// uid: every test root's first VE gets the default grid's first range, so
+/// this root's grid starts where no other's does (a VE of another test
+/// stopping meanwhile freed a namespace, and this VE started).
 #[test]
 fn a_start_refused_a_namespace_names_the_limit_and_leaves_nothing() {
     let root = TestRoot::new("check-ns");
+    fs::create_dir_all(root.dir.join("lib")).expect("mkdir lib");
+    fs::write(
+        root.dir.join("lib/kennel.toml"),
+        "idmap_base = 3000000000\nidmap_ranges = 16\n",
+    )
+    .expect("write kennel.toml");
     root.busybox();
     root.ok(&["create", "101", "--template", "busybox"]);
     let uid = root.config("101")["idmap"]["uid_base"].to_string();
+    assert_eq!(uid, "3000000000", "this root's own grid");
     {
         let _held = UtsHolder::take_all(&uid);
         let err = one_error(&root, &["start", "101"]);

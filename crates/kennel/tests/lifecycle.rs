@@ -121,6 +121,35 @@ fn a_ve_that_powers_off_or_reboots_itself() {
     root.finish();
 }
 
+/// The busybox template boots straight to its login prompt: init and the
+/// console's getty, no boot script (each is an exec whose C library
+/// start-up costs the host's CPU). A tenant's own `/etc/rc.local` runs
+/// once at boot when the inittab line the template leaves commented is
+/// enabled.
+#[test]
+fn the_busybox_boot_runs_init_and_getty_and_rc_local_on_request() {
+    let root = TestRoot::new("life-bootscript");
+    root.start_busybox("101", &[]);
+    let procs = root.sh("101", "ps -o comm | sort | tr '\\n' ' '");
+    assert!(
+        procs.contains("getty") && procs.contains("init") && !procs.contains("rcS"),
+        "{procs}"
+    );
+    root.sh(
+        "101",
+        "printf '#!/bin/sh\\necho ran >> /root/booted\\n' > /etc/rc.local && chmod +x /etc/rc.local \
+         && sed -i 's|^#::sysinit:/etc/rc.local|::sysinit:/etc/rc.local|' /etc/inittab",
+    );
+    root.ok(&["restart", "101"]);
+    assert!(
+        wait_for(common::secs(10), || root
+            .sh("101", "cat /root/booted 2>/dev/null; true")
+            == "ran\n"),
+        "rc.local ran once at boot"
+    );
+    root.finish();
+}
+
 /// A VE that reboots in a loop is started again ever more slowly (the
 /// host's CPU for its teardown and start is not charged to it), and a stop
 /// between a reboot and the delayed restart stops it for good (found by a

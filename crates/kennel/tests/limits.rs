@@ -113,6 +113,44 @@ fn cpu_weight_and_cpumask_are_the_ves() {
     root.finish();
 }
 
+/// A VE without `--cpumask` may run on every CPU its parent cpuset has.
+/// On v1 the kernel fills the VE's cpuset at its mkdir
+/// (`cgroup.clone_children` on the parent Kennel made), not Kennel's
+/// writes; a pinned VE beside it keeps its own CPUs.
+#[test]
+fn a_ve_without_a_cpumask_gets_its_parents_cpus() {
+    let root = TestRoot::new("lim-cpuclone");
+    root.start_busybox("101", &[]);
+    root.start_busybox("102", &["--cpumask", "0"]);
+    // The CPUs in force: v2's name, then v1's.
+    let effective = ["cpuset.cpus.effective", "cpuset.effective_cpus"];
+    let parent_cpus = root
+        .cgroup_dirs("")
+        .into_iter()
+        .find_map(|d| {
+            effective
+                .iter()
+                .find_map(|f| fs::read_to_string(d.join(f)).ok())
+        })
+        .expect("Kennel's parent has a cpuset");
+    let cpus = cg_read(&root, "101", &effective);
+    assert_eq!(cpus.trim(), parent_cpus.trim());
+    assert!(!cpus.trim().is_empty());
+    if !common::pure_v2() {
+        let flag = root
+            .cgroup_dirs("")
+            .into_iter()
+            .find(|d| d.join("cpuset.cpus").exists())
+            .map(|d| fs::read_to_string(d.join("cgroup.clone_children")).expect("flag"))
+            .expect("v1 cpuset");
+        assert_eq!(flag.trim(), "1", "the parent copies its CPUs to new VEs");
+    }
+    let status = root.sh("101", "grep Cpus_allowed_list /proc/self/status");
+    assert!(status.trim().ends_with(parent_cpus.trim()), "{status}");
+    assert_eq!(cg_read(&root, "102", &["cpuset.cpus"]).trim(), "0");
+    root.finish();
+}
+
 /// `--nofile` is the hard open-files limit of the VE's init and of every
 /// `exec` (the soft one stays 1024, select()-safe).
 #[test]
