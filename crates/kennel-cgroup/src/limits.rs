@@ -130,13 +130,13 @@ pub(crate) fn v1_max(v: Option<u64>) -> String {
     v.map_or_else(|| "-1".to_string(), |n| n.to_string())
 }
 
-/// Writes `limits` into the new cgroup `rel` of every hierarchy of `part`
-/// that holds the controllers. A controller without a limit is left alone:
-/// a new cgroup is unlimited already.
 /// The CFS period a v1 cpu cgroup has when it is made (the kernel's
 /// `default_cfs_period()`, 100 ms).
 const V1_NEW_CGROUP_PERIOD_US: u64 = 100_000;
 
+/// Writes `limits` into the new cgroup `rel` of every hierarchy of `part`
+/// that holds the controllers. A controller without a limit is left alone:
+/// a new cgroup is unlimited already.
 pub(crate) fn apply_new(host: &Host, rel: &Path, limits: &Limits, part: Part) -> Result<()> {
     let dir_of = |h: &Hierarchy| h.mount_point.join(rel);
     // A controller in a hierarchy outside `part` is someone else's job.
