@@ -4,7 +4,9 @@
 # (/proc/meminfo fields, the slab caches that grew most, the monitors' and
 # the VEs' own pages, mounts and kernel threads per VE). Beside it, the
 # same for N crun containers (no monitor process) and N LXC containers (a
-# monitor each) running `sleep` on the same rootfs; and, when asked, N_DEBIAN
+# monitor each) running `sleep` on the same rootfs; LXC also booting the
+# rootfs's own busybox init, with its getty on LXC's console (the same job
+# as a VE; LXC_BOOT=0 skips it); and, when asked, N_DEBIAN
 # Debian 12 VEs booting systemd against as many LXC containers booting the
 # same rootfs. Goal: at most 0.6 MiB per busybox VE.
 #
@@ -31,6 +33,7 @@ N=${N:-100}
 N_DEBIAN=${N_DEBIAN:-0}
 STORAGE=${STORAGE:-image dir}
 WITH_PEERS=${WITH_PEERS:-1}
+LXC_BOOT=${LXC_BOOT:-1}
 SETTLE=${SETTLE:-3}
 # systemd takes a while to settle into idle
 SETTLE_DEBIAN=${SETTLE_DEBIAN:-30}
@@ -181,20 +184,24 @@ crun_dens() {
     sleep 1
     for i in $(seq "$N"); do crun --root "$PB_CRUN_ROOT" delete -f "pb-kd-$i" 2>/dev/null || true; done
 }
-lxc_dens() {   # lxc_dens N INIT ROOTFS WAIT
-    local n=$1 i; shift
-    for i in $(seq "$n"); do make_lxc "pb-kd-$i" "$1" "$2"; done
+lxc_dens() {   # lxc_dens N INIT ROOTFS WAIT [LABEL [CONSOLE]]
+    local n=$1 i label=${5:-lxc} console=${6:-none}; shift
+    for i in $(seq "$n"); do
+        make_lxc "pb-kd-$i" "$1" "$2"
+        # `auto`: a console pty, its master held by LXC's monitor
+        sed -i "s|^lxc.console.path = none\$|lxc.console.path = $console|" "$PB_LXC_PATH/pb-kd-$i/config"
+    done
     settle; snap "$KB_RESULTS/snap0"
     for i in $(seq "$n"); do lxc-start -P "$PB_LXC_PATH" -n "pb-kd-$i" -d; done
     settle "$3"; snap "$KB_RESULTS/snap1"
     local lmons
     mapfile -t lmons < <(pgrep -f "\[lxc monitor\] $PB_LXC_PATH pb-kd-" || true)
-    breakdown "lxc" "$n" "$KB_RESULTS/snap0" "$KB_RESULTS/snap1" "$(rollup_kb Pss "${lmons[@]}")" \
+    breakdown "$label" "$n" "$KB_RESULTS/snap0" "$KB_RESULTS/snap1" "$(rollup_kb Pss "${lmons[@]}")" \
         "$(rollup_kb Private_Dirty "${lmons[@]}")" "$(memcg_kb "$memdir/lxc.payload.pb-kd-*/$usage")" \
         "$(memcg_user_kb "$memdir/lxc.payload.pb-kd-*/memory.stat")"
     local lc lm
     lc=$(memcg_kb "$memdir/lxc.payload.pb-kd-*/$usage"); lm=$(memcg_kb "$memdir/lxc.monitor.pb-kd-*/$usage")
-    report "lxc charged per container: $(mib $((lc + lm)) "$n") MiB = payload cgroup $(per "$lc" "$n") KiB (kernel $(per "$(kmem_kb "$memdir/lxc.payload.pb-kd-*")" "$n")) + monitor cgroup $(per "$lm" "$n") KiB"
+    report "$label charged per container: $(mib $((lc + lm)) "$n") MiB = payload cgroup $(per "$lc" "$n") KiB (kernel $(per "$(kmem_kb "$memdir/lxc.payload.pb-kd-*")" "$n")) + monitor cgroup $(per "$lm" "$n") KiB"
     for i in $(seq "$n"); do lxc-stop -P "$PB_LXC_PATH" -n "pb-kd-$i" -k 2>/dev/null || true; done
     rm -rf "${PB_LXC_PATH:?}"/pb-kd-*
 }
@@ -206,6 +213,8 @@ if [ "$N" -gt 0 ] && [ "$WITH_PEERS" = 1 ]; then
     breakdown "crun" "$N" "$KB_RESULTS/snap0" "$KB_RESULTS/snap1" 0 0 "$cmc" "$cmu"
     report "crun charged per container: $(mib "$cmc" "$N") MiB (kernel $(per "$ckm" "$N") KiB)"
     lxc_dens "$N" "/bin/sleep 100000" "$PB_BUSYBOX" "$SETTLE"
+    # The template's inittab: busybox init and a getty on /dev/console.
+    [ "$LXC_BOOT" = 1 ] && lxc_dens "$N" "/sbin/init" "$PB_BUSYBOX" "$SETTLE" "lxc-init" auto
 fi
 
 # --- Debian 12 with systemd, against LXC booting the same rootfs

@@ -3,7 +3,7 @@
 //! ```toml
 //! # First host uid/gid given to VEs, and how many VEs may get a range.
 //! idmap_base = 100000000
-//! idmap_ranges = 60000
+//! idmap_ranges = 31000
 //! # Where VE cgroups go below each hierarchy's root (e.g. a Delegate=yes
 //! # unit's cgroup on a systemd host: "system.slice/kennel.service").
 //! cgroup_parent = "kennel"
@@ -59,7 +59,13 @@ use crate::units::Size;
 /// Ids per VE: a full 16-bit range, as every distribution expects.
 pub const IDS_PER_VE: u32 = 65536;
 pub const DEFAULT_IDMAP_BASE: u32 = 100_000_000;
-pub const DEFAULT_IDMAP_RANGES: u32 = 60_000;
+/// As many ranges as fit below 2^31 from the default base.
+pub const DEFAULT_IDMAP_RANGES: u32 = 31_000;
+/// Where VEs' host ids must end: devpts before Linux 6.x (Debian 12's
+/// 6.1 among them) reads its `uid=`/`gid=` options as signed ints, and a
+/// VE's devpts gets its host ids there, so a VE above 2^31 could not
+/// start on such a kernel.
+pub const IDMAP_END: u64 = 1 << 31;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,9 +142,9 @@ impl HostConfig {
         let cfg: HostConfig =
             toml::from_str(text).map_err(|e| VeError::BadInput(format!("{}: {e}", p.display())))?;
         let end = cfg.idmap_base as u64 + cfg.idmap_ranges as u64 * IDS_PER_VE as u64;
-        if cfg.idmap_base < IDS_PER_VE || end > u32::MAX as u64 {
+        if cfg.idmap_base < IDS_PER_VE || end > IDMAP_END {
             return Err(VeError::BadInput(format!(
-                "{}: idmap_base must be at least {IDS_PER_VE} and idmap_base + idmap_ranges * {IDS_PER_VE} must stay below 2^32",
+                "{}: idmap_base must be at least {IDS_PER_VE} and idmap_base + idmap_ranges * {IDS_PER_VE} must stay below 2^31 (2147483648: older kernels' devpts takes no higher id)",
                 p.display()
             )));
         }
@@ -230,12 +236,24 @@ mod tests {
     fn defaults_and_documented_values() {
         let d = parse("").expect("empty");
         assert_eq!(d.idmap_base, DEFAULT_IDMAP_BASE);
+        let end = u64::from(d.idmap_base) + u64::from(d.idmap_ranges) * u64::from(IDS_PER_VE);
+        assert!(end <= IDMAP_END, "the default grid ends below 2^31");
         let c = parse("cgroup_parent = \"/system.slice/kennel.service/\"\n[network]\nneighbour_devs = [\"eth0\", \"none\"]")
             .expect("parse");
         assert_eq!(
             c.cgroup_parent(&Paths::new(None)),
             "system.slice/kennel.service"
         );
+    }
+
+    /// Ids from 2^31 up break VEs' devpts on older kernels (found by the
+    /// cgroup v2 VM's 6.1 kernel).
+    #[test]
+    fn id_ranges_end_below_2_to_the_31() {
+        assert!(parse("idmap_base = 2000000000\nidmap_ranges = 16").is_ok());
+        let err = parse("idmap_base = 3000000000\nidmap_ranges = 16").expect_err("above 2^31");
+        assert!(err.to_string().contains("below 2^31"), "{err}");
+        assert!(parse("idmap_base = 100000000\nidmap_ranges = 60000").is_err());
     }
 
     /// Found by fuzzing: names the rest of Kennel cannot use were taken.

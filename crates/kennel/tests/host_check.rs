@@ -301,13 +301,13 @@ fn a_start_refused_a_namespace_names_the_limit_and_leaves_nothing() {
     fs::create_dir_all(root.dir.join("lib")).expect("mkdir lib");
     fs::write(
         root.dir.join("lib/kennel.toml"),
-        "idmap_base = 3000000000\nidmap_ranges = 16\n",
+        "idmap_base = 2000000000\nidmap_ranges = 16\n",
     )
     .expect("write kennel.toml");
     root.busybox();
     root.ok(&["create", "101", "--template", "busybox"]);
     let uid = root.config("101")["idmap"]["uid_base"].to_string();
-    assert_eq!(uid, "3000000000", "this root's own grid");
+    assert_eq!(uid, "2000000000", "this root's own grid");
     {
         let _held = UtsHolder::take_all(&uid);
         let err = one_error(&root, &["start", "101"]);
