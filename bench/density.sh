@@ -188,8 +188,8 @@ lxc_dens() {   # lxc_dens N INIT ROOTFS WAIT [LABEL [CONSOLE]]
     local n=$1 i label=${5:-lxc} console=${6:-none}; shift
     for i in $(seq "$n"); do
         make_lxc "pb-kd-$i" "$1" "$2"
-        # `auto`: a console pty, its master held by LXC's monitor
-        sed -i "s|^lxc.console.path = none\$|lxc.console.path = $console|" "$PB_LXC_PATH/pb-kd-$i/config"
+        # `default`: LXC's own console, a pty whose master its monitor holds
+        if [ "$console" = default ]; then sed -i "/^lxc.console.path/d" "$PB_LXC_PATH/pb-kd-$i/config"; fi
     done
     settle; snap "$KB_RESULTS/snap0"
     for i in $(seq "$n"); do lxc-start -P "$PB_LXC_PATH" -n "pb-kd-$i" -d; done
@@ -214,7 +214,7 @@ if [ "$N" -gt 0 ] && [ "$WITH_PEERS" = 1 ]; then
     report "crun charged per container: $(mib "$cmc" "$N") MiB (kernel $(per "$ckm" "$N") KiB)"
     lxc_dens "$N" "/bin/sleep 100000" "$PB_BUSYBOX" "$SETTLE"
     # The template's inittab: busybox init and a getty on /dev/console.
-    [ "$LXC_BOOT" = 1 ] && lxc_dens "$N" "/sbin/init" "$PB_BUSYBOX" "$SETTLE" "lxc-init" auto
+    if [ "$LXC_BOOT" = 1 ]; then lxc_dens "$N" "/sbin/init" "$PB_BUSYBOX" "$SETTLE" "lxc-init" default; fi
 fi
 
 # --- Debian 12 with systemd, against LXC booting the same rootfs
