@@ -130,11 +130,18 @@ fn a_ve_that_powers_off_or_reboots_itself() {
 fn the_busybox_boot_runs_init_and_getty_and_rc_local_on_request() {
     let root = TestRoot::new("life-bootscript");
     root.start_busybox("101", &[]);
-    let procs = root.sh("101", "ps -o comm | sort | tr '\\n' ' '");
-    assert!(
-        procs.contains("getty") && procs.contains("init") && !procs.contains("rcS"),
-        "{procs}"
-    );
+    // Init's first child is the getty: a boot script, had one run (and
+    // ended), would have taken PID 2.
+    let getty_pid = || {
+        let procs = root.sh("101", "ps -o pid,comm");
+        let pid = procs
+            .lines()
+            .find_map(|l| l.trim().strip_suffix(" getty"))
+            .map(|p| p.trim().to_string());
+        (pid, procs)
+    };
+    let (pid, procs) = getty_pid();
+    assert_eq!(pid.as_deref(), Some("2"), "{procs}");
     root.sh(
         "101",
         "printf '#!/bin/sh\\necho ran >> /root/booted\\n' > /etc/rc.local && chmod +x /etc/rc.local \
@@ -147,6 +154,9 @@ fn the_busybox_boot_runs_init_and_getty_and_rc_local_on_request() {
             == "ran\n"),
         "rc.local ran once at boot"
     );
+    // The PID check above sees a boot script: this one took PID 2.
+    let (pid, procs) = getty_pid();
+    assert_eq!(pid.as_deref(), Some("3"), "{procs}");
     root.finish();
 }
 
