@@ -133,27 +133,57 @@ pub const CASES: &[Case] = &[
     // but its cgroups there are the host root's: it can neither make
     // children (memory cgroup ids, a subtree without bounds) nor change
     // a knob (notify_on_release, cpuset scheduling domains).
+    // The VE's cpuset inherits `cgroup.clone_children` from Kennel's
+    // parent (the kernel fills it at mkdir): harmless while the VE can
+    // neither make a child nor write a knob there (hostile review of that
+    // change), which the snapshot of its knobs below checks too.
     case("v1_hierarchies_out_of_reach", |l| {
         let (_, mounted) = l.sh(ATT, "grep -c ' - cgroup ' /proc/self/mountinfo; true", 10);
         if mounted.trim() != "0" {
             return Err(format!("v1 hierarchies mounted in the VE: {mounted}"));
         }
-        l.sh(
-            ATT,
-            "mkdir -p /tmp/v1; for c in cpuset memory pids freezer none,name=systemd; do \
-               mount -t cgroup -o $c none /tmp/v1 || continue; \
-               mkdir /tmp/v1/kattack; echo 1 > /tmp/v1/notify_on_release; \
-               echo 0 > /tmp/v1/cpuset.sched_load_balance; echo 5 > /tmp/v1/cpuset.sched_relax_domain_level; \
-               umount /tmp/v1; done 2>/dev/null; true",
-            20,
-        );
         let v2 = common::cgroup2_mount();
-        let mut changed = Vec::new();
-        for d in common::cgroup_mounts()
+        let dirs: Vec<_> = common::cgroup_mounts()
             .into_iter()
             .filter(|m| Some(m) != v2.as_ref())
             .map(|m| m.join(l.root.cgroup_parent()).join(ATT))
-        {
+            .collect();
+        const KNOBS: &[&str] = &[
+            "cgroup.clone_children",
+            "cpuset.cpus",
+            "cpuset.mems",
+            "cpu.cfs_period_us",
+            "cpu.cfs_quota_us",
+        ];
+        let knobs = || -> Vec<(std::path::PathBuf, String)> {
+            dirs.iter()
+                .flat_map(|d| KNOBS.iter().map(move |f| d.join(f)))
+                .filter_map(|p| std::fs::read_to_string(&p).ok().map(|v| (p, v)))
+                .collect()
+        };
+        let before = knobs();
+        if !before.iter().any(|(p, _)| p.ends_with("cgroup.clone_children")) {
+            return Err(format!("none of the VE's v1 knobs could be read in {dirs:?}"));
+        }
+        l.sh(
+            ATT,
+            "mkdir -p /tmp/v1; for c in cpuset cpu memory pids freezer none,name=systemd; do \
+               mount -t cgroup -o $c none /tmp/v1 || continue; \
+               mkdir /tmp/v1/kattack; echo 1 > /tmp/v1/notify_on_release; \
+               echo 0 > /tmp/v1/cpuset.sched_load_balance; echo 5 > /tmp/v1/cpuset.sched_relax_domain_level; \
+               echo $((1 - $(cat /tmp/v1/cgroup.clone_children))) > /tmp/v1/cgroup.clone_children; \
+               echo 0 > /tmp/v1/cpuset.cpus; echo 0 > /tmp/v1/cpuset.mems; \
+               echo 50000 > /tmp/v1/cpu.cfs_period_us; echo -1 > /tmp/v1/cpu.cfs_quota_us; \
+               umount /tmp/v1; done 2>/dev/null; true",
+            20,
+        );
+        let mut changed: Vec<String> = before
+            .into_iter()
+            .zip(knobs())
+            .filter(|(a, b)| a != b)
+            .map(|((p, a), (_, b))| format!("{}: {} -> {}", p.display(), a.trim(), b.trim()))
+            .collect();
+        for d in dirs {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
                     changed.push(format!("made {}", e.path().display()));
