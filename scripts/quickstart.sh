@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Kennel in one command: install what is needed, build, make the busybox
+# Kennel in one command: install what is needed, build, install kennel
+# (with its completions, man pages and systemd units: the onboot VEs start
+# with the host, every VE stops cleanly with it), make the busybox
 # template, create and start a VE with its own IP address, show that it is
 # isolated and that the host reaches it, enter it.
 #
@@ -14,8 +16,21 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "==> building (cargo build --release)"
 cargo build --release -q
-install -m 0755 target/x86_64-unknown-linux-gnu/release/kennel target/x86_64-unknown-linux-gnu/release/kennel-monitor /usr/local/bin/
+rel=target/x86_64-unknown-linux-gnu/release
+install -m 0755 $rel/kennel $rel/kennel-monitor /usr/local/bin/
 K=/usr/local/bin/kennel
+# kenneld, the API service, once the build makes it.
+kenneld_changed=no
+if [ -x $rel/kenneld ]; then
+    cmp -s $rel/kenneld /usr/local/bin/kenneld || kenneld_changed=yes
+    install -m 0755 $rel/kenneld /usr/local/bin/
+fi
+# Shell completions and man pages, made from kennel's own grammar.
+install -d /usr/share/bash-completion/completions /usr/local/share/man/man1
+$K completions bash > /usr/share/bash-completion/completions/kennel
+[ ! -d /usr/share/zsh/vendor-completions ] || $K completions zsh > /usr/share/zsh/vendor-completions/_kennel
+[ ! -d /usr/share/fish/vendor_completions.d ] || $K completions fish > /usr/share/fish/vendor_completions.d/kennel.fish
+$K -q man /usr/local/share/man/man1
 if [ -d /run/systemd/system ]; then
     # lxcfs bounded, and synced into running VEs after each restart.
     d=/etc/systemd/system
@@ -27,6 +42,30 @@ if [ -d /run/systemd/system ]; then
         systemctl restart lxcfs
     fi
     systemctl enable -q --now lxcfs
+    # The onboot VEs start with the host, and every VE is shut down
+    # cleanly with it. Started now too (it starts the onboot VEs not yet
+    # running): only a started unit is stopped, with the VEs, at shutdown.
+    # Never restarted here: its stop stops every VE.
+    if ! cmp -s scripts/systemd/kennel-onboot.service "$d/kennel-onboot.service"; then
+        install -m 0644 scripts/systemd/kennel-onboot.service "$d/"
+        systemctl daemon-reload
+    fi
+    systemctl enable -q --now kennel-onboot.service
+    # The API service, if it was built. Restarting it leaves the VEs
+    # running (see the unit).
+    if [ -x $rel/kenneld ]; then
+        if ! cmp -s scripts/systemd/kenneld.service "$d/kenneld.service"; then
+            install -m 0644 scripts/systemd/kenneld.service "$d/"
+            systemctl daemon-reload
+            kenneld_changed=yes
+        fi
+        systemctl enable -q kenneld.service
+        if [ "$kenneld_changed" = yes ]; then
+            systemctl restart kenneld.service
+        else
+            systemctl start kenneld.service
+        fi
+    fi
 fi
 $K check
 grep -q '^ *busybox ' <<<"$($K template list)" || $K template create busybox

@@ -16,7 +16,7 @@ scripts/install-deps.sh
 echo "==> cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
-echo "==> the lxcfs service drop-in (scripts/systemd) against Debian's unit"
+echo "==> the systemd units and drop-in Kennel installs (scripts/systemd)"
 tests/systemd-units.sh
 echo "==> tests on this host ($(uname -r))"
 cargo test --workspace

@@ -87,6 +87,29 @@ impl Backend {
     }
 }
 
+/// Whether the host's boot starts the VE, and when (OpenVZ's `ONBOOT`
+/// and `BOOTORDER`, Incus's `boot.autostart` and its priority). The host's
+/// boot (`kennel boot`) starts the VEs marked `onboot` in groups by
+/// `order`, highest first, those without an order last; its shutdown
+/// (`kennel shutdown`) stops every running VE in the reverse order. A
+/// configuration that says nothing (every one older than this section)
+/// means: not started at boot, no order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootConfig {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onboot: bool,
+    /// Higher starts earlier and stops later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<u32>,
+}
+
+impl BootConfig {
+    pub fn is_default(&self) -> bool {
+        *self == BootConfig::default()
+    }
+}
+
 /// The whole configuration of one VE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +130,9 @@ pub struct VeConfig {
     /// Addresses, bridged interfaces, DNS, rates, NAT, port forwards.
     #[serde(default, skip_serializing_if = "kennel_net::VeNetwork::is_empty")]
     pub network: kennel_net::VeNetwork,
+    /// Started at the host's boot, and in which order.
+    #[serde(default, skip_serializing_if = "BootConfig::is_default")]
+    pub boot: BootConfig,
 }
 
 impl IdRange {
@@ -241,6 +267,10 @@ pub(crate) mod tests {
                 rate: kennel_net::model::RateLimit::parse("100mbit").expect("rate"),
                 ..Default::default()
             },
+            boot: BootConfig {
+                onboot: true,
+                order: Some(10),
+            },
         }
     }
 
@@ -295,6 +325,50 @@ pub(crate) mod tests {
             let bad = text.replace(from, to);
             assert_ne!(bad, text, "{from}");
             assert!(VeConfig::parse(&bad, &id, origin).is_err(), "{to}");
+        }
+    }
+
+    /// Configurations written before `[boot]` existed still load: not
+    /// started at boot, no order; and a VE that is neither writes no
+    /// section.
+    #[test]
+    fn boot_settings_default_to_off() {
+        let id = VeId::parse("101").expect("id");
+        let mut c = sample();
+        let text = c.to_toml().expect("toml");
+        assert!(
+            text.contains("[boot]\nonboot = true\norder = 10\n"),
+            "{text}"
+        );
+        let start = text.find("[boot]").expect("[boot]");
+        let old = format!(
+            "{}{}",
+            &text[..start],
+            &text[start + "[boot]\nonboot = true\norder = 10\n".len()..]
+        );
+        let back = VeConfig::parse(&old, &id, Path::new("ve.conf")).expect("old file");
+        assert_eq!(back.boot, BootConfig::default());
+        assert!(!back.boot.onboot && back.boot.order.is_none());
+        c.boot = BootConfig::default();
+        assert!(!c.to_toml().expect("toml").contains("[boot]"));
+        c.boot.order = Some(0);
+        let text = c.to_toml().expect("toml");
+        assert!(text.contains("[boot]\norder = 0\n"), "{text}");
+        assert_eq!(
+            VeConfig::parse(&text, &id, Path::new("ve.conf")).expect("parse"),
+            c
+        );
+        for bad in [
+            "onboot = \"yes\"",
+            "order = -1",
+            "order = 4294967296",
+            "autostart = true",
+        ] {
+            let t = text.replace("order = 0", bad);
+            assert!(
+                VeConfig::parse(&t, &id, Path::new("ve.conf")).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -34,8 +34,8 @@ pub enum Command {
     Template(TemplateCommand),
     /// Create a VE from a template (copies nothing; takes milliseconds).
     Create(CreateArgs),
-    /// Change a VE's network, hostname, pty limit, features or a user's
-    /// password: saved, and applied at once to a running VE.
+    /// Change a VE's network, hostname, resources, features, boot settings
+    /// or a user's password: saved, and applied at once to a running VE.
     Set(SetArgs),
     /// Start VEs: boot each one's init in its own namespaces (several at
     /// once, bounded by the CPUs).
@@ -67,6 +67,13 @@ pub enum Command {
     /// Check that this host can run VEs, and size its shared kernel
     /// pools (PIDs, ptys, ...) for the VEs defined or a planned number.
     Check(CheckArgs),
+    /// Start every VE marked onboot, highest boot order first, each order's
+    /// VEs at once (run at the host's boot by kennel-onboot.service).
+    Boot(crate::boot::BootArgs),
+    /// Stop every running VE cleanly, lowest boot order first (VEs without
+    /// one first of all), each order's VEs at once; kill each after the
+    /// timeout (run at the host's shutdown by kennel-onboot.service).
+    Shutdown(crate::boot::ShutdownArgs),
     /// Bind a (re)started lxcfs into every running VE, whose /proc views
     /// of its own limits died with the old lxcfs (run by the lxcfs
     /// service after it starts).
@@ -90,6 +97,10 @@ pub enum Command {
     Reinstall(crate::storage_args::ReinstallArgs),
     /// Give a stopped VE a new id.
     Rename(crate::storage_args::RenameArgs),
+    /// Print a shell's completion script for kennel (bash, zsh, fish, ...).
+    Completions(crate::gen_docs::CompletionsArgs),
+    /// Write kennel's man pages (kennel.1, one per command) into a directory.
+    Man(crate::gen_docs::ManArgs),
     /// Teardown after a VE's init ended (run by the VE's monitor).
     #[command(name = "__ve-exited", hide = true)]
     VeExited(VeExitedArgs),
@@ -281,6 +292,13 @@ pub struct SetArgs {
     /// Without ":PASSWORD" the password is read from standard input.
     #[arg(long, value_name = "USER[:PASSWORD]")]
     pub userpasswd: Option<String>,
+    /// Start the VE at the host's boot (`kennel boot`): yes or no.
+    #[arg(long, value_name = "yes|no")]
+    pub onboot: Option<String>,
+    /// Its place in the host's boot: higher starts earlier and stops
+    /// later; none (the default) starts last and stops first.
+    #[arg(long = "boot-order", value_name = "N|none")]
+    pub boot_order: Option<String>,
 }
 
 /// Which VEs a `start`, `stop` or `kill` acts on, and how many at once.
@@ -398,7 +416,7 @@ pub struct ListArgs {
         short,
         long,
         value_name = "FIELDS",
-        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, swap, cpu, fails, uptime, init, uid_base, layer, storage, disk, diskinodes, uuid, created"
+        long_help = "Columns, comma-separated. Available: id, state, hostname, ip, netif, rate, template, procs, memory, memlimit, cpus, numproc, swap, cpu, fails, uptime, init, uid_base, layer, storage, disk, diskinodes, uuid, created, onboot, bootorder"
     )]
     pub output: Option<String>,
     /// JSON instead of a table.

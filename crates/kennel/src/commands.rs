@@ -27,6 +27,12 @@ pub(crate) fn say(quiet: bool, msg: String) -> std::io::Result<()> {
 pub fn run(cli: Cli) -> Result<i32> {
     let quiet = cli.quiet;
     let say = |msg: String| say(quiet, msg);
+    // Made from the grammar alone: no root, no state root.
+    match &cli.command {
+        Command::Completions(a) => return crate::gen_docs::completions(a),
+        Command::Man(a) => return crate::gen_docs::man(a, quiet),
+        _ => {}
+    }
     let k = Kennel::open(cli.root.as_deref(), Executables::beside_current()?)?;
     match cli.command {
         Command::Template(t) => template(&k, t, quiet),
@@ -113,6 +119,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Check(a) => check(&k, &a),
         Command::LxcfsSync(a) => lxcfs_sync(&k, &a, quiet),
+        Command::Boot(a) => crate::boot::boot(&k, &a, quiet),
+        Command::Shutdown(a) => crate::boot::shutdown(&k, &a, quiet),
+        Command::Completions(a) => crate::gen_docs::completions(&a),
+        Command::Man(a) => crate::gen_docs::man(&a, quiet),
         Command::Storage(c) => crate::storage_cmds::storage(&k, c, quiet),
         Command::Snapshot(c) => crate::storage_cmds::snapshot(&k, c, quiet),
         Command::Backup(a) => crate::storage_cmds::backup(&k, a, quiet),
@@ -268,6 +278,7 @@ fn list(k: &Kennel, a: crate::cli::ListArgs) -> Result<i32> {
                     | "swap"
                     | "cpu"
                     | "fails"
+                    | "bootorder"
             )
         })
         .map(|(i, _)| i)
@@ -357,6 +368,7 @@ fn cfg_json(c: &kennel_ve::config::VeConfig) -> serde_json::Value {
             "disk_inodes": c.storage.disk_inodes,
         },
         "network": serde_json::to_value(&c.network).unwrap_or(serde_json::Value::Null),
+        "boot": {"onboot": c.boot.onboot, "order": c.boot.order},
     })
 }
 

@@ -2,8 +2,10 @@
 //! library, prints tables or JSON, and turns errors into one line and a
 //! documented exit status (docs/CLI.md).
 
+mod boot;
 mod cli;
 mod commands;
+mod gen_docs;
 mod logging;
 mod many;
 mod net_args;

@@ -88,9 +88,9 @@ fn done_line(id: &VeId, done: Done, op: Op) -> String {
     }
 }
 
-/// A batch's count so far.
+/// A batch's count so far (also `kennel boot` and `shutdown`'s).
 #[derive(Debug, Default)]
-struct Tally {
+pub(crate) struct Tally {
     done: usize,
     skipped: usize,
     failed: usize,
@@ -99,7 +99,7 @@ struct Tally {
 
 impl Tally {
     /// Counts and prints one VE's report.
-    fn add(&mut self, r: &Report, op: Op, quiet: bool) {
+    pub(crate) fn add(&mut self, r: &Report, op: Op, quiet: bool) {
         match &r.outcome {
             Outcome::Done(d) => {
                 self.done += 1;
@@ -116,7 +116,7 @@ impl Tally {
     }
 
     /// "started 998 of 1000 VEs in 4.2 s; 2 failed".
-    fn summary(&self, op: Op, took: Duration) -> String {
+    pub(crate) fn summary(&self, op: Op, took: Duration) -> String {
         let mut s = format!(
             "{} {} of {} VEs in {:.1} s",
             op.past_tense(),
@@ -138,7 +138,7 @@ impl Tally {
     }
 
     /// 0; a failure's own status if all failures had the same; else 1.
-    fn exit_status(&self) -> i32 {
+    pub(crate) fn exit_status(&self) -> i32 {
         match (self.failed, self.codes.len()) {
             (0, _) => 0,
             (_, 1) => self.codes.first().copied().unwrap_or(1),

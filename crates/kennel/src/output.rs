@@ -53,6 +53,8 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("diskinodes", "DISK_INODES"),
     ("uuid", "UUID"),
     ("created", "CREATED"),
+    ("onboot", "ONBOOT"),
+    ("bootorder", "BOOTORDER"),
 ];
 
 pub const DEFAULT_FIELDS: &str = "id,state,hostname,procs,memory";
@@ -144,6 +146,8 @@ pub fn field_json(st: &VeStatus, acc: Option<&Accounting>, f: &str) -> Value {
         "diskinodes" => json!(c.storage.disk_inodes),
         "uuid" => json!(c.uuid),
         "created" => json!(c.created),
+        "onboot" => json!(c.boot.onboot),
+        "bootorder" => json!(c.boot.order),
         _ => Value::Null,
     }
 }
@@ -164,6 +168,7 @@ pub fn field_text(st: &VeStatus, acc: Option<&Accounting>, f: &str) -> String {
         "disk" => c.storage.disk.map_or_else(dash, |d| d.to_string()),
         "diskinodes" => c.storage.disk_inodes.map_or_else(dash, |n| n.to_string()),
         "storage" => c.storage.backend.as_str().to_string(),
+        "onboot" => if c.boot.onboot { "yes" } else { "no" }.to_string(),
         "cpus" => c.resources.cpus.map_or_else(dash, |v| v.to_string()),
         "numproc" => c.resources.numproc.map_or_else(dash, |v| v.to_string()),
         "uptime" => st.uptime_secs.map_or_else(dash, uptime),

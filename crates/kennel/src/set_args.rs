@@ -1,5 +1,5 @@
 //! The options of `create` and `set` that are not the network's: the pty
-//! limit, features, and a user's password.
+//! limit, features, a user's password, and the boot settings.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 
@@ -22,7 +22,34 @@ pub fn features(s: &str) -> Result<Features, VeError> {
     Features::parse_list(s).map_err(|e| VeError::BadInput(format!("invalid --features: {e}")))
 }
 
-/// Adds the resource options, `--features` and `--userpasswd` to `req`.
+/// `--onboot yes|no`.
+pub fn onboot(s: &str) -> Result<bool, VeError> {
+    match s {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(VeError::BadInput(format!(
+            "invalid --onboot '{}': use yes (start the VE at the host's boot) or no",
+            s.escape_debug()
+        ))),
+    }
+}
+
+/// `--boot-order N|none`: `None` removes the order.
+pub fn boot_order(s: &str) -> Result<Option<u32>, VeError> {
+    if s == "none" {
+        return Ok(None);
+    }
+    s.parse::<u32>().map(Some).map_err(|_| {
+        VeError::BadInput(format!(
+            "invalid --boot-order '{}': give a whole number from 0 to {} (higher starts earlier), or none",
+            s.escape_debug(),
+            u32::MAX
+        ))
+    })
+}
+
+/// Adds the resource options, `--features`, `--userpasswd` and the boot
+/// settings to `req`.
 pub fn add_to_request(a: &SetArgs, req: &mut SetRequest) -> Result<()> {
     req.resources = crate::resource_args::resources(&a.resources)?;
     req.features = a.features.as_deref().map(features).transpose()?;
@@ -38,6 +65,8 @@ pub fn add_to_request(a: &SetArgs, req: &mut SetRequest) -> Result<()> {
         .as_deref()
         .map(crate::storage_cmds::inode_count)
         .transpose()?;
+    req.onboot = a.onboot.as_deref().map(onboot).transpose()?;
+    req.boot_order = a.boot_order.as_deref().map(boot_order).transpose()?;
     if let Some(spec) = &a.userpasswd {
         req.userpasswd = Some(user_password(spec)?);
     }
@@ -259,6 +288,23 @@ mod tests {
         assert!(features("tun,fuse").is_ok());
         let e = features("tun,floppy").expect_err("floppy");
         assert!(e.to_string().contains("'floppy'"), "{e}");
+    }
+
+    #[test]
+    fn boot_settings_are_checked() {
+        assert_eq!(onboot("yes").ok(), Some(true));
+        assert_eq!(onboot("no").ok(), Some(false));
+        for bad in ["", "Yes", "true", "1", "maybe"] {
+            let e = onboot(bad).expect_err(bad);
+            assert!(e.to_string().contains("use yes"), "{e}");
+        }
+        assert_eq!(boot_order("0").ok(), Some(Some(0)));
+        assert_eq!(boot_order("4294967295").ok(), Some(Some(u32::MAX)));
+        assert_eq!(boot_order("none").ok(), Some(None));
+        for bad in ["", "-1", "4294967296", "1.5", " 3", "high"] {
+            let e = boot_order(bad).expect_err(bad);
+            assert!(e.to_string().contains("whole number"), "{e}");
+        }
     }
 
     #[test]

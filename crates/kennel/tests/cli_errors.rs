@@ -123,6 +123,19 @@ fn bad_input_is_refused_and_changes_nothing() {
         ),
         (&["template", "remove", "busybox"], 9, "used by VE 101"),
         (&["destroy", "999"], 4, "does not exist"),
+        (
+            &["set", "101", "--onboot", "maybe"],
+            2,
+            "invalid --onboot 'maybe'",
+        ),
+        (
+            &["set", "101", "--boot-order=-1"],
+            2,
+            "invalid --boot-order '-1'",
+        ),
+        (&["set", "101", "--boot-order", "first"], 2, "--boot-order"),
+        (&["boot", "--parallel", "0"], 2, "--parallel"),
+        (&["shutdown", "--timeout", "soon"], 2, "--timeout"),
     ];
     for (args, code, msg) in cases {
         let err = root.fails(args, *code);
@@ -289,7 +302,12 @@ fn state_directories_stay_private() {
 fn a_closed_standard_output_is_not_an_error() {
     let root = TestRoot::new("cli-pipe");
     root.busybox();
-    for args in [&["template", "list"][..], &["check"], &["list", "--all"]] {
+    for args in [
+        &["template", "list"][..],
+        &["check"],
+        &["list", "--all"],
+        &["completions", "bash"],
+    ] {
         let (reader, writer) = rustix::pipe::pipe().expect("pipe");
         drop(reader);
         let out = root

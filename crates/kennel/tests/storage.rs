@@ -742,9 +742,13 @@ fn clone_reinstall_and_rename() {
         "echo data > /root/f; mkdir -p /home/u; echo u > /home/u/f; chown -R 1000:1000 /home/u",
     );
     start_writer(&root, "101");
+    root.ok(&["set", "101", "--onboot", "yes", "--boot-order", "7"]);
     root.ok(&["clone", "101", "102"]);
     let (a, b) = (config_value(&root, "101"), config_value(&root, "102"));
     assert_ne!(a["uuid"], b["uuid"]);
+    // A copy starts with the host only once it is marked; its order stays.
+    assert_eq!(a["boot"], serde_json::json!({"onboot": true, "order": 7}));
+    assert_eq!(b["boot"], serde_json::json!({"onboot": false, "order": 7}));
     assert_ne!(a["idmap"]["uid_base"], b["idmap"]["uid_base"]);
     assert_eq!(b["hostname"], "102");
     assert!(
@@ -805,6 +809,11 @@ fn clone_reinstall_and_rename() {
     root.ok(&["start", "105"]);
     assert_eq!(root.sh("105", "cat /root/keep").trim(), "keep");
     assert_eq!(config_value(&root, "105")["uuid"], a["uuid"]);
+    assert_eq!(
+        config_value(&root, "105")["boot"],
+        a["boot"],
+        "a rename keeps it"
+    );
     root.finish();
     eprintln!("clone: {:.1}s", t0.elapsed().as_secs_f64());
 }

@@ -7,7 +7,8 @@
 //! remove, disk included), and the directory is renamed into place last.
 //! What must differ between two VEs always does: the id range (every file
 //! moves to the new one), the uuid, the MACs, the hostname; addresses and
-//! port forwards are never copied.
+//! port forwards are never copied, and a copy is not started at the host's
+//! boot until an operator marks it (`kennel set --onboot yes`).
 
 use std::fs;
 use std::time::Duration;
@@ -49,6 +50,10 @@ impl Kennel {
         cfg.created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         cfg.idmap = self.claims()?.allocate()?;
         cfg.network = src.network.for_copy()?;
+        // A copy starts with the host only once an operator says so: a
+        // clone made to try something, or a restore beside the original,
+        // must not boot unasked. Its order stays (a rank, no right).
+        cfg.boot.onboot = false;
         if cfg.storage.backend == crate::config::Backend::Image {
             cfg.storage.pool = Some(self.pool()?.record.path);
         }

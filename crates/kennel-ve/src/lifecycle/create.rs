@@ -142,6 +142,8 @@ impl Kennel {
                 disk: disk.map(|d| crate::units::Size(d.bytes)),
                 disk_inodes: disk.map(|d| d.inodes),
             },
+            // Marked with `kennel set --onboot yes`.
+            boot: Default::default(),
         };
         // Claimed before its configuration exists: a crash leaves at worst
         // a stale claim, never a VE whose things are free for others.

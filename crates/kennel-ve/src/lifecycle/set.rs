@@ -1,7 +1,7 @@
 //! `kennel set`: changes a VE's settings, saved, and applied at once to a
 //! running VE where that can be done live (network, hostname and the VE's
 //! files, the pty limit, a user's password); features apply from the
-//! next start.
+//! next start; the boot settings at the host's next boot or shutdown.
 
 use std::net::IpAddr;
 
@@ -45,6 +45,10 @@ pub struct SetRequest {
     pub disk: Option<crate::units::Size>,
     /// Inodes are fixed when a disk is made: only the same count passes.
     pub disk_inodes: Option<u64>,
+    /// Started at the host's boot (`kennel boot`) or not.
+    pub onboot: Option<bool>,
+    /// The VE's boot order; `Some(None)` removes it.
+    pub boot_order: Option<Option<u32>>,
 }
 
 /// A user and the password to give it. Never printed: its `Debug` hides
@@ -111,6 +115,8 @@ impl SetRequest {
             && self.userpasswd.is_none()
             && self.disk.is_none()
             && self.disk_inodes.is_none()
+            && self.onboot.is_none()
+            && self.boot_order.is_none()
     }
 
     /// `cfg` with the request applied (not yet checked against others).
@@ -197,6 +203,12 @@ impl SetRequest {
             c.features = f.clone();
         }
         c.resources.validate()?;
+        if let Some(on) = self.onboot {
+            c.boot.onboot = on;
+        }
+        if let Some(order) = self.boot_order {
+            c.boot.order = order;
+        }
         if self.disk.is_some() || self.disk_inodes.is_some() {
             if c.storage.backend != crate::config::Backend::Image {
                 return Err(VeError::BadInput(format!(
@@ -555,6 +567,36 @@ mod tests {
     fn a_password_never_shows_in_debug_output() {
         let up = UserPassword::new("root", "hunter2").expect("valid");
         assert!(!format!("{up:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn boot_settings_are_set_and_cleared() {
+        let mut cfg = crate::config::tests::sample();
+        cfg.boot = Default::default();
+        let on = SetRequest {
+            onboot: Some(true),
+            boot_order: Some(Some(30)),
+            ..Default::default()
+        };
+        assert!(!on.is_empty());
+        let new = on.apply_to(&cfg).expect("valid");
+        assert!(new.boot.onboot);
+        assert_eq!(new.boot.order, Some(30));
+        assert_eq!(new.hostname, cfg.hostname, "the rest stays");
+        let only_off = SetRequest {
+            onboot: Some(false),
+            ..Default::default()
+        };
+        let off = only_off.apply_to(&new).expect("valid");
+        assert!(!off.boot.onboot);
+        assert_eq!(off.boot.order, Some(30), "the order stays");
+        let cleared = SetRequest {
+            boot_order: Some(None),
+            ..Default::default()
+        }
+        .apply_to(&off)
+        .expect("valid");
+        assert_eq!(cleared.boot, Default::default());
     }
 
     #[test]

@@ -70,6 +70,12 @@ impl Kennel {
         fs::remove_file(self.paths.ve_run(id).join(RESTART_PENDING_FILE)).is_ok()
     }
 
+    /// Whether VE `id` rebooted and waits to be started again (a stop
+    /// takes that restart away).
+    pub(crate) fn restart_pending(&self, id: &VeId) -> bool {
+        self.paths.ve_run(id).join(RESTART_PENDING_FILE).exists()
+    }
+
     /// Records a reboot of VE `id` in its run directory and returns how
     /// long to wait before starting it again ([`reboot_delay`]).
     fn note_reboot(&self, id: &VeId) -> std::time::Duration {

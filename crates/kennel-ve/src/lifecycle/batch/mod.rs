@@ -1,5 +1,6 @@
 //! Many VEs at once: `kennel start|stop|kill ID...` and `--all`, and the
-//! host's boot and shutdown.
+//! host's boot and shutdown (`kennel boot`, `kennel shutdown`: `host.rs`,
+//! group by group in boot order, [`order`]).
 //!
 //! **Processes, not threads.** A start forks the VE's monitor with a raw
 //! `clone3`, and the child then does ordinary Rust work (it allocates). In
@@ -33,12 +34,16 @@
 //! [`protocol::Report::parse`]), keeping a pool of warm workers between
 //! requests.
 
+mod host;
+pub mod order;
 mod pool;
 pub mod protocol;
 mod worker;
 
 use std::time::Duration;
 
+pub use host::HostEvent;
+pub use order::Group;
 pub use protocol::{Done, Outcome, Report};
 
 /// The hidden `kennel` subcommand a worker runs.
