@@ -97,6 +97,9 @@ pub enum Command {
     Reinstall(crate::storage_args::ReinstallArgs),
     /// Give a stopped VE a new id.
     Rename(crate::storage_args::RenameArgs),
+    /// The API service's access: tokens with a role and a tenant's VEs.
+    #[command(subcommand)]
+    Api(crate::api_cmds::ApiCommand),
     /// Print a shell's completion script for kennel (bash, zsh, fish, ...).
     Completions(crate::gen_docs::CompletionsArgs),
     /// Write kennel's man pages (kennel.1, one per command) into a directory.

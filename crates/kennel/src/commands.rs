@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let k = Kennel::open(cli.root.as_deref(), Executables::beside_current()?)?;
     match cli.command {
         Command::Template(t) => template(&k, t, quiet),
+        Command::Api(a) => crate::api_cmds::run(&k, a, quiet),
         Command::Create(a) => create(&k, a, quiet),
         Command::Set(a) => {
             let id = VeId::parse(&a.id)?;

@@ -2,6 +2,7 @@
 //! library, prints tables or JSON, and turns errors into one line and a
 //! documented exit status (docs/CLI.md).
 
+mod api_cmds;
 mod boot;
 mod cli;
 mod commands;
@@ -63,8 +64,18 @@ fn main() -> ExitCode {
 /// The documented exit status for an error (docs/CLI.md).
 fn exit_code_of(err: &anyhow::Error) -> i32 {
     err.chain()
-        .find_map(|e| e.downcast_ref::<kennel_ve::VeError>())
-        .map_or(1, |e| e.kind().exit_code())
+        .find_map(|e| {
+            if let Some(e) = e.downcast_ref::<kennel_ve::VeError>() {
+                return Some(e.kind().exit_code());
+            }
+            e.downcast_ref::<kennel_api::ApiAccessError>()
+                .map(|e| match e {
+                    kennel_api::ApiAccessError::BadInput(_)
+                    | kennel_api::ApiAccessError::NoSuchToken(_) => 2,
+                    _ => 1,
+                })
+        })
+        .unwrap_or(1)
 }
 
 /// The error and its causes on one line, without repeating a cause that

@@ -1,0 +1,54 @@
+//! The service's shared state: one per process, behind an `Arc`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kennel_ve::Kennel;
+
+use crate::access::Access;
+use crate::audit::Audit;
+use crate::backend::{KennelCli, Workers};
+use crate::error::{ApiError, ApiResult};
+use crate::events::EventLog;
+use crate::jobs::Jobs;
+
+/// What the service was told at its start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `/metrics` answers without a token to clients on loopback (the
+    /// host itself); everyone else shows a token.
+    pub metrics_open_on_loopback: bool,
+    /// The state root (`--root`), for the `kennel` commands it runs.
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct App {
+    /// Reads (list, status, counters) are done here, in-process, on
+    /// blocking threads; nothing that forks is (see `backend`).
+    pub kennel: Arc<Kennel>,
+    pub cli: KennelCli,
+    pub workers: Arc<Workers>,
+    pub access: Access,
+    pub audit: Audit,
+    pub events: Arc<EventLog>,
+    pub jobs: Arc<Jobs>,
+    pub settings: Settings,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Runs `read` on the library on a blocking thread.
+    pub async fn read<T, F>(&self, read: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Kennel) -> Result<T, kennel_ve::VeError> + Send + 'static,
+    {
+        let k = Arc::clone(&self.kennel);
+        tokio::task::spawn_blocking(move || read(&k))
+            .await
+            .map_err(|e| ApiError::internal(format!("a read failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+}

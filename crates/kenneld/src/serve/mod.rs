@@ -1,0 +1,61 @@
+//! Where requests come in: HTTPS on a TCP address ([`tcp`], TLS by
+//! rustls with [`tls`]'s certificate) and HTTP on a Unix socket that only
+//! root may open ([`unix`]). Each connection is served by hyper in a task
+//! of its own, with the client's address (or uid) put on every request
+//! as a [`Peer`]; slow or silent clients are cut off by time limits, and
+//! the number of connections is bounded.
+
+pub mod tcp;
+pub mod tls;
+pub mod unix;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::access::Peer;
+
+/// Connections open at once, over both listeners.
+pub const MAX_CONNECTIONS: usize = 8192;
+/// A client must send a request's headers within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The connection budget both listeners share.
+pub fn connection_budget() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(MAX_CONNECTIONS))
+}
+
+/// Serves one connection `io` from `peer` to its end.
+pub async fn connection<I>(io: I, peer: Peer, router: Router)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(peer);
+        router.clone().oneshot(req.map(Body::new))
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(64 << 10);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .await
+    {
+        tracing::debug!("a connection from {peer:?} ended: {e}");
+    }
+}
