@@ -12,6 +12,7 @@ pkgs=(
     iperf3 iptables                 # network tests: rates, firewalls inside VEs
     python3                         # network tests: frames a hostile VE forges
     tar zstd jq                     # test fixtures, the v2 VM runner
+    curl                            # API tests: requests over kenneld's Unix socket
     g++                             # libFuzzer, built by tests/fuzz.sh
     lxcfs                           # /proc inside a VE shows its own limits (docs/RESOURCES.md)
     systemd                         # systemd-analyze: tests/systemd-units.sh checks the units Kennel installs

@@ -4,7 +4,8 @@
 #   2. formatting and lints; the systemd drop-ins Kennel installs;
 #   3. unit and integration tests on this host (real VEs; cgroup v1/hybrid here),
 #      the hostile-tenant attack suite among them (crates/kennel/tests/security);
-#      then, alone, the tests that lower a host-wide limit (marked `ignore`);
+#      then the API service against its OpenAPI document (tests/api-schema.sh),
+#      and, alone, the tests that lower a host-wide limit (marked `ignore`);
 #   4. a short run of every fuzz target (tests/fuzz.sh; the corpus is also
 #      replayed by step 3);
 #   5. the same test binaries on a pure cgroup v2 kernel in a VM (tests/v2/run.sh).
@@ -20,6 +21,8 @@ echo "==> the systemd units and drop-in Kennel installs (scripts/systemd)"
 tests/systemd-units.sh
 echo "==> tests on this host ($(uname -r))"
 cargo test --workspace
+echo "==> the API service against its OpenAPI document (schemathesis)"
+tests/api-schema.sh
 echo "==> tests that bring a host-wide limit down (kernel.pid_max, namespaces), alone"
 cargo test -p kennel --test host_check -- --ignored --test-threads=1
 echo "==> fuzzing (every parser of untrusted input, FUZZ_SECONDS=${FUZZ_SECONDS:-20} per target)"

@@ -194,22 +194,23 @@ impl<'h> Cgroup<'h> {
     /// scheduler's domains, 5% of a start with 5,000 VEs running. A leaf
     /// whose parent Kennel did not make (or an older Kennel made) is
     /// still filled by hand.
+    ///
+    /// Starts on a fresh root race here: one makes the parent and has not
+    /// filled it yet when another makes its leaf below it, and copies
+    /// nothing (a cpuset without CPUs refuses every task: ENOSPC). So a
+    /// leaf or parent is filled from the nearest ancestor that is,
+    /// filling the ones between on the way (the same values, whoever
+    /// writes them first).
     fn created(&self, h: &Hierarchy, dir: &Path, made: Made) -> Result<()> {
         if !h.has_controller("cpuset") || h.kind == HierarchyKind::V2 {
             return Ok(());
         }
-        let Some(parent) = dir.parent() else {
-            return Ok(());
-        };
-        match made {
-            Made::Leaf if cpuset_filled(dir) => Ok(()),
-            Made::Leaf => copy_cpuset(parent, dir),
-            Made::Parent => {
-                copy_cpuset(parent, dir)?;
-                let flag = dir.join("cgroup.clone_children");
-                fs::write(&flag, "1").map_err(io_err("write", flag))
-            }
+        fill_cpuset(dir, &h.mount_point)?;
+        if let Made::Parent = made {
+            let flag = dir.join("cgroup.clone_children");
+            fs::write(&flag, "1").map_err(io_err("write", flag))?;
         }
+        Ok(())
     }
 
     /// Writes the limits that are set into a cgroup just created (which is
@@ -598,6 +599,22 @@ fn cpuset_filled(dir: &Path) -> bool {
     fs::read_to_string(dir.join("cpuset.mems")).is_ok_and(|v| !v.trim().is_empty())
 }
 
+/// Gives v1 cpuset `dir` CPUs and memory nodes if it has none: its
+/// parent's, after filling the parent the same way (up to `top`, the
+/// hierarchy's root, which always has them).
+fn fill_cpuset(dir: &Path, top: &Path) -> Result<()> {
+    if cpuset_filled(dir) {
+        return Ok(());
+    }
+    let Some(parent) = dir.parent().filter(|p| p.starts_with(top)) else {
+        return Ok(());
+    };
+    if parent != top {
+        fill_cpuset(parent, top)?;
+    }
+    copy_cpuset(parent, dir)
+}
+
 fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let src = parent.join(f);
@@ -635,4 +652,39 @@ fn enable_v2_controllers(dir: &Path, except: &[&str]) -> Result<()> {
     }
     let p = dir.join("cgroup.subtree_control");
     fs::write(&p, want.join(" ")).map_err(io_err("write", p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state parallel starts on a fresh root can meet: a parent made
+    /// but not filled yet, and a leaf below it. Filling the leaf fills the
+    /// parent first. Runs where a v1 cpuset hierarchy is mounted (and as
+    /// root), in cgroups of its own.
+    #[test]
+    fn a_leaf_below_an_unfilled_parent_is_filled_with_it() {
+        let top = Path::new("/sys/fs/cgroup/cpuset");
+        if !top.join("cpuset.mems").exists() || !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: no v1 cpuset hierarchy, or not root");
+            return;
+        }
+        let base = top.join(format!("kennel-fill-test-{}", std::process::id()));
+        let parent = base.join("p");
+        let leaf = parent.join("leaf");
+        fs::create_dir_all(&leaf).expect("mkdir");
+        let before = (cpuset_filled(&parent), cpuset_filled(&leaf));
+        let filled = fill_cpuset(&leaf, top);
+        let after = (
+            cpuset_filled(&base),
+            cpuset_filled(&parent),
+            cpuset_filled(&leaf),
+        );
+        for d in [&leaf, &parent, &base] {
+            let _ = fs::remove_dir(d);
+        }
+        filled.expect("fill");
+        assert_eq!(before, (false, false), "new v1 cpusets start empty here");
+        assert_eq!(after, (true, true, true));
+    }
 }

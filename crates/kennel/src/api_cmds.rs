@@ -112,11 +112,7 @@ pub fn run(k: &Kennel, cmd: ApiCommand, quiet: bool) -> Result<i32> {
             let rec = store.set_ves(&TokenId::parse(&id)?, granted(k, &ves)?)?;
             crate::commands::say(
                 quiet,
-                format!(
-                    "Token {} now reaches VEs {}",
-                    rec.id,
-                    ves.join(",")
-                ),
+                format!("Token {} now reaches VEs {}", rec.id, ves.join(",")),
             )?;
         }
     }

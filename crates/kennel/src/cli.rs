@@ -23,6 +23,13 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Run the command on the kenneld API service at URL (list, status,
+    /// config, stat, start, stop, restart, kill, destroy, template list;
+    /// the token from KENNEL_TOKEN, the service's certificate from
+    /// KENNEL_CA or --ca).
+    #[arg(long, global = true, value_name = "URL")]
+    pub remote: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

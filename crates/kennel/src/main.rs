@@ -12,6 +12,7 @@ mod many;
 mod net_args;
 mod output;
 mod progress;
+mod remote;
 mod resource_args;
 mod set_args;
 mod stat;
@@ -25,6 +26,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     set_args::hide_password_in_cmdline(&args);
+    if let Some(code) = remote::hand_over(&args) {
+        return code;
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {

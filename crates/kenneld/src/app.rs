@@ -1,6 +1,5 @@
 //! The service's shared state: one per process, behind an `Arc`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use kennel_ve::Kennel;
@@ -18,8 +17,6 @@ pub struct Settings {
     /// `/metrics` answers without a token to clients on loopback (the
     /// host itself); everyone else shows a token.
     pub metrics_open_on_loopback: bool,
-    /// The state root (`--root`), for the `kennel` commands it runs.
-    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug)]

@@ -29,10 +29,6 @@ impl Audit {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Records that `who` asked for `action` (on VE `ve`), and how it
     /// ended. A log that cannot be written is said in the service's log;
     /// the change itself is done.

@@ -17,6 +17,7 @@ mod backend;
 mod error;
 mod events;
 mod jobs;
+mod metrics;
 mod serve;
 
 use std::path::PathBuf;
@@ -127,6 +128,7 @@ fn run(args: Args) -> Result<()> {
     runtime.block_on(async move {
         let events = events::EventLog::open(&run_dir).context("open the event journal")?;
         let kennel = Arc::new(kennel);
+        events::spawn_watcher(Arc::clone(&kennel), Arc::clone(&events)).context("start the event watcher")?;
         let app = Arc::new(app::App {
             kennel: Arc::clone(&kennel),
             workers: Arc::new(backend::Workers::new(cli.clone())),
@@ -137,7 +139,6 @@ fn run(args: Args) -> Result<()> {
             jobs: Arc::default(),
             settings: app::Settings {
                 metrics_open_on_loopback: !args.metrics_token_always,
-                root: args.root.clone(),
             },
         });
         app.workers.warm(&[Op::Start, Op::Kill]);

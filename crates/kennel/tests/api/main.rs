@@ -11,4 +11,8 @@ mod service;
 
 mod access;
 mod console;
+mod events;
+mod load;
+mod metrics;
+mod remote;
 mod ves;

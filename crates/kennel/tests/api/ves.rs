@@ -62,6 +62,21 @@ fn the_api_drives_a_ves_whole_life_and_agrees_with_the_cli() {
         "shop",
         "applied to the running VE"
     );
+    let boot = svc.call(
+        "PATCH",
+        "/v1/ves/101",
+        t,
+        Some(json!({"onboot": true, "boot_order": "10"})),
+    );
+    assert_eq!(
+        (
+            boot.body["onboot"].as_bool(),
+            boot.body["boot_order"].as_i64()
+        ),
+        (Some(true), Some(10)),
+        "{boot:?}"
+    );
+    assert_eq!(root.config("101")["boot"]["onboot"], true);
 
     let again = svc.post("/v1/ves/101/actions/start", t, None);
     assert_eq!(

@@ -37,8 +37,8 @@ pub const MAX_BODY: usize = 1 << 20;
         tokens::list, tokens::create, tokens::revoke, tokens::set_ves,
         host::host, events::stream, metrics::metrics,
     ),
-    components(schemas(ErrorBody)),
-    modifiers(&Bearer),
+    components(schemas(ErrorBody, actions::Action, ves::ListState)),
+    modifiers(&Bearer, &CommonErrors),
     tags((name = "ves", description = "virtual environments"), (name = "templates"),
          (name = "jobs", description = "long operations"), (name = "tokens", description = "API access (host admins)"),
          (name = "host"), (name = "events", description = "the event stream"),
@@ -55,6 +55,62 @@ impl Modify for Bearer {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The errors any operation may answer, whatever it does: a malformed
+/// request, a missing or refused token, too many failed attempts, a body
+/// too large, a VE the caller may not see, a failure of the host.
+struct CommonErrors;
+
+const COMMON_ERRORS: &[(&str, &str)] = &[
+    ("400", "bad input: the message says what and how to fix it"),
+    ("401", "no token, or not a valid one"),
+    ("403", "the token's role or scope does not allow this"),
+    (
+        "404",
+        "no such VE (or not the caller's), job, token or endpoint",
+    ),
+    ("405", "the path does not take this method"),
+    ("413", "the request body is larger than 1 MiB"),
+    ("415", "a body that is not `application/json`"),
+    ("429", "too many failed attempts from this address"),
+    ("500", "the host failed; the message says how"),
+];
+
+impl Modify for CommonErrors {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = || {
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (code, why) in COMMON_ERRORS {
+                    op.responses
+                        .responses
+                        .entry((*code).to_string())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(*why)
+                                .content("application/json", error())
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
     }
 }
 
@@ -94,6 +150,9 @@ pub fn router(app: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // For clients that ask (Prometheus does: /metrics of 1,000 VEs is
+        // 1.3 MB); never the event stream (tower-http's default).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(app)
 }
 
@@ -166,4 +225,32 @@ async fn json_errors(resp: Response<Body>) -> Response<Body> {
     );
     *out.headers_mut() = headers;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_kept_in_the_repository_is_the_codes() {
+        let kept = include_str!("../../../../docs/openapi.json");
+        assert!(
+            kept.trim() == super::openapi_json().trim(),
+            "docs/openapi.json differs from the code: cargo run -p kenneld -- openapi > docs/openapi.json"
+        );
+    }
+
+    #[test]
+    fn every_operation_answers_errors_in_the_documented_shape() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&super::openapi_json()).expect("the document is JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        assert!(paths.len() >= 15, "{}", paths.len());
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().expect("operations") {
+                assert!(
+                    op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                    "{method} {path} documents its answers"
+                );
+            }
+        }
+    }
 }

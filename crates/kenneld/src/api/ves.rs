@@ -28,6 +28,10 @@ pub struct VeSummary {
     /// Processes and threads.
     pub procs: Option<u64>,
     pub memory_bytes: Option<u64>,
+    /// Started at the host's boot (`kennel boot`).
+    pub onboot: bool,
+    /// Its group at boot: higher starts earlier; `null` last.
+    pub boot_order: Option<i64>,
 }
 
 /// How a VE's last run ended.
@@ -60,6 +64,8 @@ fn summary(st: &VeStatus) -> VeSummary {
         uptime_secs: st.uptime_secs,
         procs: st.usage.tasks,
         memory_bytes: st.usage.memory,
+        onboot: st.config.boot.onboot,
+        boot_order: st.config.boot.order.map(i64::from),
     }
 }
 
@@ -303,6 +309,10 @@ pub struct SetVe {
     pub nameserver: Vec<String>,
     /// Opt-in features (replaces the list).
     pub features: Option<Vec<String>>,
+    /// Start it at the host's boot.
+    pub onboot: Option<bool>,
+    /// Its group at boot (higher starts earlier), or `none`.
+    pub boot_order: Option<String>,
 }
 
 /// Changes a VE (host admins only: a tenant does not set its own limits).
@@ -327,7 +337,9 @@ pub async fn set(
             .opts("ip-add", &body.ip_add)?
             .opts("ip-del", &body.ip_del)?
             .opts("nameserver", &body.nameserver)?
-            .opt("features", features.as_deref())?;
+            .opt("features", features.as_deref())?
+            .opt("onboot", body.onboot.map(|b| if b { "yes" } else { "no" }))?
+            .opt("boot-order", body.boot_order.as_deref())?;
         let args = body.resources.add(args)?;
         app.cli.run(args.into_vec()).await?;
         visible_status(&app, &caller, &id).await
