@@ -19,8 +19,9 @@ NUMPTY=${NUMPTY:-4}
 KENNELD=$(dirname "$KENNEL")/kenneld
 [ -x "$KENNELD" ] || { echo "bench: $KENNELD is missing (cargo build --release -p kenneld)" >&2; exit 2; }
 budget=$(($(cat /proc/sys/kernel/pty/reserve) - 128))
-if [ $((N * NUMPTY)) -gt "$budget" ]; then
-    echo "bench: $N VEs need $((N * NUMPTY)) ptys, the host leaves VEs $budget: raise kernel.pty.reserve and kernel.pty.max" >&2
+# N VEs and the probe VE.
+if [ $(((N + 1) * NUMPTY)) -gt "$budget" ]; then
+    echo "bench: $((N + 1)) VEs need $(((N + 1) * NUMPTY)) ptys, the host leaves VEs $budget: raise kernel.pty.reserve and kernel.pty.max" >&2
     exit 2
 fi
 dpid=

@@ -30,6 +30,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub remote: Option<String>,
 
+    /// Act only on the VE with this uuid (the API service, for a tenant:
+    /// a VE made since under the same id is reported missing).
+    #[arg(long, global = true, hide = true, value_name = "UUID")]
+    pub expect_uuid: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

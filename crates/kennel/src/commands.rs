@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         _ => {}
     }
     let k = Kennel::open(cli.root.as_deref(), Executables::beside_current()?)?;
+    k.expect_uuid(cli.expect_uuid.clone());
     match cli.command {
         Command::Template(t) => template(&k, t, quiet),
         Command::Api(a) => crate::api_cmds::run(&k, a, quiet),

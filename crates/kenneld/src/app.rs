@@ -6,7 +6,7 @@ use kennel_ve::Kennel;
 
 use crate::access::Access;
 use crate::audit::Audit;
-use crate::backend::{KennelCli, Workers};
+use crate::backend::{Changes, KennelCli, Workers};
 use crate::error::{ApiError, ApiResult};
 use crate::events::EventLog;
 use crate::jobs::Jobs;
@@ -26,6 +26,8 @@ pub struct App {
     pub kennel: Arc<Kennel>,
     pub cli: KennelCli,
     pub workers: Arc<Workers>,
+    /// Changes in flight: one per VE, a bound over all.
+    pub changes: Arc<Changes>,
     pub access: Access,
     pub audit: Audit,
     pub events: Arc<EventLog>,

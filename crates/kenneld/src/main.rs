@@ -57,6 +57,10 @@ struct Args {
     /// host itself may scrape without one).
     #[arg(long)]
     metrics_token_always: bool,
+    /// Failed authentications a minute from one address before it is
+    /// refused for the rest of the minute.
+    #[arg(long, default_value_t = access::limiter::MAX_FAILS, value_name = "N")]
+    auth_failures: u32,
     /// The `kennel` program to run changes with (default: beside kenneld).
     #[arg(long, value_name = "PATH")]
     kennel: Option<PathBuf>,
@@ -132,8 +136,12 @@ fn run(args: Args) -> Result<()> {
         let app = Arc::new(app::App {
             kennel: Arc::clone(&kennel),
             workers: Arc::new(backend::Workers::new(cli.clone())),
+            changes: Arc::default(),
             cli,
-            access: access::Access::new(TokenStore::new(&lib)),
+            access: access::Access::new(
+                TokenStore::new(&lib),
+                access::FailLimiter::new(args.auth_failures),
+            ),
             audit: audit::Audit::new(&lib),
             events,
             jobs: Arc::default(),
@@ -143,12 +151,12 @@ fn run(args: Args) -> Result<()> {
         });
         app.workers.warm(&[Op::Start, Op::Kill]);
         let router = api::router(Arc::clone(&app));
-        let budget = serve::connection_budget();
+        let budget = Arc::new(serve::budget::Budget::for_this_process());
         let socket = args.socket.clone().unwrap_or_else(|| run_dir.join("kenneld.sock"));
         let unix = serve::unix::bind(&socket)
             .with_context(|| format!("listen on {}", socket.display()))?;
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(serve::unix::serve(unix, router.clone(), Arc::clone(&budget)));
+        tasks.spawn(serve::unix::serve(unix, router.clone(), Arc::clone(&budget.unix)));
         let mut said = format!("kenneld: listening on unix:{}", socket.display());
         if args.listen != "none" {
             let tls = serve::tls::server_config(&cert, &key, make)?;

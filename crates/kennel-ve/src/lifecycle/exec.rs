@@ -31,6 +31,7 @@ impl Kennel {
         self.repair_freeze_unlocked(id);
         // A VE that does not exist is reported as such, not as stopped.
         self.require_ve(id)?;
+        self.check_expected_uuid(id)?;
         // Whether its init still runs (with or without its monitor) is
         // checked once, where `join::exec` pins it.
         let run = self
@@ -111,6 +112,7 @@ impl Kennel {
         on_connect: &mut dyn FnMut(),
     ) -> Result<kennel_runtime::pty::RelayEnd> {
         self.config(id)?;
+        self.check_expected_uuid(id)?;
         let (state, _) = self.state_of(id)?;
         match state {
             VeState::Running => {}

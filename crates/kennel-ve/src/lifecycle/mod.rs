@@ -77,6 +77,8 @@ pub struct Kennel {
     host: HostConfig,
     exe: Executables,
     cgroups: OnceLock<kennel_cgroup::Host>,
+    /// The uuid the VE a command works on must have ([`Kennel::expect_uuid`]).
+    expected_uuid: std::sync::Mutex<Option<String>>,
 }
 
 /// Makes sure `dir` exists as a real directory that only root can enter:
@@ -127,6 +129,7 @@ impl Kennel {
             host,
             exe,
             cgroups: OnceLock::new(),
+            expected_uuid: std::sync::Mutex::new(None),
         })
     }
 
@@ -270,8 +273,34 @@ impl Kennel {
 
     fn lock_ve(&self, id: &VeId) -> Result<Lock> {
         let lock = Lock::acquire(&self.ve_lock_path(id), WAIT, id.as_str())?;
+        self.check_expected_uuid(id)?;
         self.repair_freeze(id);
         Ok(lock)
+    }
+
+    /// From now on, the VE a command works on must be the one with
+    /// `uuid` (`None`: any): the API service acts for a tenant on the VE
+    /// it was granted, not on one made since under the same id. Checked
+    /// under the VE's lock (and by `exec` and `console`, which take
+    /// none); another VE is reported missing.
+    pub fn expect_uuid(&self, uuid: Option<String>) {
+        *self.expected_uuid.lock().unwrap_or_else(|e| e.into_inner()) = uuid;
+    }
+
+    pub(crate) fn check_expected_uuid(&self, id: &VeId) -> Result<()> {
+        let expected = self
+            .expected_uuid
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match expected {
+            None => Ok(()),
+            Some(want) => match self.config(id) {
+                Ok(c) if c.uuid == want => Ok(()),
+                Ok(_) | Err(VeError::NoSuchVe(_)) => Err(VeError::NoSuchVe(id.to_string())),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// For commands that work on a VE without its lock (`exec`,

@@ -74,9 +74,18 @@ fn a_shell_and_the_console_work_over_a_websocket() {
     }));
     // A stopped VE has no console.
     root.ok(&["kill", "7"]);
-    let admin = svc.admin(&root);
-    let a = svc.get("/v1/ves/7/shell", Some(&admin));
-    assert_eq!(a.status, 409, "{a:?}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = rt.block_on(async {
+        let stream = tokio::net::UnixStream::connect(&svc.socket).await.unwrap();
+        tokio_tungstenite::client_async("ws://kenneld/v1/ves/7/shell", stream).await
+    });
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 409),
+        other => panic!("a stopped VE's shell opened: {other:?}"),
+    }
     drop(svc);
     root.finish();
 }

@@ -1,5 +1,5 @@
 //! Failed authentication, counted per client address: after
-//! [`MAX_FAILS`] failures within [`WINDOW`], the address is refused
+//! [`MAX_FAILS`] failures (`--auth-failures N`) within [`WINDOW`], the address is refused
 //! without any token check until the window has passed. The table is
 //! bounded: when full, the oldest entries go first.
 
@@ -12,30 +12,51 @@ pub const MAX_FAILS: u32 = 10;
 pub const WINDOW: Duration = Duration::from_secs(60);
 const MAX_ADDRESSES: usize = 65_536;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FailLimiter {
     table: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    max: u32,
+}
+
+impl Default for FailLimiter {
+    fn default() -> Self {
+        FailLimiter::new(MAX_FAILS)
+    }
 }
 
 impl FailLimiter {
-    /// How long `ip` must still wait, if it is refused now.
-    pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
-        self.blocked_at(ip, Instant::now())
+    /// At most `max` failures a minute per address (at least 1).
+    pub fn new(max: u32) -> Self {
+        FailLimiter {
+            table: Mutex::new(HashMap::new()),
+            max: max.max(1),
+        }
     }
 
-    pub fn fail(&self, ip: IpAddr) {
-        self.fail_at(ip, Instant::now());
+    /// Counts an attempt from `ip` that is not yet known to succeed, if
+    /// the address is not blocked; else how long it must wait. Checking
+    /// and counting are one step, under one lock: a burst of requests
+    /// cannot all pass the check before any is counted.
+    pub fn attempt(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.attempt_at(ip, Instant::now())
     }
 
-    fn blocked_at(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let &(since, n) = table.get(&ip)?;
-        let left = WINDOW.checked_sub(now.saturating_duration_since(since))?;
-        (n >= MAX_FAILS && !left.is_zero()).then_some(left)
-    }
-
-    fn fail_at(&self, ip: IpAddr, now: Instant) {
+    /// Takes back an attempt of `ip` that succeeded.
+    pub fn forgive(&self, ip: IpAddr) {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = table.get_mut(&ip) {
+            e.1 = e.1.saturating_sub(1);
+        }
+    }
+
+    fn attempt_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(since, n)) = table.get(&ip) {
+            let left = WINDOW.saturating_sub(now.saturating_duration_since(since));
+            if n >= self.max && !left.is_zero() {
+                return Err(left);
+            }
+        }
         if table.len() >= MAX_ADDRESSES && !table.contains_key(&ip) {
             table.retain(|_, (since, _)| now.saturating_duration_since(*since) < WINDOW);
             if table.len() >= MAX_ADDRESSES {
@@ -49,6 +70,7 @@ impl FailLimiter {
             *e = (now, 0);
         }
         e.1 += 1;
+        Ok(())
     }
 }
 
@@ -62,15 +84,14 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().expect("ip");
         let other: IpAddr = "192.0.2.8".parse().expect("ip");
         let t0 = Instant::now();
-        for _ in 0..MAX_FAILS - 1 {
-            l.fail_at(ip, t0);
+        for _ in 0..MAX_FAILS {
+            assert_eq!(l.attempt_at(ip, t0), Ok(()));
         }
-        assert_eq!(l.blocked_at(ip, t0), None);
-        l.fail_at(ip, t0);
-        assert!(l.blocked_at(ip, t0).is_some());
-        assert_eq!(l.blocked_at(other, t0), None, "per address");
-        assert_eq!(l.blocked_at(ip, t0 + WINDOW), None, "the window passes");
-        l.fail_at(ip, t0 + WINDOW);
-        assert_eq!(l.blocked_at(ip, t0 + WINDOW), None, "counting starts over");
+        assert!(l.attempt_at(ip, t0).is_err(), "the next one is refused");
+        assert_eq!(l.attempt_at(other, t0), Ok(()), "per address");
+        l.forgive(ip);
+        assert_eq!(l.attempt_at(ip, t0), Ok(()), "a success is taken back");
+        assert!(l.attempt_at(ip, t0).is_err());
+        assert_eq!(l.attempt_at(ip, t0 + WINDOW), Ok(()), "the window passes");
     }
 }

@@ -10,11 +10,12 @@
 //! milliseconds of CPU, on purpose) is computed once per token, not per
 //! request, and at most two at a time.
 
-mod limiter;
+pub mod limiter;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
@@ -29,6 +30,9 @@ pub use limiter::FailLimiter;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+
+/// Token checks that may wait for a hash at once.
+const MAX_WAITING: usize = 64;
 
 /// Where a request came from (put on each request by `serve`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,8 @@ pub struct Access {
     store: TokenStore,
     cache: Mutex<Cache>,
     hashing: Semaphore,
+    /// Checks waiting for [`Access::hashing`].
+    waiting: AtomicUsize,
     pub fails: FailLimiter,
 }
 
@@ -83,12 +89,13 @@ impl std::fmt::Debug for Access {
 }
 
 impl Access {
-    pub fn new(store: TokenStore) -> Self {
+    pub fn new(store: TokenStore, fails: FailLimiter) -> Self {
         Access {
             store,
             cache: Mutex::new(Cache::default()),
             hashing: Semaphore::new(2),
-            fails: FailLimiter::default(),
+            waiting: AtomicUsize::new(0),
+            fails,
         }
     }
 
@@ -111,8 +118,17 @@ impl Access {
                 )),
             };
         };
-        if let Some(ip) = peer.limit_key() {
-            if let Some(wait) = self.fails.blocked(ip) {
+        // A token already checked passes, even from an address that
+        // others' failures have blocked (a panel behind one address).
+        if let Some(p) = self.known(value)? {
+            return Ok(p);
+        }
+        // Any other attempt counts against its address before any hash is
+        // computed, in one step: a burst cannot outrun the limit; a
+        // success is forgiven.
+        let ip = peer.limit_key();
+        if let Some(ip) = ip {
+            if let Err(wait) = self.fails.attempt(ip) {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too_many_requests",
@@ -124,15 +140,56 @@ impl Access {
             }
         }
         match self.check(value).await? {
-            Some(p) => Ok(p),
-            None => {
-                if let Some(ip) = peer.limit_key() {
-                    self.fails.fail(ip);
+            Some(p) => {
+                if let Some(ip) = ip {
+                    self.fails.forgive(ip);
                 }
-                Err(unauthorized(
-                    "the token is not valid (revoked, mistyped, or for another host)",
-                ))
+                Ok(p)
             }
+            None => Err(unauthorized(
+                "the token is not valid (revoked, mistyped, or for another host)",
+            )),
+        }
+    }
+
+    /// The principal of a token already checked (no hash); `None`
+    /// otherwise.
+    fn known(&self, value: &str) -> Result<Option<Principal>, ApiError> {
+        let Some(token) = value
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .and_then(Token::parse)
+        else {
+            return Ok(None);
+        };
+        let digest: [u8; 32] = Sha256::digest(token.reveal().as_bytes()).into();
+        let records = self.current()?;
+        let known = self.lock().verified.get(&digest).cloned();
+        Ok(known.and_then(|id| {
+            records
+                .iter()
+                .find(|r| r.id == id)
+                .map(TokenRecord::principal)
+        }))
+    }
+
+    /// The principal of a request already let in, checked again (a
+    /// long session: an event stream, a console): as
+    /// [`Access::authenticate`], but without the per-address limiter,
+    /// whose refusal says nothing of the token. Any error ends the
+    /// session (fail closed); its client may connect again.
+    pub async fn recheck(
+        &self,
+        authorization: Option<&str>,
+        peer: Peer,
+    ) -> Result<Principal, ApiError> {
+        match authorization {
+            None if peer == (Peer::Unix { uid: 0 }) => Ok(Principal::root()),
+            None => Err(unauthorized("the session has no token")),
+            Some(value) => self
+                .check(value)
+                .await?
+                .ok_or_else(|| unauthorized("the token was revoked")),
         }
     }
 
@@ -160,11 +217,19 @@ impl Access {
         if !records.iter().any(|r| r.id == token.id) {
             return Ok(None);
         }
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal("the token checker is closed"))?;
+        // At most MAX_WAITING checks wait for a hash: beyond, refuse
+        // rather than queue without bound.
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many new tokens are being checked: try again in a moment",
+            ));
+        }
+        let permit = self.hashing.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|_| ApiError::internal("the token checker is closed"))?;
         // Many requests with one new token arrive at once (a panel's
         // workers): the first to get here checks it, the others find it
         // checked.
@@ -279,6 +344,13 @@ impl Caller {
         } else {
             Err(ApiError::no_such_ve(&id))
         }
+    }
+
+    /// The uuid a tenant was granted VE `id` with (`None` for a caller
+    /// that reaches every VE): what a change for it must still find under
+    /// the VE's lock.
+    pub fn granted_uuid(&self, id: &VeId) -> Option<String> {
+        self.0.ves.as_ref().and_then(|v| v.get(id).cloned())
     }
 
     /// [`Caller::ve`], and for a tenant also the VE's uuid against its

@@ -82,6 +82,7 @@ pub async fn act(
         ));
     }
     let result = async {
+        let _claim = app.changes.claim(&id)?;
         let done = match action {
             Action::Start => Op::Start,
             Action::Kill => Op::Kill,
@@ -90,6 +91,7 @@ pub async fn act(
             },
             Action::Restart => {
                 let args = KennelArgs::new(&["restart"])
+                    .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
                     .positional(id.as_str())?
                     .opt("timeout", Some(&timeout.to_string()))?;
                 app.cli.run(args.into_vec()).await?;
@@ -102,7 +104,10 @@ pub async fn act(
                 });
             }
         };
-        let outcome = app.workers.apply(done, &id).await?;
+        let outcome = app
+            .workers
+            .apply(done, &id, caller.granted_uuid(&id))
+            .await?;
         let (result, init_pid) = match outcome_result(outcome)? {
             Done::Started { init_pid } => ("started", Some(init_pid)),
             Done::Stopped => ("stopped", None),

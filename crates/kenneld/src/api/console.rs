@@ -20,6 +20,7 @@ use std::process::Stdio;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use kennel_api::Role;
 use rustix::fs::OFlags;
@@ -51,9 +52,10 @@ pub async fn console(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    session(app, caller, id, ws, Kind::Console).await
+    session(app, caller, id, &headers, ws, Kind::Console).await
 }
 
 /// A root shell in the VE over a WebSocket (operators).
@@ -67,20 +69,30 @@ pub async fn shell(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    session(app, caller, id, ws, Kind::Shell).await
+    session(app, caller, id, &headers, ws, Kind::Shell).await
 }
 
 async fn session(
     app: AppState,
     caller: Caller,
     id: String,
+    headers: &HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     kind: Kind,
 ) -> ApiResult<Response> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let id = caller.visible_ve(&app, &id).await?;
     caller.require(Role::Operator, "open a VE's console or shell")?;
+    // Checked after the VE and the role (a VE the caller may not see
+    // answers 404 whatever the request's headers), and before anything
+    // is recorded: a plain GET opens nothing.
+    let ws = ws.map_err(|e| ApiError::bad_input(format!("not a WebSocket request: {e}")))?;
     let rid = id.clone();
     let st = app.read(move |k| k.status(&rid)).await?;
     let result = if st.state.is_running() {
@@ -106,15 +118,23 @@ async fn session(
         Kind::Console => "console",
         Kind::Shell => "enter",
     };
-    // Checked after the VE and the role: a VE the caller may not see
-    // answers 404 whatever the request's headers.
-    let ws = ws.map_err(|e| ApiError::bad_input(format!("not a WebSocket request: {e}")))?;
-    let mut command = app.cli.command(&[cmd.into(), id.as_str().into()]);
-    command.env("TERM", "xterm-256color");
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(u) = caller.granted_uuid(&id) {
+        args.push(format!("--expect-uuid={u}").into());
+    }
+    args.extend([cmd.into(), id.as_str().into()]);
+    let command = app.cli.command(&args);
+    let session = Session {
+        app: app.clone(),
+        caller,
+        authorization,
+        id: id.clone(),
+    };
     Ok(ws
         .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
-            if let Err(e) = relay(socket, command).await {
+            if let Err(e) = relay(socket, command, session).await {
                 tracing::warn!("VE {id}: {cmd} session: {e}");
             }
         }))
@@ -123,13 +143,15 @@ async fn session(
 /// A host pseudo-terminal: the master (non-blocking, watched by tokio)
 /// and the path of its other end.
 fn open_pty() -> std::io::Result<(OwnedFd, std::path::PathBuf)> {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+    // Close-on-exec from the start: another session's command, or a
+    // worker spawned this moment, must never inherit this master.
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     rustix::pty::grantpt(&master)?;
     rustix::pty::unlockpt(&master)?;
     let name = rustix::pty::ptsname(&master, Vec::new())?;
     let flags = rustix::fs::fcntl_getfl(&master)?;
     rustix::fs::fcntl_setfl(&master, flags | OFlags::NONBLOCK)?;
-    rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC)?;
     let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
     Ok((master, path))
 }
@@ -140,7 +162,42 @@ struct Resize {
     rows: u16,
 }
 
-async fn relay(mut socket: WebSocket, mut command: tokio::process::Command) -> std::io::Result<()> {
+/// Who a session is for, to check again while it lasts.
+struct Session {
+    app: AppState,
+    caller: Caller,
+    authorization: Option<String>,
+    id: kennel_ve::VeId,
+}
+
+impl Session {
+    /// Whether the session may go on: its token still valid, still an
+    /// operator's, and the VE still the one it may see (fail closed).
+    async fn still_allowed(&self) -> bool {
+        let Ok(p) = self
+            .app
+            .access
+            .recheck(self.authorization.as_deref(), self.caller.1)
+            .await
+        else {
+            return false;
+        };
+        if !p.may(Role::Operator) || !p.sees(&self.id) {
+            return false;
+        }
+        let fresh = Caller(p, self.caller.1);
+        fresh.visible_ve(&self.app, self.id.as_str()).await.is_ok()
+    }
+}
+
+/// How often a session's token and grant are checked again.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn relay(
+    mut socket: WebSocket,
+    mut command: tokio::process::Command,
+    session: Session,
+) -> std::io::Result<()> {
     let (master, slave_path) = open_pty()?;
     let slave = std::fs::OpenOptions::new()
         .read(true)
@@ -150,17 +207,18 @@ async fn relay(mut socket: WebSocket, mut command: tokio::process::Command) -> s
     let std_cmd = command.as_std_mut();
     let program = std_cmd.get_program().to_owned();
     let args: Vec<_> = std_cmd.get_args().map(ToOwned::to_owned).collect();
-    let mut setsid = tokio::process::Command::new("setsid");
+    // By its path, with an environment of its own: nothing of the
+    // service's (its log level, say) reaches the tenant's terminal.
+    let mut setsid = tokio::process::Command::new("/usr/bin/setsid");
     setsid
         .arg("--ctty")
         .arg("--wait")
         .arg(program)
         .args(args)
-        .envs(
-            std_cmd
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("TERM", "xterm-256color")
+        .env("LANG", "C.UTF-8")
         .stdin(Stdio::from(slave.try_clone()?))
         .stdout(Stdio::from(slave.try_clone()?))
         .stderr(Stdio::from(slave))
@@ -171,8 +229,16 @@ async fn relay(mut socket: WebSocket, mut command: tokio::process::Command) -> s
     // `AsyncFd` is dropped.
     let master = unsafe { AsyncFd::register(master) }.map_err(|e| e.into_parts().1)?;
     let mut buf = vec![0u8; 16 << 10];
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.tick().await;
     loop {
         tokio::select! {
+            _ = recheck.tick() => {
+                if !session.still_allowed().await {
+                    tracing::info!("VE {}: a session of {} ended: its token or grant changed", session.id, session.caller.0.who());
+                    break;
+                }
+            }
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Binary(b))) => write_all(&master, &b).await?,
                 Some(Ok(Message::Text(t))) => {

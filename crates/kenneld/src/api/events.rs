@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
@@ -176,14 +176,16 @@ impl Reader {
         match self
             .app
             .access
-            .authenticate(self.authorization.as_deref(), self.peer)
+            .recheck(self.authorization.as_deref(), self.peer)
             .await
         {
             Ok(p) => {
                 self.principal = p;
                 true
             }
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            // Fail closed: a revoked token, or one that cannot be checked
+            // now, ends the stream (its client resumes where it was).
+            Err(e) => {
                 tracing::info!(
                     "events: a stream of {} ended: {}",
                     self.principal.who(),
@@ -191,9 +193,6 @@ impl Reader {
                 );
                 false
             }
-            // Anything else (the token file unreadable for a moment, a
-            // busy limiter) keeps what was checked before.
-            Err(_) => true,
         }
     }
 }

@@ -18,8 +18,9 @@ pub struct HostBody {
     /// VEs the caller may see, and how many of them run.
     pub ves: usize,
     pub running: usize,
-    /// The newest event's position (resume events after it).
-    pub last_event: u64,
+    /// The newest event's position (resume events after it); not shown
+    /// to a tenant, whom it would tell of others' VEs' activity.
+    pub last_event: Option<u64>,
 }
 
 /// The host, as the caller may see it.
@@ -41,6 +42,6 @@ pub async fn host(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
             .into_owned(),
         ves: mine.len(),
         running: mine.iter().filter(|s| s.state.is_running()).count(),
-        last_event: app.events.last_seq(),
+        last_event: p.ves.is_none().then(|| app.events.last_seq()),
     }))
 }

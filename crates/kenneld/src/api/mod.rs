@@ -157,7 +157,9 @@ pub fn router(app: AppState) -> Router {
 }
 
 async fn openapi() -> Response<Body> {
-    let mut r = Response::new(Body::from(openapi_json()));
+    // Made once: it is served to anyone, without a token.
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut r = Response::new(Body::from(DOC.get_or_init(openapi_json).clone()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

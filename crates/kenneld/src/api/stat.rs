@@ -10,6 +10,9 @@ use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::ApiResult;
 
+/// `/stat` reads at once.
+const STAT_AT_ONCE: usize = 4;
+
 /// One resource: held now, peak, limit (`null`: none) and how often the
 /// limit was hit.
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,6 +99,15 @@ pub async fn stat(
     Path(id): Path<String>,
 ) -> ApiResult<Json<StatBody>> {
     let id = caller.visible_ve(&app, &id).await?;
+    // Counting a VE's open files walks its processes' descriptors for
+    // up to 2 s, as long as its root makes it: at most STAT_AT_ONCE such
+    // reads run at once, so the service's other reads never wait on
+    // them.
+    static STAT_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STAT_AT_ONCE);
+    let _slot = STAT_SLOTS
+        .acquire()
+        .await
+        .map_err(|_| crate::error::ApiError::internal("the stat readers are closed"))?;
     let rid = id.clone();
     let a = app.read(move |k| k.stat(&rid)).await?;
     Ok(Json(stat_body(id.to_string(), a)))

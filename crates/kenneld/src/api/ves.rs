@@ -263,6 +263,7 @@ pub async fn create(
     caller.require_host_admin("create VEs")?;
     let id = VeId::parse(&body.id).map_err(|e| ApiError::bad_input(e.to_string()))?;
     let result = async {
+        let _claim = app.changes.claim(&id)?;
         let features = body.features.join(",");
         let args = KennelArgs::new(&["create"])
             .positional(id.as_str())?
@@ -330,6 +331,7 @@ pub async fn set(
     let id = caller.visible_ve(&app, &id).await?;
     caller.require_host_admin("change a VE's settings")?;
     let result = async {
+        let _claim = app.changes.claim(&id)?;
         let features = body.features.as_ref().map(|f| f.join(","));
         let args = KennelArgs::new(&["set"])
             .positional(id.as_str())?
@@ -378,6 +380,7 @@ pub async fn destroy(
     let id = caller.visible_ve(&app, &id).await?;
     caller.require_host_admin("destroy VEs")?;
     let result = async {
+        let _claim = app.changes.claim(&id)?;
         let args = KennelArgs::new(&["destroy"])
             .positional(id.as_str())?
             .flag("force", q.force);

@@ -17,8 +17,10 @@
 //! of its own), and a VE never depends on the service: its monitor is
 //! the VE's, not ours.
 
+pub mod changes;
 pub mod cli;
 pub mod workers;
 
+pub use changes::Changes;
 pub use cli::KennelCli;
 pub use workers::Workers;

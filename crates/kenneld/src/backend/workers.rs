@@ -42,6 +42,18 @@ fn key(op: Op) -> String {
     op.worker_args(false).join(" ")
 }
 
+/// The operations whose workers are kept between requests: start, kill,
+/// and a stop with the default timeout.
+fn kept_warm(op: Op) -> bool {
+    match op {
+        Op::Start | Op::Kill => true,
+        Op::Stop { timeout } => timeout == DEFAULT_STOP,
+    }
+}
+
+/// A stop's timeout when the client names none (as `kennel stop`).
+pub const DEFAULT_STOP: Duration = Duration::from_secs(30);
+
 impl Workers {
     pub fn new(cli: KennelCli) -> Self {
         Workers {
@@ -63,22 +75,28 @@ impl Workers {
 
     /// Does `op` to VE `id` in a worker; finished even if the caller
     /// goes away.
-    pub async fn apply(self: &std::sync::Arc<Self>, op: Op, id: &VeId) -> ApiResult<Outcome> {
+    /// `uuid`: the VE must have it when the worker holds its lock.
+    pub async fn apply(
+        self: &std::sync::Arc<Self>,
+        op: Op,
+        id: &VeId,
+        uuid: Option<String>,
+    ) -> ApiResult<Outcome> {
         let me = std::sync::Arc::clone(self);
         let id = id.clone();
-        tokio::spawn(async move { me.apply_here(op, &id).await })
+        tokio::spawn(async move { me.apply_here(op, &id, uuid).await })
             .await
             .map_err(|e| ApiError::internal(format!("a worker task failed: {e}")))?
     }
 
-    async fn apply_here(&self, op: Op, id: &VeId) -> ApiResult<Outcome> {
+    async fn apply_here(&self, op: Op, id: &VeId, uuid: Option<String>) -> ApiResult<Outcome> {
         let mut worker = match self.take(op) {
             Some(w) => w,
             None => self
                 .spawn(op)
                 .map_err(|e| ApiError::internal(format!("cannot run a kennel worker: {e}")))?,
         };
-        match ask(&mut worker, id).await {
+        match ask(&mut worker, id, uuid.as_deref()).await {
             Some(report) if &report.id == id => {
                 self.put_back(op, worker);
                 Ok(report.outcome)
@@ -105,6 +123,12 @@ impl Workers {
     }
 
     fn put_back(&self, op: Op, w: Worker) {
+        if !kept_warm(op) {
+            // Dropped: its standard input closes and it ends. A stop with
+            // any timeout a client picks would otherwise leave an idle
+            // worker per timeout, for ever.
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(key(op)).or_default();
         if list.len() < IDLE_PER_OP {
@@ -135,8 +159,12 @@ impl Workers {
 }
 
 /// Hands `id` to `w` and reads its report; `None` if it broke.
-async fn ask(w: &mut Worker, id: &VeId) -> Option<Report> {
-    w.to.write_all(format!("{id}\n").as_bytes()).await.ok()?;
+async fn ask(w: &mut Worker, id: &VeId, uuid: Option<&str>) -> Option<Report> {
+    let line = match uuid {
+        Some(u) => format!("{id} {u}\n"),
+        None => format!("{id}\n"),
+    };
+    w.to.write_all(line.as_bytes()).await.ok()?;
     w.to.flush().await.ok()?;
     let mut line = String::new();
     // A stop waits for the VE's init: no time limit here beyond the

@@ -5,11 +5,11 @@
 //! as a [`Peer`]; slow or silent clients are cut off by time limits, and
 //! the number of connections is bounded.
 
+pub mod budget;
 pub mod tcp;
 pub mod tls;
 pub mod unix;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,20 +17,12 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::access::Peer;
 
-/// Connections open at once, over both listeners.
-pub const MAX_CONNECTIONS: usize = 8192;
 /// A client must send a request's headers within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The connection budget both listeners share.
-pub fn connection_budget() -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(MAX_CONNECTIONS))
-}
 
 /// Serves one connection `io` from `peer` to its end.
 pub async fn connection<I>(io: I, peer: Peer, router: Router)
@@ -50,8 +42,7 @@ where
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(64)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .max_concurrent_streams(64);
     if let Err(e) = builder
         .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .await

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::access::Peer;
@@ -18,7 +17,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
-    budget: Arc<Semaphore>,
+    budget: Arc<super::budget::Budget>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
@@ -31,8 +30,8 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&budget).try_acquire_owned() else {
-            tracing::warn!("too many connections: refused one from {addr}");
+        let Some(permit) = budget.tcp(addr.ip().to_canonical()) else {
+            tracing::debug!("too many connections: refused one from {addr}");
             continue;
         };
         let _ = tcp.set_nodelay(true);

@@ -34,6 +34,8 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 pub async fn serve(listener: UnixListener, router: Router, budget: Arc<Semaphore>) {
+    // Its own budget (serve/budget.rs): clients on the network never
+    // use it up.
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,

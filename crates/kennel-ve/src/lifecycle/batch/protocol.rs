@@ -1,7 +1,10 @@
 //! The line protocol between a batch and its workers.
 //!
-//! To a worker, on its standard input: one VE id a line. From it, on its
-//! standard output, one line per id, in the order they came:
+//! To a worker, on its standard input: one VE id a line, optionally
+//! followed by the uuid the VE must have (`ID UUID`: the API service
+//! acting for a tenant; another VE under that id is reported missing).
+//! From it, on its standard output, one line per id, in the order they
+//! came:
 //!
 //! ```text
 //! ok ID started PID      ok ID stopped      ok ID stop-timed-out      ok ID killed
@@ -84,6 +87,21 @@ impl Report {
     }
 }
 
+/// A request line: a VE id, and the uuid it must have if one is given
+/// (`[0-9a-f-]`, at most 64 characters); `None` if it is not one.
+pub fn parse_request(line: &str) -> Option<(VeId, Option<String>)> {
+    let mut w = line.split_whitespace();
+    let id = VeId::parse(w.next()?).ok()?;
+    let uuid = match w.next() {
+        None => None,
+        Some(u) if u.len() <= 64 && u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') => {
+            Some(u.to_string())
+        }
+        Some(_) => return None,
+    };
+    w.next().is_none().then_some((id, uuid))
+}
+
 /// An error and its causes on one line, each cause once (a message often
 /// repeats its source), safe to print on a terminal.
 pub(crate) fn one_line(err: &dyn std::error::Error) -> String {
@@ -132,6 +150,24 @@ mod tests {
                 outcome,
             };
             assert_eq!(Report::parse(&r.to_line()), Some(r));
+        }
+    }
+
+    #[test]
+    fn requests_name_a_ve_and_perhaps_its_uuid() {
+        assert_eq!(parse_request("7"), Some((id("7"), None)));
+        assert_eq!(
+            parse_request("7 0f1e-2d"),
+            Some((id("7"), Some("0f1e-2d".into())))
+        );
+        for bad in [
+            "",
+            "../x",
+            "7 uuid!",
+            "7 a b",
+            &format!("7 {}", "a".repeat(65)),
+        ] {
+            assert_eq!(parse_request(bad), None, "{bad:?}");
         }
     }
 

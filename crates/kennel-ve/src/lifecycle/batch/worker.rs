@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, Write};
 
-use super::protocol::{one_line, Done, Outcome, Report};
+use super::protocol::{self, one_line, Done, Outcome, Report};
 use super::Op;
 use crate::error::{ErrorKind, VeError};
 use crate::id::VeId;
@@ -56,17 +56,17 @@ impl Kennel {
     ) -> std::io::Result<()> {
         for line in input.lines() {
             let line = line?;
-            let id = VeId::parse(line.trim()).map_err(|_| {
+            let (id, uuid) = protocol::parse_request(&line).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    "a batch worker reads one VE id a line",
+                    "a batch worker reads one VE id a line (and, optionally, the uuid it must have)",
                 )
             })?;
             tracing::debug!("batch worker: VE {id}");
-            let report = Report {
-                outcome: self.apply(op, &id, skip_idle),
-                id,
-            };
+            self.expect_uuid(uuid);
+            let outcome = self.apply(op, &id, skip_idle);
+            self.expect_uuid(None);
+            let report = Report { outcome, id };
             writeln!(output, "{}", report.to_line())?;
             output.flush()?;
         }

@@ -1,0 +1,239 @@
+//! The hostile review's findings against the service (docs/SECURITY.md,
+//! "The API service"), one test each: what a tenant's token, or anyone
+//! who reaches the port, could do before.
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{secs, wait_for, TestRoot};
+use crate::service::Service;
+
+fn port(svc: &Service) -> u16 {
+    svc.url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+/// Idle connections from one address take only that address's share: root's
+/// socket and other addresses still get in.
+#[test]
+fn idle_connections_from_one_address_lock_nobody_else_out() {
+    let root = TestRoot::new("api-idle");
+    let svc = Service::start(&root);
+    let admin = svc.admin(&root);
+    let held: Vec<TcpStream> = (0..600)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port(&svc))).ok())
+        .collect();
+    assert!(held.len() >= 512, "{}", held.len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        svc.unix("GET", "/v1/host").0,
+        200,
+        "root's socket has its own budget"
+    );
+    let cert = std::fs::read(root.dir.join("lib/api/tls/cert.pem")).unwrap();
+    let other = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let r = other
+        .get(format!("{}/v1/host", svc.url))
+        .bearer_auth(&admin)
+        .send()
+        .expect("another address gets in");
+    assert_eq!(r.status(), 200);
+    drop(held);
+    drop(svc);
+    root.finish();
+}
+
+fn batch_workers(root: &TestRoot) -> usize {
+    let r = root.dir.to_string_lossy().to_string();
+    crate::common::processes()
+        .into_iter()
+        .filter(|p| {
+            let c = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let c = String::from_utf8_lossy(&c);
+            c.contains("__batch-worker") && c.contains(&r)
+        })
+        .count()
+}
+
+/// Stops with timeouts of the client's choice leave no worker behind,
+/// and a second change to a VE under way is refused at once.
+#[test]
+fn a_client_cannot_make_the_service_keep_processes() {
+    let root = TestRoot::new("api-procs");
+    root.create_busybox("3", &["--storage", "dir"]);
+    let svc = Service::start(&root);
+    let acme = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "3", "--role", "operator"],
+    );
+    let before = batch_workers(&root);
+    for t in 0..20 {
+        let a = svc.post(
+            &format!("/v1/ves/3/actions/stop?timeout={t}"),
+            Some(&acme),
+            None,
+        );
+        assert_eq!(a.body["code"], "not_running", "{a:?}");
+    }
+    assert!(
+        wait_for(secs(5), || batch_workers(&root) <= before),
+        "{} workers left, {before} before",
+        batch_workers(&root)
+    );
+    drop(svc);
+    root.finish();
+}
+
+/// A tenant's change waiting for the VE's lock finds, once it holds it,
+/// that the VE was made again under its id: refused as missing, not done.
+#[test]
+fn a_change_acts_only_on_the_granted_ve_under_its_lock() {
+    let root = TestRoot::new("api-regrant-lock");
+    root.create_busybox("4", &["--storage", "dir"]);
+    let svc = Service::start(&root);
+    let acme = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "4", "--role", "operator"],
+    );
+    let lock = root.dir.join("run/locks/ve-4");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .unwrap();
+    // Hold the VE's lock while the tenant's start waits for it.
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "3"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let conf = root.dir.join("lib/ve/4/ve.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let uuid = root.config("4")["uuid"].as_str().unwrap().to_string();
+    let started = std::thread::scope(|s| {
+        let req = s.spawn(|| svc.post("/v1/ves/4/actions/start", Some(&acme), None));
+        std::thread::sleep(Duration::from_millis(500));
+        // Meanwhile, "another VE" under the same id (as a destroy and a
+        // create would leave it).
+        std::fs::write(
+            &conf,
+            text.replace(&uuid, "00000000-0000-4000-8000-000000000000"),
+        )
+        .unwrap();
+        req.join().unwrap()
+    });
+    let _ = holder.wait();
+    assert_eq!(started.status, 404, "{started:?}");
+    assert_eq!(started.body["code"], "no_such_ve");
+    std::fs::write(&conf, text).unwrap();
+    assert_eq!(root.status("4")["state"], "stopped", "nothing was started");
+    drop(svc);
+    root.finish();
+}
+
+/// A revoked token's shell ends; a GET that opens nothing writes no
+/// audit line; a frame over 64 KiB is refused; a tenant learns nothing
+/// of others' activity from /v1/host.
+#[test]
+fn sessions_end_with_their_token_and_record_only_what_happened() {
+    let root = TestRoot::new("api-sessions");
+    root.start_busybox("6", &["--storage", "dir"]);
+    let svc = Service::start(&root);
+    let acme = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "6", "--role", "operator"],
+    );
+    let lines = svc.audit().len();
+    let plain = svc.get("/v1/ves/6/shell", Some(&acme));
+    assert_eq!(plain.status, 400, "{plain:?}");
+    assert_eq!(
+        svc.audit().len(),
+        lines,
+        "no shell was opened: nothing to record"
+    );
+    assert_eq!(
+        svc.get("/v1/host", Some(&acme)).body["last_event"],
+        json!(null)
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ended = rt.block_on(async {
+        let stream = tokio::net::UnixStream::connect(&svc.socket).await.unwrap();
+        let mut req = "ws://kenneld/v1/ves/6/shell".into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {acme}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .expect("opens");
+        ws.send(Message::Binary(b"echo in-$((2+3))\n".to_vec().into()))
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        let t = Instant::now();
+        while !seen.contains("in-5") && t.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(Ok(Message::Binary(b)))) =
+                tokio::time::timeout(Duration::from_secs(20), ws.next()).await
+            {
+                seen.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+        assert!(seen.contains("in-5"), "{seen:?}");
+        let id = &acme[3..19];
+        crate::common::TestRoot::ok(&root, &["api", "token", "revoke", id]);
+        let t = Instant::now();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), ws.next()).await {
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                    break Some(t.elapsed())
+                }
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => break None,
+            }
+        }
+    });
+    assert!(ended.is_some(), "the shell of a revoked token ends");
+
+    // A frame larger than the session's limit closes it.
+    let admin = svc.admin(&root);
+    let closed = rt.block_on(async {
+        let stream = tokio::net::UnixStream::connect(&svc.socket).await.unwrap();
+        let mut req = "ws://kenneld/v1/ves/6/shell".into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .expect("opens");
+        let _ = ws.send(Message::Binary(vec![b'x'; 100 << 10].into())).await;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break true,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => break false,
+            }
+        }
+    });
+    assert!(closed, "an oversized frame ends the session");
+    drop(svc);
+    root.finish();
+}
