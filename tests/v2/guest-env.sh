@@ -17,6 +17,9 @@ export KENNEL_V2_MNT KENNEL_V2_IMG_MB KENNEL_V2_IMG
 # asks for): open files bounded by each VE's memory limit, not by one host
 # table a VE can fill. The guest has no systemd to set it.
 echo 9223372036854775807 > /proc/sys/fs/file-max
+# A host has its loopback up: the API tests serve and call kenneld on
+# 127.0.0.1 (and 127.0.0.2), inside the guest only.
+ip link set lo up
 kennel_v2_setup() {
     if mountpoint -q "$KENNEL_V2_MNT"; then echo "kennel-v2: $KENNEL_V2_MNT already mounted"; return 0; fi
     _kd=$(dirname "$KENNEL_V2_IMG"); mkdir -p "$_kd" "$KENNEL_V2_MNT" || return 1

@@ -75,7 +75,7 @@ fn number(text: &str) -> Option<u64> {
 
 /// The value of `key` in a `key value` file (`memory.events`,
 /// `cpu.stat`, `pids.events`, `memory.oom_control`, `memory.stat`).
-fn keyed(text: &str, key: &str) -> Option<u64> {
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
@@ -235,7 +235,13 @@ fn pids_fails(dir: &std::path::Path) -> Option<u64> {
     if dir.join("pids.events.local").exists() {
         return own(dir);
     }
-    let mut total = own(dir)?;
+    Some(own(dir)? + sum_below(dir, own))
+}
+
+/// `own` summed over the cgroups below `dir` (not `dir` itself), at most
+/// the v2 subtree bound of them; one that cannot be read counts 0.
+pub fn sum_below(dir: &std::path::Path, own: impl Fn(&std::path::Path) -> Option<u64>) -> u64 {
+    let mut total = 0;
     let mut todo = vec![dir.to_path_buf()];
     let mut seen = 0;
     while let Some(d) = todo.pop() {
@@ -244,7 +250,7 @@ fn pids_fails(dir: &std::path::Path) -> Option<u64> {
         };
         for e in entries.flatten() {
             if seen >= MAX_SUBTREE {
-                return Some(total);
+                return total;
             }
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 seen += 1;
@@ -253,7 +259,7 @@ fn pids_fails(dir: &std::path::Path) -> Option<u64> {
             }
         }
     }
-    Some(total)
+    total
 }
 
 /// A v1 memory counter family: `PREFIX.usage_in_bytes`,

@@ -29,7 +29,7 @@ mod record;
 mod tree;
 mod walk;
 
-pub use accounting::{Accounting, Counter, CpuUsage, IoUsage};
+pub use accounting::{keyed, sum_below, Accounting, Counter, CpuUsage, IoUsage};
 pub use error::{CgroupError, Result};
 pub use host::{Hierarchy, HierarchyKind, Host};
 pub use io_devices::{disks_of, BlockDevice};

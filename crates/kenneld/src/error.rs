@@ -126,22 +126,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An error and its causes on one line, each said once.
-pub fn one_line(err: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&s);
-        }
-        cause = e.source();
-    }
-    out.replace(['\n', '\r'], " ")
-}
+/// An error and its causes on one line, each said once (as the CLI and
+/// its batch workers say them).
+pub use kennel_ve::lifecycle::batch::protocol::one_line;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 

@@ -297,3 +297,63 @@ fn templates_build_as_jobs() {
     drop(svc);
     root.finish();
 }
+
+#[test]
+fn a_tenant_reinstalls_its_own_ve_keeping_what_it_asks() {
+    let root = TestRoot::new("api-reinstall");
+    // Reinstall works on a VE with a disk of its own (the default).
+    root.start_busybox("8", &["--disk", "1G"]);
+    root.create_busybox("9", &["--storage", "dir"]);
+    root.sh(
+        "8",
+        "mkdir -p /root && echo mine > /root/keep && echo junk > /etc/junk",
+    );
+    let svc = Service::start(&root);
+    let acme = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "8", "--role", "operator"],
+    );
+    let t = Some(acme.as_str());
+    assert_eq!(
+        svc.post("/v1/ves/9/reinstall", t, Some(json!({}))).status,
+        404
+    );
+    let job = svc.post(
+        "/v1/ves/8/reinstall",
+        t,
+        Some(json!({"keep": ["/root"], "timeout": 10})),
+    );
+    assert_eq!(job.status, 202, "{job:?}");
+    let id = job.body["id"].as_u64().expect("job id");
+    let mut state = String::new();
+    assert!(wait_for(secs(120), || {
+        state = svc.get(&format!("/v1/jobs/{id}"), t).body["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        state != "running"
+    }));
+    assert_eq!(
+        state,
+        "succeeded",
+        "{:?}",
+        svc.get(&format!("/v1/jobs/{id}"), t)
+    );
+    assert_eq!(
+        root.status("8")["state"],
+        "running",
+        "a running VE runs again"
+    );
+    assert_eq!(root.sh("8", "cat /root/keep").trim(), "mine");
+    assert_eq!(
+        root.sh("8", "test -e /etc/junk && echo there || echo gone")
+            .trim(),
+        "gone"
+    );
+    assert!(svc
+        .audit()
+        .iter()
+        .any(|e| e["action"] == "ve.reinstall" && e["result"] == "ok"));
+    drop(svc);
+    root.finish();
+}

@@ -155,22 +155,21 @@ impl Access {
     /// The principal of a token already checked (no hash); `None`
     /// otherwise.
     fn known(&self, value: &str) -> Result<Option<Principal>, ApiError> {
-        let Some(token) = value
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .and_then(Token::parse)
-        else {
+        let Some((_, digest)) = bearer(value) else {
             return Ok(None);
         };
-        let digest: [u8; 32] = Sha256::digest(token.reveal().as_bytes()).into();
         let records = self.current()?;
-        let known = self.lock().verified.get(&digest).cloned();
-        Ok(known.and_then(|id| {
-            records
-                .iter()
-                .find(|r| r.id == id)
-                .map(TokenRecord::principal)
-        }))
+        Ok(self.verified(&digest, &records))
+    }
+
+    /// The principal of the token whose digest is `digest`, if it was
+    /// checked against `records` and is still one of them.
+    fn verified(&self, digest: &[u8; 32], records: &[TokenRecord]) -> Option<Principal> {
+        let id = self.lock().verified.get(digest).cloned()?;
+        records
+            .iter()
+            .find(|r| r.id == id)
+            .map(TokenRecord::principal)
     }
 
     /// The principal of a request already let in, checked again (a
@@ -195,24 +194,12 @@ impl Access {
 
     /// The principal of header value `value`; `None`: not a valid token.
     async fn check(&self, value: &str) -> Result<Option<Principal>, ApiError> {
-        let Some(token) = value
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .and_then(Token::parse)
-        else {
+        let Some((token, digest)) = bearer(value) else {
             return Ok(None);
         };
-        let digest: [u8; 32] = Sha256::digest(token.reveal().as_bytes()).into();
         let records = self.current()?;
-        let known = {
-            let cache = self.lock();
-            cache.verified.get(&digest).cloned()
-        };
-        if let Some(id) = known {
-            return Ok(records
-                .iter()
-                .find(|r| r.id == id)
-                .map(TokenRecord::principal));
+        if let Some(p) = self.verified(&digest, &records) {
+            return Ok(Some(p));
         }
         if !records.iter().any(|r| r.id == token.id) {
             return Ok(None);
@@ -233,15 +220,8 @@ impl Access {
         // Many requests with one new token arrive at once (a panel's
         // workers): the first to get here checks it, the others find it
         // checked.
-        let known = {
-            let cache = self.lock();
-            cache.verified.get(&digest).cloned()
-        };
-        if let Some(id) = known {
-            return Ok(records
-                .iter()
-                .find(|r| r.id == id)
-                .map(TokenRecord::principal));
+        if let Some(p) = self.verified(&digest, &records) {
+            return Ok(Some(p));
         }
         let recs = Arc::clone(&records);
         let checked = tokio::task::spawn_blocking(move || {
@@ -285,6 +265,17 @@ impl Access {
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The token of an `Authorization` header's value, with the SHA-256 of
+/// it that checked tokens are remembered by.
+fn bearer(value: &str) -> Option<(Token, [u8; 32])> {
+    let token = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .and_then(Token::parse)?;
+    let digest: [u8; 32] = Sha256::digest(token.reveal().as_bytes()).into();
+    Some((token, digest))
 }
 
 fn unauthorized(message: &str) -> ApiError {

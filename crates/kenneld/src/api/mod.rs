@@ -8,6 +8,7 @@ mod console;
 mod events;
 mod host;
 mod metrics;
+mod reinstall;
 mod stat;
 mod templates;
 mod tokens;
@@ -32,7 +33,7 @@ pub const MAX_BODY: usize = 1 << 20;
     info(title = "Kennel API", description = "Kennel's VEs, templates, events and metrics: the same operations as the `kennel` command."),
     paths(
         ves::list, ves::get, ves::config, ves::create, ves::set, ves::destroy,
-        actions::act, stat::stat, console::console, console::shell,
+        actions::act, stat::stat, reinstall::reinstall, console::console, console::shell,
         templates::list, templates::create, templates::remove, templates::jobs, templates::job,
         tokens::list, tokens::create, tokens::revoke, tokens::set_ves,
         host::host, events::stream, metrics::metrics,
@@ -131,6 +132,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ves/{id}/config", get(ves::config))
         .route("/v1/ves/{id}/stat", get(stat::stat))
         .route("/v1/ves/{id}/actions/{action}", post(actions::act))
+        .route("/v1/ves/{id}/reinstall", post(reinstall::reinstall))
         .route("/v1/ves/{id}/console", get(console::console))
         .route("/v1/ves/{id}/shell", get(console::shell))
         .route(

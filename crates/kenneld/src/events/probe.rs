@@ -24,6 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kennel_cgroup::keyed;
 use kennel_cgroup::{CgroupRecord, HierarchyKind};
 use kennel_runtime::state::{ExitRecord, Liveness, RunState, STATE_FILE};
 use kennel_ve::config::VeConfig;
@@ -32,10 +33,6 @@ use kennel_ve::{Kennel, VeId};
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::facts::{self, Observed, ReadCounts, Run, VeFacts};
-
-/// The most cgroups below a VE's that the refused-fork count sums (as
-/// `kennel_cgroup` does on kernels that count there).
-const MAX_SUBTREE: usize = 1025;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -436,14 +433,6 @@ fn read_fd(fd: &OwnedFd) -> Option<String> {
     String::from_utf8(buf[..n].to_vec()).ok()
 }
 
-/// The value of `key` in a `key value` file.
-fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    })
-}
-
 /// Forks refused at the VE's process limit: its `pids.events` `max`,
 /// summed over its sub-cgroups unless `whole` (as
 /// `kennel_cgroup::Accounting` counts them: before Linux 6.11, a refused
@@ -459,23 +448,7 @@ fn pids_fails(ve: &At, whole: bool) -> Option<u64> {
         return Some(total);
     }
     let own = |d: &Path| read(&d.join("pids.events")).and_then(|t| keyed(&t, "max"));
-    let mut todo = vec![ve.path()];
-    let mut seen = 0;
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if seen >= MAX_SUBTREE {
-                return Some(total);
-            }
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                seen += 1;
-                total += own(&e.path()).unwrap_or(0);
-                todo.push(e.path());
-            }
-        }
-    }
+    total += kennel_cgroup::sum_below(&ve.path(), own);
     Some(total)
 }
 

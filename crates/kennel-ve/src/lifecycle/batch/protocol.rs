@@ -104,7 +104,7 @@ pub fn parse_request(line: &str) -> Option<(VeId, Option<String>)> {
 
 /// An error and its causes on one line, each cause once (a message often
 /// repeats its source), safe to print on a terminal.
-pub(crate) fn one_line(err: &dyn std::error::Error) -> String {
+pub fn one_line(err: &dyn std::error::Error) -> String {
     let mut out = String::new();
     let mut cause = Some(err);
     while let Some(e) = cause {
