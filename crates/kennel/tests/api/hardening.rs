@@ -237,3 +237,46 @@ fn sessions_end_with_their_token_and_record_only_what_happened() {
     drop(svc);
     root.finish();
 }
+
+/// Many requests with one new token at once (a panel's workers) are
+/// checked once, not each counted as an attempt: none is refused.
+#[test]
+fn a_burst_with_a_new_token_is_let_in() {
+    let root = TestRoot::new("api-burst");
+    let svc = Service::start(&root);
+    let token = svc.admin(&root);
+    let cert = std::fs::read(root.dir.join("lib/api/tls/cert.pem")).unwrap();
+    let url = svc.url.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses = rt.block_on(async move {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
+            .build()
+            .unwrap();
+        let tasks: Vec<_> = (0..60)
+            .map(|_| {
+                let (c, u, t) = (client.clone(), url.clone(), token.clone());
+                tokio::spawn(async move {
+                    c.get(format!("{u}/v1/ves"))
+                        .bearer_auth(t)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap_or(0));
+        }
+        out
+    });
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    drop(svc);
+    root.finish();
+}

@@ -69,12 +69,21 @@ struct Cache {
     records: Arc<Vec<TokenRecord>>,
     /// SHA-256 of a whole token → its id, for tokens already checked.
     verified: HashMap<[u8; 32], TokenId>,
+    /// SHA-256 of tokens found wrong (bounded): not hashed again.
+    refused: std::collections::HashSet<[u8; 32]>,
 }
+
+/// Tokens found wrong that are remembered (then forgotten all at once).
+const MAX_REFUSED: usize = 4096;
 
 pub struct Access {
     store: TokenStore,
     cache: Mutex<Cache>,
     hashing: Semaphore,
+    /// One check per token at a time: requests with a token being
+    /// checked wait for that check, uncounted (a panel's workers with a
+    /// new token arrive together).
+    gates: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     /// Checks waiting for [`Access::hashing`].
     waiting: AtomicUsize,
     pub fails: FailLimiter,
@@ -94,6 +103,7 @@ impl Access {
             store,
             cache: Mutex::new(Cache::default()),
             hashing: Semaphore::new(2),
+            gates: Mutex::new(HashMap::new()),
             waiting: AtomicUsize::new(0),
             fails,
         }
@@ -123,6 +133,41 @@ impl Access {
         if let Some(p) = self.known(value)? {
             return Ok(p);
         }
+        let digest = bearer(value).map(|(_, d)| d);
+        let gate = digest.map(|d| {
+            let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(gates.entry(d).or_default())
+        });
+        let result = self
+            .authenticate_gated(value, peer, digest, gate.as_deref())
+            .await;
+        if let Some(d) = digest {
+            let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+            if gates.get(&d).is_some_and(|g| Arc::strong_count(g) <= 2) {
+                gates.remove(&d);
+            }
+        }
+        result
+    }
+
+    /// [`Access::authenticate`] for a token not known to be good, one
+    /// check of each token at a time (`gate`).
+    async fn authenticate_gated(
+        &self,
+        value: &str,
+        peer: Peer,
+        digest: Option<[u8; 32]>,
+        gate: Option<&tokio::sync::Mutex<()>>,
+    ) -> Result<Principal, ApiError> {
+        let _turn = match gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        };
+        // Checked by the request this one waited for.
+        if let Some(p) = self.known(value)? {
+            return Ok(p);
+        }
+        let refused = digest.is_some_and(|d| self.lock().refused.contains(&d));
         // Any other attempt counts against its address before any hash is
         // computed, in one step: a burst cannot outrun the limit; a
         // success is forgiven.
@@ -139,16 +184,30 @@ impl Access {
                 ));
             }
         }
-        match self.check(value).await? {
+        let checked = if refused {
+            None
+        } else {
+            self.check(value).await?
+        };
+        match checked {
             Some(p) => {
                 if let Some(ip) = ip {
                     self.fails.forgive(ip);
                 }
                 Ok(p)
             }
-            None => Err(unauthorized(
-                "the token is not valid (revoked, mistyped, or for another host)",
-            )),
+            None => {
+                if let Some(d) = digest {
+                    let mut cache = self.lock();
+                    if cache.refused.len() >= MAX_REFUSED {
+                        cache.refused.clear();
+                    }
+                    cache.refused.insert(d);
+                }
+                Err(unauthorized(
+                    "the token is not valid (revoked, mistyped, or for another host)",
+                ))
+            }
         }
     }
 
@@ -257,6 +316,7 @@ impl Access {
             let records = self.store.load().map_err(ApiError::from)?;
             cache.records = Arc::new(records);
             cache.verified.clear();
+            cache.refused.clear();
             cache.stamp = stamp;
         }
         Ok(Arc::clone(&cache.records))
