@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "==> building (cargo build --release)"
 cargo build --release -q
-rel=target/x86_64-unknown-linux-gnu/release
+rel=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
 install -m 0755 $rel/kennel $rel/kennel-monitor $rel/kennel-remote /usr/local/bin/
 K=/usr/local/bin/kennel
 # kenneld, the API service, once the build makes it.
