@@ -18,6 +18,12 @@ old_root=$KB_ROOT/state-baseline
 ko() { "$OLD" --root "$old_root" -q "$@"; }
 cleanup() {
     for id in $(ko list --all --json -o id 2>/dev/null | jq -r '.[].id' 2>/dev/null); do ko destroy --force "$id" || true; done
+    # The other build's root: its pool and its cgroup parent too.
+    ko storage remove >/dev/null 2>&1 || true
+    local p; p=$(ko check 2>/dev/null | sed -n 's|.*VEs below \(.*\)/$|\1|p' || true)
+    if [ -n "$p" ]; then
+        for h in /sys/fs/cgroup/ /sys/fs/cgroup/*/; do rmdir "$h$p/_monitor" "$h$p" 2>/dev/null || true; done
+    fi
     kb_cleanup
 }
 trap cleanup EXIT
