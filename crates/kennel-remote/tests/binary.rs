@@ -16,7 +16,10 @@ fn refuses_plain_http_and_a_missing_token_in_one_line() {
         .expect("run");
     assert_eq!(plain.status.code(), Some(2));
     let err = String::from_utf8_lossy(&plain.stderr);
-    assert!(err.starts_with("kennel: ") && err.contains("https://"), "{err}");
+    assert!(
+        err.starts_with("kennel: ") && err.contains("https://"),
+        "{err}"
+    );
     let no_token = Command::new(BIN)
         .args(["--remote", "https://127.0.0.1:1", "list"])
         .env_remove("KENNEL_TOKEN")
