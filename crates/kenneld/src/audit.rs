@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use kennel_api::Principal;
 use serde_json::json;
 
-use crate::access::Peer;
+use crate::access::{Caller, Peer};
 use crate::error::ApiError;
 
 #[derive(Debug)]
@@ -34,12 +33,12 @@ impl Audit {
     /// the change itself is done.
     pub fn record<T>(
         &self,
-        who: &Principal,
-        peer: Option<Peer>,
+        caller: &Caller,
         action: &str,
         target: Option<&str>,
         result: &Result<T, ApiError>,
     ) {
+        let (who, peer) = (&caller.0, caller.1);
         let (outcome, code, message) = match result {
             Ok(_) => ("ok", None, None),
             Err(e) => ("error", Some(e.code), Some(e.message.as_str())),
@@ -49,10 +48,10 @@ impl Audit {
             "who": who.who(),
             "token": who.token,
             "tenant": who.tenant,
-            "from": peer.map(|p| match p {
+            "from": match peer {
                 Peer::Tcp(ip) => ip.to_string(),
                 Peer::Unix { uid } => format!("unix uid {uid}"),
-            }),
+            },
             "action": action,
             "target": target,
             "result": outcome,

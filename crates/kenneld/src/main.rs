@@ -57,6 +57,10 @@ struct Args {
     /// host itself may scrape without one).
     #[arg(long)]
     metrics_token_always: bool,
+    /// HTTPS connections open at once at most (one client address holds
+    /// at most 512 of them; root's Unix socket has its own).
+    #[arg(long, default_value_t = serve::budget::MAX_TCP, value_name = "N")]
+    max_connections: usize,
     /// Failed authentications a minute from one address before it is
     /// refused for the rest of the minute.
     #[arg(long, default_value_t = access::limiter::MAX_FAILS, value_name = "N")]
@@ -151,7 +155,7 @@ fn run(args: Args) -> Result<()> {
         });
         app.workers.warm(&[Op::Start, Op::Kill]);
         let router = api::router(Arc::clone(&app));
-        let budget = Arc::new(serve::budget::Budget::for_this_process());
+        let budget = Arc::new(serve::budget::Budget::for_this_process(args.max_connections));
         let socket = args.socket.clone().unwrap_or_else(|| run_dir.join("kenneld.sock"));
         let unix = serve::unix::bind(&socket)
             .with_context(|| format!("listen on {}", socket.display()))?;

@@ -23,11 +23,13 @@ fn port(svc: &Service) -> u16 {
 }
 
 /// Idle connections from one address take only that address's share: root's
-/// socket and other addresses still get in.
+/// socket and other addresses still get in. The service's budget is set
+/// to 600, so that 600 from one address would take all of it but for the
+/// share per address (512).
 #[test]
 fn idle_connections_from_one_address_lock_nobody_else_out() {
     let root = TestRoot::new("api-idle");
-    let svc = Service::start(&root);
+    let svc = Service::start_with(&root, &["--max-connections", "600"]);
     let admin = svc.admin(&root);
     let held: Vec<TcpStream> = (0..600)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", port(&svc))).ok())
@@ -214,7 +216,9 @@ fn sessions_end_with_their_token_and_record_only_what_happened() {
     });
     assert!(ended.is_some(), "the shell of a revoked token ends");
 
-    // A frame larger than the session's limit closes it.
+    // A message larger than the session's limit closes it. (The frame
+    // limit refuses a frame at its header, before buffering it; this
+    // does not tell the two limits apart.)
     let admin = svc.admin(&root);
     let closed = rt.block_on(async {
         let stream = tokio::net::UnixStream::connect(&svc.socket).await.unwrap();

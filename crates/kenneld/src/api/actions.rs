@@ -122,8 +122,7 @@ pub async fn act(
     }
     .await;
     app.audit.record(
-        &caller.0,
-        Some(caller.1),
+        &caller,
         &format!("ve.{}", action.name()),
         Some(id.as_str()),
         &result,

@@ -106,13 +106,8 @@ async fn session(
         Kind::Console => "ve.console",
         Kind::Shell => "ve.shell",
     };
-    app.audit.record(
-        &caller.0,
-        Some(caller.1),
-        action,
-        Some(id.as_str()),
-        &result,
-    );
+    app.audit
+        .record(&caller, action, Some(id.as_str()), &result);
     result?;
     let cmd = match kind {
         Kind::Console => "console",

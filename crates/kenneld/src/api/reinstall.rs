@@ -62,13 +62,8 @@ pub async fn reinstall(
         async move {
             let _claim = claim;
             let r = app2.cli.run(args.into_vec()).await.map(|_| ());
-            app2.audit.record(
-                &caller2.0,
-                Some(caller2.1),
-                "ve.reinstall",
-                Some(&target),
-                &r,
-            );
+            app2.audit
+                .record(&caller2, "ve.reinstall", Some(&target), &r);
             r
         },
     );

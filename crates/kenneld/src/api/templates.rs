@@ -78,13 +78,8 @@ pub async fn create(
     let what2 = what.clone();
     let job = app.jobs.spawn(what, caller.0.token.clone(), async move {
         let r = app2.cli.run(args.into_vec()).await.map(|_| ());
-        app2.audit.record(
-            &caller2.0,
-            Some(caller2.1),
-            "template.create",
-            Some(&what2),
-            &r,
-        );
+        app2.audit
+            .record(&caller2, "template.create", Some(&what2), &r);
         r
     });
     Ok((StatusCode::ACCEPTED, Json(job)))
@@ -107,13 +102,8 @@ pub async fn remove(
         app.cli.run(args.into_vec()).await.map(|_| ())
     }
     .await;
-    app.audit.record(
-        &caller.0,
-        Some(caller.1),
-        "template.remove",
-        Some(&name),
-        &result,
-    );
+    app.audit
+        .record(&caller, "template.remove", Some(&name), &result);
     result.map(|()| StatusCode::NO_CONTENT)
 }
 

@@ -108,8 +108,7 @@ pub async fn create(
     }
     .await;
     app.audit.record(
-        &caller.0,
-        Some(caller.1),
+        &caller,
         "token.create",
         result.as_ref().ok().map(|(t, _)| t.id.as_str()),
         &result,
@@ -142,13 +141,8 @@ pub async fn revoke(
         blocking(move || store.revoke(&id)).await.map(|_| ())
     }
     .await;
-    app.audit.record(
-        &caller.0,
-        Some(caller.1),
-        "token.revoke",
-        Some(&id),
-        &result,
-    );
+    app.audit
+        .record(&caller, "token.revoke", Some(&id), &result);
     result.map(|()| StatusCode::NO_CONTENT)
 }
 
@@ -172,13 +166,8 @@ pub async fn set_ves(
         blocking(move || store.set_ves(&tid, ves)).await
     }
     .await;
-    app.audit.record(
-        &caller.0,
-        Some(caller.1),
-        "token.set_ves",
-        Some(&id),
-        &result,
-    );
+    app.audit
+        .record(&caller, "token.set_ves", Some(&id), &result);
     Ok(Json(TokenBody::from(&result?)))
 }
 

@@ -282,13 +282,8 @@ pub async fn create(
         visible_status(&app, &caller, &id).await
     }
     .await;
-    app.audit.record(
-        &caller.0,
-        Some(caller.1),
-        "ve.create",
-        Some(id.as_str()),
-        &result,
-    );
+    app.audit
+        .record(&caller, "ve.create", Some(id.as_str()), &result);
     Ok((StatusCode::CREATED, Json(detail(result?))))
 }
 
@@ -347,13 +342,8 @@ pub async fn set(
         visible_status(&app, &caller, &id).await
     }
     .await;
-    app.audit.record(
-        &caller.0,
-        Some(caller.1),
-        "ve.set",
-        Some(id.as_str()),
-        &result,
-    );
+    app.audit
+        .record(&caller, "ve.set", Some(id.as_str()), &result);
     Ok(Json(detail(result?)))
 }
 
@@ -387,12 +377,7 @@ pub async fn destroy(
         app.cli.run(args.into_vec()).await.map(|_| ())
     }
     .await;
-    app.audit.record(
-        &caller.0,
-        Some(caller.1),
-        "ve.destroy",
-        Some(id.as_str()),
-        &result,
-    );
+    app.audit
+        .record(&caller, "ve.destroy", Some(id.as_str()), &result);
     result.map(|()| StatusCode::NO_CONTENT)
 }

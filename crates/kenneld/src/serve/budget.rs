@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// TCP connections at most (less if the open-files limit is lower).
+/// TCP connections at most by default (`--max-connections`; less if
+/// the open-files limit is lower).
 pub const MAX_TCP: usize = 8192;
 /// TCP connections at most from one address (an IPv6 client: its /64).
 pub const PER_ADDRESS: usize = 512;
@@ -60,8 +61,9 @@ fn key(ip: IpAddr) -> IpAddr {
 
 impl Budget {
     /// The budget for this process: the open-files limit raised to its
-    /// hard limit (no privilege needed), the TCP budget below it.
-    pub fn for_this_process() -> Self {
+    /// hard limit (no privilege needed), at most `max_tcp` HTTPS
+    /// connections below it.
+    pub fn for_this_process(max_tcp: usize) -> Self {
         use rustix::process::{getrlimit, setrlimit, Resource};
         let mut lim = getrlimit(Resource::Nofile);
         if lim.current < lim.maximum {
@@ -72,8 +74,8 @@ impl Budget {
         }
         let files = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
         let room = files.saturating_sub(RESERVED_FILES + MAX_UNIX as u64) as usize;
-        let tcp = MAX_TCP.min(room).max(16);
-        if tcp < MAX_TCP {
+        let tcp = max_tcp.min(room).max(16);
+        if tcp < max_tcp {
             tracing::warn!(
                 "the open-files limit ({files}) allows {tcp} HTTPS connections: raise LimitNOFILE for more"
             );
