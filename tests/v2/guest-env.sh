@@ -17,6 +17,11 @@ export KENNEL_V2_MNT KENNEL_V2_IMG_MB KENNEL_V2_IMG
 # asks for): open files bounded by each VE's memory limit, not by one host
 # table a VE can fill. The guest has no systemd to set it.
 echo 9223372036854775807 > /proc/sys/fs/file-max
+# A task stuck in the kernel for 10 minutes panics the guest, which ends
+# the VM at once (tests/v2/run.sh says which binary was running) instead
+# of at KP_TIMEOUT.
+echo 600 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+echo 1 > /proc/sys/kernel/hung_task_panic 2>/dev/null
 # A host has its loopback up: the API tests serve and call kenneld on
 # 127.0.0.1 (and 127.0.0.2), inside the guest only.
 ip link set lo up

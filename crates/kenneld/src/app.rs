@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use kennel_ve::Kennel;
 
+use crate::access::slots::Slots;
 use crate::access::Access;
 use crate::audit::Audit;
 use crate::backend::{Changes, KennelCli, Workers};
@@ -32,6 +33,8 @@ pub struct App {
     pub audit: Audit,
     pub events: Arc<EventLog>,
     pub jobs: Arc<Jobs>,
+    /// Event streams and terminal sessions held open, per token.
+    pub slots: Arc<Slots>,
     pub settings: Settings,
 }
 

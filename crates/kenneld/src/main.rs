@@ -65,6 +65,16 @@ struct Args {
     /// refused for the rest of the minute.
     #[arg(long, default_value_t = access::limiter::MAX_FAILS, value_name = "N")]
     auth_failures: u32,
+    /// Event streams one token may have open at once.
+    #[arg(long, default_value_t = access::slots::STREAMS_PER_TOKEN, value_name = "N")]
+    streams_per_token: usize,
+    /// Console and shell sessions one token may have open at once.
+    #[arg(long, default_value_t = access::slots::TERMINALS_PER_TOKEN, value_name = "N")]
+    terminals_per_token: usize,
+    /// Console and shell sessions open at once over all tokens (each
+    /// holds one of the host's pseudo-terminals and a process).
+    #[arg(long, default_value_t = access::slots::TERMINALS, value_name = "N")]
+    terminals: usize,
     /// The `kennel` program to run changes with (default: beside kenneld).
     #[arg(long, value_name = "PATH")]
     kennel: Option<PathBuf>,
@@ -149,6 +159,11 @@ fn run(args: Args) -> Result<()> {
             audit: audit::Audit::new(&lib),
             events,
             jobs: Arc::default(),
+            slots: Arc::new(access::slots::Slots::new(access::slots::SlotLimits {
+                streams_per_token: args.streams_per_token,
+                terminals_per_token: args.terminals_per_token,
+                terminals: args.terminals,
+            })),
             settings: app::Settings {
                 metrics_open_on_loopback: !args.metrics_token_always,
             },

@@ -284,3 +284,118 @@ fn a_burst_with_a_new_token_is_let_in() {
     drop(svc);
     root.finish();
 }
+
+/// An event stream opened on the socket as `token` (root without one):
+/// its status, and the connection, held open.
+fn open_stream(svc: &Service, token: Option<&str>) -> (String, std::os::unix::net::UnixStream) {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&svc.socket).expect("connect");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(s, "GET /v1/events HTTP/1.1\r\nHost: kenneld\r\n{auth}\r\n").expect("ask");
+    s.set_read_timeout(Some(secs(30))).expect("timeout");
+    let mut status = String::new();
+    std::io::BufReader::new(&s)
+        .read_line(&mut status)
+        .expect("a status line");
+    (status, s)
+}
+
+/// A shell over the socket as `token` (root without one): the
+/// WebSocket, or the status it was refused with.
+async fn open_shell(
+    svc: &Service,
+    token: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+    tokio_tungstenite::tungstenite::http::StatusCode,
+> {
+    let stream = tokio::net::UnixStream::connect(&svc.socket).await.unwrap();
+    let mut req = "ws://kenneld/v1/ves/6/shell".into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::client_async(req, stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status()),
+        Err(e) => panic!("shell: {e}"),
+    }
+}
+
+/// A token holds only so many event streams and shells open, and the
+/// host only so many shells (each a host pty and a process): the next
+/// one is refused with 429 until one ends, and other tokens are not held
+/// back by one token's share.
+#[test]
+fn a_token_holds_only_so_many_streams_and_shells_open() {
+    let root = TestRoot::new("api-slots");
+    root.start_busybox("6", &["--storage", "dir"]);
+    let svc = Service::start_with(
+        &root,
+        &[
+            "--streams-per-token",
+            "3",
+            "--terminals-per-token",
+            "2",
+            "--terminals",
+            "3",
+        ],
+    );
+    let acme = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "6", "--role", "operator"],
+    );
+    let admin = svc.admin(&root);
+
+    let mut streams: Vec<_> = (0..3).map(|_| open_stream(&svc, Some(&acme))).collect();
+    for (status, _) in &streams {
+        assert!(status.contains(" 200 "), "{status}");
+    }
+    let (refused, _) = open_stream(&svc, Some(&acme));
+    assert!(refused.contains(" 429 "), "{refused}");
+    let (other, _other) = open_stream(&svc, Some(&admin));
+    assert!(other.contains(" 200 "), "another token: {other}");
+    streams.pop();
+    let again = || open_stream(&svc, Some(&acme)).0;
+    assert!(
+        wait_for(secs(10), || again().contains(" 200 ")),
+        "a stream that ended gives its place back"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let a1 = open_shell(&svc, Some(&acme)).await.expect("first shell");
+        let _a2 = open_shell(&svc, Some(&acme)).await.expect("second shell");
+        assert_eq!(
+            open_shell(&svc, Some(&acme))
+                .await
+                .err()
+                .map(|s| s.as_u16()),
+            Some(429)
+        );
+        let _b = open_shell(&svc, Some(&admin))
+            .await
+            .expect("the host's third");
+        // The host's bound holds root back too.
+        assert_eq!(
+            open_shell(&svc, None).await.err().map(|s| s.as_u16()),
+            Some(429)
+        );
+        drop(a1);
+        let mut reopened = false;
+        for _ in 0..50 {
+            if open_shell(&svc, None).await.is_ok() {
+                reopened = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(reopened, "a shell that ended gives its place back");
+    });
+    drop(streams);
+    drop(svc);
+    root.finish();
+}

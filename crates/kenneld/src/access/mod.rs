@@ -11,6 +11,7 @@
 //! request, and at most two at a time.
 
 pub mod limiter;
+pub mod slots;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

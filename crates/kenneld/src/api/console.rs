@@ -28,6 +28,7 @@ use rustix::pty::OpenptFlags;
 use serde::Deserialize;
 use tokio::io::unix::AsyncFd;
 
+use crate::access::slots::SlotKind;
 use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -46,7 +47,8 @@ enum Kind {
     params(("id" = String, Path, description = "VE id")),
     responses((status = 101, description = "WebSocket: binary = terminal bytes; text {\"cols\",\"rows\"} = resize"),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody)),
+              (status = 409, body = crate::error::ErrorBody),
+              (status = 429, body = crate::error::ErrorBody, description = "as many sessions open as the token, or the host, may have")),
     security(("bearer" = [])))]
 pub async fn console(
     State(app): State<AppState>,
@@ -63,7 +65,8 @@ pub async fn console(
     params(("id" = String, Path, description = "VE id")),
     responses((status = 101, description = "WebSocket: binary = terminal bytes; text {\"cols\",\"rows\"} = resize"),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody)),
+              (status = 409, body = crate::error::ErrorBody),
+              (status = 429, body = crate::error::ErrorBody, description = "as many sessions open as the token, or the host, may have")),
     security(("bearer" = [])))]
 pub async fn shell(
     State(app): State<AppState>,
@@ -106,9 +109,10 @@ async fn session(
         Kind::Console => "ve.console",
         Kind::Shell => "ve.shell",
     };
+    let result = result.and_then(|()| app.slots.take(caller.0.token.as_ref(), SlotKind::Terminal));
     app.audit
         .record(&caller, action, Some(id.as_str()), &result);
-    result?;
+    let slot = result?;
     let cmd = match kind {
         Kind::Console => "console",
         Kind::Shell => "enter",
@@ -129,6 +133,7 @@ async fn session(
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             if let Err(e) = relay(socket, command, session).await {
                 tracing::warn!("VE {id}: {cmd} session: {e}");
             }

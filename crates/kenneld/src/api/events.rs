@@ -23,6 +23,7 @@ use kennel_api::Principal;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::access::slots::{Slot, SlotKind};
 use crate::access::{Caller, Peer};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -65,7 +66,9 @@ pub struct EventsQuery {
         (status = 200, content_type = "text/event-stream", body = Event,
          description = "Server-Sent Events, each one's data an Event (or a Gap)"),
         (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody,
+         description = "the token has as many streams open as it may")),
     security(("bearer" = [])))]
 pub async fn stream(
     State(app): State<AppState>,
@@ -86,6 +89,9 @@ pub async fn stream(
         })?),
         None => q.after,
     };
+    let slot = app
+        .slots
+        .take(caller.0.token.as_ref(), SlotKind::EventStream)?;
     // Subscribed before the position is taken: nothing published in
     // between is missed.
     let rx = app.events.subscribe();
@@ -104,6 +110,7 @@ pub async fn stream(
         rx,
         queue: VecDeque::new(),
         checked: Instant::now(),
+        _slot: slot,
     };
     let events = stream::unfold(reader, |r| r.next());
     Ok(Sse::new(events)
@@ -124,6 +131,8 @@ struct Reader {
     /// Read, not yet sent: at most a page.
     queue: VecDeque<SseEvent>,
     checked: Instant,
+    /// Given back when the stream ends.
+    _slot: Slot,
 }
 
 impl Reader {
