@@ -65,6 +65,10 @@ struct Args {
     /// refused for the rest of the minute.
     #[arg(long, default_value_t = access::limiter::MAX_FAILS, value_name = "N")]
     auth_failures: u32,
+    /// Where backups made through the API are kept (default: api/backups
+    /// in Kennel's lib directory, /var/lib/kennel/api/backups).
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
     /// The `kennel` program to run changes with (default: beside kenneld).
     #[arg(long, value_name = "PATH")]
     kennel: Option<PathBuf>,
@@ -117,6 +121,10 @@ fn run(args: Args) -> Result<()> {
     let kennel = Kennel::open(args.root.as_deref(), exe).context("open Kennel's state")?;
     let lib = kennel.paths().lib.clone();
     let run_dir = kennel.paths().run.clone();
+    let backup_dir = args
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| lib.join("api").join("backups"));
     let (cert, key, make) = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone(), false),
         _ => {
@@ -141,6 +149,7 @@ fn run(args: Args) -> Result<()> {
             kennel: Arc::clone(&kennel),
             workers: Arc::new(backend::Workers::new(cli.clone())),
             changes: Arc::default(),
+            backups: Arc::new(backend::Changes::with_limit(backend::changes::MAX_BACKUPS)),
             cli,
             access: access::Access::new(
                 TokenStore::new(&lib),
@@ -151,6 +160,7 @@ fn run(args: Args) -> Result<()> {
             jobs: Arc::default(),
             settings: app::Settings {
                 metrics_open_on_loopback: !args.metrics_token_always,
+                backup_dir,
             },
         });
         app.workers.warm(&[Op::Start, Op::Kill]);
