@@ -1,9 +1,9 @@
 //! `/v1/ves/{id}/snapshots`: a VE's disk snapshots (`kennel snapshot`).
 //! Its own file because snapshots are the tenant's own undo: an operator
 //! of the VE's tenant takes, rolls back and deletes them (as it may
-//! reinstall), a viewer lists them. The list is read in-process; the
-//! changes run `kennel snapshot ...`, and a rollback, which may stop and
-//! start the VE, runs as a job.
+//! reinstall), a viewer lists them. All run `kennel snapshot ...` (the
+//! list too, see [`list_of`]); a rollback, which may stop and start the
+//! VE, runs as a job.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::jobs::Job;
 
 /// A snapshot of a VE's disk.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotBody {
     pub name: String,
     /// RFC 3339.
@@ -49,28 +49,24 @@ pub(super) fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// The snapshots of VE `id`, which the caller may see.
+/// The snapshots of VE `id`, which the caller may see. Read by `kennel
+/// snapshot list --json`, not in-process: the library mounts the
+/// storage pool when it is not (after a reboot), and kenneld mounts
+/// nothing itself.
 async fn list_of(app: &AppState, caller: &Caller, id: &VeId) -> ApiResult<Vec<SnapshotBody>> {
-    let rid = id.clone();
-    let (uuid, snaps) = app
-        .read(move |k| {
-            let snaps = k.snapshot_list(&rid)?;
-            Ok((k.config(&rid)?.uuid, snaps))
-        })
-        .await?;
+    let args = KennelArgs::new(&["snapshot", "list"])
+        .positional(id.as_str())?
+        .flag("json", true);
+    let out = app.cli.run(args.into_vec()).await?;
+    let snaps: Vec<SnapshotBody> = serde_json::from_str(&out)
+        .map_err(|e| ApiError::internal(format!("kennel snapshot list --json: {e}")))?;
     // A VE made again under the id while this was read is not the tenant's.
+    let rid = id.clone();
+    let uuid = app.read(move |k| Ok(k.config(&rid)?.uuid)).await?;
     if !caller.0.sees_uuid(id, &uuid) {
         return Err(ApiError::no_such_ve(id));
     }
-    Ok(snaps
-        .into_iter()
-        .map(|m| SnapshotBody {
-            name: m.name,
-            created: m.created,
-            size: m.size,
-            frozen_ms: m.frozen_ms,
-        })
-        .collect())
+    Ok(snaps)
 }
 
 /// 404 unless VE `id` has snapshot `name`.
