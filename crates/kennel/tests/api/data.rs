@@ -469,3 +469,53 @@ fn a_tenant_gets_404_on_foreign_ves_and_backups_and_a_viewer_changes_nothing() {
     drop(svc);
     root.finish();
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped (a failed test too).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("dir");
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "kennel-test",
+            ])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(ok.success());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_backup_is_refused_when_the_backup_directorys_filesystem_is_nearly_full() {
+    let root = TestRoot::new("api-backup-full");
+    root.create_busybox("51", &["--disk", "1G"]);
+    // 64 MiB: under the 1 GiB kept free.
+    let small = Tmpfs::mount(&root.dir.join("small"), "64m");
+    let dir = small.0.join("backups");
+    let svc = Service::start_with(&root, &["--backup-dir", &dir.to_string_lossy()]);
+    let admin = svc.admin(&root);
+    let full = svc.post("/v1/ves/51/backups", Some(&admin), Some(json!({})));
+    assert_eq!(
+        (full.status.as_u16(), full.body["code"].as_str()),
+        (507, Some("insufficient_storage")),
+        "{full:?}"
+    );
+    let left = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "nothing written");
+    drop(svc);
+    drop(small);
+    root.finish();
+}
