@@ -49,6 +49,9 @@ pub(super) fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// `kennel snapshot list` processes at once (more requests wait).
+static LISTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 /// The snapshots of VE `id`, which the caller may see. Read by `kennel
 /// snapshot list --json`, not in-process: the library mounts the
 /// storage pool when it is not (after a reboot), and kenneld mounts
@@ -57,7 +60,20 @@ async fn list_of(app: &AppState, caller: &Caller, id: &VeId) -> ApiResult<Vec<Sn
     let args = KennelArgs::new(&["snapshot", "list"])
         .positional(id.as_str())?
         .flag("json", true);
-    let out = app.cli.run(args.into_vec()).await?;
+    // Bounded, as changes are: no client makes the service run
+    // processes without bound. The slot is held to the process's end,
+    // even if the client goes away.
+    let slot = LISTING
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the snapshot lister is closed"))?;
+    let cli = app.cli.clone();
+    let out = tokio::spawn(async move {
+        let _slot = slot;
+        cli.run(args.into_vec()).await
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("kennel snapshot list: {e}")))??;
     let snaps: Vec<SnapshotBody> = serde_json::from_str(&out)
         .map_err(|e| ApiError::internal(format!("kennel snapshot list --json: {e}")))?;
     // A VE made again under the id while this was read is not the tenant's.
