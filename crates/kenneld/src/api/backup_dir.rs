@@ -204,7 +204,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
             Err(e) => tracing::warn!("backup {name}: {e}"),
         }
     }
-    out.sort_by(|a, b| a.sidecar.created.cmp(&b.sidecar.created));
+    out.sort_by(|a, b| (&a.sidecar.created, &a.name).cmp(&(&b.sidecar.created, &b.name)));
     let over = out.len().saturating_sub(MAX_LISTED);
     out.drain(..over);
     Ok(out)

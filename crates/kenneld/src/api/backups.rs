@@ -160,7 +160,7 @@ pub async fn create(
     let sidecar = Sidecar {
         ve: id.to_string(),
         uuid,
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        created: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         since: req.incremental_since.clone(),
     };
     let (d, n) = (dir.clone(), name.clone());
