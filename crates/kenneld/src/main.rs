@@ -121,10 +121,13 @@ fn run(args: Args) -> Result<()> {
     let kennel = Kennel::open(args.root.as_deref(), exe).context("open Kennel's state")?;
     let lib = kennel.paths().lib.clone();
     let run_dir = kennel.paths().run.clone();
-    let backup_dir = args
-        .backup_dir
-        .clone()
-        .unwrap_or_else(|| lib.join("api").join("backups"));
+    // Absolute: it is given to `kennel` commands, and names no option.
+    let backup_dir = std::path::absolute(
+        args.backup_dir
+            .clone()
+            .unwrap_or_else(|| lib.join("api").join("backups")),
+    )
+    .context("the backup directory (--backup-dir)")?;
     let (cert, key, make) = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone(), false),
         _ => {
