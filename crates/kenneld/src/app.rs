@@ -18,6 +18,9 @@ pub struct Settings {
     /// `/metrics` answers without a token to clients on loopback (the
     /// host itself); everyone else shows a token.
     pub metrics_open_on_loopback: bool,
+    /// Where backups made through the API are kept (`--backup-dir`):
+    /// the service's own directory, mode 0700, made on demand.
+    pub backup_dir: std::path::PathBuf,
 }
 
 #[derive(Debug)]
@@ -29,6 +32,8 @@ pub struct App {
     pub workers: Arc<Workers>,
     /// Changes in flight: one per VE, a bound over all.
     pub changes: Arc<Changes>,
+    /// Backups in flight: one per VE, a few over all.
+    pub backups: Arc<Changes>,
     pub access: Access,
     pub audit: Audit,
     pub events: Arc<EventLog>,

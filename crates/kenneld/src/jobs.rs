@@ -32,6 +32,20 @@ pub struct Job {
     pub owner: Option<kennel_api::TokenId>,
 }
 
+/// Where a running job says how far it is (its `progress`).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    jobs: Arc<Jobs>,
+    id: u64,
+}
+
+impl Progress {
+    /// The job's progress is now `line` (until the next one, or its end).
+    pub fn say(&self, line: String) {
+        self.jobs.set_progress(self.id, line);
+    }
+}
+
 /// Jobs ended are kept this many, newest.
 const KEEP_ENDED: usize = 256;
 
@@ -55,6 +69,21 @@ impl Jobs {
     where
         F: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
     {
+        self.spawn_with(what, owner, |_| work)
+    }
+
+    /// [`Jobs::spawn`] for work that says how far it is: `make` gets the
+    /// job's [`Progress`] and returns the work.
+    pub fn spawn_with<M, F>(
+        self: &Arc<Self>,
+        what: String,
+        owner: Option<kennel_api::TokenId>,
+        make: M,
+    ) -> Job
+    where
+        M: FnOnce(Progress) -> F,
+        F: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+    {
         let job = {
             let mut t = self.lock();
             let id = t.keys().next_back().map_or(1, |k| k + 1);
@@ -73,6 +102,10 @@ impl Jobs {
         };
         let me = Arc::clone(self);
         let id = job.id;
+        let work = make(Progress {
+            jobs: Arc::clone(self),
+            id,
+        });
         tokio::spawn(async move {
             let result = work.await;
             let mut t = me.lock();
@@ -99,6 +132,14 @@ impl Jobs {
             }
         });
         job
+    }
+
+    fn set_progress(&self, id: u64, line: String) {
+        if let Some(j) = self.lock().get_mut(&id) {
+            if j.ended.is_none() {
+                j.progress = Some(line);
+            }
+        }
     }
 
     pub fn get(&self, id: u64) -> Option<Job> {

@@ -75,6 +75,10 @@ struct Args {
     /// holds one of the host's pseudo-terminals and a process).
     #[arg(long, default_value_t = access::slots::TERMINALS, value_name = "N")]
     terminals: usize,
+    /// Where backups made through the API are kept (default: api/backups
+    /// in Kennel's lib directory, /var/lib/kennel/api/backups).
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
     /// The `kennel` program to run changes with (default: beside kenneld).
     #[arg(long, value_name = "PATH")]
     kennel: Option<PathBuf>,
@@ -127,6 +131,13 @@ fn run(args: Args) -> Result<()> {
     let kennel = Kennel::open(args.root.as_deref(), exe).context("open Kennel's state")?;
     let lib = kennel.paths().lib.clone();
     let run_dir = kennel.paths().run.clone();
+    // Absolute: it is given to `kennel` commands, and names no option.
+    let backup_dir = std::path::absolute(
+        args.backup_dir
+            .clone()
+            .unwrap_or_else(|| lib.join("api").join("backups")),
+    )
+    .context("the backup directory (--backup-dir)")?;
     let (cert, key, make) = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone(), false),
         _ => {
@@ -151,6 +162,7 @@ fn run(args: Args) -> Result<()> {
             kennel: Arc::clone(&kennel),
             workers: Arc::new(backend::Workers::new(cli.clone())),
             changes: Arc::default(),
+            backups: Arc::new(backend::Changes::with_limit(backend::changes::MAX_BACKUPS)),
             cli,
             access: access::Access::new(
                 TokenStore::new(&lib),
@@ -166,6 +178,7 @@ fn run(args: Args) -> Result<()> {
             })),
             settings: app::Settings {
                 metrics_open_on_loopback: !args.metrics_token_always,
+                backup_dir,
             },
         });
         app.workers.warm(&[Op::Start, Op::Kill]);

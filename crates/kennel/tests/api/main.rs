@@ -11,6 +11,7 @@ mod service;
 
 mod access;
 mod console;
+mod data;
 mod events;
 mod hardening;
 mod load;

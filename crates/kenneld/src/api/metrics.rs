@@ -67,6 +67,7 @@ mod tests {
     fn settings(open: bool) -> Settings {
         Settings {
             metrics_open_on_loopback: open,
+            backup_dir: std::path::PathBuf::new(),
         }
     }
 

@@ -4,11 +4,15 @@
 
 mod actions;
 mod args;
+mod backup_dir;
+mod backups;
 mod console;
+mod copies;
 mod events;
 mod host;
 mod metrics;
 mod reinstall;
+mod snapshots;
 mod stat;
 mod templates;
 mod tokens;
@@ -37,13 +41,18 @@ pub const MAX_BODY: usize = 1 << 20;
         templates::list, templates::create, templates::remove, templates::jobs, templates::job,
         tokens::list, tokens::create, tokens::revoke, tokens::set_ves,
         host::host, events::stream, metrics::metrics,
+        snapshots::list, snapshots::create, snapshots::rollback, snapshots::delete,
+        backups::create, backups::list, backups::download, backups::delete, backups::restore,
+        copies::clone, copies::rename,
     ),
     components(schemas(ErrorBody, actions::Action, ves::ListState)),
     modifiers(&Bearer, &CommonErrors),
     tags((name = "ves", description = "virtual environments"), (name = "templates"),
          (name = "jobs", description = "long operations"), (name = "tokens", description = "API access (host admins)"),
          (name = "host"), (name = "events", description = "the event stream"),
-         (name = "metrics", description = "Prometheus"))
+         (name = "metrics", description = "Prometheus"),
+         (name = "snapshots", description = "snapshots of a VE's disk"),
+         (name = "backups", description = "backups kept by the service"))
 )]
 pub struct ApiDoc;
 
@@ -135,6 +144,24 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ves/{id}/reinstall", post(reinstall::reinstall))
         .route("/v1/ves/{id}/console", get(console::console))
         .route("/v1/ves/{id}/shell", get(console::shell))
+        .route(
+            "/v1/ves/{id}/snapshots",
+            get(snapshots::list).post(snapshots::create),
+        )
+        .route("/v1/ves/{id}/snapshots/{name}", delete(snapshots::delete))
+        .route(
+            "/v1/ves/{id}/snapshots/{name}/rollback",
+            post(snapshots::rollback),
+        )
+        .route("/v1/ves/{id}/backups", post(backups::create))
+        .route("/v1/backups", get(backups::list))
+        .route(
+            "/v1/backups/{name}",
+            get(backups::download).delete(backups::delete),
+        )
+        .route("/v1/backups/{name}/restore", post(backups::restore))
+        .route("/v1/ves/{id}/clone", post(copies::clone))
+        .route("/v1/ves/{id}/rename", post(copies::rename))
         .route(
             "/v1/templates",
             get(templates::list).post(templates::create),

@@ -69,7 +69,7 @@ fn summary(st: &VeStatus) -> VeSummary {
     }
 }
 
-fn detail(st: VeStatus) -> VeDetail {
+pub(super) fn detail(st: VeStatus) -> VeDetail {
     VeDetail {
         summary: summary(&st),
         monitor_pid: st.run.as_ref().map(|r| r.monitor_pid),

@@ -16,18 +16,19 @@ use crate::error::ApiError;
 /// Changes running at once, over all VEs.
 pub const MAX_CHANGES: usize = 64;
 
+/// Backups running at once (each reads a whole disk and writes a file).
+pub const MAX_BACKUPS: usize = 4;
+
 #[derive(Debug)]
 pub struct Changes {
     ves: Mutex<HashSet<VeId>>,
     slots: Arc<Semaphore>,
+    limit: usize,
 }
 
 impl Default for Changes {
     fn default() -> Self {
-        Changes {
-            ves: Mutex::new(HashSet::new()),
-            slots: Arc::new(Semaphore::new(MAX_CHANGES)),
-        }
+        Self::with_limit(MAX_CHANGES)
     }
 }
 
@@ -46,13 +47,26 @@ impl Drop for Claim {
 }
 
 impl Changes {
+    /// One per VE, at most `limit` over all (e.g. backups, which are
+    /// long and heavy on the disk).
+    pub fn with_limit(limit: usize) -> Self {
+        Changes {
+            ves: Mutex::new(HashSet::new()),
+            slots: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+
     /// Claims VE `id` for one change.
     pub fn claim(self: &Arc<Self>, id: &VeId) -> Result<Claim, ApiError> {
         let slot = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
-                format!("{MAX_CHANGES} changes are under way: try again in a moment"),
+                format!(
+                    "{} changes are under way: try again in a moment",
+                    self.limit
+                ),
             )
         })?;
         if !self.lock().insert(id.clone()) {
