@@ -38,6 +38,8 @@ pub struct App {
     pub audit: Audit,
     pub events: Arc<EventLog>,
     pub jobs: Arc<Jobs>,
+    /// Seals the event positions a tenant sees.
+    pub cursors: crate::events::cursor::CursorKey,
     /// Event streams and terminal sessions held open, per token.
     pub slots: Arc<Slots>,
     pub settings: Settings,

@@ -156,6 +156,8 @@ fn run(args: Args) -> Result<()> {
         .context("start the async runtime")?;
     runtime.block_on(async move {
         let events = events::EventLog::open(&run_dir).context("open the event journal")?;
+        let cursors = events::cursor::CursorKey::load_or_make(&lib.join("api").join("cursor.key"))
+            .context("the key of tenants' event cursors")?;
         let kennel = Arc::new(kennel);
         events::spawn_watcher(Arc::clone(&kennel), Arc::clone(&events)).context("start the event watcher")?;
         let app = Arc::new(app::App {
@@ -171,6 +173,7 @@ fn run(args: Args) -> Result<()> {
             audit: audit::Audit::new(&lib),
             events,
             jobs: Arc::default(),
+            cursors,
             slots: Arc::new(access::slots::Slots::new(access::slots::SlotLimits {
                 streams_per_token: args.streams_per_token,
                 terminals_per_token: args.terminals_per_token,

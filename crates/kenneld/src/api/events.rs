@@ -27,6 +27,7 @@ use crate::access::slots::{Slot, SlotKind};
 use crate::access::{Caller, Peer};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::events::cursor::CursorKey;
 use crate::events::{Event, Filter, Gap};
 
 /// Events read from the log at a time.
@@ -47,20 +48,24 @@ pub struct EventsQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub types: Option<String>,
-    /// Resume after this position (an event's `seq`); the
-    /// `Last-Event-ID` header, when sent, wins. Without either, the
-    /// stream begins with the next event.
-    pub after: Option<u64>,
+    /// Resume after this position: an event's `id` as the stream sent
+    /// it (`0`: from the oldest event kept). The `Last-Event-ID` header,
+    /// when sent, wins. Without either, the stream begins with the next
+    /// event.
+    pub after: Option<String>,
 }
 
 /// The VE events the caller may see, as Server-Sent Events.
 ///
-/// Each event's `id` is its `seq`, its `event` its `type`, its `data`
-/// the event as JSON. A client that reconnects with `Last-Event-ID: N`
-/// (or `?after=N`) gets every event after N, then the live ones; if some
-/// are no longer kept, an `event: gap` comes first, `data: {"after": N,
-/// "next": M}`: events from M on follow, those between were lost (list
-/// the VEs again).
+/// Each event's `id` is its position, its `event` its `type`, its
+/// `data` the event as JSON. A host admin's positions are the numbers of
+/// one sequence over all VEs (`seq`); a tenant's token sees each as an
+/// opaque cursor of 32 hex digits (in `id` and as `seq`), so that the
+/// gaps between its own events tell nothing of other VEs. A client that
+/// reconnects with `Last-Event-ID: ID` (or `?after=ID`) gets every event
+/// after it, then the live ones; if some are no longer kept, an `event:
+/// gap` comes first, `data: {"after": ID, "next": ID}`: the events from
+/// `next` on follow, those between were lost (list the VEs again).
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
     responses(
         (status = 200, content_type = "text/event-stream", body = Event,
@@ -83,12 +88,11 @@ pub async fn stream(
         .get("last-event-id")
         .map(|v| v.to_str().map(str::trim).unwrap_or("?"))
         .filter(|v| !v.is_empty());
-    let resume = match header {
-        Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            ApiError::bad_input("Last-Event-ID: a position (an event's seq) is a number")
-        })?),
-        None => q.after,
-    };
+    let sealed = caller.0.ves.is_some();
+    let resume = header
+        .or(q.after.as_deref())
+        .map(|v| position(&app, sealed, v))
+        .transpose()?;
     let slot = app
         .slots
         .take(caller.0.token.as_ref(), SlotKind::EventStream)?;
@@ -110,6 +114,7 @@ pub async fn stream(
         rx,
         queue: VecDeque::new(),
         checked: Instant::now(),
+        sealed,
         _slot: slot,
     };
     let events = stream::unfold(reader, |r| r.next());
@@ -131,6 +136,8 @@ struct Reader {
     /// Read, not yet sent: at most a page.
     queue: VecDeque<SseEvent>,
     checked: Instant,
+    /// A tenant's: positions are sent sealed.
+    sealed: bool,
     /// Given back when the stream ends.
     _slot: Slot,
 }
@@ -150,14 +157,14 @@ impl Reader {
             self.rx.borrow_and_update();
             let page = self.app.events.after(self.cursor, PAGE);
             if let Some(gap) = page.gap {
-                self.queue.push_back(gap_event(gap));
+                self.queue.push_back(gap_event(gap, self.seal()));
                 self.cursor = gap.next.saturating_sub(1);
             }
             let read_some = !page.events.is_empty();
             for e in page.events {
                 self.cursor = e.seq;
                 if self.filter.matches(&e, &self.principal) {
-                    if let Some(s) = sse_event(&e) {
+                    if let Some(s) = sse_event(&e, self.seal()) {
                         self.queue.push_back(s);
                     }
                 }
@@ -177,6 +184,11 @@ impl Reader {
                 _ = tokio::time::sleep(RECHECK) => {}
             }
         }
+    }
+
+    /// The key positions are sealed with, for a tenant's stream.
+    fn seal(&self) -> Option<&CursorKey> {
+        self.sealed.then_some(&self.app.cursors)
     }
 
     /// Checks the token again; false: the stream must end.
@@ -206,11 +218,41 @@ impl Reader {
     }
 }
 
-fn sse_event(e: &Event) -> Option<SseEvent> {
-    match serde_json::to_string(e) {
+/// A position as the client gave it: a host admin's a number, a
+/// tenant's `0` or a cursor sealed for it (never another number: by
+/// trying numbers, a tenant could find its events' places).
+fn position(app: &AppState, sealed: bool, raw: &str) -> ApiResult<u64> {
+    let raw = raw.trim();
+    let found = match (sealed, raw) {
+        (_, "0") => Some(0),
+        (false, _) => raw.parse::<u64>().ok(),
+        (true, _) => app.cursors.open(raw),
+    };
+    found.ok_or_else(|| {
+        ApiError::bad_input(format!(
+            "Last-Event-ID or after: '{}' is not an event's id as this stream sends them (or 0, from the oldest kept)",
+            raw.chars().take(64).collect::<String>().escape_default()
+        ))
+    })
+}
+
+/// A position as the client sees it.
+fn shown(seq: u64, seal: Option<&CursorKey>) -> serde_json::Value {
+    match seal {
+        Some(k) => k.seal(seq).into(),
+        None => seq.into(),
+    }
+}
+
+fn sse_event(e: &Event, seal: Option<&CursorKey>) -> Option<SseEvent> {
+    let json = serde_json::to_value(e).and_then(|mut v| {
+        v["seq"] = shown(e.seq, seal);
+        serde_json::to_string(&v)
+    });
+    match json {
         Ok(json) => Some(
             SseEvent::default()
-                .id(e.seq.to_string())
+                .id(shown_id(e.seq, seal))
                 .event(e.kind.type_name())
                 .data(json),
         ),
@@ -221,11 +263,22 @@ fn sse_event(e: &Event) -> Option<SseEvent> {
     }
 }
 
-fn gap_event(gap: Gap) -> SseEvent {
+fn shown_id(seq: u64, seal: Option<&CursorKey>) -> String {
+    match shown(seq, seal) {
+        serde_json::Value::String(s) => s,
+        v => v.to_string(),
+    }
+}
+
+fn gap_event(gap: Gap, seal: Option<&CursorKey>) -> SseEvent {
+    let data = serde_json::json!({
+        "after": shown(gap.after, seal),
+        "next": shown(gap.next, seal),
+    });
     SseEvent::default()
-        .id(gap.next.saturating_sub(1).to_string())
+        .id(shown_id(gap.next.saturating_sub(1), seal))
         .event("gap")
-        .data(format!(r#"{{"after":{},"next":{}}}"#, gap.after, gap.next))
+        .data(data.to_string())
 }
 
 #[cfg(test)]
@@ -235,9 +288,9 @@ mod tests {
     #[test]
     fn the_query_takes_type_by_its_name() {
         let q: EventsQuery =
-            serde_json::from_value(serde_json::json!({"ve": "101", "type": "oom", "after": 5}))
+            serde_json::from_value(serde_json::json!({"ve": "101", "type": "oom", "after": "5"}))
                 .unwrap();
         assert_eq!(q.types.as_deref(), Some("oom"));
-        assert_eq!(q.after, Some(5));
+        assert_eq!(q.after.as_deref(), Some("5"));
     }
 }

@@ -18,6 +18,7 @@
 //! them to the journal, and keeps the newest [`MEM_EVENTS`] in memory,
 //! from which every client reads at its own pace ([`EventLog::after`]).
 
+pub mod cursor;
 mod facts;
 mod filter;
 mod journal;
@@ -49,8 +50,10 @@ const JOURNAL_ROTATE_AT: u64 = 8 << 20;
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
-    /// Its place in the sequence (also the SSE `id`): resume after it
-    /// with `?after=SEQ` or the `Last-Event-ID` header.
+    /// Its place in the sequence over all VEs (also the SSE `id`):
+    /// resume after it with `?after=SEQ` or the `Last-Event-ID` header.
+    /// A tenant's token sees, here and as the `id`, an opaque cursor (a
+    /// string of 32 hex digits) instead (`events::cursor`).
     pub seq: u64,
     /// When it was seen: RFC 3339, milliseconds.
     pub time: String,
