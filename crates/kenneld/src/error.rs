@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// Stable: `bad_input`, `unauthorized`, `forbidden`, `not_found`,
     /// `no_such_ve`, `exists`, `running`, `not_running`, `template`,
-    /// `busy`, `start_failed`, `host_unsupported`, `too_many_requests`,
+    /// `busy`, `in_use`, `start_failed`, `host_unsupported`, `too_many_requests`,
     /// `payload_too_large`, `internal`.
     pub code: String,
     pub message: String,

@@ -6,10 +6,14 @@ mod actions;
 mod args;
 mod console;
 mod events;
+mod exec;
 mod host;
 mod metrics;
+mod net;
 mod reinstall;
+mod set;
 mod stat;
+mod storage;
 mod templates;
 mod tokens;
 mod ves;
@@ -32,18 +36,20 @@ pub const MAX_BODY: usize = 1 << 20;
 #[openapi(
     info(title = "Kennel API", description = "Kennel's VEs, templates, events and metrics: the same operations as the `kennel` command."),
     paths(
-        ves::list, ves::get, ves::config, ves::create, ves::set, ves::destroy,
+        ves::list, ves::get, ves::config, ves::create, set::set, ves::destroy, exec::exec,
         actions::act, stat::stat, reinstall::reinstall, console::console, console::shell,
         templates::list, templates::create, templates::remove, templates::jobs, templates::job,
         tokens::list, tokens::create, tokens::revoke, tokens::set_ves,
         host::host, events::stream, metrics::metrics,
+        storage::info, storage::init, storage::remove,
     ),
     components(schemas(ErrorBody, actions::Action, ves::ListState)),
     modifiers(&Bearer, &CommonErrors),
     tags((name = "ves", description = "virtual environments"), (name = "templates"),
          (name = "jobs", description = "long operations"), (name = "tokens", description = "API access (host admins)"),
          (name = "host"), (name = "events", description = "the event stream"),
-         (name = "metrics", description = "Prometheus"))
+         (name = "metrics", description = "Prometheus"),
+         (name = "storage", description = "the pool of VEs' disks (host)"))
 )]
 pub struct ApiDoc;
 
@@ -127,7 +133,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ves", get(ves::list).post(ves::create))
         .route(
             "/v1/ves/{id}",
-            get(ves::get).patch(ves::set).delete(ves::destroy),
+            get(ves::get).patch(set::set).delete(ves::destroy),
         )
         .route("/v1/ves/{id}/config", get(ves::config))
         .route("/v1/ves/{id}/stat", get(stat::stat))
@@ -135,6 +141,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ves/{id}/reinstall", post(reinstall::reinstall))
         .route("/v1/ves/{id}/console", get(console::console))
         .route("/v1/ves/{id}/shell", get(console::shell))
+        .route("/v1/ves/{id}/exec", post(exec::exec))
         .route(
             "/v1/templates",
             get(templates::list).post(templates::create),
@@ -146,6 +153,12 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/tokens/{id}/ves", put(tokens::set_ves))
         .route("/v1/host", get(host::host))
+        .route(
+            "/v1/storage",
+            get(storage::info)
+                .post(storage::init)
+                .delete(storage::remove),
+        )
         .route("/v1/events", get(events::stream))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(openapi))
