@@ -12,6 +12,7 @@ mod service;
 mod access;
 mod console;
 mod events;
+mod exec_net;
 mod hardening;
 mod load;
 mod metrics;
