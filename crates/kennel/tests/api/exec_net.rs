@@ -130,6 +130,51 @@ fn exec_answers_a_commands_output_and_bounds_what_the_ve_makes_of_it() {
         assert!(!ps.contains("sleep 1000"), "left in the VE:\n{ps}");
     }
 
+    // A client that goes away leaves nothing behind: its command still
+    // ends at its timeout.
+    let gone = svc
+        .request(reqwest::Method::POST, "/v1/ves/101/exec", Some(&admin))
+        .json(&json!({"command": ["sleep", "999"], "timeout_secs": 2}))
+        .timeout(std::time::Duration::from_millis(500))
+        .send();
+    assert!(gone.is_err(), "the client gave up first: {gone:?}");
+    assert!(root.sh("101", "ps -o args").contains("sleep 999"));
+    assert!(
+        wait_for(secs(10), || !root
+            .sh("101", "ps -o args")
+            .contains("sleep 999")),
+        "the command of a client that left is ended at its timeout"
+    );
+
+    // At most 4 commands at once in one VE.
+    std::thread::scope(|scope| {
+        let long: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    exec(
+                        &svc,
+                        &admin,
+                        "101",
+                        json!({"command": ["sleep", "3"], "timeout_secs": 30}),
+                    )
+                })
+            })
+            .collect();
+        std::thread::sleep(secs(1));
+        let fifth = exec(&svc, &admin, "101", json!({"command": ["true"]}));
+        assert_eq!(
+            (fifth.status.as_u16(), fifth.body["code"].as_str()),
+            (429, Some("too_many_requests")),
+            "{fifth:?}"
+        );
+        for t in long {
+            let a = t.join().expect("an exec");
+            assert_eq!(a.body["exit_status"], 0, "{a:?}");
+        }
+    });
+    let free = exec(&svc, &admin, "101", json!({"command": ["true"]}));
+    assert_eq!(free.body["exit_status"], 0, "given back: {free:?}");
+
     // Bad input, a stopped VE, and who may.
     for bad in [
         json!({"command": []}),
