@@ -14,9 +14,11 @@
 //!   PID) gets SIGTERM, which it passes on to the command's process group;
 //!   [`TERM_GRACE`] later a second signal, on which it kills the group and
 //!   waits for it; should it still not end, it is killed itself;
-//! * **number:** at most [`MAX_EXECS`] commands at once over all VEs and
-//!   [`MAX_EXECS_PER_VE`] in one VE (429 beyond), apart from the bound on
-//!   changes: a long command must not make its VE "busy" for a restart.
+//! * **number:** at most [`MAX_EXECS`] commands at once over all VEs,
+//!   [`MAX_EXECS_PER_VE`] in one VE and [`MAX_EXECS_PER_TENANT`] for one
+//!   tenant (429 beyond; a tenant with many VEs cannot take every place),
+//!   apart from the bound on changes: a long command must not make its VE
+//!   "busy" for a restart.
 
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -45,6 +47,8 @@ pub const MAX_STREAM: usize = 1 << 20;
 pub const MAX_EXECS: usize = 32;
 /// Commands running at once in one VE.
 pub const MAX_EXECS_PER_VE: usize = 4;
+/// Commands running at once for one tenant, over its VEs.
+pub const MAX_EXECS_PER_TENANT: usize = 8;
 const DEFAULT_TIMEOUT: u32 = 60;
 const MAX_TIMEOUT: u32 = 3600;
 /// Between the SIGTERM passed on at the timeout and the kill.
@@ -140,7 +144,8 @@ pub async fn exec(
                 id.to_string(),
             )));
         }
-        let slot = claim(&id)?;
+        let tenant = caller.0.tenant.as_ref().map(|t| t.as_str().to_string());
+        let slot = claim(&id, tenant)?;
         let input = body.stdin.clone().unwrap_or_default().into_bytes();
         let cmd = app.cli.command(&args);
         // In a task of its own: a client that goes away does not leave
@@ -214,39 +219,49 @@ fn command_line(
     Ok((args, Duration::from_secs(timeout.into())))
 }
 
-/// Commands running: a bound over all VEs and one per VE.
+/// Commands running: a bound over all VEs, and counts per VE and per
+/// tenant.
 struct Running {
     slots: Arc<Semaphore>,
-    per_ve: Mutex<HashMap<VeId, usize>>,
+    counts: Mutex<HashMap<Key, usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Ve(VeId),
+    Tenant(String),
 }
 
 fn running() -> &'static Running {
     static RUNNING: OnceLock<Running> = OnceLock::new();
     RUNNING.get_or_init(|| Running {
         slots: Arc::new(Semaphore::new(MAX_EXECS)),
-        per_ve: Mutex::new(HashMap::new()),
+        counts: Mutex::new(HashMap::new()),
     })
 }
 
 /// One command's place; given back when dropped.
 struct Slot {
-    id: VeId,
+    keys: Vec<Key>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut per_ve = running().per_ve.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_ve.get_mut(&self.id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                per_ve.remove(&self.id);
+        let mut counts = running().counts.lock().unwrap_or_else(|e| e.into_inner());
+        for k in &self.keys {
+            if let Some(n) = counts.get_mut(k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(k);
+                }
             }
         }
     }
 }
 
-fn claim(id: &VeId) -> ApiResult<Slot> {
+/// A place for a command in VE `id` for `tenant` (none: a host caller).
+fn claim(id: &VeId, tenant: Option<String>) -> ApiResult<Slot> {
     let busy = |m: String| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m);
     let r = running();
     let permit = Arc::clone(&r.slots).try_acquire_owned().map_err(|_| {
@@ -254,16 +269,28 @@ fn claim(id: &VeId) -> ApiResult<Slot> {
             "{MAX_EXECS} commands are running in VEs: try again in a moment"
         ))
     })?;
-    let mut per_ve = r.per_ve.lock().unwrap_or_else(|e| e.into_inner());
-    let n = per_ve.entry(id.clone()).or_insert(0);
-    if *n >= MAX_EXECS_PER_VE {
-        return Err(busy(format!(
-            "{MAX_EXECS_PER_VE} commands are running in VE {id}: try again when one has ended"
-        )));
+    let mut keys = vec![(Key::Ve(id.clone()), MAX_EXECS_PER_VE)];
+    if let Some(t) = tenant {
+        keys.push((Key::Tenant(t), MAX_EXECS_PER_TENANT));
     }
-    *n += 1;
+    let mut counts = r.counts.lock().unwrap_or_else(|e| e.into_inner());
+    for (k, max) in &keys {
+        if counts.get(k).copied().unwrap_or(0) >= *max {
+            return Err(busy(match k {
+                Key::Ve(_) => {
+                    format!("{max} commands are running in VE {id}: try again when one has ended")
+                }
+                Key::Tenant(_) => format!(
+                    "{max} commands of this tenant are running: try again when one has ended"
+                ),
+            }));
+        }
+    }
+    for (k, _) in &keys {
+        *counts.entry(k.clone()).or_insert(0) += 1;
+    }
     Ok(Slot {
-        id: id.clone(),
+        keys: keys.into_iter().map(|(k, _)| k).collect(),
         _permit: permit,
     })
 }
@@ -498,13 +525,32 @@ mod tests {
     }
 
     #[test]
-    fn commands_are_bounded_per_ve_and_over_all() {
+    fn commands_are_bounded_per_ve_and_per_tenant() {
         let a = VeId::parse("exec-test-a").expect("id");
         let held: Vec<Slot> = (0..MAX_EXECS_PER_VE)
-            .map(|_| claim(&a).expect("a place"))
+            .map(|_| claim(&a, None).expect("a place"))
             .collect();
-        assert_eq!(claim(&a).err().map(|e| e.code), Some("too_many_requests"));
+        assert_eq!(
+            claim(&a, None).err().map(|e| e.code),
+            Some("too_many_requests")
+        );
         drop(held);
-        assert!(claim(&a).is_ok(), "given back");
+        assert!(claim(&a, None).is_ok(), "given back");
+        let t = || Some("exec-test-tenant".to_string());
+        let held: Vec<Slot> = (0..MAX_EXECS_PER_TENANT)
+            .map(|n| {
+                let id = VeId::parse(&format!("exec-test-t{n}")).expect("id");
+                claim(&id, t()).expect("a place")
+            })
+            .collect();
+        let more = VeId::parse("exec-test-more").expect("id");
+        assert_eq!(
+            claim(&more, t()).err().map(|e| e.code),
+            Some("too_many_requests"),
+            "the tenant's share is taken"
+        );
+        assert!(claim(&more, None).is_ok(), "the host's is not");
+        drop(held);
+        assert!(claim(&more, t()).is_ok(), "given back");
     }
 }
