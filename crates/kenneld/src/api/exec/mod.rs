@@ -6,49 +6,39 @@
 //! seccomp filter, cgroups and namespaces, no descriptor of ours). The VE
 //! chose what that command does, so everything of it is bounded here:
 //!
-//! * **output:** at most [`MAX_STREAM`] bytes of stdout and of stderr are
-//!   kept; the rest is read and thrown away (the command is not made to
-//!   fail with `EPIPE`), so a command printing without end costs this
-//!   service a fixed amount of memory;
+//! * **output:** at most 1 MiB of stdout and of stderr each is kept
+//!   ([`output`]); the rest is read and thrown away (the command is not
+//!   made to fail with `EPIPE`), so a command printing without end costs
+//!   this service a fixed amount of memory;
 //! * **time:** at `timeout_secs` the `kennel exec` process (ours, by its
 //!   PID) gets SIGTERM, which it passes on to the command's process group;
 //!   [`TERM_GRACE`] later a second signal, on which it kills the group and
 //!   waits for it; should it still not end, it is killed itself;
-//! * **number:** at most [`MAX_EXECS`] commands at once over all VEs,
-//!   [`MAX_EXECS_PER_VE`] in one VE and [`MAX_EXECS_PER_TENANT`] for one
-//!   tenant (429 beyond; a tenant with many VEs cannot take every place),
-//!   apart from the bound on changes: a long command must not make its VE
-//!   "busy" for a restart.
+//! * **number:** at most 32 commands at once over all VEs, 4 in one VE
+//!   and 8 of one tenant's ([`places`]; 429 beyond).
 
-use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use kennel_api::Role;
 use kennel_ve::VeId;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 use super::args::KennelArgs;
 use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use output::{bounded, output, Output};
+use places::claim;
 
-/// Output kept of each of stdout and stderr.
-pub const MAX_STREAM: usize = 1 << 20;
-/// Commands running at once over all VEs.
-pub const MAX_EXECS: usize = 32;
-/// Commands running at once in one VE.
-pub const MAX_EXECS_PER_VE: usize = 4;
-/// Commands running at once for one tenant, over its VEs.
-pub const MAX_EXECS_PER_TENANT: usize = 8;
+mod output;
+mod places;
+
 const DEFAULT_TIMEOUT: u32 = 60;
 const MAX_TIMEOUT: u32 = 3600;
 /// Between the SIGTERM passed on at the timeout and the kill.
@@ -77,28 +67,6 @@ pub struct ExecBody {
     pub env: Vec<String>,
     /// Working directory inside the VE (default `/`; `kennel exec -w`).
     pub workdir: Option<String>,
-}
-
-/// How one output stream is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Encoding {
-    /// `data` is the bytes themselves (they were UTF-8).
-    Utf8,
-    /// `data` is the bytes in standard base64 (they were not UTF-8).
-    Base64,
-}
-
-/// What the command wrote on one stream.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Output {
-    pub data: String,
-    pub encoding: Encoding,
-    /// Bytes the command wrote in all (more than `data` holds when
-    /// truncated).
-    pub bytes: u64,
-    /// Only the first 1 MiB is kept.
-    pub truncated: bool,
 }
 
 /// How the command ended.
@@ -219,82 +187,6 @@ fn command_line(
     Ok((args, Duration::from_secs(timeout.into())))
 }
 
-/// Commands running: a bound over all VEs, and counts per VE and per
-/// tenant.
-struct Running {
-    slots: Arc<Semaphore>,
-    counts: Mutex<HashMap<Key, usize>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Ve(VeId),
-    Tenant(String),
-}
-
-fn running() -> &'static Running {
-    static RUNNING: OnceLock<Running> = OnceLock::new();
-    RUNNING.get_or_init(|| Running {
-        slots: Arc::new(Semaphore::new(MAX_EXECS)),
-        counts: Mutex::new(HashMap::new()),
-    })
-}
-
-/// One command's place; given back when dropped.
-struct Slot {
-    keys: Vec<Key>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = running().counts.lock().unwrap_or_else(|e| e.into_inner());
-        for k in &self.keys {
-            if let Some(n) = counts.get_mut(k) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    counts.remove(k);
-                }
-            }
-        }
-    }
-}
-
-/// A place for a command in VE `id` for `tenant` (none: a host caller).
-fn claim(id: &VeId, tenant: Option<String>) -> ApiResult<Slot> {
-    let busy = |m: String| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m);
-    let r = running();
-    let permit = Arc::clone(&r.slots).try_acquire_owned().map_err(|_| {
-        busy(format!(
-            "{MAX_EXECS} commands are running in VEs: try again in a moment"
-        ))
-    })?;
-    let mut keys = vec![(Key::Ve(id.clone()), MAX_EXECS_PER_VE)];
-    if let Some(t) = tenant {
-        keys.push((Key::Tenant(t), MAX_EXECS_PER_TENANT));
-    }
-    let mut counts = r.counts.lock().unwrap_or_else(|e| e.into_inner());
-    for (k, max) in &keys {
-        if counts.get(k).copied().unwrap_or(0) >= *max {
-            return Err(busy(match k {
-                Key::Ve(_) => {
-                    format!("{max} commands are running in VE {id}: try again when one has ended")
-                }
-                Key::Tenant(_) => format!(
-                    "{max} commands of this tenant are running: try again when one has ended"
-                ),
-            }));
-        }
-    }
-    for (k, _) in &keys {
-        *counts.entry(k.clone()).or_insert(0) += 1;
-    }
-    Ok(Slot {
-        keys: keys.into_iter().map(|(k, _)| k).collect(),
-        _permit: permit,
-    })
-}
-
 /// What became of a `kennel exec` process.
 struct Ran {
     status: std::process::ExitStatus,
@@ -387,23 +279,6 @@ fn signal(pid: Option<u32>, sig: rustix::process::Signal) {
     }
 }
 
-/// Reads `from` to its end, keeping the first [`MAX_STREAM`] bytes;
-/// returns them and how many there were in all.
-async fn bounded(mut from: impl AsyncRead + Unpin) -> std::io::Result<(Vec<u8>, u64)> {
-    let mut kept = Vec::new();
-    let mut total = 0u64;
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return Ok((kept, total));
-        }
-        total += n as u64;
-        let room = MAX_STREAM.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-    }
-}
-
 /// The answer for a `kennel exec` that ended. Its exit status is the
 /// command's; only when it says the VE is gone or stopped (4, 7) and the
 /// VE indeed is, is the failure kennel's: the VE was re-made or stopped
@@ -439,118 +314,4 @@ async fn answer(app: &AppState, caller: &Caller, id: &VeId, ran: Ran) -> ApiResu
         stderr: output(ran.stderr),
         duration_ms: u64::try_from(ran.took.as_millis()).unwrap_or(u64::MAX),
     })
-}
-
-/// A stream's bytes as text when they are UTF-8 (a character cut by the
-/// bound is dropped), else as base64.
-fn output((bytes, total): (Vec<u8>, u64)) -> Output {
-    let truncated = total > bytes.len() as u64;
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(s) => Some(s),
-        // Only the end is cut mid-character.
-        Err(e) if truncated && e.error_len().is_none() => {
-            std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()
-        }
-        Err(_) => None,
-    };
-    let (data, encoding) = match text {
-        Some(s) => (s.to_string(), Encoding::Utf8),
-        None => (base64(&bytes), Encoding::Base64),
-    };
-    Output {
-        data,
-        encoding,
-        bytes: total,
-        truncated,
-    }
-}
-
-/// Standard base64 (RFC 4648), padded.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_is_the_standard_one() {
-        for (plain, coded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), coded);
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
-    }
-
-    #[test]
-    fn output_is_text_when_it_can_be() {
-        let o = output((b"hi\n".to_vec(), 3));
-        assert_eq!(
-            (o.data.as_str(), o.encoding, o.truncated),
-            ("hi\n", Encoding::Utf8, false)
-        );
-        let o = output((vec![0xff, b'a'], 2));
-        assert_eq!((o.data.as_str(), o.encoding), ("/2E=", Encoding::Base64));
-        // "é" cut in two by the bound: the text up to it.
-        let o = output((vec![b'a', 0xc3], 10));
-        assert_eq!(
-            (o.data.as_str(), o.encoding, o.truncated),
-            ("a", Encoding::Utf8, true)
-        );
-    }
-
-    #[test]
-    fn commands_are_bounded_per_ve_and_per_tenant() {
-        let a = VeId::parse("exec-test-a").expect("id");
-        let held: Vec<Slot> = (0..MAX_EXECS_PER_VE)
-            .map(|_| claim(&a, None).expect("a place"))
-            .collect();
-        assert_eq!(
-            claim(&a, None).err().map(|e| e.code),
-            Some("too_many_requests")
-        );
-        drop(held);
-        assert!(claim(&a, None).is_ok(), "given back");
-        let t = || Some("exec-test-tenant".to_string());
-        let held: Vec<Slot> = (0..MAX_EXECS_PER_TENANT)
-            .map(|n| {
-                let id = VeId::parse(&format!("exec-test-t{n}")).expect("id");
-                claim(&id, t()).expect("a place")
-            })
-            .collect();
-        let more = VeId::parse("exec-test-more").expect("id");
-        assert_eq!(
-            claim(&more, t()).err().map(|e| e.code),
-            Some("too_many_requests"),
-            "the tenant's share is taken"
-        );
-        assert!(claim(&more, None).is_ok(), "the host's is not");
-        drop(held);
-        assert!(claim(&more, t()).is_ok(), "given back");
-    }
 }
