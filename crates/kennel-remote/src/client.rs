@@ -28,7 +28,7 @@ impl ApiFailure {
     /// The exit status the local CLI has for the same error (docs/CLI.md).
     pub fn exit_code(&self) -> u8 {
         match self.code.as_str() {
-            "bad_input" | "payload_too_large" | "method_not_allowed" | "not_found" => 2,
+            "bad_input" | "payload_too_large" | "method_not_allowed" | "not_found" | "in_use" => 2,
             "unauthorized" | "forbidden" | "too_many_requests" => 3,
             "no_such_ve" => 4,
             "exists" => 5,

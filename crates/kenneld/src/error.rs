@@ -15,7 +15,7 @@ pub struct ErrorBody {
     /// Stable: `bad_input`, `unauthorized`, `forbidden`, `not_found`,
     /// `no_such_ve`, `exists`, `running`, `not_running`, `template`,
     /// `busy`, `in_use`, `start_failed`, `host_unsupported`,
-    /// `too_many_requests`, `payload_too_large`, `insufficient_storage`,
+    /// `too_many_requests`, `too_many_open`, `payload_too_large`, `insufficient_storage`,
     /// `internal`.
     pub code: String,
     pub message: String,

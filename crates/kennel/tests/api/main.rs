@@ -13,6 +13,7 @@ mod access;
 mod console;
 mod data;
 mod events;
+mod exec_net;
 mod hardening;
 mod load;
 mod metrics;

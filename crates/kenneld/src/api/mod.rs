@@ -9,11 +9,15 @@ mod backups;
 mod console;
 mod copies;
 mod events;
+mod exec;
 mod host;
 mod metrics;
+mod net;
 mod reinstall;
+mod set;
 mod snapshots;
 mod stat;
+mod storage;
 mod templates;
 mod tokens;
 mod ves;
@@ -36,7 +40,7 @@ pub const MAX_BODY: usize = 1 << 20;
 #[openapi(
     info(title = "Kennel API", description = "Kennel's VEs, templates, events and metrics: the same operations as the `kennel` command."),
     paths(
-        ves::list, ves::get, ves::config, ves::create, ves::set, ves::destroy,
+        ves::list, ves::get, ves::config, ves::create, set::set, ves::destroy, exec::exec,
         actions::act, stat::stat, reinstall::reinstall, console::console, console::shell,
         templates::list, templates::create, templates::remove, templates::jobs, templates::job,
         tokens::list, tokens::create, tokens::revoke, tokens::set_ves,
@@ -44,6 +48,7 @@ pub const MAX_BODY: usize = 1 << 20;
         snapshots::list, snapshots::create, snapshots::rollback, snapshots::delete,
         backups::create, backups::list, backups::download, backups::delete, backups::restore,
         copies::clone, copies::rename,
+        storage::info, storage::init, storage::remove,
     ),
     components(schemas(ErrorBody, actions::Action, ves::ListState)),
     modifiers(&Bearer, &CommonErrors),
@@ -52,7 +57,8 @@ pub const MAX_BODY: usize = 1 << 20;
          (name = "host"), (name = "events", description = "the event stream"),
          (name = "metrics", description = "Prometheus"),
          (name = "snapshots", description = "snapshots of a VE's disk"),
-         (name = "backups", description = "backups kept by the service"))
+         (name = "backups", description = "backups kept by the service"),
+         (name = "storage", description = "the pool of VEs' disks (host)"))
 )]
 pub struct ApiDoc;
 
@@ -136,7 +142,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ves", get(ves::list).post(ves::create))
         .route(
             "/v1/ves/{id}",
-            get(ves::get).patch(ves::set).delete(ves::destroy),
+            get(ves::get).patch(set::set).delete(ves::destroy),
         )
         .route("/v1/ves/{id}/config", get(ves::config))
         .route("/v1/ves/{id}/stat", get(stat::stat))
@@ -144,6 +150,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ves/{id}/reinstall", post(reinstall::reinstall))
         .route("/v1/ves/{id}/console", get(console::console))
         .route("/v1/ves/{id}/shell", get(console::shell))
+        .route("/v1/ves/{id}/exec", post(exec::exec))
         .route(
             "/v1/ves/{id}/snapshots",
             get(snapshots::list).post(snapshots::create),
@@ -173,6 +180,12 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/tokens/{id}/ves", put(tokens::set_ves))
         .route("/v1/host", get(host::host))
+        .route(
+            "/v1/storage",
+            get(storage::info)
+                .post(storage::init)
+                .delete(storage::remove),
+        )
         .route("/v1/events", get(events::stream))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(openapi))

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::args::KennelArgs;
+use super::net::{specs, Forward, Netif};
+use super::set::few;
 use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -209,7 +211,7 @@ pub struct ResourcesBody {
 }
 
 impl ResourcesBody {
-    fn add(&self, a: KennelArgs) -> ApiResult<KennelArgs> {
+    pub(super) fn add(&self, a: KennelArgs) -> ApiResult<KennelArgs> {
         a.opt("memory", self.memory.as_deref())?
             .opt("swap", self.swap.as_deref())?
             .opt("cpus", self.cpus.as_deref())?
@@ -242,11 +244,28 @@ pub struct CreateVe {
     /// Opt-in features: `tun`, `fuse`, `nesting`, `keyring`.
     #[serde(default)]
     pub features: Vec<String>,
-    /// Routed addresses, `ADDR[/PREFIX]`.
+    /// Inodes on the disk, e.g. `2M` (default one per 16K of disk).
+    pub disk_inodes: Option<String>,
+    /// Routed addresses on the VE's eth0, `ADDR[/PREFIX]` (`--ip`).
     #[serde(default)]
     pub ip: Vec<String>,
+    /// Bridged interfaces (`--netif`).
+    #[serde(default)]
+    pub netif: Vec<Netif>,
+    /// DNS servers for the VE's /etc/resolv.conf.
     #[serde(default)]
     pub nameserver: Vec<String>,
+    /// DNS search domains.
+    #[serde(default)]
+    pub searchdomain: Vec<String>,
+    /// Traffic limit per interface: `100mbit` both ways, or
+    /// `egress=RATE,ingress=RATE`.
+    pub rate: Option<String>,
+    /// Masquerade the VE's IPv4 addresses behind this host interface.
+    pub nat_via: Option<String>,
+    /// Host ports forwarded to the VE (`--forward`).
+    #[serde(default)]
+    pub forward: Vec<Forward>,
 }
 
 /// Makes a VE (host admins only).
@@ -275,8 +294,14 @@ pub async fn create(
                 "features",
                 (!features.is_empty()).then_some(features.as_str()),
             )?
-            .opts("ip", &body.ip)?
-            .opts("nameserver", &body.nameserver)?;
+            .opt("disk-inodes", body.disk_inodes.as_deref())?
+            .opts("ip", few(&body.ip, "ip")?)?
+            .opts("netif", &specs(&body.netif, "netif", Netif::spec)?)?
+            .opts("nameserver", few(&body.nameserver, "nameserver")?)?
+            .opts("searchdomain", few(&body.searchdomain, "searchdomain")?)?
+            .opt("rate", body.rate.as_deref())?
+            .opt("nat-via", body.nat_via.as_deref())?
+            .opts("forward", &specs(&body.forward, "forward", Forward::spec)?)?;
         let args = body.resources.add(args)?;
         app.cli.run(args.into_vec()).await?;
         visible_status(&app, &caller, &id).await
@@ -285,66 +310,6 @@ pub async fn create(
     app.audit
         .record(&caller, "ve.create", Some(id.as_str()), &result);
     Ok((StatusCode::CREATED, Json(detail(result?))))
-}
-
-/// A change to a VE (`kennel set`): saved, and applied at once if it runs.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetVe {
-    pub hostname: Option<String>,
-    #[serde(default)]
-    pub resources: ResourcesBody,
-    /// Routed addresses to add.
-    #[serde(default)]
-    pub ip_add: Vec<String>,
-    /// Routed addresses to remove, or `all`.
-    #[serde(default)]
-    pub ip_del: Vec<String>,
-    /// DNS servers (replaces the list; `none` empties it).
-    #[serde(default)]
-    pub nameserver: Vec<String>,
-    /// Opt-in features (replaces the list).
-    pub features: Option<Vec<String>>,
-    /// Start it at the host's boot.
-    pub onboot: Option<bool>,
-    /// Its group at boot (higher starts earlier), or `none`.
-    pub boot_order: Option<String>,
-}
-
-/// Changes a VE (host admins only: a tenant does not set its own limits).
-#[utoipa::path(patch, path = "/v1/ves/{id}", tag = "ves", request_body = SetVe,
-    params(("id" = String, Path, description = "VE id")),
-    responses((status = 200, body = VeDetail), (status = 400, body = crate::error::ErrorBody),
-              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn set(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Json(body): Json<SetVe>,
-) -> ApiResult<Json<VeDetail>> {
-    let id = caller.visible_ve(&app, &id).await?;
-    caller.require_host_admin("change a VE's settings")?;
-    let result = async {
-        let _claim = app.changes.claim(&id)?;
-        let features = body.features.as_ref().map(|f| f.join(","));
-        let args = KennelArgs::new(&["set"])
-            .positional(id.as_str())?
-            .opt("hostname", body.hostname.as_deref())?
-            .opts("ip-add", &body.ip_add)?
-            .opts("ip-del", &body.ip_del)?
-            .opts("nameserver", &body.nameserver)?
-            .opt("features", features.as_deref())?
-            .opt("onboot", body.onboot.map(|b| if b { "yes" } else { "no" }))?
-            .opt("boot-order", body.boot_order.as_deref())?;
-        let args = body.resources.add(args)?;
-        app.cli.run(args.into_vec()).await?;
-        visible_status(&app, &caller, &id).await
-    }
-    .await;
-    app.audit
-        .record(&caller, "ve.set", Some(id.as_str()), &result);
-    Ok(Json(detail(result?)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
