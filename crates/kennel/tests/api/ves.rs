@@ -357,3 +357,83 @@ fn a_tenant_reinstalls_its_own_ve_keeping_what_it_asks() {
     drop(svc);
     root.finish();
 }
+
+/// A password set through the API reaches the VE's own `chpasswd` on its
+/// standard input, as `USER:PASSWORD`, and is nowhere else: not in the
+/// audit log, not in the service's log. (The real `chpasswd` is the
+/// CLI's test, `features::userpasswd_sets_a_password_with_the_ves_own_chpasswd`;
+/// busybox has none, so one that keeps what it reads stands in.)
+#[test]
+fn a_tenant_sets_a_password_in_its_own_ve_by_the_ves_chpasswd() {
+    let root = TestRoot::new("api-password");
+    root.start_busybox("8", &["--storage", "dir"]);
+    root.start_busybox("9", &["--storage", "dir"]);
+    root.sh(
+        "8",
+        "mkdir -p /usr/sbin && printf '#!/bin/sh\\ncat > /root/chpasswd.in\\n' > /usr/sbin/chpasswd && chmod 755 /usr/sbin/chpasswd",
+    );
+    let svc = Service::start(&root);
+    let acme = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "8", "--role", "operator"],
+    );
+    let secret = format!("Pw-{}-unique x", std::process::id());
+    let set = |ve: &str, body: serde_json::Value| {
+        svc.post(&format!("/v1/ves/{ve}/password"), Some(&acme), Some(body))
+    };
+    let a = set("8", json!({"user": "root", "password": secret}));
+    assert_eq!(a.status, 204, "{a:?}");
+    assert_eq!(
+        root.sh("8", "cat /root/chpasswd.in"),
+        format!("root:{secret}\n")
+    );
+    // Another tenant's VE is missing; a password of two lines, or an
+    // option for a user, is refused before anything runs.
+    assert_eq!(
+        set("9", json!({"user": "root", "password": "x"})).status,
+        404
+    );
+    for bad in [
+        json!({"user": "root", "password": "a\nroot:b"}),
+        json!({"user": "--root", "password": "x"}),
+        json!({"user": "root:x", "password": "x"}),
+    ] {
+        let a = set("8", bad.clone());
+        assert_eq!(a.status, 400, "{bad}: {a:?}");
+    }
+    // A VE without chpasswd says so.
+    let admin = svc.admin(&root);
+    let a = svc.post(
+        "/v1/ves/9/password",
+        Some(&admin),
+        Some(json!({"user": "root", "password": "x"})),
+    );
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("chpasswd"),
+        "{a:?}"
+    );
+    let audit = svc.audit();
+    assert!(
+        audit.iter().any(|l| l["action"] == "ve.password"),
+        "{audit:?}"
+    );
+    let everything = format!("{audit:?}");
+    assert!(
+        !everything.contains(&secret),
+        "the audit log holds the password"
+    );
+    root.sh("8", "rm /root/chpasswd.in");
+    drop(svc);
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", &secret])
+        .arg(root.dir.join("lib"))
+        .arg(root.dir.join("run"))
+        .output()
+        .expect("grep");
+    assert!(grep.stdout.is_empty(), "{grep:?}");
+    root.finish();
+}

@@ -13,6 +13,7 @@ mod exec;
 mod host;
 mod metrics;
 mod net;
+mod password;
 mod reinstall;
 mod set;
 mod snapshots;
@@ -49,6 +50,7 @@ pub const MAX_BODY: usize = 1 << 20;
         backups::create, backups::list, backups::download, backups::delete, backups::restore,
         copies::clone, copies::rename,
         storage::info, storage::init, storage::remove,
+        password::set_password,
     ),
     components(schemas(ErrorBody, actions::Action, ves::ListState)),
     modifiers(&Bearer, &CommonErrors),
@@ -151,6 +153,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ves/{id}/console", get(console::console))
         .route("/v1/ves/{id}/shell", get(console::shell))
         .route("/v1/ves/{id}/exec", post(exec::exec))
+        .route("/v1/ves/{id}/password", post(password::set_password))
         .route(
             "/v1/ves/{id}/snapshots",
             get(snapshots::list).post(snapshots::create),

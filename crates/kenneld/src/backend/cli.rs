@@ -36,16 +36,41 @@ impl KennelCli {
     /// Runs `kennel ARGS` to its end (even if the request is dropped) and
     /// returns its standard output.
     pub async fn run(&self, args: Vec<OsString>) -> ApiResult<String> {
+        self.run_with_input(args, None).await
+    }
+
+    /// [`run`](Self::run), with `input` on the command's standard input
+    /// (a secret that must not be on its command line, which every host
+    /// user may read in `/proc`).
+    pub async fn run_with_input(
+        &self,
+        args: Vec<OsString>,
+        input: Option<Vec<u8>>,
+    ) -> ApiResult<String> {
         let mut cmd = self.command(&args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(false);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
         let what = args
-            .first()
+            .iter()
+            .find(|a| !a.to_string_lossy().starts_with('-'))
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let task = tokio::spawn(async move { cmd.output().await });
+        let task = tokio::spawn(async move {
+            let mut child = cmd.spawn()?;
+            if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+                use tokio::io::AsyncWriteExt;
+                // Small (a password); a command that does not read it
+                // gets EPIPE here, which its own error then explains.
+                let _ = stdin.write_all(&bytes).await;
+            }
+            child.wait_with_output().await
+        });
         let out = task
             .await
             .map_err(|e| ApiError::internal(format!("running kennel {what} failed: {e}")))?
