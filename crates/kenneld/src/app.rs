@@ -21,6 +21,8 @@ pub struct Settings {
     /// Where backups made through the API are kept (`--backup-dir`):
     /// the service's own directory, mode 0700, made on demand.
     pub backup_dir: std::path::PathBuf,
+    /// The largest template tarball taken (`--max-upload`).
+    pub max_upload: u64,
 }
 
 #[derive(Debug)]

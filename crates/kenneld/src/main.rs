@@ -79,6 +79,10 @@ struct Args {
     /// in Kennel's lib directory, /var/lib/kennel/api/backups).
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
+    /// The largest template tarball `PUT /v1/templates/NAME` takes, in
+    /// bytes.
+    #[arg(long, default_value_t = api::MAX_UPLOAD, value_name = "BYTES")]
+    max_upload: u64,
     /// The `kennel` program to run changes with (default: beside kenneld).
     #[arg(long, value_name = "PATH")]
     kennel: Option<PathBuf>,
@@ -182,6 +186,7 @@ fn run(args: Args) -> Result<()> {
             settings: app::Settings {
                 metrics_open_on_loopback: !args.metrics_token_always,
                 backup_dir,
+                max_upload: args.max_upload,
             },
         });
         app.workers.warm(&[Op::Start, Op::Kill]);

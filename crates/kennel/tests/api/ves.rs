@@ -250,7 +250,7 @@ fn the_unix_socket_is_roots_and_a_killed_service_loses_no_ve() {
 #[test]
 fn templates_build_as_jobs() {
     let root = TestRoot::new("api-templates");
-    let svc = Service::start(&root);
+    let svc = Service::start_with(&root, &["--max-upload", "2000000"]);
     let admin = svc.admin(&root);
     let t = Some(admin.as_str());
     let job = svc.post(
@@ -289,6 +289,7 @@ fn templates_build_as_jobs() {
             .contains("windows"),
         "{failed:?}"
     );
+    upload_a_template(&root, &svc, t);
     assert_eq!(svc.call("DELETE", "/v1/templates/bb", t, None).status, 204);
     assert_eq!(
         svc.get("/v1/templates", t).body.as_array().map(Vec::len),
@@ -296,6 +297,83 @@ fn templates_build_as_jobs() {
     );
     drop(svc);
     root.finish();
+}
+
+/// A tarball of template bb's tree, uploaded as template `up`: a VE
+/// made from it starts. Too large, a taken name, no body or a tenant's
+/// token: refused, and nothing is left of any upload.
+fn upload_a_template(root: &TestRoot, svc: &Service, t: Option<&str>) {
+    use reqwest::Method;
+    let tarball = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(root.dir.join("lib/templates/bb/rootfs"))
+        .args(["-czf", "-", "."])
+        .output()
+        .expect("tar");
+    assert!(tarball.status.success(), "{tarball:?}");
+    let put = |name: &str, token: Option<&str>, body: Vec<u8>| {
+        svc.send(
+            svc.request(Method::PUT, &format!("/v1/templates/{name}"), token)
+                .header("content-type", "application/octet-stream")
+                .body(body),
+        )
+    };
+    let job = put("up", t, tarball.stdout.clone());
+    assert_eq!(job.status, 202, "{job:?}");
+    let id = job.body["id"].as_u64().expect("job id");
+    assert!(wait_for(secs(120), || svc
+        .get(&format!("/v1/jobs/{id}"), t)
+        .body["state"]
+        != "running"));
+    let done = svc.get(&format!("/v1/jobs/{id}"), t);
+    assert_eq!(done.body["state"], "succeeded", "{done:?}");
+    let made = svc.post(
+        "/v1/ves",
+        t,
+        Some(json!({"id": "31", "template": "up", "storage": "dir"})),
+    );
+    assert!(made.status.is_success(), "{made:?}");
+    let started = svc.post("/v1/ves/31/actions/start", t, None);
+    assert!(started.status.is_success(), "{started:?}");
+    assert_eq!(
+        svc.get("/v1/ves/31", t).body["state"],
+        "running",
+        "a VE of the uploaded template runs"
+    );
+    svc.post("/v1/ves/31/actions/kill", t, None);
+    assert_eq!(svc.call("DELETE", "/v1/ves/31", t, None).status, 204);
+
+    assert_eq!(put("up", t, tarball.stdout.clone()).status, 409);
+    // Larger than --max-upload: refused by its Content-Length, before a
+    // byte of it is read (curl waits for `100 Continue`, as clients of
+    // large uploads do, so it is not even sent).
+    let big = root.dir.join("big.tar");
+    std::fs::write(&big, vec![0u8; 2_100_000]).expect("write");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+        ])
+        .arg(&svc.socket)
+        .arg("-T")
+        .arg(&big)
+        .arg("http://kenneld/v1/templates/big")
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "413", "{out:?}");
+    std::fs::remove_file(&big).expect("remove");
+    assert_eq!(put("empty", t, Vec::new()).status, 400);
+    let acme = svc.token(root, &["--role", "operator"]);
+    assert_eq!(put("mine", Some(&acme), tarball.stdout).status, 403);
+    let uploads = std::fs::read_dir(root.dir.join("lib/api/uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(uploads, 0, "an upload left behind");
+    assert_eq!(svc.call("DELETE", "/v1/templates/up", t, None).status, 204);
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod stat;
 mod storage;
 mod templates;
 mod tokens;
+mod upload;
 mod ves;
 
 use axum::body::Body;
@@ -36,6 +37,7 @@ use crate::error::ErrorBody;
 
 /// A request body larger than this is refused (413) before it is read.
 pub const MAX_BODY: usize = 1 << 20;
+pub use upload::MAX_UPLOAD;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +53,7 @@ pub const MAX_BODY: usize = 1 << 20;
         copies::clone, copies::rename,
         storage::info, storage::init, storage::remove,
         password::set_password,
+        upload::upload,
     ),
     components(schemas(ErrorBody, actions::Action, ves::ListState)),
     modifiers(&Bearer, &CommonErrors),
@@ -176,7 +179,10 @@ pub fn router(app: AppState) -> Router {
             "/v1/templates",
             get(templates::list).post(templates::create),
         )
-        .route("/v1/templates/{name}", delete(templates::remove))
+        .route(
+            "/v1/templates/{name}",
+            delete(templates::remove).put(upload::upload),
+        )
         .route("/v1/jobs", get(templates::jobs))
         .route("/v1/jobs/{id}", get(templates::job))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))

@@ -1,0 +1,207 @@
+//! `PUT /v1/templates/{name}`: a root filesystem tarball (`.tar`,
+//! `.tar.gz`, `.tar.zst`: told by its first bytes) sent as the request
+//! body and imported as a template (`kennel template import`), as a job.
+//! Host admins only.
+//!
+//! The body is the one request larger than 1 MiB the service takes, so it
+//! is bounded on its own: at most `--max-upload` bytes (413 beyond), and
+//! none is taken while its filesystem has less than 5% or 1 GiB free (it
+//! is the state root's, often the host's own). It is streamed to a file
+//! of the service's own directory (`<lib>/api/uploads`, 0700), never held
+//! in memory, and that file is removed however the upload or the import
+//! ends. The tarball's contents are the import's to check: it unpacks as
+//! any template import does (docs/SECURITY.md, "Templates").
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::args::KennelArgs;
+use super::backup_dir;
+use crate::access::Caller;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::Job;
+
+/// The largest upload taken by default: 8 GiB.
+pub const MAX_UPLOAD: u64 = 8 << 30;
+/// Free space the filesystem keeps at least: this share (percent) and
+/// this many bytes; checked before and every [`CHECK_EVERY`] bytes.
+const RESERVE_PERCENT: u64 = 5;
+const RESERVE_BYTES: u64 = 1 << 30;
+const CHECK_EVERY: u64 = 64 << 20;
+
+/// Uploads under way, to name their files apart.
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Imports the request body as template `name` (host admins): 202 with
+/// the job.
+#[utoipa::path(put, path = "/v1/templates/{name}", tag = "templates",
+    params(("name" = String, Path, description = "the new template's name")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+                 description = "a root filesystem tarball: .tar, .tar.gz or .tar.zst"),
+    responses((status = 202, body = Job), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody, description = "a template of that name exists"),
+              (status = 413, body = crate::error::ErrorBody, description = "larger than --max-upload"),
+              (status = 507, body = crate::error::ErrorBody, description = "too little free space")),
+    security(("bearer" = [])))]
+pub async fn upload(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    caller.require_host_admin("import templates")?;
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let received = match announced {
+        // Refused before a byte is read.
+        Some(n) if n > app.settings.max_upload => Err(too_large(app.settings.max_upload)),
+        _ => receive(&app, &name, body).await,
+    };
+    if received.is_err() {
+        app.audit
+            .record(&caller, "template.import", Some(&name), &received);
+    }
+    let (args, file) = received?;
+    let (app2, caller2, what) = (
+        app.clone(),
+        caller.clone(),
+        format!("template.import {name}"),
+    );
+    let job = app
+        .jobs
+        .spawn(what.clone(), caller.0.token.clone(), async move {
+            let r = app2.cli.run(args).await.map(|_| ());
+            drop(file);
+            app2.audit
+                .record(&caller2, "template.import", Some(&what), &r);
+            r
+        });
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Checks the name, then streams the body to a file of its own: the
+/// import's command line and that file (removed when dropped).
+async fn receive(
+    app: &AppState,
+    name: &str,
+    body: Body,
+) -> ApiResult<(Vec<std::ffi::OsString>, Upload)> {
+    let args = KennelArgs::new(&["template", "import"]).positional(name)?;
+    let wanted = name.to_string();
+    let exists = app
+        .read(move |k| {
+            Ok(k.template_store()
+                .list()
+                .map_err(kennel_ve::VeError::from)?
+                .iter()
+                .any(|t| t.meta.name == wanted))
+        })
+        .await?;
+    if exists {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            format!("template {name} exists: remove it first, or choose another name"),
+        ));
+    }
+    let dir = app.kennel.paths().lib.join("api").join("uploads");
+    backup_dir::ensure(&dir).map_err(|e| host_error(&dir, &e))?;
+    enough_space(&dir)?;
+    let file = Upload(dir.join(format!(
+        ".upload-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )));
+    let mut out = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&file.0)
+        .await
+        .map_err(|e| host_error(&file.0, &e))?;
+    let max = app.settings.max_upload;
+    let (mut total, mut checked) = (0u64, 0u64);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_input(format!("the upload broke off: {e}")))?;
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(too_large(max));
+        }
+        if total - checked >= CHECK_EVERY {
+            checked = total;
+            enough_space(&dir)?;
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| host_error(&file.0, &e))?;
+    }
+    if total == 0 {
+        return Err(ApiError::bad_input(
+            "the request has no body: send the tarball (.tar, .tar.gz or .tar.zst)",
+        ));
+    }
+    out.sync_all().await.map_err(|e| host_error(&file.0, &e))?;
+    let mut args = args.into_vec();
+    args.push(file.0.clone().into());
+    Ok((args, file))
+}
+
+/// An uploaded file, removed when dropped.
+#[derive(Debug)]
+struct Upload(PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "the tarball is larger than {} (kenneld --max-upload)",
+            kennel_ve::units::human(max)
+        ),
+    )
+}
+
+/// 507 when the upload's filesystem is short of its reserve.
+fn enough_space(dir: &FsPath) -> ApiResult<()> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| host_error(dir, &e.into()))?;
+    let unit = st.f_frsize.max(1);
+    let free = st.f_bavail.saturating_mul(unit);
+    let reserve = (st.f_blocks.saturating_mul(unit) / 100 * RESERVE_PERCENT).max(RESERVE_BYTES);
+    if free < reserve {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            format!(
+                "{} has {} free, less than the {} kept free: free some space first",
+                dir.display(),
+                kennel_ve::units::human(free),
+                kennel_ve::units::human(reserve)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn host_error(path: &FsPath, e: &std::io::Error) -> ApiError {
+    ApiError::internal(format!("{}: {e}", path.display()))
+}
