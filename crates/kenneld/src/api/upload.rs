@@ -37,6 +37,12 @@ const RESERVE_PERCENT: u64 = 5;
 const RESERVE_BYTES: u64 = 1 << 30;
 const CHECK_EVERY: u64 = 64 << 20;
 
+/// The request body, as the OpenAPI document names it: bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // Only its schema is used; the body is streamed.
+pub struct Tarball(Vec<u8>);
+
 /// Uploads under way, to name their files apart.
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
@@ -44,7 +50,7 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 /// the job.
 #[utoipa::path(put, path = "/v1/templates/{name}", tag = "templates",
     params(("name" = String, Path, description = "the new template's name")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = Tarball, content_type = "application/octet-stream",
                  description = "a root filesystem tarball: .tar, .tar.gz or .tar.zst"),
     responses((status = 202, body = Job), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody),
