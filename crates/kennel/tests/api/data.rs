@@ -267,8 +267,43 @@ fn backups_run_as_jobs_download_byte_for_byte_and_restore_into_a_ve_that_starts(
     );
     assert!(root.dir.join("lib/api/tokens.json").exists());
 
-    for b in [&inc, &full] {
-        let del = svc.call("DELETE", &format!("/v1/backups/{b}"), t, None);
+    // The downloaded backup, uploaded (as to another host): verified,
+    // then listed for the host only, and restored into a VE that starts.
+    let put = |name: &str, token: Option<&str>, body: Vec<u8>| {
+        svc.send(
+            svc.request(reqwest::Method::PUT, &format!("/v1/backups/{name}"), token)
+                .header("content-type", "application/octet-stream")
+                .body(body),
+        )
+    };
+    let bytes = std::fs::read(&copy).expect("the downloaded copy");
+    assert_eq!(put("moved.kbk", t, bytes.clone()).status, 403, "a tenant's");
+    job_ok(&svc, a, &put("moved.kbk", a, bytes.clone()));
+    assert_eq!(put("moved.kbk", a, bytes).status, 409, "a name taken");
+    let all = svc.get("/v1/backups", a);
+    assert!(names(&all).contains(&"moved.kbk".to_string()), "{all:?}");
+    assert!(!names(&svc.get("/v1/backups", t)).contains(&"moved.kbk".to_string()));
+    assert_eq!(svc.get("/v1/backups/moved.kbk", t).status, 404);
+    job_ok(
+        &svc,
+        a,
+        &svc.post(
+            "/v1/backups/moved.kbk/restore",
+            a,
+            Some(json!({"id": "24"})),
+        ),
+    );
+    root.ok(&["start", "24"]);
+    assert_eq!(root.sh("24", "cat /root/data").trim(), "hello");
+    // Not a backup: the job fails, and nothing of it is kept.
+    let junk = put("junk.kbk", a, b"not a backup".to_vec());
+    assert_eq!(junk.status, 202, "{junk:?}");
+    let id = junk.body["id"].as_u64().expect("a job");
+    assert_eq!(job_end(&svc, a, id)["state"], "failed");
+    assert!(!names(&svc.get("/v1/backups", a)).contains(&"junk.kbk".to_string()));
+
+    for (b, who) in [(inc.as_str(), t), (full.as_str(), t), ("moved.kbk", a)] {
+        let del = svc.call("DELETE", &format!("/v1/backups/{b}"), who, None);
         assert_eq!(del.status, 204, "{del:?}");
     }
     assert!(names(&svc.get("/v1/backups", a)).is_empty());
@@ -281,6 +316,7 @@ fn backups_run_as_jobs_download_byte_for_byte_and_restore_into_a_ve_that_starts(
     let audit = svc.audit();
     for want in [
         "ve.backup",
+        "backup.upload",
         "backup.download",
         "backup.restore",
         "backup.delete",

@@ -5,6 +5,7 @@
 mod actions;
 mod args;
 mod backup_dir;
+mod backup_upload;
 mod backups;
 mod console;
 mod copies;
@@ -54,6 +55,7 @@ pub use upload::MAX_UPLOAD;
         storage::info, storage::init, storage::remove,
         password::set_password,
         upload::upload,
+        backup_upload::upload,
     ),
     components(schemas(ErrorBody, actions::Action, ves::ListState)),
     modifiers(&Bearer, &CommonErrors),
@@ -170,7 +172,9 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/backups", get(backups::list))
         .route(
             "/v1/backups/{name}",
-            get(backups::download).delete(backups::delete),
+            get(backups::download)
+                .delete(backups::delete)
+                .put(backup_upload::upload),
         )
         .route("/v1/backups/{name}/restore", post(backups::restore))
         .route("/v1/ves/{id}/clone", post(copies::clone))

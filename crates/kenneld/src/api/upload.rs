@@ -66,14 +66,9 @@ pub async fn upload(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     caller.require_host_admin("import templates")?;
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let received = match announced {
-        // Refused before a byte is read.
-        Some(n) if n > app.settings.max_upload => Err(too_large(app.settings.max_upload)),
-        _ => receive(&app, &name, body).await,
+    let received = match announced_too_large(&headers, app.settings.max_upload) {
+        Ok(()) => receive(&app, &name, body).await,
+        Err(e) => Err(e),
     };
     if received.is_err() {
         app.audit
@@ -123,10 +118,26 @@ async fn receive(
         ));
     }
     let dir = app.kennel.paths().lib.join("api").join("uploads");
-    backup_dir::ensure(&dir).map_err(|e| host_error(&dir, &e))?;
-    enough_space(&dir)?;
+    let file = stream_body(&dir, ".upload", body, app.settings.max_upload).await?;
+    let mut args = args.into_vec();
+    args.push(file.0.clone().into());
+    Ok((args, file))
+}
+
+/// The request's body as a new file in `dir` (the service's own, made
+/// 0700 if missing), named `PREFIX-PID-N`: at most `max` bytes, none
+/// while the filesystem is short of its reserve. Removed when the guard
+/// returned is dropped, or on any error.
+pub(super) async fn stream_body(
+    dir: &FsPath,
+    prefix: &str,
+    body: Body,
+    max: u64,
+) -> ApiResult<Upload> {
+    backup_dir::ensure(dir).map_err(|e| host_error(dir, &e))?;
+    enough_space(dir)?;
     let file = Upload(dir.join(format!(
-        ".upload-{}-{}",
+        "{prefix}-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )));
@@ -138,7 +149,6 @@ async fn receive(
         .open(&file.0)
         .await
         .map_err(|e| host_error(&file.0, &e))?;
-    let max = app.settings.max_upload;
     let (mut total, mut checked) = (0u64, 0u64);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -149,7 +159,7 @@ async fn receive(
         }
         if total - checked >= CHECK_EVERY {
             checked = total;
-            enough_space(&dir)?;
+            enough_space(dir)?;
         }
         out.write_all(&chunk)
             .await
@@ -157,22 +167,48 @@ async fn receive(
     }
     if total == 0 {
         return Err(ApiError::bad_input(
-            "the request has no body: send the tarball (.tar, .tar.gz or .tar.zst)",
+            "the request has no body: send the file as the body",
         ));
     }
     out.sync_all().await.map_err(|e| host_error(&file.0, &e))?;
-    let mut args = args.into_vec();
-    args.push(file.0.clone().into());
-    Ok((args, file))
+    Ok(file)
+}
+
+/// A body announced larger than `max` is refused before a byte of it is
+/// read.
+pub(super) fn announced_too_large(headers: &HeaderMap, max: u64) -> ApiResult<()> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > max => Err(too_large(max)),
+        _ => Ok(()),
+    }
 }
 
 /// An uploaded file, removed when dropped.
 #[derive(Debug)]
-struct Upload(PathBuf);
+pub(super) struct Upload(PathBuf);
+
+impl Upload {
+    pub(super) fn path(&self) -> &FsPath {
+        &self.0
+    }
+
+    /// Moves the file to `to` (in the same directory) and keeps it.
+    pub(super) fn keep_as(mut self, to: &FsPath) -> std::io::Result<()> {
+        std::fs::rename(&self.0, to)?;
+        self.0 = PathBuf::new();
+        Ok(())
+    }
+}
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
