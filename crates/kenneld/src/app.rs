@@ -12,6 +12,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::EventLog;
 use crate::jobs::Jobs;
 
+/// Backups kept of one VE at most, by default (`--backups-per-ve`).
+pub const BACKUPS_PER_VE: u16 = 16;
+
 /// What the service was told at its start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -21,6 +24,10 @@ pub struct Settings {
     /// Where backups made through the API are kept (`--backup-dir`):
     /// the service's own directory, mode 0700, made on demand.
     pub backup_dir: std::path::PathBuf,
+    /// Backups kept at most of one VE (`--backups-per-ve`): without a
+    /// bound, one tenant's operator could fill the backup directory's
+    /// filesystem and stop every other tenant's backups.
+    pub backups_per_ve: usize,
 }
 
 #[derive(Debug)]

@@ -79,6 +79,11 @@ struct Args {
     /// in Kennel's lib directory, /var/lib/kennel/api/backups).
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
+    /// Backups kept at most of one VE in the backup directory (those
+    /// under way count); another is refused (409) until one is deleted.
+    #[arg(long, default_value_t = app::BACKUPS_PER_VE, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    backups_per_ve: u16,
     /// The `kennel` program to run changes with (default: beside kenneld).
     #[arg(long, value_name = "PATH")]
     kennel: Option<PathBuf>,
@@ -182,6 +187,7 @@ fn run(args: Args) -> Result<()> {
             settings: app::Settings {
                 metrics_open_on_loopback: !args.metrics_token_always,
                 backup_dir,
+                backups_per_ve: args.backups_per_ve.into(),
             },
         });
         app.workers.warm(&[Op::Start, Op::Kill]);

@@ -271,6 +271,39 @@ pub fn check_space(dir: &Path) -> std::io::Result<Result<(), String>> {
     Ok(Ok(()))
 }
 
+/// How many backups of the VE whose uuid is `uuid` the directory holds,
+/// those under way included (a sidecar is written before its backup).
+/// A sidecar that cannot be read counts as one of it: a bound that a
+/// broken file could lift would be none.
+pub fn count_of(dir: &Path, uuid: &str) -> std::io::Result<usize> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0;
+    for d in rd {
+        let d = d?;
+        let Some(name) = d
+            .file_name()
+            .to_str()
+            .and_then(|f| f.strip_suffix(".json"))
+            .map(|stem| format!("{stem}{EXT}"))
+        else {
+            continue;
+        };
+        if !valid_name(&name) {
+            continue;
+        }
+        match sidecar(dir, &name) {
+            Ok(Some(s)) if s.uuid != uuid => {}
+            Ok(None) => {}
+            _ => n += 1,
+        }
+    }
+    Ok(n)
+}
+
 /// Whether an incremental backup is on backup `name` (one under way
 /// too: its sidecar is written first).
 pub fn is_base(dir: &Path, name: &str) -> std::io::Result<bool> {
@@ -343,7 +376,10 @@ mod tests {
         write_sidecar(&dir, "b.kbk", &s).expect("sidecar");
         assert!(open(&dir, "b.kbk").is_err(), "not followed");
         assert_eq!(list(&dir).expect("list").len(), 1);
+        assert_eq!(count_of(&dir, "u").ok(), Some(2), "b's sidecar counts");
+        assert_eq!(count_of(&dir, "other").ok(), Some(0));
         remove(&dir, "a.kbk").expect("removed");
+        assert_eq!(count_of(&dir, "u").ok(), Some(1));
         assert!(!dir.join("a.json").exists());
         let link = t.path().join("link");
         std::os::unix::fs::symlink(&dir, &link).expect("symlink");

@@ -68,6 +68,7 @@ mod tests {
         Settings {
             metrics_open_on_loopback: open,
             backup_dir: std::path::PathBuf::new(),
+            backups_per_ve: 1,
         }
     }
 

@@ -1,0 +1,156 @@
+//! A hostile tenant against the API (a review by someone who did not
+//! write it): each test is one attack that worked, kept as the probe
+//! that shows it no longer does.
+//!
+//! * a VE command that writes without end made `kennel exec` and kenneld
+//!   copy its output at pipe speed, on the host's CPU, for the whole of
+//!   its timeout (up to an hour, 8 such per tenant);
+//! * job ids were one sequence over all callers, so a tenant's two jobs
+//!   told how many jobs others (other tenants, the host) ran between;
+//! * a tenant's operator could keep making backups of its VE until the
+//!   backup directory's filesystem was nearly full, and then nobody's
+//!   backup could be made (507 for every tenant).
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::common::{secs, wait_for, TestRoot};
+use crate::service::{Answer, Service};
+
+fn job_end(svc: &Service, t: Option<&str>, id: u64) -> Value {
+    let mut job = Value::Null;
+    assert!(
+        wait_for(secs(180), || {
+            job = svc.get(&format!("/v1/jobs/{id}"), t).body;
+            job["state"] != "running"
+        }),
+        "job {id} ended: {job}"
+    );
+    job
+}
+
+fn job_ok(svc: &Service, t: Option<&str>, a: &Answer) -> u64 {
+    assert_eq!(a.status, 202, "{a:?}");
+    let id = a.body["id"].as_u64().expect("a job");
+    let job = job_end(svc, t, id);
+    assert_eq!(job["state"], "succeeded", "{job}");
+    id
+}
+
+#[test]
+fn review_a_ve_writing_without_end_is_cut_off_not_copied_for_its_whole_timeout() {
+    let root = TestRoot::new("api-review-flood");
+    root.start_busybox("61", &["--storage", "dir"]);
+    let svc = Service::start(&root);
+    let op = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "61", "--role", "operator"],
+    );
+    let began = Instant::now();
+    let flood = svc.post(
+        "/v1/ves/61/exec",
+        Some(&op),
+        Some(json!({"command": ["cat", "/dev/zero"], "timeout_secs": 60})),
+    );
+    let took = began.elapsed();
+    assert_eq!(flood.status, 200, "{flood:?}");
+    let bytes = flood.body["stdout"]["bytes"].as_u64().expect("bytes");
+    assert_eq!(flood.body["stdout"]["truncated"], true, "{flood:?}");
+    assert_eq!(
+        flood.body["timed_out"], false,
+        "ended by the bound on output, not its timeout ({bytes} bytes copied in {took:?})"
+    );
+    assert!(
+        bytes <= 300 << 20,
+        "at most the bound read: {bytes} bytes in {took:?}"
+    );
+    // Without a reader, `cat` ends by SIGPIPE (or EPIPE).
+    assert!(took < secs(40), "{took:?}");
+    assert!(
+        wait_for(secs(10), || !root
+            .sh("61", "ps -o args")
+            .contains("cat /dev/zero")),
+        "nothing left in the VE"
+    );
+    drop(svc);
+    root.finish();
+}
+
+#[test]
+fn review_job_ids_do_not_count_the_jobs_of_others() {
+    let root = TestRoot::new("api-review-jobs");
+    root.create_busybox("62", &["--disk", "1G"]);
+    root.create_busybox("63", &["--disk", "1G"]);
+    let svc = Service::start(&root);
+    let admin = svc.admin(&root);
+    let op = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "62", "--role", "operator"],
+    );
+    let (a, t) = (Some(admin.as_str()), Some(op.as_str()));
+    let first = job_ok(&svc, t, &svc.post("/v1/ves/62/backups", t, Some(json!({}))));
+    // Others' work in between: three jobs the tenant cannot see.
+    for _ in 0..3 {
+        job_ok(&svc, a, &svc.post("/v1/ves/63/backups", a, Some(json!({}))));
+    }
+    let second = job_ok(&svc, t, &svc.post("/v1/ves/62/backups", t, Some(json!({}))));
+    assert_ne!(first, second);
+    assert!(
+        second.abs_diff(first) > 1_000_000,
+        "job ids {first} and {second}: their distance tells how many jobs others ran"
+    );
+    // Each still reads only its own, and a guessed neighbour is missing.
+    let mine = svc.get("/v1/jobs", t);
+    let ids: Vec<u64> = mine
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| j["id"].as_u64())
+        .collect();
+    assert_eq!(ids, [first, second], "the tenant's own, oldest first");
+    let all = svc.get("/v1/jobs", a);
+    assert_eq!(all.body.as_array().map(Vec::len), Some(5), "{all:?}");
+    assert_eq!(all.body[0]["id"].as_u64(), Some(first), "oldest first");
+    assert_eq!(svc.get(&format!("/v1/jobs/{}", second + 1), t).status, 404);
+    for j in all.body.as_array().into_iter().flatten() {
+        let id = j["id"].as_u64().expect("id");
+        assert!(id < 1 << 53, "an id a JSON client reads exactly: {id}");
+    }
+    drop(svc);
+    root.finish();
+}
+
+#[test]
+fn review_a_tenant_cannot_fill_the_backup_directory_with_backups_of_one_ve() {
+    let root = TestRoot::new("api-review-backups");
+    root.create_busybox("64", &["--disk", "1G"]);
+    root.create_busybox("65", &["--disk", "1G"]);
+    let svc = Service::start_with(&root, &["--backups-per-ve", "2"]);
+    let admin = svc.admin(&root);
+    let op = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "64", "--role", "operator"],
+    );
+    let (a, t) = (Some(admin.as_str()), Some(op.as_str()));
+    for _ in 0..2 {
+        job_ok(&svc, t, &svc.post("/v1/ves/64/backups", t, Some(json!({}))));
+    }
+    let third = svc.post("/v1/ves/64/backups", t, Some(json!({})));
+    assert_eq!(
+        (third.status.as_u16(), third.body["code"].as_str()),
+        (409, Some("too_many_backups")),
+        "{third:?}"
+    );
+    // The bound is the VE's, not the host's: another VE's backup runs.
+    job_ok(&svc, a, &svc.post("/v1/ves/65/backups", a, Some(json!({}))));
+    // Deleting one makes room again.
+    let list = svc.get("/v1/backups?ve=64", t);
+    let oldest = list.body[0]["name"].as_str().expect("a name").to_string();
+    let del = svc.call("DELETE", &format!("/v1/backups/{oldest}"), t, None);
+    assert_eq!(del.status, 204, "{del:?}");
+    job_ok(&svc, t, &svc.post("/v1/ves/64/backups", t, Some(json!({}))));
+    drop(svc);
+    root.finish();
+}
