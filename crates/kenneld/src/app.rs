@@ -15,6 +15,9 @@ use crate::jobs::Jobs;
 /// Backups kept of one VE at most, by default (`--backups-per-ve`).
 pub const BACKUPS_PER_VE: u16 = 16;
 
+/// Snapshots kept of one VE at most, by default (`--snapshots-per-ve`).
+pub const SNAPSHOTS_PER_VE: u16 = 8;
+
 /// What the service was told at its start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -28,6 +31,12 @@ pub struct Settings {
     /// bound, one tenant's operator could fill the backup directory's
     /// filesystem and stop every other tenant's backups.
     pub backups_per_ve: usize,
+    /// Snapshots a VE may have at most, taken through the API
+    /// (`--snapshots-per-ve`). A snapshot is a reflink copy in the pool
+    /// every disk shares: each one lets the VE hold up to its disk's size
+    /// more of the pool by rewriting its files, so without a bound one
+    /// tenant could fill the pool under every other tenant's disks.
+    pub snapshots_per_ve: usize,
 }
 
 #[derive(Debug)]

@@ -154,3 +154,35 @@ fn review_a_tenant_cannot_fill_the_backup_directory_with_backups_of_one_ve() {
     drop(svc);
     root.finish();
 }
+
+/// A snapshot is a reflink copy of the VE's image in the pool all disks
+/// share: after each snapshot the VE can rewrite its disk and so hold
+/// another disk's worth of the pool. Unbounded, one tenant could fill
+/// the pool under every other VE's disk (writes failing with ENOSPC).
+#[test]
+fn review_a_tenant_cannot_take_snapshots_without_bound() {
+    let root = TestRoot::new("api-review-snaps");
+    root.create_busybox("66", &["--disk", "1G"]);
+    let svc = Service::start_with(&root, &["--snapshots-per-ve", "2"]);
+    let op = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "66", "--role", "operator"],
+    );
+    let t = Some(op.as_str());
+    for name in ["s1", "s2"] {
+        let a = svc.post("/v1/ves/66/snapshots", t, Some(json!({ "name": name })));
+        assert_eq!(a.status, 201, "{a:?}");
+    }
+    let third = svc.post("/v1/ves/66/snapshots", t, Some(json!({"name": "s3"})));
+    assert_eq!(
+        (third.status.as_u16(), third.body["code"].as_str()),
+        (409, Some("too_many_snapshots")),
+        "{third:?}"
+    );
+    let del = svc.call("DELETE", "/v1/ves/66/snapshots/s1", t, None);
+    assert_eq!(del.status, 204, "{del:?}");
+    let again = svc.post("/v1/ves/66/snapshots", t, Some(json!({"name": "s3"})));
+    assert_eq!(again.status, 201, "room again: {again:?}");
+    drop(svc);
+    root.finish();
+}

@@ -69,6 +69,7 @@ mod tests {
             metrics_open_on_loopback: open,
             backup_dir: std::path::PathBuf::new(),
             backups_per_ve: 1,
+            snapshots_per_ve: 1,
         }
     }
 
