@@ -186,3 +186,144 @@ fn review_a_tenant_cannot_take_snapshots_without_bound() {
     drop(svc);
     root.finish();
 }
+
+/// What a tenant's command in its VE gets of the host: no variable of
+/// kenneld's environment (cargo's, here), no descriptor beyond 0-2, no
+/// working directory outside the VE through a magic link, and no option
+/// of `kennel` through `env`, `workdir` or the command (all go as
+/// `--opt=VALUE` or after `--`).
+#[test]
+fn review_exec_leaks_nothing_of_the_host_and_takes_no_option() {
+    let root = TestRoot::new("api-review-exec");
+    root.start_busybox("67", &["--storage", "dir"]);
+    let svc = Service::start(&root);
+    let op = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "67", "--role", "operator"],
+    );
+    let exec = |body: Value| svc.post("/v1/ves/67/exec", Some(&op), Some(body));
+    let seen = exec(json!({"command": ["sh", "-c", "env; ls /proc/self/fd"]}));
+    assert_eq!(seen.body["exit_status"], 0, "{seen:?}");
+    let out = seen.body["stdout"]["data"].as_str().unwrap_or_default();
+    for host in ["CARGO", "KENNEL", "RUST", "INVOCATION_ID", "NOTIFY_SOCKET"] {
+        assert!(!out.contains(host), "{host} reached the VE:\n{out}");
+    }
+    let fds: Vec<&str> = out
+        .lines()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert!(fds.len() <= 4, "descriptors in the VE: {fds:?}\n{out}");
+
+    // The host's side of the VE's root, or kenneld's directory, through
+    // /proc magic links: never the working directory.
+    let marker = root.dir.join("host-only-marker");
+    std::fs::write(&marker, b"x").expect("marker");
+    for dir in [
+        "/proc/self/fd/0",
+        "/proc/self/cwd",
+        "/proc/1/cwd",
+        "/proc/self/root/../..",
+        "../../../..",
+    ] {
+        let a = exec(json!({"command": ["ls", "-a"], "workdir": dir}));
+        assert_eq!(a.status, 200, "{dir}: {a:?}");
+        let listed = a.body["stdout"]["data"].as_str().unwrap_or_default();
+        assert!(
+            !listed.contains("host-only-marker") && !listed.contains("lib"),
+            "{dir}: {listed}"
+        );
+    }
+    // A command that leaves a process of its own session holding its
+    // output (writing on) is answered when it ends, not at its timeout.
+    let began = Instant::now();
+    let left = exec(json!({
+        "command": ["sh", "-c", "setsid sh -c 'echo $$ > /tmp/loop.pid; trap \"\" TERM HUP; while :; do echo x; done' & echo started"],
+        "timeout_secs": 120,
+    }));
+    assert_eq!(left.body["timed_out"], false, "{left:?}");
+    assert!(began.elapsed() < secs(30), "{:?}", began.elapsed());
+    // Writing on after the command ended, it gets EPIPE (SIGPIPE) once
+    // `kennel exec` has closed the pipes: nothing is left writing.
+    let gone = wait_for(secs(10), || {
+        root.sh(
+            "67",
+            "kill -0 \"$(cat /tmp/loop.pid)\" 2>/dev/null && echo alive || echo gone",
+        )
+        .contains("gone")
+    });
+    if !gone {
+        root.sh("67", "kill -KILL \"$(cat /tmp/loop.pid)\"");
+    }
+    assert!(gone, "the leftover writer ended with its pipe");
+    // Values that look like options stay values.
+    let opt = exec(json!({
+        "command": ["sh", "-c", "echo \"$X\"; pwd"],
+        "env": ["X=--root=/ --help"],
+    }));
+    assert_eq!(
+        opt.body["stdout"]["data"], "--root=/ --help\n/\n",
+        "{opt:?}"
+    );
+    let help = exec(json!({"command": ["--help"]}));
+    assert_eq!(help.body["exit_status"], 127, "{help:?}");
+    let wd = exec(json!({"command": ["true"], "workdir": "--help"}));
+    assert_ne!(wd.body["exit_status"], 0, "{wd:?}");
+    assert!(
+        !wd.body["stdout"]["data"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Usage"),
+        "{wd:?}"
+    );
+    for bad in [
+        json!({"command": ["true"], "workdir": "/tmp\n--root=/"}),
+        json!({"command": ["true"], "env": ["A=1\n--root=/"]}),
+    ] {
+        assert_eq!(exec(bad.clone()).status, 400, "{bad}");
+    }
+    drop(svc);
+    root.finish();
+}
+
+/// A backup outlives its VE; the id does not carry it. Destroyed, made
+/// again and granted to another tenant, the id shows that tenant none
+/// of the first one's backups, and none can be its incremental base.
+#[test]
+fn review_a_reused_id_does_not_inherit_the_backups_of_the_ve_before() {
+    let root = TestRoot::new("api-review-reuse");
+    root.create_busybox("68", &["--disk", "1G"]);
+    let svc = Service::start(&root);
+    let first = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "68", "--role", "operator"],
+    );
+    let t1 = Some(first.as_str());
+    let made = svc.post("/v1/ves/68/backups", t1, Some(json!({})));
+    job_ok(&svc, t1, &made);
+    let name = made.body["backup"].as_str().expect("name").to_string();
+    root.ok(&["destroy", "68"]);
+    root.create_busybox("68", &["--disk", "1G"]);
+    let second = svc.token(
+        &root,
+        &["--tenant", "other", "--ves", "68", "--role", "operator"],
+    );
+    let t2 = Some(second.as_str());
+    let listed = svc.get("/v1/backups", t2);
+    assert_eq!(listed.body, json!([]), "{listed:?}");
+    assert_eq!(svc.get("/v1/backups?ve=68", t2).body, json!([]));
+    assert_eq!(svc.get(&format!("/v1/backups/{name}"), t2).status, 404);
+    let del = svc.call("DELETE", &format!("/v1/backups/{name}"), t2, None);
+    assert_eq!(del.status, 404, "{del:?}");
+    let on = svc.post(
+        "/v1/ves/68/backups",
+        t2,
+        Some(json!({ "incremental_since": name })),
+    );
+    assert_eq!(on.status, 404, "{on:?}");
+    // The first tenant's token reaches its own backup still (its data),
+    // not the new VE.
+    assert_eq!(svc.get("/v1/ves/68", t1).status, 404);
+    assert_eq!(svc.get(&format!("/v1/backups/{name}"), t1).status, 200);
+    drop(svc);
+    root.finish();
+}
