@@ -55,8 +55,12 @@ impl Progress {
     }
 }
 
-/// Jobs ended are kept this many, newest.
-const KEEP_ENDED: usize = 256;
+/// Jobs ended are kept this many of one owner (token), newest: one
+/// tenant's many jobs do not push another's results out before it read
+/// them (with one bound over all, they did).
+const KEEP_ENDED_PER_OWNER: usize = 64;
+/// And this many over all owners (tokens are few and made by admins).
+const KEEP_ENDED: usize = 4096;
 
 #[derive(Debug, Default)]
 pub struct Jobs {
@@ -74,6 +78,31 @@ struct Table {
 }
 
 impl Table {
+    /// Forgets the oldest ended jobs beyond [`KEEP_ENDED_PER_OWNER`] of
+    /// one owner and [`KEEP_ENDED`] in all.
+    fn trim(&mut self) {
+        let mut per_owner: std::collections::HashMap<Option<&kennel_api::TokenId>, usize> =
+            std::collections::HashMap::new();
+        let mut kept = 0;
+        let mut old = Vec::new();
+        // Newest first: what is beyond a bound is the oldest.
+        for (place, j) in self.jobs.iter().rev() {
+            if j.ended.is_none() {
+                continue;
+            }
+            let n = per_owner.entry(j.owner.as_ref()).or_default();
+            if *n >= KEEP_ENDED_PER_OWNER || kept >= KEEP_ENDED {
+                old.push(*place);
+            } else {
+                *n += 1;
+                kept += 1;
+            }
+        }
+        for place in old {
+            self.jobs.remove(&place);
+        }
+    }
+
     fn by_id(&mut self, id: u64) -> Option<&mut Job> {
         self.jobs.values_mut().find(|j| j.id == id)
     }
@@ -160,15 +189,7 @@ impl Jobs {
                     }
                 }
             }
-            let ended: Vec<u64> = t
-                .jobs
-                .iter()
-                .filter(|(_, j)| j.ended.is_some())
-                .map(|(place, _)| *place)
-                .collect();
-            for old in ended.iter().take(ended.len().saturating_sub(KEEP_ENDED)) {
-                t.jobs.remove(old);
-            }
+            t.trim();
         });
         job
     }
@@ -214,5 +235,36 @@ mod tests {
         assert_eq!(neighbours.count(), 0, "{made:?}");
         assert_eq!(jobs.get(made[7]).map(|j| j.what), Some("job 7".into()));
         assert!(jobs.get(made[7] ^ 1).is_none());
+    }
+
+    #[tokio::test]
+    async fn one_owners_many_jobs_do_not_push_out_anothers() {
+        let jobs = Arc::new(Jobs::default());
+        let owner = |s: &str| Some(kennel_api::TokenId::parse(s).expect("token id"));
+        let theirs = jobs
+            .spawn("theirs".into(), owner("aaaaaaaaaaaaaaaa"), async { Ok(()) })
+            .id;
+        // More than one bound over all owners (256) once was.
+        for n in 0..300 {
+            jobs.spawn(format!("mine {n}"), owner("bbbbbbbbbbbbbbbb"), async {
+                Ok(())
+            });
+        }
+        // Each ends in a task of its own.
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+        }
+        assert!(jobs.get(theirs).is_some(), "another owner's result is kept");
+        let mine = jobs
+            .list()
+            .iter()
+            .filter(|j| j.what.starts_with("mine"))
+            .count();
+        assert_eq!(mine, KEEP_ENDED_PER_OWNER);
+        let newest = "mine 299";
+        assert!(
+            jobs.list().iter().any(|j| j.what == newest),
+            "the newest kept"
+        );
     }
 }
