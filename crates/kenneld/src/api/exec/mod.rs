@@ -17,8 +17,9 @@
 //!   PID) gets SIGTERM, which it passes on to the command's process group;
 //!   [`TERM_GRACE`] later a second signal, on which it kills the group and
 //!   waits for it; should it still not end, it is killed itself;
-//! * **number:** at most 32 commands at once over all VEs, 4 in one VE
-//!   and 8 of one tenant's ([`places`]; 429 beyond).
+//! * **number:** at most 32 commands at once over all VEs, 4 in one VE,
+//!   8 of one tenant's and 24 of all tenants' (8 are kept for host
+//!   callers) ([`places`]; 429 beyond).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
