@@ -79,8 +79,8 @@ struct Args {
     /// in Kennel's lib directory, /var/lib/kennel/api/backups).
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
-    /// Backups kept at most of one VE in the backup directory (those
-    /// under way count); another is refused (409) until one is deleted.
+    /// Backups kept at most of one VE in the backup directory; another
+    /// is refused (409) until one is deleted.
     #[arg(long, default_value_t = app::BACKUPS_PER_VE, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..))]
     backups_per_ve: u16,
