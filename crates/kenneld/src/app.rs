@@ -12,6 +12,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::EventLog;
 use crate::jobs::Jobs;
 
+/// Backups kept of one VE at most, by default (`--backups-per-ve`).
+pub const BACKUPS_PER_VE: u16 = 16;
+
+/// Snapshots kept of one VE at most, by default (`--snapshots-per-ve`).
+pub const SNAPSHOTS_PER_VE: u16 = 8;
+
 /// What the service was told at its start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -23,6 +29,16 @@ pub struct Settings {
     pub backup_dir: std::path::PathBuf,
     /// The largest template tarball taken (`--max-upload`).
     pub max_upload: u64,
+    /// Backups kept at most of one VE (`--backups-per-ve`): without a
+    /// bound, one tenant's operator could fill the backup directory's
+    /// filesystem and stop every other tenant's backups.
+    pub backups_per_ve: usize,
+    /// Snapshots a VE may have at most, taken through the API
+    /// (`--snapshots-per-ve`). A snapshot is a reflink copy in the pool
+    /// every disk shares: each one lets the VE hold up to its disk's size
+    /// more of the pool by rewriting its files, so without a bound one
+    /// tenant could fill the pool under every other tenant's disks.
+    pub snapshots_per_ve: usize,
 }
 
 #[derive(Debug)]

@@ -83,6 +83,17 @@ struct Args {
     /// bytes.
     #[arg(long, default_value_t = api::MAX_UPLOAD, value_name = "BYTES")]
     max_upload: u64,
+    /// Backups kept at most of one VE in the backup directory; another
+    /// is refused (409) until one is deleted.
+    #[arg(long, default_value_t = app::BACKUPS_PER_VE, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    backups_per_ve: u16,
+    /// Snapshots one VE may have at most, for a snapshot taken through
+    /// the API (each can come to hold as much of the pool as the VE's
+    /// disk); another is refused (409) until one is deleted.
+    #[arg(long, default_value_t = app::SNAPSHOTS_PER_VE, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    snapshots_per_ve: u16,
     /// The `kennel` program to run changes with (default: beside kenneld).
     #[arg(long, value_name = "PATH")]
     kennel: Option<PathBuf>,
@@ -187,6 +198,8 @@ fn run(args: Args) -> Result<()> {
                 metrics_open_on_loopback: !args.metrics_token_always,
                 backup_dir,
                 max_upload: args.max_upload,
+                backups_per_ve: args.backups_per_ve.into(),
+                snapshots_per_ve: args.snapshots_per_ve.into(),
             },
         });
         app.workers.warm(&[Op::Start, Op::Kill]);

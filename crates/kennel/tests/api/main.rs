@@ -18,4 +18,5 @@ mod hardening;
 mod load;
 mod metrics;
 mod remote;
+mod review;
 mod ves;

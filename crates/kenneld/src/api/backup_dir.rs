@@ -271,6 +271,44 @@ pub fn check_space(dir: &Path) -> std::io::Result<Result<(), String>> {
     Ok(Ok(()))
 }
 
+/// How many backups of the VE whose uuid is `uuid` the directory holds:
+/// a sidecar with its backup file. Asked under the VE's backup claim, so
+/// no backup of the VE is under way, and a sidecar alone is one a crash
+/// left (it must not hold a place for ever: it cannot be deleted through
+/// the API). A sidecar or file that cannot be read counts as one of it:
+/// a bound that a broken file could lift would be none.
+pub fn count_of(dir: &Path, uuid: &str) -> std::io::Result<usize> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0;
+    for d in rd {
+        let d = d?;
+        let Some(name) = d
+            .file_name()
+            .to_str()
+            .and_then(|f| f.strip_suffix(".json"))
+            .map(|stem| format!("{stem}{EXT}"))
+        else {
+            continue;
+        };
+        if !valid_name(&name) {
+            continue;
+        }
+        match sidecar(dir, &name) {
+            Ok(Some(s)) if s.uuid == uuid => match open(dir, &name) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                _ => n += 1,
+            },
+            Ok(_) => {}
+            Err(_) => n += 1,
+        }
+    }
+    Ok(n)
+}
+
 /// Whether an incremental backup is on backup `name` (one under way
 /// too: its sidecar is written first).
 pub fn is_base(dir: &Path, name: &str) -> std::io::Result<bool> {
@@ -343,7 +381,16 @@ mod tests {
         write_sidecar(&dir, "b.kbk", &s).expect("sidecar");
         assert!(open(&dir, "b.kbk").is_err(), "not followed");
         assert_eq!(list(&dir).expect("list").len(), 1);
+        assert_eq!(count_of(&dir, "u").ok(), Some(2), "b (a symlink) counts");
+        write_sidecar(&dir, "c.kbk", &s).expect("sidecar");
+        assert_eq!(
+            count_of(&dir, "u").ok(),
+            Some(2),
+            "a sidecar alone does not"
+        );
+        assert_eq!(count_of(&dir, "other").ok(), Some(0));
         remove(&dir, "a.kbk").expect("removed");
+        assert_eq!(count_of(&dir, "u").ok(), Some(1));
         assert!(!dir.join("a.json").exists());
         let link = t.path().join("link");
         std::os::unix::fs::symlink(&dir, &link).expect("symlink");

@@ -111,12 +111,13 @@ pub struct CreateBackup {
 
 /// Backs up a VE as a job (operators) into the service's backup
 /// directory: 202 with the job and the backup's name. Refused (507) when
-/// that directory's filesystem is nearly full.
+/// that directory's filesystem is nearly full, and (409) when the VE has
+/// as many backups kept as one VE may (16 unless `--backups-per-ve`).
 #[utoipa::path(post, path = "/v1/ves/{id}/backups", tag = "backups", request_body = CreateBackup,
     params(("id" = String, Path, description = "VE id")),
     responses((status = 202, body = BackupJob), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody, description = "a backup of the VE is under way"),
+              (status = 409, body = crate::error::ErrorBody, description = "a backup of the VE is under way (`busy`), or it has as many backups kept as it may (`too_many_backups`, `--backups-per-ve`)"),
               (status = 429, body = crate::error::ErrorBody, description = "4 backups are under way"),
               (status = 507, body = crate::error::ErrorBody, description = "the backup directory's filesystem is nearly full")),
     security(("bearer" = [])))]
@@ -150,6 +151,16 @@ pub async fn create(
     .await?
     .map_err(|m| ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m))?;
     let claim = app.backups.claim(&id)?;
+    // Counted under the claim (one backup of a VE at a time), so two
+    // requests cannot both take the last place.
+    let (d, u, most) = (dir.clone(), uuid.clone(), app.settings.backups_per_ve);
+    if blocking(move || store::count_of(&d, &u)).await? >= most {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_backups",
+            format!("VE {id} has {most} backups kept, its most: delete one first"),
+        ));
+    }
     let name = store::new_name(id.as_str(), &uuid);
     let since_path = req
         .incremental_since

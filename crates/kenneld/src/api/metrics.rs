@@ -69,6 +69,8 @@ mod tests {
             metrics_open_on_loopback: open,
             backup_dir: std::path::PathBuf::new(),
             max_upload: 0,
+            backups_per_ve: 1,
+            snapshots_per_ve: 1,
         }
     }
 

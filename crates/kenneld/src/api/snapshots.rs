@@ -128,12 +128,13 @@ pub struct CreateSnapshot {
 }
 
 /// Takes a snapshot of a VE's disk (operators): a running VE is frozen
-/// for milliseconds.
+/// for milliseconds. At most 8 a VE (`--snapshots-per-ve`): each can come
+/// to hold as much of the shared pool as the VE's disk.
 #[utoipa::path(post, path = "/v1/ves/{id}/snapshots", tag = "snapshots", request_body = CreateSnapshot,
     params(("id" = String, Path, description = "VE id")),
     responses((status = 201, body = SnapshotBody), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody, description = "a snapshot of that name exists, or the VE is busy")),
+              (status = 409, body = crate::error::ErrorBody, description = "a snapshot of that name exists (`exists`), the VE is busy, or it has as many snapshots as it may (`too_many_snapshots`, `--snapshots-per-ve`)")),
     security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
@@ -147,15 +148,22 @@ pub async fn create(
     let result = async {
         check_name(&name)?;
         let _claim = app.changes.claim(&id)?;
-        if list_of(&app, &caller, &id)
-            .await?
-            .iter()
-            .any(|s| s.name == name)
-        {
+        let taken = list_of(&app, &caller, &id).await?;
+        if taken.iter().any(|s| s.name == name) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "exists",
                 format!("VE {id} has a snapshot '{name}': delete it first or choose another name"),
+            ));
+        }
+        // Counted under the VE's change claim: no two requests take the
+        // last place.
+        let most = app.settings.snapshots_per_ve;
+        if taken.len() >= most {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "too_many_snapshots",
+                format!("VE {id} has {most} snapshots, its most: delete one first"),
             ));
         }
         let args = KennelArgs::new(&["snapshot", "create"])

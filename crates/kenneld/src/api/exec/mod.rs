@@ -7,15 +7,19 @@
 //! chose what that command does, so everything of it is bounded here:
 //!
 //! * **output:** at most 1 MiB of stdout and of stderr each is kept
-//!   ([`output`]); the rest is read and thrown away (the command is not
-//!   made to fail with `EPIPE`), so a command printing without end costs
-//!   this service a fixed amount of memory;
+//!   ([`output`]); the rest is read and thrown away up to 256 MiB a
+//!   stream (so a command that prints a lot does not fail for it), and
+//!   then the stream is closed: its next write fails with `EPIPE`. So a
+//!   command printing without end costs this service a fixed amount of
+//!   memory, and the host a fixed amount of copying, not a core (two:
+//!   `kennel exec`'s relay and this service) for its whole timeout;
 //! * **time:** at `timeout_secs` the `kennel exec` process (ours, by its
 //!   PID) gets SIGTERM, which it passes on to the command's process group;
 //!   [`TERM_GRACE`] later a second signal, on which it kills the group and
 //!   waits for it; should it still not end, it is killed itself;
-//! * **number:** at most 32 commands at once over all VEs, 4 in one VE
-//!   and 8 of one tenant's ([`places`]; 429 beyond).
+//! * **number:** at most 32 commands at once over all VEs, 4 in one VE,
+//!   8 of one tenant's and 24 of all tenants' (8 are kept for host
+//!   callers) ([`places`]; 429 beyond).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;

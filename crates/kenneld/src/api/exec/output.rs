@@ -3,6 +3,14 @@
 //! rest read and dropped, so the command does not fail for it and costs
 //! this service a fixed amount of memory), as text when they are UTF-8,
 //! else as base64.
+//!
+//! Reading is bounded too: after [`MAX_READ`] bytes of a stream this
+//! service stops reading it and closes its end, so the command's next
+//! write there fails (`SIGPIPE`, `EPIPE`) as at the end of any pipeline.
+//! Without that, a VE command writing without end (`cat /dev/zero`) had
+//! `kennel exec` and this service copy well over a GiB a second each, on
+//! the host's CPUs and outside the VE's cgroup, for its whole timeout
+//! (up to an hour, for 8 commands of one tenant at once).
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -10,6 +18,10 @@ use utoipa::ToSchema;
 
 /// Output kept of each of stdout and stderr.
 pub const MAX_STREAM: usize = 1 << 20;
+
+/// Output read of each of stdout and stderr: beyond, the stream is
+/// closed (the rest of a command's output is not worth host CPU).
+pub const MAX_READ: u64 = 256 << 20;
 
 /// How one output stream is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -27,20 +39,33 @@ pub struct Output {
     pub data: String,
     pub encoding: Encoding,
     /// Bytes the command wrote in all (more than `data` holds when
-    /// truncated).
+    /// truncated). At most 256 MiB are read: then the stream is closed,
+    /// and the command's next write to it fails (`SIGPIPE`/`EPIPE`).
     pub bytes: u64,
     /// Only the first 1 MiB is kept.
     pub truncated: bool,
 }
 
-/// Reads `from` to its end, keeping the first [`MAX_STREAM`] bytes;
-/// returns them and how many there were in all.
-pub(super) async fn bounded(mut from: impl AsyncRead + Unpin) -> std::io::Result<(Vec<u8>, u64)> {
+/// Reads `from` to its end or [`MAX_READ`] bytes, whichever comes
+/// first, keeping the first [`MAX_STREAM`] bytes; returns them and how
+/// many were read in all. `from` is dropped (closed) on return.
+pub(super) async fn bounded(from: impl AsyncRead + Unpin) -> std::io::Result<(Vec<u8>, u64)> {
+    bounded_to(from, MAX_READ).await
+}
+
+async fn bounded_to(
+    mut from: impl AsyncRead + Unpin,
+    max_read: u64,
+) -> std::io::Result<(Vec<u8>, u64)> {
     let mut kept = Vec::new();
     let mut total = 0u64;
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        let n = from.read(&mut buf).await?;
+        if total >= max_read {
+            return Ok((kept, total));
+        }
+        let want = usize::try_from(max_read - total).map_or(buf.len(), |m| m.min(buf.len()));
+        let n = from.read(&mut buf[..want]).await?;
         if n == 0 {
             return Ok((kept, total));
         }
@@ -114,6 +139,15 @@ mod tests {
             assert_eq!(base64(plain.as_bytes()), coded);
         }
         assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_its_bound() {
+        let endless = tokio::io::repeat(b'x');
+        let (kept, total) = bounded_to(endless, 3 << 20).await.expect("read");
+        assert_eq!((kept.len(), total), (MAX_STREAM, 3 << 20));
+        let (kept, total) = bounded_to(&b"short"[..], 3 << 20).await.expect("read");
+        assert_eq!((kept.as_slice(), total), (&b"short"[..], 5));
     }
 
     #[test]

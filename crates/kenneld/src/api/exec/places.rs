@@ -20,11 +20,16 @@ pub const MAX_EXECS: usize = 32;
 pub const MAX_EXECS_PER_VE: usize = 4;
 /// Commands running at once for one tenant, over its VEs.
 pub const MAX_EXECS_PER_TENANT: usize = 8;
+/// Commands of all tenants at once: the rest of [`MAX_EXECS`] is kept
+/// for host callers (without it, four tenants took every place and the
+/// host's own administrators got 429).
+pub const MAX_TENANT_EXECS: usize = MAX_EXECS - 8;
 
 /// Commands running: a bound over all VEs, and counts per VE and per
 /// tenant.
 struct Running {
     slots: Arc<Semaphore>,
+    tenants: Arc<Semaphore>,
     counts: Mutex<HashMap<Key, usize>>,
 }
 
@@ -38,6 +43,7 @@ fn running() -> &'static Running {
     static RUNNING: OnceLock<Running> = OnceLock::new();
     RUNNING.get_or_init(|| Running {
         slots: Arc::new(Semaphore::new(MAX_EXECS)),
+        tenants: Arc::new(Semaphore::new(MAX_TENANT_EXECS)),
         counts: Mutex::new(HashMap::new()),
     })
 }
@@ -46,6 +52,7 @@ fn running() -> &'static Running {
 pub(super) struct Slot {
     keys: Vec<Key>,
     _permit: OwnedSemaphorePermit,
+    _tenants: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Slot {
@@ -71,6 +78,14 @@ pub(super) fn claim(id: &VeId, tenant: Option<String>) -> ApiResult<Slot> {
             "{MAX_EXECS} commands are running in VEs: try again in a moment"
         ))
     })?;
+    let tenants = match tenant {
+        Some(_) => Some(Arc::clone(&r.tenants).try_acquire_owned().map_err(|_| {
+            busy(format!(
+                "{MAX_TENANT_EXECS} commands of tenants are running in VEs: try again in a moment"
+            ))
+        })?),
+        None => None,
+    };
     let mut keys = vec![(Key::Ve(id.clone()), MAX_EXECS_PER_VE)];
     if let Some(t) = tenant {
         keys.push((Key::Tenant(t), MAX_EXECS_PER_TENANT));
@@ -94,6 +109,7 @@ pub(super) fn claim(id: &VeId, tenant: Option<String>) -> ApiResult<Slot> {
     Ok(Slot {
         keys: keys.into_iter().map(|(k, _)| k).collect(),
         _permit: permit,
+        _tenants: tenants,
     })
 }
 
@@ -101,8 +117,15 @@ pub(super) fn claim(id: &VeId, tenant: Option<String>) -> ApiResult<Slot> {
 mod tests {
     use super::*;
 
+    /// The places are the process's: one test at a time holds them.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: Mutex<()> = Mutex::new(());
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[test]
     fn commands_are_bounded_per_ve_and_per_tenant() {
+        let _serial = serial();
         let a = VeId::parse("exec-test-a").expect("id");
         let held: Vec<Slot> = (0..MAX_EXECS_PER_VE)
             .map(|_| claim(&a, None).expect("a place"))
@@ -129,5 +152,31 @@ mod tests {
         assert!(claim(&more, None).is_ok(), "the host's is not");
         drop(held);
         assert!(claim(&more, t()).is_ok(), "given back");
+    }
+
+    #[test]
+    fn tenants_leave_places_for_the_host() {
+        let _serial = serial();
+        // Tenants of 8 places each, one VE each, until tenants are full.
+        let held: Vec<Slot> = (0..MAX_TENANT_EXECS)
+            .map(|n| {
+                let id = VeId::parse(&format!("exec-host-t{n}")).expect("id");
+                claim(
+                    &id,
+                    Some(format!("exec-host-tenant-{}", n / MAX_EXECS_PER_TENANT)),
+                )
+                .expect("a place")
+            })
+            .collect();
+        let id = VeId::parse("exec-host-last").expect("id");
+        assert_eq!(
+            claim(&id, Some("exec-host-another".into()))
+                .err()
+                .map(|e| e.code),
+            Some("too_many_requests"),
+            "another tenant waits"
+        );
+        assert!(claim(&id, None).is_ok(), "the host has its own");
+        drop(held);
     }
 }
