@@ -208,6 +208,9 @@ fn run(args: Args) -> Result<()> {
         let socket = args.socket.clone().unwrap_or_else(|| run_dir.join("kenneld.sock"));
         let unix = serve::unix::bind(&socket)
             .with_context(|| format!("listen on {}", socket.display()))?;
+        // The socket is this kenneld's alone now: what uploads a kenneld
+        // that died left half-written are no one's.
+        api::sweep_uploads(&lib, &app.settings.backup_dir);
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(serve::unix::serve(unix, router.clone(), Arc::clone(&budget.unix)));
         let mut said = format!("kenneld: listening on unix:{}", socket.display());

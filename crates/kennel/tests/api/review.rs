@@ -327,3 +327,73 @@ fn review_a_reused_id_does_not_inherit_the_backups_of_the_ve_before() {
     drop(svc);
     root.finish();
 }
+
+/// `kennel` processes now running a password change.
+fn password_changes() -> usize {
+    crate::common::processes()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--userpasswd="))
+        })
+        .count()
+}
+
+/// A change whose client hangs up at once still runs to its end holding
+/// the VE's claim, and is audited: asking and hanging up fifty times
+/// starts one `kennel`, not fifty (each was a process waiting 20 s on the
+/// VE's lock, without bound, and none of them was audited).
+#[test]
+fn changes_outlive_their_clients_and_keep_their_claim() {
+    use std::io::Write;
+    let root = TestRoot::new("api-hangup");
+    root.start_busybox("5", &["--storage", "dir"]);
+    root.sh(
+        "5",
+        "mkdir -p /usr/sbin && printf '#!/bin/sh\\nsleep 4\\ncat > /root/got\\n' > /usr/sbin/chpasswd && chmod 755 /usr/sbin/chpasswd",
+    );
+    let svc = Service::start(&root);
+    let acme = svc.token(
+        &root,
+        &["--tenant", "acme", "--ves", "5", "--role", "operator"],
+    );
+    // The token once checked: the requests below reach their change.
+    assert_eq!(svc.get("/v1/ves/5", Some(&acme)).status, 200);
+    let body = r#"{"user":"root","password":"x"}"#;
+    let mut most = 0;
+    for _ in 0..20 {
+        let mut s = std::os::unix::net::UnixStream::connect(&svc.socket).expect("connect");
+        write!(
+            s,
+            "POST /v1/ves/5/password HTTP/1.1\r\nHost: kenneld\r\nAuthorization: Bearer {acme}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("ask");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        most = most.max(password_changes());
+        drop(s);
+    }
+    let t = Instant::now();
+    while t.elapsed() < secs(1) {
+        most = most.max(password_changes());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(most, 1, "kennel processes for one VE's change at a time");
+    // The claim outlived its client: the VE is busy until it ends.
+    let busy = svc.post(
+        "/v1/ves/5/password",
+        Some(&acme),
+        Some(json!({"user": "root", "password": "y"})),
+    );
+    assert_eq!(busy.status, 409, "{busy:?}");
+    assert!(wait_for(secs(30), || password_changes() == 0));
+    assert_eq!(root.sh("5", "cat /root/got").trim(), "root:x");
+    let ok = svc
+        .audit()
+        .iter()
+        .filter(|l| l["action"] == "ve.password" && l["result"] == "ok")
+        .count();
+    assert_eq!(ok, 1, "the one change made is audited");
+    drop(svc);
+    root.finish();
+}

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::args::KennelArgs;
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::backend::workers::outcome_result;
 use crate::error::{ApiError, ApiResult};
 
@@ -81,51 +82,59 @@ pub async fn act(
             "timeout: at most 3600 seconds (an hour)",
         ));
     }
-    let result = async {
-        let _claim = app.changes.claim(&id)?;
-        let done = match action {
-            Action::Start => Op::Start,
-            Action::Kill => Op::Kill,
-            Action::Stop => Op::Stop {
-                timeout: Duration::from_secs(timeout.into()),
-            },
-            Action::Restart => {
-                let args = KennelArgs::new(&["restart"])
-                    .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
-                    .positional(id.as_str())?
-                    .opt("timeout", Some(&timeout.to_string()))?;
-                app.cli.run(args.into_vec()).await?;
-                let rid = id.clone();
-                let st = app.read(move |k| k.status(&rid)).await?;
-                return Ok(ActionResult {
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                let _claim = app.changes.claim(&id)?;
+                let done = match action {
+                    Action::Start => Op::Start,
+                    Action::Kill => Op::Kill,
+                    Action::Stop => Op::Stop {
+                        timeout: Duration::from_secs(timeout.into()),
+                    },
+                    Action::Restart => {
+                        let args = KennelArgs::new(&["restart"])
+                            .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
+                            .positional(id.as_str())?
+                            .opt("timeout", Some(&timeout.to_string()))?;
+                        app.cli.run(args.into_vec()).await?;
+                        let rid = id.clone();
+                        let st = app.read(move |k| k.status(&rid)).await?;
+                        return Ok(ActionResult {
+                            ve: id.to_string(),
+                            result: "restarted".into(),
+                            init_pid: st.run.map(|r| r.init_pid),
+                        });
+                    }
+                };
+                let outcome = app
+                    .workers
+                    .apply(done, &id, caller.granted_uuid(&id))
+                    .await?;
+                let (result, init_pid) = match outcome_result(outcome)? {
+                    Done::Started { init_pid } => ("started", Some(init_pid)),
+                    Done::Stopped => ("stopped", None),
+                    Done::StopTimedOut => ("stop_timed_out", None),
+                    Done::Killed => ("killed", None),
+                };
+                Ok(ActionResult {
                     ve: id.to_string(),
-                    result: "restarted".into(),
-                    init_pid: st.run.map(|r| r.init_pid),
-                });
+                    result: result.into(),
+                    init_pid,
+                })
             }
-        };
-        let outcome = app
-            .workers
-            .apply(done, &id, caller.granted_uuid(&id))
-            .await?;
-        let (result, init_pid) = match outcome_result(outcome)? {
-            Done::Started { init_pid } => ("started", Some(init_pid)),
-            Done::Stopped => ("stopped", None),
-            Done::StopTimedOut => ("stop_timed_out", None),
-            Done::Killed => ("killed", None),
-        };
-        Ok(ActionResult {
-            ve: id.to_string(),
-            result: result.into(),
-            init_pid,
+            .await;
+            app.audit.record(
+                &caller,
+                &format!("ve.{}", action.name()),
+                Some(id.as_str()),
+                &result,
+            );
+            result
         })
-    }
-    .await;
-    app.audit.record(
-        &caller,
-        &format!("ve.{}", action.name()),
-        Some(id.as_str()),
-        &result,
-    );
+        .await
+    };
     result.map(Json)
 }

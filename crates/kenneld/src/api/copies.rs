@@ -15,6 +15,7 @@ use super::args::KennelArgs;
 use super::ves::{visible_status, VeDetail};
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Job;
 
@@ -98,21 +99,29 @@ pub async fn rename(
 ) -> ApiResult<Json<VeDetail>> {
     let id = caller.visible_ve(&app, &id).await?;
     caller.require_host_admin("rename VEs")?;
-    let result = async {
-        let to = new_id(&id, &req.new_id)?;
-        let _claims = (app.changes.claim(&id)?, app.changes.claim(&to)?);
-        let args = KennelArgs::new(&["rename"])
-            .positional(id.as_str())?
-            .positional(to.as_str())?;
-        app.cli.run(args.into_vec()).await?;
-        visible_status(&app, &caller, &to).await
-    }
-    .await;
-    app.audit.record(
-        &caller,
-        "ve.rename",
-        Some(&format!("{id} -> {}", req.new_id.escape_default())),
-        &result,
-    );
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                let to = new_id(&id, &req.new_id)?;
+                let _claims = (app.changes.claim(&id)?, app.changes.claim(&to)?);
+                let args = KennelArgs::new(&["rename"])
+                    .positional(id.as_str())?
+                    .positional(to.as_str())?;
+                app.cli.run(args.into_vec()).await?;
+                visible_status(&app, &caller, &to).await
+            }
+            .await;
+            app.audit.record(
+                &caller,
+                "ve.rename",
+                Some(&format!("{id} -> {}", req.new_id.escape_default())),
+                &result,
+            );
+            result
+        })
+        .await
+    };
     result.map(|st| Json(super::ves::detail(st)))
 }

@@ -38,7 +38,7 @@ use crate::error::ErrorBody;
 
 /// A request body larger than this is refused (413) before it is read.
 pub const MAX_BODY: usize = 1 << 20;
-pub use upload::MAX_UPLOAD;
+pub use upload::{sweep_uploads, MAX_UPLOAD};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -16,10 +16,12 @@ use utoipa::ToSchema;
 use super::args::KennelArgs;
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::error::{ApiError, ApiResult};
 
-/// The longest password taken (as `kennel set` reads it).
-const MAX_PASSWORD: usize = 4096;
+/// The longest password taken: `kennel set` reads a line of at most
+/// 4,096 bytes, its line break included.
+const MAX_PASSWORD: usize = 4095;
 /// The longest user name (Linux's `useradd` takes 32).
 const MAX_USER: usize = 32;
 
@@ -28,7 +30,7 @@ const MAX_USER: usize = 32;
 pub struct SetPassword {
     /// The user, e.g. `root`.
     pub user: String,
-    /// The new password: at most 4,096 bytes, one line.
+    /// The new password: at most 4,095 bytes, one line.
     pub password: String,
 }
 
@@ -56,23 +58,31 @@ pub async fn set_password(
 ) -> ApiResult<StatusCode> {
     let id = caller.visible_ve(&app, &id).await?;
     caller.require(Role::Operator, "set passwords in VEs")?;
-    let result = async {
-        check(&body)?;
-        let args = KennelArgs::new(&["set"])
-            .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
-            .opt("userpasswd", Some(&body.user))?
-            .positional(id.as_str())?;
-        let _claim = app.changes.claim(&id)?;
-        let mut input = body.password.clone().into_bytes();
-        input.push(b'\n');
-        app.cli
-            .run_with_input(args.into_vec(), Some(input))
-            .await
-            .map(|_| ())
-    }
-    .await;
-    app.audit
-        .record(&caller, "ve.password", Some(id.as_str()), &result);
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                check(&body)?;
+                let args = KennelArgs::new(&["set"])
+                    .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
+                    .opt("userpasswd", Some(&body.user))?
+                    .positional(id.as_str())?;
+                let _claim = app.changes.claim(&id)?;
+                let mut input = body.password.clone().into_bytes();
+                input.push(b'\n');
+                app.cli
+                    .run_with_input(args.into_vec(), Some(input))
+                    .await
+                    .map(|_| ())
+            }
+            .await;
+            app.audit
+                .record(&caller, "ve.password", Some(id.as_str()), &result);
+            result
+        })
+        .await
+    };
     result.map(|()| StatusCode::NO_CONTENT)
 }
 

@@ -16,6 +16,7 @@ use super::net::{specs, Forward, Netif, MAX_ITEMS};
 use super::ves::{detail, visible_status, ResourcesBody, VeDetail};
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::error::{ApiError, ApiResult};
 
 /// A change to a VE (`kennel set`): saved, and applied at once if it
@@ -132,14 +133,22 @@ pub async fn set(
 ) -> ApiResult<Json<VeDetail>> {
     let id = caller.visible_ve(&app, &id).await?;
     caller.require_host_admin("change a VE's settings")?;
-    let result = async {
-        let args = body.args(id.as_str())?;
-        let _claim = app.changes.claim(&id)?;
-        app.cli.run(args.into_vec()).await?;
-        visible_status(&app, &caller, &id).await
-    }
-    .await;
-    app.audit
-        .record(&caller, "ve.set", Some(id.as_str()), &result);
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                let args = body.args(id.as_str())?;
+                let _claim = app.changes.claim(&id)?;
+                app.cli.run(args.into_vec()).await?;
+                visible_status(&app, &caller, &id).await
+            }
+            .await;
+            app.audit
+                .record(&caller, "ve.set", Some(id.as_str()), &result);
+            result
+        })
+        .await
+    };
     Ok(Json(detail(result?)))
 }

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::args::KennelArgs;
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Job;
 
@@ -145,47 +146,55 @@ pub async fn create(
     let id = caller.visible_ve(&app, &id).await?;
     caller.require(Role::Operator, "take snapshots")?;
     let name = req.name.unwrap_or_else(|| super::backup_dir::stamp(false));
-    let result = async {
-        check_name(&name)?;
-        let _claim = app.changes.claim(&id)?;
-        let taken = list_of(&app, &caller, &id).await?;
-        if taken.iter().any(|s| s.name == name) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "exists",
-                format!("VE {id} has a snapshot '{name}': delete it first or choose another name"),
-            ));
-        }
-        // Counted under the VE's change claim: no two requests take the
-        // last place.
-        let most = app.settings.snapshots_per_ve;
-        if taken.len() >= most {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "too_many_snapshots",
-                format!("VE {id} has {most} snapshots, its most: delete one first"),
-            ));
-        }
-        let args = KennelArgs::new(&["snapshot", "create"])
-            .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
-            .positional(id.as_str())?
-            .positional(&name)?;
-        app.cli.run(args.into_vec()).await?;
-        list_of(&app, &caller, &id)
-            .await?
-            .into_iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| {
-                ApiError::internal(format!("snapshot '{name}' was taken but is not listed"))
-            })
-    }
-    .await;
-    app.audit.record(
-        &caller,
-        "ve.snapshot.create",
-        Some(&format!("{id}/{name}")),
-        &result,
-    );
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                check_name(&name)?;
+                let _claim = app.changes.claim(&id)?;
+                let taken = list_of(&app, &caller, &id).await?;
+                if taken.iter().any(|s| s.name == name) {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "exists",
+                        format!("VE {id} has a snapshot '{name}': delete it first or choose another name"),
+                    ));
+                }
+                // Counted under the VE's change claim: no two requests take the
+                // last place.
+                let most = app.settings.snapshots_per_ve;
+                if taken.len() >= most {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "too_many_snapshots",
+                        format!("VE {id} has {most} snapshots, its most: delete one first"),
+                    ));
+                }
+                let args = KennelArgs::new(&["snapshot", "create"])
+                    .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
+                    .positional(id.as_str())?
+                    .positional(&name)?;
+                app.cli.run(args.into_vec()).await?;
+                list_of(&app, &caller, &id)
+                    .await?
+                    .into_iter()
+                    .find(|s| s.name == name)
+                    .ok_or_else(|| {
+                        ApiError::internal(format!("snapshot '{name}' was taken but is not listed"))
+                    })
+            }
+            .await;
+            app.audit.record(
+                &caller,
+                "ve.snapshot.create",
+                Some(&format!("{id}/{name}")),
+                &result,
+            );
+            result
+        })
+        .await
+    };
     Ok((StatusCode::CREATED, Json(result?)))
 }
 
@@ -258,22 +267,30 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let id = caller.visible_ve(&app, &id).await?;
     caller.require(Role::Operator, "delete snapshots")?;
-    let result = async {
-        check_name(&name)?;
-        require_snapshot(&app, &caller, &id, &name).await?;
-        let _claim = app.changes.claim(&id)?;
-        let args = KennelArgs::new(&["snapshot", "delete"])
-            .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
-            .positional(id.as_str())?
-            .positional(&name)?;
-        app.cli.run(args.into_vec()).await.map(|_| ())
-    }
-    .await;
-    app.audit.record(
-        &caller,
-        "ve.snapshot.delete",
-        Some(&format!("{id}/{name}")),
-        &result,
-    );
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                check_name(&name)?;
+                require_snapshot(&app, &caller, &id, &name).await?;
+                let _claim = app.changes.claim(&id)?;
+                let args = KennelArgs::new(&["snapshot", "delete"])
+                    .opt("expect-uuid", caller.granted_uuid(&id).as_deref())?
+                    .positional(id.as_str())?
+                    .positional(&name)?;
+                app.cli.run(args.into_vec()).await.map(|_| ())
+            }
+            .await;
+            app.audit.record(
+                &caller,
+                "ve.snapshot.delete",
+                Some(&format!("{id}/{name}")),
+                &result,
+            );
+            result
+        })
+        .await
+    };
     result.map(|()| StatusCode::NO_CONTENT)
 }

@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 use super::args::KennelArgs;
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Job;
 
@@ -237,33 +238,40 @@ pub struct Removed {
     security(("bearer" = [])))]
 pub async fn remove(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Removed>> {
     caller.require_host_admin("remove the storage pool")?;
-    let result = async {
-        let _claim = StorageClaim::take()?;
-        let record = app
-            .read(|k| {
-                Ok((
-                    PoolRecord::load(&k.paths().storage_record())?,
-                    disk_holders(k)?,
-                ))
-            })
-            .await?;
-        let (record, users) = record;
-        if !users.is_empty() {
-            let ids: Vec<String> = users.iter().map(ToString::to_string).collect();
-            return Err(in_use(&ids.join(", ")));
-        }
-        let args = KennelArgs::new(&["storage", "remove"]);
-        match app.cli.run(args.into_vec()).await {
-            Ok(_) => Ok(record.map(|r| r.path.display().to_string())),
-            // A VE made since the look above: the CLI's refusal.
-            Err(e) if e.message.contains("holds the disks of") => {
-                Err(ApiError::new(StatusCode::CONFLICT, "in_use", e.message))
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        detached(async move {
+            let result = async {
+                let _claim = StorageClaim::take()?;
+                let record = app
+                    .read(|k| {
+                        Ok((
+                            PoolRecord::load(&k.paths().storage_record())?,
+                            disk_holders(k)?,
+                        ))
+                    })
+                    .await?;
+                let (record, users) = record;
+                if !users.is_empty() {
+                    let ids: Vec<String> = users.iter().map(ToString::to_string).collect();
+                    return Err(in_use(&ids.join(", ")));
+                }
+                let args = KennelArgs::new(&["storage", "remove"]);
+                match app.cli.run(args.into_vec()).await {
+                    Ok(_) => Ok(record.map(|r| r.path.display().to_string())),
+                    // A VE made since the look above: the CLI's refusal.
+                    Err(e) if e.message.contains("holds the disks of") => {
+                        Err(ApiError::new(StatusCode::CONFLICT, "in_use", e.message))
+                    }
+                    Err(e) => Err(e),
+                }
             }
-            Err(e) => Err(e),
-        }
-    }
-    .await;
-    app.audit.record(&caller, "storage.remove", None, &result);
+            .await;
+            app.audit.record(&caller, "storage.remove", None, &result);
+            result
+        })
+        .await
+    };
     result.map(|removed| Json(Removed { removed }))
 }
 

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::args::KennelArgs;
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Job;
 
@@ -97,13 +98,20 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_host_admin("remove templates")?;
-    let result = async {
-        let args = KennelArgs::new(&["template", "remove"]).positional(&name)?;
-        app.cli.run(args.into_vec()).await.map(|_| ())
-    }
-    .await;
-    app.audit
-        .record(&caller, "template.remove", Some(&name), &result);
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        detached(async move {
+            let result = async {
+                let args = KennelArgs::new(&["template", "remove"]).positional(&name)?;
+                app.cli.run(args.into_vec()).await.map(|_| ())
+            }
+            .await;
+            app.audit
+                .record(&caller, "template.remove", Some(&name), &result);
+            result
+        })
+        .await
+    };
     result.map(|()| StatusCode::NO_CONTENT)
 }
 

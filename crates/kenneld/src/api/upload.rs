@@ -99,6 +99,9 @@ async fn receive(
     name: &str,
     body: Body,
 ) -> ApiResult<(Vec<std::ffi::OsString>, Upload)> {
+    // The CLI's own rule, before a byte of the body is read.
+    kennel_storage::template::validate_name(name)
+        .map_err(|e| ApiError::bad_input(e.to_string()))?;
     let args = KennelArgs::new(&["template", "import"]).positional(name)?;
     let wanted = name.to_string();
     let exists = app
@@ -187,6 +190,39 @@ pub(super) fn announced_too_large(headers: &HeaderMap, max: u64) -> ApiResult<()
     }
 }
 
+/// Removes the upload files a kenneld that died left (template tarballs
+/// in `<lib>/api/uploads`, backups in the backup directory, by the names
+/// only uploads have): they would count against the space reserve, and
+/// no request can reach them.
+pub fn sweep_uploads(lib: &FsPath, backup_dir: &FsPath) {
+    let uploads = lib.join("api").join("uploads");
+    for (dir, is_upload) in [
+        (
+            &uploads,
+            (|n: &str| n.starts_with(".upload-")) as fn(&str) -> bool,
+        ),
+        (&backup_dir.to_path_buf(), |n: &str| {
+            n.starts_with('.') && n.contains(".upload-")
+        }),
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name.to_str().is_some_and(is_upload) {
+                match std::fs::remove_file(e.path()) {
+                    Ok(()) => tracing::info!(
+                        "removed {}, an upload left half-written",
+                        e.path().display()
+                    ),
+                    Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
+                }
+            }
+        }
+    }
+}
+
 /// An uploaded file, removed when dropped.
 #[derive(Debug)]
 pub(super) struct Upload(PathBuf);
@@ -246,4 +282,34 @@ fn enough_space(dir: &FsPath) -> ApiResult<()> {
 
 fn host_error(path: &FsPath, e: &std::io::Error) -> ApiError {
     ApiError::internal(format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_uploads_left_half_written_are_swept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lib = dir.path().join("lib");
+        let uploads = lib.join("api/uploads");
+        let backups = dir.path().join("backups");
+        std::fs::create_dir_all(&uploads).expect("mkdir");
+        std::fs::create_dir_all(&backups).expect("mkdir");
+        let files = [
+            (uploads.join(".upload-7-1"), false),
+            (uploads.join("keep"), true),
+            (backups.join(".moved.kbk.upload-7-2"), false),
+            (backups.join("moved.kbk"), true),
+            (backups.join("moved.json"), true),
+            (backups.join(".other.kbk.tmp-9"), true),
+        ];
+        for (f, _) in &files {
+            std::fs::write(f, b"x").expect("write");
+        }
+        sweep_uploads(&lib, &backups);
+        for (f, kept) in &files {
+            assert_eq!(f.exists(), *kept, "{}", f.display());
+        }
+    }
 }

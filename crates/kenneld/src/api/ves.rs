@@ -13,6 +13,7 @@ use super::net::{specs, Forward, Netif};
 use super::set::few;
 use crate::access::Caller;
 use crate::app::AppState;
+use crate::backend::detached;
 use crate::error::{ApiError, ApiResult};
 
 /// A VE in a list.
@@ -281,34 +282,42 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<VeDetail>)> {
     caller.require_host_admin("create VEs")?;
     let id = VeId::parse(&body.id).map_err(|e| ApiError::bad_input(e.to_string()))?;
-    let result = async {
-        let _claim = app.changes.claim(&id)?;
-        let features = body.features.join(",");
-        let args = KennelArgs::new(&["create"])
-            .positional(id.as_str())?
-            .opt("template", Some(&body.template))?
-            .opt("hostname", body.hostname.as_deref())?
-            .opt("disk", body.disk.as_deref())?
-            .opt("storage", body.storage.as_deref())?
-            .opt(
-                "features",
-                (!features.is_empty()).then_some(features.as_str()),
-            )?
-            .opt("disk-inodes", body.disk_inodes.as_deref())?
-            .opts("ip", few(&body.ip, "ip")?)?
-            .opts("netif", &specs(&body.netif, "netif", Netif::spec)?)?
-            .opts("nameserver", few(&body.nameserver, "nameserver")?)?
-            .opts("searchdomain", few(&body.searchdomain, "searchdomain")?)?
-            .opt("rate", body.rate.as_deref())?
-            .opt("nat-via", body.nat_via.as_deref())?
-            .opts("forward", &specs(&body.forward, "forward", Forward::spec)?)?;
-        let args = body.resources.add(args)?;
-        app.cli.run(args.into_vec()).await?;
-        visible_status(&app, &caller, &id).await
-    }
-    .await;
-    app.audit
-        .record(&caller, "ve.create", Some(id.as_str()), &result);
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                let _claim = app.changes.claim(&id)?;
+                let features = body.features.join(",");
+                let args = KennelArgs::new(&["create"])
+                    .positional(id.as_str())?
+                    .opt("template", Some(&body.template))?
+                    .opt("hostname", body.hostname.as_deref())?
+                    .opt("disk", body.disk.as_deref())?
+                    .opt("storage", body.storage.as_deref())?
+                    .opt(
+                        "features",
+                        (!features.is_empty()).then_some(features.as_str()),
+                    )?
+                    .opt("disk-inodes", body.disk_inodes.as_deref())?
+                    .opts("ip", few(&body.ip, "ip")?)?
+                    .opts("netif", &specs(&body.netif, "netif", Netif::spec)?)?
+                    .opts("nameserver", few(&body.nameserver, "nameserver")?)?
+                    .opts("searchdomain", few(&body.searchdomain, "searchdomain")?)?
+                    .opt("rate", body.rate.as_deref())?
+                    .opt("nat-via", body.nat_via.as_deref())?
+                    .opts("forward", &specs(&body.forward, "forward", Forward::spec)?)?;
+                let args = body.resources.add(args)?;
+                app.cli.run(args.into_vec()).await?;
+                visible_status(&app, &caller, &id).await
+            }
+            .await;
+            app.audit
+                .record(&caller, "ve.create", Some(id.as_str()), &result);
+            result
+        })
+        .await
+    };
     Ok((StatusCode::CREATED, Json(detail(result?))))
 }
 
@@ -334,15 +343,23 @@ pub async fn destroy(
 ) -> ApiResult<StatusCode> {
     let id = caller.visible_ve(&app, &id).await?;
     caller.require_host_admin("destroy VEs")?;
-    let result = async {
-        let _claim = app.changes.claim(&id)?;
-        let args = KennelArgs::new(&["destroy"])
-            .positional(id.as_str())?
-            .flag("force", q.force);
-        app.cli.run(args.into_vec()).await.map(|_| ())
-    }
-    .await;
-    app.audit
-        .record(&caller, "ve.destroy", Some(id.as_str()), &result);
+    let result = {
+        let (app, caller) = (app.clone(), caller.clone());
+        let id = id.clone();
+        detached(async move {
+            let result = async {
+                let _claim = app.changes.claim(&id)?;
+                let args = KennelArgs::new(&["destroy"])
+                    .positional(id.as_str())?
+                    .flag("force", q.force);
+                app.cli.run(args.into_vec()).await.map(|_| ())
+            }
+            .await;
+            app.audit
+                .record(&caller, "ve.destroy", Some(id.as_str()), &result);
+            result
+        })
+        .await
+    };
     result.map(|()| StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,24 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
+/// Runs a change, with its audit line, to its end in a task of its own,
+/// whatever becomes of the request that asked for it. A client that goes
+/// away (or resets its HTTP/2 stream) has hyper drop the handler: done
+/// in the handler, that gave back the VE's claim and skipped the audit
+/// line while the `kennel` process the change started went on, so a
+/// client that asked and hung up at once could start processes without
+/// bound (found by a hostile review; test
+/// `review::changes_outlive_their_clients_and_keep_their_claim`).
+pub async fn detached<T, F>(change: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    tokio::spawn(change)
+        .await
+        .map_err(|e| ApiError::internal(format!("a change's task failed: {e}")))?
+}
+
 /// Changes running at once, over all VEs.
 pub const MAX_CHANGES: usize = 64;
 

@@ -13,14 +13,14 @@
 //!   arguments built from the typed request, never from a shell line.
 //!
 //! So the API and the CLI cannot disagree: they are the same code. A
-//! change is finished even if its client goes away (each runs in a task
-//! of its own), and a VE never depends on the service: its monitor is
-//! the VE's, not ours.
+//! change is finished even if its client goes away: it runs, holding its
+//! claim, to its audit line, in a task of its own ([`detached`]); and a
+//! VE never depends on the service: its monitor is the VE's, not ours.
 
 pub mod changes;
 pub mod cli;
 pub mod workers;
 
-pub use changes::Changes;
+pub use changes::{detached, Changes};
 pub use cli::KennelCli;
 pub use workers::Workers;
