@@ -17,7 +17,7 @@
 # once, printing where; the binaries that had not ended then run once more
 # in a fresh VM (the guest is Debian's 6.1 kernel emulated by TCG; an
 # emulated CPU stuck for good happened once in CI, in kenneld and kennel,
-# and not in dozens of runs since).
+# and not in ten runs of that binary since).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
