@@ -7,30 +7,8 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{secs, wait_for, TestRoot};
+use crate::common::TestRoot;
 use crate::service::{Answer, Service};
-
-/// Waits for job `id` to end; returns it.
-fn job_end(svc: &Service, t: Option<&str>, id: u64) -> Value {
-    let mut job = Value::Null;
-    assert!(
-        wait_for(secs(180), || {
-            job = svc.get(&format!("/v1/jobs/{id}"), t).body;
-            job["state"] != "running"
-        }),
-        "job {id} ended: {job}"
-    );
-    job
-}
-
-/// Runs the job `a` answered with to its end; asserts it succeeded.
-fn job_ok(svc: &Service, t: Option<&str>, a: &Answer) -> Value {
-    assert_eq!(a.status, 202, "{a:?}");
-    let id = a.body["id"].as_u64().expect("a job");
-    let job = job_end(svc, t, id);
-    assert_eq!(job["state"], "succeeded", "{job}");
-    job
-}
 
 fn names(a: &Answer) -> Vec<String> {
     a.body
@@ -125,7 +103,7 @@ fn snapshots_are_taken_listed_rolled_back_and_deleted() {
         t,
         Some(json!({"timeout": 10})),
     );
-    job_ok(&svc, t, &back);
+    svc.job_ok(t, &back);
     assert_eq!(root.status("11")["state"], "running", "started again");
     assert_ne!(root.init_pid("11"), pid);
     assert_eq!(root.sh("11", "cat /root/f").trim(), "before");
@@ -172,7 +150,7 @@ fn backups_run_as_jobs_download_byte_for_byte_and_restore_into_a_ve_that_starts(
     let (a, t) = (Some(admin.as_str()), Some(op.as_str()));
 
     let made = svc.post("/v1/ves/21/backups", t, Some(json!({})));
-    job_ok(&svc, t, &made);
+    svc.job_ok(t, &made);
     let full = made.body["backup"].as_str().expect("its name").to_string();
     assert!(full.starts_with("21-") && full.ends_with(".kbk"), "{full}");
     let dir = root.dir.join("lib/api/backups");
@@ -218,7 +196,7 @@ fn backups_run_as_jobs_download_byte_for_byte_and_restore_into_a_ve_that_starts(
         t,
         Some(json!({"incremental_since": full})),
     );
-    job_ok(&svc, t, &inc);
+    svc.job_ok(t, &inc);
     let inc = inc.body["backup"].as_str().expect("its name").to_string();
     let list = svc.get("/v1/backups?ve=21", t);
     assert_eq!(names(&list), [full.clone(), inc.clone()]);
@@ -234,7 +212,7 @@ fn backups_run_as_jobs_download_byte_for_byte_and_restore_into_a_ve_that_starts(
     let path = format!("/v1/backups/{inc}/restore");
     assert_eq!(svc.post(&path, t, Some(json!({"id": "23"}))).status, 403);
     let restored = svc.post(&path, a, Some(json!({"id": "23", "hostname": "back"})));
-    job_ok(&svc, a, &restored);
+    svc.job_ok(a, &restored);
     root.ok(&["start", "23"]);
     assert_eq!(root.sh("23", "cat /root/data").trim(), "hello");
     assert_eq!(root.sh("23", "cat /root/more").trim(), "more");
@@ -281,14 +259,13 @@ fn backups_run_as_jobs_download_byte_for_byte_and_restore_into_a_ve_that_starts(
     // client is not cut off while still sending it.
     let small = bytes[..bytes.len().min(512)].to_vec();
     assert_eq!(put("moved.kbk", t, small.clone()).status, 403, "a tenant's");
-    job_ok(&svc, a, &put("moved.kbk", a, bytes));
+    svc.job_ok(a, &put("moved.kbk", a, bytes));
     assert_eq!(put("moved.kbk", a, small).status, 409, "a name taken");
     let all = svc.get("/v1/backups", a);
     assert!(names(&all).contains(&"moved.kbk".to_string()), "{all:?}");
     assert!(!names(&svc.get("/v1/backups", t)).contains(&"moved.kbk".to_string()));
     assert_eq!(svc.get("/v1/backups/moved.kbk", t).status, 404);
-    job_ok(
-        &svc,
+    svc.job_ok(
         a,
         &svc.post(
             "/v1/backups/moved.kbk/restore",
@@ -302,7 +279,7 @@ fn backups_run_as_jobs_download_byte_for_byte_and_restore_into_a_ve_that_starts(
     let junk = put("junk.kbk", a, b"not a backup".to_vec());
     assert_eq!(junk.status, 202, "{junk:?}");
     let id = junk.body["id"].as_u64().expect("a job");
-    assert_eq!(job_end(&svc, a, id)["state"], "failed");
+    assert_eq!(svc.job_end(a, id)["state"], "failed");
     assert!(!names(&svc.get("/v1/backups", a)).contains(&"junk.kbk".to_string()));
 
     for (b, who) in [(inc.as_str(), t), (full.as_str(), t), ("moved.kbk", a)] {
@@ -365,7 +342,7 @@ fn clones_start_and_only_a_stopped_ve_is_renamed() {
         a,
         Some(json!({"new_id": "32", "hostname": "copy"})),
     );
-    job_ok(&svc, a, &cloned);
+    svc.job_ok(a, &cloned);
     root.ok(&["start", "32"]);
     assert_eq!(root.sh("32", "cat /root/f").trim(), "mine");
     assert_eq!(root.sh("32", "hostname").trim(), "copy");
@@ -427,10 +404,10 @@ fn a_tenant_gets_404_on_foreign_ves_and_backups_and_a_viewer_changes_nothing() {
         201
     );
     let b42 = svc.post("/v1/ves/42/backups", a, Some(json!({})));
-    job_ok(&svc, a, &b42);
+    svc.job_ok(a, &b42);
     let b42 = b42.body["backup"].as_str().expect("name").to_string();
     let b41 = svc.post("/v1/ves/41/backups", t, Some(json!({})));
-    job_ok(&svc, t, &b41);
+    svc.job_ok(t, &b41);
     let b41 = b41.body["backup"].as_str().expect("name").to_string();
 
     let foreign = [

@@ -18,24 +18,9 @@ use serde_json::{json, Value};
 use crate::common::{secs, wait_for, TestRoot};
 use crate::service::{Answer, Service};
 
-fn job_end(svc: &Service, t: Option<&str>, id: u64) -> Value {
-    let mut job = Value::Null;
-    assert!(
-        wait_for(secs(180), || {
-            job = svc.get(&format!("/v1/jobs/{id}"), t).body;
-            job["state"] != "running"
-        }),
-        "job {id} ended: {job}"
-    );
-    job
-}
-
-fn job_ok(svc: &Service, t: Option<&str>, a: &Answer) -> u64 {
-    assert_eq!(a.status, 202, "{a:?}");
-    let id = a.body["id"].as_u64().expect("a job");
-    let job = job_end(svc, t, id);
-    assert_eq!(job["state"], "succeeded", "{job}");
-    id
+/// Runs the job `a` answered with to its end (succeeded): its id.
+fn job_id(svc: &Service, t: Option<&str>, a: &Answer) -> u64 {
+    svc.job_ok(t, a)["id"].as_u64().expect("a job id")
 }
 
 #[test]
@@ -89,12 +74,12 @@ fn review_job_ids_do_not_count_the_jobs_of_others() {
         &["--tenant", "acme", "--ves", "62", "--role", "operator"],
     );
     let (a, t) = (Some(admin.as_str()), Some(op.as_str()));
-    let first = job_ok(&svc, t, &svc.post("/v1/ves/62/backups", t, Some(json!({}))));
+    let first = job_id(&svc, t, &svc.post("/v1/ves/62/backups", t, Some(json!({}))));
     // Others' work in between: three jobs the tenant cannot see.
     for _ in 0..3 {
-        job_ok(&svc, a, &svc.post("/v1/ves/63/backups", a, Some(json!({}))));
+        job_id(&svc, a, &svc.post("/v1/ves/63/backups", a, Some(json!({}))));
     }
-    let second = job_ok(&svc, t, &svc.post("/v1/ves/62/backups", t, Some(json!({}))));
+    let second = job_id(&svc, t, &svc.post("/v1/ves/62/backups", t, Some(json!({}))));
     assert_ne!(first, second);
     assert!(
         second.abs_diff(first) > 1_000_000,
@@ -135,7 +120,7 @@ fn review_a_tenant_cannot_fill_the_backup_directory_with_backups_of_one_ve() {
     );
     let (a, t) = (Some(admin.as_str()), Some(op.as_str()));
     for _ in 0..2 {
-        job_ok(&svc, t, &svc.post("/v1/ves/64/backups", t, Some(json!({}))));
+        job_id(&svc, t, &svc.post("/v1/ves/64/backups", t, Some(json!({}))));
     }
     let third = svc.post("/v1/ves/64/backups", t, Some(json!({})));
     assert_eq!(
@@ -144,13 +129,13 @@ fn review_a_tenant_cannot_fill_the_backup_directory_with_backups_of_one_ve() {
         "{third:?}"
     );
     // The bound is the VE's, not the host's: another VE's backup runs.
-    job_ok(&svc, a, &svc.post("/v1/ves/65/backups", a, Some(json!({}))));
+    job_id(&svc, a, &svc.post("/v1/ves/65/backups", a, Some(json!({}))));
     // Deleting one makes room again.
     let list = svc.get("/v1/backups?ve=64", t);
     let oldest = list.body[0]["name"].as_str().expect("a name").to_string();
     let del = svc.call("DELETE", &format!("/v1/backups/{oldest}"), t, None);
     assert_eq!(del.status, 204, "{del:?}");
-    job_ok(&svc, t, &svc.post("/v1/ves/64/backups", t, Some(json!({}))));
+    job_id(&svc, t, &svc.post("/v1/ves/64/backups", t, Some(json!({}))));
     drop(svc);
     root.finish();
 }
@@ -299,7 +284,7 @@ fn review_a_reused_id_does_not_inherit_the_backups_of_the_ve_before() {
     );
     let t1 = Some(first.as_str());
     let made = svc.post("/v1/ves/68/backups", t1, Some(json!({})));
-    job_ok(&svc, t1, &made);
+    job_id(&svc, t1, &made);
     let name = made.body["backup"].as_str().expect("name").to_string();
     root.ok(&["destroy", "68"]);
     root.create_busybox("68", &["--disk", "1G"]);

@@ -47,6 +47,28 @@ pub struct Answer {
 }
 
 impl Service {
+    /// Waits for job `id` to end; returns it.
+    pub fn job_end(&self, token: Option<&str>, id: u64) -> Value {
+        let mut job = Value::Null;
+        assert!(
+            crate::common::wait_for(crate::common::secs(180), || {
+                job = self.get(&format!("/v1/jobs/{id}"), token).body;
+                job["state"] != "running"
+            }),
+            "job {id} ended: {job}"
+        );
+        job
+    }
+
+    /// Runs the job `a` answered with to its end; asserts it succeeded.
+    pub fn job_ok(&self, token: Option<&str>, a: &Answer) -> Value {
+        assert_eq!(a.status, 202, "{a:?}");
+        let id = a.body["id"].as_u64().expect("a job");
+        let job = self.job_end(token, id);
+        assert_eq!(job["state"], "succeeded", "{job}");
+        job
+    }
+
     pub fn start(root: &TestRoot) -> Service {
         Self::start_with(root, &[])
     }
